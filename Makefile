@@ -1,0 +1,146 @@
+# Makefile -- one non-recursive build for crossfade, its tools and its tests.
+#   make              bin/crossfade and bin/xf-upstream, -O2 -g, warnings as errors
+#   make test         unit and integration suites (Criterion)
+#   make test SAN=address,undefined   the same suites under ASan and UBSan (alias: make asan)
+#   make demo         build, then run the demo (scripts in bench/)
+#   make bench        wrk against xf-upstream, crossfade and HAProxy in one run
+#   make deps         install the Debian packages the build needs
+#   make format / format-check, V=1 for full command lines, WERROR=0 for packagers
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+PKGS := libevent libevent_openssl libevent_pthreads openssl yaml-0.1 libxxhash
+WERROR ?= 1
+SAN ?=
+
+ifeq ($(SAN),)
+BUILD := build
+BIN := bin
+OPT := -O2 -g
+SANFLAGS :=
+else
+BUILD := build/san
+BIN := build/san/bin
+OPT := -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=$(SAN) -fno-sanitize-recover=undefined
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+CPPFLAGS += -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -DXF_VERSION='"$(VERSION)"'
+CFLAGS ?=
+XF_CFLAGS = -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP $(CFLAGS)
+LLHTTP_CFLAGS = -std=c11 $(OPT) -w $(SANFLAGS) -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) $(CFLAGS)
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+ifeq ($(filter deps format format-check clean help,$(MAKECMDGOALS)),)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CRIT_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
+endif
+LDLIBS = $(PKG_LIBS) -lm
+XF_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+ifneq ($(V),1)
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q :=
+say :=
+endif
+
+# Module sources: every .c of a module folder goes into libxf.a except the programs' mains.
+MODULES := common config balancer admin proxy
+LIB_SRCS := $(filter-out proxy/px_main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LLHTTP_SRCS := llhttp.c api.c http.c
+LLHTTP_OBJS := $(LLHTTP_SRCS:%.c=$(BUILD)/llhttp/%.o)
+UPSTREAM_SRCS := $(wildcard bench/bench_upstream*.c)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+INTEG_SRCS := $(wildcard tests/integration/*.c)
+
+PROGS := $(BIN)/crossfade $(BIN)/xf-upstream
+
+.PHONY: all test unit integration asan demo bench deps format format-check clean help
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(XF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(LLHTTP_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libxf.a: $(LIB_OBJS) $(LLHTTP_OBJS)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/crossfade: $(BUILD)/proxy/px_main.o $(BUILD)/libxf.a
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/xf-upstream: $(UPSTREAM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
+	$(call say,LD,$@)$(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
+	$(call say,LD,$@)$(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
+
+# The sanitizer run makes leaks fail the test that caused them (Criterion 2.4 would pass them).
+ifneq ($(SAN),)
+TEST_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+endif
+TEST_ENV += XF_BIN=$(abspath $(BIN))
+CRIT_OPTS ?= --jobs 2
+
+unit: deps-check $(BUILD)/tests/unit_tests
+	$(TEST_ENV) $(BUILD)/tests/unit_tests $(CRIT_OPTS)
+
+integration: deps-check $(PROGS) $(BUILD)/tests/integration_tests
+	$(TEST_ENV) $(BUILD)/tests/integration_tests $(CRIT_OPTS)
+
+test: deps
+	$(MAKE) --no-print-directory unit integration
+
+asan:
+	$(MAKE) --no-print-directory test SAN=address,undefined
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	bench/demo.sh
+
+bench: deps
+	$(MAKE) --no-print-directory all
+	bench/bench.sh
+
+DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
+	libcriterion-dev node-llhttp wrk haproxy curl clang-format
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "deps: installing $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "deps: missing Debian packages; run: sudo apt-get install -y --no-install-recommends" $$missing; exit 1; \
+	fi
+
+deps-check:
+	@$(PKG_CONFIG) --exists $(PKGS) criterion && test -f $(LLHTTP_DIR)/llhttp.c || { echo "missing libraries: run make deps"; exit 1; }
+.PHONY: deps-check
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "format-check: ok"
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,76 @@
+/* common/xf.h -- logging, the caller-owned error buffer, time and small helpers shared by every
+ * module. */
+#ifndef XF_H
+#define XF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#ifndef XF_VERSION
+#define XF_VERSION "0.1.0"
+#endif
+
+#define XF_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define XF_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define XF_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define XF_UNUSED(x)    ((void)(x))
+#define XF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define XF_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define XF_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+
+/* Free and clear in one step, so no reachable pointer is left to freed memory. */
+#define XF_FREE(p)                                                                                 \
+    do {                                                                                           \
+        free(p);                                                                                   \
+        (p) = NULL;                                                                                \
+    } while (0)
+
+/*
+ * An error travels up in a caller-owned fixed buffer: no allocation on the error path. Every
+ * function that takes a `struct xf_err *` accepts NULL when the caller does not want the text.
+ */
+struct xf_err {
+    char msg[512];
+};
+
+void xf_err_set(struct xf_err *err, const char *fmt, ...) XF_PRINTF(2, 3);
+
+enum xf_log_level {
+    XF_LOG_DEBUG = 0,
+    XF_LOG_INFO,
+    XF_LOG_WARN,
+    XF_LOG_ERR,
+};
+
+/* The one process-wide logging threshold; set once at start-up, read on every XF_LOG. */
+extern enum xf_log_level xf_log_min;
+
+/*
+ * Writes "<time> <LEVEL> <module>: <message>\n" to stderr in one write(2), so lines from several
+ * threads never interleave. Use through XF_LOG, which tests the level inline.
+ */
+void xf_log_write(enum xf_log_level level, const char *module, const char *fmt, ...)
+    XF_PRINTF(3, 4);
+
+#define XF_LOG(level, module, ...)                                                                 \
+    do {                                                                                           \
+        if ((level) >= xf_log_min)                                                                 \
+            xf_log_write((level), (module), __VA_ARGS__);                                          \
+    } while (0)
+
+/* Parses "debug", "info", "warn" or "error"; returns 0, or -1 when the name is unknown. */
+int xf_log_level_parse(const char *name, enum xf_log_level *out);
+
+/* Monotonic clock in milliseconds and in microseconds. */
+uint64_t xf_now_ms(void);
+uint64_t xf_now_us(void);
+
+/* Levenshtein distance between two short strings (for "did you mean" hints); capped at 64 chars. */
+size_t xf_edit_distance(const char *a, const char *b);
+
+/* Case-insensitive comparison of a span with a NUL-terminated lower-case ASCII literal. */
+int xf_span_ieq(const char *s, size_t len, const char *lit);
+
+#endif

@@ -1,0 +1,62 @@
+/* common/xf_util.c -- time and string helpers with no dependency beyond libc. */
+#include "common/xf.h"
+
+#include <string.h>
+#include <time.h>
+
+uint64_t
+xf_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+xf_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+size_t
+xf_edit_distance(const char *a, const char *b)
+{
+    size_t la = XF_MIN(strlen(a), (size_t)64), lb = XF_MIN(strlen(b), (size_t)64);
+    size_t row[65];
+
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = XF_MIN(row[j] + 1, row[j - 1] + 1);
+            row[j] = XF_MIN(best, diag + cost);
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+int
+xf_span_ieq(const char *s, size_t len, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (lit[i] == '\0')
+            return 0;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if (c != (unsigned char)lit[i])
+            return 0;
+    }
+    return lit[i] == '\0';
+}

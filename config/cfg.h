@@ -1,0 +1,117 @@
+/* config/cfg.h -- the YAML configuration file read into one immutable struct cfg. */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/xf.h"
+
+/* An address as written ("127.0.0.1:8000", "[::1]:8000", "localhost:8000"), resolved at load. */
+struct cfg_addr {
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    char text[128]; /* the host:port text as written, NUL-terminated */
+};
+
+enum cfg_role {
+    CFG_ROLE_PROXY = 0, /* splits traffic between x and y */
+    CFG_ROLE_ADMIN_API, /* proxies to x only; subject to the freeze (issue 4) */
+};
+
+struct cfg_listener {
+    struct cfg_addr addr;
+    enum cfg_role role;
+};
+
+struct cfg_node {
+    struct cfg_addr addr;
+    unsigned weight; /* 0..1000, default 1 */
+};
+
+enum cfg_cluster_id {
+    CFG_CLUSTER_X = 0,
+    CFG_CLUSTER_Y,
+    CFG_CLUSTER_COUNT,
+};
+
+struct cfg_cluster {
+    struct cfg_node *nodes; /* owned */
+    size_t n_nodes;
+};
+
+enum cfg_key_kind {
+    CFG_KEY_HEADER = 0, /* header:NAME */
+    CFG_KEY_COOKIE,     /* cookie:NAME */
+    CFG_KEY_QUERY,      /* query:NAME */
+    CFG_KEY_IP,         /* ip */
+    CFG_KEY_JWT_SUB,    /* jwt_sub:HEADER */
+    CFG_KEY_BASIC_USER, /* basic_user */
+    CFG_KEY_RANDOM,     /* random */
+};
+
+struct cfg_split_key {
+    enum cfg_key_kind kind;
+    char *name; /* owned; NULL for ip, basic_user and random */
+};
+
+struct cfg_split {
+    unsigned weight_bp;         /* percent of clients to y, in hundredths: 0..10000 */
+    struct cfg_split_key *keys; /* owned; never empty (default: ip) */
+    size_t n_keys;
+    char *seed; /* owned */
+};
+
+/* Every duration in milliseconds. */
+struct cfg_timeouts {
+    unsigned connect_ms;           /* 3s */
+    unsigned client_header_ms;     /* 10s */
+    unsigned client_idle_ms;       /* 60s */
+    unsigned upstream_response_ms; /* 60s */
+    unsigned upstream_idle_ms;     /* 30s */
+    unsigned shutdown_ms;          /* 10s: how long SIGTERM waits for in-flight requests */
+};
+
+struct cfg_limits {
+    unsigned max_connections;        /* 20000 client connections */
+    unsigned max_request_line_bytes; /* 8192; longer request line -> 414 */
+    unsigned max_header_bytes;       /* 16384; the whole head, request line included -> 431 */
+    unsigned max_headers;            /* 100 -> 431 */
+    uint64_t max_body_bytes;         /* 0 = no limit -> 413 */
+};
+
+struct cfg {
+    char *path;                     /* owned: the file it was read from */
+    struct cfg_listener *listeners; /* owned, n_listeners >= 1 */
+    size_t n_listeners;
+    char *admin_socket; /* owned; default "/run/crossfade/admin.sock" */
+    struct cfg_split split;
+    struct cfg_cluster clusters[CFG_CLUSTER_COUNT]; /* x and y, both required */
+    struct cfg_timeouts timeouts;
+    struct cfg_limits limits;
+    char *access_log;            /* owned; "-" for stdout, a path, or NULL when off */
+    enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
+};
+
+/*
+ * Reads and checks the YAML file at `path`. Returns an owned cfg, or NULL with one message in
+ * `err` of the form "FILE:LINE:COL: key.path: what was expected, got what".
+ */
+struct cfg *cfg_load(const char *path, struct xf_err *err);
+
+/* The same from a string; `name` stands for the file name in messages. */
+struct cfg *cfg_parse(const char *text, size_t len, const char *name, struct xf_err *err);
+
+void cfg_free(struct cfg *cfg);
+
+/* Parses "host:port" or "[v6]:port" into `out` (resolving host names). Returns 0 or -1 with err. */
+int cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err);
+
+/* Parses a duration ("250ms", "3s", "1m", "1h", "1m30s"; a bare number is seconds) into ms. */
+int cfg_duration_parse(const char *text, unsigned *out_ms, struct xf_err *err);
+
+/* "x" or "y" for a cluster id. */
+const char *cfg_cluster_name(enum cfg_cluster_id id);
+
+#endif

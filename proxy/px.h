@@ -1,0 +1,205 @@
+/* proxy/px.h -- the data path: listeners, client and upstream connections, HTTP/1.1 forwarding. */
+#ifndef PX_H
+#define PX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <llhttp.h>
+
+#include "balancer/bal.h"
+#include "common/xf.h"
+#include "config/cfg.h"
+
+/* Outcome of a step of the data path. PX_CLOSE asks the top-level callback to tear down. */
+enum px_rc {
+    PX_OK = 0,
+    PX_AGAIN,
+    PX_CLOSE,
+    PX_DONE, /* the transaction was ended (answered with an error): touch neither it nor its node */
+};
+
+/* A growable byte buffer; empty buffers hold no memory. */
+struct px_buf {
+    char *data; /* owned, NULL while nothing was ever stored */
+    size_t start, end, cap;
+};
+
+static inline size_t
+px_buf_len(const struct px_buf *b)
+{
+    return b->end - b->start;
+}
+
+static inline const char *
+px_buf_head(const struct px_buf *b)
+{
+    return b->data + b->start;
+}
+
+/* Appends n bytes; returns 0 or -1 when out of memory. */
+int px_buf_append(struct px_buf *b, const void *p, size_t n);
+int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
+/* Makes room for at least n more bytes at the end; returns the write pointer or NULL. */
+char *px_buf_reserve(struct px_buf *b, size_t n);
+void px_buf_consume(struct px_buf *b, size_t n);
+/* Frees the memory (the buffer becomes empty and holds nothing). */
+void px_buf_free(struct px_buf *b);
+
+/*
+ * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the
+ * socket would block (the rest stays in b), PX_CLOSE on a socket error (errno set).
+ */
+enum px_rc px_buf_send(struct px_buf *b, int fd, uint64_t *sent);
+
+/* --- HTTP helpers (px_http.c): pure functions on raw header bytes, unit tested. --- */
+
+/* One header field of a parsed head: spans into the head's bytes, valid while those live. */
+struct px_hdr {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
+/* Whether a header value holds only field-vchar, SP and HTAB (no CR, LF, NUL or other CTLs). */
+bool px_http_value_ok(const char *v, size_t len);
+/*
+ * Whether the header value piece starting at `at` begins a continuation line (obs-fold): the bytes
+ * before it, past spaces and tabs, end a line instead of being the field's colon. `at` must follow
+ * a header name and colon in the same buffer, which llhttp's value spans always do.
+ */
+bool px_http_is_fold(const char *at);
+/* Whether a span is a valid token (RFC 9110 tchar+). */
+bool px_http_token_ok(const char *v, size_t len);
+/* Whether a Host value is uri-host [ ":" port ] with a valid reg-name or IP literal. */
+bool px_http_host_ok(const char *v, size_t len);
+/* Whether `name` (len bytes) is a hop-by-hop header RFC 9110 7.6.1 names, or one of the framing. */
+bool px_http_is_hop(const char *name, size_t len);
+/* Whether a comma-separated list contains `token` (case-insensitive), e.g. Connection: close. */
+bool px_http_list_has(const char *v, size_t len, const char *token);
+/* Whether the header `name` is listed in any of the Connection values. */
+bool px_http_conn_names(const struct px_hdr *const conn_hdrs[], size_t n_conn, const char *name,
+                        size_t len);
+
+enum px_te {
+    PX_TE_NONE = 0, /* no Transfer-Encoding */
+    PX_TE_CHUNKED,  /* exactly "chunked" */
+    PX_TE_BAD,      /* malformed, or chunked not last, or chunked twice */
+    PX_TE_UNKNOWN,  /* a well-formed list ending in chunked with other codings too */
+};
+/* Classifies the combined Transfer-Encoding values. */
+enum px_te px_http_te_classify(const struct px_hdr *te[], size_t n);
+
+/* Parses the Content-Length values: all must be the same 1*DIGIT. Returns 0 or -1. */
+int px_http_cl_parse(const struct px_hdr *cl[], size_t n, uint64_t *out);
+
+/* The reason phrase of a status the proxy generates. */
+const char *px_http_reason(int status);
+
+/* --- the worker, connections and transactions --- */
+
+struct px_worker;
+struct px_client;
+struct px_upstream;
+struct px_txn;
+
+/* Per-node state of one worker: the pool of idle keep-alive connections and counters. */
+struct px_pool {
+    const struct bal_node *node; /* borrowed from the worker's snapshot */
+    TAILQ_HEAD(, px_upstream) idle;
+    unsigned n_idle;
+    unsigned n_busy;
+};
+
+struct px_listener {
+    struct px_worker *w;            /* borrowed */
+    const struct cfg_listener *cfg; /* borrowed */
+    int fd;
+    struct event ev;
+    bool paused;
+};
+
+/* Buffered access log of one worker; flushed by size and by a 1 s timer, never per request. */
+struct px_alog {
+    int fd; /* -1 when off */
+    bool owns_fd;
+    struct px_buf buf;
+    struct event *timer; /* owned */
+    uint64_t dropped;
+};
+
+/* The parse of one request head: spans into the bytes being parsed, valid during the parse. */
+struct px_req_head {
+    const char *url;
+    size_t url_len;
+    size_t n_hdrs;
+    bool field_open; /* a header name was seen and its value not finished */
+    bool complete;   /* on_headers_complete ran */
+    int status;      /* a status chosen by a check (0: llhttp's error decides) */
+    const char *why;
+};
+
+/* The parse of one response head. */
+struct px_resp_head {
+    const char *reason;
+    size_t reason_len;
+    size_t n_hdrs;
+    bool field_open;
+    bool complete;
+    const char *why; /* set when a check refused the head */
+};
+
+struct px_worker {
+    struct event_base *base;         /* owned */
+    const struct cfg *cfg;           /* borrowed */
+    const struct bal_snapshot *snap; /* borrowed; replaced by a new snapshot as a whole */
+    struct bal_cursor cursor;
+    struct px_pool *pools; /* owned: one per node id */
+    size_t n_pools;
+    struct px_listener *listeners; /* owned */
+    size_t n_listeners;
+    char *rbuf; /* owned: the read scratch buffer */
+    size_t rbuf_cap;
+    struct px_hdr *hdrs; /* owned: header table of the head being parsed */
+    size_t hdrs_cap;
+    struct px_req_head req_head;   /* the request head being parsed (one at a time) */
+    struct px_resp_head resp_head; /* the response head being parsed (one at a time) */
+    struct px_hdr *resp_hdrs;      /* owned: header table of the response head being parsed */
+    size_t resp_hdrs_cap;
+    struct px_alog alog;
+    const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
+        *tv_upstream_idle, *tv_connect; /* libevent common timeouts */
+    TAILQ_HEAD(, px_client) clients;
+    unsigned n_clients;
+    bool draining;
+    struct event *ev_sigterm, *ev_sigint, *ev_deadline; /* owned */
+    int exit_code;
+};
+
+/* Creates a worker on the config and snapshot (both borrowed, must outlive it). */
+struct px_worker *px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap,
+                                struct xf_err *err);
+/* Binds the listeners; returns 0 or -1 with err naming the address and the reason. */
+int px_worker_listen(struct px_worker *w, struct xf_err *err);
+/* Runs the event loop until shutdown; returns the exit status. */
+int px_worker_run(struct px_worker *w);
+void px_worker_free(struct px_worker *w);
+
+/* Internal to proxy/ */
+void px_client_accept(struct px_worker *w, struct px_listener *l, int fd,
+                      const struct sockaddr *sa);
+void px_client_free(struct px_client *c);
+void px_worker_client_gone(struct px_worker *w);
+void px_worker_begin_shutdown(struct px_worker *w);
+
+void px_alog_init(struct px_alog *a);
+int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);
+void px_alog_flush(struct px_alog *a);
+void px_alog_close(struct px_alog *a);
+
+#endif

@@ -1,0 +1,122 @@
+/* proxy/px_buf.c -- growable byte buffers that hold no memory while empty. */
+#include "proxy/px.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define PX_BUF_MIN 16384u
+
+char *
+px_buf_reserve(struct px_buf *b, size_t n)
+{
+    size_t len = px_buf_len(b);
+    size_t need, cap;
+    char *p;
+
+    if (b->cap - b->end >= n)
+        return b->data + b->end;
+    if (b->start > 0 && b->cap - len >= n) {
+        memmove(b->data, b->data + b->start, len);
+        b->start = 0;
+        b->end = len;
+        return b->data + b->end;
+    }
+    need = len + n;
+    cap = b->cap ? b->cap : PX_BUF_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (b->start > 0) {
+        p = malloc(cap);
+        if (p == NULL)
+            return NULL;
+        memcpy(p, b->data + b->start, len);
+        free(b->data);
+    } else {
+        p = realloc(b->data, cap);
+        if (p == NULL)
+            return NULL;
+    }
+    b->data = p;
+    b->start = 0;
+    b->end = len;
+    b->cap = cap;
+    return b->data + b->end;
+}
+
+int
+px_buf_append(struct px_buf *b, const void *p, size_t n)
+{
+    char *dst;
+
+    if (n == 0)
+        return 0;
+    dst = px_buf_reserve(b, n);
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, p, n);
+    b->end += n;
+    return 0;
+}
+
+int
+px_buf_printf(struct px_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char *dst;
+    int n;
+
+    dst = px_buf_reserve(b, 256);
+    if (dst == NULL)
+        return -1;
+    va_start(ap, fmt);
+    n = vsnprintf(dst, b->cap - b->end, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n >= b->cap - b->end) {
+        dst = px_buf_reserve(b, (size_t)n + 1);
+        if (dst == NULL)
+            return -1;
+        va_start(ap, fmt);
+        vsnprintf(dst, b->cap - b->end, fmt, ap);
+        va_end(ap);
+    }
+    b->end += (size_t)n;
+    return 0;
+}
+
+void
+px_buf_consume(struct px_buf *b, size_t n)
+{
+    b->start += n;
+    if (b->start >= b->end)
+        b->start = b->end = 0;
+}
+
+void
+px_buf_free(struct px_buf *b)
+{
+    XF_FREE(b->data);
+    b->start = b->end = b->cap = 0;
+}
+
+enum px_rc
+px_buf_send(struct px_buf *b, int fd, uint64_t *sent)
+{
+    while (px_buf_len(b) > 0) {
+        ssize_t n = send(fd, px_buf_head(b), px_buf_len(b), MSG_NOSIGNAL);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return PX_AGAIN;
+            return PX_CLOSE;
+        }
+        if (sent != NULL)
+            *sent += (uint64_t)n;
+        px_buf_consume(b, (size_t)n);
+    }
+    return PX_OK;
+}

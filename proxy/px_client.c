@@ -1,0 +1,926 @@
+/* proxy/px_client.c -- client connections: reading, checking and forwarding requests. */
+#include "proxy/px_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void px_client_on_read(evutil_socket_t fd, short what, void *arg);
+static void px_client_on_write(evutil_socket_t fd, short what, void *arg);
+
+/* The request parser's callbacks reach the head through the client; one parse at a time. */
+static struct px_req_head *
+px_client_head_of(llhttp_t *p)
+{
+    struct px_client *c = p->data;
+    return &c->w->req_head;
+}
+
+static int
+px_req_fail(llhttp_t *p, int status, const char *why)
+{
+    struct px_req_head *h = px_client_head_of(p);
+
+    h->status = status;
+    h->why = why;
+    return -1;
+}
+
+static int
+px_req_on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_req_head *h = px_client_head_of(p);
+
+    h->url = at;
+    h->url_len = len;
+    return 0;
+}
+
+static int
+px_req_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_client *c = p->data;
+    struct px_req_head *h = px_client_head_of(p);
+    struct px_hdr *hd;
+
+    if (c->txn != NULL)
+        return 0; /* trailer fields of a chunked body: dropped */
+    if (h->n_hdrs >= c->w->cfg->limits.max_headers)
+        return px_req_fail(p, 431, "too many header fields");
+    hd = &c->w->hdrs[h->n_hdrs];
+    hd->name = at;
+    hd->name_len = (uint32_t)len;
+    hd->value = at + len;
+    hd->value_len = 0;
+    h->field_open = true;
+    return 0;
+}
+
+static int
+px_req_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_client *c = p->data;
+    struct px_req_head *h = px_client_head_of(p);
+    struct px_hdr *hd;
+
+    if (c->txn != NULL)
+        return 0;
+    if (!h->field_open)
+        return px_req_fail(p, 400, "empty header name");
+    if (!px_http_value_ok(at, len))
+        return px_req_fail(p, 400, "control character, obs-fold or bare CR in a header value");
+    if (px_http_is_fold(at))
+        return px_req_fail(p, 400, "obs-fold (a header line continued on the next line)");
+    hd = &c->w->hdrs[h->n_hdrs];
+    hd->value = at;
+    hd->value_len = (uint32_t)len;
+    return 0;
+}
+
+static int
+px_req_on_header_value_complete(llhttp_t *p)
+{
+    struct px_client *c = p->data;
+    struct px_req_head *h = px_client_head_of(p);
+
+    if (c->txn != NULL)
+        return 0;
+    if (!h->field_open)
+        return px_req_fail(p, 400, "empty header name");
+    h->field_open = false;
+    h->n_hdrs++;
+    return 0;
+}
+
+static int px_req_on_headers_complete(llhttp_t *p);
+static int px_req_on_body(llhttp_t *p, const char *at, size_t len);
+static int px_req_on_message_complete(llhttp_t *p);
+
+static const llhttp_settings_t px_req_settings = {
+    .on_url = px_req_on_url,
+    .on_header_field = px_req_on_header_field,
+    .on_header_value = px_req_on_header_value,
+    .on_header_value_complete = px_req_on_header_value_complete,
+    .on_headers_complete = px_req_on_headers_complete,
+    .on_body = px_req_on_body,
+    .on_message_complete = px_req_on_message_complete,
+};
+
+/* --- reading --- */
+
+void
+px_client_read_on(struct px_client *c)
+{
+    const struct timeval *tv = NULL;
+    struct timeval rem;
+
+    if (c->eof || c->closing)
+        return;
+    if (c->state == PX_C_HEAD) {
+        if (c->head_start_ms != 0) {
+            uint64_t now = xf_now_ms(),
+                     end = c->head_start_ms + c->w->cfg->timeouts.client_header_ms;
+            uint64_t left = end > now ? end - now : 1;
+            rem.tv_sec = (time_t)(left / 1000);
+            rem.tv_usec = (suseconds_t)(left % 1000) * 1000;
+            tv = &rem;
+        } else {
+            tv = c->first ? c->w->tv_client_header : c->w->tv_client_idle;
+        }
+    } else if (c->state == PX_C_BODY) {
+        tv = c->w->tv_client_idle;
+    }
+    event_add(&c->rev, tv);
+    c->read_off = false;
+}
+
+void
+px_client_read_off(struct px_client *c)
+{
+    if (!c->read_off) {
+        event_del(&c->rev);
+        c->read_off = true;
+    }
+}
+
+/* Sends a complete response of the proxy's own, short and plain. */
+static void
+px_client_simple_response(struct px_client *c, int status, const char *why, bool close)
+{
+    px_buf_printf(&c->out,
+                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n"
+                  "%d %s: %s\n",
+                  status, px_http_reason(status), strlen(why) + strlen(px_http_reason(status)) + 7,
+                  close ? "Connection: close\r\n" : "", status, px_http_reason(status), why);
+}
+
+/* Refuses a request that never reached a node: the status, Connection: close, then close. */
+static enum px_rc
+px_client_reject(struct px_client *c, int status, const char *why)
+{
+    XF_LOG(XF_LOG_DEBUG, "proxy", "event=reject client=%s status=%d reason=\"%s\"", c->ip, status,
+           why);
+    px_client_simple_response(c, status, why, true);
+    c->closing = true;
+    px_client_read_off(c);
+    return px_client_flush(c);
+}
+
+/* Whether a request line could still be within the limits: 414 decides on the first line. */
+static int
+px_client_line_status(const struct px_client *c, const char *p, size_t n)
+{
+    size_t lim = c->w->cfg->limits.max_request_line_bytes;
+    const char *lf = memchr(p, '\n', XF_MIN(n, lim + 2));
+
+    if (lf == NULL)
+        return n > lim ? 414 : 0;
+    return (size_t)(lf - p) > lim + 1 ? 414 : 0;
+}
+
+/* Maps a request parse error to a status: 505 for a well-formed version other than 1.0/1.1. */
+static int
+px_client_parse_status(const struct px_client *c, const char *p, size_t n, llhttp_errno_t err)
+{
+    const struct px_req_head *h = &c->w->req_head;
+
+    if (h->status != 0)
+        return h->status;
+    if (err == HPE_INVALID_VERSION) {
+        const char *lf = memchr(p, '\n', n);
+        const char *end = lf ? lf : p + n;
+        if (end > p && end[-1] == '\r')
+            end--;
+        /* "HTTP/" DIGIT "." DIGIT at the end of the line is well-formed: the version is refused. */
+        if (end - p >= 9 && memcmp(end - 8, "HTTP/", 5) == 0 && end[-3] >= '0' && end[-3] <= '9' &&
+            end[-2] == '.' && end[-1] >= '0' && end[-1] <= '9' && end[-9] == ' ')
+            return 505;
+    }
+    return 400;
+}
+
+/*
+ * Parses a request head from its first byte. Returns PX_OK once the head is complete and the
+ * request dispatched (*used = bytes the parser took, head and any body), PX_AGAIN when more bytes
+ * are needed (nothing consumed), PX_CLOSE after a refusal.
+ */
+static enum px_rc
+px_client_head(struct px_client *c, const char *p, size_t n, size_t *used)
+{
+    struct px_req_head *h = &c->w->req_head;
+    size_t max = c->w->cfg->limits.max_header_bytes;
+    size_t m = XF_MIN(n, max);
+    llhttp_errno_t err;
+    int st;
+
+    *used = 0;
+    st = px_client_line_status(c, p, n);
+    if (st != 0)
+        return px_client_reject(c, st, "request line too long");
+    memset(h, 0, sizeof(*h));
+    llhttp_init(&c->parser, HTTP_REQUEST, &px_req_settings);
+    c->parser.data = c;
+    err = llhttp_execute(&c->parser, p, m);
+    if (!h->complete) {
+        if (err == HPE_OK) {
+            if (n > max)
+                return px_client_reject(c, 431, "request header fields too large");
+            return PX_AGAIN;
+        }
+        st = px_client_parse_status(c, p, n, err);
+        return px_client_reject(c, st, h->why ? h->why : llhttp_get_error_reason(&c->parser));
+    }
+    /* The head was taken; the request is dispatched (or answered) from now on. */
+    if (err == HPE_OK) {
+        *used = m;
+        return PX_OK;
+    }
+    if (err == HPE_PAUSED) {
+        *used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+        return PX_OK;
+    }
+    if (c->txn == NULL)
+        return px_client_reject(c, px_client_parse_status(c, p, n, err),
+                                h->why ? h->why : llhttp_get_error_reason(&c->parser));
+    *used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+    return px_txn_error(c->txn, h->status ? h->status : 400,
+                        h->why ? h->why : "malformed request body");
+}
+
+/*
+ * Feeds request bytes (head or body) to the state machine; *consumed says how many it took. A
+ * transaction answered meanwhile is finished here, and parsing goes on with a pipelined request.
+ */
+static enum px_rc
+px_client_feed(struct px_client *c, const char *p, size_t n, size_t *consumed)
+{
+    enum px_rc rc = PX_OK;
+    size_t used;
+
+    *consumed = 0;
+    c->in_feed = true;
+    while (n > 0 && !c->closing && c->state != PX_C_DONE) {
+        if (c->state == PX_C_HEAD) {
+            if (c->head_start_ms == 0)
+                c->head_start_ms = xf_now_ms();
+            rc = px_client_head(c, p, n, &used);
+            if (rc == PX_AGAIN) {
+                rc = PX_OK;
+                break;
+            }
+        } else {
+            llhttp_errno_t err = llhttp_execute(&c->parser, p, n);
+            used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&c->parser) - p);
+            if (err != HPE_OK && err != HPE_PAUSED) {
+                struct px_req_head *h = &c->w->req_head;
+                rc = px_txn_error(c->txn, h->status ? h->status : 400,
+                                  h->why ? h->why : "malformed request body");
+            }
+        }
+        if (c->txn != NULL)
+            c->txn->bytes_in += used;
+        *consumed += used;
+        p += used;
+        n -= used;
+        if (rc == PX_CLOSE)
+            break;
+        if (c->txn != NULL && c->txn->u != NULL)
+            rc = px_upstream_flush(c->txn->u);
+        if (rc == PX_CLOSE)
+            break;
+        if (c->txn != NULL && c->txn->resp_done)
+            px_txn_finish(c->txn);
+    }
+    c->in_feed = false;
+    return rc;
+}
+
+static enum px_rc
+px_client_on_eof(struct px_client *c)
+{
+    c->eof = true;
+    px_client_read_off(c);
+    /* A request in flight still gets its response (the client may have half-closed). */
+    if (c->txn != NULL && c->state == PX_C_DONE)
+        return PX_OK;
+    return PX_CLOSE;
+}
+
+static enum px_rc
+px_client_read(struct px_client *c)
+{
+    struct px_worker *w = c->w;
+    enum px_rc rc;
+    size_t consumed;
+    ssize_t n;
+
+    if (px_buf_len(&c->in) == 0) {
+        n = recv(c->fd, w->rbuf, w->rbuf_cap, 0);
+        if (n > 0) {
+            rc = px_client_feed(c, w->rbuf, (size_t)n, &consumed);
+            if (rc == PX_OK && consumed < (size_t)n && !c->closing &&
+                px_buf_append(&c->in, w->rbuf + consumed, (size_t)n - consumed) == -1)
+                rc = PX_CLOSE;
+            goto fed;
+        }
+    } else {
+        char *dst = px_buf_reserve(&c->in, 16384);
+        if (dst == NULL)
+            return PX_CLOSE;
+        n = recv(c->fd, dst, c->in.cap - c->in.end, 0);
+        if (n > 0) {
+            c->in.end += (size_t)n;
+            rc = px_client_feed(c, px_buf_head(&c->in), px_buf_len(&c->in), &consumed);
+            if (rc != PX_CLOSE)
+                px_buf_consume(&c->in, consumed);
+            goto fed;
+        }
+    }
+    if (n == 0)
+        return px_client_on_eof(c);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return PX_OK;
+    return PX_CLOSE;
+fed:
+    if (rc == PX_CLOSE)
+        return PX_CLOSE;
+    if (px_buf_len(&c->out) > 0 || c->closing) {
+        rc = px_client_flush(c);
+        if (rc == PX_CLOSE)
+            return PX_CLOSE;
+    }
+    if (px_buf_len(&c->in) == 0) {
+        px_buf_free(&c->in);
+        c->head_start_ms = 0;
+    }
+    /* Bound what a client may queue ahead of its responses (pipelining, slow nodes). */
+    if (px_buf_len(&c->in) > c->w->cfg->limits.max_header_bytes * 2u + 65536u)
+        px_client_read_off(c);
+    else if (c->state == PX_C_HEAD && px_buf_len(&c->in) > 0 && c->head_start_ms != 0)
+        px_client_read_on(c); /* re-arm the header deadline */
+    return rc;
+}
+
+static void
+px_client_on_timeout(struct px_client *c)
+{
+    enum px_rc rc = PX_CLOSE;
+
+    if (c->state == PX_C_HEAD && (c->head_start_ms != 0 || px_buf_len(&c->in) > 0))
+        rc = px_client_reject(c, 408, "the request head took too long");
+    else if (c->state == PX_C_BODY && c->txn != NULL && !c->txn->resp_started)
+        rc = px_txn_error(c->txn, 408, "the request body took too long");
+    if (rc == PX_CLOSE)
+        px_client_free(c);
+}
+
+static void
+px_client_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_client *c = arg;
+
+    XF_UNUSED(fd);
+    if (what & EV_TIMEOUT) {
+        px_client_on_timeout(c);
+        return;
+    }
+    if (px_client_read(c) == PX_CLOSE)
+        px_client_free(c);
+}
+
+static void
+px_client_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_client *c = arg;
+
+    XF_UNUSED(fd);
+    if (what & EV_TIMEOUT) {
+        px_client_free(c);
+        return;
+    }
+    if (px_client_flush(c) == PX_CLOSE)
+        px_client_free(c);
+}
+
+enum px_rc
+px_client_flush(struct px_client *c)
+{
+    enum px_rc rc = px_buf_send(&c->out, c->fd, &c->sent_total);
+
+    if (rc == PX_CLOSE)
+        return PX_CLOSE;
+    if (rc == PX_AGAIN) {
+        if (!c->wev_on) {
+            event_add(&c->wev, c->w->tv_client_idle);
+            c->wev_on = true;
+        }
+        if (px_buf_len(&c->out) > PX_HIGH_MARK && c->txn != NULL && c->txn->u != NULL)
+            px_upstream_read_off(c->txn->u);
+        return PX_OK;
+    }
+    if (c->wev_on) {
+        event_del(&c->wev);
+        c->wev_on = false;
+    }
+    if (c->closing)
+        return PX_CLOSE;
+    if (c->txn == NULL)
+        px_buf_free(&c->out);
+    else if (c->txn->u != NULL && c->txn->u->read_off && !c->txn->resp_done)
+        px_upstream_read_on(c->txn->u);
+    return PX_OK;
+}
+
+/* --- requests --- */
+
+/* Headers the request forwarding looks at, gathered in one pass over the table. */
+struct px_req_view {
+    const struct px_hdr *host[2];
+    const struct px_hdr *conn[16];
+    const struct px_hdr *te[8];
+    const struct px_hdr *cl[8];
+    const struct px_hdr *xff[8];
+    size_t n_host, n_conn, n_te, n_cl, n_xff;
+    bool expect_100;
+};
+
+static void
+px_req_view_build(const struct px_hdr *hdrs, size_t n, struct px_req_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        const struct px_hdr *h = &hdrs[i];
+        const char *nm = h->name;
+        size_t len = h->name_len;
+
+#define PX_COLLECT(arr, cnt)                                                                       \
+    do {                                                                                           \
+        if (v->cnt < XF_ARRAY_LEN(v->arr))                                                         \
+            v->arr[v->cnt] = h;                                                                    \
+        v->cnt++;                                                                                  \
+    } while (0)
+        if (xf_span_ieq(nm, len, "host"))
+            PX_COLLECT(host, n_host);
+        else if (xf_span_ieq(nm, len, "connection"))
+            PX_COLLECT(conn, n_conn);
+        else if (xf_span_ieq(nm, len, "transfer-encoding"))
+            PX_COLLECT(te, n_te);
+        else if (xf_span_ieq(nm, len, "content-length"))
+            PX_COLLECT(cl, n_cl);
+        else if (xf_span_ieq(nm, len, "x-forwarded-for"))
+            PX_COLLECT(xff, n_xff);
+        else if (xf_span_ieq(nm, len, "expect"))
+            v->expect_100 = px_http_list_has(h->value, h->value_len, "100-continue");
+#undef PX_COLLECT
+    }
+}
+
+/* Whether a header is dropped when forwarding: hop-by-hop, ours to set, or named by Connection. */
+static bool
+px_req_drop(const struct px_hdr *h, const struct px_req_view *v, bool http10)
+{
+    const char *nm = h->name;
+    size_t len = h->name_len;
+
+    if (px_http_is_hop(nm, len) || xf_span_ieq(nm, len, "x-forwarded-for") ||
+        xf_span_ieq(nm, len, "x-forwarded-proto") || xf_span_ieq(nm, len, "x-forwarded-host") ||
+        xf_span_ieq(nm, len, "host"))
+        return true;
+    if (http10 && xf_span_ieq(nm, len, "expect"))
+        return true; /* RFC 9110 10.1.1: a 1.0 request's 100-continue is ignored */
+    return v->n_conn > 0 &&
+           px_http_conn_names(v->conn, XF_MIN(v->n_conn, XF_ARRAY_LEN(v->conn)), nm, len);
+}
+
+/* Splits an absolute-form target into authority and path; returns -1 when it is not one. */
+static int
+px_req_absolute(const char *url, size_t len, const char **auth, size_t *auth_len, const char **path,
+                size_t *path_len)
+{
+    size_t skip;
+
+    if (len > 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (len > 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    *auth = url + skip;
+    *path = memchr(*auth, '/', len - skip);
+    if (*path == NULL) {
+        *auth_len = len - skip;
+        *path = "/";
+        *path_len = 1;
+    } else {
+        *auth_len = (size_t)(*path - *auth);
+        *path_len = (size_t)(url + len - *path);
+    }
+    return 0;
+}
+
+/*
+ * Checks a complete request head against what a front proxy must refuse and writes the request
+ * the node will see into `out`. Returns 0, or an HTTP status with *why set.
+ */
+static int
+px_req_build(struct px_client *c, struct px_txn *t, const struct px_req_head *h, struct px_buf *out,
+             const char **why)
+{
+    const struct px_hdr *hdrs = c->w->hdrs;
+    struct px_req_view v;
+    const char *target = h->url, *host = NULL;
+    size_t target_len = h->url_len, host_len = 0;
+    const char *auth, *path;
+    size_t auth_len, path_len;
+    uint64_t cl = 0;
+    enum px_te te;
+    bool http10 = t->minor == 0;
+
+    px_req_view_build(hdrs, h->n_hdrs, &v);
+    if (c->parser.method == HTTP_CONNECT)
+        return *why = "CONNECT is not supported", 501;
+    if (h->url_len == 0)
+        return *why = "empty request target", 400;
+    for (size_t i = 0; i < h->n_hdrs; i++)
+        if (!px_http_token_ok(hdrs[i].name, hdrs[i].name_len))
+            return *why = "invalid header name", 400;
+    if (v.n_host > 1)
+        return *why = "more than one Host header", 400;
+    if (v.n_host == 1) {
+        host = v.host[0]->value;
+        host_len = v.host[0]->value_len;
+        if (!px_http_host_ok(host, host_len))
+            return *why = "invalid Host header", 400;
+    } else if (!http10) {
+        return *why = "HTTP/1.1 request without Host", 400;
+    }
+    if (target[0] == '/') {
+        /* origin-form */
+    } else if (px_req_absolute(target, target_len, &auth, &auth_len, &path, &path_len) == 0) {
+        if (!px_http_host_ok(auth, auth_len))
+            return *why = "invalid authority in the request target", 400;
+        host = auth; /* RFC 9112 3.2.2: the target's authority replaces Host */
+        host_len = auth_len;
+        target = path;
+        target_len = path_len;
+    } else if (!(target_len == 1 && target[0] == '*' && c->parser.method == HTTP_OPTIONS)) {
+        return *why = "invalid request target", 400;
+    }
+    te = px_http_te_classify(v.te, XF_MIN(v.n_te, XF_ARRAY_LEN(v.te)));
+    if (v.n_te > XF_ARRAY_LEN(v.te) || v.n_cl > XF_ARRAY_LEN(v.cl))
+        return *why = "too many framing headers", 400;
+    if (te != PX_TE_NONE && http10)
+        return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+    if (te != PX_TE_NONE && v.n_cl > 0)
+        return *why = "both Content-Length and Transfer-Encoding", 400;
+    if (te == PX_TE_BAD)
+        return *why = "invalid Transfer-Encoding (the last coding must be chunked)", 400;
+    if (te == PX_TE_UNKNOWN)
+        return *why = "unsupported transfer coding", 501;
+    if (v.n_cl > 0 && px_http_cl_parse(v.cl, v.n_cl, &cl) == -1)
+        return *why = "invalid or conflicting Content-Length", 400;
+    if (c->w->cfg->limits.max_body_bytes > 0 && cl > c->w->cfg->limits.max_body_bytes)
+        return *why = "request body larger than the limit", 413;
+    t->req_chunked = te == PX_TE_CHUNKED;
+
+    /* The request line: always HTTP/1.1 towards the node, so the connection can be kept. */
+    if (px_buf_printf(out, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(c->parser.method),
+                      (int)target_len, target) == -1)
+        goto oom;
+    if (host != NULL)
+        px_buf_printf(out, "Host: %.*s\r\n", (int)host_len, host);
+    else
+        px_buf_printf(out, "Host: %s\r\n", t->node->addr.text);
+    for (size_t i = 0; i < h->n_hdrs; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        if (px_req_drop(hd, &v, http10))
+            continue;
+        char *dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
+        if (dst == NULL)
+            goto oom;
+        memcpy(dst, hd->name, hd->name_len);
+        dst += hd->name_len;
+        *dst++ = ':';
+        *dst++ = ' ';
+        memcpy(dst, hd->value, hd->value_len);
+        dst += hd->value_len;
+        *dst++ = '\r';
+        *dst++ = '\n';
+        out->end += hd->name_len + hd->value_len + 4u;
+    }
+    px_buf_append(out, "X-Forwarded-For: ", 17);
+    for (size_t i = 0; i < XF_MIN(v.n_xff, XF_ARRAY_LEN(v.xff)); i++) {
+        px_buf_append(out, v.xff[i]->value, v.xff[i]->value_len);
+        px_buf_append(out, ", ", 2);
+    }
+    px_buf_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n", c->ip);
+    if (host != NULL)
+        px_buf_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
+    if (t->req_chunked)
+        px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
+    else if (v.n_cl > 0)
+        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)cl);
+    if (px_buf_append(out, "\r\n", 2) == -1)
+        goto oom;
+    return 0;
+oom:
+    return *why = "out of memory", 500;
+}
+
+static bool
+px_req_keep_alive(const struct px_client *c)
+{
+    return llhttp_should_keep_alive(&c->parser) != 0;
+}
+
+/* Runs inside on_headers_complete: checks the head, picks a node and queues the request. */
+static int
+px_req_on_headers_complete(llhttp_t *p)
+{
+    struct px_client *c = p->data;
+    struct px_req_head *h = px_client_head_of(p);
+    struct px_worker *w = c->w;
+    struct bal_request breq = {.client_ip = c->ip};
+    struct bal_choice choice;
+    struct px_txn *t;
+    const char *why = NULL;
+    int status = 0, err_status = 0;
+    struct px_buf head = {0};
+
+    h->complete = true;
+    if (h->url_len > 0 && !(h->url[h->url_len] == ' ' && h->url[h->url_len + 1] == 'H')) {
+        h->complete = false;
+        return px_req_fail(p, 400, "request line without an HTTP version");
+    }
+    if (p->http_major != 1 || p->http_minor > 1) {
+        h->complete = false;
+        return px_req_fail(p, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        h->complete = false;
+        return px_req_fail(p, 500, "out of memory");
+    }
+    t->c = c;
+    t->t_start_us = xf_now_us();
+    t->out_mark = c->sent_total + px_buf_len(&c->out);
+    t->method = p->method;
+    t->minor = p->http_minor;
+    t->client_ka = px_req_keep_alive(c);
+    t->target_len = (size_t)snprintf(t->target, sizeof(t->target), "%s %.*s HTTP/1.%d",
+                                     llhttp_method_name(p->method), (int)XF_MIN(h->url_len, 300u),
+                                     h->url, p->http_minor);
+    if (t->target_len >= sizeof(t->target))
+        t->target_len = sizeof(t->target) - 1;
+
+    /* Checks that need no node come first: a refused request reaches nothing. */
+    bal_pick(w->snap, &breq, &w->cursor, &choice);
+    t->cluster = choice.cluster;
+    t->node = choice.node;
+    if (t->node == NULL) {
+        /* Still check the head: a malformed request gets its 4xx, not a 503. */
+        static const struct bal_node px_no_node;
+        t->node = &px_no_node;
+        status = px_req_build(c, t, h, &head, &why);
+        t->node = NULL;
+        px_buf_free(&head);
+        if (status != 0) {
+            free(t);
+            h->complete = false;
+            return px_req_fail(p, status, why);
+        }
+        c->txn = t;
+        c->state = PX_C_BODY;
+        px_txn_error(t, 503, "no node available");
+        return 0;
+    }
+    status = px_req_build(c, t, h, &head, &why);
+    if (status != 0) {
+        px_buf_free(&head);
+        free(t);
+        h->complete = false;
+        return px_req_fail(p, status, why);
+    }
+    c->txn = t;
+    c->first = false;
+    c->state = PX_C_BODY;
+    c->head_start_ms = 0;
+    px_client_read_on(c);
+    t->t_up_start_us = xf_now_us();
+    t->u = px_upstream_get(w, &w->pools[t->node->id], &err_status);
+    if (t->u == NULL) {
+        px_buf_free(&head);
+        px_txn_error(t, err_status,
+                     err_status == 504 ? "timed out connecting to the node"
+                                       : "could not connect to the node");
+        return 0;
+    }
+    t->u->txn = t;
+    if (px_buf_len(&t->u->out) == 0) {
+        /* Hand the built head over without a copy. */
+        px_buf_free(&t->u->out);
+        t->u->out = head;
+    } else {
+        px_buf_append(&t->u->out, px_buf_head(&head), px_buf_len(&head));
+        px_buf_free(&head);
+    }
+    return 0;
+}
+
+static int
+px_req_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_client *c = p->data;
+    struct px_txn *t = c->txn;
+    uint64_t max = c->w->cfg->limits.max_body_bytes;
+
+    t->req_body += len;
+    if (max > 0 && t->req_body > max)
+        return px_req_fail(p, 413, "request body larger than the limit");
+    if (t->u == NULL || t->resp_done)
+        return 0; /* answered already: the body is read and dropped */
+    if (t->req_chunked) {
+        char sz[24];
+        int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+        px_buf_append(&t->u->out, sz, (size_t)n);
+        px_buf_append(&t->u->out, at, len);
+        return px_buf_append(&t->u->out, "\r\n", 2);
+    }
+    return px_buf_append(&t->u->out, at, len);
+}
+
+static int
+px_req_on_message_complete(llhttp_t *p)
+{
+    struct px_client *c = p->data;
+    struct px_txn *t = c->txn;
+
+    t->req_done = true;
+    c->state = PX_C_DONE;
+    if (t->u != NULL && !t->resp_done) {
+        if (t->req_chunked)
+            px_buf_append(&t->u->out, "0\r\n\r\n", 5);
+        px_upstream_arm_response_timeout(t->u);
+    }
+    px_client_read_on(c);
+    return HPE_PAUSED;
+}
+
+/* --- transactions --- */
+
+/*
+ * Answers the transaction with an error of the proxy's own when no response byte went out yet;
+ * otherwise the client connection can only be cut. The node connection is dropped.
+ */
+enum px_rc
+px_txn_error(struct px_txn *t, int status, const char *why)
+{
+    struct px_client *c = t->c;
+
+    if (t->u != NULL) {
+        px_upstream_release(t->u, false);
+        t->u = NULL;
+    }
+    if (t->resp_started || t->resp_done) {
+        c->closing = true;
+        return PX_CLOSE;
+    }
+    XF_LOG(XF_LOG_DEBUG, "proxy", "event=error client=%s status=%d reason=\"%s\"", c->ip, status,
+           why);
+    t->status = status;
+    /* After a node fault the connection can go on; after a refused request body it cannot. */
+    t->ka = t->client_ka && status >= 500 && !c->w->draining;
+    px_client_simple_response(c, status, why, !t->ka);
+    t->resp_started = true;
+    t->resp_done = true;
+    if (c->in_feed)
+        return PX_OK; /* px_client_feed finishes it once the parser is out of the way */
+    return px_txn_resp_done(t);
+}
+
+/*
+ * Ends a transaction whose response is complete in the client's output: logs it and frees it.
+ * When the request is not complete (the node answered early, or an error cut it) the connection
+ * closes once the output drains; otherwise it is ready for the next request.
+ */
+void
+px_txn_finish(struct px_txn *t)
+{
+    struct px_client *c = t->c;
+    bool ka = t->ka && t->req_done && !c->w->draining && !c->eof;
+
+    if (t->u != NULL) {
+        px_upstream_release(t->u, false);
+        t->u = NULL;
+    }
+    t->bytes_out = c->sent_total + px_buf_len(&c->out) - t->out_mark;
+    px_alog_txn(c->w, t);
+    c->txn = NULL;
+    free(t);
+    c->state = PX_C_HEAD;
+    c->head_start_ms = 0;
+    if (!ka) {
+        c->closing = true;
+        px_client_read_off(c);
+    }
+}
+
+/* The response is complete (called from the node's side): finish and go on with the client. */
+enum px_rc
+px_txn_resp_done(struct px_txn *t)
+{
+    struct px_client *c = t->c;
+
+    t->resp_done = true;
+    px_txn_finish(t);
+    if (c->closing)
+        return px_client_flush(c);
+    return px_client_continue(c);
+}
+
+/* Goes on with the connection after a response: flushes, then parses any pipelined request. */
+enum px_rc
+px_client_continue(struct px_client *c)
+{
+    enum px_rc rc = px_client_flush(c);
+    size_t consumed;
+
+    if (rc == PX_CLOSE)
+        return rc;
+    px_client_read_on(c);
+    if (px_buf_len(&c->in) == 0)
+        return PX_OK;
+    rc = px_client_feed(c, px_buf_head(&c->in), px_buf_len(&c->in), &consumed);
+    if (rc == PX_CLOSE)
+        return rc;
+    px_buf_consume(&c->in, consumed);
+    if (px_buf_len(&c->in) == 0)
+        px_buf_free(&c->in);
+    return px_client_flush(c);
+}
+
+/* --- life cycle --- */
+
+void
+px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struct sockaddr *sa)
+{
+    struct px_client *c = calloc(1, sizeof(*c));
+    int one = 1;
+
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->l = l;
+    c->fd = fd;
+    c->first = true;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->ip,
+                  sizeof(c->ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, c->ip,
+                  sizeof(c->ip));
+    else
+        strcpy(c->ip, "unknown");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, px_client_on_read, c);
+    event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_client_on_write, c);
+    TAILQ_INSERT_TAIL(&w->clients, c, link);
+    w->n_clients++;
+    px_client_read_on(c);
+}
+
+void
+px_client_free(struct px_client *c)
+{
+    struct px_worker *w;
+
+    if (c == NULL)
+        return;
+    w = c->w;
+    if (c->txn != NULL) {
+        struct px_txn *t = c->txn;
+        if (t->u != NULL)
+            px_upstream_release(t->u, false);
+        if (t->status == 0)
+            t->status = c->eof ? 499 : 0;
+        t->bytes_out = c->sent_total - t->out_mark;
+        px_alog_txn(w, t);
+        free(t);
+        c->txn = NULL;
+    }
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    px_buf_free(&c->in);
+    px_buf_free(&c->out);
+    TAILQ_REMOVE(&w->clients, c, link);
+    free(c);
+    px_worker_client_gone(w);
+}

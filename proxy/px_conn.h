@@ -1,0 +1,114 @@
+/* proxy/px_conn.h -- the client, upstream and transaction structs shared inside proxy/. */
+#ifndef PX_CONN_H
+#define PX_CONN_H
+
+#include "proxy/px.h"
+
+/* Output above this many bytes stops the reads that feed it until it drains below the low mark. */
+#define PX_HIGH_MARK (256u * 1024u)
+#define PX_LOW_MARK  (64u * 1024u)
+
+enum px_cstate {
+    PX_C_HEAD = 0, /* waiting for, or reading, a request head */
+    PX_C_BODY,     /* forwarding the request body */
+    PX_C_DONE,     /* request complete; its response is pending */
+};
+
+struct px_client {
+    struct px_worker *w;         /* borrowed */
+    struct px_listener *l;       /* borrowed */
+    struct px_txn *txn;          /* owned; NULL between requests */
+    TAILQ_ENTRY(px_client) link; /* in w->clients */
+    int fd;                      /* owned */
+    uint8_t state;               /* enum px_cstate */
+    bool first;                  /* no request seen yet on this connection */
+    bool eof;                    /* the client shut its side */
+    bool read_off;               /* reads stopped (back-pressure, eof, closing) */
+    bool wev_on;                 /* waiting for EV_WRITE */
+    bool closing;                /* close as soon as the output is flushed */
+    bool in_feed;                /* inside px_client_feed: answers wait for it to finish them */
+    uint64_t head_start_ms;      /* when the partial head being read began; 0 when none */
+    uint64_t sent_total;         /* bytes written to the client over the connection's life */
+    struct event rev, wev;
+    llhttp_t parser;
+    struct px_buf in;  /* received bytes not consumed yet (partial head, pipelined requests) */
+    struct px_buf out; /* bytes waiting to be written to the client */
+    char ip[46];
+};
+
+enum px_ustate {
+    PX_U_CONNECTING = 0,
+    PX_U_BUSY,
+    PX_U_IDLE,
+};
+
+struct px_upstream {
+    struct px_worker *w;           /* borrowed */
+    struct px_pool *pool;          /* borrowed */
+    struct px_txn *txn;            /* borrowed: the transaction it serves (which owns it) */
+    TAILQ_ENTRY(px_upstream) link; /* in pool->idle while idle */
+    int fd;                        /* owned */
+    uint8_t state;                 /* enum px_ustate */
+    bool reused;                   /* taken from the pool, not freshly connected */
+    bool head_done;                /* the final response head has been parsed */
+    bool interim;                  /* the head being parsed is a 1xx */
+    bool got_bytes;                /* any response byte arrived */
+    bool read_off;
+    bool wev_on;
+    bool broken; /* must not be reused */
+    struct event rev, wev;
+    llhttp_t parser;
+    struct px_buf out; /* request bytes not yet written to the node */
+    struct px_buf in;  /* a partial response head */
+};
+
+struct px_txn {
+    struct px_client *c;         /* borrowed back-pointer */
+    struct px_upstream *u;       /* owned while attached; NULL before and after */
+    const struct bal_node *node; /* borrowed from the snapshot */
+    enum cfg_cluster_id cluster;
+    uint8_t method;
+    uint8_t minor;         /* the client's HTTP/1.minor */
+    bool client_ka;        /* the client wants the connection kept open */
+    bool req_chunked;      /* the body goes to the node chunked */
+    bool req_done;         /* the whole request was received */
+    bool resp_started;     /* the final response head went to the client */
+    bool resp_done;        /* the whole response is in the client's output */
+    bool resp_chunked_out; /* the proxy chunks the body to the client */
+    bool resp_close_out;   /* the body to the client is delimited by closing */
+    bool resp_no_body;
+    bool ka; /* the client connection stays open after this response */
+    bool in_trailers;
+    int status;
+    uint64_t req_body;  /* request payload bytes seen */
+    uint64_t bytes_in;  /* request bytes received from the client */
+    uint64_t bytes_out; /* response bytes queued for the client (set when it ends) */
+    uint64_t out_mark;  /* sent_total + queued output when the transaction began */
+    uint64_t t_start_us, t_up_start_us, t_up_end_us;
+    size_t target_len;
+    char target[384]; /* "METHOD target HTTP/1.x" for the access log, truncated */
+};
+
+/* px_client.c */
+enum px_rc px_client_flush(struct px_client *c);
+enum px_rc px_client_continue(struct px_client *c);
+void px_client_read_on(struct px_client *c);
+void px_client_read_off(struct px_client *c);
+enum px_rc px_txn_error(struct px_txn *t, int status, const char *why);
+enum px_rc px_txn_resp_done(struct px_txn *t);
+void px_txn_finish(struct px_txn *t);
+
+/* px_upstream.c */
+struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status);
+enum px_rc px_upstream_flush(struct px_upstream *u);
+void px_upstream_release(struct px_upstream *u, bool reuse);
+/* Closes an idle pooled connection. */
+void px_upstream_release_idle(struct px_upstream *u);
+void px_upstream_read_on(struct px_upstream *u);
+void px_upstream_read_off(struct px_upstream *u);
+void px_upstream_arm_response_timeout(struct px_upstream *u);
+
+/* px_alog.c */
+void px_alog_txn(struct px_worker *w, const struct px_txn *t);
+
+#endif

@@ -1,0 +1,99 @@
+/* proxy/px_main.c -- bin/crossfade: command line, configuration, and wiring the modules together.
+ */
+#include "proxy/px.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PX_DEFAULT_CONFIG "/etc/crossfade/crossfade.yaml"
+
+static void
+px_main_usage(FILE *f)
+{
+    fprintf(f, "usage: crossfade [-t] [-c FILE]\n"
+               "\n"
+               "Splits live HTTP traffic between two clusters of gateways, x and y, during an\n"
+               "upgrade, and rolls back at once.\n"
+               "\n"
+               "  -c, --config FILE  configuration file (default " PX_DEFAULT_CONFIG ")\n"
+               "  -t, --test         check the configuration file and exit: 0 if valid, 2 if not\n"
+               "  -h, --help         show this help and exit\n"
+               "  -V, --version      show the version and exit\n"
+               "\n"
+               "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops accepting,\n"
+               "lets requests in flight finish (up to timeouts.shutdown) and exits 0.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"test", no_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = PX_DEFAULT_CONFIG;
+    struct bal_snapshot *snap = NULL;
+    struct px_worker *w = NULL;
+    struct cfg *cfg = NULL;
+    struct xf_err err = {{0}};
+    bool test = false;
+    int opt, rc = 1;
+
+    while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test = true;
+            break;
+        case 'h':
+            px_main_usage(stdout);
+            return 0;
+        case 'V':
+            printf("crossfade %s (libevent %s, llhttp %d.%d.%d)\n", XF_VERSION, event_get_version(),
+                   LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+            return 0;
+        default:
+            px_main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "crossfade: unexpected argument \"%s\"\n", argv[optind]);
+        px_main_usage(stderr);
+        return 2;
+    }
+    cfg = cfg_load(path, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 2;
+    }
+    if (test) {
+        fprintf(stderr, "crossfade: configuration file %s is valid\n", path);
+        cfg_free(cfg);
+        return 0;
+    }
+    xf_log_min = cfg->log_level;
+    snap = bal_snapshot_new(cfg, 1, &err);
+    if (snap == NULL)
+        goto fail;
+    w = px_worker_new(cfg, snap, &err);
+    if (w == NULL || px_worker_listen(w, &err) == -1)
+        goto fail;
+    XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
+           XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
+           cfg->clusters[CFG_CLUSTER_Y].n_nodes);
+    rc = px_worker_run(w);
+    goto out;
+fail:
+    XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
+    rc = 1;
+out:
+    px_worker_free(w);
+    bal_snapshot_free(snap);
+    cfg_free(cfg);
+    return rc;
+}

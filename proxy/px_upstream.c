@@ -1,0 +1,634 @@
+/* proxy/px_upstream.c -- connections to the nodes: pools, forwarding and checking responses. */
+#include "proxy/px_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A response head longer than this is refused (502): nodes are gateways, not attackers, but
+ * bounded. */
+#define PX_RESP_HEAD_MAX (64u * 1024u)
+
+static void px_upstream_on_read(evutil_socket_t fd, short what, void *arg);
+static void px_upstream_on_write(evutil_socket_t fd, short what, void *arg);
+
+static struct px_resp_head *
+px_upstream_head_of(llhttp_t *p)
+{
+    struct px_upstream *u = p->data;
+    return &u->w->resp_head;
+}
+
+static int
+px_resp_fail(llhttp_t *p, const char *why)
+{
+    px_upstream_head_of(p)->why = why;
+    return -1;
+}
+
+static int
+px_resp_on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_resp_head *h = px_upstream_head_of(p);
+
+    h->reason = at;
+    h->reason_len = len;
+    return 0;
+}
+
+static int
+px_resp_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_upstream *u = p->data;
+    struct px_resp_head *h = px_upstream_head_of(p);
+    struct px_hdr *hd;
+
+    if (u->head_done)
+        return 0; /* trailer fields: dropped */
+    if (h->n_hdrs >= u->w->resp_hdrs_cap)
+        return px_resp_fail(p, "too many header fields in the response");
+    hd = &u->w->resp_hdrs[h->n_hdrs];
+    hd->name = at;
+    hd->name_len = (uint32_t)len;
+    hd->value = at + len;
+    hd->value_len = 0;
+    h->field_open = true;
+    return 0;
+}
+
+static int
+px_resp_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_upstream *u = p->data;
+    struct px_resp_head *h = px_upstream_head_of(p);
+
+    if (u->head_done)
+        return 0;
+    if (!h->field_open)
+        return px_resp_fail(p, "empty header name in the response");
+    if (!px_http_value_ok(at, len))
+        return px_resp_fail(p, "control character or obs-fold in a response header");
+    if (px_http_is_fold(at))
+        return px_resp_fail(p, "obs-fold in a response header");
+    u->w->resp_hdrs[h->n_hdrs].value = at;
+    u->w->resp_hdrs[h->n_hdrs].value_len = (uint32_t)len;
+    return 0;
+}
+
+static int
+px_resp_on_header_value_complete(llhttp_t *p)
+{
+    struct px_upstream *u = p->data;
+    struct px_resp_head *h = px_upstream_head_of(p);
+
+    if (u->head_done)
+        return 0;
+    if (!h->field_open)
+        return px_resp_fail(p, "empty header name in the response");
+    h->field_open = false;
+    h->n_hdrs++;
+    return 0;
+}
+
+/* Writes the header fields the client may see: no hop-by-hop, no framing, none Connection names. */
+static int
+px_resp_copy_headers(struct px_buf *out, const struct px_hdr *hdrs, size_t n,
+                     const struct px_hdr *conn[], size_t n_conn)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        char *dst;
+
+        if (px_http_is_hop(hd->name, hd->name_len) ||
+            (n_conn > 0 && px_http_conn_names(conn, n_conn, hd->name, hd->name_len)))
+            continue;
+        dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
+        if (dst == NULL)
+            return -1;
+        memcpy(dst, hd->name, hd->name_len);
+        dst += hd->name_len;
+        *dst++ = ':';
+        *dst++ = ' ';
+        memcpy(dst, hd->value, hd->value_len);
+        dst += hd->value_len;
+        *dst++ = '\r';
+        *dst++ = '\n';
+        out->end += hd->name_len + hd->value_len + 4u;
+    }
+    return 0;
+}
+
+/*
+ * Checks the response head and writes the client's: its own framing (Content-Length kept,
+ * chunked re-chunked, close-delimited turned into chunked for HTTP/1.1 clients) and Connection.
+ * Returns 1 when no body follows (HEAD, 1xx, 204, 304), 0 when one may, -1 to refuse it.
+ */
+static int
+px_resp_on_headers_complete(llhttp_t *p)
+{
+    struct px_upstream *u = p->data;
+    struct px_resp_head *h = px_upstream_head_of(p);
+    struct px_txn *t = u->txn;
+    struct px_client *c = t->c;
+    const struct px_hdr *hdrs = u->w->resp_hdrs;
+    const struct px_hdr *conn[16], *te[8], *cl[8];
+    size_t n_conn = 0, n_te = 0, n_cl = 0;
+    int status = p->status_code;
+    uint64_t len = 0;
+    enum px_te tek;
+    bool no_body;
+
+    h->complete = true;
+    if (p->http_major != 1)
+        return px_resp_fail(p, "the response is not HTTP/1.x");
+    if (status < 100 || status > 599)
+        return px_resp_fail(p, "invalid response status");
+    if (status == 101)
+        return px_resp_fail(p, "the node switched protocols without being asked");
+    for (size_t i = 0; i < h->n_hdrs; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        if (!px_http_token_ok(hd->name, hd->name_len))
+            return px_resp_fail(p, "invalid header name in the response");
+        if (xf_span_ieq(hd->name, hd->name_len, "connection") && n_conn < XF_ARRAY_LEN(conn))
+            conn[n_conn++] = hd;
+        else if (xf_span_ieq(hd->name, hd->name_len, "transfer-encoding")) {
+            if (n_te == XF_ARRAY_LEN(te))
+                return px_resp_fail(p, "too many Transfer-Encoding fields");
+            te[n_te++] = hd;
+        } else if (xf_span_ieq(hd->name, hd->name_len, "content-length")) {
+            if (n_cl == XF_ARRAY_LEN(cl))
+                return px_resp_fail(p, "too many Content-Length fields");
+            cl[n_cl++] = hd;
+        }
+    }
+    if (status < 200) {
+        /* Interim: forwarded to HTTP/1.1 clients only, then the final response follows. */
+        u->interim = true;
+        if (t->minor >= 1) {
+            px_buf_printf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)h->reason_len, h->reason);
+            px_resp_copy_headers(&c->out, hdrs, h->n_hdrs, conn, n_conn);
+            px_buf_append(&c->out, "\r\n", 2);
+        }
+        return 1;
+    }
+    tek = px_http_te_classify(te, n_te);
+    if (tek != PX_TE_NONE && tek != PX_TE_CHUNKED)
+        return px_resp_fail(p, "invalid Transfer-Encoding in the response");
+    if (tek != PX_TE_NONE && n_cl > 0)
+        return px_resp_fail(p, "both Content-Length and Transfer-Encoding in the response");
+    if (n_cl > 0 && px_http_cl_parse(cl, n_cl, &len) == -1)
+        return px_resp_fail(p, "invalid Content-Length in the response");
+
+    no_body = t->method == HTTP_HEAD || status == 204 || status == 304;
+    t->status = status;
+    t->resp_no_body = no_body;
+    t->ka = t->client_ka && !c->w->draining;
+    px_buf_printf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)h->reason_len, h->reason);
+    if (px_resp_copy_headers(&c->out, hdrs, h->n_hdrs, conn, n_conn) == -1)
+        return px_resp_fail(p, "out of memory");
+    if (no_body) {
+        /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
+        if (n_cl > 0 && status != 204)
+            px_buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)len);
+        else if (tek == PX_TE_CHUNKED && t->method == HTTP_HEAD && t->minor >= 1)
+            px_buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (n_cl > 0) {
+        px_buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)len);
+    } else if (t->minor >= 1) {
+        px_buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
+        t->resp_chunked_out = true;
+    } else {
+        t->resp_close_out = true;
+        t->ka = false;
+    }
+    if (!t->ka)
+        px_buf_append(&c->out, "Connection: close\r\n", 19);
+    else if (t->minor == 0)
+        px_buf_append(&c->out, "Connection: keep-alive\r\n", 24);
+    if (px_buf_append(&c->out, "\r\n", 2) == -1)
+        return px_resp_fail(p, "out of memory");
+    t->resp_started = true;
+    u->head_done = true;
+    return no_body ? 1 : 0;
+}
+
+static int
+px_resp_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_upstream *u = p->data;
+    struct px_txn *t = u->txn;
+    struct px_buf *out = &t->c->out;
+
+    if (t->resp_chunked_out) {
+        char sz[24];
+        int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+        px_buf_append(out, sz, (size_t)n);
+        px_buf_append(out, at, len);
+        return px_buf_append(out, "\r\n", 2);
+    }
+    return px_buf_append(out, at, len);
+}
+
+static int
+px_resp_on_message_complete(llhttp_t *p)
+{
+    struct px_upstream *u = p->data;
+    struct px_txn *t = u->txn;
+
+    if (u->interim)
+        return HPE_PAUSED;
+    if (t->resp_chunked_out)
+        px_buf_append(&t->c->out, "0\r\n\r\n", 5);
+    t->resp_done = true;
+    if (!llhttp_should_keep_alive(p))
+        u->broken = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t px_resp_settings = {
+    .on_status = px_resp_on_status,
+    .on_header_field = px_resp_on_header_field,
+    .on_header_value = px_resp_on_header_value,
+    .on_header_value_complete = px_resp_on_header_value_complete,
+    .on_headers_complete = px_resp_on_headers_complete,
+    .on_body = px_resp_on_body,
+    .on_message_complete = px_resp_on_message_complete,
+};
+
+/* --- pool and connections --- */
+
+static void
+px_upstream_free(struct px_upstream *u)
+{
+    if (u->state == PX_U_IDLE) {
+        TAILQ_REMOVE(&u->pool->idle, u, link);
+        u->pool->n_idle--;
+    } else {
+        u->pool->n_busy--;
+    }
+    event_del(&u->rev);
+    event_del(&u->wev);
+    close(u->fd);
+    px_buf_free(&u->in);
+    px_buf_free(&u->out);
+    free(u);
+}
+
+void
+px_upstream_release_idle(struct px_upstream *u)
+{
+    px_upstream_free(u);
+}
+
+struct px_upstream *
+px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status)
+{
+    const struct cfg_addr *addr = &pool->node->addr;
+    struct px_upstream *u = TAILQ_FIRST(&pool->idle);
+    int one = 1, fd;
+
+    if (u != NULL) {
+        TAILQ_REMOVE(&pool->idle, u, link);
+        pool->n_idle--;
+        pool->n_busy++;
+        u->state = PX_U_BUSY;
+        u->reused = true;
+        event_add(&u->rev, NULL); /* the idle timeout no longer applies */
+        return u;
+    }
+    fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        XF_LOG(XF_LOG_WARN, "proxy", "event=socket_failed node=%s error=\"%s\"", addr->text,
+               strerror(errno));
+        *err_status = 502;
+        return NULL;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        close(fd);
+        *err_status = 502;
+        return NULL;
+    }
+    u->w = w;
+    u->pool = pool;
+    u->fd = fd;
+    event_assign(&u->rev, w->base, fd, EV_READ | EV_PERSIST, px_upstream_on_read, u);
+    event_assign(&u->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_upstream_on_write, u);
+    pool->n_busy++;
+    if (connect(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) == 0) {
+        u->state = PX_U_BUSY;
+        event_add(&u->rev, NULL);
+        return u;
+    }
+    if (errno != EINPROGRESS) {
+        XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"", addr->text,
+               strerror(errno));
+        u->state = PX_U_BUSY;
+        px_upstream_free(u);
+        *err_status = 502;
+        return NULL;
+    }
+    u->state = PX_U_CONNECTING;
+    event_add(&u->wev, w->tv_connect);
+    u->wev_on = true;
+    return u;
+}
+
+void
+px_upstream_release(struct px_upstream *u, bool reuse)
+{
+    struct px_worker *w = u->w;
+
+    u->txn = NULL;
+    if (!reuse || u->broken || u->state != PX_U_BUSY || px_buf_len(&u->out) > 0 ||
+        px_buf_len(&u->in) > 0 || w->draining) {
+        px_upstream_free(u);
+        return;
+    }
+    u->pool->n_busy--;
+    u->pool->n_idle++;
+    u->state = PX_U_IDLE;
+    u->head_done = false;
+    u->interim = false;
+    u->got_bytes = false;
+    px_buf_free(&u->in);
+    px_buf_free(&u->out);
+    if (u->wev_on) {
+        event_del(&u->wev);
+        u->wev_on = false;
+    }
+    TAILQ_INSERT_HEAD(&u->pool->idle, u, link);
+    event_add(&u->rev, w->tv_upstream_idle);
+    u->read_off = false;
+}
+
+void
+px_upstream_read_on(struct px_upstream *u)
+{
+    const struct timeval *tv = NULL;
+
+    if (u->txn != NULL && u->txn->req_done)
+        tv = u->w->tv_upstream_response;
+    event_add(&u->rev, tv);
+    u->read_off = false;
+}
+
+void
+px_upstream_read_off(struct px_upstream *u)
+{
+    if (!u->read_off) {
+        event_del(&u->rev);
+        u->read_off = true;
+    }
+}
+
+void
+px_upstream_arm_response_timeout(struct px_upstream *u)
+{
+    if (!u->read_off && u->state != PX_U_CONNECTING)
+        event_add(&u->rev, u->w->tv_upstream_response);
+}
+
+/* Writes pending request bytes. The result concerns the client connection (PX_CLOSE: free it). */
+enum px_rc
+px_upstream_flush(struct px_upstream *u)
+{
+    struct px_txn *t = u->txn;
+    enum px_rc rc;
+
+    if (u->state == PX_U_CONNECTING)
+        return PX_OK;
+    rc = px_buf_send(&u->out, u->fd, NULL);
+    if (rc == PX_CLOSE) {
+        int e = errno;
+        XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"",
+               u->pool->node->addr.text, strerror(e));
+        u->broken = true;
+        return px_txn_error(t, 502, "the connection to the node failed");
+    }
+    if (rc == PX_AGAIN) {
+        if (!u->wev_on) {
+            event_add(&u->wev, u->w->tv_upstream_response);
+            u->wev_on = true;
+        }
+        if (px_buf_len(&u->out) > PX_HIGH_MARK)
+            px_client_read_off(t->c);
+        return PX_OK;
+    }
+    if (u->wev_on) {
+        event_del(&u->wev);
+        u->wev_on = false;
+    }
+    if (t->c->read_off && t->c->state == PX_C_BODY && !t->c->closing)
+        px_client_read_on(t->c);
+    return PX_OK;
+}
+
+static void
+px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_upstream *u = arg;
+    struct px_txn *t = u->txn;
+    struct px_client *c = t->c;
+    enum px_rc rc;
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+
+    if (u->state == PX_U_CONNECTING) {
+        if (what & EV_TIMEOUT) {
+            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->node->addr.text);
+            rc = px_txn_error(t, 504, "timed out connecting to the node");
+            goto out;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+            soerr = errno;
+        if (soerr != 0) {
+            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"",
+                   u->pool->node->addr.text, strerror(soerr));
+            rc = px_txn_error(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node");
+            goto out;
+        }
+        u->state = PX_U_BUSY;
+        if (t->req_done)
+            event_add(&u->rev, u->w->tv_upstream_response);
+        else
+            event_add(&u->rev, NULL);
+    } else if (what & EV_TIMEOUT) {
+        rc = px_txn_error(t, 504, "timed out sending to the node");
+        goto out;
+    }
+    rc = px_upstream_flush(u);
+out:
+    if (rc == PX_CLOSE)
+        px_client_free(c);
+}
+
+/* Ends the transaction with an error; PX_DONE unless the client must close. */
+static enum px_rc
+px_upstream_fail(struct px_txn *t, int status, const char *why)
+{
+    enum px_rc rc = px_txn_error(t, status, why);
+    return rc == PX_CLOSE ? PX_CLOSE : PX_DONE;
+}
+
+/*
+ * Parses response bytes. Returns PX_OK (all consumed, or *consumed < n for a partial head kept by
+ * the caller), or PX_CLOSE when the client connection must go; errors are answered here.
+ */
+static enum px_rc
+px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consumed)
+{
+    struct px_resp_head *h = &u->w->resp_head;
+    struct px_txn *t = u->txn;
+    llhttp_errno_t err;
+    size_t used;
+
+    *consumed = 0;
+    while (n > 0) {
+        if (!u->head_done) {
+            size_t m = XF_MIN(n, PX_RESP_HEAD_MAX);
+            memset(h, 0, sizeof(*h));
+            u->interim = false;
+            llhttp_init(&u->parser, HTTP_RESPONSE, &px_resp_settings);
+            u->parser.data = u;
+            err = llhttp_execute(&u->parser, p, m);
+            if (!h->complete && err == HPE_OK) {
+                if (n > PX_RESP_HEAD_MAX)
+                    goto bad;
+                return PX_OK; /* partial head: the caller keeps the bytes */
+            }
+            used = err == HPE_OK ? m : (size_t)(llhttp_get_error_pos(&u->parser) - p);
+        } else {
+            err = llhttp_execute(&u->parser, p, n);
+            used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&u->parser) - p);
+        }
+        *consumed += used;
+        p += used;
+        n -= used;
+        if (err == HPE_OK)
+            continue;
+        if (err != HPE_PAUSED)
+            goto bad;
+        if (u->interim) {
+            u->interim = false;
+            continue; /* a 1xx went by: the next head is the final one, or another 1xx */
+        }
+        if (n > 0) {
+            /* Bytes after a complete response: never forwarded, and the connection not reused. */
+            XF_LOG(XF_LOG_WARN, "proxy", "event=extra_bytes node=%s bytes=%zu",
+                   u->pool->node->addr.text, n);
+            u->broken = true;
+            *consumed += n;
+        }
+        return PX_OK;
+    }
+    return PX_OK;
+bad:
+    XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"",
+           u->pool->node->addr.text, h->why ? h->why : llhttp_get_error_reason(&u->parser));
+    u->broken = true;
+    return px_upstream_fail(t, 502, h->why ? h->why : "invalid response from the node");
+}
+
+/* The node closed its side or failed: ends a close-delimited body, or it is an error. */
+static enum px_rc
+px_upstream_on_eof(struct px_upstream *u, int e)
+{
+    struct px_txn *t = u->txn;
+
+    u->broken = true;
+    if (e == 0 && u->head_done && !t->resp_done && llhttp_message_needs_eof(&u->parser)) {
+        if (llhttp_finish(&u->parser) == HPE_OK || t->resp_done) {
+            if (t->resp_done)
+                return PX_OK;
+        }
+    }
+    if (!u->got_bytes)
+        XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"",
+               u->pool->node->addr.text, e ? strerror(e) : "closed");
+    else
+        XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
+               u->pool->node->addr.text, e ? strerror(e) : "closed");
+    return px_upstream_fail(t, 502,
+                            u->got_bytes ? "the node sent an incomplete response"
+                                         : "the node closed the connection without answering");
+}
+
+static enum px_rc
+px_upstream_read(struct px_upstream *u)
+{
+    struct px_worker *w = u->w;
+    struct px_txn *t = u->txn;
+    size_t consumed = 0;
+    enum px_rc rc = PX_OK;
+    ssize_t n;
+
+    if (px_buf_len(&u->in) == 0) {
+        n = recv(u->fd, w->rbuf, w->rbuf_cap, 0);
+        if (n > 0) {
+            u->got_bytes = true;
+            rc = px_upstream_feed(u, w->rbuf, (size_t)n, &consumed);
+            if (rc == PX_OK && consumed < (size_t)n &&
+                px_buf_append(&u->in, w->rbuf + consumed, (size_t)n - consumed) == -1)
+                rc = px_upstream_fail(t, 502, "out of memory");
+        }
+    } else {
+        char *dst = px_buf_reserve(&u->in, 16384);
+        if (dst == NULL)
+            return px_upstream_fail(t, 502, "out of memory");
+        n = recv(u->fd, dst, u->in.cap - u->in.end, 0);
+        if (n > 0) {
+            u->in.end += (size_t)n;
+            rc = px_upstream_feed(u, px_buf_head(&u->in), px_buf_len(&u->in), &consumed);
+            if (rc == PX_OK)
+                px_buf_consume(&u->in, consumed);
+        }
+    }
+    if (n == 0)
+        rc = px_upstream_on_eof(u, 0);
+    else if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return PX_OK;
+        rc = px_upstream_on_eof(u, errno);
+    }
+    if (rc != PX_OK)
+        return rc == PX_CLOSE ? PX_CLOSE : PX_OK; /* PX_DONE: t and u are gone */
+    if (t->resp_done) {
+        t->u = NULL;
+        t->t_up_end_us = xf_now_us();
+        px_upstream_release(u, t->req_done);
+        return px_txn_resp_done(t);
+    }
+    return px_client_flush(t->c);
+}
+
+static void
+px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_upstream *u = arg;
+    struct px_txn *t = u->txn;
+    struct px_client *c;
+    enum px_rc rc;
+
+    XF_UNUSED(fd);
+    if (u->state == PX_U_IDLE) {
+        /* Idle: a timeout, the node closing, or bytes nobody asked for. None is kept. */
+        px_upstream_free(u);
+        return;
+    }
+    c = t->c;
+    if (what & EV_TIMEOUT) {
+        XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->node->addr.text);
+        u->broken = true;
+        rc = px_txn_error(t, 504, "the node did not answer in time");
+    } else {
+        rc = px_upstream_read(u);
+    }
+    if (rc == PX_CLOSE)
+        px_client_free(c);
+}

@@ -1,0 +1,273 @@
+/* proxy/px_worker.c -- one event loop: listeners, accepting, limits, signals and shutdown. */
+#include "proxy/px_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PX_RBUF_SIZE (64u * 1024u)
+
+static const struct timeval *
+px_worker_timeout(struct px_worker *w, unsigned ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return event_base_init_common_timeout(w->base, &tv);
+}
+
+struct px_worker *
+px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap, struct xf_err *err)
+{
+    struct px_worker *w = calloc(1, sizeof(*w));
+    const struct cfg_timeouts *to = &cfg->timeouts;
+
+    if (w == NULL) {
+        xf_err_set(err, "out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->snap = snap;
+    TAILQ_INIT(&w->clients);
+    px_alog_init(&w->alog);
+    w->base = event_base_new();
+    w->rbuf_cap = PX_RBUF_SIZE;
+    w->rbuf = malloc(w->rbuf_cap);
+    w->hdrs_cap = cfg->limits.max_headers + 1u;
+    w->hdrs = calloc(w->hdrs_cap, sizeof(*w->hdrs));
+    w->resp_hdrs_cap = XF_MAX(cfg->limits.max_headers, 256u);
+    w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
+    w->n_pools = snap->n_nodes;
+    w->pools = calloc(w->n_pools ? w->n_pools : 1, sizeof(*w->pools));
+    if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
+        w->pools == NULL) {
+        xf_err_set(err, "out of memory setting up the event loop");
+        goto fail;
+    }
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct bal_cluster *cl = &snap->clusters[c];
+        for (size_t i = 0; i < cl->n_nodes; i++) {
+            struct px_pool *pool = &w->pools[cl->nodes[i].id];
+            pool->node = &cl->nodes[i];
+            TAILQ_INIT(&pool->idle);
+        }
+    }
+    w->tv_client_idle = px_worker_timeout(w, to->client_idle_ms);
+    w->tv_client_header = px_worker_timeout(w, to->client_header_ms);
+    w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms);
+    w->tv_upstream_idle = px_worker_timeout(w, to->upstream_idle_ms);
+    w->tv_connect = px_worker_timeout(w, to->connect_ms);
+    if (px_alog_open(w, cfg->access_log, err) == -1)
+        goto fail;
+    return w;
+fail:
+    px_worker_free(w);
+    return NULL;
+}
+
+static void
+px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_listener *l = arg;
+    struct px_worker *w = l->w;
+
+    XF_UNUSED(what);
+    /* Take a bounded batch per wake-up so one busy listener cannot starve the loop. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int cfd;
+
+        if (w->n_clients >= w->cfg->limits.max_connections) {
+            for (size_t k = 0; k < w->n_listeners; k++) {
+                if (!w->listeners[k].paused) {
+                    event_del(&w->listeners[k].ev);
+                    w->listeners[k].paused = true;
+                }
+            }
+            XF_LOG(XF_LOG_WARN, "proxy", "event=max_connections limit=%u",
+                   w->cfg->limits.max_connections);
+            return;
+        }
+        cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                XF_LOG(XF_LOG_WARN, "proxy", "event=accept_failed listener=%s error=\"%s\"",
+                       l->cfg->addr.text, strerror(errno));
+            return;
+        }
+        px_client_accept(w, l, cfd, (const struct sockaddr *)&ss);
+    }
+}
+
+void
+px_worker_client_gone(struct px_worker *w)
+{
+    w->n_clients--;
+    if (w->draining) {
+        if (w->n_clients == 0)
+            event_base_loopexit(w->base, NULL);
+        return;
+    }
+    if (w->n_clients < w->cfg->limits.max_connections) {
+        for (size_t k = 0; k < w->n_listeners; k++) {
+            if (w->listeners[k].paused && w->listeners[k].fd != -1) {
+                event_add(&w->listeners[k].ev, NULL);
+                w->listeners[k].paused = false;
+            }
+        }
+    }
+}
+
+int
+px_worker_listen(struct px_worker *w, struct xf_err *err)
+{
+    const struct cfg *cfg = w->cfg;
+
+    w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
+    if (w->listeners == NULL) {
+        xf_err_set(err, "out of memory");
+        return -1;
+    }
+    w->n_listeners = cfg->n_listeners;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct px_listener *l = &w->listeners[i];
+        const struct cfg_addr *a = &cfg->listeners[i].addr;
+        int one = 1;
+
+        l->w = w;
+        l->cfg = &cfg->listeners[i];
+        l->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (l->fd == -1) {
+            xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+            return -1;
+        }
+        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a->sa.ss_family == AF_INET6)
+            setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(l->fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ||
+            listen(l->fd, 4096) == -1) {
+            xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+            return -1;
+        }
+        event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
+        event_add(&l->ev, NULL);
+        XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s", a->text,
+               l->cfg->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy");
+    }
+    return 0;
+}
+
+static void
+px_worker_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    XF_LOG(XF_LOG_WARN, "proxy", "event=shutdown_deadline open_connections=%u", w->n_clients);
+    event_base_loopexit(w->base, NULL);
+}
+
+/*
+ * Stops accepting, closes idle connections (client and pooled), lets requests in flight finish
+ * with Connection: close, and exits when the last one is done or at the deadline.
+ */
+void
+px_worker_begin_shutdown(struct px_worker *w)
+{
+    struct px_client *c, *next;
+    struct timeval dl = {.tv_sec = (time_t)(w->cfg->timeouts.shutdown_ms / 1000),
+                         .tv_usec = (suseconds_t)(w->cfg->timeouts.shutdown_ms % 1000) * 1000};
+
+    if (w->draining) {
+        XF_LOG(XF_LOG_WARN, "proxy", "event=shutdown_now open_connections=%u", w->n_clients);
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    XF_LOG(XF_LOG_INFO, "proxy", "event=shutdown in_flight=%u deadline_ms=%u", w->n_clients,
+           w->cfg->timeouts.shutdown_ms);
+    w->draining = true;
+    for (size_t k = 0; k < w->n_listeners; k++) {
+        if (w->listeners[k].fd != -1) {
+            event_del(&w->listeners[k].ev);
+            close(w->listeners[k].fd);
+            w->listeners[k].fd = -1;
+        }
+    }
+    for (size_t i = 0; i < w->n_pools; i++)
+        while (!TAILQ_EMPTY(&w->pools[i].idle))
+            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i].idle));
+    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->txn == NULL && px_buf_len(&c->in) == 0)
+            px_client_free(c);
+    }
+    if (w->n_clients == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->ev_deadline = evtimer_new(w->base, px_worker_on_deadline, w);
+    if (w->ev_deadline != NULL)
+        evtimer_add(w->ev_deadline, &dl);
+}
+
+static void
+px_worker_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    XF_UNUSED(what);
+    XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+    px_worker_begin_shutdown(arg);
+}
+
+int
+px_worker_run(struct px_worker *w)
+{
+    signal(SIGPIPE, SIG_IGN);
+    w->ev_sigterm = evsignal_new(w->base, SIGTERM, px_worker_on_signal, w);
+    w->ev_sigint = evsignal_new(w->base, SIGINT, px_worker_on_signal, w);
+    if (w->ev_sigterm == NULL || w->ev_sigint == NULL || evsignal_add(w->ev_sigterm, NULL) == -1 ||
+        evsignal_add(w->ev_sigint, NULL) == -1) {
+        XF_LOG(XF_LOG_ERR, "proxy", "event=signal_setup_failed");
+        return 1;
+    }
+    event_base_dispatch(w->base);
+    XF_LOG(XF_LOG_INFO, "proxy", "event=stopped");
+    return w->exit_code;
+}
+
+void
+px_worker_free(struct px_worker *w)
+{
+    if (w == NULL)
+        return;
+    while (!TAILQ_EMPTY(&w->clients))
+        px_client_free(TAILQ_FIRST(&w->clients));
+    for (size_t i = 0; i < w->n_pools; i++)
+        while (!TAILQ_EMPTY(&w->pools[i].idle))
+            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i].idle));
+    for (size_t k = 0; k < w->n_listeners; k++) {
+        if (w->listeners[k].fd != -1) {
+            event_del(&w->listeners[k].ev);
+            close(w->listeners[k].fd);
+        }
+    }
+    px_alog_close(&w->alog);
+    if (w->ev_sigterm != NULL)
+        event_free(w->ev_sigterm);
+    if (w->ev_sigint != NULL)
+        event_free(w->ev_sigint);
+    if (w->ev_deadline != NULL)
+        event_free(w->ev_deadline);
+    free(w->listeners);
+    free(w->pools);
+    free(w->hdrs);
+    free(w->resp_hdrs);
+    free(w->rbuf);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    free(w);
+}
