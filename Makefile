@@ -86,10 +86,10 @@ $(BIN)/xf-upstream: $(UPSTREAM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
-	$(call say,LD,$@)$(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
-	$(call say,LD,$@)$(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
 
 # The sanitizer run makes leaks fail the test that caused them (Criterion 2.4 would pass them).
 ifneq ($(SAN),)

@@ -1,0 +1,714 @@
+/* tests/unit/test_cfg_errors.c -- every invalid file gets one "FILE:LINE:COL: key.path: ..."
+ * message. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "config/cfg.h"
+
+/* A valid file in two parts, so that a test can append a section (from line 8) or replace one. */
+#define LISTEN "listen:\n  - address: \"127.0.0.1:8000\"\n" /* lines 1-2 */
+#define CLUSTERS                                                                                   \
+    "clusters:\n"                                                                                  \
+    "  x:\n"                                                                                       \
+    "    nodes: [\"10.0.0.1:8000\"]\n"                                                             \
+    "  y:\n"                                                                                       \
+    "    nodes: [\"10.0.1.1:8000\"]\n" /* lines 3-7 */
+#define BASE LISTEN CLUSTERS
+
+/*
+ * Asserts that `yaml` (as "t.yaml") is rejected with a message that starts with `prefix` (the
+ * position and key path) and contains `fragment`.
+ */
+static void
+expect_error(const char *yaml, const char *prefix, const char *fragment)
+{
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+    bool rejected = cfg == NULL;
+
+    cfg_free(cfg);
+    cr_assert(rejected, "accepted:\n%s", yaml);
+    cr_assert(eq(int, strncmp(err.msg, prefix, strlen(prefix)), 0),
+              "message: %s\nwanted the prefix: %s", err.msg, prefix);
+    cr_assert(not(eq(ptr, strstr(err.msg, fragment), NULL)), "message: %s\nwanted: %s", err.msg,
+              fragment);
+}
+
+/* Asserts that `yaml` is rejected with exactly `message`. */
+static void
+expect_message(const char *yaml, const char *message)
+{
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+    bool rejected = cfg == NULL;
+
+    cfg_free(cfg);
+    cr_assert(rejected, "accepted:\n%s", yaml);
+    cr_assert(eq(str, err.msg, (char *)message));
+}
+
+Test(cfg_base, is_valid_so_that_each_error_test_tests_one_thing)
+{
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(BASE, strlen(BASE), "t.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cfg_free(cfg);
+}
+
+/* ---- YAML syntax ---------------------------------------------------------------------------- */
+
+Test(cfg_syntax, reports_an_unclosed_flow_sequence_with_libyaml_context)
+{
+    expect_message("listen: [a\n",
+                   "t.yaml:2:1: invalid YAML: did not find expected ',' or ']' (while parsing a "
+                   "flow sequence at line 1, column 9)");
+}
+
+Test(cfg_syntax, reports_a_key_indented_out_of_its_mapping)
+{
+    expect_error(LISTEN " bad: 1\n", "t.yaml:3:2: invalid YAML: ", "did not find expected key");
+}
+
+Test(cfg_syntax, reports_a_tab_used_for_indentation)
+{
+    expect_error("listen:\n\t- a\n", "t.yaml:2:", "invalid YAML: found character that cannot");
+}
+
+Test(cfg_syntax, reports_an_undefined_alias)
+{
+    expect_message(BASE "split:\n  seed: *nope\n",
+                   "t.yaml:9:9: invalid YAML: found undefined alias");
+}
+
+Test(cfg_syntax, reports_a_control_character_at_its_byte)
+{
+    expect_message(BASE "log_level: \"\x01\"\n",
+                   "t.yaml:8:13: invalid YAML: control characters are not allowed (byte 0x01)");
+}
+
+Test(cfg_syntax, reports_invalid_utf8_at_its_byte)
+{
+    expect_message(BASE "split:\n  seed: \xff\n",
+                   "t.yaml:9:9: invalid YAML: invalid leading UTF-8 octet (byte 0xff)");
+}
+
+Test(cfg_syntax, refuses_a_second_document)
+{
+    expect_message(BASE "---\nlog_level: debug\n",
+                   "t.yaml:9:1: expected one YAML document, got a second one");
+}
+
+Test(cfg_syntax, reports_a_syntax_error_in_a_second_document)
+{
+    expect_error(BASE "---\nlog_level: [\n",
+                 "t.yaml:10:1: invalid YAML: ", "did not find expected node content");
+}
+
+/* ---- Empty files ---------------------------------------------------------------------------- */
+
+Test(cfg_empty, rejects_an_empty_file)
+{
+    expect_message("", "t.yaml:1:1: expected a mapping of settings (listen, clusters, ...), got "
+                       "an empty file");
+}
+
+Test(cfg_empty, rejects_a_file_of_comments)
+{
+    expect_message("# nothing here yet\n\n   \n",
+                   "t.yaml:1:1: expected a mapping of settings (listen, clusters, ...), got an "
+                   "empty file");
+}
+
+Test(cfg_empty, rejects_a_null_text)
+{
+    struct xf_err err = {{0}};
+
+    cr_assert(eq(ptr, cfg_parse(NULL, 0, "t.yaml", &err), NULL));
+    cr_assert(not(eq(ptr, strstr(err.msg, "t.yaml:1:1: "), NULL)), "%s", err.msg);
+}
+
+/* ---- Keys ----------------------------------------------------------------------------------- */
+
+Test(cfg_keys, names_the_closest_key_for_a_typo)
+{
+    expect_message(BASE "timeout:\n  connect: 3s\n",
+                   "t.yaml:8:1: unknown key \"timeout\", did you mean \"timeouts\"?");
+}
+
+Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
+{
+    expect_message(BASE "frobnicate: 1\n",
+                   "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
+                   "clusters, timeouts, limits, access_log, log_level");
+}
+
+Test(cfg_keys, hints_up_to_two_edits_away)
+{
+    expect_message(BASE "timeuots:\n  connect: 3s\n",
+                   "t.yaml:8:1: unknown key \"timeuots\", did you mean \"timeouts\"?");
+}
+
+Test(cfg_keys, gives_no_hint_three_edits_away)
+{
+    expect_message(BASE "loglvl: info\n",
+                   "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
+                   "clusters, timeouts, limits, access_log, log_level");
+}
+
+Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
+{
+    expect_error(BASE "ad: 1\n", "t.yaml:8:1: ", "unknown key \"ad\", expected one of: ");
+}
+
+Test(cfg_keys, hints_only_when_at_most_half_the_letters_differ)
+{
+    expect_error(BASE "split:\n  key: [id]\n",
+                 "t.yaml:9:9: split.key[0]: ", "got \"id\" (did you mean \"ip\"?)");
+    expect_message(BASE "split:\n  k: ip\n",
+                   "t.yaml:9:3: split: unknown key \"k\", expected one of: weight, key, seed");
+}
+
+Test(cfg_keys, names_the_closest_key_inside_a_section)
+{
+    expect_message(BASE "timeouts:\n  conect: 3s\n",
+                   "t.yaml:9:3: timeouts: unknown key \"conect\", did you mean \"connect\"?");
+}
+
+Test(cfg_keys, reports_an_unknown_key_in_a_node)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [{address: \"10.0.0.1:8000\", wieght: 2}]\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:5:40: clusters.x.nodes[0]: unknown key \"wieght\", did you mean "
+                   "\"weight\"?");
+}
+
+Test(cfg_keys, lists_the_keys_of_a_node_when_nothing_is_close)
+{
+    expect_error(LISTEN "clusters:\n"
+                        "  x:\n"
+                        "    nodes: [{address: \"10.0.0.1:8000\", colour: red}]\n"
+                        "  y:\n"
+                        "    nodes: [\"10.0.1.1:8000\"]\n",
+                 "t.yaml:5:40: clusters.x.nodes[0]: ",
+                 "unknown key \"colour\", expected one of: address, weight");
+}
+
+Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
+{
+    expect_message(
+        BASE "log_level: info\nlog_level: debug\n",
+        "t.yaml:9:1: expected each key once, got a second \"log_level\" (the first is at "
+        "line 8, column 1)");
+}
+
+Test(cfg_keys, refuses_a_duplicate_key_inside_a_section)
+{
+    expect_message(BASE "split:\n  weight: 1\n  seed: a\n  weight: 2\n",
+                   "t.yaml:11:3: split: expected each key once, got a second \"weight\" (the first "
+                   "is at line 9, column 3)");
+}
+
+Test(cfg_keys, refuses_a_duplicate_cluster)
+{
+    expect_error(BASE "  x:\n    nodes: [\"10.0.2.1:8000\"]\n", "t.yaml:8:3: clusters: ",
+                 "expected each key once, got a second \"x\" (the first is at line 4, column 3)");
+}
+
+Test(cfg_keys, refuses_a_key_that_is_not_a_name)
+{
+    expect_message(BASE "? [a]\n: 1\n", "t.yaml:8:3: expected a key name, got a sequence");
+}
+
+/* ---- Types ---------------------------------------------------------------------------------- */
+
+Test(cfg_types, wants_a_mapping_at_the_top)
+{
+    expect_message("- listen\n", "t.yaml:1:1: expected a mapping of settings (listen, clusters, "
+                                 "...), got a sequence");
+    expect_message("hello\n", "t.yaml:1:1: expected a mapping of settings (listen, clusters, ...), "
+                              "got \"hello\"");
+}
+
+Test(cfg_types, wants_a_mapping_for_a_section)
+{
+    expect_message(BASE "timeouts: [3s]\n",
+                   "t.yaml:8:11: timeouts: expected a mapping, got a sequence");
+    expect_message(BASE "admin: \"/tmp/a.sock\"\n",
+                   "t.yaml:8:8: admin: expected a mapping, got \"/tmp/a.sock\"");
+}
+
+Test(cfg_types, wants_a_sequence_for_listen)
+{
+    expect_message("listen: {address: \"127.0.0.1:8000\"}\n" CLUSTERS,
+                   "t.yaml:1:9: listen: expected a sequence of at least one listen address, got a "
+                   "mapping");
+}
+
+Test(cfg_types, wants_a_scalar_for_a_value)
+{
+    expect_message(BASE "split:\n  weight: {a: 1}\n",
+                   "t.yaml:9:11: split.weight: expected a percentage from 0 to 100 with at most "
+                   "two decimals, got a mapping");
+    expect_message(BASE "log_level: [info]\n",
+                   "t.yaml:8:12: log_level: expected debug, info, warn or error, got a sequence");
+}
+
+Test(cfg_types, says_nothing_was_given_for_an_empty_value)
+{
+    expect_error(BASE "split:\n  seed:\n",
+                 "t.yaml:9:", "split.seed: expected a non-empty string, got nothing");
+    expect_error(BASE "timeouts:\n", "t.yaml:", "timeouts: expected a mapping, got nothing");
+}
+
+Test(cfg_types, says_null_for_an_explicit_null)
+{
+    expect_message(BASE "split:\n  seed: ~\n",
+                   "t.yaml:9:9: split.seed: expected a non-empty string, got null");
+    expect_message(BASE "log_level: null\n",
+                   "t.yaml:8:12: log_level: expected debug, info, warn or error, got null");
+}
+
+Test(cfg_types, refuses_a_nul_byte_in_a_value)
+{
+    expect_message(BASE "split:\n  seed: \"a\\0b\"\n",
+                   "t.yaml:9:9: split.seed: expected a non-empty string, got text with a NUL byte");
+}
+
+Test(cfg_types, escapes_and_cuts_what_it_quotes)
+{
+    expect_error(BASE "log_level: \"a\\tb\"\n", "t.yaml:8:12: log_level: ", "got \"a\\x09b\"");
+    expect_error(BASE
+                 "log_level: "
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                 "t.yaml:8:12: log_level: ",
+                 "got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"...");
+}
+
+/* ---- listen --------------------------------------------------------------------------------- */
+
+Test(cfg_listen, is_required)
+{
+    expect_message(CLUSTERS, "t.yaml:1:1: listen: expected a sequence of at least one listen "
+                             "address, got nothing");
+}
+
+Test(cfg_listen, needs_at_least_one_address)
+{
+    expect_message("listen: []\n" CLUSTERS,
+                   "t.yaml:1:9: listen: expected a sequence of at least one listen address, got an "
+                   "empty sequence");
+}
+
+Test(cfg_listen, needs_an_address_in_each_entry)
+{
+    expect_message("listen:\n  - role: proxy\n" CLUSTERS,
+                   "t.yaml:2:5: listen[0].address: expected an address such as 127.0.0.1:8000, got "
+                   "nothing");
+}
+
+Test(cfg_listen, refuses_an_address_without_a_port)
+{
+    expect_message("listen:\n  - address: \"127.0.0.1\"\n" CLUSTERS,
+                   "t.yaml:2:14: listen[0].address: expected host:port, as in 10.0.0.1:8000, got "
+                   "\"127.0.0.1\" (no port)");
+}
+
+Test(cfg_listen, refuses_port_zero_and_ports_above_65535)
+{
+    expect_message("listen: [\"127.0.0.1:0\"]\n" CLUSTERS,
+                   "t.yaml:1:10: listen[0]: expected a port from 1 to 65535, got \"127.0.0.1:0\"");
+    expect_message("listen:\n  - address: \"127.0.0.1:65536\"\n" CLUSTERS,
+                   "t.yaml:2:14: listen[0].address: expected a port from 1 to 65535, got "
+                   "\"127.0.0.1:65536\"");
+}
+
+Test(cfg_listen, refuses_an_unclosed_bracket)
+{
+    expect_error("listen:\n  - address: \"[::1:8000\"\n" CLUSTERS,
+                 "t.yaml:2:14: listen[0].address: ", "expected ']' to close the IPv6 address");
+}
+
+Test(cfg_listen, refuses_an_empty_host)
+{
+    expect_error("listen:\n  - address: \":8000\"\n" CLUSTERS, "t.yaml:2:14: listen[0].address: ",
+                 "expected a host before the port, as in 10.0.0.1:8000, got \":8000\"");
+}
+
+Test(cfg_listen, refuses_the_same_address_twice)
+{
+    expect_message(
+        "listen: [\"127.0.0.1:8000\", \"127.0.0.2:8000\", \"127.0.0.1:8000\"]\n" CLUSTERS,
+        "t.yaml:1:46: listen[2]: expected each listen address once, got "
+        "\"127.0.0.1:8000\" again (as listen[0])");
+}
+
+Test(cfg_listen, compares_addresses_not_spellings)
+{
+    expect_error("listen:\n  - address: \"[::1]:8000\"\n  - address: \"[0:0::1]:8000\"\n" CLUSTERS,
+                 "t.yaml:3:14: listen[1].address: ",
+                 "expected each listen address once, got \"[0:0::1]:8000\" again (as listen[0])");
+}
+
+Test(cfg_listen, refuses_an_unknown_role_with_a_hint)
+{
+    expect_message(LISTEN "    role: admin-api\n" CLUSTERS,
+                   "t.yaml:3:11: listen[0].role: expected proxy or admin_api, got \"admin-api\" "
+                   "(did you mean \"admin_api\"?)");
+    expect_message(LISTEN "    role: frontend\n" CLUSTERS,
+                   "t.yaml:3:11: listen[0].role: expected proxy or admin_api, got \"frontend\"");
+}
+
+Test(cfg_listen, refuses_a_sequence_as_an_entry)
+{
+    expect_message("listen: [[\"127.0.0.1:8000\"]]\n" CLUSTERS,
+                   "t.yaml:1:10: listen[0]: expected an address or a mapping with address, got a "
+                   "sequence");
+}
+
+/* ---- clusters ------------------------------------------------------------------------------- */
+
+Test(cfg_clusters, are_required)
+{
+    expect_message(LISTEN, "t.yaml:1:1: clusters: expected a mapping with clusters x and y, got "
+                           "nothing");
+}
+
+Test(cfg_clusters, need_both_x_and_y)
+{
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n",
+                   "t.yaml:4:3: clusters.y: expected a cluster with nodes (both x and y are "
+                   "required), got nothing");
+    expect_message(LISTEN "clusters:\n  y:\n    nodes: [\"10.0.0.1:8000\"]\n",
+                   "t.yaml:4:3: clusters.x: expected a cluster with nodes (both x and y are "
+                   "required), got nothing");
+}
+
+Test(cfg_clusters, are_named_x_and_y_only)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "  z:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:3: clusters: expected cluster x or y, got \"z\"");
+}
+
+Test(cfg_clusters, need_at_least_one_node)
+{
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n  y:\n    nodes: []\n",
+                   "t.yaml:7:12: clusters.y.nodes: expected a sequence of at least one node "
+                   "address, got an empty sequence");
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n  y: {}\n",
+                   "t.yaml:6:6: clusters.y.nodes: expected a sequence of at least one node "
+                   "address, got nothing");
+}
+
+Test(cfg_clusters, want_a_sequence_of_nodes)
+{
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: \"10.0.0.1:8000\"\n  y:\n    nodes: []\n",
+                   "t.yaml:5:12: clusters.x.nodes: expected a sequence of at least one node "
+                   "address, got \"10.0.0.1:8000\"");
+}
+
+Test(cfg_clusters, refuse_the_same_node_twice_in_a_cluster)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\", \"10.0.0.1:8000\"]\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:5:30: clusters.x.nodes[1]: expected each node once, got "
+                   "\"10.0.0.1:8000\" again (as clusters.x.nodes[0])");
+}
+
+Test(cfg_clusters, refuse_the_same_node_in_x_and_y)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]\n"
+                          "  y:\n"
+                          "    nodes:\n"
+                          "      - address: \"10.0.0.2:8000\"\n",
+                   "t.yaml:8:18: clusters.y.nodes[0].address: expected a node in one cluster only, "
+                   "got \"10.0.0.2:8000\", which is also clusters.x.nodes[1]");
+}
+
+Test(cfg_clusters, report_a_bad_node_weight_with_its_full_path)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "  y:\n"
+                          "    nodes:\n"
+                          "      - \"10.0.1.1:8000\"\n"
+                          "      - \"10.0.1.2:8000\"\n"
+                          "      - address: \"10.0.1.3:8000\"\n"
+                          "        weight: ten\n",
+                   "t.yaml:11:17: clusters.y.nodes[2].weight: expected an integer from 0 to 1000, "
+                   "got \"ten\"");
+}
+
+Test(cfg_clusters, keep_node_weights_from_0_to_1000)
+{
+    static const char *const bad[] = {"1001", "-1", "2.5", "1e3", "\"\"", "0x10"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char yaml[512];
+
+        snprintf(yaml, sizeof(yaml),
+                 LISTEN "clusters:\n  x:\n    nodes: [{address: \"10.0.0.1:8000\", weight: %s}]\n"
+                        "  y:\n    nodes: [\"10.0.1.1:8000\"]\n",
+                 bad[i]);
+        expect_error(yaml, "t.yaml:5:48: clusters.x.nodes[0].weight: ",
+                     "expected an integer from 0 to 1000, got ");
+    }
+}
+
+Test(cfg_clusters, need_an_address_in_a_node_mapping)
+{
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: [{weight: 2}]\n  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:5:13: clusters.x.nodes[0].address: expected an address such as "
+                   "10.0.0.1:8000, got nothing");
+}
+
+Test(cfg_clusters, refuse_a_malformed_ipv4_node)
+{
+    expect_message(LISTEN "clusters:\n  x:\n    nodes: [\"999.1.1.1:8000\"]\n  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:5:13: clusters.x.nodes[0]: expected an IPv4 address such as 10.0.0.1, "
+                   "got \"999.1.1.1:8000\"");
+}
+
+/* ---- split ---------------------------------------------------------------------------------- */
+
+Test(cfg_split, keeps_the_weight_from_0_to_100_with_two_decimals)
+{
+    static const char *const bad[] = {"12.345", "abc", "-5",  "100.01", "101",
+                                      "5.",     ".5",  "1e1", "50%",    "\"\""};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char yaml[512];
+
+        snprintf(yaml, sizeof(yaml), BASE "split:\n  weight: %s\n", bad[i]);
+        expect_error(yaml, "t.yaml:9:11: split.weight: ",
+                     "expected a percentage from 0 to 100 with at most two decimals, got ");
+    }
+    expect_message(BASE "split:\n  weight: 12.345\n",
+                   "t.yaml:9:11: split.weight: expected a percentage from 0 to 100 with at most "
+                   "two decimals, got \"12.345\"");
+}
+
+Test(cfg_split, names_the_key_kinds_for_an_unknown_one)
+{
+    expect_message(BASE "split:\n  key: [\"hedaer:X-A\"]\n",
+                   "t.yaml:9:9: split.key[0]: expected one of header:NAME, cookie:NAME, "
+                   "query:NAME, ip, jwt_sub:HEADER, basic_user or random, got \"hedaer:X-A\" (did "
+                   "you mean \"header\"?)");
+    expect_error(BASE "split:\n  key: [ip, \"session:x\"]\n",
+                 "t.yaml:9:13: split.key[1]: ", "basic_user or random, got \"session:x\"");
+}
+
+Test(cfg_split, wants_a_name_after_header)
+{
+    expect_message(BASE "split:\n  key: [\"header:\"]\n",
+                   "t.yaml:9:9: split.key[0]: expected a header name after \"header:\", got "
+                   "\"header:\"");
+    expect_message(BASE "split:\n  key: header\n",
+                   "t.yaml:9:8: split.key: expected a header name after \"header:\", got "
+                   "\"header\"");
+    expect_error(BASE "split:\n  key: [\"jwt_sub:\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a header name after \"jwt_sub:\"");
+    expect_error(BASE "split:\n  key: [\"cookie:\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a cookie name after \"cookie:\"");
+    expect_error(BASE "split:\n  key: [\"query:\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a query parameter name after \"query:\"");
+}
+
+Test(cfg_split, wants_header_names_made_of_token_characters)
+{
+    expect_message(BASE "split:\n  key: [\"header:X Consumer\"]\n",
+                   "t.yaml:9:9: split.key[0]: expected a header name made of letters, digits and "
+                   "!#$%&'*+-.^_`|~, got \"header:X Consumer\"");
+    expect_error(BASE "split:\n  key: [\"jwt_sub:Auth(x)\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a header name made of");
+    expect_error(BASE "split:\n  key: [\"cookie:a;b\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a cookie name made of");
+    expect_error(BASE "split:\n  key: [\"header:X:Y\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected a header name made of");
+}
+
+Test(cfg_split, wants_query_names_without_separators)
+{
+    expect_error(BASE "split:\n  key: [\"query:a=b\"]\n", "t.yaml:9:9: split.key[0]: ",
+                 "expected a query parameter name without spaces, '&', '=' or '#', got "
+                 "\"query:a=b\"");
+}
+
+Test(cfg_split, refuses_a_name_after_a_kind_that_takes_none)
+{
+    expect_message(BASE "split:\n  key: [\"ip:x\"]\n",
+                   "t.yaml:9:9: split.key[0]: expected \"ip\" with nothing after it, got \"ip:x\"");
+    expect_error(BASE "split:\n  key: [\"random:1\"]\n",
+                 "t.yaml:9:9: split.key[0]: ", "expected \"random\" with nothing after it");
+}
+
+Test(cfg_split, refuses_the_same_key_twice)
+{
+    expect_message(BASE "split:\n  key: [ip, \"header:X-A\", ip]\n",
+                   "t.yaml:9:27: split.key[2]: expected each key once, got \"ip\" again (as "
+                   "split.key[0])");
+    expect_error(BASE "split:\n  key: [\"header:X-A\", \"header:x-a\"]\n",
+                 "t.yaml:9:23: split.key[1]: ", "expected each key once");
+}
+
+Test(cfg_split, needs_at_least_one_key)
+{
+    expect_message(BASE "split:\n  key: []\n",
+                   "t.yaml:9:8: split.key: expected a sequence of at least one key such as ip or "
+                   "header:X-Consumer-ID, got an empty sequence");
+}
+
+Test(cfg_split, needs_a_non_empty_seed)
+{
+    expect_message(BASE "split:\n  seed: \"\"\n",
+                   "t.yaml:9:9: split.seed: expected a non-empty string, got \"\"");
+}
+
+/* ---- timeouts ------------------------------------------------------------------------------- */
+
+Test(cfg_timeouts, refuse_a_bad_duration_with_examples)
+{
+    expect_message(BASE "timeouts:\n  connect: 3x\n",
+                   "t.yaml:9:12: timeouts.connect: expected a duration such as 500ms, 3s, 1m, 1h "
+                   "or 1m30s, got \"3x\"");
+}
+
+Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
+{
+    static const char *const names[] = {"connect",           "client_header", "client_idle",
+                                        "upstream_response", "upstream_idle", "shutdown"};
+    static const char *const bad[] = {"0", "0s", "0ms", "25h", "24h1ms"};
+
+    for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            char yaml[512], prefix[128], fragment[128];
+
+            snprintf(yaml, sizeof(yaml), BASE "timeouts:\n  %s: %s\n", names[n], bad[b]);
+            snprintf(prefix, sizeof(prefix), "t.yaml:9:%zu: timeouts.%s: ", strlen(names[n]) + 5,
+                     names[n]);
+            snprintf(fragment, sizeof(fragment), "expected a duration from 1ms to 24h, got \"%s\"",
+                     bad[b]);
+            expect_error(yaml, prefix, fragment);
+        }
+    }
+}
+
+/* ---- limits --------------------------------------------------------------------------------- */
+
+/* Asserts that limits.<name>: <value> is refused with "expected <range>". */
+static void
+expect_limit_error(const char *name, const char *value, const char *range)
+{
+    char yaml[512], prefix[128], fragment[160];
+
+    snprintf(yaml, sizeof(yaml), BASE "limits:\n  %s: %s\n", name, value);
+    snprintf(prefix, sizeof(prefix), "t.yaml:9:%zu: limits.%s: ", strlen(name) + 5, name);
+    snprintf(fragment, sizeof(fragment), "expected %s, got \"%s\"", range, value);
+    expect_error(yaml, prefix, fragment);
+}
+
+Test(cfg_limits, keep_max_connections_from_1_to_a_million)
+{
+    expect_limit_error("max_connections", "0", "an integer from 1 to 1000000");
+    expect_limit_error("max_connections", "1000001", "an integer from 1 to 1000000");
+}
+
+Test(cfg_limits, keep_max_request_line_bytes_from_256_to_1m)
+{
+    expect_limit_error("max_request_line_bytes", "255", "an integer from 256 to 1048576");
+    expect_limit_error("max_request_line_bytes", "1048577", "an integer from 256 to 1048576");
+}
+
+Test(cfg_limits, keep_max_header_bytes_from_1024_to_1m)
+{
+    expect_limit_error("max_header_bytes", "1023", "an integer from 1024 to 1048576");
+    expect_limit_error("max_header_bytes", "1048577", "an integer from 1024 to 1048576");
+}
+
+Test(cfg_limits, keep_max_headers_from_1_to_10000)
+{
+    expect_limit_error("max_headers", "0", "an integer from 1 to 10000");
+    expect_limit_error("max_headers", "10001", "an integer from 1 to 10000");
+}
+
+Test(cfg_limits, keep_max_body_bytes_non_negative)
+{
+    expect_limit_error("max_body_bytes", "-1", "an integer of 0 or more");
+    expect_limit_error("max_body_bytes", "1MB", "an integer of 0 or more");
+    expect_limit_error("max_body_bytes", "18446744073709551616", "an integer of 0 or more");
+}
+
+Test(cfg_limits, keep_the_request_line_within_the_head)
+{
+    expect_message(BASE "limits:\n  max_request_line_bytes: 4096\n  max_header_bytes: 2048\n",
+                   "t.yaml:9:27: limits.max_request_line_bytes: expected at most max_header_bytes "
+                   "(2048), got 4096");
+    expect_message(BASE "limits:\n  max_header_bytes: 4096\n",
+                   "t.yaml:9:21: limits.max_header_bytes: expected at least "
+                   "max_request_line_bytes (8192), got 4096");
+}
+
+/* ---- the rest ------------------------------------------------------------------------------- */
+
+Test(cfg_log_level, refuses_an_unknown_level)
+{
+    expect_message(BASE "log_level: verbose\n",
+                   "t.yaml:8:12: log_level: expected debug, info, warn or error, got \"verbose\"");
+    expect_message(
+        BASE "log_level: infoo\n",
+        "t.yaml:8:12: log_level: expected debug, info, warn or error, got \"infoo\" (did "
+        "you mean \"info\"?)");
+}
+
+Test(cfg_access_log, refuses_true_and_an_empty_path)
+{
+    expect_message(BASE "access_log: true\n",
+                   "t.yaml:8:13: access_log: expected a path, \"-\" for stdout, or off, got "
+                   "\"true\"");
+    expect_message(BASE "access_log: \"\"\n",
+                   "t.yaml:8:13: access_log: expected a path, \"-\" for stdout, or off, got \"\"");
+    expect_message(BASE "access_log:\n",
+                   "t.yaml:8:12: access_log: expected a path, \"-\" for stdout, or off, got "
+                   "nothing");
+}
+
+Test(cfg_admin, keeps_the_socket_path_within_sun_path)
+{
+    char yaml[1024], path[200];
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    snprintf(yaml, sizeof(yaml), BASE "admin:\n  socket: \"%s\"\n", path);
+    expect_error(yaml, "t.yaml:9:11: admin.socket: ",
+                 "expected a socket path of 1 to 107 bytes, got \"/aaaa");
+    expect_message(BASE "admin:\n  socket: \"\"\n",
+                   "t.yaml:9:11: admin.socket: expected a socket path of 1 to 107 bytes, got \"\"");
+}
+
+Test(cfg_errors, leave_the_buffer_alone_when_it_is_null)
+{
+    static const char yaml[] = BASE "log_level: loud\n";
+
+    cr_assert(eq(ptr, cfg_parse(yaml, strlen(yaml), "t.yaml", NULL), NULL));
+}

@@ -1,0 +1,492 @@
+/* tests/unit/test_cfg_load.c -- valid files map onto struct cfg; defaults; reading from disk. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "config/cfg.h"
+
+#define LISTEN "listen:\n  - address: \"127.0.0.1:8000\"\n"
+#define CLUSTERS                                                                                   \
+    "clusters:\n"                                                                                  \
+    "  x:\n"                                                                                       \
+    "    nodes: [\"10.0.0.1:8000\"]\n"                                                             \
+    "  y:\n"                                                                                       \
+    "    nodes: [\"10.0.1.1:8000\"]\n"
+#define BASE LISTEN CLUSTERS
+
+/* Parses `yaml` as "t.yaml" and asserts that it is accepted. The caller frees the result. */
+static struct cfg *
+parse_ok(const char *yaml)
+{
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "rejected: %s\n%s", err.msg, yaml);
+    return cfg;
+}
+
+/* Asserts that `a` holds IPv4 `ip` and `port`, and kept `text` as written. */
+static void
+assert_ipv4(const struct cfg_addr *a, const char *text, const char *ip, unsigned port)
+{
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->sa;
+    struct in_addr want;
+
+    cr_assert(eq(int, inet_pton(AF_INET, ip, &want), 1));
+    cr_assert(eq(str, (char *)a->text, (char *)text));
+    cr_assert(eq(int, sin->sin_family, AF_INET), "%s", text);
+    cr_assert(eq(u32, sin->sin_addr.s_addr, want.s_addr), "%s", text);
+    cr_assert(eq(u16, ntohs(sin->sin_port), port), "%s", text);
+    cr_assert(eq(uint, a->sa_len, (unsigned)sizeof(*sin)), "%s", text);
+}
+
+/* A file that sets every key to something other than its default. */
+static const char full_yaml[] =
+    "listen:\n"
+    "  - address: \"127.0.0.1:8000\"\n"
+    "  - address: \"[::1]:8443\"\n"
+    "    role: admin_api\n"
+    "  - address: \"127.0.0.2:9000\"\n"
+    "    role: proxy\n"
+    "admin:\n"
+    "  socket: \"/tmp/xf-test/admin.sock\"\n"
+    "split:\n"
+    "  weight: 12.5\n"
+    "  key: [\"header:X-Consumer-ID\", \"cookie:Session\", \"query:user\", ip,\n"
+    "        \"jwt_sub:Authorization\", basic_user, random]\n"
+    "  seed: \"upgrade-2026-11\"\n"
+    "clusters:\n"
+    "  x:\n"
+    "    nodes: [\"10.0.0.1:8000\", {address: \"10.0.0.2:8000\", weight: 2}]\n"
+    "  y:\n"
+    "    nodes:\n"
+    "      - \"10.0.1.1:8000\"\n"
+    "      - address: \"10.0.1.2:8001\"\n"
+    "        weight: 0\n"
+    "      - address: \"10.0.1.3:8002\"\n"
+    "        weight: 1000\n"
+    "timeouts: {connect: 1500ms, client_header: 5s, client_idle: 2m, upstream_response: 1m30s,\n"
+    "           upstream_idle: 45, shutdown: 1h}\n"
+    "limits: {max_connections: 1000, max_request_line_bytes: 4096, max_header_bytes: 32768,\n"
+    "         max_headers: 50, max_body_bytes: 10485760}\n"
+    "access_log: \"/var/log/crossfade/access.log\"\n"
+    "log_level: debug\n";
+
+Test(cfg_full, maps_listeners_and_their_roles)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&cfg->listeners[1].addr.sa;
+
+    cr_assert(eq(sz, cfg->n_listeners, 3));
+    assert_ipv4(&cfg->listeners[0].addr, "127.0.0.1:8000", "127.0.0.1", 8000);
+    cr_assert(eq(int, cfg->listeners[0].role, CFG_ROLE_PROXY));
+    cr_assert(eq(str, cfg->listeners[1].addr.text, "[::1]:8443"));
+    cr_assert(eq(int, sin6->sin6_family, AF_INET6));
+    cr_assert(eq(u16, ntohs(sin6->sin6_port), 8443));
+    cr_assert(eq(int, IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) != 0, 1));
+    cr_assert(eq(uint, cfg->listeners[1].addr.sa_len, (unsigned)sizeof(*sin6)));
+    cr_assert(eq(int, cfg->listeners[1].role, CFG_ROLE_ADMIN_API));
+    assert_ipv4(&cfg->listeners[2].addr, "127.0.0.2:9000", "127.0.0.2", 9000);
+    cr_assert(eq(int, cfg->listeners[2].role, CFG_ROLE_PROXY));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_admin_split_and_logging)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+
+    cr_assert(eq(str, cfg->path, "t.yaml"));
+    cr_assert(eq(str, cfg->admin_socket, "/tmp/xf-test/admin.sock"));
+    cr_assert(eq(uint, cfg->split.weight_bp, 1250));
+    cr_assert(eq(str, cfg->split.seed, "upgrade-2026-11"));
+    cr_assert(eq(str, cfg->access_log, "/var/log/crossfade/access.log"));
+    cr_assert(eq(int, cfg->log_level, XF_LOG_DEBUG));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_every_split_key_kind_in_order)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_split_key *k = cfg->split.keys;
+
+    cr_assert(eq(sz, cfg->split.n_keys, 7));
+    cr_assert(eq(int, k[0].kind, CFG_KEY_HEADER));
+    cr_assert(eq(str, k[0].name, "x-consumer-id"), "header names are kept in lower case");
+    cr_assert(eq(int, k[1].kind, CFG_KEY_COOKIE));
+    cr_assert(eq(str, k[1].name, "Session"), "cookie names are case-sensitive");
+    cr_assert(eq(int, k[2].kind, CFG_KEY_QUERY));
+    cr_assert(eq(str, k[2].name, "user"));
+    cr_assert(eq(int, k[3].kind, CFG_KEY_IP));
+    cr_assert(eq(ptr, k[3].name, NULL));
+    cr_assert(eq(int, k[4].kind, CFG_KEY_JWT_SUB));
+    cr_assert(eq(str, k[4].name, "authorization"));
+    cr_assert(eq(int, k[5].kind, CFG_KEY_BASIC_USER));
+    cr_assert(eq(ptr, k[5].name, NULL));
+    cr_assert(eq(int, k[6].kind, CFG_KEY_RANDOM));
+    cr_assert(eq(ptr, k[6].name, NULL));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_both_clusters_and_node_weights)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_cluster *x = &cfg->clusters[CFG_CLUSTER_X];
+    const struct cfg_cluster *y = &cfg->clusters[CFG_CLUSTER_Y];
+
+    cr_assert(eq(sz, x->n_nodes, 2));
+    assert_ipv4(&x->nodes[0].addr, "10.0.0.1:8000", "10.0.0.1", 8000);
+    cr_assert(eq(uint, x->nodes[0].weight, 1));
+    assert_ipv4(&x->nodes[1].addr, "10.0.0.2:8000", "10.0.0.2", 8000);
+    cr_assert(eq(uint, x->nodes[1].weight, 2));
+    cr_assert(eq(sz, y->n_nodes, 3));
+    assert_ipv4(&y->nodes[0].addr, "10.0.1.1:8000", "10.0.1.1", 8000);
+    cr_assert(eq(uint, y->nodes[0].weight, 1));
+    assert_ipv4(&y->nodes[1].addr, "10.0.1.2:8001", "10.0.1.2", 8001);
+    cr_assert(eq(uint, y->nodes[1].weight, 0));
+    assert_ipv4(&y->nodes[2].addr, "10.0.1.3:8002", "10.0.1.3", 8002);
+    cr_assert(eq(uint, y->nodes[2].weight, 1000));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_timeouts_in_milliseconds)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+
+    cr_assert(eq(uint, cfg->timeouts.connect_ms, 1500));
+    cr_assert(eq(uint, cfg->timeouts.client_header_ms, 5000));
+    cr_assert(eq(uint, cfg->timeouts.client_idle_ms, 120000));
+    cr_assert(eq(uint, cfg->timeouts.upstream_response_ms, 90000));
+    cr_assert(eq(uint, cfg->timeouts.upstream_idle_ms, 45000));
+    cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 3600000));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_limits)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+
+    cr_assert(eq(uint, cfg->limits.max_connections, 1000));
+    cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 4096));
+    cr_assert(eq(uint, cfg->limits.max_header_bytes, 32768));
+    cr_assert(eq(uint, cfg->limits.max_headers, 50));
+    cr_assert(eq(u64, cfg->limits.max_body_bytes, 10485760));
+    cfg_free(cfg);
+}
+
+Test(cfg_defaults, fill_every_key_left_out)
+{
+    struct cfg *cfg = parse_ok(BASE);
+
+    cr_assert(eq(str, cfg->admin_socket, "/run/crossfade/admin.sock"));
+    cr_assert(eq(uint, cfg->split.weight_bp, 0));
+    cr_assert(eq(sz, cfg->split.n_keys, 1));
+    cr_assert(eq(int, cfg->split.keys[0].kind, CFG_KEY_IP));
+    cr_assert(eq(ptr, cfg->split.keys[0].name, NULL));
+    cr_assert(eq(str, cfg->split.seed, "crossfade"));
+    cr_assert(eq(uint, cfg->timeouts.connect_ms, 3000));
+    cr_assert(eq(uint, cfg->timeouts.client_header_ms, 10000));
+    cr_assert(eq(uint, cfg->timeouts.client_idle_ms, 60000));
+    cr_assert(eq(uint, cfg->timeouts.upstream_response_ms, 60000));
+    cr_assert(eq(uint, cfg->timeouts.upstream_idle_ms, 30000));
+    cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 10000));
+    cr_assert(eq(uint, cfg->limits.max_connections, 20000));
+    cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 8192));
+    cr_assert(eq(uint, cfg->limits.max_header_bytes, 16384));
+    cr_assert(eq(uint, cfg->limits.max_headers, 100));
+    cr_assert(eq(u64, cfg->limits.max_body_bytes, 0));
+    cr_assert(eq(str, cfg->access_log, "-"));
+    cr_assert(eq(int, cfg->log_level, XF_LOG_INFO));
+    cfg_free(cfg);
+}
+
+Test(cfg_defaults, give_a_listener_the_proxy_role_and_a_node_weight_1)
+{
+    struct cfg *cfg = parse_ok(BASE);
+
+    cr_assert(eq(sz, cfg->n_listeners, 1));
+    cr_assert(eq(int, cfg->listeners[0].role, CFG_ROLE_PROXY));
+    cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_X].n_nodes, 1));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].nodes[0].weight, 1));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[0].weight, 1));
+    cfg_free(cfg);
+}
+
+Test(cfg_defaults, keep_the_rest_when_a_section_sets_one_key)
+{
+    struct cfg *cfg = parse_ok(BASE "timeouts:\n  connect: 1s\nlimits:\n  max_headers: 10\n"
+                                    "split:\n  weight: 50\n");
+
+    cr_assert(eq(uint, cfg->timeouts.connect_ms, 1000));
+    cr_assert(eq(uint, cfg->timeouts.client_idle_ms, 60000));
+    cr_assert(eq(uint, cfg->limits.max_headers, 10));
+    cr_assert(eq(uint, cfg->limits.max_header_bytes, 16384));
+    cr_assert(eq(uint, cfg->split.weight_bp, 5000));
+    cr_assert(eq(sz, cfg->split.n_keys, 1));
+    cr_assert(eq(str, cfg->split.seed, "crossfade"));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_weight, reads_percent_into_hundredths)
+{
+    static const struct {
+        const char *text;
+        unsigned bp;
+    } cases[] = {
+        {"0", 0},        {"100", 10000},    {"12.5", 1250}, {"33.33", 3333}, {"0.01", 1},
+        {"99.99", 9999}, {"100.00", 10000}, {"\"7\"", 700}, {"007", 700},    {"1.0", 100},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "split:\n  weight: %s\n", cases[i].text);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(uint, cfg->split.weight_bp, cases[i].bp), "weight: %s", cases[i].text);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_split_key, takes_a_single_key_without_a_sequence)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  key: \"cookie:sid\"\n");
+
+    cr_assert(eq(sz, cfg->split.n_keys, 1));
+    cr_assert(eq(int, cfg->split.keys[0].kind, CFG_KEY_COOKIE));
+    cr_assert(eq(str, cfg->split.keys[0].name, "sid"));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_key, accepts_every_token_character_in_a_header_name)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  key: [\"header:!#$%&'*+-.^_`|~09AZaz\"]\n");
+
+    cr_assert(eq(str, cfg->split.keys[0].name, "!#$%&'*+-.^_`|~09azaz"));
+    cfg_free(cfg);
+}
+
+Test(cfg_access_log, is_off_for_yaml_false_off_or_the_string_off)
+{
+    static const char *const offs[] = {"off", "false", "OFF", "False", "no", "\"off\""};
+
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "access_log: %s\n", offs[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(ptr, cfg->access_log, NULL), "access_log: %s", offs[i]);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_access_log, keeps_a_quoted_false_as_a_path_and_dash_as_stdout)
+{
+    struct cfg *cfg = parse_ok(BASE "access_log: \"false\"\n");
+
+    cr_assert(eq(str, cfg->access_log, "false"));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "access_log: \"-\"\n");
+    cr_assert(eq(str, cfg->access_log, "-"));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "access_log: logs/access.log\n");
+    cr_assert(eq(str, cfg->access_log, "logs/access.log"));
+    cfg_free(cfg);
+}
+
+Test(cfg_log_level, reads_each_level)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    static const enum xf_log_level levels[] = {XF_LOG_DEBUG, XF_LOG_INFO, XF_LOG_WARN, XF_LOG_ERR};
+
+    for (size_t i = 0; i < 4; i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "log_level: %s\n", names[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(int, cfg->log_level, levels[i]), "log_level: %s", names[i]);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_shapes, take_a_listen_address_without_a_mapping)
+{
+    struct cfg *cfg = parse_ok("listen: [\"127.0.0.1:8000\", \"localhost:8001\"]\n" CLUSTERS);
+
+    cr_assert(eq(sz, cfg->n_listeners, 2));
+    assert_ipv4(&cfg->listeners[0].addr, "127.0.0.1:8000", "127.0.0.1", 8000);
+    cr_assert(eq(str, cfg->listeners[1].addr.text, "localhost:8001"));
+    cr_assert(eq(int, cfg->listeners[1].role, CFG_ROLE_PROXY));
+    cfg_free(cfg);
+}
+
+Test(cfg_shapes, follow_anchors_and_aliases)
+{
+    struct cfg *cfg = parse_ok(LISTEN "timeouts: {connect: &t 7s, shutdown: *t}\n" CLUSTERS);
+
+    cr_assert(eq(uint, cfg->timeouts.connect_ms, 7000));
+    cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 7000));
+    cfg_free(cfg);
+}
+
+Test(cfg_shapes, accept_keys_in_any_order_and_an_explicit_document)
+{
+    struct cfg *cfg = parse_ok("---\nlog_level: warn\n" CLUSTERS LISTEN "...\n");
+
+    cr_assert(eq(int, cfg->log_level, XF_LOG_WARN));
+    cr_assert(eq(sz, cfg->n_listeners, 1));
+    cfg_free(cfg);
+}
+
+Test(cfg_shapes, accept_the_limits_at_their_bounds)
+{
+    struct cfg *cfg =
+        parse_ok(BASE "limits: {max_connections: 1000000, max_request_line_bytes: 256,"
+                      " max_header_bytes: 1024, max_headers: 10000,"
+                      " max_body_bytes: 18446744073709551615}\n");
+
+    cr_assert(eq(uint, cfg->limits.max_connections, 1000000));
+    cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 256));
+    cr_assert(eq(uint, cfg->limits.max_header_bytes, 1024));
+    cr_assert(eq(uint, cfg->limits.max_headers, 10000));
+    cr_assert(eq(u64, cfg->limits.max_body_bytes, UINT64_MAX));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "limits: {max_connections: 1, max_request_line_bytes: 1048576,"
+                        " max_header_bytes: 1048576, max_headers: 1}\ntimeouts: {connect: 24h}\n");
+    cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 1048576));
+    cr_assert(eq(uint, cfg->timeouts.connect_ms, 86400000));
+    cfg_free(cfg);
+}
+
+/* ---- Files ---------------------------------------------------------------------------------- */
+
+/* Writes `text` to a new temporary file and stores its path in `path` (PATH_MAX bytes). */
+static void
+write_temp(char *path, const char *text)
+{
+    FILE *f;
+    int fd;
+
+    strcpy(path, "/tmp/xf-cfg-test-XXXXXX");
+    fd = mkstemp(path);
+    cr_assert(not(eq(int, fd, -1)));
+    f = fdopen(fd, "w");
+    cr_assert(not(eq(ptr, f, NULL)));
+    cr_assert(eq(sz, fwrite(text, 1, strlen(text), f), strlen(text)));
+    cr_assert(eq(int, fclose(f), 0));
+}
+
+Test(cfg_file, loads_a_file_and_keeps_its_path)
+{
+    char path[64];
+    struct xf_err err = {{0}};
+    struct cfg *cfg;
+
+    write_temp(path, BASE "log_level: error\n");
+    cfg = cfg_load(path, &err);
+    unlink(path);
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cr_assert(eq(str, cfg->path, path));
+    cr_assert(eq(int, cfg->log_level, XF_LOG_ERR));
+    cfg_free(cfg);
+}
+
+Test(cfg_file, names_the_file_in_its_messages)
+{
+    char path[64], want[128];
+    struct xf_err err = {{0}};
+
+    write_temp(path, BASE "log_level: loud\n");
+    cr_assert(eq(ptr, cfg_load(path, &err), NULL));
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:8:12: log_level: expected debug, info, warn or error", path);
+    cr_assert(eq(int, strncmp(err.msg, want, strlen(want)), 0), "%s", err.msg);
+}
+
+Test(cfg_file, reports_an_empty_file_by_its_path)
+{
+    char path[64], want[128];
+    struct xf_err err = {{0}};
+
+    write_temp(path, "");
+    cr_assert(eq(ptr, cfg_load(path, &err), NULL));
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:1:1: expected a mapping of settings", path);
+    cr_assert(eq(int, strncmp(err.msg, want, strlen(want)), 0), "%s", err.msg);
+    cr_assert(not(eq(ptr, strstr(err.msg, "got an empty file"), NULL)), "%s", err.msg);
+}
+
+Test(cfg_file, reports_a_missing_file_with_strerror)
+{
+    struct xf_err err = {{0}};
+
+    cr_assert(eq(ptr, cfg_load("/nonexistent/crossfade.yaml", &err), NULL));
+    cr_assert(
+        eq(str, err.msg, "/nonexistent/crossfade.yaml: cannot open: No such file or directory"));
+}
+
+Test(cfg_file, reports_a_directory_with_strerror)
+{
+    struct xf_err err = {{0}};
+
+    cr_assert(eq(ptr, cfg_load("/tmp", &err), NULL));
+    cr_assert(eq(str, err.msg, "/tmp: cannot read: Is a directory"));
+}
+
+Test(cfg_file, loads_the_documented_example)
+{
+    struct xf_err err = {{0}};
+    /* The tests run from the top of the tree (make unit). */
+    struct cfg *cfg = cfg_load("config/example.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cr_assert(eq(sz, cfg->n_listeners, 3));
+    cr_assert(eq(int, cfg->listeners[2].role, CFG_ROLE_ADMIN_API));
+    cr_assert(eq(uint, cfg->split.weight_bp, 1250));
+    cr_assert(eq(sz, cfg->split.n_keys, 3));
+    cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_X].n_nodes, 2));
+    cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_Y].n_nodes, 2));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[1].weight, 0));
+    cfg_free(cfg);
+}
+
+/* ---- The rest of the API -------------------------------------------------------------------- */
+
+Test(cfg_api, frees_null_as_a_no_op)
+{
+    cfg_free(NULL);
+}
+
+Test(cfg_api, names_the_clusters)
+{
+    cr_assert(eq(str, (char *)cfg_cluster_name(CFG_CLUSTER_X), "x"));
+    cr_assert(eq(str, (char *)cfg_cluster_name(CFG_CLUSTER_Y), "y"));
+}
+
+Test(cfg_api, uses_the_name_it_is_given_as_the_path)
+{
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(BASE, strlen(BASE), "inline.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cr_assert(eq(str, cfg->path, "inline.yaml"));
+    cfg_free(cfg);
+}
+
+Test(cfg_api, reads_only_len_bytes_of_the_text)
+{
+    static const char text[] = BASE "log_level: not-a-level\n";
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(text, strlen(BASE), "t.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cr_assert(eq(int, cfg->log_level, XF_LOG_INFO));
+    cfg_free(cfg);
+}
