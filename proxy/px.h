@@ -137,6 +137,7 @@ struct px_alog {
 struct px_req_head {
     const char *url;
     size_t url_len;
+    const char *end; /* the end of the bytes being parsed */
     size_t n_hdrs;
     bool field_open; /* a header name was seen and its value not finished */
     bool complete;   /* on_headers_complete ran */

@@ -38,6 +38,9 @@ px_req_on_url(llhttp_t *p, const char *at, size_t len)
 
     h->url = at;
     h->url_len = len;
+    /* A line break right after the target is an HTTP/0.9 request line: refused without waiting. */
+    if (at + len < h->end && (at[len] == '\r' || at[len] == '\n'))
+        return px_req_fail(p, 400, "request line without an HTTP version");
     return 0;
 }
 
@@ -97,12 +100,24 @@ px_req_on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* A request line with no version after the target (HTTP/0.9 style) is refused at once. */
+static int
+px_req_on_url_complete(llhttp_t *p)
+{
+    struct px_req_head *h = px_client_head_of(p);
+
+    if (h->url_len > 0 && h->url[h->url_len] != ' ')
+        return px_req_fail(p, 400, "request line without an HTTP version");
+    return 0;
+}
+
 static int px_req_on_headers_complete(llhttp_t *p);
 static int px_req_on_body(llhttp_t *p, const char *at, size_t len);
 static int px_req_on_message_complete(llhttp_t *p);
 
 static const llhttp_settings_t px_req_settings = {
     .on_url = px_req_on_url,
+    .on_url_complete = px_req_on_url_complete,
     .on_header_field = px_req_on_header_field,
     .on_header_value = px_req_on_header_value,
     .on_header_value_complete = px_req_on_header_value_complete,
@@ -223,6 +238,7 @@ px_client_head(struct px_client *c, const char *p, size_t n, size_t *used)
     if (st != 0)
         return px_client_reject(c, st, "request line too long");
     memset(h, 0, sizeof(*h));
+    h->end = p + m;
     llhttp_init(&c->parser, HTTP_REQUEST, &px_req_settings);
     c->parser.data = c;
     err = llhttp_execute(&c->parser, p, m);
@@ -621,6 +637,12 @@ px_req_build(struct px_client *c, struct px_txn *t, const struct px_req_head *h,
     px_buf_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n", c->ip);
     if (host != NULL)
         px_buf_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
+    /* A client that says it is done is done with the node connection too (it is not reused). */
+    for (size_t i = 0; i < XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)); i++)
+        if (px_http_list_has(v.conn[i]->value, v.conn[i]->value_len, "close"))
+            t->up_close = true;
+    if (t->up_close)
+        px_buf_append(out, "Connection: close\r\n", 19);
     if (t->req_chunked)
         px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
     else if (v.n_cl > 0)

@@ -77,8 +77,8 @@ struct px_txn {
     bool resp_chunked_out; /* the proxy chunks the body to the client */
     bool resp_close_out;   /* the body to the client is delimited by closing */
     bool resp_no_body;
-    bool ka; /* the client connection stays open after this response */
-    bool in_trailers;
+    bool ka;       /* the client connection stays open after this response */
+    bool up_close; /* the client sent Connection: close: so does the node request */
     int status;
     uint64_t req_body;  /* request payload bytes seen */
     uint64_t bytes_in;  /* request bytes received from the client */

@@ -601,7 +601,7 @@ px_upstream_read(struct px_upstream *u)
     if (t->resp_done) {
         t->u = NULL;
         t->t_up_end_us = xf_now_us();
-        px_upstream_release(u, t->req_done);
+        px_upstream_release(u, t->req_done && !t->up_close);
         return px_txn_resp_done(t);
     }
     return px_client_flush(t->c);
