@@ -101,6 +101,67 @@ int px_http_cl_parse(const struct px_hdr *cl[], size_t n, uint64_t *out);
 /* The reason phrase of a status the proxy generates. */
 const char *px_http_reason(int status);
 
+/* --- rewriting heads (px_rewrite.c): pure functions, unit tested --- */
+
+/* A parsed request head and what the proxy knows of its client. */
+struct px_req_in {
+    uint8_t method; /* llhttp_method_t */
+    uint8_t minor;  /* HTTP/1.minor of the client */
+    const char *url;
+    size_t url_len;
+    const struct px_hdr *hdrs;
+    size_t n_hdrs;
+    const char *client_ip;     /* appended to X-Forwarded-For */
+    const char *proto;         /* X-Forwarded-Proto: "http" */
+    const char *fallback_host; /* Host for an HTTP/1.0 request without one (the node) */
+    uint64_t max_body;         /* 0: no limit */
+};
+
+/* What the rewrite decided about the request's framing. */
+struct px_req_out {
+    bool chunked;    /* the body goes to the node chunked */
+    bool has_length; /* ... or with this Content-Length */
+    uint64_t content_length;
+    bool close; /* the client sent Connection: close (forwarded, node conn not reused) */
+};
+
+/*
+ * Checks a complete request head against what a front proxy must refuse and appends the request
+ * head the node will see to `out`: the request line (HTTP/1.1), Host, the end-to-end headers in
+ * order, X-Forwarded-For/-Proto/-Host, and framing of the proxy's own. Hop-by-hop headers and the
+ * ones Connection names are dropped. Returns 0, or the HTTP status to answer with *why set.
+ */
+int px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req_out *res,
+                       const char **why);
+
+/* A parsed response head and what the proxy knows of the request it answers. */
+struct px_resp_in {
+    int status;
+    const char *reason;
+    size_t reason_len;
+    uint8_t http_major;
+    const struct px_hdr *hdrs;
+    size_t n_hdrs;
+    uint8_t req_method;   /* llhttp_method_t of the request */
+    uint8_t client_minor; /* HTTP/1.minor of the client */
+    bool client_ka;       /* the client connection may stay open */
+};
+
+struct px_resp_out {
+    bool interim;     /* 1xx: the final response follows */
+    bool no_body;     /* HEAD, 1xx, 204, 304: the parser must be told */
+    bool chunked_out; /* the body is chunked to the client */
+    bool close_out;   /* the body to the client ends with the connection */
+    bool ka;          /* the client connection stays open after it */
+};
+
+/*
+ * Checks a response head and appends the head the client will see to `out` (nothing for a 1xx to
+ * an HTTP/1.0 client). Returns 0, or -1 with *why set when the response must become a 502.
+ */
+int px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_resp_out *res,
+                        const char **why);
+
 /* --- the worker, connections and transactions --- */
 
 struct px_worker;

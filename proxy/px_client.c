@@ -454,206 +454,6 @@ px_client_flush(struct px_client *c)
 
 /* --- requests --- */
 
-/* Headers the request forwarding looks at, gathered in one pass over the table. */
-struct px_req_view {
-    const struct px_hdr *host[2];
-    const struct px_hdr *conn[16];
-    const struct px_hdr *te[8];
-    const struct px_hdr *cl[8];
-    const struct px_hdr *xff[8];
-    size_t n_host, n_conn, n_te, n_cl, n_xff;
-    bool expect_100;
-};
-
-static void
-px_req_view_build(const struct px_hdr *hdrs, size_t n, struct px_req_view *v)
-{
-    memset(v, 0, sizeof(*v));
-    for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *h = &hdrs[i];
-        const char *nm = h->name;
-        size_t len = h->name_len;
-
-#define PX_COLLECT(arr, cnt)                                                                       \
-    do {                                                                                           \
-        if (v->cnt < XF_ARRAY_LEN(v->arr))                                                         \
-            v->arr[v->cnt] = h;                                                                    \
-        v->cnt++;                                                                                  \
-    } while (0)
-        if (xf_span_ieq(nm, len, "host"))
-            PX_COLLECT(host, n_host);
-        else if (xf_span_ieq(nm, len, "connection"))
-            PX_COLLECT(conn, n_conn);
-        else if (xf_span_ieq(nm, len, "transfer-encoding"))
-            PX_COLLECT(te, n_te);
-        else if (xf_span_ieq(nm, len, "content-length"))
-            PX_COLLECT(cl, n_cl);
-        else if (xf_span_ieq(nm, len, "x-forwarded-for"))
-            PX_COLLECT(xff, n_xff);
-        else if (xf_span_ieq(nm, len, "expect"))
-            v->expect_100 = px_http_list_has(h->value, h->value_len, "100-continue");
-#undef PX_COLLECT
-    }
-}
-
-/* Whether a header is dropped when forwarding: hop-by-hop, ours to set, or named by Connection. */
-static bool
-px_req_drop(const struct px_hdr *h, const struct px_req_view *v, bool http10)
-{
-    const char *nm = h->name;
-    size_t len = h->name_len;
-
-    if (px_http_is_hop(nm, len) || xf_span_ieq(nm, len, "x-forwarded-for") ||
-        xf_span_ieq(nm, len, "x-forwarded-proto") || xf_span_ieq(nm, len, "x-forwarded-host") ||
-        xf_span_ieq(nm, len, "host"))
-        return true;
-    if (http10 && xf_span_ieq(nm, len, "expect"))
-        return true; /* RFC 9110 10.1.1: a 1.0 request's 100-continue is ignored */
-    return v->n_conn > 0 &&
-           px_http_conn_names(v->conn, XF_MIN(v->n_conn, XF_ARRAY_LEN(v->conn)), nm, len);
-}
-
-/* Splits an absolute-form target into authority and path; returns -1 when it is not one. */
-static int
-px_req_absolute(const char *url, size_t len, const char **auth, size_t *auth_len, const char **path,
-                size_t *path_len)
-{
-    size_t skip;
-
-    if (len > 7 && strncasecmp(url, "http://", 7) == 0)
-        skip = 7;
-    else if (len > 8 && strncasecmp(url, "https://", 8) == 0)
-        skip = 8;
-    else
-        return -1;
-    *auth = url + skip;
-    *path = memchr(*auth, '/', len - skip);
-    if (*path == NULL) {
-        *auth_len = len - skip;
-        *path = "/";
-        *path_len = 1;
-    } else {
-        *auth_len = (size_t)(*path - *auth);
-        *path_len = (size_t)(url + len - *path);
-    }
-    return 0;
-}
-
-/*
- * Checks a complete request head against what a front proxy must refuse and writes the request
- * the node will see into `out`. Returns 0, or an HTTP status with *why set.
- */
-static int
-px_req_build(struct px_client *c, struct px_txn *t, const struct px_req_head *h, struct px_buf *out,
-             const char **why)
-{
-    const struct px_hdr *hdrs = c->w->hdrs;
-    struct px_req_view v;
-    const char *target = h->url, *host = NULL;
-    size_t target_len = h->url_len, host_len = 0;
-    const char *auth, *path;
-    size_t auth_len, path_len;
-    uint64_t cl = 0;
-    enum px_te te;
-    bool http10 = t->minor == 0;
-
-    px_req_view_build(hdrs, h->n_hdrs, &v);
-    if (c->parser.method == HTTP_CONNECT)
-        return *why = "CONNECT is not supported", 501;
-    if (h->url_len == 0)
-        return *why = "empty request target", 400;
-    for (size_t i = 0; i < h->n_hdrs; i++)
-        if (!px_http_token_ok(hdrs[i].name, hdrs[i].name_len))
-            return *why = "invalid header name", 400;
-    if (v.n_host > 1)
-        return *why = "more than one Host header", 400;
-    if (v.n_host == 1) {
-        host = v.host[0]->value;
-        host_len = v.host[0]->value_len;
-        if (!px_http_host_ok(host, host_len))
-            return *why = "invalid Host header", 400;
-    } else if (!http10) {
-        return *why = "HTTP/1.1 request without Host", 400;
-    }
-    if (target[0] == '/') {
-        /* origin-form */
-    } else if (px_req_absolute(target, target_len, &auth, &auth_len, &path, &path_len) == 0) {
-        if (!px_http_host_ok(auth, auth_len))
-            return *why = "invalid authority in the request target", 400;
-        host = auth; /* RFC 9112 3.2.2: the target's authority replaces Host */
-        host_len = auth_len;
-        target = path;
-        target_len = path_len;
-    } else if (!(target_len == 1 && target[0] == '*' && c->parser.method == HTTP_OPTIONS)) {
-        return *why = "invalid request target", 400;
-    }
-    te = px_http_te_classify(v.te, XF_MIN(v.n_te, XF_ARRAY_LEN(v.te)));
-    if (v.n_te > XF_ARRAY_LEN(v.te) || v.n_cl > XF_ARRAY_LEN(v.cl))
-        return *why = "too many framing headers", 400;
-    if (te != PX_TE_NONE && http10)
-        return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
-    if (te != PX_TE_NONE && v.n_cl > 0)
-        return *why = "both Content-Length and Transfer-Encoding", 400;
-    if (te == PX_TE_BAD)
-        return *why = "invalid Transfer-Encoding (the last coding must be chunked)", 400;
-    if (te == PX_TE_UNKNOWN)
-        return *why = "unsupported transfer coding", 501;
-    if (v.n_cl > 0 && px_http_cl_parse(v.cl, v.n_cl, &cl) == -1)
-        return *why = "invalid or conflicting Content-Length", 400;
-    if (c->w->cfg->limits.max_body_bytes > 0 && cl > c->w->cfg->limits.max_body_bytes)
-        return *why = "request body larger than the limit", 413;
-    t->req_chunked = te == PX_TE_CHUNKED;
-
-    /* The request line: always HTTP/1.1 towards the node, so the connection can be kept. */
-    if (px_buf_printf(out, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(c->parser.method),
-                      (int)target_len, target) == -1)
-        goto oom;
-    if (host != NULL)
-        px_buf_printf(out, "Host: %.*s\r\n", (int)host_len, host);
-    else
-        px_buf_printf(out, "Host: %s\r\n", t->node->addr.text);
-    for (size_t i = 0; i < h->n_hdrs; i++) {
-        const struct px_hdr *hd = &hdrs[i];
-        if (px_req_drop(hd, &v, http10))
-            continue;
-        char *dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
-        if (dst == NULL)
-            goto oom;
-        memcpy(dst, hd->name, hd->name_len);
-        dst += hd->name_len;
-        *dst++ = ':';
-        *dst++ = ' ';
-        memcpy(dst, hd->value, hd->value_len);
-        dst += hd->value_len;
-        *dst++ = '\r';
-        *dst++ = '\n';
-        out->end += hd->name_len + hd->value_len + 4u;
-    }
-    px_buf_append(out, "X-Forwarded-For: ", 17);
-    for (size_t i = 0; i < XF_MIN(v.n_xff, XF_ARRAY_LEN(v.xff)); i++) {
-        px_buf_append(out, v.xff[i]->value, v.xff[i]->value_len);
-        px_buf_append(out, ", ", 2);
-    }
-    px_buf_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n", c->ip);
-    if (host != NULL)
-        px_buf_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
-    /* A client that says it is done is done with the node connection too (it is not reused). */
-    for (size_t i = 0; i < XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)); i++)
-        if (px_http_list_has(v.conn[i]->value, v.conn[i]->value_len, "close"))
-            t->up_close = true;
-    if (t->up_close)
-        px_buf_append(out, "Connection: close\r\n", 19);
-    if (t->req_chunked)
-        px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
-    else if (v.n_cl > 0)
-        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)cl);
-    if (px_buf_append(out, "\r\n", 2) == -1)
-        goto oom;
-    return 0;
-oom:
-    return *why = "out of memory", 500;
-}
-
 static bool
 px_req_keep_alive(const struct px_client *c)
 {
@@ -673,6 +473,16 @@ px_req_on_headers_complete(llhttp_t *p)
     const char *why = NULL;
     int status = 0, err_status = 0;
     struct px_buf head = {0};
+    struct px_req_out res;
+    struct px_req_in in = {.method = p->method,
+                           .minor = p->http_minor,
+                           .url = h->url,
+                           .url_len = h->url_len,
+                           .hdrs = w->hdrs,
+                           .n_hdrs = h->n_hdrs,
+                           .client_ip = c->ip,
+                           .proto = "http",
+                           .max_body = w->cfg->limits.max_body_bytes};
 
     h->complete = true;
     if (h->url_len > 0 && !(h->url[h->url_len] == ' ' && h->url[h->url_len + 1] == 'H')) {
@@ -700,33 +510,28 @@ px_req_on_headers_complete(llhttp_t *p)
     if (t->target_len >= sizeof(t->target))
         t->target_len = sizeof(t->target) - 1;
 
-    /* Checks that need no node come first: a refused request reaches nothing. */
+    /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     bal_pick(w->snap, &breq, &w->cursor, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
-    if (t->node == NULL) {
-        /* Still check the head: a malformed request gets its 4xx, not a 503. */
-        static const struct bal_node px_no_node;
-        t->node = &px_no_node;
-        status = px_req_build(c, t, h, &head, &why);
-        t->node = NULL;
-        px_buf_free(&head);
-        if (status != 0) {
-            free(t);
-            h->complete = false;
-            return px_req_fail(p, status, why);
-        }
-        c->txn = t;
-        c->state = PX_C_BODY;
-        px_txn_error(t, 503, "no node available");
-        return 0;
-    }
-    status = px_req_build(c, t, h, &head, &why);
+    in.fallback_host = t->node != NULL ? t->node->addr.text : "localhost";
+    status = px_rewrite_request(&in, &head, &res, &why);
     if (status != 0) {
         px_buf_free(&head);
         free(t);
         h->complete = false;
         return px_req_fail(p, status, why);
+    }
+    t->req_chunked = res.chunked;
+    t->up_close = res.close;
+    if (t->node == NULL) {
+        px_buf_free(&head);
+        c->txn = t;
+        c->first = false;
+        c->state = PX_C_BODY;
+        c->head_start_ms = 0;
+        px_txn_error(t, 503, "no node available");
+        return 0;
     }
     c->txn = t;
     c->first = false;

@@ -94,39 +94,7 @@ px_resp_on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Writes the header fields the client may see: no hop-by-hop, no framing, none Connection names. */
-static int
-px_resp_copy_headers(struct px_buf *out, const struct px_hdr *hdrs, size_t n,
-                     const struct px_hdr *conn[], size_t n_conn)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *hd = &hdrs[i];
-        char *dst;
-
-        if (px_http_is_hop(hd->name, hd->name_len) ||
-            (n_conn > 0 && px_http_conn_names(conn, n_conn, hd->name, hd->name_len)))
-            continue;
-        dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
-        if (dst == NULL)
-            return -1;
-        memcpy(dst, hd->name, hd->name_len);
-        dst += hd->name_len;
-        *dst++ = ':';
-        *dst++ = ' ';
-        memcpy(dst, hd->value, hd->value_len);
-        dst += hd->value_len;
-        *dst++ = '\r';
-        *dst++ = '\n';
-        out->end += hd->name_len + hd->value_len + 4u;
-    }
-    return 0;
-}
-
-/*
- * Checks the response head and writes the client's: its own framing (Content-Length kept,
- * chunked re-chunked, close-delimited turned into chunked for HTTP/1.1 clients) and Connection.
- * Returns 1 when no body follows (HEAD, 1xx, 204, 304), 0 when one may, -1 to refuse it.
- */
+/* Checks the response head and writes the client's (px_rewrite_response). */
 static int
 px_resp_on_headers_complete(llhttp_t *p)
 {
@@ -134,86 +102,33 @@ px_resp_on_headers_complete(llhttp_t *p)
     struct px_resp_head *h = px_upstream_head_of(p);
     struct px_txn *t = u->txn;
     struct px_client *c = t->c;
-    const struct px_hdr *hdrs = u->w->resp_hdrs;
-    const struct px_hdr *conn[16], *te[8], *cl[8];
-    size_t n_conn = 0, n_te = 0, n_cl = 0;
-    int status = p->status_code;
-    uint64_t len = 0;
-    enum px_te tek;
-    bool no_body;
+    struct px_resp_in in = {.status = p->status_code,
+                            .reason = h->reason,
+                            .reason_len = h->reason_len,
+                            .http_major = p->http_major,
+                            .hdrs = u->w->resp_hdrs,
+                            .n_hdrs = h->n_hdrs,
+                            .req_method = t->method,
+                            .client_minor = t->minor,
+                            .client_ka = t->client_ka && !c->w->draining};
+    struct px_resp_out res;
+    const char *why = NULL;
 
     h->complete = true;
-    if (p->http_major != 1)
-        return px_resp_fail(p, "the response is not HTTP/1.x");
-    if (status < 100 || status > 599)
-        return px_resp_fail(p, "invalid response status");
-    if (status == 101)
-        return px_resp_fail(p, "the node switched protocols without being asked");
-    for (size_t i = 0; i < h->n_hdrs; i++) {
-        const struct px_hdr *hd = &hdrs[i];
-        if (!px_http_token_ok(hd->name, hd->name_len))
-            return px_resp_fail(p, "invalid header name in the response");
-        if (xf_span_ieq(hd->name, hd->name_len, "connection") && n_conn < XF_ARRAY_LEN(conn))
-            conn[n_conn++] = hd;
-        else if (xf_span_ieq(hd->name, hd->name_len, "transfer-encoding")) {
-            if (n_te == XF_ARRAY_LEN(te))
-                return px_resp_fail(p, "too many Transfer-Encoding fields");
-            te[n_te++] = hd;
-        } else if (xf_span_ieq(hd->name, hd->name_len, "content-length")) {
-            if (n_cl == XF_ARRAY_LEN(cl))
-                return px_resp_fail(p, "too many Content-Length fields");
-            cl[n_cl++] = hd;
-        }
-    }
-    if (status < 200) {
-        /* Interim: forwarded to HTTP/1.1 clients only, then the final response follows. */
+    if (px_rewrite_response(&in, &c->out, &res, &why) == -1)
+        return px_resp_fail(p, why);
+    if (res.interim) {
         u->interim = true;
-        if (t->minor >= 1) {
-            px_buf_printf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)h->reason_len, h->reason);
-            px_resp_copy_headers(&c->out, hdrs, h->n_hdrs, conn, n_conn);
-            px_buf_append(&c->out, "\r\n", 2);
-        }
         return 1;
     }
-    tek = px_http_te_classify(te, n_te);
-    if (tek != PX_TE_NONE && tek != PX_TE_CHUNKED)
-        return px_resp_fail(p, "invalid Transfer-Encoding in the response");
-    if (tek != PX_TE_NONE && n_cl > 0)
-        return px_resp_fail(p, "both Content-Length and Transfer-Encoding in the response");
-    if (n_cl > 0 && px_http_cl_parse(cl, n_cl, &len) == -1)
-        return px_resp_fail(p, "invalid Content-Length in the response");
-
-    no_body = t->method == HTTP_HEAD || status == 204 || status == 304;
-    t->status = status;
-    t->resp_no_body = no_body;
-    t->ka = t->client_ka && !c->w->draining;
-    px_buf_printf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)h->reason_len, h->reason);
-    if (px_resp_copy_headers(&c->out, hdrs, h->n_hdrs, conn, n_conn) == -1)
-        return px_resp_fail(p, "out of memory");
-    if (no_body) {
-        /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
-        if (n_cl > 0 && status != 204)
-            px_buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)len);
-        else if (tek == PX_TE_CHUNKED && t->method == HTTP_HEAD && t->minor >= 1)
-            px_buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
-    } else if (n_cl > 0) {
-        px_buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)len);
-    } else if (t->minor >= 1) {
-        px_buf_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
-        t->resp_chunked_out = true;
-    } else {
-        t->resp_close_out = true;
-        t->ka = false;
-    }
-    if (!t->ka)
-        px_buf_append(&c->out, "Connection: close\r\n", 19);
-    else if (t->minor == 0)
-        px_buf_append(&c->out, "Connection: keep-alive\r\n", 24);
-    if (px_buf_append(&c->out, "\r\n", 2) == -1)
-        return px_resp_fail(p, "out of memory");
+    t->status = in.status;
+    t->resp_no_body = res.no_body;
+    t->resp_chunked_out = res.chunked_out;
+    t->resp_close_out = res.close_out;
+    t->ka = res.ka;
     t->resp_started = true;
     u->head_done = true;
-    return no_body ? 1 : 0;
+    return res.no_body ? 1 : 0;
 }
 
 static int

@@ -1,0 +1,318 @@
+/* proxy/px_rewrite.c -- the heads the proxy forwards: checked, then written with its own framing.
+ */
+#include "proxy/px.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* Headers the request forwarding looks at, gathered in one pass over the table. */
+struct px_req_view {
+    const struct px_hdr *host[2];
+    const struct px_hdr *conn[16];
+    const struct px_hdr *te[8];
+    const struct px_hdr *cl[8];
+    const struct px_hdr *xff[8];
+    size_t n_host, n_conn, n_te, n_cl, n_xff;
+    bool expect_100;
+};
+
+static void
+px_req_view_build(const struct px_hdr *hdrs, size_t n, struct px_req_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        const struct px_hdr *h = &hdrs[i];
+        const char *nm = h->name;
+        size_t len = h->name_len;
+
+#define PX_COLLECT(arr, cnt)                                                                       \
+    do {                                                                                           \
+        if (v->cnt < XF_ARRAY_LEN(v->arr))                                                         \
+            v->arr[v->cnt] = h;                                                                    \
+        v->cnt++;                                                                                  \
+    } while (0)
+        if (xf_span_ieq(nm, len, "host"))
+            PX_COLLECT(host, n_host);
+        else if (xf_span_ieq(nm, len, "connection"))
+            PX_COLLECT(conn, n_conn);
+        else if (xf_span_ieq(nm, len, "transfer-encoding"))
+            PX_COLLECT(te, n_te);
+        else if (xf_span_ieq(nm, len, "content-length"))
+            PX_COLLECT(cl, n_cl);
+        else if (xf_span_ieq(nm, len, "x-forwarded-for"))
+            PX_COLLECT(xff, n_xff);
+        else if (xf_span_ieq(nm, len, "expect"))
+            v->expect_100 = px_http_list_has(h->value, h->value_len, "100-continue");
+#undef PX_COLLECT
+    }
+}
+
+/* Whether a header is dropped when forwarding: hop-by-hop, ours to set, or named by Connection. */
+static bool
+px_req_drop(const struct px_hdr *h, const struct px_req_view *v, bool http10)
+{
+    const char *nm = h->name;
+    size_t len = h->name_len;
+
+    if (px_http_is_hop(nm, len) || xf_span_ieq(nm, len, "x-forwarded-for") ||
+        xf_span_ieq(nm, len, "x-forwarded-proto") || xf_span_ieq(nm, len, "x-forwarded-host") ||
+        xf_span_ieq(nm, len, "host"))
+        return true;
+    if (http10 && xf_span_ieq(nm, len, "expect"))
+        return true; /* RFC 9110 10.1.1: a 1.0 request's 100-continue is ignored */
+    return v->n_conn > 0 &&
+           px_http_conn_names(v->conn, XF_MIN(v->n_conn, XF_ARRAY_LEN(v->conn)), nm, len);
+}
+
+/* Splits an absolute-form target into authority and path; returns -1 when it is not one. */
+static int
+px_req_absolute(const char *url, size_t len, const char **auth, size_t *auth_len, const char **path,
+                size_t *path_len)
+{
+    size_t skip;
+
+    if (len > 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (len > 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    *auth = url + skip;
+    *path = memchr(*auth, '/', len - skip);
+    if (*path == NULL) {
+        *auth_len = len - skip;
+        *path = "/";
+        *path_len = 1;
+    } else {
+        *auth_len = (size_t)(*path - *auth);
+        *path_len = (size_t)(url + len - *path);
+    }
+    return 0;
+}
+
+int
+px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req_out *res,
+                   const char **why)
+{
+    const struct px_hdr *hdrs = in->hdrs;
+    struct px_req_view v;
+    const char *target = in->url, *host = NULL;
+    size_t target_len = in->url_len, host_len = 0;
+    const char *auth, *path;
+    size_t auth_len, path_len;
+    uint64_t cl = 0;
+    enum px_te te;
+    bool http10 = in->minor == 0;
+
+    memset(res, 0, sizeof(*res));
+    px_req_view_build(hdrs, in->n_hdrs, &v);
+    if (in->method == HTTP_CONNECT)
+        return *why = "CONNECT is not supported", 501;
+    if (in->url_len == 0)
+        return *why = "empty request target", 400;
+    for (size_t i = 0; i < in->n_hdrs; i++)
+        if (!px_http_token_ok(hdrs[i].name, hdrs[i].name_len))
+            return *why = "invalid header name", 400;
+    if (v.n_host > 1)
+        return *why = "more than one Host header", 400;
+    if (v.n_host == 1) {
+        host = v.host[0]->value;
+        host_len = v.host[0]->value_len;
+        if (!px_http_host_ok(host, host_len))
+            return *why = "invalid Host header", 400;
+    } else if (!http10) {
+        return *why = "HTTP/1.1 request without Host", 400;
+    }
+    if (target[0] == '/') {
+        /* origin-form */
+    } else if (px_req_absolute(target, target_len, &auth, &auth_len, &path, &path_len) == 0) {
+        if (!px_http_host_ok(auth, auth_len))
+            return *why = "invalid authority in the request target", 400;
+        host = auth; /* RFC 9112 3.2.2: the target's authority replaces Host */
+        host_len = auth_len;
+        target = path;
+        target_len = path_len;
+    } else if (!(target_len == 1 && target[0] == '*' && in->method == HTTP_OPTIONS)) {
+        return *why = "invalid request target", 400;
+    }
+    te = px_http_te_classify(v.te, XF_MIN(v.n_te, XF_ARRAY_LEN(v.te)));
+    if (v.n_te > XF_ARRAY_LEN(v.te) || v.n_cl > XF_ARRAY_LEN(v.cl))
+        return *why = "too many framing headers", 400;
+    if (te != PX_TE_NONE && http10)
+        return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+    if (te != PX_TE_NONE && v.n_cl > 0)
+        return *why = "both Content-Length and Transfer-Encoding", 400;
+    if (te == PX_TE_BAD)
+        return *why = "invalid Transfer-Encoding (the last coding must be chunked)", 400;
+    if (te == PX_TE_UNKNOWN)
+        return *why = "unsupported transfer coding", 501;
+    if (v.n_cl > 0 && px_http_cl_parse(v.cl, v.n_cl, &cl) == -1)
+        return *why = "invalid or conflicting Content-Length", 400;
+    if (in->max_body > 0 && cl > in->max_body)
+        return *why = "request body larger than the limit", 413;
+    res->chunked = te == PX_TE_CHUNKED;
+    res->has_length = v.n_cl > 0;
+    res->content_length = cl;
+
+    /* The request line: always HTTP/1.1 towards the node, so the connection can be kept. */
+    if (px_buf_printf(out, "%s %.*s HTTP/1.1\r\n", llhttp_method_name((llhttp_method_t)in->method),
+                      (int)target_len, target) == -1)
+        goto oom;
+    if (host != NULL)
+        px_buf_printf(out, "Host: %.*s\r\n", (int)host_len, host);
+    else
+        px_buf_printf(out, "Host: %s\r\n", in->fallback_host);
+    for (size_t i = 0; i < in->n_hdrs; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        if (px_req_drop(hd, &v, http10))
+            continue;
+        char *dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
+        if (dst == NULL)
+            goto oom;
+        memcpy(dst, hd->name, hd->name_len);
+        dst += hd->name_len;
+        *dst++ = ':';
+        *dst++ = ' ';
+        memcpy(dst, hd->value, hd->value_len);
+        dst += hd->value_len;
+        *dst++ = '\r';
+        *dst++ = '\n';
+        out->end += hd->name_len + hd->value_len + 4u;
+    }
+    px_buf_append(out, "X-Forwarded-For: ", 17);
+    for (size_t i = 0; i < XF_MIN(v.n_xff, XF_ARRAY_LEN(v.xff)); i++) {
+        px_buf_append(out, v.xff[i]->value, v.xff[i]->value_len);
+        px_buf_append(out, ", ", 2);
+    }
+    px_buf_printf(out, "%s\r\nX-Forwarded-Proto: %s\r\n", in->client_ip, in->proto);
+    if (host != NULL)
+        px_buf_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
+    /* A client that says it is done is done with the node connection too (it is not reused). */
+    for (size_t i = 0; i < XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)); i++)
+        if (px_http_list_has(v.conn[i]->value, v.conn[i]->value_len, "close"))
+            res->close = true;
+    if (res->close)
+        px_buf_append(out, "Connection: close\r\n", 19);
+    if (res->chunked)
+        px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
+    else if (v.n_cl > 0)
+        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)cl);
+    if (px_buf_append(out, "\r\n", 2) == -1)
+        goto oom;
+    return 0;
+oom:
+    return *why = "out of memory", 500;
+}
+
+/* Writes the header fields the client may see: no hop-by-hop, no framing, none Connection names. */
+static int
+px_resp_copy_headers(struct px_buf *out, const struct px_hdr *hdrs, size_t n,
+                     const struct px_hdr *const conn[], size_t n_conn)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        char *dst;
+
+        if (px_http_is_hop(hd->name, hd->name_len) ||
+            (n_conn > 0 && px_http_conn_names(conn, n_conn, hd->name, hd->name_len)))
+            continue;
+        dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
+        if (dst == NULL)
+            return -1;
+        memcpy(dst, hd->name, hd->name_len);
+        dst += hd->name_len;
+        *dst++ = ':';
+        *dst++ = ' ';
+        memcpy(dst, hd->value, hd->value_len);
+        dst += hd->value_len;
+        *dst++ = '\r';
+        *dst++ = '\n';
+        out->end += hd->name_len + hd->value_len + 4u;
+    }
+    return 0;
+}
+
+int
+px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_resp_out *res,
+                    const char **why)
+{
+    const struct px_hdr *hdrs = in->hdrs;
+    const struct px_hdr *conn[16], *te[8], *cl[8];
+    size_t n_conn = 0, n_te = 0, n_cl = 0;
+    int status = in->status;
+    uint64_t len = 0;
+    enum px_te tek;
+
+    memset(res, 0, sizeof(*res));
+    if (in->http_major != 1)
+        return *why = "the response is not HTTP/1.x", -1;
+    if (status < 100 || status > 599)
+        return *why = "invalid response status", -1;
+    if (status == 101)
+        return *why = "the node switched protocols without being asked", -1;
+    for (size_t i = 0; i < in->n_hdrs; i++) {
+        const struct px_hdr *hd = &hdrs[i];
+        if (!px_http_token_ok(hd->name, hd->name_len))
+            return *why = "invalid header name in the response", -1;
+        if (xf_span_ieq(hd->name, hd->name_len, "connection")) {
+            if (n_conn < XF_ARRAY_LEN(conn))
+                conn[n_conn++] = hd;
+        } else if (xf_span_ieq(hd->name, hd->name_len, "transfer-encoding")) {
+            if (n_te == XF_ARRAY_LEN(te))
+                return *why = "too many Transfer-Encoding fields", -1;
+            te[n_te++] = hd;
+        } else if (xf_span_ieq(hd->name, hd->name_len, "content-length")) {
+            if (n_cl == XF_ARRAY_LEN(cl))
+                return *why = "too many Content-Length fields", -1;
+            cl[n_cl++] = hd;
+        }
+    }
+    if (status < 200) {
+        /* Interim: forwarded to HTTP/1.1 clients only, then the final response follows. */
+        res->interim = true;
+        res->no_body = true;
+        if (in->client_minor >= 1) {
+            px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
+            if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1 ||
+                px_buf_append(out, "\r\n", 2) == -1)
+                return *why = "out of memory", -1;
+        }
+        return 0;
+    }
+    tek = px_http_te_classify(te, n_te);
+    if (tek != PX_TE_NONE && tek != PX_TE_CHUNKED)
+        return *why = "invalid Transfer-Encoding in the response", -1;
+    if (tek != PX_TE_NONE && n_cl > 0)
+        return *why = "both Content-Length and Transfer-Encoding in the response", -1;
+    if (n_cl > 0 && px_http_cl_parse(cl, n_cl, &len) == -1)
+        return *why = "invalid Content-Length in the response", -1;
+
+    res->no_body = in->req_method == HTTP_HEAD || status == 204 || status == 304;
+    res->ka = in->client_ka;
+    px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
+    if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1)
+        return *why = "out of memory", -1;
+    if (res->no_body) {
+        /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
+        if (n_cl > 0 && status != 204)
+            px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
+        else if (tek == PX_TE_CHUNKED && in->req_method == HTTP_HEAD && in->client_minor >= 1)
+            px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (n_cl > 0) {
+        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
+    } else if (in->client_minor >= 1) {
+        /* Chunked, or delimited by close: chunked towards an HTTP/1.1 client keeps it open. */
+        px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
+        res->chunked_out = true;
+    } else {
+        res->close_out = true;
+        res->ka = false;
+    }
+    if (!res->ka)
+        px_buf_append(out, "Connection: close\r\n", 19);
+    else if (in->client_minor == 0)
+        px_buf_append(out, "Connection: keep-alive\r\n", 24);
+    if (px_buf_append(out, "\r\n", 2) == -1)
+        return *why = "out of memory", -1;
+    return 0;
+}
