@@ -1,0 +1,290 @@
+/* tests/integration/harness.h -- real binaries and fake upstreams on loopback, for the tests. */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Every suite is declared with `.init = h_setup, .fini = h_teardown` and every test carries a
+ * `.timeout`. Criterion runs each test in its own process: the harness keeps one scratch directory
+ * per test, stops every process the test started (children also get PR_SET_PDEATHSIG=SIGKILL, so a
+ * test killed by its timeout leaves nothing behind) and frees what it allocated (the sanitizer run
+ * fails a test process that leaks). When a test fails, the runner prints the logs of that test's
+ * scratch directory (crossfade's stderr, the access log, the upstreams' stderr).
+ *
+ * Memory: strings and buffers the harness returns are owned by the harness and live until the end
+ * of the test; tests never free them.
+ */
+
+#define H_TEST_TIMEOUT 30  /* seconds: the .timeout of an ordinary test */
+#define H_BIG_TIMEOUT  240 /* seconds: tests that move XF_TEST_BIG_MB through the proxy */
+/* The longest wait for the next byte, unless a test says otherwise. */
+#define H_IO_TIMEOUT_MS 10000
+#define H_MAX_NODES     8
+#define H_HOST          "crossfade.test" /* the Host header of the harness's requests */
+
+void h_setup(void);
+void h_teardown(void);
+
+/* --- the test's scratch directory, files and memory --- */
+
+/* The test's own scratch directory (created on first use; short enough for a unix socket path). */
+const char *h_dir(void);
+/* "<dir>/<name>". */
+const char *h_path(const char *name);
+/* Writes a file in the scratch directory and returns its path. */
+const char *h_write_file(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The whole content of a file, NUL-terminated (NULL when it cannot be read); *len may be NULL. */
+char *h_read_file(const char *path, size_t *len);
+/* printf into a harness-owned string. */
+char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Harness-owned memory, zeroed, freed at teardown. */
+void *h_alloc(size_t n);
+void *h_realloc(void *p, size_t n);
+/* Finds `needle` in `hay` ignoring ASCII case; NULL when absent. */
+const char *h_memcasemem(const char *hay, size_t hay_len, const char *needle);
+
+/* Milliseconds on the monotonic clock; sleeping for `ms`. */
+uint64_t h_now_ms(void);
+void h_sleep_ms(unsigned ms);
+
+/* The size of the big transfers: XF_TEST_BIG_MB MiB (default 1024). */
+uint64_t h_big_bytes(void);
+
+/* The body pattern of xf-upstream's /bytes, /chunked and /nolength: byte i is 'a' + i % 26. */
+void h_pattern_fill(char *buf, size_t len, uint64_t offset);
+/* Index of the first byte of `data` (which starts at stream offset `offset`) off the pattern,
+ * or -1 when every byte matches. */
+long long h_pattern_check(const char *data, size_t len, uint64_t offset);
+
+/* Parses xf-upstream's /count answer "bytes=N xxh64=HEX\n": 0, or -1 when it is not one. */
+int h_count_parse(const char *body, uint64_t *bytes, uint64_t *xxh64);
+
+/* --- processes --- */
+
+struct h_proc {
+    pid_t pid;          /* 0 when never started */
+    bool reaped;        /* waited for: `code` is valid */
+    int code;           /* exit status 0..255, or 128 + signal number */
+    char name[48];      /* for messages */
+    char log_path[256]; /* stdout and stderr of the process */
+};
+
+/* "$XF_BIN/<name>" (XF_BIN defaults to ./bin). */
+const char *h_bin(const char *name);
+/* Starts argv[0] with stdout and stderr appended to `log_path`, stdin from /dev/null, and dies with
+ * the test. `env_extra` ("KEY=VALUE" strings, NULL-terminated, may be NULL) overrides the
+ * environment. The process is stopped at teardown. */
+struct h_proc *h_spawn(const char *name, char *const argv[], const char *log_path,
+                       char *const env_extra[]);
+/* Waits up to timeout_ms for the process to exit: returns its code, or -1 if it still runs. */
+int h_proc_wait(struct h_proc *p, int timeout_ms);
+/* Sends `sig` and waits up to timeout_ms: the exit code, or -1 (then the process is SIGKILLed). */
+int h_proc_stop(struct h_proc *p, int sig, int timeout_ms);
+bool h_proc_alive(struct h_proc *p);
+/* Runs a program to completion (at most timeout_ms); returns its code, -1 on timeout. Its stdout
+ * and stderr are returned in *out / *err when those are not NULL. */
+int h_run(char *const argv[], int timeout_ms, char **out, char **err);
+/* VmRSS of a process in KiB, or -1. */
+long h_rss_kib(pid_t pid);
+
+/* --- ports --- */
+
+/* A port that was free on 127.0.0.1 a moment ago (bound to port 0, then closed). */
+int h_free_port(void);
+/* Connects to 127.0.0.1:port: 0, or the errno of the failure (ECONNREFUSED, ETIMEDOUT...). */
+int h_try_connect(int port, int timeout_ms);
+
+/* --- xf-upstream --- */
+
+struct h_upstream_opts {
+    unsigned delay_ms;      /* --delay */
+    double error_rate;      /* --error-rate, 0: not given */
+    double close_rate;      /* --close-rate, 0: not given */
+    uint64_t body_bytes;    /* --body-bytes, 0: not given */
+    unsigned idle_close_ms; /* --idle-close, 0: not given */
+};
+
+struct h_upstream {
+    struct h_proc *proc;
+    int port;
+    char name[32];
+    char addr[32]; /* "127.0.0.1:PORT" as it appears in the config and the access log */
+};
+
+/* Starts bin/xf-upstream on a free loopback port and waits until it accepts; opts may be NULL. */
+struct h_upstream *h_upstream_start(const char *name, const struct h_upstream_opts *opts);
+
+/* --- crossfade --- */
+
+struct h_node {
+    int port;        /* 127.0.0.1:port; 0 ends the list */
+    unsigned weight; /* 0: not written (the default weight, 1) */
+};
+
+/* Anything left 0 takes the harness default (the values of the config example in the brief, with
+ * shutdown: 5s). */
+struct h_proxy_opts {
+    struct h_node x[H_MAX_NODES]; /* cluster x: at least one node */
+    struct h_node y[H_MAX_NODES]; /* cluster y: none given -> one port where nothing listens */
+    unsigned connect_ms, client_header_ms, client_idle_ms;
+    unsigned upstream_response_ms, upstream_idle_ms, shutdown_ms;
+    unsigned max_connections, max_request_line_bytes, max_header_bytes, max_headers;
+    uint64_t max_body_bytes;
+    const char *log_level; /* default "info" */
+    bool small_quarantine; /* under ASan: a small quarantine, so RSS reflects live memory */
+};
+
+struct h_proxy {
+    struct h_proc *proc;
+    int port;
+    const char *cfg_path;
+    const char *access_log; /* path of the access log */
+    const char *admin_socket;
+    unsigned shutdown_ms;
+};
+
+/* Writes the YAML config for `o` (with listen port `port`) to `file` in the scratch directory. */
+const char *h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port);
+/* Starts bin/crossfade on a free port and waits until the port accepts. */
+struct h_proxy *h_proxy_start(const struct h_proxy_opts *o);
+/* SIGTERM, then the exit code (-1: still running after shutdown + 5 s, then killed). */
+int h_proxy_stop(struct h_proxy *p);
+/* Ends a test that started crossfade: SIGTERM, and asserts that it exits 0 (under ASan a leak
+ * makes it exit non-zero). */
+void h_proxy_finish(struct h_proxy *p);
+
+/* --- HTTP messages --- */
+
+struct h_header {
+    const char *name;
+    const char *value; /* optional whitespace trimmed */
+};
+
+struct h_msg {
+    int version_major, version_minor;
+    int status;         /* responses */
+    const char *method; /* requests (h_parse_request_head) */
+    const char *target; /* requests */
+    struct h_header *headers;
+    size_t n_headers;
+    const char *head; /* the raw head, start line to the empty line included */
+    size_t head_len;
+    char *body; /* the body as received (de-chunked), NUL-terminated */
+    size_t body_len;
+    bool chunked;         /* the body came chunked */
+    bool close_delimited; /* the body was delimited by the server closing */
+    char error[200];      /* why the last call on this message failed */
+};
+
+/* The value of the first header `name` (any case), or NULL. */
+const char *h_header(const struct h_msg *m, const char *name);
+/* How many headers are called `name`. */
+size_t h_header_count(const struct h_msg *m, const char *name);
+/* Whether the comma-separated header `name` holds `token` (any case), in any of its lines. */
+bool h_header_has_token(const struct h_msg *m, const char *name, const char *token);
+/* Parses a request head ("GET / HTTP/1.1\r\n...\r\n\r\n"); returns 0, or -1 with m->error. The body
+ * fields get the bytes after the head. */
+int h_parse_request_head(const char *data, size_t len, struct h_msg *m);
+
+/* --- a raw client connection --- */
+
+struct h_conn {
+    int fd;    /* -1 once closed */
+    char *buf; /* received bytes not yet consumed: buf[off..len) */
+    size_t off, len, cap;
+    struct h_conn *next; /* the harness's list, closed at teardown */
+};
+
+enum h_wait {
+    H_OPEN = 0, /* nothing happened within the time */
+    H_DATA,     /* bytes arrived (kept in the buffer) */
+    H_CLOSED,   /* the peer closed (EOF or reset) with no byte pending */
+};
+
+/* Connects to 127.0.0.1:port (asserts that it works). */
+struct h_conn *h_connect(int port);
+void h_close(struct h_conn *c);
+/* Closes with SO_LINGER 0: the peer gets a reset. */
+void h_abort(struct h_conn *c);
+/* Sends every byte (each wait for buffer space bounded by H_IO_TIMEOUT_MS): 0, or -1 (errno). */
+int h_send(struct h_conn *c, const void *data, size_t len);
+int h_send_str(struct h_conn *c, const char *s);
+int h_sendf(struct h_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends in pieces of `piece` bytes with `pause_ms` between them. */
+int h_send_pieces(struct h_conn *c, const void *data, size_t len, size_t piece, unsigned pause_ms);
+/* Waits up to timeout_ms for bytes or for the peer to close. */
+enum h_wait h_conn_wait(struct h_conn *c, int timeout_ms);
+/* Bytes received and not consumed yet. */
+size_t h_pending(const struct h_conn *c);
+
+/* Called with each piece of a body as it arrives; return 0 to go on, -1 to stop with an error. */
+typedef int (*h_sink_fn)(void *ctx, const char *data, size_t len);
+
+#define H_NO_BODY 1u /* the response to a HEAD request: no body whatever the headers say */
+
+/*
+ * Reads one response: head, then body by the HTTP/1.1 rules (no body for HEAD, 1xx, 204, 304;
+ * chunked; Content-Length; else until close). Returns 0, or -1 with m->error (timeout: no byte for
+ * timeout_ms; closed early; malformed). A 1xx response is returned alone: call again for the next.
+ * With a sink the body is handed over in pieces and not kept (m->body_len still counts it).
+ */
+int h_read_response_ex(struct h_conn *c, struct h_msg *m, unsigned flags, int timeout_ms,
+                       h_sink_fn sink, void *ctx);
+int h_read_response(struct h_conn *c, struct h_msg *m);
+/* Reads only the head; h_read_body then reads the body the head announced. */
+int h_read_head(struct h_conn *c, struct h_msg *m, int timeout_ms);
+int h_read_body(struct h_conn *c, struct h_msg *m, unsigned flags, int timeout_ms, h_sink_fn sink,
+                void *ctx);
+/* Reads everything until the peer closes; NUL-terminated, harness-owned. -1 on timeout. */
+int h_read_until_close(struct h_conn *c, char **out, size_t *len, int timeout_ms);
+
+/* Sends "GET target HTTP/1.1" with Host: H_HOST and reads the response. */
+int h_get(struct h_conn *c, const char *target, struct h_msg *m);
+
+/* --- a fake upstream: a thread of the test process that records every byte it receives --- */
+
+enum h_fake_action {
+    H_FAKE_KEEP = 0,  /* answer each request with the reply, keep the connection open */
+    H_FAKE_CLOSE,     /* answer the first request with the reply, then close */
+    H_FAKE_SILENT,    /* never answer, never close */
+    H_FAKE_CLOSE_NOW, /* close once the first request has arrived, answering nothing */
+};
+/* "Close" sends a FIN (shutdown of the fake's side) and goes on reading, so what the proxy sends
+ * or whether it closes afterwards is still recorded. */
+
+struct h_fake_reply {
+    const char *bytes; /* sent as is (strlen when len is 0) */
+    size_t len;
+    enum h_fake_action action;
+};
+
+struct h_fake; /* owned by the harness, stopped at teardown */
+
+/*
+ * Listens on a free loopback port. The n-th connection accepted is answered by replies[n], or by
+ * the last reply once past the end. A request is a head plus the Content-Length bytes it announces
+ * (the fake does not understand chunked request bodies).
+ */
+struct h_fake *h_fake_start(const struct h_fake_reply *replies, size_t n_replies);
+/* One reply for every connection. */
+struct h_fake *h_fake_start1(const char *reply, enum h_fake_action action);
+int h_fake_port(const struct h_fake *f);
+size_t h_fake_conns(struct h_fake *f);              /* connections accepted so far */
+size_t h_fake_bytes(struct h_fake *f);              /* bytes received on all of them */
+size_t h_fake_requests(struct h_fake *f, size_t i); /* requests received on connection i */
+/* A copy of every byte received on connection i (NUL-terminated, harness-owned). */
+char *h_fake_received(struct h_fake *f, size_t i, size_t *len);
+/* Whether the proxy closed connection i (the fake read EOF or a reset on it). */
+bool h_fake_peer_closed(struct h_fake *f, size_t i);
+/* Waits until `n` requests have arrived in all (true), or timeout_ms passed (false). */
+bool h_fake_wait_requests(struct h_fake *f, size_t n, int timeout_ms);
+/* Waits until the proxy closed connection i. */
+bool h_fake_wait_peer_closed(struct h_fake *f, size_t i, int timeout_ms);
+
+#endif
