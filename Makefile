@@ -119,7 +119,7 @@ bench: deps
 	bench/bench.sh
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
-	libcriterion-dev node-llhttp wrk haproxy curl clang-format
+	libcriterion-dev node-llhttp wrk haproxy curl clang-format strace
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
