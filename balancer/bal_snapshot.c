@@ -1,7 +1,9 @@
-/* balancer/bal_snapshot.c -- building the immutable routing snapshot and choosing a node. */
+/* balancer/bal_snapshot.c -- building, sharing and publishing immutable routing snapshots. */
 #include "balancer/bal.h"
 
 #include <string.h>
+
+#include <xxhash.h>
 
 /*
  * Fills `sched` with node indexes in smooth weighted round-robin order (the interleaving nginx
@@ -40,18 +42,35 @@ bal_schedule_build(struct bal_cluster *cl, struct xf_err *err)
     return 0;
 }
 
+/* The id a node had in `prev` (same address), or UINT32_MAX. */
+static uint32_t
+bal_prev_id(const struct bal_snapshot *prev, const struct cfg_addr *addr)
+{
+    if (prev == NULL)
+        return UINT32_MAX;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < prev->clusters[c].n_nodes; i++)
+            if (strcmp(prev->clusters[c].nodes[i].addr.text, addr->text) == 0)
+                return prev->clusters[c].nodes[i].id;
+    return UINT32_MAX;
+}
+
 struct bal_snapshot *
-bal_snapshot_new(const struct cfg *cfg, uint64_t version, struct xf_err *err)
+bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev, uint64_t version,
+                 struct xf_err *err)
 {
     struct bal_snapshot *snap = calloc(1, sizeof(*snap));
-    uint32_t id = 0;
+    uint32_t next_id = prev != NULL ? prev->max_id : 0;
 
     if (snap == NULL) {
         xf_err_set(err, "out of memory building the routing snapshot");
         return NULL;
     }
+    atomic_init(&snap->refs, 1);
     snap->version = version;
     snap->weight_bp = cfg->split.weight_bp;
+    snap->split = &cfg->split;
+    snap->seed_hash = XXH3_64bits(cfg->split.seed, strlen(cfg->split.seed));
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *src = &cfg->clusters[c];
         struct bal_cluster *dst = &snap->clusters[c];
@@ -62,45 +81,149 @@ bal_snapshot_new(const struct cfg *cfg, uint64_t version, struct xf_err *err)
             goto fail;
         }
         dst->n_nodes = src->n_nodes;
+        dst->balance = src->balance;
         for (size_t i = 0; i < src->n_nodes; i++) {
-            dst->nodes[i].id = id++;
-            dst->nodes[i].cluster = (enum cfg_cluster_id)c;
-            dst->nodes[i].weight = src->nodes[i].weight;
-            dst->nodes[i].addr = src->nodes[i].addr;
+            struct bal_node *n = &dst->nodes[i];
+            n->id = bal_prev_id(prev, &src->nodes[i].addr);
+            if (n->id == UINT32_MAX)
+                n->id = next_id++;
+            n->cluster = (enum cfg_cluster_id)c;
+            n->weight = src->nodes[i].weight;
+            n->addr = src->nodes[i].addr;
+            n->hash = XXH3_64bits(n->addr.text, strlen(n->addr.text));
+            if (n->id >= snap->max_id)
+                snap->max_id = n->id + 1;
         }
         if (bal_schedule_build(dst, err) == -1)
             goto fail;
     }
-    snap->n_nodes = id;
+    if (snap->max_id < next_id)
+        snap->max_id = next_id;
     return snap;
 fail:
-    bal_snapshot_free(snap);
+    bal_snapshot_unref(snap);
     return NULL;
 }
 
-void
-bal_snapshot_free(struct bal_snapshot *snap)
+struct bal_snapshot *
+bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint64_t version)
 {
-    if (snap == NULL)
+    struct bal_snapshot *copy = calloc(1, sizeof(*copy));
+
+    if (copy == NULL)
+        return NULL;
+    atomic_init(&copy->refs, 1);
+    copy->version = version;
+    copy->weight_bp = weight_bp;
+    copy->seed_hash = s->seed_hash;
+    copy->split = s->split;
+    copy->max_id = s->max_id;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct bal_cluster *src = &s->clusters[c];
+        struct bal_cluster *dst = &copy->clusters[c];
+
+        dst->n_nodes = src->n_nodes;
+        dst->balance = src->balance;
+        dst->n_schedule = src->n_schedule;
+        dst->nodes = calloc(src->n_nodes ? src->n_nodes : 1, sizeof(*dst->nodes));
+        dst->schedule = calloc(src->n_schedule ? src->n_schedule : 1, sizeof(*dst->schedule));
+        if (dst->nodes == NULL || dst->schedule == NULL) {
+            bal_snapshot_unref(copy);
+            return NULL;
+        }
+        memcpy(dst->nodes, src->nodes, src->n_nodes * sizeof(*dst->nodes));
+        memcpy(dst->schedule, src->schedule, src->n_schedule * sizeof(*dst->schedule));
+    }
+    return copy;
+}
+
+struct bal_snapshot *
+bal_snapshot_ref(struct bal_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void
+bal_snapshot_unref(struct bal_snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
-        XF_FREE(snap->clusters[c].nodes);
-        XF_FREE(snap->clusters[c].schedule);
+        XF_FREE(s->clusters[c].nodes);
+        XF_FREE(s->clusters[c].schedule);
     }
-    free(snap);
+    free(s);
+}
+
+/* --- publication --- */
+
+void
+bal_router_init(struct bal_router *r, struct bal_snapshot *first)
+{
+    atomic_init(&r->current, first);
+    atomic_init(&r->version, 1);
+    pthread_mutex_init(&r->lock, NULL);
+}
+
+void
+bal_router_fini(struct bal_router *r)
+{
+    bal_snapshot_unref(atomic_load(&r->current));
+    atomic_store(&r->current, NULL);
+    pthread_mutex_destroy(&r->lock);
+}
+
+void
+bal_router_publish(struct bal_router *r, struct bal_snapshot *next)
+{
+    struct bal_snapshot *old;
+
+    pthread_mutex_lock(&r->lock);
+    old = atomic_exchange_explicit(&r->current, next, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&r->version, 1, memory_order_release);
+    pthread_mutex_unlock(&r->lock);
+    bal_snapshot_unref(old);
+}
+
+struct bal_snapshot *
+bal_router_acquire(struct bal_router *r)
+{
+    struct bal_snapshot *s;
+
+    /* The lock keeps a publisher from dropping the last reference between the load and the ref. */
+    pthread_mutex_lock(&r->lock);
+    s = bal_snapshot_ref(atomic_load_explicit(&r->current, memory_order_acquire));
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+uint64_t
+bal_router_version(const struct bal_router *r)
+{
+    return atomic_load_explicit(&r->version, memory_order_acquire);
+}
+
+/* --- decisions (until the split lands: x, weighted round-robin) --- */
+
+uint32_t
+bal_bucket(const char *key, size_t len, uint64_t seed_hash)
+{
+    return (uint32_t)(XXH3_64bits_withSeed(key, len, seed_hash) % BAL_BUCKETS);
 }
 
 int
-bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_cursor *cur,
+bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
          struct bal_choice *out)
 {
     const struct bal_cluster *cl = &snap->clusters[CFG_CLUSTER_X];
 
     XF_UNUSED(req);
+    memset(out, 0, sizeof(*out));
     out->cluster = CFG_CLUSTER_X;
-    out->node = NULL;
+    out->key_index = -1;
     if (cl->n_schedule == 0)
         return -1;
-    out->node = &cl->nodes[cl->schedule[cur->rr[CFG_CLUSTER_X]++ % cl->n_schedule]];
+    out->node = &cl->nodes[cl->schedule[st->rr[CFG_CLUSTER_X]++ % cl->n_schedule]];
     return 0;
 }

@@ -63,6 +63,17 @@ void xf_log_write(enum xf_log_level level, const char *module, const char *fmt, 
 /* Parses "debug", "info", "warn" or "error"; returns 0, or -1 when the name is unknown. */
 int xf_log_level_parse(const char *name, enum xf_log_level *out);
 
+/*
+ * One header field of a parsed HTTP head: spans into the head's bytes, valid while those bytes
+ * live. Shared by the balancer (split keys) and the proxy (rewriting).
+ */
+struct xf_hdr {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
 /* Monotonic clock in milliseconds and in microseconds. */
 uint64_t xf_now_ms(void);
 uint64_t xf_now_us(void);

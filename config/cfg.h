@@ -36,9 +36,16 @@ enum cfg_cluster_id {
     CFG_CLUSTER_COUNT,
 };
 
+enum cfg_balance {
+    CFG_BALANCE_HASH = 0,    /* consistent, weighted, on the split key (default) */
+    CFG_BALANCE_ROUND_ROBIN, /* smooth weighted round-robin */
+    CFG_BALANCE_LEAST_CONN,  /* fewest active requests, weighted */
+};
+
 struct cfg_cluster {
     struct cfg_node *nodes; /* owned */
     size_t n_nodes;
+    enum cfg_balance balance; /* clusters.NAME.balance: hash | round_robin | least_conn */
 };
 
 enum cfg_key_kind {
@@ -56,11 +63,28 @@ struct cfg_split_key {
     char *name; /* owned; NULL for ip, basic_user and random */
 };
 
+/* An IPv4 or IPv6 network ("10.0.0.0/8", "::1/128"; a bare address is a /32 or /128). */
+struct cfg_cidr {
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t prefix;   /* 0..32 or 0..128 */
+    uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes; host bits zero */
+    char text[64];    /* as written */
+};
+
 struct cfg_split {
     unsigned weight_bp;         /* percent of clients to y, in hundredths: 0..10000 */
     struct cfg_split_key *keys; /* owned; never empty (default: ip) */
     size_t n_keys;
     char *seed; /* owned */
+    /* ip keys: the right-most X-Forwarded-For address not in these networks is the client. */
+    struct cfg_cidr *trusted_proxies; /* owned; may be empty */
+    size_t n_trusted_proxies;
+    /* Tester override: a request header / cookie whose value x or y forces the side. */
+    char *override_header;          /* owned; default "X-Crossfade-Target"; NULL when off */
+    char *override_cookie;          /* owned; default NULL (off) */
+    struct cfg_cidr *override_from; /* owned; overrides honoured only from these; empty: any */
+    size_t n_override_from;
+    char *expose; /* owned; response header naming cluster and node; NULL (default) when off */
 };
 
 /* Every duration in milliseconds. */
@@ -110,6 +134,9 @@ int cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err);
 
 /* Parses a duration ("250ms", "3s", "1m", "1h", "1m30s"; a bare number is seconds) into ms. */
 int cfg_duration_parse(const char *text, unsigned *out_ms, struct xf_err *err);
+
+/* Parses "10.0.0.0/8", "::1/128" or a bare address into `out`. Returns 0 or -1 with err. */
+int cfg_cidr_parse(const char *text, struct cfg_cidr *out, struct xf_err *err);
 
 /* "x" or "y" for a cluster id. */
 const char *cfg_cluster_name(enum cfg_cluster_id id);

@@ -58,14 +58,6 @@ enum px_rc px_buf_send(struct px_buf *b, int fd, uint64_t *sent);
 
 /* --- HTTP helpers (px_http.c): pure functions on raw header bytes, unit tested. --- */
 
-/* One header field of a parsed head: spans into the head's bytes, valid while those live. */
-struct px_hdr {
-    const char *name;
-    const char *value;
-    uint32_t name_len;
-    uint32_t value_len;
-};
-
 /* Whether a header value holds only field-vchar, SP and HTAB (no CR, LF, NUL or other CTLs). */
 bool px_http_value_ok(const char *v, size_t len);
 /*
@@ -83,7 +75,7 @@ bool px_http_is_hop(const char *name, size_t len);
 /* Whether a comma-separated list contains `token` (case-insensitive), e.g. Connection: close. */
 bool px_http_list_has(const char *v, size_t len, const char *token);
 /* Whether the header `name` is listed in any of the Connection values. */
-bool px_http_conn_names(const struct px_hdr *const conn_hdrs[], size_t n_conn, const char *name,
+bool px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, const char *name,
                         size_t len);
 
 enum px_te {
@@ -93,10 +85,10 @@ enum px_te {
     PX_TE_UNKNOWN,  /* a well-formed list ending in chunked with other codings too */
 };
 /* Classifies the combined Transfer-Encoding values. */
-enum px_te px_http_te_classify(const struct px_hdr *te[], size_t n);
+enum px_te px_http_te_classify(const struct xf_hdr *te[], size_t n);
 
 /* Parses the Content-Length values: all must be the same 1*DIGIT. Returns 0 or -1. */
-int px_http_cl_parse(const struct px_hdr *cl[], size_t n, uint64_t *out);
+int px_http_cl_parse(const struct xf_hdr *cl[], size_t n, uint64_t *out);
 
 /* The reason phrase of a status the proxy generates. */
 const char *px_http_reason(int status);
@@ -109,7 +101,7 @@ struct px_req_in {
     uint8_t minor;  /* HTTP/1.minor of the client */
     const char *url;
     size_t url_len;
-    const struct px_hdr *hdrs;
+    const struct xf_hdr *hdrs;
     size_t n_hdrs;
     const char *client_ip;     /* appended to X-Forwarded-For */
     const char *proto;         /* X-Forwarded-Proto: "http" */
@@ -140,7 +132,7 @@ struct px_resp_in {
     const char *reason;
     size_t reason_len;
     uint8_t http_major;
-    const struct px_hdr *hdrs;
+    const struct xf_hdr *hdrs;
     size_t n_hdrs;
     uint8_t req_method;   /* llhttp_method_t of the request */
     uint8_t client_minor; /* HTTP/1.minor of the client */
@@ -169,9 +161,13 @@ struct px_client;
 struct px_upstream;
 struct px_txn;
 
-/* Per-node state of one worker: the pool of idle keep-alive connections and counters. */
+/*
+ * Per-node state of one worker: the pool of idle keep-alive connections and counters. Pools are
+ * indexed by the node's id, which stays the same across snapshots; a pool outlives them all.
+ */
 struct px_pool {
-    const struct bal_node *node; /* borrowed from the worker's snapshot */
+    uint32_t id;
+    struct cfg_addr addr; /* copied: the pool outlives the snapshot that named the node */
     TAILQ_HEAD(, px_upstream) idle;
     unsigned n_idle;
     unsigned n_busy;
@@ -216,22 +212,33 @@ struct px_resp_head {
     const char *why; /* set when a check refused the head */
 };
 
+/* A snapshot this worker routes with, and how many of its transactions still use it. */
+struct px_snap {
+    struct bal_snapshot *s; /* owns one reference */
+    unsigned inflight;
+    TAILQ_ENTRY(px_snap) link; /* in w->retired once replaced */
+};
+
 struct px_worker {
-    struct event_base *base;         /* owned */
-    const struct cfg *cfg;           /* borrowed */
-    const struct bal_snapshot *snap; /* borrowed; replaced by a new snapshot as a whole */
-    struct bal_cursor cursor;
-    struct px_pool *pools; /* owned: one per node id */
+    struct event_base *base;       /* owned */
+    const struct cfg *cfg;         /* borrowed */
+    struct bal_router *router;     /* borrowed: where new snapshots are published */
+    struct px_snap *snap;          /* owned: the snapshot new requests are routed with */
+    uint64_t snap_version;         /* the router version snap was taken at */
+    TAILQ_HEAD(, px_snap) retired; /* owned: older snapshots still used by transactions */
+    struct bal_state bal;
+    struct px_pool **pools; /* owned: one per node id, allocated on first use; grows */
+    uint32_t *active;       /* owned: requests in flight per node id (least_conn) */
     size_t n_pools;
     struct px_listener *listeners; /* owned */
     size_t n_listeners;
     char *rbuf; /* owned: the read scratch buffer */
     size_t rbuf_cap;
-    struct px_hdr *hdrs; /* owned: header table of the head being parsed */
+    struct xf_hdr *hdrs; /* owned: header table of the head being parsed */
     size_t hdrs_cap;
     struct px_req_head req_head;   /* the request head being parsed (one at a time) */
     struct px_resp_head resp_head; /* the response head being parsed (one at a time) */
-    struct px_hdr *resp_hdrs;      /* owned: header table of the response head being parsed */
+    struct xf_hdr *resp_hdrs;      /* owned: header table of the response head being parsed */
     size_t resp_hdrs_cap;
     struct px_alog alog;
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
@@ -243,8 +250,8 @@ struct px_worker {
     int exit_code;
 };
 
-/* Creates a worker on the config and snapshot (both borrowed, must outlive it). */
-struct px_worker *px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap,
+/* Creates a worker on the config and router (both borrowed, must outlive it). */
+struct px_worker *px_worker_new(const struct cfg *cfg, struct bal_router *router,
                                 struct xf_err *err);
 /* Binds the listeners; returns 0 or -1 with err naming the address and the reason. */
 int px_worker_listen(struct px_worker *w, struct xf_err *err);
@@ -257,6 +264,12 @@ void px_client_accept(struct px_worker *w, struct px_listener *l, int fd,
                       const struct sockaddr *sa);
 void px_client_free(struct px_client *c);
 void px_worker_client_gone(struct px_worker *w);
+/* The snapshot to route a new request with (re-acquired when the router published a new one). */
+struct px_snap *px_worker_snapshot(struct px_worker *w);
+/* A transaction that used `ps` ended: a retired snapshot is let go with its last one. */
+void px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps);
+/* The pool of a node id (created on first use); NULL when out of memory. */
+struct px_pool *px_worker_pool(struct px_worker *w, const struct bal_node *node);
 void px_worker_begin_shutdown(struct px_worker *w);
 
 void px_alog_init(struct px_alog *a);

@@ -49,7 +49,7 @@ px_req_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_client *c = p->data;
     struct px_req_head *h = px_client_head_of(p);
-    struct px_hdr *hd;
+    struct xf_hdr *hd;
 
     if (c->txn != NULL)
         return 0; /* trailer fields of a chunked body: dropped */
@@ -69,7 +69,7 @@ px_req_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct px_client *c = p->data;
     struct px_req_head *h = px_client_head_of(p);
-    struct px_hdr *hd;
+    struct xf_hdr *hd;
 
     if (c->txn != NULL)
         return 0;
@@ -467,8 +467,13 @@ px_req_on_headers_complete(llhttp_t *p)
     struct px_client *c = p->data;
     struct px_req_head *h = px_client_head_of(p);
     struct px_worker *w = c->w;
-    struct bal_request breq = {.client_ip = c->ip};
+    struct bal_request breq = {.peer = c->peer,
+                               .hdrs = w->hdrs,
+                               .n_hdrs = h->n_hdrs,
+                               .target = h->url,
+                               .target_len = h->url_len};
     struct bal_choice choice;
+    struct px_pool *pool;
     struct px_txn *t;
     const char *why = NULL;
     int status = 0, err_status = 0;
@@ -511,14 +516,16 @@ px_req_on_headers_complete(llhttp_t *p)
         t->target_len = sizeof(t->target) - 1;
 
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
-    bal_pick(w->snap, &breq, &w->cursor, &choice);
+    t->snap = px_worker_snapshot(w);
+    t->snap->inflight++;
+    bal_pick(t->snap->s, &breq, &w->bal, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
     in.fallback_host = t->node != NULL ? t->node->addr.text : "localhost";
     status = px_rewrite_request(&in, &head, &res, &why);
     if (status != 0) {
         px_buf_free(&head);
-        free(t);
+        px_txn_free(t);
         h->complete = false;
         return px_req_fail(p, status, why);
     }
@@ -539,7 +546,10 @@ px_req_on_headers_complete(llhttp_t *p)
     c->head_start_ms = 0;
     px_client_read_on(c);
     t->t_up_start_us = xf_now_us();
-    t->u = px_upstream_get(w, &w->pools[t->node->id], &err_status);
+    w->active[t->node->id]++;
+    t->dispatched = true;
+    pool = px_worker_pool(w, t->node);
+    t->u = pool != NULL ? px_upstream_get(w, pool, &err_status) : NULL;
     if (t->u == NULL) {
         px_buf_free(&head);
         px_txn_error(t, err_status,
@@ -648,7 +658,7 @@ px_txn_finish(struct px_txn *t)
     t->bytes_out = c->sent_total + px_buf_len(&c->out) - t->out_mark;
     px_alog_txn(c->w, t);
     c->txn = NULL;
-    free(t);
+    px_txn_free(t);
     c->state = PX_C_HEAD;
     c->head_start_ms = 0;
     if (!ka) {
@@ -691,6 +701,20 @@ px_client_continue(struct px_client *c)
     return px_client_flush(c);
 }
 
+/* Frees a transaction (its node connection already released) and lets go of its snapshot. */
+void
+px_txn_free(struct px_txn *t)
+{
+    struct px_worker *w = t->c->w;
+
+    if (t->snap != NULL) {
+        if (t->node != NULL && t->dispatched)
+            w->active[t->node->id]--;
+        px_worker_snapshot_done(w, t->snap);
+    }
+    free(t);
+}
+
 /* --- life cycle --- */
 
 void
@@ -707,14 +731,19 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     c->l = l;
     c->fd = fd;
     c->first = true;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->ip,
-                  sizeof(c->ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, c->ip,
-                  sizeof(c->ip));
-    else
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in4->sin_addr, c->ip, sizeof(c->ip));
+        c->peer.family = AF_INET;
+        memcpy(c->peer.bytes, &in4->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, c->ip, sizeof(c->ip));
+        c->peer.family = AF_INET6;
+        memcpy(c->peer.bytes, &in6->sin6_addr, 16);
+    } else {
         strcpy(c->ip, "unknown");
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, px_client_on_read, c);
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_client_on_write, c);
@@ -739,7 +768,7 @@ px_client_free(struct px_client *c)
             t->status = c->eof ? 499 : 0;
         t->bytes_out = c->sent_total - t->out_mark;
         px_alog_txn(w, t);
-        free(t);
+        px_txn_free(t);
         c->txn = NULL;
     }
     event_del(&c->rev);

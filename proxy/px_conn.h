@@ -31,8 +31,9 @@ struct px_client {
     uint64_t sent_total;         /* bytes written to the client over the connection's life */
     struct event rev, wev;
     llhttp_t parser;
-    struct px_buf in;  /* received bytes not consumed yet (partial head, pipelined requests) */
-    struct px_buf out; /* bytes waiting to be written to the client */
+    struct px_buf in;     /* received bytes not consumed yet (partial head, pipelined requests) */
+    struct px_buf out;    /* bytes waiting to be written to the client */
+    struct bal_addr peer; /* the TCP peer, for the split's ip key */
     char ip[46];
 };
 
@@ -65,7 +66,8 @@ struct px_upstream {
 struct px_txn {
     struct px_client *c;         /* borrowed back-pointer */
     struct px_upstream *u;       /* owned while attached; NULL before and after */
-    const struct bal_node *node; /* borrowed from the snapshot */
+    struct px_snap *snap;        /* the snapshot it was routed with (counted in snap->inflight) */
+    const struct bal_node *node; /* borrowed from snap */
     enum cfg_cluster_id cluster;
     uint8_t method;
     uint8_t minor;         /* the client's HTTP/1.minor */
@@ -77,8 +79,9 @@ struct px_txn {
     bool resp_chunked_out; /* the proxy chunks the body to the client */
     bool resp_close_out;   /* the body to the client is delimited by closing */
     bool resp_no_body;
-    bool ka;       /* the client connection stays open after this response */
-    bool up_close; /* the client sent Connection: close: so does the node request */
+    bool ka;         /* the client connection stays open after this response */
+    bool dispatched; /* counted in w->active[node->id] */
+    bool up_close;   /* the client sent Connection: close: so does the node request */
     int status;
     uint64_t req_body;  /* request payload bytes seen */
     uint64_t bytes_in;  /* request bytes received from the client */
@@ -97,6 +100,7 @@ void px_client_read_off(struct px_client *c);
 enum px_rc px_txn_error(struct px_txn *t, int status, const char *why);
 enum px_rc px_txn_resp_done(struct px_txn *t);
 void px_txn_finish(struct px_txn *t);
+void px_txn_free(struct px_txn *t);
 
 /* px_upstream.c */
 struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status);

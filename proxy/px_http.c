@@ -133,7 +133,7 @@ px_http_list_has(const char *v, size_t len, const char *token)
 }
 
 bool
-px_http_conn_names(const struct px_hdr *const conn_hdrs[], size_t n_conn, const char *name,
+px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, const char *name,
                    size_t len)
 {
     char tmp[128];
@@ -149,7 +149,7 @@ px_http_conn_names(const struct px_hdr *const conn_hdrs[], size_t n_conn, const 
 }
 
 enum px_te
-px_http_te_classify(const struct px_hdr *te[], size_t n)
+px_http_te_classify(const struct xf_hdr *te[], size_t n)
 {
     size_t codings = 0, chunked_at = 0, n_chunked = 0;
 
@@ -194,7 +194,7 @@ px_http_te_classify(const struct px_hdr *te[], size_t n)
 }
 
 int
-px_http_cl_parse(const struct px_hdr *cl[], size_t n, uint64_t *out)
+px_http_cl_parse(const struct xf_hdr *cl[], size_t n, uint64_t *out)
 {
     bool have = false;
     uint64_t first = 0;

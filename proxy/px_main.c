@@ -35,6 +35,8 @@ main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *path = PX_DEFAULT_CONFIG;
     struct bal_snapshot *snap = NULL;
+    struct bal_router router;
+    bool routed = false;
     struct px_worker *w = NULL;
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
@@ -77,10 +79,12 @@ main(int argc, char **argv)
         return 0;
     }
     xf_log_min = cfg->log_level;
-    snap = bal_snapshot_new(cfg, 1, &err);
+    snap = bal_snapshot_new(cfg, NULL, 1, &err);
     if (snap == NULL)
         goto fail;
-    w = px_worker_new(cfg, snap, &err);
+    bal_router_init(&router, snap);
+    routed = true;
+    w = px_worker_new(cfg, &router, &err);
     if (w == NULL || px_worker_listen(w, &err) == -1)
         goto fail;
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
@@ -93,7 +97,8 @@ fail:
     rc = 1;
 out:
     px_worker_free(w);
-    bal_snapshot_free(snap);
+    if (routed)
+        bal_router_fini(&router);
     cfg_free(cfg);
     return rc;
 }

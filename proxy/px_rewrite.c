@@ -7,21 +7,21 @@
 
 /* Headers the request forwarding looks at, gathered in one pass over the table. */
 struct px_req_view {
-    const struct px_hdr *host[2];
-    const struct px_hdr *conn[16];
-    const struct px_hdr *te[8];
-    const struct px_hdr *cl[8];
-    const struct px_hdr *xff[8];
+    const struct xf_hdr *host[2];
+    const struct xf_hdr *conn[16];
+    const struct xf_hdr *te[8];
+    const struct xf_hdr *cl[8];
+    const struct xf_hdr *xff[8];
     size_t n_host, n_conn, n_te, n_cl, n_xff;
     bool expect_100;
 };
 
 static void
-px_req_view_build(const struct px_hdr *hdrs, size_t n, struct px_req_view *v)
+px_req_view_build(const struct xf_hdr *hdrs, size_t n, struct px_req_view *v)
 {
     memset(v, 0, sizeof(*v));
     for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *h = &hdrs[i];
+        const struct xf_hdr *h = &hdrs[i];
         const char *nm = h->name;
         size_t len = h->name_len;
 
@@ -49,7 +49,7 @@ px_req_view_build(const struct px_hdr *hdrs, size_t n, struct px_req_view *v)
 
 /* Whether a header is dropped when forwarding: hop-by-hop, ours to set, or named by Connection. */
 static bool
-px_req_drop(const struct px_hdr *h, const struct px_req_view *v, bool http10)
+px_req_drop(const struct xf_hdr *h, const struct px_req_view *v, bool http10)
 {
     const char *nm = h->name;
     size_t len = h->name_len;
@@ -94,7 +94,7 @@ int
 px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req_out *res,
                    const char **why)
 {
-    const struct px_hdr *hdrs = in->hdrs;
+    const struct xf_hdr *hdrs = in->hdrs;
     struct px_req_view v;
     const char *target = in->url, *host = NULL;
     size_t target_len = in->url_len, host_len = 0;
@@ -163,7 +163,7 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     else
         px_buf_printf(out, "Host: %s\r\n", in->fallback_host);
     for (size_t i = 0; i < in->n_hdrs; i++) {
-        const struct px_hdr *hd = &hdrs[i];
+        const struct xf_hdr *hd = &hdrs[i];
         if (px_req_drop(hd, &v, http10))
             continue;
         char *dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
@@ -206,11 +206,11 @@ oom:
 
 /* Writes the header fields the client may see: no hop-by-hop, no framing, none Connection names. */
 static int
-px_resp_copy_headers(struct px_buf *out, const struct px_hdr *hdrs, size_t n,
-                     const struct px_hdr *const conn[], size_t n_conn)
+px_resp_copy_headers(struct px_buf *out, const struct xf_hdr *hdrs, size_t n,
+                     const struct xf_hdr *const conn[], size_t n_conn)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *hd = &hdrs[i];
+        const struct xf_hdr *hd = &hdrs[i];
         char *dst;
 
         if (px_http_is_hop(hd->name, hd->name_len) ||
@@ -236,8 +236,8 @@ int
 px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_resp_out *res,
                     const char **why)
 {
-    const struct px_hdr *hdrs = in->hdrs;
-    const struct px_hdr *conn[16], *te[8], *cl[8];
+    const struct xf_hdr *hdrs = in->hdrs;
+    const struct xf_hdr *conn[16], *te[8], *cl[8];
     size_t n_conn = 0, n_te = 0, n_cl = 0;
     int status = in->status;
     uint64_t len = 0;
@@ -251,7 +251,7 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
     if (status == 101)
         return *why = "the node switched protocols without being asked", -1;
     for (size_t i = 0; i < in->n_hdrs; i++) {
-        const struct px_hdr *hd = &hdrs[i];
+        const struct xf_hdr *hd = &hdrs[i];
         if (!px_http_token_ok(hd->name, hd->name_len))
             return *why = "invalid header name in the response", -1;
         if (xf_span_ieq(hd->name, hd->name_len, "connection")) {

@@ -45,7 +45,7 @@ px_resp_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_upstream *u = p->data;
     struct px_resp_head *h = px_upstream_head_of(p);
-    struct px_hdr *hd;
+    struct xf_hdr *hd;
 
     if (u->head_done)
         return 0; /* trailer fields: dropped */
@@ -202,7 +202,7 @@ px_upstream_release_idle(struct px_upstream *u)
 struct px_upstream *
 px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status)
 {
-    const struct cfg_addr *addr = &pool->node->addr;
+    const struct cfg_addr *addr = &pool->addr;
     struct px_upstream *u = TAILQ_FIRST(&pool->idle);
     int one = 1, fd;
 
@@ -321,8 +321,8 @@ px_upstream_flush(struct px_upstream *u)
     rc = px_buf_send(&u->out, u->fd, NULL);
     if (rc == PX_CLOSE) {
         int e = errno;
-        XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"",
-               u->pool->node->addr.text, strerror(e));
+        XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"", u->pool->addr.text,
+               strerror(e));
         u->broken = true;
         return px_txn_error(t, 502, "the connection to the node failed");
     }
@@ -356,7 +356,7 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
 
     if (u->state == PX_U_CONNECTING) {
         if (what & EV_TIMEOUT) {
-            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->node->addr.text);
+            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->addr.text);
             rc = px_txn_error(t, 504, "timed out connecting to the node");
             goto out;
         }
@@ -364,7 +364,7 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
             soerr = errno;
         if (soerr != 0) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"",
-                   u->pool->node->addr.text, strerror(soerr));
+                   u->pool->addr.text, strerror(soerr));
             rc = px_txn_error(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node");
             goto out;
         }
@@ -435,8 +435,8 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
         }
         if (n > 0) {
             /* Bytes after a complete response: never forwarded, and the connection not reused. */
-            XF_LOG(XF_LOG_WARN, "proxy", "event=extra_bytes node=%s bytes=%zu",
-                   u->pool->node->addr.text, n);
+            XF_LOG(XF_LOG_WARN, "proxy", "event=extra_bytes node=%s bytes=%zu", u->pool->addr.text,
+                   n);
             u->broken = true;
             *consumed += n;
         }
@@ -444,8 +444,8 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
     }
     return PX_OK;
 bad:
-    XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"",
-           u->pool->node->addr.text, h->why ? h->why : llhttp_get_error_reason(&u->parser));
+    XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"", u->pool->addr.text,
+           h->why ? h->why : llhttp_get_error_reason(&u->parser));
     u->broken = true;
     return px_upstream_fail(t, 502, h->why ? h->why : "invalid response from the node");
 }
@@ -464,11 +464,11 @@ px_upstream_on_eof(struct px_upstream *u, int e)
         }
     }
     if (!u->got_bytes)
-        XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"",
-               u->pool->node->addr.text, e ? strerror(e) : "closed");
+        XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"", u->pool->addr.text,
+               e ? strerror(e) : "closed");
     else
         XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
-               u->pool->node->addr.text, e ? strerror(e) : "closed");
+               u->pool->addr.text, e ? strerror(e) : "closed");
     return px_upstream_fail(t, 502,
                             u->got_bytes ? "the node sent an incomplete response"
                                          : "the node closed the connection without answering");
@@ -538,7 +538,7 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
     }
     c = t->c;
     if (what & EV_TIMEOUT) {
-        XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->node->addr.text);
+        XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->addr.text);
         u->broken = true;
         rc = px_txn_error(t, 504, "the node did not answer in time");
     } else {

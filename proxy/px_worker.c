@@ -17,8 +17,78 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
     return event_base_init_common_timeout(w->base, &tv);
 }
 
+struct px_snap *
+px_worker_snapshot(struct px_worker *w)
+{
+    uint64_t v = bal_router_version(w->router);
+    struct px_snap *ps;
+
+    if (XF_LIKELY(v == w->snap_version))
+        return w->snap;
+    ps = calloc(1, sizeof(*ps));
+    if (ps == NULL)
+        return w->snap; /* keep routing with the one we have */
+    ps->s = bal_router_acquire(w->router);
+    if (w->snap->inflight == 0) {
+        bal_snapshot_unref(w->snap->s);
+        free(w->snap);
+    } else {
+        TAILQ_INSERT_TAIL(&w->retired, w->snap, link);
+    }
+    w->snap = ps;
+    w->snap_version = v;
+    if (ps->s->max_id > w->n_pools) {
+        struct px_pool **pools = realloc(w->pools, ps->s->max_id * sizeof(*pools));
+        uint32_t *active = realloc(w->active, ps->s->max_id * sizeof(*active));
+        if (pools != NULL)
+            w->pools = pools;
+        if (active != NULL)
+            w->active = active;
+        if (pools != NULL && active != NULL) {
+            for (size_t i = w->n_pools; i < ps->s->max_id; i++) {
+                w->pools[i] = NULL;
+                w->active[i] = 0;
+            }
+            w->n_pools = ps->s->max_id;
+        }
+    }
+    w->bal.active = w->active;
+    return ps;
+}
+
+void
+px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps)
+{
+    ps->inflight--;
+    if (ps != w->snap && ps->inflight == 0) {
+        TAILQ_REMOVE(&w->retired, ps, link);
+        bal_snapshot_unref(ps->s);
+        free(ps);
+    }
+}
+
+struct px_pool *
+px_worker_pool(struct px_worker *w, const struct bal_node *node)
+{
+    struct px_pool *pool;
+
+    if (node->id >= w->n_pools)
+        return NULL;
+    pool = w->pools[node->id];
+    if (pool == NULL) {
+        pool = calloc(1, sizeof(*pool));
+        if (pool == NULL)
+            return NULL;
+        pool->id = node->id;
+        pool->addr = node->addr;
+        TAILQ_INIT(&pool->idle);
+        w->pools[node->id] = pool;
+    }
+    return pool;
+}
+
 struct px_worker *
-px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap, struct xf_err *err)
+px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
 {
     struct px_worker *w = calloc(1, sizeof(*w));
     const struct cfg_timeouts *to = &cfg->timeouts;
@@ -28,8 +98,9 @@ px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap, struct xf_
         return NULL;
     }
     w->cfg = cfg;
-    w->snap = snap;
+    w->router = router;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->retired);
     px_alog_init(&w->alog);
     w->base = event_base_new();
     w->rbuf_cap = PX_RBUF_SIZE;
@@ -38,21 +109,15 @@ px_worker_new(const struct cfg *cfg, const struct bal_snapshot *snap, struct xf_
     w->hdrs = calloc(w->hdrs_cap, sizeof(*w->hdrs));
     w->resp_hdrs_cap = XF_MAX(cfg->limits.max_headers, 256u);
     w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
-    w->n_pools = snap->n_nodes;
-    w->pools = calloc(w->n_pools ? w->n_pools : 1, sizeof(*w->pools));
+    w->snap = calloc(1, sizeof(*w->snap));
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->pools == NULL) {
+        w->snap == NULL) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
-    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
-        const struct bal_cluster *cl = &snap->clusters[c];
-        for (size_t i = 0; i < cl->n_nodes; i++) {
-            struct px_pool *pool = &w->pools[cl->nodes[i].id];
-            pool->node = &cl->nodes[i];
-            TAILQ_INIT(&pool->idle);
-        }
-    }
+    w->snap->s = bal_router_acquire(router);
+    w->snap_version = 0; /* the first request takes the current one and sizes the pools */
+    px_worker_snapshot(w);
     w->tv_client_idle = px_worker_timeout(w, to->client_idle_ms);
     w->tv_client_header = px_worker_timeout(w, to->client_header_ms);
     w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms);
@@ -199,8 +264,8 @@ px_worker_begin_shutdown(struct px_worker *w)
         }
     }
     for (size_t i = 0; i < w->n_pools; i++)
-        while (!TAILQ_EMPTY(&w->pools[i].idle))
-            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i].idle));
+        while (w->pools[i] != NULL && !TAILQ_EMPTY(&w->pools[i]->idle))
+            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i]->idle));
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->txn == NULL && px_buf_len(&c->in) == 0)
@@ -246,9 +311,21 @@ px_worker_free(struct px_worker *w)
         return;
     while (!TAILQ_EMPTY(&w->clients))
         px_client_free(TAILQ_FIRST(&w->clients));
-    for (size_t i = 0; i < w->n_pools; i++)
-        while (!TAILQ_EMPTY(&w->pools[i].idle))
-            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i].idle));
+    for (size_t i = 0; i < w->n_pools; i++) {
+        while (w->pools[i] != NULL && !TAILQ_EMPTY(&w->pools[i]->idle))
+            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i]->idle));
+        free(w->pools[i]);
+    }
+    while (!TAILQ_EMPTY(&w->retired)) {
+        struct px_snap *ps = TAILQ_FIRST(&w->retired);
+        TAILQ_REMOVE(&w->retired, ps, link);
+        bal_snapshot_unref(ps->s);
+        free(ps);
+    }
+    if (w->snap != NULL) {
+        bal_snapshot_unref(w->snap->s);
+        free(w->snap);
+    }
     for (size_t k = 0; k < w->n_listeners; k++) {
         if (w->listeners[k].fd != -1) {
             event_del(&w->listeners[k].ev);
@@ -264,6 +341,7 @@ px_worker_free(struct px_worker *w)
         event_free(w->ev_deadline);
     free(w->listeners);
     free(w->pools);
+    free(w->active);
     free(w->hdrs);
     free(w->resp_hdrs);
     free(w->rbuf);

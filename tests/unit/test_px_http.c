@@ -5,10 +5,10 @@
 
 #include "proxy/px.h"
 
-static struct px_hdr
+static struct xf_hdr
 hdr(const char *name, const char *value)
 {
-    struct px_hdr h = {.name = name,
+    struct xf_hdr h = {.name = name,
                        .value = value,
                        .name_len = (uint32_t)strlen(name),
                        .value_len = (uint32_t)strlen(value)};
@@ -86,9 +86,9 @@ Test(px_http_list, finds_tokens_in_comma_lists_case_insensitively)
 
 Test(px_http_list, connection_names_the_headers_to_drop)
 {
-    struct px_hdr c1 = hdr("Connection", "X-Hop, keep-alive");
-    struct px_hdr c2 = hdr("Connection", "x-other");
-    const struct px_hdr *conn[] = {&c1, &c2};
+    struct xf_hdr c1 = hdr("Connection", "X-Hop, keep-alive");
+    struct xf_hdr c2 = hdr("Connection", "x-other");
+    const struct xf_hdr *conn[] = {&c1, &c2};
     cr_assert(px_http_conn_names(conn, 2, "x-hop", 5));
     cr_assert(px_http_conn_names(conn, 2, "X-Other", 7));
     cr_assert_not(px_http_conn_names(conn, 2, "X-Hopper", 8));
@@ -97,8 +97,8 @@ Test(px_http_list, connection_names_the_headers_to_drop)
 static enum px_te
 te_of(const char *a, const char *b)
 {
-    struct px_hdr h1 = hdr("Transfer-Encoding", a), h2 = hdr("Transfer-Encoding", b ? b : "");
-    const struct px_hdr *te[] = {&h1, &h2};
+    struct xf_hdr h1 = hdr("Transfer-Encoding", a), h2 = hdr("Transfer-Encoding", b ? b : "");
+    const struct xf_hdr *te[] = {&h1, &h2};
     return px_http_te_classify(te, b ? 2 : 1);
 }
 
@@ -129,8 +129,8 @@ Test(px_http_te, other_codings_before_chunked_are_unknown)
 static int
 cl_of(const char *a, const char *b, uint64_t *out)
 {
-    struct px_hdr h1 = hdr("Content-Length", a), h2 = hdr("Content-Length", b ? b : "");
-    const struct px_hdr *cl[] = {&h1, &h2};
+    struct xf_hdr h1 = hdr("Content-Length", a), h2 = hdr("Content-Length", b ? b : "");
+    const struct xf_hdr *cl[] = {&h1, &h2};
     return px_http_cl_parse(cl, b ? 2 : 1, out);
 }
 

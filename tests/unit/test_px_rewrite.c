@@ -11,7 +11,7 @@
 /* Parses "Name: value" lines (\n separated) into a header table over a private copy. */
 struct hset {
     char text[4096];
-    struct px_hdr h[MAX_HDRS];
+    struct xf_hdr h[MAX_HDRS];
     size_t n;
 };
 
