@@ -25,6 +25,7 @@
 #define CFG_DEFAULT_ADMIN_SOCKET "/run/crossfade/admin.sock"
 #define CFG_DEFAULT_SEED         "crossfade"
 #define CFG_DEFAULT_ACCESS_LOG   "-"
+#define CFG_DEFAULT_OVERRIDE_HDR "X-Crossfade-Target"
 
 /* What the walk needs at every level; everything is borrowed from cfg_parse. */
 struct cfg_ctx {
@@ -71,17 +72,27 @@ enum cfg_split_field {
     CFG_SPLIT_WEIGHT = 0,
     CFG_SPLIT_KEY,
     CFG_SPLIT_SEED,
+    CFG_SPLIT_TRUSTED_PROXIES,
+    CFG_SPLIT_OVERRIDE_HEADER,
+    CFG_SPLIT_OVERRIDE_COOKIE,
+    CFG_SPLIT_OVERRIDE_FROM,
+    CFG_SPLIT_EXPOSE,
     CFG_SPLIT_COUNT,
 };
-static const char *const cfg_split_keys[CFG_SPLIT_COUNT] = {"weight", "key", "seed"};
+static const char *const cfg_split_keys[CFG_SPLIT_COUNT] = {
+    "weight",          "key",           "seed",   "trusted_proxies", "override_header",
+    "override_cookie", "override_from", "expose",
+};
 
 static const char *const cfg_cluster_names[CFG_CLUSTER_COUNT] = {"x", "y"};
 
 enum cfg_cluster_key {
     CFG_CLUSTER_NODES = 0,
+    CFG_CLUSTER_BALANCE,
     CFG_CLUSTER_KEY_COUNT,
 };
-static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {"nodes"};
+static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {"nodes", "balance"};
+static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 
 enum cfg_node_key {
     CFG_NODE_ADDRESS = 0,
@@ -419,6 +430,38 @@ cfg_map_lookup(const struct cfg_ctx *ctx, const yaml_node_t *map, const char *pa
 }
 
 /* ---- Typed values -------------------------------------------------------------------------- */
+
+/* True when `text` is one of the `n` words, ignoring case. */
+static bool
+cfg_is_word(const char *text, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (xf_span_ieq(text, strlen(text), words[i]))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * True when the scalar `node` (text `text`) turns a setting off: YAML's off, false or no, unquoted
+ * and in any case, or the string "off", quoted or not.
+ */
+static bool
+cfg_is_off(const yaml_node_t *node, const char *text)
+{
+    static const char *const no[] = {"off", "false", "no"};
+
+    return strcmp(text, "off") == 0 || (cfg_is_plain(node) && cfg_is_word(text, no, 3));
+}
+
+/* True for an unquoted on, true or yes: "switch it on" rather than a name or a path, so refused. */
+static bool
+cfg_is_on(const yaml_node_t *node, const char *text)
+{
+    static const char *const yes[] = {"on", "true", "yes"};
+
+    return cfg_is_plain(node) && cfg_is_word(text, yes, 3);
+}
 
 /* Parses decimal digits (no sign, no space) into `out`. Returns 0, or -1 on anything else. */
 static int
@@ -826,6 +869,113 @@ cfg_walk_split_keys(const struct cfg_ctx *ctx, const yaml_node_t *node)
     return 0;
 }
 
+/* True when both are the same network, however they were written. */
+static bool
+cfg_cidr_same(const struct cfg_cidr *a, const struct cfg_cidr *b)
+{
+    return a->family == b->family && a->prefix == b->prefix &&
+           memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+/*
+ * split.trusted_proxies and split.override_from: one network or a sequence of them, each once; an
+ * empty sequence is an empty list. Replaces the owned array at `out` and its length `n_out`.
+ */
+static int
+cfg_get_cidrs(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+              struct cfg_cidr **out, size_t *n_out)
+{
+    static const char what[] = "a network such as 10.0.0.0/8, 192.168.1.5 or ::1";
+    char item_path[CFG_PATH_MAX], shown[CFG_SHOW_SIZE];
+    bool one = node->type == YAML_SCALAR_NODE;
+    size_t n = one ? 1 : 0;
+
+    if (node->type == YAML_MAPPING_NODE || cfg_is_null(node))
+        return cfg_fail(ctx, node, path, "expected %s, or a sequence of them, got %s", what,
+                        cfg_got(node, shown));
+    if (node->type == YAML_SEQUENCE_NODE)
+        n = cfg_seq_len(node);
+    XF_FREE(*out);
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    *out = calloc(n, sizeof(**out));
+    if (*out == NULL)
+        return cfg_oom(ctx);
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = one ? node : cfg_node(ctx, node->data.sequence.items.start[i]);
+        struct cfg_cidr *net = &(*out)[i];
+        struct xf_err why;
+        const char *text;
+
+        if (one)
+            snprintf(item_path, sizeof(item_path), "%s", path);
+        else
+            cfg_path_index(item_path, path, i);
+        text = cfg_scalar(ctx, item, item_path, what);
+        if (text == NULL)
+            return -1;
+        if (cfg_cidr_parse(text, net, &why) == -1)
+            return cfg_fail(ctx, item, item_path, "%s", why.msg);
+        *n_out = i + 1;
+        for (size_t j = 0; j < i; j++) {
+            if (cfg_cidr_same(net, &(*out)[j]))
+                return cfg_fail(ctx, item, item_path,
+                                "expected each network once, got %s again (as %s[%zu])",
+                                cfg_show_str(shown, text), path, j);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Header names whose meaning HTTP fixes for the framing, the target or one hop of a message: none
+ * can be a tester's switch, and a second one added to every response (`expose`) would change how
+ * the response is read.
+ */
+static const char *const cfg_reserved_headers[] = {
+    "connection", "content-length",    "host",    "keep-alive", "proxy-connection", "te",
+    "trailer",    "transfer-encoding", "upgrade",
+};
+
+/*
+ * split.override_header, split.override_cookie and split.expose: a header name (`header`) or a
+ * cookie name kept as written, or off (see cfg_is_off), which leaves NULL at `dst`.
+ */
+static int
+cfg_get_name_or_off(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                    bool header, char **dst)
+{
+    const char *what = header ? "a header name" : "a cookie name";
+    char shown[CFG_SHOW_SIZE];
+    const char *text =
+        cfg_scalar(ctx, node, path, header ? "a header name or off" : "a cookie name or off");
+
+    if (text == NULL)
+        return -1;
+    if (cfg_is_off(node, text)) {
+        XF_FREE(*dst);
+        return 0;
+    }
+    cfg_show_str(shown, text);
+    /* A plain `true` would otherwise name a header "true": more likely a misunderstanding. */
+    if (text[0] == '\0' || cfg_is_on(node, text))
+        return cfg_fail(ctx, node, path, "expected %s or off, got %s", what, shown);
+    for (const char *p = text; *p != '\0'; p++) {
+        if (!cfg_is_tchar((unsigned char)*p))
+            return cfg_fail(ctx, node, path,
+                            "expected %s made of letters, digits and !#$%%&'*+-.^_`|~, got %s",
+                            what, shown);
+    }
+    if (header && cfg_is_word(text, cfg_reserved_headers, XF_ARRAY_LEN(cfg_reserved_headers)))
+        return cfg_fail(ctx, node, path,
+                        "expected a header name other than Connection, Content-Length, Host, "
+                        "Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding or "
+                        "Upgrade, got %s",
+                        shown);
+    return cfg_set_string(ctx, dst, text);
+}
+
 static int
 cfg_walk_split(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
@@ -852,6 +1002,25 @@ cfg_walk_split(const struct cfg_ctx *ctx, const yaml_node_t *node)
     if (v[CFG_SPLIT_SEED] != NULL &&
         cfg_get_string(ctx, v[CFG_SPLIT_SEED], "split.seed", "a non-empty string", SIZE_MAX,
                        &split->seed) == -1)
+        return -1;
+    if (v[CFG_SPLIT_TRUSTED_PROXIES] != NULL &&
+        cfg_get_cidrs(ctx, v[CFG_SPLIT_TRUSTED_PROXIES], "split.trusted_proxies",
+                      &split->trusted_proxies, &split->n_trusted_proxies) == -1)
+        return -1;
+    if (v[CFG_SPLIT_OVERRIDE_HEADER] != NULL &&
+        cfg_get_name_or_off(ctx, v[CFG_SPLIT_OVERRIDE_HEADER], "split.override_header", true,
+                            &split->override_header) == -1)
+        return -1;
+    if (v[CFG_SPLIT_OVERRIDE_COOKIE] != NULL &&
+        cfg_get_name_or_off(ctx, v[CFG_SPLIT_OVERRIDE_COOKIE], "split.override_cookie", false,
+                            &split->override_cookie) == -1)
+        return -1;
+    if (v[CFG_SPLIT_OVERRIDE_FROM] != NULL &&
+        cfg_get_cidrs(ctx, v[CFG_SPLIT_OVERRIDE_FROM], "split.override_from", &split->override_from,
+                      &split->n_override_from) == -1)
+        return -1;
+    if (v[CFG_SPLIT_EXPOSE] != NULL &&
+        cfg_get_name_or_off(ctx, v[CFG_SPLIT_EXPOSE], "split.expose", true, &split->expose) == -1)
         return -1;
     return 0;
 }
@@ -918,12 +1087,34 @@ cfg_walk_node(const struct cfg_ctx *ctx, const yaml_node_t *item, const char *no
     return 0;
 }
 
+/* clusters.NAME.balance: how a cluster spreads its requests over its nodes. */
+static int
+cfg_get_balance(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                enum cfg_balance *out)
+{
+    static const char what[] = "hash, round_robin or least_conn";
+    char shown[CFG_SHOW_SIZE], hint[64];
+    const char *text = cfg_scalar(ctx, node, path, what);
+
+    if (text == NULL)
+        return -1;
+    for (size_t b = 0; b < XF_ARRAY_LEN(cfg_balance_names); b++) {
+        if (strcmp(text, cfg_balance_names[b]) == 0) {
+            *out = (enum cfg_balance)b;
+            return 0;
+        }
+    }
+    return cfg_fail(
+        ctx, node, path, "expected %s, got %s%s", what, cfg_show_str(shown, text),
+        cfg_hint(hint, sizeof(hint), text, cfg_balance_names, XF_ARRAY_LEN(cfg_balance_names)));
+}
+
 static int
 cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cluster_id id)
 {
     static const char what[] = "a sequence of at least one node address";
     struct cfg_cluster *cluster = &ctx->cfg->clusters[id];
-    char path[CFG_PATH_MAX], nodes_path[CFG_PATH_MAX], shown[CFG_SHOW_SIZE];
+    char path[CFG_PATH_MAX], nodes_path[CFG_PATH_MAX], sub[CFG_PATH_MAX], shown[CFG_SHOW_SIZE];
     yaml_node_t *v[CFG_CLUSTER_KEY_COUNT];
     const yaml_node_t *nodes;
     size_t n;
@@ -947,7 +1138,10 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
                           i) == -1)
             return -1;
     }
-    return 0;
+    if (v[CFG_CLUSTER_BALANCE] == NULL)
+        return 0;
+    return cfg_get_balance(ctx, v[CFG_CLUSTER_BALANCE], cfg_path_key(sub, path, "balance"),
+                           &cluster->balance);
 }
 
 static int
@@ -1055,23 +1249,10 @@ cfg_walk_limits(const struct cfg_ctx *ctx, const yaml_node_t *node)
                     l->max_request_line_bytes, l->max_header_bytes);
 }
 
-/* True when `text` is one of the `n` words, ignoring case. */
-static bool
-cfg_is_word(const char *text, const char *const *words, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (xf_span_ieq(text, strlen(text), words[i]))
-            return true;
-    }
-    return false;
-}
-
 /* access_log: a path, "-" for stdout, or off (YAML false/off/no, or the string "off"). */
 static int
 cfg_walk_access_log(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
-    static const char *const no[] = {"off", "false", "no"};
-    static const char *const yes[] = {"on", "true", "yes"};
     static const char what[] = "a path, \"-\" for stdout, or off";
     char shown[CFG_SHOW_SIZE];
     const char *text;
@@ -1081,12 +1262,12 @@ cfg_walk_access_log(const struct cfg_ctx *ctx, const yaml_node_t *node)
     text = cfg_scalar(ctx, node, "access_log", what);
     if (text == NULL)
         return -1;
-    if (strcmp(text, "off") == 0 || (cfg_is_plain(node) && cfg_is_word(text, no, 3))) {
+    if (cfg_is_off(node, text)) {
         XF_FREE(ctx->cfg->access_log);
         return 0;
     }
     /* A plain `true` would otherwise name a file "true": more likely a misunderstanding. */
-    if (text[0] == '\0' || (cfg_is_plain(node) && cfg_is_word(text, yes, 3)))
+    if (text[0] == '\0' || cfg_is_on(node, text))
         return cfg_fail(ctx, node, "access_log", "expected %s, got %s", what,
                         cfg_show_str(shown, text));
     return cfg_set_string(ctx, &ctx->cfg->access_log, text);
@@ -1149,9 +1330,10 @@ cfg_new_defaults(const char *name)
     cfg->admin_socket = strdup(CFG_DEFAULT_ADMIN_SOCKET);
     cfg->split.seed = strdup(CFG_DEFAULT_SEED);
     cfg->split.keys = calloc(1, sizeof(*cfg->split.keys));
+    cfg->split.override_header = strdup(CFG_DEFAULT_OVERRIDE_HDR);
     cfg->access_log = strdup(CFG_DEFAULT_ACCESS_LOG);
     if (cfg->path == NULL || cfg->admin_socket == NULL || cfg->split.seed == NULL ||
-        cfg->split.keys == NULL || cfg->access_log == NULL) {
+        cfg->split.keys == NULL || cfg->split.override_header == NULL || cfg->access_log == NULL) {
         cfg_free(cfg);
         return NULL;
     }
@@ -1379,6 +1561,11 @@ cfg_free(struct cfg *cfg)
     free(cfg->admin_socket);
     cfg_split_keys_free(&cfg->split);
     free(cfg->split.seed);
+    free(cfg->split.trusted_proxies);
+    free(cfg->split.override_header);
+    free(cfg->split.override_cookie);
+    free(cfg->split.override_from);
+    free(cfg->split.expose);
     for (size_t i = 0; i < CFG_CLUSTER_COUNT; i++)
         free(cfg->clusters[i].nodes);
     free(cfg->access_log);

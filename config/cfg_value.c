@@ -1,4 +1,4 @@
-/* config/cfg_value.c -- the text parsers other modules share: durations and host:port addresses. */
+/* config/cfg_value.c -- the text parsers other modules share: durations, addresses, networks. */
 #include "config/cfg.h"
 
 #include <arpa/inet.h>
@@ -295,5 +295,84 @@ cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err)
         }
     }
     memcpy(out->text, text, len + 1);
+    return 0;
+}
+
+/* Parses the prefix length after the '/': one to three digits, at most `max`. Returns 0 or -1. */
+static int
+cfg_prefix_parse(const char *text, unsigned max, unsigned *out)
+{
+    unsigned n = 0;
+    size_t i;
+
+    for (i = 0; text[i] >= '0' && text[i] <= '9'; i++) {
+        n = n * 10 + (unsigned)(text[i] - '0');
+        if (i == 3 || n > max)
+            return -1;
+    }
+    if (i == 0 || text[i] != '\0')
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* Clears every bit of the 16-byte `addr` after the first `prefix` bits. */
+static void
+cfg_cidr_mask(uint8_t *addr, unsigned prefix)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        if (prefix >= 8 * (i + 1))
+            continue;
+        addr[i] &= prefix > 8 * i ? (uint8_t)(0xff00u >> (prefix - 8 * i)) : 0;
+    }
+}
+
+int
+cfg_cidr_parse(const char *text, struct cfg_cidr *out, struct xf_err *err)
+{
+    char shown[CFG_VALUE_SHOW_SIZE], host[sizeof(out->text)], fixed[INET6_ADDRSTRLEN];
+    struct cfg_cidr c;
+    uint8_t net[sizeof(c.addr)];
+    const char *slash = strchr(text, '/');
+    size_t len = strlen(text), host_len = slash != NULL ? (size_t)(slash - text) : len;
+    unsigned max, prefix;
+
+    memset(&c, 0, sizeof(c));
+    cfg_value_show(shown, text);
+    if (len >= sizeof(c.text)) {
+        xf_err_set(err, "expected a network of at most %zu characters, got %s", sizeof(c.text) - 1,
+                   shown);
+        return -1;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    /* The family is the one the text is written in: no DNS, no IPv4 written as IPv6 or back. */
+    c.family = memchr(host, ':', host_len) != NULL ? AF_INET6 : AF_INET;
+    max = c.family == AF_INET6 ? 128 : 32;
+    if (inet_pton(c.family, host, c.addr) != 1) {
+        xf_err_set(err,
+                   "expected an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32, got %s",
+                   shown);
+        return -1;
+    }
+    prefix = max;
+    if (slash != NULL && cfg_prefix_parse(slash + 1, max, &prefix) == -1) {
+        xf_err_set(err, "expected a prefix length from 0 to %u after the '/', got %s", max, shown);
+        return -1;
+    }
+    memcpy(net, c.addr, sizeof(net));
+    cfg_cidr_mask(net, prefix);
+    if (memcmp(net, c.addr, sizeof(net)) != 0) {
+        /* "10.0.0.1/8" is most likely 10.0.0.0/8, but it might be 10.0.0.1/32: ask, never guess. */
+        if (inet_ntop(c.family, net, fixed, sizeof(fixed)) == NULL)
+            fixed[0] = '\0';
+        xf_err_set(err,
+                   "expected a network address, got %s (host bits set; did you mean \"%s/%u\"?)",
+                   shown, fixed, prefix);
+        return -1;
+    }
+    c.prefix = (uint8_t)prefix;
+    memcpy(c.text, text, len + 1);
+    *out = c;
     return 0;
 }

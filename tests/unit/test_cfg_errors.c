@@ -170,7 +170,8 @@ Test(cfg_keys, hints_only_when_at_most_half_the_letters_differ)
     expect_error(BASE "split:\n  key: [id]\n",
                  "t.yaml:9:9: split.key[0]: ", "got \"id\" (did you mean \"ip\"?)");
     expect_message(BASE "split:\n  k: ip\n",
-                   "t.yaml:9:3: split: unknown key \"k\", expected one of: weight, key, seed");
+                   "t.yaml:9:3: split: unknown key \"k\", expected one of: weight, key, seed, "
+                   "trusted_proxies, override_header, override_cookie, override_from, expose");
 }
 
 Test(cfg_keys, names_the_closest_key_inside_a_section)
@@ -199,6 +200,37 @@ Test(cfg_keys, lists_the_keys_of_a_node_when_nothing_is_close)
                         "    nodes: [\"10.0.1.1:8000\"]\n",
                  "t.yaml:5:40: clusters.x.nodes[0]: ",
                  "unknown key \"colour\", expected one of: address, weight");
+}
+
+Test(cfg_keys, names_the_closest_key_for_the_split_settings)
+{
+    expect_message(BASE "split:\n  overide_header: X-A\n",
+                   "t.yaml:9:3: split: unknown key \"overide_header\", did you mean "
+                   "\"override_header\"?");
+    expect_message(BASE "split:\n  trusted_proxie: [\"10.0.0.0/8\"]\n",
+                   "t.yaml:9:3: split: unknown key \"trusted_proxie\", did you mean "
+                   "\"trusted_proxies\"?");
+    expect_message(BASE "split:\n  exposed: X-A\n",
+                   "t.yaml:9:3: split: unknown key \"exposed\", did you mean \"expose\"?");
+}
+
+Test(cfg_keys, names_the_closest_key_of_a_cluster)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "    balanse: hash\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:5: clusters.x: unknown key \"balanse\", did you mean \"balance\"?");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n"
+                          "    algorithm: hash\n",
+                   "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
+                   "balance");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
@@ -489,6 +521,61 @@ Test(cfg_clusters, refuse_a_malformed_ipv4_node)
                    "got \"999.1.1.1:8000\"");
 }
 
+Test(cfg_clusters, refuse_an_unknown_balance_with_a_hint)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "    balance: round-robin\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:14: clusters.x.balance: expected hash, round_robin or least_conn, got "
+                   "\"round-robin\" (did you mean \"round_robin\"?)");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "  y:\n"
+                          "    balance: leastconn\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:7:14: clusters.y.balance: expected hash, round_robin or least_conn, got "
+                   "\"leastconn\" (did you mean \"least_conn\"?)");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "    balance: random\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:14: clusters.x.balance: expected hash, round_robin or least_conn, got "
+                   "\"random\"");
+}
+
+Test(cfg_clusters, want_one_word_for_balance)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "    balance: [hash]\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:14: clusters.x.balance: expected hash, round_robin or least_conn, got "
+                   "a sequence");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "    balance:\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:6:13: clusters.x.balance: expected hash, round_robin or least_conn, got "
+                   "nothing");
+    expect_error(LISTEN "clusters:\n"
+                        "  x:\n"
+                        "    nodes: [\"10.0.0.1:8000\"]\n"
+                        "    balance: Hash\n"
+                        "  y:\n"
+                        "    nodes: [\"10.0.1.1:8000\"]\n",
+                 "t.yaml:6:14: clusters.x.balance: ", "got \"Hash\" (did you mean \"hash\"?)");
+}
+
 /* ---- split ---------------------------------------------------------------------------------- */
 
 Test(cfg_split, keeps_the_weight_from_0_to_100_with_two_decimals)
@@ -582,6 +669,139 @@ Test(cfg_split, needs_a_non_empty_seed)
 {
     expect_message(BASE "split:\n  seed: \"\"\n",
                    "t.yaml:9:9: split.seed: expected a non-empty string, got \"\"");
+}
+
+/* ---- split: networks, the tester override, expose ------------------------------------------ */
+
+Test(cfg_split_networks, name_the_bad_entry_of_trusted_proxies_by_its_index)
+{
+    expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n",
+                   "t.yaml:9:35: split.trusted_proxies[1]: expected a network address, got "
+                   "\"10.0.0.1/8\" (host bits set; did you mean \"10.0.0.0/8\"?)");
+    expect_message(BASE "split:\n"
+                        "  trusted_proxies:\n"
+                        "    - \"10.0.0.0/8\"\n"
+                        "    - \"::1/128\"\n"
+                        "    - \"2001:db8::1/32\"\n",
+                   "t.yaml:12:7: split.trusted_proxies[2]: expected a network address, got "
+                   "\"2001:db8::1/32\" (host bits set; did you mean \"2001:db8::/32\"?)");
+}
+
+Test(cfg_split_networks, name_the_bad_entry_of_override_from_by_its_index)
+{
+    expect_message(BASE "split:\n  override_from: [\"127.0.0.0/8\", \"::1\", \"localhost\"]\n",
+                   "t.yaml:9:41: split.override_from[2]: expected an IPv4 or IPv6 network such as "
+                   "10.0.0.0/8 or 2001:db8::/32, got \"localhost\"");
+}
+
+Test(cfg_split_networks, refuse_a_prefix_out_of_range)
+{
+    expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/33\"]\n",
+                   "t.yaml:9:21: split.trusted_proxies[0]: expected a prefix length from 0 to 32 "
+                   "after the '/', got \"10.0.0.0/33\"");
+    expect_message(BASE "split:\n  override_from: [\"::/129\"]\n",
+                   "t.yaml:9:19: split.override_from[0]: expected a prefix length from 0 to 128 "
+                   "after the '/', got \"::/129\"");
+}
+
+Test(cfg_split_networks, name_a_single_network_by_the_key_alone)
+{
+    expect_message(BASE "split:\n  trusted_proxies: 10.0.0.1/8\n",
+                   "t.yaml:9:20: split.trusted_proxies: expected a network address, got "
+                   "\"10.0.0.1/8\" (host bits set; did you mean \"10.0.0.0/8\"?)");
+}
+
+Test(cfg_split_networks, refuse_a_mapping_or_nothing)
+{
+    expect_message(BASE "split:\n  trusted_proxies: {net: \"10.0.0.0/8\"}\n",
+                   "t.yaml:9:20: split.trusted_proxies: expected a network such as 10.0.0.0/8, "
+                   "192.168.1.5 or ::1, or a sequence of them, got a mapping");
+    expect_message(BASE "split:\n  override_from:\n",
+                   "t.yaml:9:17: split.override_from: expected a network such as 10.0.0.0/8, "
+                   "192.168.1.5 or ::1, or a sequence of them, got nothing");
+    expect_message(BASE "split:\n  override_from: ~\n",
+                   "t.yaml:9:18: split.override_from: expected a network such as 10.0.0.0/8, "
+                   "192.168.1.5 or ::1, or a sequence of them, got null");
+}
+
+Test(cfg_split_networks, refuse_an_entry_that_is_not_a_scalar)
+{
+    expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/8\", [\"::1\"]]\n",
+                   "t.yaml:9:35: split.trusted_proxies[1]: expected a network such as 10.0.0.0/8, "
+                   "192.168.1.5 or ::1, got a sequence");
+    expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/8\", ~]\n",
+                   "t.yaml:9:35: split.trusted_proxies[1]: expected a network such as 10.0.0.0/8, "
+                   "192.168.1.5 or ::1, got null");
+}
+
+Test(cfg_split_networks, refuse_the_same_network_twice)
+{
+    expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/8\", \"::1\", \"10.0.0.0/8\"]\n",
+                   "t.yaml:9:42: split.trusted_proxies[2]: expected each network once, got "
+                   "\"10.0.0.0/8\" again (as split.trusted_proxies[0])");
+    expect_error(
+        BASE "split:\n  override_from: [\"::1\", \"0:0::1/128\"]\n",
+        "t.yaml:9:26: split.override_from[1]: ",
+        "expected each network once, got \"0:0::1/128\" again (as split.override_from[0])");
+}
+
+Test(cfg_split_override, wants_a_header_name_made_of_token_characters)
+{
+    expect_message(BASE "split:\n  override_header: \"X Crossfade\"\n",
+                   "t.yaml:9:20: split.override_header: expected a header name made of letters, "
+                   "digits and !#$%&'*+-.^_`|~, got \"X Crossfade\"");
+    expect_error(BASE "split:\n  override_header: \"X-Target:\"\n",
+                 "t.yaml:9:20: split.override_header: ", "expected a header name made of");
+    expect_error(BASE "split:\n  expose: \"X-Route\\n\"\n", "t.yaml:9:11: split.expose: ",
+                 "expected a header name made of letters, digits and !#$%&'*+-.^_`|~, got "
+                 "\"X-Route\\x0a\"");
+}
+
+Test(cfg_split_override, wants_a_cookie_name_made_of_token_characters)
+{
+    expect_message(BASE "split:\n  override_cookie: \"a;b\"\n",
+                   "t.yaml:9:20: split.override_cookie: expected a cookie name made of letters, "
+                   "digits and !#$%&'*+-.^_`|~, got \"a;b\"");
+    expect_error(BASE "split:\n  override_cookie: \"a=b\"\n",
+                 "t.yaml:9:20: split.override_cookie: ", "expected a cookie name made of");
+}
+
+Test(cfg_split_override, refuses_true_an_empty_name_and_nothing)
+{
+    expect_message(BASE "split:\n  override_header: true\n",
+                   "t.yaml:9:20: split.override_header: expected a header name or off, got "
+                   "\"true\"");
+    expect_message(BASE "split:\n  override_cookie: yes\n",
+                   "t.yaml:9:20: split.override_cookie: expected a cookie name or off, got "
+                   "\"yes\"");
+    expect_message(BASE "split:\n  expose: \"\"\n",
+                   "t.yaml:9:11: split.expose: expected a header name or off, got \"\"");
+    expect_message(BASE "split:\n  expose:\n",
+                   "t.yaml:9:10: split.expose: expected a header name or off, got nothing");
+    expect_message(BASE "split:\n  override_header: [X-A]\n",
+                   "t.yaml:9:20: split.override_header: expected a header name or off, got a "
+                   "sequence");
+}
+
+Test(cfg_split_override, refuses_a_header_that_http_reserves)
+{
+    static const char *const reserved[] = {
+        "Connection", "content-length", "Host",    "Keep-Alive",        "proxy-connection",
+        "TE",         "Trailer",        "UPGRADE", "Transfer-Encoding",
+    };
+
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        char yaml[512], fragment[64];
+
+        snprintf(fragment, sizeof(fragment), "got \"%s\"", reserved[i]);
+        snprintf(yaml, sizeof(yaml), BASE "split:\n  expose: %s\n", reserved[i]);
+        expect_error(yaml, "t.yaml:9:11: split.expose: ",
+                     "expected a header name other than Connection, Content-Length, Host, "
+                     "Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding or Upgrade, ");
+        expect_error(yaml, "t.yaml:9:11: split.expose: ", fragment);
+        snprintf(yaml, sizeof(yaml), BASE "split:\n  override_header: %s\n", reserved[i]);
+        expect_error(yaml, "t.yaml:9:20: split.override_header: ", fragment);
+    }
 }
 
 /* ---- timeouts ------------------------------------------------------------------------------- */

@@ -61,10 +61,17 @@ static const char full_yaml[] =
     "  key: [\"header:X-Consumer-ID\", \"cookie:Session\", \"query:user\", ip,\n"
     "        \"jwt_sub:Authorization\", basic_user, random]\n"
     "  seed: \"upgrade-2026-11\"\n"
+    "  trusted_proxies: [\"10.0.0.0/8\", \"192.168.1.5\", \"2001:db8::/32\", \"::1/128\"]\n"
+    "  override_header: \"X-Test-Side\"\n"
+    "  override_cookie: \"crossfade_target\"\n"
+    "  override_from: [\"127.0.0.0/8\", \"::1\"]\n"
+    "  expose: \"X-Crossfade-Route\"\n"
     "clusters:\n"
     "  x:\n"
     "    nodes: [\"10.0.0.1:8000\", {address: \"10.0.0.2:8000\", weight: 2}]\n"
+    "    balance: round_robin\n"
     "  y:\n"
+    "    balance: least_conn\n"
     "    nodes:\n"
     "      - \"10.0.1.1:8000\"\n"
     "      - address: \"10.0.1.2:8001\"\n"
@@ -154,6 +161,57 @@ Test(cfg_full, maps_both_clusters_and_node_weights)
     cfg_free(cfg);
 }
 
+/* Asserts that `c` is the network `text` of `family` and `prefix`, with the 16 bytes `want`. */
+static void
+assert_cidr(const struct cfg_cidr *c, const char *text, int family, unsigned prefix,
+            const uint8_t want[16])
+{
+    cr_assert(eq(str, (char *)c->text, (char *)text));
+    cr_assert(eq(int, c->family, family), "%s", text);
+    cr_assert(eq(uint, c->prefix, prefix), "%s", text);
+    for (size_t i = 0; i < 16; i++)
+        cr_assert(eq(u8, c->addr[i], want[i]), "%s: byte %zu", text, i);
+}
+
+Test(cfg_full, maps_trusted_proxies_to_networks_in_order)
+{
+    static const uint8_t ten[16] = {10}, host[16] = {192, 168, 1, 5};
+    static const uint8_t doc[16] = {0x20, 0x01, 0x0d, 0xb8}, loop[16] = {[15] = 1};
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_cidr *t = cfg->split.trusted_proxies;
+
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 4));
+    assert_cidr(&t[0], "10.0.0.0/8", AF_INET, 8, ten);
+    assert_cidr(&t[1], "192.168.1.5", AF_INET, 32, host);
+    assert_cidr(&t[2], "2001:db8::/32", AF_INET6, 32, doc);
+    assert_cidr(&t[3], "::1/128", AF_INET6, 128, loop);
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_the_tester_override_and_expose_as_written)
+{
+    static const uint8_t lo[16] = {127}, loop[16] = {[15] = 1};
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_split *split = &cfg->split;
+
+    cr_assert(eq(str, split->override_header, "X-Test-Side"));
+    cr_assert(eq(str, split->override_cookie, "crossfade_target"));
+    cr_assert(eq(sz, split->n_override_from, 2));
+    assert_cidr(&split->override_from[0], "127.0.0.0/8", AF_INET, 8, lo);
+    assert_cidr(&split->override_from[1], "::1", AF_INET6, 128, loop);
+    cr_assert(eq(str, split->expose, "X-Crossfade-Route"));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_the_balance_of_each_cluster)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, CFG_BALANCE_ROUND_ROBIN));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, CFG_BALANCE_LEAST_CONN));
+    cfg_free(cfg);
+}
+
 Test(cfg_full, maps_timeouts_in_milliseconds)
 {
     struct cfg *cfg = parse_ok(full_yaml);
@@ -189,6 +247,15 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(int, cfg->split.keys[0].kind, CFG_KEY_IP));
     cr_assert(eq(ptr, cfg->split.keys[0].name, NULL));
     cr_assert(eq(str, cfg->split.seed, "crossfade"));
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 0));
+    cr_assert(eq(ptr, cfg->split.trusted_proxies, NULL));
+    cr_assert(eq(str, cfg->split.override_header, "X-Crossfade-Target"));
+    cr_assert(eq(ptr, cfg->split.override_cookie, NULL));
+    cr_assert(eq(sz, cfg->split.n_override_from, 0));
+    cr_assert(eq(ptr, cfg->split.override_from, NULL));
+    cr_assert(eq(ptr, cfg->split.expose, NULL));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, CFG_BALANCE_HASH));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, CFG_BALANCE_HASH));
     cr_assert(eq(uint, cfg->timeouts.connect_ms, 3000));
     cr_assert(eq(uint, cfg->timeouts.client_header_ms, 10000));
     cr_assert(eq(uint, cfg->timeouts.client_idle_ms, 60000));
@@ -269,6 +336,105 @@ Test(cfg_split_key, accepts_every_token_character_in_a_header_name)
 
     cr_assert(eq(str, cfg->split.keys[0].name, "!#$%&'*+-.^_`|~09azaz"));
     cfg_free(cfg);
+}
+
+Test(cfg_split_networks, take_a_single_network_without_a_sequence)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  trusted_proxies: 10.0.0.0/8\n"
+                                    "  override_from: \"fd00::/8\"\n");
+
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 1));
+    cr_assert(eq(str, cfg->split.trusted_proxies[0].text, "10.0.0.0/8"));
+    cr_assert(eq(sz, cfg->split.n_override_from, 1));
+    cr_assert(eq(int, cfg->split.override_from[0].family, AF_INET6));
+    cr_assert(eq(uint, cfg->split.override_from[0].prefix, 8));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_networks, take_an_empty_sequence_as_an_empty_list)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  trusted_proxies: []\n  override_from: []\n");
+
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 0));
+    cr_assert(eq(ptr, cfg->split.trusted_proxies, NULL));
+    cr_assert(eq(sz, cfg->split.n_override_from, 0));
+    cr_assert(eq(ptr, cfg->split.override_from, NULL));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_networks, follow_an_alias_to_the_same_list)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  trusted_proxies: &lb [\"10.0.0.0/8\", \"::1\"]\n"
+                                    "  override_from: *lb\n");
+
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 2));
+    cr_assert(eq(sz, cfg->split.n_override_from, 2));
+    cr_assert(not(eq(ptr, cfg->split.trusted_proxies, cfg->split.override_from)),
+              "each list owns its array");
+    cr_assert(eq(str, cfg->split.override_from[1].text, "::1"));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_override, is_off_for_yaml_false_off_or_the_string_off)
+{
+    static const char *const offs[] = {"off", "false", "OFF", "False", "no", "\"off\""};
+
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml),
+                 BASE "split:\n  override_header: %s\n  override_cookie: %s\n  expose: %s\n",
+                 offs[i], offs[i], offs[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(ptr, cfg->split.override_header, NULL), "override_header: %s", offs[i]);
+        cr_assert(eq(ptr, cfg->split.override_cookie, NULL), "override_cookie: %s", offs[i]);
+        cr_assert(eq(ptr, cfg->split.expose, NULL), "expose: %s", offs[i]);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_split_override, keeps_a_quoted_false_as_a_name)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  override_cookie: \"false\"\n  expose: 'no'\n");
+
+    cr_assert(eq(str, cfg->split.override_cookie, "false"));
+    cr_assert(eq(str, cfg->split.expose, "no"));
+    cr_assert(eq(str, cfg->split.override_header, "X-Crossfade-Target"));
+    cfg_free(cfg);
+}
+
+Test(cfg_split_override, keeps_names_as_written_with_every_token_character)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  override_header: \"x-MY-side\"\n"
+                                    "  override_cookie: \"!#$%&'*+-.^_`|~09AZaz\"\n"
+                                    "  expose: X-Route\n");
+
+    cr_assert(eq(str, cfg->split.override_header, "x-MY-side"));
+    cr_assert(eq(str, cfg->split.override_cookie, "!#$%&'*+-.^_`|~09AZaz"));
+    cr_assert(eq(str, cfg->split.expose, "X-Route"));
+    cfg_free(cfg);
+}
+
+Test(cfg_balance, reads_each_name)
+{
+    static const char *const names[] = {"hash", "round_robin", "least_conn"};
+    static const enum cfg_balance want[] = {CFG_BALANCE_HASH, CFG_BALANCE_ROUND_ROBIN,
+                                            CFG_BALANCE_LEAST_CONN};
+
+    for (size_t i = 0; i < 3; i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml),
+                 LISTEN "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n    balance: %s\n"
+                        "  y:\n    nodes: [\"10.0.1.1:8000\"]\n    balance: \"%s\"\n",
+                 names[i], names[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, want[i]), "balance: %s", names[i]);
+        cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, want[i]), "balance: %s", names[i]);
+        cfg_free(cfg);
+    }
 }
 
 Test(cfg_access_log, is_off_for_yaml_false_off_or_the_string_off)
@@ -454,6 +620,14 @@ Test(cfg_file, loads_the_documented_example)
     cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_X].n_nodes, 2));
     cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_Y].n_nodes, 2));
     cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[1].weight, 0));
+    cr_assert(eq(sz, cfg->split.n_trusted_proxies, 3));
+    cr_assert(eq(str, cfg->split.trusted_proxies[2].text, "::1/128"));
+    cr_assert(eq(str, cfg->split.override_header, "X-Crossfade-Target"));
+    cr_assert(eq(str, cfg->split.override_cookie, "crossfade_target"));
+    cr_assert(eq(sz, cfg->split.n_override_from, 2));
+    cr_assert(eq(str, cfg->split.expose, "X-Crossfade-Route"));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, CFG_BALANCE_HASH));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, CFG_BALANCE_LEAST_CONN));
     cfg_free(cfg);
 }
 

@@ -1,4 +1,4 @@
-/* tests/unit/test_cfg_values.c -- the public value parsers: cfg_duration_parse, cfg_addr_parse. */
+/* tests/unit/test_cfg_values.c -- the public value parsers: durations, addresses, networks. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -272,4 +272,175 @@ Test(cfg_addr, accepts_a_null_error_buffer)
 
     cr_assert(eq(int, cfg_addr_parse("10.0.0.1", &a, NULL), -1));
     cr_assert(eq(int, cfg_addr_parse("10.0.0.1:1", &a, NULL), 0));
+}
+
+/* Parses `text`, asserts success, the family, the prefix and the text kept, and returns it. */
+static struct cfg_cidr
+cidr_ok(const char *text, int family, unsigned prefix)
+{
+    struct xf_err err = {{0}};
+    struct cfg_cidr c;
+
+    cr_assert(eq(int, cfg_cidr_parse(text, &c, &err), 0), "\"%s\" rejected: %s", text, err.msg);
+    cr_assert(eq(int, c.family, family), "\"%s\"", text);
+    cr_assert(eq(uint, c.prefix, prefix), "\"%s\"", text);
+    cr_assert(eq(str, c.text, (char *)text));
+    return c;
+}
+
+/* Parses `text` and asserts that it holds exactly the 16 bytes `want` (and the rest of cidr_ok). */
+static void
+expect_cidr_bytes(const char *text, int family, unsigned prefix, const uint8_t want[16])
+{
+    struct cfg_cidr c = cidr_ok(text, family, prefix);
+
+    for (size_t i = 0; i < 16; i++)
+        cr_assert(eq(u8, c.addr[i], want[i]), "\"%s\": byte %zu", text, i);
+}
+
+/* Asserts that `text` is rejected with a message holding `fragment`, leaving the output alone. */
+static void
+expect_bad_cidr(const char *text, const char *fragment)
+{
+    struct xf_err err = {{0}};
+    struct cfg_cidr c, before;
+
+    memset(&c, 0x5a, sizeof(c));
+    before = c;
+    cr_assert(eq(int, cfg_cidr_parse(text, &c, &err), -1), "\"%s\" accepted", text);
+    cr_assert(eq(int, memcmp(&c, &before, sizeof(c)), 0), "\"%s\": output changed", text);
+    cr_assert(not(eq(ptr, strstr(err.msg, fragment), NULL)), "\"%s\": message \"%s\" lacks \"%s\"",
+              text, err.msg, fragment);
+}
+
+Test(cfg_cidr, reads_an_ipv4_network_into_the_first_four_bytes)
+{
+    static const uint8_t want[16] = {10, 0, 0, 0};
+
+    expect_cidr_bytes("10.0.0.0/8", AF_INET, 8, want);
+}
+
+Test(cfg_cidr, reads_a_bare_ipv4_address_as_a_slash_32)
+{
+    static const uint8_t want[16] = {192, 168, 1, 5};
+
+    expect_cidr_bytes("192.168.1.5", AF_INET, 32, want);
+}
+
+Test(cfg_cidr, reads_an_ipv6_network_in_network_byte_order)
+{
+    static const uint8_t want[16] = {0x20, 0x01, 0x0d, 0xb8};
+    static const uint8_t want_ula[16] = {0xfd, 0x12, 0x34, 0x56, 0x78, 0x9a, 0x00, 0x01};
+
+    expect_cidr_bytes("2001:db8::/32", AF_INET6, 32, want);
+    expect_cidr_bytes("fd12:3456:789a:1::/64", AF_INET6, 64, want_ula);
+}
+
+Test(cfg_cidr, reads_a_bare_ipv6_address_as_a_slash_128)
+{
+    static const uint8_t want[16] = {[15] = 1};
+
+    expect_cidr_bytes("::1", AF_INET6, 128, want);
+    expect_cidr_bytes("::1/128", AF_INET6, 128, want);
+}
+
+Test(cfg_cidr, accepts_the_prefixes_at_their_bounds)
+{
+    static const uint8_t zero[16] = {0};
+    static const uint8_t host4[16] = {10, 1, 2, 3};
+    static const uint8_t host6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+
+    expect_cidr_bytes("0.0.0.0/0", AF_INET, 0, zero);
+    expect_cidr_bytes("::/0", AF_INET6, 0, zero);
+    expect_cidr_bytes("10.1.2.3/32", AF_INET, 32, host4);
+    expect_cidr_bytes("2001:db8::1/128", AF_INET6, 128, host6);
+}
+
+Test(cfg_cidr, accepts_prefixes_that_end_inside_a_byte)
+{
+    static const uint8_t want4[16] = {10, 128};
+    static const uint8_t want7[16] = {10};
+    static const uint8_t want6[16] = {0xfe, 0x80};
+
+    expect_cidr_bytes("10.128.0.0/9", AF_INET, 9, want4);
+    expect_cidr_bytes("10.0.0.0/7", AF_INET, 7, want7);
+    expect_cidr_bytes("fe80::/10", AF_INET6, 10, want6);
+}
+
+Test(cfg_cidr, keeps_an_ipv4_mapped_address_as_ipv6)
+{
+    static const uint8_t want[16] = {[10] = 0xff, [11] = 0xff, [12] = 10};
+
+    expect_cidr_bytes("::ffff:10.0.0.0/104", AF_INET6, 104, want);
+}
+
+Test(cfg_cidr, refuses_host_bits_and_names_the_network)
+{
+    expect_bad_cidr("10.0.0.1/8", "expected a network address, got \"10.0.0.1/8\" (host bits "
+                                  "set; did you mean \"10.0.0.0/8\"?)");
+    expect_bad_cidr("10.0.0.0/6",
+                    "got \"10.0.0.0/6\" (host bits set; did you mean \"8.0.0.0/6\"?)");
+    expect_bad_cidr("10.255.0.0/9", "(host bits set; did you mean \"10.128.0.0/9\"?)");
+    expect_bad_cidr("2001:db8::1/32", "expected a network address, got \"2001:db8::1/32\" (host "
+                                      "bits set; did you mean \"2001:db8::/32\"?)");
+    expect_bad_cidr("::1/0", "(host bits set; did you mean \"::/0\"?)");
+}
+
+Test(cfg_cidr, refuses_a_prefix_out_of_range_or_malformed)
+{
+    static const char *const bad[] = {
+        "10.0.0.0/-1",  "10.0.0.0/+8",   "10.0.0.0/8 ", "10.0.0.0/x",
+        "10.0.0.0/8/8", "10.0.0.0/0008", "::/1000",     "10.0.0.0/99999999999999999999"};
+
+    expect_bad_cidr("10.0.0.0/33",
+                    "expected a prefix length from 0 to 32 after the '/', got \"10.0.0.0/33\"");
+    expect_bad_cidr("::/129",
+                    "expected a prefix length from 0 to 128 after the '/', got \"::/129\"");
+    expect_bad_cidr("10.0.0.0/", "expected a prefix length from 0 to 32 after the '/'");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad_cidr(bad[i], "expected a prefix length from 0 to ");
+}
+
+Test(cfg_cidr, refuses_what_is_not_an_address_without_asking_dns)
+{
+    static const char *const bad[] = {
+        "",
+        "10.0.0",
+        "127.1",
+        "999.0.0.0/8",
+        "::g",
+        "[::1]",
+        "10.0.0.0 /8",
+        " 10.0.0.0/8",
+        "fe80::1%eth0",
+        "/8",
+        "10.0.0.0.0/8",
+        "1:2:3:4:5:6:7:8:9",
+        "0x0a.0.0.0/8",
+    };
+
+    expect_bad_cidr("localhost", "expected an IPv4 or IPv6 network such as 10.0.0.0/8 or "
+                                 "2001:db8::/32, got \"localhost\"");
+    expect_bad_cidr("10.0.0.0\n", "got \"10.0.0.0\\x0a\"");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad_cidr(bad[i], "expected an IPv4 or IPv6 network such as 10.0.0.0/8 or "
+                                "2001:db8::/32, got \"");
+}
+
+Test(cfg_cidr, refuses_text_too_long_to_keep)
+{
+    char text[80];
+
+    memset(text, '1', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    expect_bad_cidr(text, "expected a network of at most 63 characters, got \"1111");
+}
+
+Test(cfg_cidr, accepts_a_null_error_buffer)
+{
+    struct cfg_cidr c;
+
+    cr_assert(eq(int, cfg_cidr_parse("10.0.0.1/8", &c, NULL), -1));
+    cr_assert(eq(int, cfg_cidr_parse("10.0.0.0/8", &c, NULL), 0));
+    cr_assert(eq(uint, c.prefix, 8));
 }
