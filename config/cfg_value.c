@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/xf.h"
 
@@ -178,6 +179,11 @@ cfg_addr_resolve(const char *host, int family, unsigned port, struct cfg_addr *o
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (family == AF_INET6 ? AI_NUMERICHOST : 0);
     snprintf(service, sizeof(service), "%u", port);
+    /* RFC 6761 6.3: "localhost" is the loopback address, whatever /etc/hosts says (or lacks). */
+    if (strcasecmp(host, "localhost") == 0) {
+        host = "127.0.0.1";
+        hints.ai_flags |= AI_NUMERICHOST;
+    }
     rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) {
         *why = gai_strerror(rc);
