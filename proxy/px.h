@@ -56,6 +56,18 @@ void px_buf_free(struct px_buf *b);
  */
 enum px_rc px_buf_send(struct px_buf *b, int fd, uint64_t *sent);
 
+/*
+ * Adds `ev` with timeout `tv`, or with none when tv is NULL. event_add(ev, NULL) on a pending event
+ * would keep its old timeout; the timer is removed instead (no system call either way).
+ */
+static inline void
+px_ev_arm(struct event *ev, const struct timeval *tv)
+{
+    event_add(ev, tv);
+    if (tv == NULL)
+        event_remove_timer(ev);
+}
+
 /* --- HTTP helpers (px_http.c): pure functions on raw header bytes, unit tested. --- */
 
 /* Whether a header value holds only field-vchar, SP and HTAB (no CR, LF, NUL or other CTLs). */
@@ -145,6 +157,7 @@ struct px_resp_out {
     bool chunked_out; /* the body is chunked to the client */
     bool close_out;   /* the body to the client ends with the connection */
     bool ka;          /* the client connection stays open after it */
+    bool suspect;     /* HEAD, or framing on a 204/304: the node connection is not reused */
 };
 
 /*

@@ -12,6 +12,8 @@
 
 static void px_client_on_read(evutil_socket_t fd, short what, void *arg);
 static void px_client_on_write(evutil_socket_t fd, short what, void *arg);
+static enum px_rc px_client_linger(struct px_client *c);
+static enum px_rc px_client_linger_read(struct px_client *c);
 
 /* The request parser's callbacks reach the head through the client; one parse at a time. */
 static struct px_req_head *
@@ -144,13 +146,13 @@ px_client_read_on(struct px_client *c)
             rem.tv_sec = (time_t)(left / 1000);
             rem.tv_usec = (suseconds_t)(left % 1000) * 1000;
             tv = &rem;
-        } else {
+        } else if (px_buf_len(&c->out) == 0) {
             tv = c->first ? c->w->tv_client_header : c->w->tv_client_idle;
-        }
+        } /* else: a response is still being written; the write timeout governs */
     } else if (c->state == PX_C_BODY) {
         tv = c->w->tv_client_idle;
     }
-    event_add(&c->rev, tv);
+    px_ev_arm(&c->rev, tv);
     c->read_off = false;
 }
 
@@ -165,13 +167,16 @@ px_client_read_off(struct px_client *c)
 
 /* Sends a complete response of the proxy's own, short and plain. */
 static void
-px_client_simple_response(struct px_client *c, int status, const char *why, bool close)
+px_client_simple_response(struct px_client *c, int status, const char *why, bool close, int minor)
 {
     px_buf_printf(&c->out,
                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n"
                   "%d %s: %s\n",
                   status, px_http_reason(status), strlen(why) + strlen(px_http_reason(status)) + 7,
-                  close ? "Connection: close\r\n" : "", status, px_http_reason(status), why);
+                  close        ? "Connection: close\r\n"
+                  : minor == 0 ? "Connection: keep-alive\r\n"
+                               : "",
+                  status, px_http_reason(status), why);
 }
 
 /* Refuses a request that never reached a node: the status, Connection: close, then close. */
@@ -180,8 +185,9 @@ px_client_reject(struct px_client *c, int status, const char *why)
 {
     XF_LOG(XF_LOG_DEBUG, "proxy", "event=reject client=%s status=%d reason=\"%s\"", c->ip, status,
            why);
-    px_client_simple_response(c, status, why, true);
+    px_client_simple_response(c, status, why, true, 1);
     c->closing = true;
+    c->linger = true;
     px_client_read_off(c);
     return px_client_flush(c);
 }
@@ -290,7 +296,10 @@ px_client_feed(struct px_client *c, const char *p, size_t n, size_t *consumed)
                 break;
             }
         } else {
-            llhttp_errno_t err = llhttp_execute(&c->parser, p, n);
+            llhttp_errno_t err;
+            c->w->req_head.status = 0;
+            c->w->req_head.why = NULL;
+            err = llhttp_execute(&c->parser, p, n);
             used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&c->parser) - p);
             if (err != HPE_OK && err != HPE_PAUSED) {
                 struct px_req_head *h = &c->w->req_head;
@@ -324,6 +333,10 @@ px_client_on_eof(struct px_client *c)
     /* A request in flight still gets its response (the client may have half-closed). */
     if (c->txn != NULL && c->state == PX_C_DONE)
         return PX_OK;
+    if (c->txn == NULL && px_buf_len(&c->out) > 0) {
+        c->closing = true; /* the queued response still goes out, then the connection ends */
+        return PX_OK;
+    }
     return PX_CLOSE;
 }
 
@@ -401,6 +414,11 @@ px_client_on_read(evutil_socket_t fd, short what, void *arg)
     struct px_client *c = arg;
 
     XF_UNUSED(fd);
+    if (c->lingering) {
+        if ((what & EV_TIMEOUT) || px_client_linger_read(c) == PX_CLOSE)
+            px_client_free(c);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         px_client_on_timeout(c);
         return;
@@ -444,11 +462,54 @@ px_client_flush(struct px_client *c)
         c->wev_on = false;
     }
     if (c->closing)
-        return PX_CLOSE;
-    if (c->txn == NULL)
+        return c->linger && !c->eof ? px_client_linger(c) : PX_CLOSE;
+    if (c->txn == NULL) {
         px_buf_free(&c->out);
-    else if (c->txn->u != NULL && c->txn->u->read_off && !c->txn->resp_done)
+        if (c->state == PX_C_HEAD && c->head_start_ms == 0)
+            px_client_read_on(c); /* the keep-alive idle time starts now */
+    } else if (c->txn->u != NULL && c->txn->u->read_off && !c->txn->resp_done) {
         px_upstream_read_on(c->txn->u);
+    }
+    return PX_OK;
+}
+
+/*
+ * Closes gracefully a connection whose client may still be sending (a refused request, an early
+ * answer): our side is shut, and what the client sends is read and dropped until it closes or
+ * for at most PX_LINGER_MS, so its unread bytes don't turn our close into a reset that could
+ * destroy the answer before the client reads it (RFC 9112 9.6).
+ */
+static enum px_rc
+px_client_linger(struct px_client *c)
+{
+    static const struct timeval tv = {.tv_sec = PX_LINGER_MS / 1000,
+                                      .tv_usec = (PX_LINGER_MS % 1000) * 1000};
+
+    if (c->lingering)
+        return PX_OK;
+    if (shutdown(c->fd, SHUT_WR) == -1)
+        return PX_CLOSE;
+    c->lingering = true;
+    c->linger_end_ms = xf_now_ms() + PX_LINGER_MS;
+    c->closing = true;
+    event_add(&c->rev, &tv);
+    c->read_off = false;
+    return PX_OK;
+}
+
+/* Reads and drops what a lingering client still sends; PX_CLOSE when it is time to close. */
+static enum px_rc
+px_client_linger_read(struct px_client *c)
+{
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_cap, 0);
+        if (n == 0)
+            return PX_CLOSE;
+        if (n == -1)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PX_OK : PX_CLOSE;
+        if (xf_now_ms() >= c->linger_end_ms)
+            return PX_CLOSE;
+    }
     return PX_OK;
 }
 
@@ -623,16 +684,26 @@ px_txn_error(struct px_txn *t, int status, const char *why)
         px_upstream_release(t->u, false);
         t->u = NULL;
     }
-    if (t->resp_started || t->resp_done) {
+    if (t->resp_started && !t->resp_done) {
+        /* Part of the response went out: only an abortive close tells the client it is cut. */
         c->closing = true;
+        c->abort = true;
         return PX_CLOSE;
+    }
+    if (t->resp_done) {
+        /* Answered already (an error of ours is queued): it still goes out, then we close. */
+        t->ka = false;
+        c->closing = true;
+        c->linger = true;
+        px_client_read_off(c);
+        return c->in_feed ? PX_OK : px_txn_resp_done(t);
     }
     XF_LOG(XF_LOG_DEBUG, "proxy", "event=error client=%s status=%d reason=\"%s\"", c->ip, status,
            why);
     t->status = status;
     /* After a node fault the connection can go on; after a refused request body it cannot. */
     t->ka = t->client_ka && status >= 500 && !c->w->draining;
-    px_client_simple_response(c, status, why, !t->ka);
+    px_client_simple_response(c, status, why, !t->ka, t->minor);
     t->resp_started = true;
     t->resp_done = true;
     if (c->in_feed)
@@ -649,7 +720,8 @@ void
 px_txn_finish(struct px_txn *t)
 {
     struct px_client *c = t->c;
-    bool ka = t->ka && t->req_done && !c->w->draining && !c->eof;
+    bool req_done = t->req_done;
+    bool ka = t->ka && req_done && !c->w->draining && !c->eof;
 
     if (t->u != NULL) {
         px_upstream_release(t->u, false);
@@ -663,6 +735,7 @@ px_txn_finish(struct px_txn *t)
     c->head_start_ms = 0;
     if (!ka) {
         c->closing = true;
+        c->linger = c->linger || !req_done;
         px_client_read_off(c);
     }
 }
@@ -689,15 +762,17 @@ px_client_continue(struct px_client *c)
 
     if (rc == PX_CLOSE)
         return rc;
-    px_client_read_on(c);
-    if (px_buf_len(&c->in) == 0)
+    if (px_buf_len(&c->in) == 0) {
+        px_client_read_on(c);
         return PX_OK;
+    }
     rc = px_client_feed(c, px_buf_head(&c->in), px_buf_len(&c->in), &consumed);
     if (rc == PX_CLOSE)
         return rc;
     px_buf_consume(&c->in, consumed);
     if (px_buf_len(&c->in) == 0)
         px_buf_free(&c->in);
+    px_client_read_on(c);
     return px_client_flush(c);
 }
 
@@ -762,6 +837,8 @@ px_client_free(struct px_client *c)
     w = c->w;
     if (c->txn != NULL) {
         struct px_txn *t = c->txn;
+        if (t->resp_started && !t->resp_done)
+            c->abort = true;
         if (t->u != NULL)
             px_upstream_release(t->u, false);
         if (t->status == 0)
@@ -773,6 +850,11 @@ px_client_free(struct px_client *c)
     }
     event_del(&c->rev);
     event_del(&c->wev);
+    if (c->abort) {
+        /* A reset, not a FIN: a close-delimited body must not look complete. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     close(c->fd);
     px_buf_free(&c->in);
     px_buf_free(&c->out);

@@ -7,6 +7,8 @@
 /* Output above this many bytes stops the reads that feed it until it drains below the low mark. */
 #define PX_HIGH_MARK (256u * 1024u)
 #define PX_LOW_MARK  (64u * 1024u)
+/* How long a closing connection reads and drops what its client still sends. */
+#define PX_LINGER_MS 2000
 
 enum px_cstate {
     PX_C_HEAD = 0, /* waiting for, or reading, a request head */
@@ -26,9 +28,13 @@ struct px_client {
     bool read_off;               /* reads stopped (back-pressure, eof, closing) */
     bool wev_on;                 /* waiting for EV_WRITE */
     bool closing;                /* close as soon as the output is flushed */
-    bool in_feed;                /* inside px_client_feed: answers wait for it to finish them */
-    uint64_t head_start_ms;      /* when the partial head being read began; 0 when none */
-    uint64_t sent_total;         /* bytes written to the client over the connection's life */
+    bool linger; /* close gracefully: shut our side, drop what the client still sends */
+    bool lingering;
+    bool abort;             /* close with a reset: the response was cut */
+    bool in_feed;           /* inside px_client_feed: answers wait for it to finish them */
+    uint64_t head_start_ms; /* when the partial head being read began; 0 when none */
+    uint64_t linger_end_ms;
+    uint64_t sent_total; /* bytes written to the client over the connection's life */
     struct event rev, wev;
     llhttp_t parser;
     struct px_buf in;     /* received bytes not consumed yet (partial head, pipelined requests) */
@@ -56,7 +62,8 @@ struct px_upstream {
     bool got_bytes;                /* any response byte arrived */
     bool read_off;
     bool wev_on;
-    bool broken; /* must not be reused */
+    bool resp_timer; /* the response timeout is armed on rev (the request was sent) */
+    bool broken;     /* must not be reused */
     struct event rev, wev;
     llhttp_t parser;
     struct px_buf out; /* request bytes not yet written to the node */

@@ -136,14 +136,8 @@ bool
 px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, const char *name,
                    size_t len)
 {
-    char tmp[128];
-
-    if (len >= sizeof(tmp))
-        return false;
-    memcpy(tmp, name, len);
-    tmp[len] = '\0';
     for (size_t i = 0; i < n_conn; i++)
-        if (px_http_list_find(conn_hdrs[i]->value, conn_hdrs[i]->value_len, tmp, len))
+        if (px_http_list_find(conn_hdrs[i]->value, conn_hdrs[i]->value_len, name, len))
             return true;
     return false;
 }

@@ -138,6 +138,8 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     te = px_http_te_classify(v.te, XF_MIN(v.n_te, XF_ARRAY_LEN(v.te)));
     if (v.n_te > XF_ARRAY_LEN(v.te) || v.n_cl > XF_ARRAY_LEN(v.cl))
         return *why = "too many framing headers", 400;
+    if (v.n_conn > XF_ARRAY_LEN(v.conn))
+        return *why = "too many Connection header fields", 400;
     if (te != PX_TE_NONE && http10)
         return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
     if (te != PX_TE_NONE && v.n_cl > 0)
@@ -255,8 +257,9 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
         if (!px_http_token_ok(hd->name, hd->name_len))
             return *why = "invalid header name in the response", -1;
         if (xf_span_ieq(hd->name, hd->name_len, "connection")) {
-            if (n_conn < XF_ARRAY_LEN(conn))
-                conn[n_conn++] = hd;
+            if (n_conn == XF_ARRAY_LEN(conn))
+                return *why = "too many Connection fields in the response", -1;
+            conn[n_conn++] = hd;
         } else if (xf_span_ieq(hd->name, hd->name_len, "transfer-encoding")) {
             if (n_te == XF_ARRAY_LEN(te))
                 return *why = "too many Transfer-Encoding fields", -1;
@@ -288,6 +291,14 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
         return *why = "invalid Content-Length in the response", -1;
 
     res->no_body = in->req_method == HTTP_HEAD || status == 204 || status == 304;
+    /* Framing where none may be: bytes may follow that are not a response; don't reuse. */
+    res->suspect = (status == 204 && (n_cl > 0 || n_te > 0)) || (status == 304 && n_te > 0);
+    /*
+     * A node that wrongly sends a body after a HEAD response would have those bytes read as the
+     * answer to the next request on the connection: after HEAD, the connection is not reused.
+     */
+    if (in->req_method == HTTP_HEAD)
+        res->suspect = true;
     res->ka = in->client_ka;
     px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
     if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1)

@@ -123,6 +123,8 @@ px_resp_on_headers_complete(llhttp_t *p)
     }
     t->status = in.status;
     t->resp_no_body = res.no_body;
+    if (res.suspect)
+        u->broken = true;
     t->resp_chunked_out = res.chunked_out;
     t->resp_close_out = res.close_out;
     t->ka = res.ka;
@@ -212,7 +214,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status)
         pool->n_busy++;
         u->state = PX_U_BUSY;
         u->reused = true;
-        event_add(&u->rev, NULL); /* the idle timeout no longer applies */
+        px_ev_arm(&u->rev, NULL); /* the idle timeout no longer applies */
         return u;
     }
     fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -237,7 +239,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status)
     pool->n_busy++;
     if (connect(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) == 0) {
         u->state = PX_U_BUSY;
-        event_add(&u->rev, NULL);
+        px_ev_arm(&u->rev, NULL);
         return u;
     }
     if (errno != EINPROGRESS) {
@@ -271,6 +273,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
     u->head_done = false;
     u->interim = false;
     u->got_bytes = false;
+    u->resp_timer = false;
     px_buf_free(&u->in);
     px_buf_free(&u->out);
     if (u->wev_on) {
@@ -289,7 +292,7 @@ px_upstream_read_on(struct px_upstream *u)
 
     if (u->txn != NULL && u->txn->req_done)
         tv = u->w->tv_upstream_response;
-    event_add(&u->rev, tv);
+    px_ev_arm(&u->rev, tv);
     u->read_off = false;
 }
 
@@ -305,6 +308,7 @@ px_upstream_read_off(struct px_upstream *u)
 void
 px_upstream_arm_response_timeout(struct px_upstream *u)
 {
+    u->resp_timer = true;
     if (!u->read_off && u->state != PX_U_CONNECTING)
         event_add(&u->rev, u->w->tv_upstream_response);
 }
@@ -316,8 +320,11 @@ px_upstream_flush(struct px_upstream *u)
     struct px_txn *t = u->txn;
     enum px_rc rc;
 
-    if (u->state == PX_U_CONNECTING)
+    if (u->state == PX_U_CONNECTING) {
+        if (px_buf_len(&u->out) > PX_HIGH_MARK)
+            px_client_read_off(t->c); /* resumed once the connection drains what waits */
         return PX_OK;
+    }
     rc = px_buf_send(&u->out, u->fd, NULL);
     if (rc == PX_CLOSE) {
         int e = errno;
@@ -369,10 +376,14 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
             goto out;
         }
         u->state = PX_U_BUSY;
+        event_del(&u->wev); /* it carried the connect timeout; a blocked send re-arms it */
+        u->wev_on = false;
+        if (t->req_done)
+            u->resp_timer = true;
         if (t->req_done)
             event_add(&u->rev, u->w->tv_upstream_response);
         else
-            event_add(&u->rev, NULL);
+            px_ev_arm(&u->rev, NULL);
     } else if (what & EV_TIMEOUT) {
         rc = px_txn_error(t, 504, "timed out sending to the node");
         goto out;
@@ -537,6 +548,8 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c = t->c;
+    if ((what & EV_TIMEOUT) && !u->resp_timer)
+        return; /* an idle timeout that fired as the connection was taken from the pool */
     if (what & EV_TIMEOUT) {
         XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->addr.text);
         u->broken = true;

@@ -268,8 +268,14 @@ px_worker_begin_shutdown(struct px_worker *w)
             px_upstream_release_idle(TAILQ_FIRST(&w->pools[i]->idle));
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->txn == NULL && px_buf_len(&c->in) == 0)
+        if (c->txn != NULL || px_buf_len(&c->in) > 0)
+            continue; /* in flight: it ends with Connection: close */
+        if (px_buf_len(&c->out) == 0) {
             px_client_free(c);
+        } else {
+            c->closing = true; /* a response is still being written: close once it is out */
+            px_client_read_off(c);
+        }
     }
     if (w->n_clients == 0) {
         event_base_loopexit(w->base, NULL);

@@ -885,11 +885,14 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "admin:\n"
         "  socket: \"%s\"\n"
         "split:\n"
-        "  weight: 0\n"
+        "  weight: %s\n"
+        "%s"
         "clusters:\n"
         "  x:\n"
+        "    balance: %s\n"
         "    nodes: %s\n"
         "  y:\n"
+        "    balance: %s\n"
         "    nodes: %s\n"
         "timeouts: {connect: %s, client_header: %s, client_idle: %s, upstream_response: %s, "
         "upstream_idle: %s, shutdown: %s}\n"
@@ -897,7 +900,9 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "max_headers: %u, max_body_bytes: %llu}\n"
         "access_log: \"%s\"\n"
         "log_level: %s\n",
-        port, h_path("admin.sock"), h_nodes_yaml(o->x),
+        port, h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
+        o->split_extra != NULL ? o->split_extra : "", o->balance_x != NULL ? o->balance_x : "hash",
+        h_nodes_yaml(o->x), o->balance_y != NULL ? o->balance_y : "hash",
         h_nodes_yaml(o->y[0].port != 0 ? o->y : no_y), h_duration(h_or(o->connect_ms, 3000)),
         h_duration(h_or(o->client_header_ms, 10000)), h_duration(h_or(o->client_idle_ms, 60000)),
         h_duration(h_or(o->upstream_response_ms, 60000)),

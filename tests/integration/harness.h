@@ -136,8 +136,11 @@ struct h_proxy_opts {
     unsigned upstream_response_ms, upstream_idle_ms, shutdown_ms;
     unsigned max_connections, max_request_line_bytes, max_header_bytes, max_headers;
     uint64_t max_body_bytes;
-    const char *log_level; /* default "info" */
-    bool small_quarantine; /* under ASan: a small quarantine, so RSS reflects live memory */
+    const char *log_level;   /* default "info" */
+    bool small_quarantine;   /* under ASan: a small quarantine, so RSS reflects live memory */
+    const char *weight;      /* split.weight as written; default "0" */
+    const char *split_extra; /* more lines under split:, each indented two spaces */
+    const char *balance_x, *balance_y; /* clusters.NAME.balance; default hash */
 };
 
 struct h_proxy {

@@ -24,12 +24,13 @@ who_answers(struct h_conn *c, int i)
     return name;
 }
 
-Test(routing, consecutive_requests_on_one_client_connection_alternate_between_two_nodes,
+Test(routing, consecutive_requests_on_one_client_connection_alternate_between_two_round_robin_nodes,
      .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *a = h_upstream_start("a", NULL);
     struct h_upstream *b = h_upstream_start("b", NULL);
-    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{a->port}, {b->port}}});
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{a->port}, {b->port}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
     const char *prev = NULL;
     size_t n_a = 0, n_b = 0;
@@ -64,12 +65,13 @@ Test(routing, every_request_goes_to_cluster_x_while_the_split_weight_is_zero,
 
 /* Smooth or not, any weighted round-robin gives a node of weight 2 two of every three requests;
  * the tolerance of one request allows a cycle that does not start where the test starts. */
-Test(routing, a_node_of_weight_two_gets_two_requests_for_every_one_of_a_node_of_weight_one,
+Test(routing, round_robin_gives_a_node_of_weight_two_twice_the_requests_of_weight_one,
      .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *a = h_upstream_start("a", NULL);
     struct h_upstream *b = h_upstream_start("b", NULL);
-    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{a->port}, {b->port, 2}}});
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{a->port}, {b->port, 2}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
     int n_a = 0, n_b = 0;
 
