@@ -146,9 +146,11 @@ struct px_resp_in {
     uint8_t http_major;
     const struct xf_hdr *hdrs;
     size_t n_hdrs;
-    uint8_t req_method;   /* llhttp_method_t of the request */
-    uint8_t client_minor; /* HTTP/1.minor of the client */
-    bool client_ka;       /* the client connection may stay open */
+    uint8_t req_method;       /* llhttp_method_t of the request */
+    uint8_t client_minor;     /* HTTP/1.minor of the client */
+    bool client_ka;           /* the client connection may stay open */
+    const char *expose_name;  /* split.expose: a header naming the route; NULL when off */
+    const char *expose_value; /* its value: "CLUSTER NODE" */
 };
 
 struct px_resp_out {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/adm.h"
+
 #define PX_DEFAULT_CONFIG "/etc/crossfade/crossfade.yaml"
 
 static void
@@ -38,6 +40,7 @@ main(int argc, char **argv)
     struct bal_router router;
     bool routed = false;
     struct px_worker *w = NULL;
+    struct adm_server *adm = NULL;
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
     bool test = false;
@@ -87,6 +90,9 @@ main(int argc, char **argv)
     w = px_worker_new(cfg, &router, &err);
     if (w == NULL || px_worker_listen(w, &err) == -1)
         goto fail;
+    adm = adm_server_new(w->base, cfg, &router, &err);
+    if (adm == NULL)
+        goto fail;
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);
@@ -96,6 +102,7 @@ fail:
     XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
     rc = 1;
 out:
+    adm_server_free(adm);
     px_worker_free(w);
     if (routed)
         bal_router_fini(&router);

@@ -303,6 +303,8 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
     px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
     if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1)
         return *why = "out of memory", -1;
+    if (in->expose_name != NULL)
+        px_buf_printf(out, "%s: %s\r\n", in->expose_name, in->expose_value);
     if (res->no_body) {
         /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
         if (n_cl > 0 && status != 204)

@@ -113,8 +113,14 @@ px_resp_on_headers_complete(llhttp_t *p)
                             .client_ka = t->client_ka && !c->w->draining};
     struct px_resp_out res;
     const char *why = NULL;
+    char route[sizeof(t->node->addr.text) + 4];
 
     h->complete = true;
+    if (c->w->cfg->split.expose != NULL) {
+        snprintf(route, sizeof(route), "%s %s", cfg_cluster_name(t->cluster), t->node->addr.text);
+        in.expose_name = c->w->cfg->split.expose;
+        in.expose_value = route;
+    }
     if (px_rewrite_response(&in, &c->out, &res, &why) == -1)
         return px_resp_fail(p, why);
     if (res.interim) {

@@ -376,3 +376,30 @@ Test(px_rewrite_response, refuses_bad_statuses_and_framing)
     cr_assert(eq(int, resp_rc(200, "Bad Name: x"), -1));
     cr_assert(eq(int, resp_rc(200, "Content-Length: 3"), 0));
 }
+
+Test(px_rewrite_response, names_the_route_in_the_expose_header_when_asked)
+{
+    struct hset hs;
+    struct px_resp_in in;
+    struct px_resp_out res;
+    struct px_buf out = {0};
+    const char *why = NULL;
+
+    hset_parse(&hs, "Content-Length: 0");
+    in = (struct px_resp_in){.status = 200,
+                             .reason = "OK",
+                             .reason_len = 2,
+                             .http_major = 1,
+                             .hdrs = hs.h,
+                             .n_hdrs = hs.n,
+                             .req_method = HTTP_GET,
+                             .client_minor = 1,
+                             .client_ka = true,
+                             .expose_name = "X-Crossfade-Route",
+                             .expose_value = "y 10.0.1.1:8000"};
+    cr_assert(eq(int, px_rewrite_response(&in, &out, &res, &why), 0));
+    px_buf_append(&out, "", 1);
+    cr_assert(ne(ptr, strstr(out.data, "X-Crossfade-Route: y 10.0.1.1:8000\r\n"), NULL), "%s",
+              out.data);
+    px_buf_free(&out);
+}
