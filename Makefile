@@ -67,7 +67,7 @@ INTEG_SRCS := $(wildcard tests/integration/*.c)
 
 PROGS := $(BIN)/crossfade $(BIN)/xf-upstream
 
-.PHONY: all test unit integration asan demo bench deps format format-check clean help
+.PHONY: all test unit integration asan demo bench bench-decision deps format format-check clean help
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -121,6 +121,12 @@ demo: deps
 bench: deps
 	$(MAKE) --no-print-directory all
 	bench/bench.sh
+
+# The split's decision alone: nanoseconds per bal_pick, per key source.
+$(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-decision: deps-check $(BUILD)/bench_decision
+	$(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl clang-format strace

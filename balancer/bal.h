@@ -107,6 +107,93 @@ int bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, str
 /* The bucket (0..9999) of a key under a seed hash: XXH3_64bits_withSeed(key, seed_hash) % 10000. */
 uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
 
+/*
+ * Where a given key goes now (for the admin socket): the side by its bucket against the weight (no
+ * override), and for a `hash` cluster the node; for round_robin and least_conn out->node is NULL
+ * (the key does not choose the node). Fills cluster, node, bucket; reason WEIGHT, key_index -1.
+ * Returns 0, or -1 when the cluster has no node of weight > 0 (out->node NULL).
+ */
+int bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out);
+
+/* The weight in hundredths of a percent from which a key of this bucket goes to y: bucket + 1. */
+unsigned bal_flip_weight(uint32_t bucket);
+
+/* "weight" or "override". */
+const char *bal_reason_name(enum bal_reason reason);
+
+/* --- the split key (balancer/bal_key.c); see docs/splitting.md for the exact byte rules --- */
+
+/* Room for a decoded key: a JWT payload or Basic credentials decoded, an address as text. */
+#define BAL_KEY_BUF 8192
+
+/* The key of one request: a span into the request, or into buf when it had to be decoded. */
+struct bal_key {
+    const char *ptr; /* borrowed: into the request or into buf; never NULL (may be "" len 0) */
+    size_t len;
+    int index; /* index in split.keys; -1 when keyed by the client address (no key present) */
+    char buf[BAL_KEY_BUF];
+};
+
+/*
+ * Finds the key of `req`: the first of split->keys present (an empty value counts as absent),
+ * else the client address as text (the empty key when that is unknown). `st` advances its rng
+ * for a `random` key (may be NULL: then a fixed seed). Returns out->index. No allocation.
+ */
+int bal_key_find(const struct cfg_split *split, const struct bal_request *req, struct bal_state *st,
+                 struct bal_key *out);
+
+/*
+ * Request readers, spans borrowed from `req`. Each returns 0 with the value, or -1 when absent.
+ * bal_header_value: the first header named `name` (case-insensitive), value without surrounding
+ * spaces and tabs. bal_cookie_value: the first cookie named `name` (exact) over every Cookie
+ * header in order, one pair of surrounding double quotes removed. bal_query_value: the first
+ * parameter named `name` (exact, raw bytes) of the target's query string, split on & and ;.
+ */
+int bal_header_value(const struct bal_request *req, const char *name, const char **val,
+                     size_t *len);
+int bal_cookie_value(const struct bal_request *req, const char *name, const char **val,
+                     size_t *len);
+int bal_query_value(const struct bal_request *req, const char *name, const char **val, size_t *len);
+
+/*
+ * The client address: the TCP peer, or, when the peer is in split->trusted_proxies, the right-most
+ * X-Forwarded-For address not in them (walking every XFF header from the last, each comma list
+ * from its end; empty elements skipped; an unparsable element stops the walk at the last address
+ * read; when all are trusted, the left-most). IPv4-mapped IPv6 addresses are read as IPv4.
+ */
+void bal_client_addr(const struct cfg_split *split, const struct bal_request *req,
+                     struct bal_addr *out);
+/* Parses one X-Forwarded-For element: an address, "[v6]", "[v6]:port" or "v4:port", OWS trimmed. */
+int bal_addr_parse(const char *s, size_t len, struct bal_addr *out);
+/* True when `a` is in one of the `n` networks. */
+bool bal_addr_in(const struct bal_addr *a, const struct cfg_cidr *nets, size_t n);
+/* The address as inet_ntop writes it into buf (size >= BAL_ADDR_TEXT); returns the length (0 when
+ * the family is unknown). */
+#define BAL_ADDR_TEXT 46
+size_t bal_addr_text(const struct bal_addr *a, char *buf, size_t size);
+
+/* --- the node inside a cluster (balancer/bal_node.c) --- */
+
+/* XORed into the seed hash for node hashing, so the node does not depend on the bucket. */
+#define BAL_NODE_SEED_XOR 0x9e3779b97f4a7c15ull
+
+/* The key's hash for rendezvous hashing:
+ * XXH3_64bits_withSeed(key, seed_hash ^ BAL_NODE_SEED_XOR). */
+uint64_t bal_node_key_hash(const char *key, size_t len, uint64_t seed_hash);
+/*
+ * Weighted rendezvous hashing: the node of weight > 0 with the highest weight / -ln(u), where u in
+ * (0, 1) comes from mix64(khash ^ node->hash); ties to the lower id. NULL when no node has weight.
+ */
+const struct bal_node *bal_node_hrw(const struct bal_cluster *cl, uint64_t khash);
+/*
+ * The node of cluster `c` for one request, by the cluster's balance: hash (HRW on the key), round
+ * robin (st->rr[c]) or least_conn (st->active, ties by the round-robin schedule). `st` may be NULL
+ * for hash only. NULL when no node has weight > 0.
+ */
+const struct bal_node *bal_node_pick(const struct bal_cluster *cl, enum cfg_cluster_id c,
+                                     const char *key, size_t len, uint64_t seed_hash,
+                                     struct bal_state *st);
+
 /* --- publication: one current snapshot, swapped atomically, read without a lock --- */
 
 struct bal_router {

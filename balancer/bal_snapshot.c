@@ -203,27 +203,3 @@ bal_router_version(const struct bal_router *r)
 {
     return atomic_load_explicit(&r->version, memory_order_acquire);
 }
-
-/* --- decisions (until the split lands: x, weighted round-robin) --- */
-
-uint32_t
-bal_bucket(const char *key, size_t len, uint64_t seed_hash)
-{
-    return (uint32_t)(XXH3_64bits_withSeed(key, len, seed_hash) % BAL_BUCKETS);
-}
-
-int
-bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
-         struct bal_choice *out)
-{
-    const struct bal_cluster *cl = &snap->clusters[CFG_CLUSTER_X];
-
-    XF_UNUSED(req);
-    memset(out, 0, sizeof(*out));
-    out->cluster = CFG_CLUSTER_X;
-    out->key_index = -1;
-    if (cl->n_schedule == 0)
-        return -1;
-    out->node = &cl->nodes[cl->schedule[st->rr[CFG_CLUSTER_X]++ % cl->n_schedule]];
-    return 0;
-}

@@ -1,0 +1,104 @@
+/* balancer/bal_node.c -- the node inside the chosen cluster: weighted rendezvous hashing, smooth
+ * weighted round robin, least connections. O(nodes), no allocation. */
+#include "balancer/bal.h"
+
+#include <math.h>
+
+#include <xxhash.h>
+
+/* splitmix64's finaliser: spreads the bits of a ^ b before it becomes a uniform draw. */
+static uint64_t
+bal_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t
+bal_node_key_hash(const char *key, size_t len, uint64_t seed_hash)
+{
+    return XXH3_64bits_withSeed(key, len, seed_hash ^ BAL_NODE_SEED_XOR);
+}
+
+/*
+ * Each node draws u in (0, 1) from the key and its own identity; the score weight / -ln(u) is an
+ * exponential race whose winner is node i with probability weight_i / sum of weights (Schindelhauer
+ * and Schomaker; the "weighted rendezvous hashing" of Resch). A node's draw does not depend on
+ * the other nodes, so adding one only takes keys to it and removing one only moves its own keys.
+ */
+const struct bal_node *
+bal_node_hrw(const struct bal_cluster *cl, uint64_t khash)
+{
+    const struct bal_node *best = NULL;
+    double best_score = 0;
+
+    for (size_t i = 0; i < cl->n_nodes; i++) {
+        const struct bal_node *n = &cl->nodes[i];
+        double u, score;
+
+        if (n->weight == 0)
+            continue;
+        /* 53 random bits, centred in their interval: u is never 0 nor 1. */
+        u = ((double)(bal_mix64(khash ^ n->hash) >> 11) + 0.5) / 9007199254740992.0;
+        score = (double)n->weight / -log(u);
+        if (best == NULL || score > best_score || (score == best_score && n->id < best->id)) {
+            best = n;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+/* The next node of the smooth weighted round-robin schedule (cursor advanced); NULL when empty. */
+static const struct bal_node *
+bal_node_rr(const struct bal_cluster *cl, uint64_t *cursor)
+{
+    if (cl->n_schedule == 0)
+        return NULL;
+    return &cl->nodes[cl->schedule[(*cursor)++ % cl->n_schedule]];
+}
+
+/*
+ * The node with the fewest active requests per unit of weight (a / w compared as a1 x w2 < a2 x w1,
+ * exactly). The scan starts at the round-robin schedule's next node and keeps the first minimum,
+ * so ties (an idle cluster above all) are shared as round robin shares them.
+ */
+static const struct bal_node *
+bal_node_least(const struct bal_cluster *cl, uint64_t *cursor, const uint32_t *active)
+{
+    const struct bal_node *best = NULL;
+    uint64_t best_active = 0;
+    size_t start;
+
+    if (cl->n_schedule == 0)
+        return NULL;
+    start = cl->schedule[(*cursor)++ % cl->n_schedule];
+    for (size_t k = 0; k < cl->n_nodes; k++) {
+        const struct bal_node *n = &cl->nodes[(start + k) % cl->n_nodes];
+        uint64_t a = active != NULL ? active[n->id] : 0;
+
+        if (n->weight == 0)
+            continue;
+        if (best == NULL || a * best->weight < best_active * n->weight) {
+            best = n;
+            best_active = a;
+        }
+    }
+    return best;
+}
+
+const struct bal_node *
+bal_node_pick(const struct bal_cluster *cl, enum cfg_cluster_id c, const char *key, size_t len,
+              uint64_t seed_hash, struct bal_state *st)
+{
+    switch (cl->balance) {
+    case CFG_BALANCE_ROUND_ROBIN:
+        return bal_node_rr(cl, &st->rr[c]);
+    case CFG_BALANCE_LEAST_CONN:
+        return bal_node_least(cl, &st->rr[c], st->active);
+    case CFG_BALANCE_HASH:
+        break;
+    }
+    return bal_node_hrw(cl, bal_node_key_hash(key, len, seed_hash));
+}

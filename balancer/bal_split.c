@@ -1,0 +1,118 @@
+/* balancer/bal_split.c -- the x/y decision: the key's bucket against the weight, tester overrides,
+ * then the node. No allocation, no system call, no lock (docs/splitting.md). */
+#include "balancer/bal.h"
+
+#include <string.h>
+
+#include <xxhash.h>
+
+uint32_t
+bal_bucket(const char *key, size_t len, uint64_t seed_hash)
+{
+    return (uint32_t)(XXH3_64bits_withSeed(key, len, seed_hash) % BAL_BUCKETS);
+}
+
+unsigned
+bal_flip_weight(uint32_t bucket)
+{
+    return bucket + 1;
+}
+
+const char *
+bal_reason_name(enum bal_reason reason)
+{
+    switch (reason) {
+    case BAL_REASON_WEIGHT:
+        return "weight";
+    case BAL_REASON_OVERRIDE:
+        return "override";
+    }
+    return "unknown";
+}
+
+/* "x" or "y" (case-insensitive, surrounding blanks ignored) into *side; -1 for anything else. */
+static int
+bal_override_value(const char *v, size_t len, enum cfg_cluster_id *side)
+{
+    while (len > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        len--;
+    }
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len != 1)
+        return -1;
+    if (v[0] == 'x' || v[0] == 'X')
+        *side = CFG_CLUSTER_X;
+    else if (v[0] == 'y' || v[0] == 'Y')
+        *side = CFG_CLUSTER_Y;
+    else
+        return -1;
+    return 0;
+}
+
+/*
+ * The side a tester override asks for: the override header when its value is valid, else the
+ * override cookie; honoured only from override_from (any client when empty). Returns 0 with
+ * *side, or -1 (side untouched) when no override applies.
+ */
+static int
+bal_override(const struct cfg_split *split, const struct bal_request *req,
+             enum cfg_cluster_id *side)
+{
+    enum cfg_cluster_id want;
+    const char *v;
+    size_t len;
+    struct bal_addr client;
+
+    if (!(split->override_header != NULL &&
+          bal_header_value(req, split->override_header, &v, &len) == 0 &&
+          bal_override_value(v, len, &want) == 0) &&
+        !(split->override_cookie != NULL &&
+          bal_cookie_value(req, split->override_cookie, &v, &len) == 0 &&
+          bal_override_value(v, len, &want) == 0))
+        return -1;
+    if (split->n_override_from > 0) {
+        bal_client_addr(split, req, &client);
+        if (!bal_addr_in(&client, split->override_from, split->n_override_from))
+            return -1;
+    }
+    *side = want;
+    return 0;
+}
+
+int
+bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
+         struct bal_choice *out)
+{
+    struct bal_key key; /* not zeroed: only the bytes written by the key readers are read */
+    enum cfg_cluster_id side;
+
+    out->key_index = bal_key_find(snap->split, req, st, &key);
+    out->bucket = bal_bucket(key.ptr, key.len, snap->seed_hash);
+    side = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+    out->reason = BAL_REASON_WEIGHT;
+    if ((snap->split->override_header != NULL || snap->split->override_cookie != NULL) &&
+        bal_override(snap->split, req, &side) == 0)
+        out->reason = BAL_REASON_OVERRIDE;
+    out->cluster = side;
+    out->node = bal_node_pick(&snap->clusters[side], side, key.ptr, key.len, snap->seed_hash, st);
+    return out->node != NULL ? 0 : -1;
+}
+
+int
+bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out)
+{
+    const struct bal_cluster *cl;
+
+    memset(out, 0, sizeof(*out));
+    out->bucket = bal_bucket(key, len, snap->seed_hash);
+    out->cluster = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+    out->reason = BAL_REASON_WEIGHT;
+    out->key_index = -1;
+    cl = &snap->clusters[out->cluster];
+    if (cl->balance != CFG_BALANCE_HASH)
+        return cl->n_schedule > 0 ? 0 : -1;
+    out->node = bal_node_hrw(cl, bal_node_key_hash(key, len, snap->seed_hash));
+    return out->node != NULL ? 0 : -1;
+}
