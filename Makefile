@@ -57,7 +57,7 @@ endif
 
 # Module sources: every .c of a module folder goes into libxf.a except the programs' mains.
 MODULES := common config balancer admin proxy
-LIB_SRCS := $(filter-out proxy/px_main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_SRCS := $(filter-out proxy/px_main.c admin/xfctl.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_SRCS := llhttp.c api.c http.c
 LLHTTP_OBJS := $(LLHTTP_SRCS:%.c=$(BUILD)/llhttp/%.o)
@@ -65,7 +65,7 @@ UPSTREAM_SRCS := $(wildcard bench/bench_upstream*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 
-PROGS := $(BIN)/crossfade $(BIN)/xf-upstream
+PROGS := $(BIN)/crossfade $(BIN)/xf-upstream $(BIN)/xfctl
 
 .PHONY: all test unit integration asan demo bench bench-decision deps format format-check clean help
 all: $(PROGS)
@@ -80,6 +80,9 @@ $(BUILD)/libxf.a: $(LIB_OBJS) $(LLHTTP_OBJS)
 	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 
 $(BIN)/crossfade: $(BUILD)/proxy/px_main.o $(BUILD)/libxf.a
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/xfctl: $(BUILD)/admin/xfctl.o $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/xf-upstream: $(UPSTREAM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a

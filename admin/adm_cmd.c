@@ -1,0 +1,351 @@
+/* admin/adm_cmd.c -- the command table, running one command line, and building replies. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * Every command, in the order help lists them. A new command is one entry here and one handler
+ * (declared in adm.h); names of two words group under their first ("show ...", later "ramp ...").
+ */
+static const struct adm_cmd adm_cmds[] = {
+    {"help", "help", "list the commands", 0, 0, 0, adm_cmd_help},
+    {"show weight", "show weight", "the share of clients on x and on y, in percent", 0, 0, 0,
+     adm_cmd_show_weight},
+    {"set weight", "set weight P", "send P percent of clients to y (0 to 100, two decimals)", 1, 1,
+     0, adm_cmd_set_weight},
+    {"rollback", "rollback", "send every client to x at once (weight 0)", 0, 0, 0,
+     adm_cmd_rollback},
+    {"promote", "promote", "send every client to y (weight 100)", 0, 0, 0, adm_cmd_promote},
+    {"which", "which KEY", "where a key goes now: KIND:NAME=VALUE, ip=ADDRESS or a bare value", 1,
+     ADM_MAX_ARGS, ADM_CMD_RAW_ARGS, adm_cmd_which},
+    {"show events", "show events", "the audit trail: time, uid, command, old -> new", 0, 0, 0,
+     adm_cmd_show_events},
+    {"show config", "show config", "the settings crossfade started with", 0, 0, 0,
+     adm_cmd_show_config},
+    {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
+     adm_cmd_show_version},
+    {"reload", "reload", "re-read the config file (not supported yet)", 0, 0, 0, adm_cmd_reload},
+    {"quit", "quit", "close this admin connection", 0, 0, 0, adm_cmd_quit},
+};
+
+const struct adm_cmd *
+adm_cmd_table(size_t *n)
+{
+    *n = XF_ARRAY_LEN(adm_cmds);
+    return adm_cmds;
+}
+
+/* The words of a command name (at most `max`); returns their number. */
+static size_t
+adm_cmd_words(const char *name, struct adm_span *w, size_t max)
+{
+    struct adm_args a;
+
+    if (adm_args_split(name, strlen(name), &a) == -1)
+        return 0;
+    for (size_t i = 0; i < a.n && i < max; i++)
+        w[i] = a.v[i];
+    return a.n;
+}
+
+/* Whether two spans hold the same bytes, ASCII case ignored. */
+static bool
+adm_span_ieq(struct adm_span x, struct adm_span y)
+{
+    if (x.len != y.len)
+        return false;
+    for (size_t i = 0; i < x.len; i++) {
+        char a = x.ptr[i], b = y.ptr[i];
+
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+/* Whether the line starts with the words of the command's name; *n_words gets their number. */
+static bool
+adm_cmd_matches(const struct adm_cmd *c, const struct adm_args *a, size_t *n_words)
+{
+    struct adm_span w[4];
+    size_t n = adm_cmd_words(c->name, w, XF_ARRAY_LEN(w));
+
+    if (n == 0 || n > XF_ARRAY_LEN(w) || n > a->n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!adm_span_ieq(w[i], a->v[i]))
+            return false;
+    *n_words = n;
+    return true;
+}
+
+const struct adm_cmd *
+adm_cmd_find(const struct adm_args *a)
+{
+    const struct adm_cmd *best = NULL;
+    size_t best_words = 0;
+
+    for (size_t i = 0; i < XF_ARRAY_LEN(adm_cmds); i++) {
+        size_t n;
+
+        if (adm_cmd_matches(&adm_cmds[i], a, &n) && n > best_words) {
+            best = &adm_cmds[i];
+            best_words = n;
+        }
+    }
+    return best;
+}
+
+/* The first `n` words of the line joined by one space, lower-cased, into buf (cut to fit). */
+static const char *
+adm_cmd_prefix(const struct adm_args *a, size_t n, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && i < a->n; i++) {
+        if (i > 0 && o + 1 < size)
+            buf[o++] = ' ';
+        for (size_t j = 0; j < a->v[i].len && o + 1 < size; j++) {
+            char c = a->v[i].ptr[j];
+
+            buf[o++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Appends `"usage"` to a list in buf, with `sep` before all but the first. */
+static void
+adm_cmd_list_add(char *buf, size_t size, size_t *o, const char *sep, const char *usage)
+{
+    int n = snprintf(buf + *o, size - *o, "%s\"%s\"", *o > 0 ? sep : "", usage);
+
+    if (n > 0)
+        *o = XF_MIN(*o + (size_t)n, size - 1);
+}
+
+enum adm_result
+adm_cmd_unknown(const struct adm_args *a, struct adm_reply *r)
+{
+    char typed[ADM_QUOTE_TEXT], hint[512], prefix[128];
+    size_t dist[XF_ARRAY_LEN(adm_cmds)], best = SIZE_MAX, o = 0, n_hints = 0;
+    struct adm_span first = a->v[0];
+
+    adm_quote(a->line.ptr, a->line.len, typed, sizeof(typed));
+    /* Compare what was typed with each name over as many words as the name has. */
+    for (size_t i = 0; i < XF_ARRAY_LEN(adm_cmds); i++) {
+        struct adm_span w[4];
+        size_t n = adm_cmd_words(adm_cmds[i].name, w, XF_ARRAY_LEN(w));
+        size_t limit = XF_MAX((size_t)2, strlen(adm_cmds[i].name) / 3);
+
+        dist[i] = xf_edit_distance(adm_cmd_prefix(a, n, prefix, sizeof(prefix)), adm_cmds[i].name);
+        if (dist[i] > limit)
+            dist[i] = SIZE_MAX;
+        best = XF_MIN(best, dist[i]);
+    }
+    hint[0] = '\0';
+    for (size_t i = 0; best != SIZE_MAX && i < XF_ARRAY_LEN(adm_cmds) && n_hints < 3; i++) {
+        if (dist[i] != best)
+            continue;
+        adm_cmd_list_add(hint, sizeof(hint), &o, " or ", adm_cmds[i].usage);
+        n_hints++;
+    }
+    if (n_hints > 0)
+        return adm_reply_error(r, "unknown command %s; did you mean %s?", typed, hint);
+    /* "show" alone, or "show nonsense": list what may follow the first word. */
+    for (size_t i = 0; i < XF_ARRAY_LEN(adm_cmds); i++) {
+        struct adm_span w[4];
+
+        if (adm_cmd_words(adm_cmds[i].name, w, XF_ARRAY_LEN(w)) < 2 || !adm_span_ieq(w[0], first))
+            continue;
+        adm_cmd_list_add(hint, sizeof(hint), &o, ", ", adm_cmds[i].usage);
+        n_hints++;
+    }
+    if (n_hints > 0)
+        return adm_reply_error(r, "unknown command %s; expected one of %s", typed, hint);
+    return adm_reply_error(r, "unknown command %s; \"help\" lists the commands", typed);
+}
+
+/* Appends `len` bytes of one reply line to `buf`, control bytes escaped, then its LF. */
+static void
+adm_reply_append(struct evbuffer *buf, const char *s, size_t len)
+{
+    size_t start = 0;
+
+    if (len == 0) {
+        evbuffer_add(buf, "-\n", 2); /* a reply never holds an empty line */
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        evbuffer_add(buf, s + start, i - start);
+        evbuffer_add_printf(buf, "\\x%02x", c);
+        start = i + 1;
+    }
+    evbuffer_add(buf, s + start, len - start);
+    evbuffer_add(buf, "\n", 1);
+}
+
+static void
+adm_reply_vline(struct evbuffer *buf, const char *prefix, const char *fmt, va_list ap)
+{
+    char stack[1024], *heap = NULL, *s = stack;
+    size_t plen = strlen(prefix);
+    va_list ap2;
+    int n;
+
+    memcpy(stack, prefix, plen);
+    va_copy(ap2, ap);
+    n = vsnprintf(stack + plen, sizeof(stack) - plen, fmt, ap);
+    if (n < 0) {
+        n = 0;
+        stack[plen] = '\0';
+    } else if ((size_t)n >= sizeof(stack) - plen) {
+        heap = malloc(plen + (size_t)n + 1);
+        if (heap != NULL) {
+            memcpy(heap, prefix, plen);
+            vsnprintf(heap + plen, (size_t)n + 1, fmt, ap2);
+            s = heap;
+        } else {
+            n = (int)(sizeof(stack) - plen - 1); /* out of memory: the line is cut */
+        }
+    }
+    va_end(ap2);
+    adm_reply_append(buf, s, plen + (size_t)n);
+    free(heap);
+}
+
+void
+adm_reply_line(struct adm_reply *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    adm_reply_vline(r->buf, "", fmt, ap);
+    va_end(ap);
+}
+
+enum adm_result
+adm_reply_error(struct adm_reply *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    evbuffer_drain(r->buf, evbuffer_get_length(r->buf));
+    va_start(ap, fmt);
+    adm_reply_vline(r->buf, "error: ", fmt, ap);
+    va_end(ap);
+    r->failed = true;
+    return ADM_ERROR;
+}
+
+void
+adm_write_error(struct evbuffer *out, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    adm_reply_vline(out, "error: ", fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\n", 1);
+}
+
+int
+adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
+               struct xf_err *err)
+{
+    struct bal_snapshot *snap;
+    char w[ADM_WEIGHT_TEXT];
+
+    memset(st, 0, sizeof(*st));
+    st->cfg = cfg;
+    st->router = router;
+    st->started = time(NULL);
+    st->started_ms = xf_now_ms();
+    st->reply = evbuffer_new();
+    if (st->reply == NULL) {
+        xf_err_set(err, "admin: out of memory");
+        return -1;
+    }
+    snap = bal_router_acquire(router);
+    adm_events_add(&st->events, -1, -1, "start", "weight", "-",
+                   adm_weight_text(snap->weight_bp, w));
+    bal_snapshot_unref(snap);
+    return 0;
+}
+
+void
+adm_state_fini(struct adm_state *st)
+{
+    if (st->reply != NULL)
+        evbuffer_free(st->reply);
+    st->reply = NULL;
+}
+
+/* Whether the last word is "json" (xfctl -j). */
+static bool
+adm_wants_json(const struct adm_args *a, size_t n_words)
+{
+    return a->n > n_words && adm_span_is(a->v[a->n - 1], "json");
+}
+
+/* Runs the command of a line that holds text; the reply goes to r. */
+static enum adm_result
+adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             struct adm_reply *r)
+{
+    const struct adm_cmd *c = adm_cmd_find(a);
+    size_t n_words, n_args;
+
+    if (c == NULL)
+        return adm_cmd_unknown(a, r);
+    adm_cmd_matches(c, a, &n_words);
+    n_args = a->n - n_words;
+    if (adm_wants_json(a, n_words) && !(c->flags & ADM_CMD_RAW_ARGS)) {
+        if (!(c->flags & ADM_CMD_JSON))
+            return adm_reply_error(r, "\"%s\" has no JSON form", c->name);
+        n_args--;
+    }
+    if (n_args < c->min_args || n_args > c->max_args)
+        return adm_reply_error(r, "usage: %s", c->usage);
+    return c->fn(st, peer, a, r);
+}
+
+enum adm_result
+adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, size_t len,
+         struct evbuffer *out)
+{
+    struct adm_reply r = {st->reply, false};
+    struct adm_args a;
+    enum adm_result res;
+    long bad = adm_line_bad_byte(line, len);
+
+    evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
+    if (bad >= 0) {
+        res = adm_reply_error(&r,
+                              "the line holds the control byte 0x%02x at byte %ld; commands "
+                              "are text",
+                              (unsigned char)line[bad], bad + 1);
+    } else if (adm_args_split(line, len, &a) == -1) {
+        res = adm_reply_error(&r, "too many words (more than %d)", ADM_MAX_ARGS);
+    } else if (a.n == 0) {
+        return ADM_SILENT;
+    } else {
+        res = adm_dispatch(st, peer, &a, &r);
+    }
+    if (r.failed)
+        res = ADM_ERROR;
+    if (evbuffer_get_length(st->reply) == 0)
+        evbuffer_add(st->reply, "ok\n", 3); /* a reply has at least one line */
+    evbuffer_add_buffer(out, st->reply);
+    evbuffer_add(out, "\n", 1);
+    return res;
+}

@@ -1,0 +1,494 @@
+/* admin/adm_server.c -- the admin socket: the Unix listener and one bufferevent per admin client.
+ */
+#include "admin/adm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#define ADM_BACKLOG       16
+#define ADM_RELISTEN_MS   1000 /* after accept failed for lack of descriptors */
+#define ADM_REFUSE_LOG_MS 10000
+
+struct adm_client {
+    struct adm_server *srv;  /* borrowed */
+    struct bufferevent *bev; /* owned; closes the socket */
+    struct adm_framer framer;
+    struct adm_peer peer;
+    bool stalled; /* reading stopped until the output drains below ADM_OUT_LOW */
+    bool eof;     /* the peer sent its last byte: answer what is left, then close */
+    bool closing; /* no more commands: close once the output is sent */
+    TAILQ_ENTRY(adm_client) link;
+};
+
+struct adm_server {
+    struct event_base *base; /* borrowed */
+    struct adm_state state;
+    bool state_ready;
+    char *path; /* owned: the socket file */
+    bool bound; /* the socket file at path is ours (dev, ino) */
+    dev_t dev;
+    ino_t ino;
+    struct evconnlistener *listener;  /* owned; owns the listening socket */
+    struct event *ev_relisten;        /* owned */
+    TAILQ_HEAD(, adm_client) clients; /* owned */
+    unsigned n_clients;
+    unsigned next_id;
+    uint64_t refused, refuse_logged_ms; /* clients refused at ADM_MAX_CLIENTS, for the log */
+};
+
+enum adm_client_rc {
+    ADM_CLIENT_ALIVE = 0,
+    ADM_CLIENT_GONE, /* freed: touch nothing */
+};
+
+/* ------------------------------------------------------------------ clients */
+
+static void
+adm_client_free(struct adm_client *c, const char *why)
+{
+    struct adm_server *s = c->srv;
+
+    XF_LOG(XF_LOG_DEBUG, "admin", "event=client_closed id=%u uid=%ld reason=%s", c->peer.id,
+           c->peer.uid, why);
+    TAILQ_REMOVE(&s->clients, c, link);
+    s->n_clients--;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* Drops a client that misbehaves (logged at warn: someone may want to know). */
+static void
+adm_client_drop(struct adm_client *c, const char *why)
+{
+    XF_LOG(XF_LOG_WARN, "admin", "event=client_dropped id=%u uid=%ld pid=%ld reason=%s", c->peer.id,
+           c->peer.uid, c->peer.pid, why);
+    adm_client_free(c, why);
+}
+
+/* Stops reading and running commands until the output drained (see adm_client_on_write). */
+static void
+adm_client_stall(struct adm_client *c)
+{
+    c->stalled = true;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * Runs the complete lines waiting in the client's input: at most ADM_LINES_PER_WAKE per call
+ * (the rest is picked up by a deferred read callback, after other events had their turn), and
+ * none while ADM_OUT_HIGH bytes of replies wait. Frees the client when it is done with it.
+ */
+static enum adm_client_rc
+adm_client_process(struct adm_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    unsigned handled = 0;
+
+    while (!c->closing) {
+        size_t avail = evbuffer_get_length(in), take, line_len, consumed;
+        enum adm_frame f;
+        const char *data;
+
+        if (evbuffer_get_length(out) >= ADM_OUT_HIGH) {
+            adm_client_stall(c);
+            return ADM_CLIENT_ALIVE;
+        }
+        if (avail == 0)
+            break;
+        if (handled == ADM_LINES_PER_WAKE) {
+            bufferevent_trigger(c->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+            return ADM_CLIENT_ALIVE;
+        }
+        take = XF_MIN(avail, (size_t)ADM_FRAME_WINDOW);
+        data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+        if (data == NULL) {
+            adm_client_drop(c, "out_of_memory");
+            return ADM_CLIENT_GONE;
+        }
+        f = adm_frame_next(&c->framer, data, take, c->eof && take == avail, &line_len, &consumed);
+        if (f == ADM_FRAME_LINE) {
+            enum adm_result res = adm_exec(&c->srv->state, &c->peer, data, line_len, out);
+
+            if (res == ADM_CLOSE)
+                c->closing = true;
+        } else if (f == ADM_FRAME_TOO_LONG) {
+            adm_write_error(out, "line too long (over %d bytes); the rest of it is skipped",
+                            ADM_LINE_MAX);
+        }
+        evbuffer_drain(in, consumed);
+        if (f != ADM_FRAME_MORE)
+            handled++;
+        else if (consumed == 0)
+            break;
+        if (evbuffer_get_length(out) > ADM_OUT_MAX) {
+            adm_client_drop(c, "output_over_limit");
+            return ADM_CLIENT_GONE;
+        }
+    }
+    if (c->eof || c->closing) {
+        c->closing = true;
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(out) == 0) {
+            adm_client_free(c, c->eof ? "eof" : "quit");
+            return ADM_CLIENT_GONE;
+        }
+    }
+    return ADM_CLIENT_ALIVE;
+}
+
+static void
+adm_client_on_read(struct bufferevent *bev, void *arg)
+{
+    struct adm_client *c = arg;
+
+    XF_UNUSED(bev);
+    if (c->stalled || c->closing)
+        return; /* a deferred trigger that came after the stall: the write callback resumes */
+    adm_client_process(c);
+}
+
+/* The output went down to ADM_OUT_LOW (or was sent): resume a stalled client, or finish one. */
+static void
+adm_client_on_write(struct bufferevent *bev, void *arg)
+{
+    struct adm_client *c = arg;
+
+    if (c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            adm_client_free(c, c->eof ? "eof" : "quit");
+        return;
+    }
+    if (!c->stalled)
+        return;
+    c->stalled = false;
+    if (!c->eof)
+        bufferevent_enable(bev, EV_READ);
+    adm_client_process(c);
+}
+
+static void
+adm_client_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct adm_client *c = arg;
+
+    XF_UNUSED(bev);
+    if (what & BEV_EVENT_TIMEOUT) {
+        adm_client_drop(c, "not_reading_its_replies");
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        adm_client_free(c, "error");
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        /* A half-close (socat, nc -N): the commands sent before it are still answered. */
+        c->eof = true;
+        if (c->stalled)
+            return; /* the write callback picks up the rest */
+        adm_client_process(c);
+    }
+}
+
+/* Sends a one-line refusal to a connection that is not taken on, and closes it. */
+static void
+adm_server_refuse(struct adm_server *s, evutil_socket_t fd)
+{
+    char msg[128];
+    int n =
+        snprintf(msg, sizeof(msg), "error: too many admin connections (%d); try again later\n\n",
+                 ADM_MAX_CLIENTS);
+    uint64_t now = xf_now_ms();
+
+    (void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    evutil_closesocket(fd);
+    s->refused++;
+    if (now - s->refuse_logged_ms >= ADM_REFUSE_LOG_MS || s->refuse_logged_ms == 0) {
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=client_refused reason=too_many_clients max=%d "
+               "refused_total=%llu",
+               ADM_MAX_CLIENTS, (unsigned long long)s->refused);
+        s->refuse_logged_ms = now;
+    }
+}
+
+static void
+adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                     void *arg)
+{
+    struct adm_server *s = arg;
+    struct timeval write_tv = {ADM_WRITE_TIMEOUT_MS / 1000, (ADM_WRITE_TIMEOUT_MS % 1000) * 1000};
+    struct adm_client *c;
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+
+    XF_UNUSED(l);
+    XF_UNUSED(sa);
+    XF_UNUSED(salen);
+    if (s->n_clients >= ADM_MAX_CLIENTS) {
+        adm_server_refuse(s, fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->bev = bufferevent_socket_new(
+                          s->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=accept_failed reason=out_of_memory");
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    c->srv = s;
+    c->peer.id = ++s->next_id;
+    c->peer.uid = -1;
+    c->peer.pid = -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
+        c->peer.uid = (long)cred.uid;
+        c->peer.pid = (long)cred.pid;
+    }
+    TAILQ_INSERT_TAIL(&s->clients, c, link);
+    s->n_clients++;
+    bufferevent_setcb(c->bev, adm_client_on_read, adm_client_on_write, adm_client_on_event, c);
+    /* Input is bounded by the read high mark; the write low mark wakes a stalled client. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, ADM_IN_HIGH);
+    bufferevent_setwatermark(c->bev, EV_WRITE, ADM_OUT_LOW, 0);
+    bufferevent_set_timeouts(c->bev, NULL, &write_tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    XF_LOG(XF_LOG_DEBUG, "admin", "event=client_connected id=%u uid=%ld pid=%ld", c->peer.id,
+           c->peer.uid, c->peer.pid);
+}
+
+/* accept failed with something else than "try again" (EMFILE, ENFILE, ENOMEM): pause the
+ * listener for a second rather than spin on a socket that stays readable. */
+static void
+adm_server_on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct adm_server *s = arg;
+    struct timeval tv = {ADM_RELISTEN_MS / 1000, (ADM_RELISTEN_MS % 1000) * 1000};
+    int e = EVUTIL_SOCKET_ERROR();
+
+    XF_LOG(XF_LOG_WARN, "admin", "event=accept_failed error=\"%s\" retry_ms=%d",
+           evutil_socket_error_to_string(e), ADM_RELISTEN_MS);
+    evconnlistener_disable(l);
+    evtimer_add(s->ev_relisten, &tv);
+}
+
+static void
+adm_server_on_relisten(evutil_socket_t fd, short what, void *arg)
+{
+    struct adm_server *s = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    evconnlistener_enable(s->listener);
+}
+
+/* ------------------------------------------------------------------ the socket file */
+
+/* Creates the missing directories above `path`, each with mode 0700. */
+static int
+adm_socket_mkdirs(const char *path, struct xf_err *err)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char keep = *p;
+
+        *p = '\0';
+        if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+            xf_err_set(err, "admin.socket %s: cannot create the directory %s: %s", path, dir,
+                       strerror(errno));
+            return -1;
+        }
+        *p = keep;
+        if (keep == '\0')
+            return 0;
+    }
+}
+
+/*
+ * Leaves `path` free for bind: nothing there, or a socket file nobody answers on (removed).
+ * Anything else is an error: a file that is not a socket is never removed, and a socket that
+ * answers belongs to a running process (most likely another crossfade).
+ */
+static int
+adm_socket_clear_stale(const char *path, const struct sockaddr_un *sun, struct xf_err *err)
+{
+    struct stat st;
+    int fd, rc, e;
+
+    if (lstat(path, &st) == -1) {
+        if (errno == ENOENT)
+            return 0;
+        xf_err_set(err, "admin.socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        xf_err_set(err, "admin.socket %s: the file exists and is not a socket; not removing it",
+                   path);
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        xf_err_set(err, "admin.socket %s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+    e = errno;
+    close(fd);
+    if (rc == 0 || e == EAGAIN) {
+        xf_err_set(err,
+                   "admin.socket %s: another process answers on this socket (is crossfade already "
+                   "running?)",
+                   path);
+        return -1;
+    }
+    if (e != ECONNREFUSED) {
+        xf_err_set(err, "admin.socket %s: cannot check the existing socket: %s", path, strerror(e));
+        return -1;
+    }
+    if (unlink(path) == -1 && errno != ENOENT) {
+        xf_err_set(err, "admin.socket %s: cannot remove the stale socket: %s", path,
+                   strerror(errno));
+        return -1;
+    }
+    XF_LOG(XF_LOG_INFO, "admin", "event=stale_socket_removed socket=%s", path);
+    return 0;
+}
+
+/* Creates the socket file, mode 0600, and returns the bound socket (not listening yet), or -1. */
+static int
+adm_socket_bind(struct adm_server *s, struct xf_err *err)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    mode_t old_mask;
+    int fd, rc;
+
+    if (strlen(s->path) == 0 || strlen(s->path) >= sizeof(sun.sun_path)) {
+        xf_err_set(err, "admin.socket %s: the path must be 1 to %zu bytes", s->path,
+                   sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+    memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
+    if (adm_socket_mkdirs(s->path, err) == -1 || adm_socket_clear_stale(s->path, &sun, err) == -1)
+        return -1;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        xf_err_set(err, "admin.socket %s: socket: %s", s->path, strerror(errno));
+        return -1;
+    }
+    /* The file is created 0600 by bind itself: no moment where others could connect. */
+    old_mask = umask(0177);
+    rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old_mask);
+    if (rc == -1) {
+        xf_err_set(err, "admin.socket %s: bind: %s", s->path, strerror(errno));
+        goto fail;
+    }
+    s->bound = true;
+    if (chmod(s->path, 0600) == -1 || stat(s->path, &st) == -1) {
+        xf_err_set(err, "admin.socket %s: %s", s->path, strerror(errno));
+        goto fail;
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Removes the socket file if it is still the one this server created. */
+static void
+adm_socket_unlink(struct adm_server *s)
+{
+    struct stat st;
+
+    if (!s->bound)
+        return;
+    s->bound = false;
+    if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == s->ino &&
+        st.st_dev == s->dev)
+        unlink(s->path);
+}
+
+/* ------------------------------------------------------------------ the server */
+
+struct adm_server *
+adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router *router,
+               struct xf_err *err)
+{
+    struct adm_server *s = calloc(1, sizeof(*s));
+    int fd;
+
+    if (s == NULL) {
+        xf_err_set(err, "admin: out of memory");
+        return NULL;
+    }
+    s->base = base;
+    TAILQ_INIT(&s->clients);
+    if (adm_state_init(&s->state, cfg, router, err) == -1)
+        goto fail;
+    s->state_ready = true;
+    s->path = strdup(cfg->admin_socket);
+    s->ev_relisten = evtimer_new(base, adm_server_on_relisten, s);
+    if (s->path == NULL || s->ev_relisten == NULL) {
+        xf_err_set(err, "admin: out of memory");
+        goto fail;
+    }
+    fd = adm_socket_bind(s, err);
+    if (fd == -1)
+        goto fail;
+    s->listener =
+        evconnlistener_new(base, adm_server_on_accept, s,
+                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, ADM_BACKLOG, fd);
+    if (s->listener == NULL) {
+        xf_err_set(err, "admin.socket %s: listen: %s", s->path, strerror(errno));
+        close(fd);
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->listener, adm_server_on_accept_error);
+    XF_LOG(XF_LOG_INFO, "admin", "event=listening socket=%s", s->path);
+    return s;
+fail:
+    adm_server_free(s);
+    return NULL;
+}
+
+void
+adm_server_free(struct adm_server *s)
+{
+    struct adm_client *c;
+
+    if (s == NULL)
+        return;
+    while ((c = TAILQ_FIRST(&s->clients)) != NULL)
+        adm_client_free(c, "shutdown");
+    if (s->listener != NULL)
+        evconnlistener_free(s->listener);
+    if (s->ev_relisten != NULL)
+        event_free(s->ev_relisten);
+    adm_socket_unlink(s);
+    if (s->state_ready)
+        adm_state_fini(&s->state);
+    free(s->path);
+    free(s);
+}

@@ -1,0 +1,228 @@
+/* admin/adm_show.c -- the read-only commands (help, show events/config/version) and the rest. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum adm_result
+adm_cmd_help(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             struct adm_reply *r)
+{
+    size_t n;
+    const struct adm_cmd *cmds = adm_cmd_table(&n);
+
+    int width = 0;
+
+    XF_UNUSED(st);
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    for (size_t i = 0; i < n; i++)
+        width = XF_MAX(width, (int)strlen(cmds[i].usage));
+    for (size_t i = 0; i < n; i++)
+        adm_reply_line(r, "%-*s  %s", width, cmds[i].usage, cmds[i].help);
+    return ADM_OK;
+}
+
+/* "2026-11-30T04:06:33Z". */
+static const char *
+adm_show_time(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "%lld", (long long)t);
+    return buf;
+}
+
+enum adm_result
+adm_cmd_show_events(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                    struct adm_reply *r)
+{
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    for (size_t i = 0; i < st->events.n; i++) {
+        const struct adm_event *e = adm_events_get(&st->events, i);
+        char when[32], who[48];
+
+        if (e->uid < 0)
+            snprintf(who, sizeof(who), "uid=- pid=-");
+        else
+            snprintf(who, sizeof(who), "uid=%ld pid=%ld", e->uid, e->pid);
+        adm_reply_line(r, "#%llu %s %s \"%s\" %s %s -> %s", (unsigned long long)e->seq,
+                       adm_show_time(e->time, when, sizeof(when)), who, e->command, e->what,
+                       e->old_value, e->new_value);
+    }
+    if (st->events.n == 0)
+        adm_reply_line(r, "no events");
+    return ADM_OK;
+}
+
+/* A duration in the config's own notation: "250ms", "3s", "1m30s". */
+static const char *
+adm_show_duration(unsigned ms, char *buf, size_t size)
+{
+    unsigned h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, rest = ms % 1000;
+    size_t o = 0;
+
+    buf[0] = '\0';
+    if (h > 0)
+        o += (size_t)snprintf(buf + o, size - o, "%uh", h);
+    if (m > 0 && o < size)
+        o += (size_t)snprintf(buf + o, size - o, "%um", m);
+    if (s > 0 && o < size)
+        o += (size_t)snprintf(buf + o, size - o, "%us", s);
+    if ((rest > 0 || ms == 0) && o < size)
+        snprintf(buf + o, size - o, "%ums", rest);
+    return buf;
+}
+
+/* A list of networks, or "-" when empty. */
+static void
+adm_show_cidrs(struct adm_reply *r, const char *key, const struct cfg_cidr *nets, size_t n)
+{
+    char list[1024];
+    size_t o = 0;
+
+    snprintf(list, sizeof(list), "-");
+    for (size_t i = 0; i < n && o < sizeof(list); i++) {
+        int k = snprintf(list + o, sizeof(list) - o, "%s%s", i > 0 ? " " : "", nets[i].text);
+
+        if (k > 0)
+            o = XF_MIN(o + (size_t)k, sizeof(list) - 1);
+    }
+    adm_reply_line(r, "%s %s", key, list);
+}
+
+static const char *
+adm_show_or_dash(const char *s)
+{
+    return s != NULL ? s : "-";
+}
+
+static void
+adm_show_split(struct adm_state *st, struct adm_reply *r)
+{
+    const struct cfg_split *sp = &st->cfg->split;
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    char w[ADM_WEIGHT_TEXT], now[ADM_WEIGHT_TEXT], keys[1024];
+    size_t o = 0;
+
+    adm_weight_text(sp->weight_bp, w);
+    if (snap->weight_bp != sp->weight_bp)
+        adm_reply_line(r, "split.weight %s (now %s)", w, adm_weight_text(snap->weight_bp, now));
+    else
+        adm_reply_line(r, "split.weight %s", w);
+    bal_snapshot_unref(snap);
+    keys[0] = '\0';
+    for (size_t i = 0; i < sp->n_keys; i++) {
+        int k = snprintf(keys + o, sizeof(keys) - o, "%s%s%s%s", i > 0 ? " " : "",
+                         adm_key_kind_name(sp->keys[i].kind), sp->keys[i].name != NULL ? ":" : "",
+                         sp->keys[i].name != NULL ? sp->keys[i].name : "");
+
+        if (k > 0)
+            o = XF_MIN(o + (size_t)k, sizeof(keys) - 1);
+    }
+    adm_reply_line(r, "split.key %s", keys);
+    adm_reply_line(r, "split.seed %s", sp->seed);
+    adm_show_cidrs(r, "split.trusted_proxies", sp->trusted_proxies, sp->n_trusted_proxies);
+    adm_reply_line(r, "split.override_header %s", adm_show_or_dash(sp->override_header));
+    adm_reply_line(r, "split.override_cookie %s", adm_show_or_dash(sp->override_cookie));
+    adm_show_cidrs(r, "split.override_from", sp->override_from, sp->n_override_from);
+    adm_reply_line(r, "split.expose %s", adm_show_or_dash(sp->expose));
+}
+
+enum adm_result
+adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                    struct adm_reply *r)
+{
+    static const char *const roles[] = {
+        [CFG_ROLE_PROXY] = "proxy", [CFG_ROLE_ADMIN_API] = "admin_api"};
+    static const char *const balances[] = {[CFG_BALANCE_HASH] = "hash",
+                                           [CFG_BALANCE_ROUND_ROBIN] = "round_robin",
+                                           [CFG_BALANCE_LEAST_CONN] = "least_conn"};
+    static const char *const levels[] = {[XF_LOG_DEBUG] = "debug",
+                                         [XF_LOG_INFO] = "info",
+                                         [XF_LOG_WARN] = "warn",
+                                         [XF_LOG_ERR] = "error"};
+    const struct cfg *cfg = st->cfg;
+    const struct cfg_timeouts *t = &cfg->timeouts;
+    char d[32];
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "config %s", adm_show_or_dash(cfg->path));
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        adm_reply_line(r, "listen %s %s", cfg->listeners[i].addr.text,
+                       roles[cfg->listeners[i].role]);
+    adm_reply_line(r, "admin.socket %s", cfg->admin_socket);
+    adm_show_split(st, r);
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct cfg_cluster *cl = &cfg->clusters[c];
+
+        adm_reply_line(r, "clusters.%s.balance %s", cfg_cluster_name((enum cfg_cluster_id)c),
+                       balances[cl->balance]);
+        for (size_t i = 0; i < cl->n_nodes; i++)
+            adm_reply_line(r, "clusters.%s.node %s weight %u",
+                           cfg_cluster_name((enum cfg_cluster_id)c), cl->nodes[i].addr.text,
+                           cl->nodes[i].weight);
+    }
+    adm_reply_line(r, "timeouts.connect %s", adm_show_duration(t->connect_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.client_header %s",
+                   adm_show_duration(t->client_header_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.client_idle %s",
+                   adm_show_duration(t->client_idle_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.upstream_response %s",
+                   adm_show_duration(t->upstream_response_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.upstream_idle %s",
+                   adm_show_duration(t->upstream_idle_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.shutdown %s", adm_show_duration(t->shutdown_ms, d, sizeof(d)));
+    adm_reply_line(r, "limits.max_connections %u", cfg->limits.max_connections);
+    adm_reply_line(r, "limits.max_request_line_bytes %u", cfg->limits.max_request_line_bytes);
+    adm_reply_line(r, "limits.max_header_bytes %u", cfg->limits.max_header_bytes);
+    adm_reply_line(r, "limits.max_headers %u", cfg->limits.max_headers);
+    adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
+    adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
+    adm_reply_line(r, "log_level %s", levels[cfg->log_level]);
+    return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_show_version(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                     struct adm_reply *r)
+{
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    char when[32];
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "crossfade %s", XF_VERSION);
+    adm_reply_line(r, "libevent %s", event_get_version());
+    adm_reply_line(r, "pid %ld", (long)getpid());
+    adm_reply_line(r, "started %s", adm_show_time(st->started, when, sizeof(when)));
+    adm_reply_line(r, "uptime %llus", (unsigned long long)((xf_now_ms() - st->started_ms) / 1000));
+    adm_reply_line(r, "snapshot %llu", (unsigned long long)snap->version);
+    bal_snapshot_unref(snap);
+    return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+               struct adm_reply *r)
+{
+    XF_UNUSED(st);
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    return adm_reply_error(r, "reload is not supported yet");
+}
+
+enum adm_result
+adm_cmd_quit(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             struct adm_reply *r)
+{
+    XF_UNUSED(st);
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "ok: bye");
+    return ADM_CLOSE;
+}

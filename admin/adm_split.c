@@ -1,0 +1,195 @@
+/* admin/adm_split.c -- the split commands: show and set the weight, rollback, promote, which. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* The command line as the audit trail and the log keep it: escaped and cut. */
+static void
+adm_split_command_text(const struct adm_args *a, char *buf, size_t size)
+{
+    char q[ADM_QUOTE_TEXT];
+    size_t n;
+
+    adm_quote(a->line.ptr, a->line.len, q, sizeof(q));
+    n = strlen(q);
+    /* Without the surrounding quotes (kept in logs, where the line is a value). */
+    snprintf(buf, size, "%.*s", (int)(n >= 2 ? n - 2 : 0), q + 1);
+}
+
+int
+adm_weight_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   unsigned bp, unsigned *old_bp)
+{
+    struct bal_snapshot *cur = bal_router_acquire(st->router), *next;
+    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], cmd[96];
+
+    *old_bp = cur->weight_bp;
+    if (cur->weight_bp == bp) {
+        bal_snapshot_unref(cur);
+        return 0;
+    }
+    /* Only the admin loop publishes, so nothing can slip in between acquire and publish. */
+    next = bal_snapshot_with_weight(cur, bp, cur->version + 1);
+    bal_snapshot_unref(cur);
+    if (next == NULL) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=weight_failed reason=out_of_memory");
+        return -1;
+    }
+    bal_router_publish(st->router, next);
+    adm_split_command_text(a, cmd, sizeof(cmd));
+    adm_weight_text(*old_bp, from);
+    adm_weight_text(bp, to);
+    adm_events_add(&st->events, peer->uid, peer->pid, cmd, "weight", from, to);
+    XF_LOG(XF_LOG_INFO, "admin", "event=weight_changed from=%s to=%s uid=%ld pid=%ld cmd=\"%s\"",
+           from, to, peer->uid, peer->pid, cmd);
+    return 0;
+}
+
+enum adm_result
+adm_cmd_show_weight(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                    struct adm_reply *r)
+{
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    char w[ADM_WEIGHT_TEXT];
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "x %s", adm_weight_text(BAL_BUCKETS - snap->weight_bp, w));
+    adm_reply_line(r, "y %s", adm_weight_text(snap->weight_bp, w));
+    bal_snapshot_unref(snap);
+    return ADM_OK;
+}
+
+/* Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". */
+static enum adm_result
+adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+              struct adm_reply *r, unsigned bp, const char *verb)
+{
+    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT];
+    unsigned old;
+
+    if (adm_weight_publish(st, peer, a, bp, &old) == -1)
+        return adm_reply_error(r, "out of memory; the weight is unchanged");
+    adm_weight_text(old, from);
+    adm_weight_text(bp, to);
+    if (old == bp)
+        adm_reply_line(r, "ok: %sweight y %s (unchanged)", verb, to);
+    else
+        adm_reply_line(r, "ok: %sweight y %s (was %s)", verb, to, from);
+    return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_set_weight(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    struct adm_span p = a->v[2];
+    char q[ADM_QUOTE_TEXT];
+    unsigned bp;
+
+    if (adm_weight_parse(p.ptr, p.len, &bp) == -1)
+        return adm_reply_error(r,
+                               "weight must be a number from 0 to 100 with at most two decimals, "
+                               "got %s",
+                               adm_quote(p.ptr, p.len, q, sizeof(q)));
+    return adm_split_set(st, peer, a, r, bp, "");
+}
+
+enum adm_result
+adm_cmd_rollback(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct adm_reply *r)
+{
+    return adm_split_set(st, peer, a, r, 0, "rolled back: ");
+}
+
+enum adm_result
+adm_cmd_promote(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                struct adm_reply *r)
+{
+    return adm_split_set(st, peer, a, r, BAL_BUCKETS, "promoted: ");
+}
+
+/* Whether the config's split reads this kind of key (and name); writes the keys it reads. */
+static bool
+adm_split_reads(const struct cfg_split *split, const struct adm_key *k, char *keys, size_t size)
+{
+    bool found = false;
+    size_t o = 0;
+
+    keys[0] = '\0';
+    for (size_t i = 0; i < split->n_keys; i++) {
+        const struct cfg_split_key *sk = &split->keys[i];
+        int n;
+
+        if (sk->kind == k->kind) {
+            if (sk->name == NULL)
+                found = true;
+            else if (strlen(sk->name) == k->name.len &&
+                     (sk->kind == CFG_KEY_HEADER || sk->kind == CFG_KEY_JWT_SUB
+                          ? strncasecmp(sk->name, k->name.ptr, k->name.len) == 0
+                          : memcmp(sk->name, k->name.ptr, k->name.len) == 0))
+                found = true;
+        }
+        n = snprintf(keys + o, size - o, "%s%s%s%s", i > 0 ? ", " : "", adm_key_kind_name(sk->kind),
+                     sk->name != NULL ? ":" : "", sk->name != NULL ? sk->name : "");
+        if (n > 0)
+            o = XF_MIN(o + (size_t)n, size - 1);
+    }
+    return found;
+}
+
+enum adm_result
+adm_cmd_which(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+              struct adm_reply *r)
+{
+    struct adm_span rest = adm_args_rest(a, 1);
+    char q[ADM_QUOTE_TEXT], ip[BAL_ADDR_TEXT], w[ADM_WEIGHT_TEXT], keys[512];
+    struct bal_snapshot *snap;
+    struct bal_choice ch;
+    struct xf_err err = {{0}};
+    struct adm_key k;
+    const struct bal_cluster *cl;
+    const char *key;
+    size_t key_len;
+    int rc;
+
+    XF_UNUSED(peer);
+    if (adm_key_parse(rest.ptr, rest.len, &k, &err) == -1)
+        return adm_reply_error(r, "%s", err.msg);
+    key = k.value.ptr;
+    key_len = k.value.len;
+    if (!k.bare && k.kind == CFG_KEY_IP) {
+        struct bal_addr addr;
+
+        /* The ip key hashes the address as the balancer writes it: canonical text. */
+        if (bal_addr_parse(k.value.ptr, k.value.len, &addr) == -1)
+            return adm_reply_error(r, "%s is not an IP address",
+                                   adm_quote(k.value.ptr, k.value.len, q, sizeof(q)));
+        key_len = bal_addr_text(&addr, ip, sizeof(ip));
+        key = ip;
+    }
+    snap = bal_router_acquire(st->router);
+    rc = bal_which(snap, key, key_len, &ch);
+    cl = &snap->clusters[ch.cluster];
+    adm_reply_line(r, "key %s", adm_quote(key, key_len, q, sizeof(q)));
+    adm_reply_line(r, "side %s", cfg_cluster_name(ch.cluster));
+    if (ch.node != NULL)
+        adm_reply_line(r, "node %s", ch.node->addr.text);
+    else if (rc == 0)
+        adm_reply_line(r, "node - (%s: chosen per request, not by the key)",
+                       cl->balance == CFG_BALANCE_ROUND_ROBIN ? "round_robin" : "least_conn");
+    else
+        adm_reply_line(r, "node none (no node of %s has a weight above 0)",
+                       cfg_cluster_name(ch.cluster));
+    adm_reply_line(r, "bucket %u", (unsigned)ch.bucket);
+    adm_reply_line(r, "weight %s", adm_weight_text(snap->weight_bp, w));
+    adm_reply_line(r, "flip %s", adm_weight_text(bal_flip_weight(ch.bucket), w));
+    if (!k.bare && !adm_split_reads(snap->split, &k, keys, sizeof(keys)))
+        adm_reply_line(r, "note: split.key does not read %s%s%.*s (it reads %s)",
+                       adm_key_kind_name(k.kind), k.name.len > 0 ? ":" : "", (int)k.name.len,
+                       k.name.ptr, keys);
+    bal_snapshot_unref(snap);
+    return ADM_OK;
+}

@@ -1,0 +1,323 @@
+/* admin/xfctl.c -- bin/xfctl: sends admin commands to crossfade's admin socket (plain libc). */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/xf.h"
+
+#define XFCTL_DEFAULT_SOCKET "/run/crossfade/admin.sock"
+#define XFCTL_LINE_MAX       4096 /* the server's limit on a command line */
+#define XFCTL_REPLY_MAX      (16u * 1024 * 1024)
+#define XFCTL_TIMEOUT_MS     60000 /* for the whole reply to a command */
+
+/* Exit statuses. */
+enum xfctl_exit {
+    XFCTL_OK = 0,       /* the reply was a success */
+    XFCTL_ERROR = 1,    /* the reply starts with "error:" */
+    XFCTL_NO_SERVER = 2 /* cannot connect, the connection broke, or bad usage */
+};
+
+/* The connection and what was received past the last reply. */
+struct xfctl_conn {
+    int fd;
+    const char *path; /* borrowed */
+    char *buf;        /* owned */
+    size_t len, cap;
+};
+
+static void
+xfctl_usage(FILE *f)
+{
+    fprintf(f, "usage: xfctl [-s SOCKET] [-j] [COMMAND...]\n"
+               "\n"
+               "Sends one command to crossfade's admin socket and prints the reply.\n"
+               "Without a command it reads commands from standard input, one per line\n"
+               "(with a prompt when that is a terminal); quit or end of input leaves.\n"
+               "\n"
+               "  -s, --socket PATH  the admin socket (default: $CROSSFADE_SOCKET, else\n"
+               "                     " XFCTL_DEFAULT_SOCKET ")\n"
+               "  -j, --json         ask for JSON (appends \"json\" to each command)\n"
+               "  -h, --help         show this help and exit\n"
+               "  -V, --version      show the version and exit\n"
+               "\n"
+               "Examples: xfctl show weight; xfctl set weight 25; xfctl rollback; xfctl help\n"
+               "\n"
+               "Exit status: 0 success, 1 the reply was an error (printed on stderr),\n"
+               "2 no connection to crossfade (or bad usage).\n");
+}
+
+static int
+xfctl_connect(struct xfctl_conn *c, const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    c->path = path;
+    c->fd = -1;
+    if (strlen(path) == 0 || strlen(path) >= sizeof(sun.sun_path)) {
+        fprintf(stderr, "xfctl: cannot connect to %s: the path must be 1 to %zu bytes\n", path,
+                sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd == -1 || connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+        int e = errno;
+
+        fprintf(stderr, "xfctl: cannot connect to %s: %s%s\n", path, strerror(e),
+                e == ENOENT || e == ECONNREFUSED
+                    ? " (is crossfade running? -s or $CROSSFADE_SOCKET name another socket)"
+                    : "");
+        if (c->fd != -1)
+            close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+xfctl_send_all(struct xfctl_conn *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            fprintf(stderr, "xfctl: sending to %s: %s\n", c->path, strerror(errno));
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The end of the first reply in c->buf (after its closing empty line), or 0 when incomplete. */
+static size_t
+xfctl_reply_end(const struct xfctl_conn *c)
+{
+    for (size_t i = 0; i < c->len; i++) {
+        if (c->buf[i] == '\n' && (i == 0 || c->buf[i - 1] == '\n'))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Reads until one whole reply is in c->buf; returns its length (closing empty line included),
+ * or 0 after printing why not. */
+static size_t
+xfctl_read_reply(struct xfctl_conn *c)
+{
+    size_t end;
+
+    while ((end = xfctl_reply_end(c)) == 0) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        ssize_t n;
+        int rc;
+
+        if (c->cap - c->len < 4096) {
+            size_t cap = c->cap == 0 ? 16384 : c->cap * 2;
+            char *p;
+
+            if (cap > XFCTL_REPLY_MAX || (p = realloc(c->buf, cap)) == NULL) {
+                fprintf(stderr, "xfctl: the reply from %s is too long\n", c->path);
+                return 0;
+            }
+            c->buf = p;
+            c->cap = cap;
+        }
+        rc = poll(&pfd, 1, XFCTL_TIMEOUT_MS);
+        if (rc == -1 && errno == EINTR)
+            continue;
+        if (rc == 0) {
+            fprintf(stderr, "xfctl: no reply from %s within %d s\n", c->path,
+                    XFCTL_TIMEOUT_MS / 1000);
+            return 0;
+        }
+        n = rc == -1 ? -1 : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            fprintf(stderr, "xfctl: reading from %s: %s\n", c->path, strerror(errno));
+            return 0;
+        }
+        if (n == 0) {
+            fprintf(stderr, "xfctl: %s closed the connection before the reply ended\n", c->path);
+            return 0;
+        }
+        c->len += (size_t)n;
+    }
+    return end;
+}
+
+/*
+ * Sends one command line (no LF in it) and prints its reply without the closing empty line: on
+ * stdout, or on stderr when it is an error and `errors_to_stderr`. Returns an enum xfctl_exit.
+ */
+static int
+xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr)
+{
+    size_t len = strlen(line), end;
+    char *msg = malloc(len + 7);
+    bool failed;
+    int rc;
+
+    if (msg == NULL) {
+        fprintf(stderr, "xfctl: out of memory\n");
+        return XFCTL_NO_SERVER;
+    }
+    memcpy(msg, line, len);
+    if (json) {
+        memcpy(msg + len, " json", 5);
+        len += 5;
+    }
+    msg[len++] = '\n';
+    rc = xfctl_send_all(c, msg, len);
+    free(msg);
+    if (rc == -1 || (end = xfctl_read_reply(c)) == 0)
+        return XFCTL_NO_SERVER;
+    failed = end >= 6 && memcmp(c->buf, "error:", 6) == 0;
+    fwrite(c->buf, 1, end - 1, failed && errors_to_stderr ? stderr : stdout);
+    fflush(stdout);
+    memmove(c->buf, c->buf + end, c->len - end);
+    c->len -= end;
+    return failed ? XFCTL_ERROR : XFCTL_OK;
+}
+
+/* Whether a line holds nothing but blanks. */
+static bool
+xfctl_blank(const char *s)
+{
+    return s[strspn(s, " \t")] == '\0';
+}
+
+/* Reads commands from stdin, one per line; a prompt when stdin is a terminal. Returns 1 when a
+ * reply was an error, 2 when the connection broke, else 0. */
+static int
+xfctl_session(struct xfctl_conn *c, bool json)
+{
+    bool tty = isatty(STDIN_FILENO);
+    char *line = NULL;
+    size_t cap = 0;
+    int worst = XFCTL_OK;
+
+    for (;;) {
+        ssize_t n;
+        int rc;
+
+        if (tty) {
+            fputs("crossfade> ", stdout);
+            fflush(stdout);
+        }
+        n = getline(&line, &cap, stdin);
+        if (n == -1) {
+            if (tty)
+                fputc('\n', stdout);
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (xfctl_blank(line))
+            continue;
+        if (strcmp(line + strspn(line, " \t"), "quit") == 0 ||
+            strcmp(line + strspn(line, " \t"), "exit") == 0)
+            break;
+        rc = xfctl_command(c, line, json, !tty);
+        if (rc == XFCTL_NO_SERVER) {
+            worst = rc;
+            break;
+        }
+        if (rc > worst)
+            worst = rc;
+    }
+    free(line);
+    return worst;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = getenv("CROSSFADE_SOCKET");
+    struct xfctl_conn c = {.fd = -1};
+    bool json = false;
+    int opt, rc;
+
+    if (path == NULL || *path == '\0')
+        path = XFCTL_DEFAULT_SOCKET;
+    /* "+": options only before the command, so "xfctl set weight -1" reaches the server. */
+    while ((opt = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            path = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            xfctl_usage(stdout);
+            return XFCTL_OK;
+        case 'V':
+            printf("xfctl %s\n", XF_VERSION);
+            return XFCTL_OK;
+        default:
+            xfctl_usage(stderr);
+            return XFCTL_NO_SERVER;
+        }
+    }
+    if (optind < argc) {
+        size_t len = 0;
+        char *line;
+
+        for (int i = optind; i < argc; i++) {
+            if (strpbrk(argv[i], "\r\n") != NULL) {
+                fprintf(stderr, "xfctl: a command is one line; argument %d holds a line break\n",
+                        i - optind + 1);
+                return XFCTL_NO_SERVER;
+            }
+            len += strlen(argv[i]) + 1;
+        }
+        if (len > XFCTL_LINE_MAX) {
+            fprintf(stderr, "xfctl: the command is longer than %d bytes\n", XFCTL_LINE_MAX);
+            return XFCTL_NO_SERVER;
+        }
+        line = calloc(1, len + 1);
+        if (line == NULL)
+            return XFCTL_NO_SERVER;
+        for (int i = optind; i < argc; i++) {
+            if (i > optind)
+                strcat(line, " ");
+            strcat(line, argv[i]);
+        }
+        if (xfctl_blank(line)) {
+            free(line);
+            xfctl_usage(stderr);
+            return XFCTL_NO_SERVER;
+        }
+        if (xfctl_connect(&c, path) == -1) {
+            free(line);
+            return XFCTL_NO_SERVER;
+        }
+        rc = xfctl_command(&c, line, json, true);
+        free(line);
+    } else {
+        if (xfctl_connect(&c, path) == -1)
+            return XFCTL_NO_SERVER;
+        rc = xfctl_session(&c, json);
+    }
+    close(c.fd);
+    free(c.buf);
+    return rc;
+}

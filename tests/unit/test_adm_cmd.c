@@ -1,0 +1,475 @@
+/* tests/unit/test_adm_cmd.c -- the admin commands run through adm_exec on a real config and
+ * router, without sockets: replies, errors and hints, published weights, the audit trail. */
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "admin/adm.h"
+
+static const char fx_yaml[] = "listen:\n"
+                              "  - address: \"127.0.0.1:8000\"\n"
+                              "admin:\n"
+                              "  socket: \"/tmp/xf-unit/admin.sock\"\n"
+                              "split:\n"
+                              "  weight: 25\n"
+                              "  key: [\"header:X-Consumer-ID\", \"cookie:session\", \"ip\"]\n"
+                              "  seed: \"unit\"\n"
+                              "clusters:\n"
+                              "  x:\n"
+                              "    nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]\n"
+                              "  y:\n"
+                              "    balance: round_robin\n"
+                              "    nodes: [\"10.0.1.1:8000\"]\n";
+
+static struct cfg *fx_cfg;
+static struct bal_router fx_router;
+static struct adm_state fx_st;
+static struct evbuffer *fx_out;
+static char *fx_reply; /* the last reply, owned */
+static const struct adm_peer fx_peer = {.uid = 1000, .pid = 4242, .id = 1};
+
+static void
+fx_setup(void)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *snap;
+
+    xf_log_min = XF_LOG_WARN; /* each change logs at info */
+    fx_cfg = cfg_parse(fx_yaml, strlen(fx_yaml), "t.yaml", &err);
+    cr_assert(ne(ptr, fx_cfg, NULL), "%s", err.msg);
+    snap = bal_snapshot_new(fx_cfg, NULL, 1, &err);
+    cr_assert(ne(ptr, snap, NULL), "%s", err.msg);
+    bal_router_init(&fx_router, snap);
+    cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, &err), 0), "%s", err.msg);
+    fx_out = evbuffer_new();
+}
+
+static void
+fx_teardown(void)
+{
+    free(fx_reply);
+    fx_reply = NULL;
+    evbuffer_free(fx_out);
+    adm_state_fini(&fx_st);
+    bal_router_fini(&fx_router);
+    cfg_free(fx_cfg);
+}
+
+TestSuite(adm_cmd, .init = fx_setup, .fini = fx_teardown);
+
+/*
+ * Runs `line` and returns the reply without its closing empty line, after checking the framing:
+ * every reply ends with exactly one empty line and holds no other.
+ */
+static const char *
+run_len(const char *line, size_t len, enum adm_result *res_out)
+{
+    enum adm_result res = adm_exec(&fx_st, &fx_peer, line, len, fx_out);
+    size_t n = evbuffer_get_length(fx_out);
+
+    free(fx_reply);
+    fx_reply = calloc(1, n + 1);
+    evbuffer_remove(fx_out, fx_reply, n);
+    if (res_out != NULL)
+        *res_out = res;
+    if (res == ADM_SILENT) {
+        cr_assert(eq(sz, n, (size_t)0), "a silent command wrote %zu bytes", n);
+        return fx_reply;
+    }
+    cr_assert(ge(sz, n, (size_t)3), "reply too short: \"%s\"", fx_reply);
+    cr_assert(eq(int, memcmp(fx_reply + n - 2, "\n\n", 2), 0), "no closing empty line");
+    fx_reply[n - 2] = '\0';
+    cr_assert(eq(ptr, strstr(fx_reply, "\n\n"), NULL), "an empty line inside the reply");
+    cr_assert(ne(int, fx_reply[0], '\n'), "the reply starts with an empty line");
+    cr_assert(eq(int, res == ADM_ERROR, strncmp(fx_reply, "error: ", 7) == 0),
+              "result %d for reply \"%s\"", res, fx_reply);
+    return fx_reply;
+}
+
+static const char *
+run(const char *line, enum adm_result *res)
+{
+    return run_len(line, strlen(line), res);
+}
+
+static const char *
+run_ok(const char *line)
+{
+    enum adm_result res;
+    const char *reply = run(line, &res);
+
+    cr_assert(eq(int, res, ADM_OK), "\"%s\" failed: %s", line, reply);
+    return reply;
+}
+
+static const char *
+run_error(const char *line)
+{
+    enum adm_result res;
+    const char *reply = run(line, &res);
+
+    cr_assert(eq(int, res, ADM_ERROR), "\"%s\" did not fail: %s", line, reply);
+    return reply;
+}
+
+static unsigned
+current_weight(void)
+{
+    struct bal_snapshot *s = bal_router_acquire(&fx_router);
+    unsigned bp = s->weight_bp;
+
+    bal_snapshot_unref(s);
+    return bp;
+}
+
+/* ------------------------------------------------------------------ weights */
+
+Test(adm_cmd, show_weight_gives_the_share_of_x_and_of_y)
+{
+    cr_assert(eq(str, (char *)run_ok("show weight"), "x 75.00\ny 25.00"));
+}
+
+Test(adm_cmd, set_weight_publishes_before_it_replies)
+{
+    uint64_t v = bal_router_version(&fx_router);
+
+    cr_assert(eq(str, (char *)run_ok("set weight 12.5"), "ok: weight y 12.50 (was 25.00)"));
+    cr_assert(eq(uint, current_weight(), 1250u));
+    cr_assert(gt(u64, bal_router_version(&fx_router), v), "the router did not publish");
+    cr_assert(eq(str, (char *)run_ok("show weight"), "x 87.50\ny 12.50"));
+}
+
+Test(adm_cmd, setting_the_weight_it_already_has_changes_nothing)
+{
+    uint64_t v = bal_router_version(&fx_router);
+
+    cr_assert(eq(str, (char *)run_ok("set weight 25"), "ok: weight y 25.00 (unchanged)"));
+    cr_assert(eq(u64, bal_router_version(&fx_router), v));
+    cr_assert(eq(sz, fx_st.events.n, (size_t)1), "only the start is in the trail");
+}
+
+Test(adm_cmd, a_bad_weight_is_refused_and_the_weight_stays)
+{
+    static const char *const bad[] = {"12.345", "abc", "-1", "101", "1e2", "50%"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char line[64], want[200];
+
+        snprintf(line, sizeof(line), "set weight %s", bad[i]);
+        snprintf(want, sizeof(want),
+                 "error: weight must be a number from 0 to 100 with at most two decimals, got "
+                 "\"%s\"",
+                 bad[i]);
+        cr_assert(eq(str, (char *)run_error(line), want));
+    }
+    cr_assert(eq(uint, current_weight(), 2500u));
+}
+
+Test(adm_cmd, set_weight_with_0_or_2_values_gets_its_usage)
+{
+    cr_assert(eq(str, (char *)run_error("set weight"), "error: usage: set weight P"));
+    cr_assert(eq(str, (char *)run_error("set weight 1 2"), "error: usage: set weight P"));
+}
+
+Test(adm_cmd, rollback_sends_all_to_x_and_names_the_old_weight)
+{
+    cr_assert(eq(str, (char *)run_ok("rollback"), "ok: rolled back: weight y 0.00 (was 25.00)"));
+    cr_assert(eq(uint, current_weight(), 0u));
+}
+
+Test(adm_cmd, promote_sends_everyone_to_y)
+{
+    cr_assert(eq(str, (char *)run_ok("promote"), "ok: promoted: weight y 100.00 (was 25.00)"));
+    cr_assert(eq(uint, current_weight(), 10000u));
+}
+
+Test(adm_cmd, command_words_ignore_case_and_extra_blanks)
+{
+    cr_assert(eq(str, (char *)run_ok("  SHOW   Weight\t"), "x 75.00\ny 25.00"));
+}
+
+/* ------------------------------------------------------------------ errors and hints */
+
+Test(adm_cmd, a_misspelt_command_gets_the_closest_one_as_a_hint)
+{
+    cr_assert(eq(str, (char *)run_error("show wieght"),
+                 "error: unknown command \"show wieght\"; did you mean \"show weight\"?"));
+    cr_assert(eq(str, (char *)run_error("rolback"),
+                 "error: unknown command \"rolback\"; did you mean \"rollback\"?"));
+    cr_assert(eq(str, (char *)run_error("set wieght 5"),
+                 "error: unknown command \"set wieght 5\"; did you mean \"set weight P\"?"));
+}
+
+Test(adm_cmd, a_word_like_no_command_points_to_help)
+{
+    cr_assert(eq(str, (char *)run_error("foo"),
+                 "error: unknown command \"foo\"; \"help\" lists the commands"));
+}
+
+Test(adm_cmd, a_group_word_alone_lists_the_commands_of_the_group)
+{
+    const char *reply = run_error("show");
+
+    cr_assert(ne(ptr, strstr(reply, "\"show weight\""), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\"show events\""), NULL), "%s", reply);
+    cr_assert(eq(ptr, strstr(reply, "\"rollback\""), NULL), "%s", reply);
+}
+
+Test(adm_cmd, arguments_to_a_command_that_takes_none_get_its_usage)
+{
+    cr_assert(eq(str, (char *)run_error("rollback now"), "error: usage: rollback"));
+}
+
+Test(adm_cmd, json_is_refused_by_commands_that_have_no_json_form)
+{
+    cr_assert(
+        eq(str, (char *)run_error("show weight json"), "error: \"show weight\" has no JSON form"));
+}
+
+Test(adm_cmd, a_control_byte_is_refused_and_nothing_runs)
+{
+    cr_assert(eq(str, (char *)run_len("rollback\0", 9, NULL),
+                 "error: the line holds the control byte 0x00 at byte 9; commands are text"));
+    cr_assert(eq(uint, current_weight(), 2500u));
+}
+
+Test(adm_cmd, binary_garbage_gets_an_error_reply_whatever_its_bytes)
+{
+    char line[512];
+    unsigned seed = 7;
+
+    for (int round = 0; round < 200; round++) {
+        size_t len = (size_t)(round * 7 % 500) + 1;
+        enum adm_result res;
+
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            line[i] = (char)(seed >> 16);
+        }
+        if (adm_line_bad_byte(line, len) < 0)
+            continue;
+        run_len(line, len, &res);
+        cr_assert(eq(int, res, ADM_ERROR));
+    }
+    cr_assert(eq(uint, current_weight(), 2500u));
+}
+
+Test(adm_cmd, a_blank_line_gets_no_reply)
+{
+    enum adm_result res;
+
+    run(" \t ", &res);
+    cr_assert(eq(int, res, ADM_SILENT));
+}
+
+Test(adm_cmd, too_many_words_are_refused)
+{
+    cr_assert(eq(str, (char *)run_error("a b c d e f g h i j k l m n o p q"),
+                 "error: too many words (more than 16)"));
+}
+
+Test(adm_cmd, reload_says_it_is_not_supported_yet)
+{
+    cr_assert(eq(str, (char *)run_error("reload"), "error: reload is not supported yet"));
+}
+
+Test(adm_cmd, quit_answers_and_asks_for_the_connection_to_close)
+{
+    enum adm_result res;
+
+    cr_assert(eq(str, (char *)run("quit", &res), "ok: bye"));
+    cr_assert(eq(int, res, ADM_CLOSE));
+}
+
+/* ------------------------------------------------------------------ help, show */
+
+Test(adm_cmd, help_lists_every_command_with_its_usage)
+{
+    size_t n;
+    const struct adm_cmd *cmds = adm_cmd_table(&n);
+    const char *reply = run_ok("help");
+    size_t lines = 1;
+
+    for (const char *p = reply; *p != '\0'; p++)
+        lines += *p == '\n';
+    cr_assert(eq(sz, lines, n));
+    for (size_t i = 0; i < n; i++) {
+        char want[128];
+
+        snprintf(want, sizeof(want), "%s ", cmds[i].usage);
+        cr_assert(ne(ptr, strstr(reply, want), NULL), "help does not list %s", cmds[i].usage);
+        cr_assert(ne(sz, strlen(cmds[i].help), (size_t)0));
+    }
+}
+
+Test(adm_cmd, every_command_in_the_table_is_found_by_its_own_name)
+{
+    size_t n;
+    const struct adm_cmd *cmds = adm_cmd_table(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        struct adm_args a;
+
+        cr_assert(eq(int, adm_args_split(cmds[i].usage, strlen(cmds[i].usage), &a), 0));
+        cr_assert(eq(ptr, (void *)adm_cmd_find(&a), (void *)&cmds[i]), "%s", cmds[i].usage);
+    }
+}
+
+Test(adm_cmd, show_config_gives_the_main_settings_one_per_line)
+{
+    const char *reply;
+
+    run_ok("set weight 30");
+    reply = run_ok("show config");
+    cr_assert(ne(ptr, strstr(reply, "\nlisten 127.0.0.1:8000 proxy\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nadmin.socket /tmp/xf-unit/admin.sock\n"), NULL), "%s",
+              reply);
+    cr_assert(ne(ptr, strstr(reply, "\nsplit.weight 25.00 (now 30.00)\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nclusters.y.balance round_robin\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nclusters.x.node 10.0.0.2:8000 weight 1\n"), NULL), "%s",
+              reply);
+    cr_assert(ne(ptr, strstr(reply, "\ntimeouts.connect 3s\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\ntimeouts.client_idle 1m\n"), NULL), "%s", reply);
+}
+
+/* Not compared with XF_VERSION: objects built at different commits may carry different ones. */
+Test(adm_cmd, show_version_names_crossfade_its_pid_and_snapshot)
+{
+    const char *reply = run_ok("show version");
+
+    cr_assert(eq(int, strncmp(reply, "crossfade ", 10), 0), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\npid "), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nsnapshot 1"), NULL), "%s", reply);
+}
+
+/* ------------------------------------------------------------------ the audit trail */
+
+Test(adm_cmd, show_events_lists_each_change_with_uid)
+{
+    const char *reply;
+
+    run_ok("set weight 5");
+    run_ok("rollback");
+    reply = run_ok("show events");
+    cr_assert(ne(ptr, strstr(reply, "\"start\" weight - -> 25.00\n"), NULL), "%s", reply);
+    cr_assert(
+        ne(ptr, strstr(reply, "uid=1000 pid=4242 \"set weight 5\" weight 25.00 -> 5.00\n"), NULL),
+        "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "uid=1000 pid=4242 \"rollback\" weight 5.00 -> 0.00"), NULL),
+              "%s", reply);
+    cr_assert(eq(int, strncmp(reply, "#1 ", 3), 0), "%s", reply);
+}
+
+Test(adm_cmd, the_trail_keeps_the_latest_events_in_order)
+{
+    struct adm_events *ev = calloc(1, sizeof(*ev));
+
+    for (int i = 0; i < ADM_EVENTS_MAX + 44; i++) {
+        char v[16];
+
+        snprintf(v, sizeof(v), "%d", i);
+        adm_events_add(ev, 0, 1, "cmd", "weight", "-", v);
+    }
+    cr_assert(eq(sz, ev->n, (size_t)ADM_EVENTS_MAX));
+    cr_assert(eq(u64, adm_events_get(ev, 0)->seq, (uint64_t)45));
+    cr_assert(eq(str, (char *)adm_events_get(ev, 0)->new_value, "44"));
+    cr_assert(eq(u64, adm_events_get(ev, ADM_EVENTS_MAX - 1)->seq, (uint64_t)ADM_EVENTS_MAX + 44));
+    cr_assert(eq(ptr, (void *)adm_events_get(ev, ADM_EVENTS_MAX), NULL));
+    free(ev);
+}
+
+Test(adm_cmd, typed_quotes_and_backslashes_are_escaped)
+{
+    const char *reply = run_error("nosuch \"quoted\" \\ word");
+
+    cr_assert(eq(str, (char *)reply,
+                 "error: unknown command \"nosuch \\\"quoted\\\" \\\\ word\"; \"help\" lists the "
+                 "commands"));
+}
+
+/* ------------------------------------------------------------------ which */
+
+Test(adm_cmd, which_gives_side_node_bucket_and_flip)
+{
+    struct bal_snapshot *snap = bal_router_acquire(&fx_router);
+    struct bal_choice ch;
+    char want[512], w[ADM_WEIGHT_TEXT];
+    const char *reply;
+
+    bal_which(snap, "abc", 3, &ch);
+    reply = run_ok("which header:X-Consumer-ID=abc");
+    snprintf(want, sizeof(want), "key \"abc\"\nside %s\n", cfg_cluster_name(ch.cluster));
+    cr_assert(eq(int, strncmp(reply, want, strlen(want)), 0), "%s\nwanted:\n%s", reply, want);
+    snprintf(want, sizeof(want), "\nbucket %u\nweight 25.00\nflip %s", (unsigned)ch.bucket,
+             adm_weight_text(ch.bucket + 1, w));
+    cr_assert(ne(ptr, strstr(reply, want), NULL), "%s\nwanted:\n%s", reply, want);
+    cr_assert(eq(ptr, strstr(reply, "note:"), NULL), "%s", reply);
+    bal_snapshot_unref(snap);
+}
+
+Test(adm_cmd, which_flips_a_key_to_y_at_its_flip_weight)
+{
+    struct bal_snapshot *snap = bal_router_acquire(&fx_router);
+    struct bal_choice ch;
+    char line[64], w[ADM_WEIGHT_TEXT];
+
+    bal_which(snap, "client-7", 8, &ch);
+    bal_snapshot_unref(snap);
+    snprintf(line, sizeof(line), "set weight %s", adm_weight_text(ch.bucket, w));
+    run_ok(line);
+    cr_assert(ne(ptr, strstr(run_ok("which client-7"), "\nside x\n"), NULL), "%s", fx_reply);
+    snprintf(line, sizeof(line), "set weight %s", adm_weight_text(ch.bucket + 1, w));
+    run_ok(line);
+    cr_assert(ne(ptr, strstr(run_ok("which client-7"), "\nside y\n"), NULL), "%s", fx_reply);
+    /* y is round_robin: the key does not choose the node there. */
+    cr_assert(ne(ptr, strstr(fx_reply, "\nnode - (round_robin"), NULL), "%s", fx_reply);
+}
+
+Test(adm_cmd, which_puts_any_key_on_x_at_0_and_on_y_at_100)
+{
+    run_ok("rollback");
+    cr_assert(ne(ptr, strstr(run_ok("which cookie:session=zz"), "\nside x\nnode 10.0.0."), NULL),
+              "%s", fx_reply);
+    run_ok("promote");
+    cr_assert(ne(ptr, strstr(run_ok("which cookie:session=zz"), "\nside y\n"), NULL), "%s",
+              fx_reply);
+}
+
+Test(adm_cmd, which_ip_hashes_the_address_as_the_balancer_writes_it)
+{
+    char a[512];
+
+    snprintf(a, sizeof(a), "%s", run_ok("which ip=::ffff:10.1.2.3"));
+    cr_assert(eq(int, strncmp(a, "key \"10.1.2.3\"\n", 15), 0), "%s", a);
+    cr_assert(eq(str, (char *)run_ok("which ip=10.1.2.3"), a));
+    cr_assert(
+        eq(str, (char *)run_error("which ip=10.1.2"), "error: \"10.1.2\" is not an IP address"));
+}
+
+Test(adm_cmd, which_says_so_when_the_config_does_not_read_that_key)
+{
+    const char *reply = run_ok("which query:user=7");
+
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nnote: split.key does not read query:user (it reads "
+                               "header:x-consumer-id, cookie:session, ip)"),
+                 NULL),
+              "%s", reply);
+}
+
+Test(adm_cmd, which_takes_the_rest_of_the_line_as_the_value)
+{
+    cr_assert(
+        eq(int, strncmp(run_ok("which header:X-Consumer-ID=a b  c"), "key \"a b  c\"\n", 13), 0),
+        "%s", fx_reply);
+}
+
+Test(adm_cmd, which_without_a_key_answers_with_its_usage)
+{
+    cr_assert(eq(str, (char *)run_error("which"), "error: usage: which KEY"));
+    cr_assert(
+        eq(int, strncmp(run_error("which header:X-Consumer-ID"), "error: expected header:", 23), 0),
+        "%s", fx_reply);
+}
