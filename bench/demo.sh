@@ -37,14 +37,36 @@ mkdir -p /tmp/crossfade-demo
 "$BIN/crossfade" -c config/demo.yaml 2>/tmp/crossfade-demo/crossfade.log >/tmp/crossfade-demo/access.log &
 pids+=($!)
 for port in 9101 9102 9201 $PORT; do wait_port "$port" || exit 1; done
-echo "== crossfade listens on 127.0.0.1:$PORT (config/demo.yaml); x2 has weight 2"
+echo "== crossfade listens on 127.0.0.1:$PORT (config/demo.yaml)"
 echo
-echo "== 9 requests on one keep-alive connection: each is routed on its own"
-args=()
-for i in $(seq 1 9); do args+=(-o /dev/null "http://127.0.0.1:$PORT/demo/$i"); done
-curl -s --max-time 5 -H 'X-Consumer-ID: demo-client' \
-    -w '  %{url_effective} -> HTTP %{http_code} from node %header{x-upstream} (connection %{num_connects} new)\n' \
-    "${args[@]}" || { echo "demo: request failed" >&2; exit 1; }
+XFCTL=("$BIN/xfctl" -s /tmp/crossfade-demo/admin.sock)
+# Six clients (X-Consumer-ID) on ONE keep-alive connection: each request is routed on its own.
+six_clients() {
+    local args=()
+    for c in alice bob carol dave erin frank; do
+        [ ${#args[@]} -gt 0 ] && args+=(--next)
+        args+=(-s --max-time 5 -w "  $c -> %header{x-crossfade-route} (HTTP %{http_code})\n"
+            -H "X-Consumer-ID: $c" -o /dev/null "http://127.0.0.1:$PORT/")
+    done
+    curl "${args[@]}" || {
+        echo "demo: request failed" >&2
+        exit 1
+    }
+}
+echo "== weight 0: six clients on one keep-alive connection, all on x; each keeps its node"
+six_clients
+echo
+echo "== xfctl set weight 50: half of the clients move to y, from the very next request"
+"${XFCTL[@]}" set weight 50 | sed 's/^/  /'
+six_clients
+echo
+echo "== xfctl which header:X-Consumer-ID=alice"
+"${XFCTL[@]}" which header:X-Consumer-ID=alice | sed 's/^/  /'
+echo
+echo "== xfctl rollback: everyone back on x at once"
+"${XFCTL[@]}" rollback | sed 's/^/  /'
+six_clients
+echo
 echo "== what the node saw of one request: X-Forwarded-* added, Connection and the X-Secret it names dropped"
 curl -s --max-time 5 -H 'Connection: keep-alive, X-Secret' -H 'X-Secret: hop-by-hop' \
     "http://127.0.0.1:$PORT/echo" | sed 's/^/  /'
