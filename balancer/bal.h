@@ -45,6 +45,9 @@ struct bal_snapshot {
     const struct cfg_split *split; /* borrowed from the config: keys, overrides, trusted proxies */
     struct bal_cluster clusters[CFG_CLUSTER_COUNT];
     uint32_t max_id; /* node ids run from 0 to max_id - 1 (some may be unused) */
+    /* The upgrade freeze: writes through admin_api listeners get 423 while it is on. */
+    bool freeze;
+    int64_t freeze_since; /* wall-clock seconds (time(2)) when it went on */
 };
 
 /* A client address in binary form (the TCP peer, or one read from X-Forwarded-For). */

@@ -118,6 +118,8 @@ bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint6
     copy->seed_hash = s->seed_hash;
     copy->split = s->split;
     copy->max_id = s->max_id;
+    copy->freeze = s->freeze;
+    copy->freeze_since = s->freeze_since;
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct bal_cluster *src = &s->clusters[c];
         struct bal_cluster *dst = &copy->clusters[c];

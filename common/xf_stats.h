@@ -1,0 +1,55 @@
+/* common/xf_stats.h -- traffic counters per cluster, written by the data path, read by the admin. */
+#ifndef XF_STATS_H
+#define XF_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a request failed on the proxy's side (answered by the proxy, or cut). */
+enum xf_fail {
+    XF_FAIL_CONNECT = 0, /* the node refused or was unreachable (502) */
+    XF_FAIL_TIMEOUT,     /* connect or response timeout (504) */
+    XF_FAIL_RESET,       /* the node closed or reset before or during the response (502/cut) */
+    XF_FAIL_INVALID,     /* the node's response was invalid (502) */
+    XF_FAIL_NO_NODE,     /* no node could take it (503) */
+    XF_FAIL_COUNT,
+};
+
+/* Latency histogram: 8 sub-buckets per power of two of microseconds (at most 12.5 % apart). */
+#define XF_LAT_SUB     8u
+#define XF_LAT_BUCKETS (40u * XF_LAT_SUB)
+/* The latency window: one histogram per second over the last minute. */
+#define XF_LAT_SLOTS 60u
+
+struct xf_cluster_stats {
+    uint64_t requests;           /* routed to this cluster */
+    uint64_t responses[6];       /* by class: [1] 1xx .. [5] 5xx (the proxy's own included) */
+    uint64_t failures[XF_FAIL_COUNT];
+    uint64_t active;             /* in flight now */
+    uint32_t lat[XF_LAT_SLOTS][XF_LAT_BUCKETS]; /* response times, per second slot */
+    uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
+};
+
+/* One worker's counters. The admin socket reads them (same thread today; sums them later). */
+struct xf_stats {
+    struct xf_cluster_stats cluster[2]; /* x, y */
+    uint64_t client_connections;        /* open now */
+    uint64_t started_s;                 /* monotonic second the process started */
+};
+
+/* The bucket of a latency in microseconds, and the lower bound of a bucket. */
+unsigned xf_lat_bucket(uint64_t us);
+uint64_t xf_lat_bucket_low(unsigned bucket);
+
+/* Counts a response time at monotonic second `now_s`. */
+void xf_stats_latency(struct xf_cluster_stats *cs, uint64_t us, uint64_t now_s);
+
+/*
+ * Percentiles (q in 0..1, e.g. 0.5, 0.9, 0.99) of the response times of the last 60 seconds
+ * before `now_s`; writes n values in microseconds (the bucket's lower bound) and returns how many
+ * responses the window holds (0: the values are 0).
+ */
+uint64_t xf_stats_percentiles(const struct xf_cluster_stats *cs, uint64_t now_s, const double *q,
+                              size_t n, uint64_t *out_us);
+
+#endif
