@@ -1,4 +1,4 @@
-/* common/xf_stats.h -- traffic counters per cluster, written by the data path, read by the admin. */
+/* common/xf_stats.h -- traffic counters per cluster: the data path writes, the admin reads. */
 #ifndef XF_STATS_H
 #define XF_STATS_H
 
@@ -22,10 +22,10 @@ enum xf_fail {
 #define XF_LAT_SLOTS 60u
 
 struct xf_cluster_stats {
-    uint64_t requests;           /* routed to this cluster */
-    uint64_t responses[6];       /* by class: [1] 1xx .. [5] 5xx (the proxy's own included) */
+    uint64_t requests;     /* routed to this cluster */
+    uint64_t responses[6]; /* by class: [1] 1xx .. [5] 5xx (the proxy's own included) */
     uint64_t failures[XF_FAIL_COUNT];
-    uint64_t active;             /* in flight now */
+    uint64_t active;                            /* in flight now */
     uint32_t lat[XF_LAT_SLOTS][XF_LAT_BUCKETS]; /* response times, per second slot */
     uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
 };

@@ -13,6 +13,7 @@
 
 #include "balancer/bal.h"
 #include "common/xf.h"
+#include "common/xf_stats.h"
 #include "config/cfg.h"
 
 /* Outcome of a step of the data path. PX_CLOSE asks the top-level callback to tear down. */
@@ -256,6 +257,8 @@ struct px_worker {
     struct xf_hdr *resp_hdrs;      /* owned: header table of the response head being parsed */
     size_t resp_hdrs_cap;
     struct px_alog alog;
+    struct xf_stats *stats; /* owned: this worker's counters */
+    char why_buf[192];      /* a formatted error text, used at once */
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
         *tv_upstream_idle, *tv_connect; /* libevent common timeouts */
     TAILQ_HEAD(, px_client) clients;

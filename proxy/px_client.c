@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void px_client_on_read(evutil_socket_t fd, short what, void *arg);
@@ -521,6 +522,48 @@ px_req_keep_alive(const struct px_client *c)
     return llhttp_should_keep_alive(&c->parser) != 0;
 }
 
+/* GET, HEAD and OPTIONS pass the freeze; every other method is a write. */
+static bool
+px_req_is_read(uint8_t method)
+{
+    return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS;
+}
+
+/* The 423's explanation, with the time the freeze began (kept in the worker: one at a time). */
+static const char *
+px_req_freeze_why(struct px_worker *w, const struct bal_snapshot *s)
+{
+    time_t since = (time_t)s->freeze_since;
+    struct tm tm;
+    char when[32] = "an unknown time";
+
+    if (gmtime_r(&since, &tm) != NULL)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(w->why_buf, sizeof(w->why_buf),
+             "the upgrade freeze is on since %s: configuration writes through this listener are "
+             "refused until it is lifted",
+             when);
+    return w->why_buf;
+}
+
+/*
+ * An admin_api listener (the gateways' own admin API) always goes to cluster x, the version in
+ * service, on the node the split key would choose there.
+ */
+static void
+px_req_pick_admin_api(struct px_worker *w, const struct bal_snapshot *s,
+                      const struct bal_request *req, struct bal_choice *out)
+{
+    struct bal_key key;
+
+    memset(out, 0, sizeof(*out));
+    bal_key_find(s->split, req, &w->bal, &key);
+    out->cluster = CFG_CLUSTER_X;
+    out->key_index = key.index;
+    out->node = bal_node_pick(&s->clusters[CFG_CLUSTER_X], CFG_CLUSTER_X, key.ptr, key.len,
+                              s->seed_hash, &w->bal);
+}
+
 /* Runs inside on_headers_complete: checks the head, picks a node and queues the request. */
 static int
 px_req_on_headers_complete(llhttp_t *p)
@@ -579,11 +622,19 @@ px_req_on_headers_complete(llhttp_t *p)
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     t->snap = px_worker_snapshot(w);
     t->snap->inflight++;
-    bal_pick(t->snap->s, &breq, &w->bal, &choice);
+    if (c->l->cfg->role == CFG_ROLE_ADMIN_API)
+        px_req_pick_admin_api(w, t->snap->s, &breq, &choice);
+    else
+        bal_pick(t->snap->s, &breq, &w->bal, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
     in.fallback_host = t->node != NULL ? t->node->addr.text : "localhost";
     status = px_rewrite_request(&in, &head, &res, &why);
+    if (status == 0 && c->l->cfg->role == CFG_ROLE_ADMIN_API && t->snap->s->freeze &&
+        !px_req_is_read(p->method)) {
+        why = px_req_freeze_why(w, t->snap->s);
+        status = 423;
+    }
     if (status != 0) {
         px_buf_free(&head);
         px_txn_free(t);
@@ -592,13 +643,16 @@ px_req_on_headers_complete(llhttp_t *p)
     }
     t->req_chunked = res.chunked;
     t->up_close = res.close;
+    t->counted = true;
+    w->stats->cluster[t->cluster].requests++;
+    w->stats->cluster[t->cluster].active++;
     if (t->node == NULL) {
         px_buf_free(&head);
         c->txn = t;
         c->first = false;
         c->state = PX_C_BODY;
         c->head_start_ms = 0;
-        px_txn_error(t, 503, "no node available");
+        px_txn_fail(t, 503, "no node available", XF_FAIL_NO_NODE);
         return 0;
     }
     c->txn = t;
@@ -613,9 +667,10 @@ px_req_on_headers_complete(llhttp_t *p)
     t->u = pool != NULL ? px_upstream_get(w, pool, &err_status) : NULL;
     if (t->u == NULL) {
         px_buf_free(&head);
-        px_txn_error(t, err_status,
-                     err_status == 504 ? "timed out connecting to the node"
-                                       : "could not connect to the node");
+        px_txn_fail(t, err_status,
+                    err_status == 504 ? "timed out connecting to the node"
+                                      : "could not connect to the node",
+                    err_status == 504 ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
         return 0;
     }
     t->u->txn = t;
@@ -776,11 +831,32 @@ px_client_continue(struct px_client *c)
     return px_client_flush(c);
 }
 
+/* A failure on the node's side (or no node): counted for the stats, then answered as an error. */
+enum px_rc
+px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind)
+{
+    if (t->counted && !t->failed) {
+        t->failed = true;
+        t->c->w->stats->cluster[t->cluster].failures[kind]++;
+    }
+    return px_txn_error(t, status, why);
+}
+
 /* Frees a transaction (its node connection already released) and lets go of its snapshot. */
 void
 px_txn_free(struct px_txn *t)
 {
     struct px_worker *w = t->c->w;
+
+    if (t->counted) {
+        struct xf_cluster_stats *cs = &w->stats->cluster[t->cluster];
+        uint64_t now = xf_now_us();
+        cs->active--;
+        if (t->status >= 100 && t->status < 600 && t->resp_done) {
+            cs->responses[t->status / 100]++;
+            xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
+        }
+    }
 
     if (t->snap != NULL) {
         if (t->node != NULL && t->dispatched)
@@ -824,6 +900,7 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_client_on_write, c);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    w->stats->client_connections++;
     px_client_read_on(c);
 }
 
@@ -859,6 +936,7 @@ px_client_free(struct px_client *c)
     px_buf_free(&c->in);
     px_buf_free(&c->out);
     TAILQ_REMOVE(&w->clients, c, link);
+    w->stats->client_connections--;
     free(c);
     px_worker_client_gone(w);
 }

@@ -87,6 +87,8 @@ struct px_txn {
     bool resp_close_out;   /* the body to the client is delimited by closing */
     bool resp_no_body;
     bool ka;         /* the client connection stays open after this response */
+    bool counted;    /* counted in the stats of its cluster */
+    bool failed;     /* counted as a failure */
     bool dispatched; /* counted in w->active[node->id] */
     bool up_close;   /* the client sent Connection: close: so does the node request */
     int status;
@@ -108,6 +110,7 @@ enum px_rc px_txn_error(struct px_txn *t, int status, const char *why);
 enum px_rc px_txn_resp_done(struct px_txn *t);
 void px_txn_finish(struct px_txn *t);
 void px_txn_free(struct px_txn *t);
+enum px_rc px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind);
 
 /* px_upstream.c */
 struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status);

@@ -337,7 +337,7 @@ px_upstream_flush(struct px_upstream *u)
         XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"", u->pool->addr.text,
                strerror(e));
         u->broken = true;
-        return px_txn_error(t, 502, "the connection to the node failed");
+        return px_txn_fail(t, 502, "the connection to the node failed", XF_FAIL_RESET);
     }
     if (rc == PX_AGAIN) {
         if (!u->wev_on) {
@@ -370,7 +370,7 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
     if (u->state == PX_U_CONNECTING) {
         if (what & EV_TIMEOUT) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->addr.text);
-            rc = px_txn_error(t, 504, "timed out connecting to the node");
+            rc = px_txn_fail(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
             goto out;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
@@ -378,7 +378,8 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
         if (soerr != 0) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"",
                    u->pool->addr.text, strerror(soerr));
-            rc = px_txn_error(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node");
+            rc = px_txn_fail(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node",
+                             soerr == ETIMEDOUT ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
             goto out;
         }
         u->state = PX_U_BUSY;
@@ -391,7 +392,7 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
         else
             px_ev_arm(&u->rev, NULL);
     } else if (what & EV_TIMEOUT) {
-        rc = px_txn_error(t, 504, "timed out sending to the node");
+        rc = px_txn_fail(t, 504, "timed out sending to the node", XF_FAIL_TIMEOUT);
         goto out;
     }
     rc = px_upstream_flush(u);
@@ -402,9 +403,9 @@ out:
 
 /* Ends the transaction with an error; PX_DONE unless the client must close. */
 static enum px_rc
-px_upstream_fail(struct px_txn *t, int status, const char *why)
+px_upstream_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind)
 {
-    enum px_rc rc = px_txn_error(t, status, why);
+    enum px_rc rc = px_txn_fail(t, status, why, kind);
     return rc == PX_CLOSE ? PX_CLOSE : PX_DONE;
 }
 
@@ -464,7 +465,8 @@ bad:
     XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"", u->pool->addr.text,
            h->why ? h->why : llhttp_get_error_reason(&u->parser));
     u->broken = true;
-    return px_upstream_fail(t, 502, h->why ? h->why : "invalid response from the node");
+    return px_upstream_fail(t, 502, h->why ? h->why : "invalid response from the node",
+                            XF_FAIL_INVALID);
 }
 
 /* The node closed its side or failed: ends a close-delimited body, or it is an error. */
@@ -488,7 +490,8 @@ px_upstream_on_eof(struct px_upstream *u, int e)
                u->pool->addr.text, e ? strerror(e) : "closed");
     return px_upstream_fail(t, 502,
                             u->got_bytes ? "the node sent an incomplete response"
-                                         : "the node closed the connection without answering");
+                                         : "the node closed the connection without answering",
+                            XF_FAIL_RESET);
 }
 
 static enum px_rc
@@ -507,12 +510,12 @@ px_upstream_read(struct px_upstream *u)
             rc = px_upstream_feed(u, w->rbuf, (size_t)n, &consumed);
             if (rc == PX_OK && consumed < (size_t)n &&
                 px_buf_append(&u->in, w->rbuf + consumed, (size_t)n - consumed) == -1)
-                rc = px_upstream_fail(t, 502, "out of memory");
+                rc = px_upstream_fail(t, 502, "out of memory", XF_FAIL_INVALID);
         }
     } else {
         char *dst = px_buf_reserve(&u->in, 16384);
         if (dst == NULL)
-            return px_upstream_fail(t, 502, "out of memory");
+            return px_upstream_fail(t, 502, "out of memory", XF_FAIL_INVALID);
         n = recv(u->fd, dst, u->in.cap - u->in.end, 0);
         if (n > 0) {
             u->in.end += (size_t)n;
@@ -559,7 +562,7 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->addr.text);
         u->broken = true;
-        rc = px_txn_error(t, 504, "the node did not answer in time");
+        rc = px_txn_fail(t, 504, "the node did not answer in time", XF_FAIL_TIMEOUT);
     } else {
         rc = px_upstream_read(u);
     }

@@ -110,8 +110,9 @@ px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *e
     w->resp_hdrs_cap = XF_MAX(cfg->limits.max_headers, 256u);
     w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
     w->snap = calloc(1, sizeof(*w->snap));
+    w->stats = calloc(1, sizeof(*w->stats));
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->snap == NULL) {
+        w->snap == NULL || w->stats == NULL) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
@@ -348,6 +349,7 @@ px_worker_free(struct px_worker *w)
     free(w->listeners);
     free(w->pools);
     free(w->active);
+    free(w->stats);
     free(w->hdrs);
     free(w->resp_hdrs);
     free(w->rbuf);

@@ -882,6 +882,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         file,
         "listen:\n"
         "  - address: \"127.0.0.1:%d\"\n"
+        "%s"
         "admin:\n"
         "  socket: \"%s\"\n"
         "split:\n"
@@ -900,7 +901,11 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "max_headers: %u, max_body_bytes: %llu}\n"
         "access_log: \"%s\"\n"
         "log_level: %s\n",
-        port, h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
+        port,
+        o->admin_api_port != 0
+            ? h_fmt("  - {address: \"127.0.0.1:%d\", role: admin_api}\n", o->admin_api_port)
+            : "",
+        h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
         o->split_extra != NULL ? o->split_extra : "", o->balance_x != NULL ? o->balance_x : "hash",
         h_nodes_yaml(o->x), o->balance_y != NULL ? o->balance_y : "hash",
         h_nodes_yaml(o->y[0].port != 0 ? o->y : no_y), h_duration(h_or(o->connect_ms, 3000)),

@@ -141,6 +141,7 @@ struct h_proxy_opts {
     const char *weight;      /* split.weight as written; default "0" */
     const char *split_extra; /* more lines under split:, each indented two spaces */
     const char *balance_x, *balance_y; /* clusters.NAME.balance; default hash */
+    int admin_api_port;                /* when set: a second listener there, role admin_api */
 };
 
 struct h_proxy {
