@@ -8,7 +8,8 @@
 
 #include "admin/adm.h"
 
-#define PX_DEFAULT_CONFIG "/etc/crossfade/crossfade.yaml"
+#define PX_DEFAULT_CONFIG       "/etc/crossfade/crossfade.yaml"
+#define PX_DEFAULT_ADMIN_SOCKET "/run/crossfade/admin.sock"
 
 static void
 px_main_usage(FILE *f)
@@ -91,8 +92,17 @@ main(int argc, char **argv)
     if (w == NULL || px_worker_listen(w, &err) == -1)
         goto fail;
     adm = adm_server_new(w->base, cfg, &router, &err);
-    if (adm == NULL)
-        goto fail;
+    if (adm == NULL) {
+        /*
+         * A socket the configuration names is required. The implicit default is shared by every
+         * instance on the machine: when it is taken (or /run is not writable), this instance
+         * runs without one rather than not at all.
+         */
+        if (strcmp(cfg->admin_socket, PX_DEFAULT_ADMIN_SOCKET) != 0)
+            goto fail;
+        XF_LOG(XF_LOG_WARN, "main", "event=admin_disabled reason=\"%s\" hint=\"set admin.socket\"",
+               err.msg);
+    }
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);
