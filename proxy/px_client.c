@@ -522,6 +522,27 @@ px_req_keep_alive(const struct px_client *c)
     return llhttp_should_keep_alive(&c->parser) != 0;
 }
 
+/* Writes "METHOD target HTTP/1.x" (the target cut at 300 bytes) for the access log. */
+static size_t
+px_req_line_copy(char *dst, size_t cap, const char *method, const char *url, size_t url_len,
+                 int minor)
+{
+    size_t m = strlen(method), u = XF_MIN(url_len, (size_t)300), n = 0;
+
+    if (m + u + 11 > cap)
+        return 0;
+    memcpy(dst, method, m);
+    n = m;
+    dst[n++] = ' ';
+    memcpy(dst + n, url, u);
+    n += u;
+    memcpy(dst + n, " HTTP/1.", 8);
+    n += 8;
+    dst[n++] = (char)('0' + minor);
+    dst[n] = '\0';
+    return n;
+}
+
 /* GET, HEAD and OPTIONS pass the freeze; every other method is a write. */
 static bool
 px_req_is_read(uint8_t method)
@@ -613,11 +634,8 @@ px_req_on_headers_complete(llhttp_t *p)
     t->method = p->method;
     t->minor = p->http_minor;
     t->client_ka = px_req_keep_alive(c);
-    t->target_len = (size_t)snprintf(t->target, sizeof(t->target), "%s %.*s HTTP/1.%d",
-                                     llhttp_method_name(p->method), (int)XF_MIN(h->url_len, 300u),
-                                     h->url, p->http_minor);
-    if (t->target_len >= sizeof(t->target))
-        t->target_len = sizeof(t->target) - 1;
+    t->target_len = px_req_line_copy(t->target, sizeof(t->target), llhttp_method_name(p->method),
+                                     h->url, h->url_len, p->http_minor);
 
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     t->snap = px_worker_snapshot(w);

@@ -5,6 +5,70 @@
 #include <string.h>
 #include <strings.h>
 
+/* Appends a NUL-terminated string. */
+static int
+px_add(struct px_buf *b, const char *s)
+{
+    return px_buf_append(b, s, strlen(s));
+}
+
+/* Appends a number in decimal (no printf on the hot path). */
+static int
+px_add_u64(struct px_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return px_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Appends "Name: value\r\n". */
+static int
+px_add_field(struct px_buf *b, const char *name, size_t name_len, const char *value,
+             size_t value_len)
+{
+    char *dst = px_buf_reserve(b, name_len + value_len + 4);
+
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, name, name_len);
+    dst += name_len;
+    *dst++ = ':';
+    *dst++ = ' ';
+    memcpy(dst, value, value_len);
+    dst += value_len;
+    *dst++ = '\r';
+    *dst++ = '\n';
+    b->end += name_len + value_len + 4u;
+    return 0;
+}
+
+/* Appends "Content-Length: N\r\n". */
+static int
+px_add_length(struct px_buf *b, uint64_t len)
+{
+    px_buf_append(b, "Content-Length: ", 16);
+    px_add_u64(b, len);
+    return px_buf_append(b, "\r\n", 2);
+}
+
+/* Appends "HTTP/1.1 CODE REASON\r\n". */
+static int
+px_add_status_line(struct px_buf *b, int status, const char *reason, size_t reason_len)
+{
+    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), ' '};
+
+    px_buf_append(b, "HTTP/1.1 ", 9);
+    px_buf_append(b, code, 4);
+    px_buf_append(b, reason, reason_len);
+    return px_buf_append(b, "\r\n", 2);
+}
+
 /* Headers the request forwarding looks at, gathered in one pass over the table. */
 struct px_req_view {
     const struct xf_hdr *host[2];
@@ -157,38 +221,31 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     res->content_length = cl;
 
     /* The request line: always HTTP/1.1 towards the node, so the connection can be kept. */
-    if (px_buf_printf(out, "%s %.*s HTTP/1.1\r\n", llhttp_method_name((llhttp_method_t)in->method),
-                      (int)target_len, target) == -1)
+    if (px_add(out, llhttp_method_name((llhttp_method_t)in->method)) == -1 ||
+        px_buf_append(out, " ", 1) == -1 || px_buf_append(out, target, target_len) == -1 ||
+        px_buf_append(out, " HTTP/1.1\r\n", 11) == -1)
         goto oom;
     if (host != NULL)
-        px_buf_printf(out, "Host: %.*s\r\n", (int)host_len, host);
+        px_add_field(out, "Host", 4, host, host_len);
     else
-        px_buf_printf(out, "Host: %s\r\n", in->fallback_host);
+        px_add_field(out, "Host", 4, in->fallback_host, strlen(in->fallback_host));
     for (size_t i = 0; i < in->n_hdrs; i++) {
         const struct xf_hdr *hd = &hdrs[i];
         if (px_req_drop(hd, &v, http10))
             continue;
-        char *dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
-        if (dst == NULL)
+        if (px_add_field(out, hd->name, hd->name_len, hd->value, hd->value_len) == -1)
             goto oom;
-        memcpy(dst, hd->name, hd->name_len);
-        dst += hd->name_len;
-        *dst++ = ':';
-        *dst++ = ' ';
-        memcpy(dst, hd->value, hd->value_len);
-        dst += hd->value_len;
-        *dst++ = '\r';
-        *dst++ = '\n';
-        out->end += hd->name_len + hd->value_len + 4u;
     }
     px_buf_append(out, "X-Forwarded-For: ", 17);
     for (size_t i = 0; i < XF_MIN(v.n_xff, XF_ARRAY_LEN(v.xff)); i++) {
         px_buf_append(out, v.xff[i]->value, v.xff[i]->value_len);
         px_buf_append(out, ", ", 2);
     }
-    px_buf_printf(out, "%s\r\nX-Forwarded-Proto: %s\r\n", in->client_ip, in->proto);
+    px_add(out, in->client_ip);
+    px_buf_append(out, "\r\n", 2);
+    px_add_field(out, "X-Forwarded-Proto", 17, in->proto, strlen(in->proto));
     if (host != NULL)
-        px_buf_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
+        px_add_field(out, "X-Forwarded-Host", 16, host, host_len);
     /* A client that says it is done is done with the node connection too (it is not reused). */
     for (size_t i = 0; i < XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)); i++)
         if (px_http_list_has(v.conn[i]->value, v.conn[i]->value_len, "close"))
@@ -198,7 +255,7 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     if (res->chunked)
         px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
     else if (v.n_cl > 0)
-        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)cl);
+        px_add_length(out, cl);
     if (px_buf_append(out, "\r\n", 2) == -1)
         goto oom;
     return 0;
@@ -213,23 +270,11 @@ px_resp_copy_headers(struct px_buf *out, const struct xf_hdr *hdrs, size_t n,
 {
     for (size_t i = 0; i < n; i++) {
         const struct xf_hdr *hd = &hdrs[i];
-        char *dst;
-
         if (px_http_is_hop(hd->name, hd->name_len) ||
             (n_conn > 0 && px_http_conn_names(conn, n_conn, hd->name, hd->name_len)))
             continue;
-        dst = px_buf_reserve(out, hd->name_len + hd->value_len + 4);
-        if (dst == NULL)
+        if (px_add_field(out, hd->name, hd->name_len, hd->value, hd->value_len) == -1)
             return -1;
-        memcpy(dst, hd->name, hd->name_len);
-        dst += hd->name_len;
-        *dst++ = ':';
-        *dst++ = ' ';
-        memcpy(dst, hd->value, hd->value_len);
-        dst += hd->value_len;
-        *dst++ = '\r';
-        *dst++ = '\n';
-        out->end += hd->name_len + hd->value_len + 4u;
     }
     return 0;
 }
@@ -275,7 +320,7 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
         res->interim = true;
         res->no_body = true;
         if (in->client_minor >= 1) {
-            px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
+            px_add_status_line(out, status, in->reason, in->reason_len);
             if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1 ||
                 px_buf_append(out, "\r\n", 2) == -1)
                 return *why = "out of memory", -1;
@@ -300,19 +345,20 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
     if (in->req_method == HTTP_HEAD)
         res->suspect = true;
     res->ka = in->client_ka;
-    px_buf_printf(out, "HTTP/1.1 %d %.*s\r\n", status, (int)in->reason_len, in->reason);
+    px_add_status_line(out, status, in->reason, in->reason_len);
     if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1)
         return *why = "out of memory", -1;
     if (in->expose_name != NULL)
-        px_buf_printf(out, "%s: %s\r\n", in->expose_name, in->expose_value);
+        px_add_field(out, in->expose_name, strlen(in->expose_name), in->expose_value,
+                     strlen(in->expose_value));
     if (res->no_body) {
         /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
         if (n_cl > 0 && status != 204)
-            px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
+            px_add_length(out, len);
         else if (tek == PX_TE_CHUNKED && in->req_method == HTTP_HEAD && in->client_minor >= 1)
             px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
     } else if (n_cl > 0) {
-        px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
+        px_add_length(out, len);
     } else if (in->client_minor >= 1) {
         /* Chunked, or delimited by close: chunked towards an HTTP/1.1 client keeps it open. */
         px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
