@@ -62,10 +62,14 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_SRCS := llhttp.c api.c http.c
 LLHTTP_OBJS := $(LLHTTP_SRCS:%.c=$(BUILD)/llhttp/%.o)
 UPSTREAM_SRCS := $(wildcard bench/bench_upstream*.c)
+XFBENCH_SRCS := $(wildcard bench/bench_xfbench*.c)
+# xfbench's pure parts (no sockets, no threads): also linked into the unit tests.
+XFBENCH_LIB_OBJS := $(addprefix $(BUILD)/bench/bench_xfbench_,hist.o rollout.o gen.o check.o report.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 
 PROGS := $(BIN)/crossfade $(BIN)/xf-upstream $(BIN)/xfctl
+PROGS += $(BIN)/xfbench
 
 .PHONY: all test unit integration asan demo bench bench-decision deps format format-check clean help
 all: $(PROGS)
@@ -88,7 +92,10 @@ $(BIN)/xfctl: $(BUILD)/admin/xfctl.o $(BUILD)/libxf.a
 $(BIN)/xf-upstream: $(UPSTREAM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
+$(BIN)/xfbench: $(XFBENCH_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
+	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(XFBENCH_LIB_OBJS) $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a

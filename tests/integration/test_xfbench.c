@@ -1,0 +1,369 @@
+/* tests/integration/test_xfbench.c -- bin/xfbench against xf-upstream and crossfade: counts,
+ * errors, open loop, rollout scripts over the admin socket, --check, the reports. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(xfbench, .init = h_setup, .fini = h_teardown);
+
+#define SPLIT_KEY "  key: [\"header:X-Consumer-ID\"]\n  expose: X-Crossfade-Route\n"
+#define RUN_MS    60000 /* the longest a run of these tests may take */
+
+/* The number after the first `"key": ` at or after `from` in a JSON text; asserts it is there. */
+static double
+json_num(const char *json, const char *key, const char **from)
+{
+    const char *k = h_fmt("\"%s\": ", key);
+    const char *p = strstr(from != NULL && *from != NULL ? *from : json, k);
+    char *end;
+    double v;
+
+    cr_assert(ne(ptr, (void *)p, NULL), "no %s in the JSON:\n%s", k, json);
+    v = strtod(p + strlen(k), &end);
+    cr_assert(ne(ptr, end, (char *)p + strlen(k)), "%s is not a number:\n%.80s", k, p);
+    if (from != NULL)
+        *from = end;
+    return v;
+}
+
+/* The number after the last `"key": ` in the JSON. */
+static double
+json_last_num(const char *json, const char *key)
+{
+    const char *k = h_fmt("\"%s\": ", key), *p = NULL;
+
+    for (const char *q = strstr(json, k); q != NULL; q = strstr(q + 1, k))
+        p = q;
+    cr_assert(ne(ptr, (void *)p, NULL), "no %s in the JSON", k);
+    return strtod(p + strlen(k), NULL);
+}
+
+/* Runs bin/xfbench with the arguments (NULL-terminated) and returns its exit code. */
+static int
+xfbench(char **out, char **err, ...)
+{
+    char *argv[48];
+    int n = 0;
+    va_list ap;
+
+    argv[n++] = (char *)h_bin("xfbench");
+    va_start(ap, err);
+    while (n < 47 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    return h_run(argv, RUN_MS, out, err);
+}
+
+static const char *
+url_of(int port, const char *path)
+{
+    return h_fmt("http://127.0.0.1:%d%s", port, path);
+}
+
+Test(xfbench, a_timed_run_counts_every_response_and_reports_them, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *up = h_upstream_start("x1", NULL);
+    const char *json_path = h_path("run.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "2", "-c", "4", "-d", "1s", "--json", json_path,
+                       (char *)url_of(up->port, "/"), NULL);
+    const char *at = NULL;
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(out, "latency:   p50"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(err, "[  1s/1s]"), NULL), "no live line:\n%s", err);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(gt(dbl, json_num(json, "responses", NULL), 100));
+    cr_assert(eq(dbl, json_num(json, "errors", NULL), 0));
+    cr_assert(eq(dbl, json_num(json, "connects", NULL), 4));
+    cr_assert(gt(dbl, json_num(json, "p99", NULL), 0));
+    /* One second in the timeline, holding every response. */
+    at = strstr(json, "\"timeline\"");
+    cr_assert(eq(dbl, json_num(json, "second", &at), 0));
+    cr_assert(eq(dbl, json_num(json, "responses", &at), json_num(json, "responses", NULL)));
+    cr_assert(eq(ptr, strstr(at, "\"second\": 1"), NULL), "more than one second:\n%s", json);
+}
+
+Test(xfbench, minus_n_sends_exactly_that_many_requests, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *up = h_upstream_start("x1", NULL);
+    const char *json_path = h_path("run.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "2", "-c", "5", "-n", "1001", "--json", json_path, "-q",
+                       (char *)url_of(up->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    json = h_read_file(json_path, NULL);
+    cr_assert(eq(dbl, json_num(json, "responses", NULL), 1001));
+    cr_assert(eq(str, err, ""), "--quiet printed:\n%s", err);
+}
+
+Test(xfbench, errors_are_counted_by_kind_and_fail_the_check, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *bad = h_upstream_start("bad", &(struct h_upstream_opts){.error_rate = 25});
+    struct h_upstream *slow = h_upstream_start("slow", &(struct h_upstream_opts){.delay_ms = 3000});
+    const char *j1 = h_path("status.json"), *j2 = h_path("timeout.json"),
+               *j3 = h_path("connect.json");
+    char *out, *err, *json;
+    int code;
+
+    /* 1 in 4 answers is a 500. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-n", "400", "--check", "--json", j1,
+                   (char *)url_of(bad->port, "/"), NULL);
+    cr_assert(eq(int, code, 1), "xfbench --check exited %d with 5xx answers:\n%s", code, out);
+    cr_assert(ne(ptr, strstr(out, "check:     FAILED"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "100 requests failed (status_5xx 100)"), NULL), "%s", out);
+    json = h_read_file(j1, NULL);
+    cr_assert(eq(dbl, json_num(json, "status_5xx", NULL), 100));
+    /* Answers that take longer than --timeout. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1500ms", "--timeout", "300ms", "--json",
+                   j2, (char *)url_of(slow->port, "/"), NULL);
+    cr_assert(eq(int, code, 0), "without --check errors do not change the exit code");
+    json = h_read_file(j2, NULL);
+    cr_assert(ge(dbl, json_num(json, "timeout", NULL), 4), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "responses", NULL), 0));
+    /* Nothing listens: connect errors, retried after a pause (so a bounded number). */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1s", "--check", "--json", j3,
+                   (char *)url_of(h_free_port(), "/"), NULL);
+    cr_assert(eq(int, code, 1));
+    json = h_read_file(j3, NULL);
+    cr_assert(ge(dbl, json_num(json, "connect", NULL), 2), "%s", json);
+    cr_assert(le(dbl, json_num(json, "connect", NULL), 40), "%s", json);
+}
+
+Test(xfbench, open_loop_latency_counts_from_the_scheduled_time, .timeout = H_TEST_TIMEOUT)
+{
+    /* One connection, answers taking 50 ms, 40 requests/s asked: at most 20/s can be served, so
+     * requests fall ever further behind their schedule. A closed loop would report 50 ms. */
+    struct h_upstream *up = h_upstream_start("x1", &(struct h_upstream_opts){.delay_ms = 50});
+    const char *j1 = h_path("open.json"), *j2 = h_path("closed.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "1", "-d", "2s", "--rate", "40", "--json", j1,
+                       (char *)url_of(up->port, "/"), NULL);
+    const char *at = NULL;
+
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    json = h_read_file(j1, NULL);
+    at = strstr(json, "\"latency_ms\"");
+    json_num(json, "mean", &at);
+    cr_assert(gt(dbl, json_num(json, "p50", &at), 300), "open loop p50:\n%s", json);
+    cr_assert(gt(dbl, json_num(json, "max", &at), 700), "open loop max:\n%s", json);
+    code = xfbench(&out, &err, "-t", "1", "-c", "1", "-d", "1s", "--json", j2,
+                   (char *)url_of(up->port, "/"), NULL);
+    json = h_read_file(j2, NULL);
+    at = strstr(json, "\"latency_ms\"");
+    cr_assert(lt(dbl, json_num(json, "p50", &at), 150), "closed loop p50:\n%s", json);
+}
+
+Test(xfbench, open_loop_sends_at_the_rate_asked, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *up = h_upstream_start("x1", NULL);
+    const char *j = h_path("rate.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "2", "-c", "4", "-d", "2s", "--rate", "250", "--json", j,
+                       (char *)url_of(up->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    json = h_read_file(j, NULL);
+    /* 500 due in 2 s; the last few may still be in flight at the deadline. */
+    cr_assert(ge(dbl, json_num(json, "responses", NULL), 490), "%s", json);
+    cr_assert(le(dbl, json_num(json, "responses", NULL), 500), "%s", json);
+}
+
+Test(xfbench, a_rollout_script_moves_the_share_and_check_passes, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *x2 = h_upstream_start("x2", NULL);
+    struct h_upstream *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}, {x2->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "0",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "warn"});
+    const char *json_path = h_path("rollout.json"), *html_path = h_path("rollout.html");
+    char *out, *err, *json, *html;
+    const char *at;
+    int code =
+        xfbench(&out, &err, "-t", "2", "-c", "8", "-d", "5s", "-s", (char *)p->admin_socket,
+                "--rollout", "1s set weight 50; 3s rollback", "--check", "--settle", "500ms",
+                "--json", json_path, "--html", html_path, (char *)url_of(p->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(out, "check:     passed"), NULL), "%s", out);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(eq(dbl, json_num(json, "errors", NULL), 0));
+    cr_assert(eq(dbl, json_num(json, "weight_initial", NULL), 0));
+    cr_assert(eq(dbl, json_num(json, "weight_final", NULL), 0));
+    /* Both commands answered ok, in order. */
+    at = strstr(json, "\"rollout\": [");
+    cr_assert(ne(ptr, (void *)at, NULL));
+    cr_assert(ne(ptr,
+                 strstr(at, "\"command\": \"set weight 50\", \"reply\": \"ok: weight y 50.00 "
+                            "(was 0.00)\", \"ok\": true"),
+                 NULL),
+              "%s", at);
+    cr_assert(ne(ptr,
+                 strstr(at, "\"command\": \"rollback\", \"reply\": \"ok: rolled back: weight "
+                            "y 0.00 (was 50.00)\", \"ok\": true"),
+                 NULL),
+              "%s", at);
+    /* Second 2 (1-2 s after the start... 2-3 s) ran at weight 50; the end is back on x. */
+    at = strstr(json, "\"second\": 2,");
+    cr_assert(ne(ptr, (void *)at, NULL), "%s", json);
+    {
+        double y = json_num(json, "y_share", &at);
+        cr_assert(ge(dbl, y, 0.40), "y share %.3f at weight 50", y);
+        cr_assert(le(dbl, y, 0.60), "y share %.3f at weight 50", y);
+        cr_assert(eq(dbl, json_num(json, "weight", &at), 50));
+    }
+    cr_assert(le(dbl, json_last_num(json, "y_share"), 0.001), "%s", json);
+    cr_assert(eq(dbl, json_last_num(json, "weight"), 0));
+    at = strstr(json, "\"check\": {");
+    cr_assert(ne(ptr, (void *)at, NULL));
+    cr_assert(ne(ptr, strstr(at, "\"passed\": true"), NULL));
+    /* Both clusters and all three nodes were seen. */
+    cr_assert(ne(ptr, strstr(json, h_fmt("\"route\": \"y 127.0.0.1:%d\"", y1->port)), NULL));
+    cr_assert(ne(ptr, strstr(json, h_fmt("\"route\": \"x 127.0.0.1:%d\"", x1->port)), NULL));
+    cr_assert(ne(ptr, strstr(json, h_fmt("\"route\": \"x 127.0.0.1:%d\"", x2->port)), NULL));
+    html = h_read_file(html_path, NULL);
+    cr_assert(ne(ptr, html, NULL));
+    cr_assert(ne(ptr, strstr(html, "<svg"), NULL));
+    cr_assert(ne(ptr, strstr(html, "set weight 50"), NULL));
+    h_proxy_finish(p);
+}
+
+Test(xfbench, a_share_off_the_weight_or_a_failed_command_fails_the_check, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "30",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "warn"});
+    const char *json_path = h_path("bad.json");
+    char *out, *err, *json;
+    int code;
+
+    /* Without -s, --weight says what should be in force: 30 is, 80 is not. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "1s", "--check", "--weight", "30",
+                   (char *)url_of(p->port, "/"), NULL);
+    cr_assert(eq(int, code, 0), "at the right weight: %s", out);
+    code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "1s", "--check", "--weight", "80",
+                   (char *)url_of(p->port, "/"), NULL);
+    cr_assert(eq(int, code, 1), "at the wrong weight: %s", out);
+    cr_assert(ne(ptr, strstr(out, "but weight 80.00 in force"), NULL), "%s", out);
+    /* A command crossfade refuses is recorded with its reply and fails the check. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "2s", "-s", (char *)p->admin_socket,
+                   "--rollout", "500ms admin set weight 200", "--check", "--json", json_path,
+                   (char *)url_of(p->port, "/"), NULL);
+    cr_assert(eq(int, code, 1), "%s", out);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, strstr(json, "\"command\": \"set weight 200\", \"reply\": \"error: "), NULL),
+              "%s", json);
+    cr_assert(ne(ptr, strstr(out, "rollout step 1 \"set weight 200\""), NULL), "%s", out);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, keys_can_travel_in_a_cookie, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{x1->port}},
+                               .y = {{y1->port}},
+                               .weight = "30",
+                               .split_extra = "  key: [\"cookie:sid\"]\n  expose: X-Route\n",
+                               .log_level = "warn"});
+    char *out, *err;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "1s", "--key-cookie", "sid",
+                       "--zipf", "0.8", "--keys", "50000", "--route-header", "X-Route", "--check",
+                       "--weight", "30", "--tolerance", "8", (char *)url_of(p->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    cr_assert(ne(ptr, strstr(out, "in cookie sid"), NULL), "%s", out);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, sigint_ends_the_run_early_and_still_reports, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *up = h_upstream_start("x1", NULL);
+    const char *json_path = h_path("int.json");
+    char *argv[] = {(char *)h_bin("xfbench"),
+                    "-t",
+                    "1",
+                    "-c",
+                    "2",
+                    "-d",
+                    "60s",
+                    "-q",
+                    "--json",
+                    (char *)json_path,
+                    (char *)url_of(up->port, "/"),
+                    NULL};
+    struct h_proc *p = h_spawn("xfbench", argv, h_path("xfbench.log"), NULL);
+    uint64_t t0;
+    char *json;
+    int code;
+
+    h_sleep_ms(1500);
+    t0 = h_now_ms();
+    code = h_proc_stop(p, SIGINT, 5000);
+    cr_assert(eq(int, code, 0), "xfbench exited %d after SIGINT", code);
+    cr_assert(lt(u64, h_now_ms() - t0, 3000), "slow to stop");
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(ne(ptr, strstr(json, "\"interrupted\": true"), NULL));
+    cr_assert(lt(dbl, json_num(json, "elapsed_s", NULL), 10));
+}
+
+Test(xfbench, bad_command_lines_exit_2_with_a_clear_message, .timeout = H_TEST_TIMEOUT)
+{
+    static const struct {
+        const char *args[8];
+        const char *msg;
+    } cases[] = {
+        {{"-s", "/nonexistent.sock", "--rollout", "10x set weight 5", NULL},
+         "rollout step 1: bad offset \"10x\""},
+        {{"--rollout", "1s rollback", NULL}, "--rollout needs the admin socket: -s PATH"},
+        {{"-s", "/x.sock", "-d", "5s", "--rollout", "1s set weight 5; 5s rollback", NULL},
+         "rollout step 2: at 5s, not before the end of the run"},
+        {{"-c", "1", "-t", "2", NULL}, "at least one connection per thread"},
+        {{"-d", "ten", NULL}, "-d: expected a duration"},
+        {{"--zipf", "1", "--keys", "0", NULL}, "--zipf needs keys"},
+        {{"-H", "NoColon", NULL}, "-H: expected 'Name: value'"},
+        {{"--bogus", NULL}, "unknown or incomplete option \"--bogus\""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[12], *out, *err;
+        int n = 0, code;
+
+        argv[n++] = (char *)h_bin("xfbench");
+        for (int k = 0; cases[i].args[k] != NULL; k++)
+            argv[n++] = (char *)cases[i].args[k];
+        argv[n++] = "http://127.0.0.1:1/";
+        argv[n] = NULL;
+        code = h_run(argv, 10000, &out, &err);
+        cr_assert(eq(int, code, 2), "case %zu exited %d", i, code);
+        cr_assert(ne(ptr, strstr(err, cases[i].msg), NULL), "case %zu: expected \"%s\" in:\n%s", i,
+                  cases[i].msg, err);
+    }
+}
+
+Test(xfbench, an_admin_socket_that_does_not_answer_stops_the_run_before_it_starts,
+     .timeout = H_TEST_TIMEOUT)
+{
+    char *out, *err;
+    int code = xfbench(&out, &err, "-d", "1s", "-s", (char *)h_path("none.sock"),
+                       "http://127.0.0.1:1/", NULL);
+
+    cr_assert(eq(int, code, 1), "%s%s", out, err);
+    cr_assert(ne(ptr, strstr(err, "none.sock: No such file or directory"), NULL), "%s", err);
+}
