@@ -71,6 +71,12 @@ px_ev_arm(struct event *ev, const struct timeval *tv)
 
 /* --- HTTP helpers (px_http.c): pure functions on raw header bytes, unit tested. --- */
 
+/*
+ * Starts entry n of a header table with the name span `at` (the value empty until its callback).
+ * Returns 0, or -1 when the table already holds `cap` entries.
+ */
+int px_hdr_open(struct xf_hdr *tab, size_t cap, size_t n, const char *at, size_t len);
+
 /* Whether a header value holds only field-vchar, SP and HTAB (no CR, LF, NUL or other CTLs). */
 bool px_http_value_ok(const char *v, size_t len);
 /*

@@ -52,17 +52,11 @@ px_req_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_client *c = p->data;
     struct px_req_head *h = px_client_head_of(p);
-    struct xf_hdr *hd;
 
     if (c->txn != NULL)
         return 0; /* trailer fields of a chunked body: dropped */
-    if (h->n_hdrs >= c->w->cfg->limits.max_headers)
+    if (px_hdr_open(c->w->hdrs, c->w->cfg->limits.max_headers, h->n_hdrs, at, len) == -1)
         return px_req_fail(p, 431, "too many header fields");
-    hd = &c->w->hdrs[h->n_hdrs];
-    hd->name = at;
-    hd->name_len = (uint32_t)len;
-    hd->value = at + len;
-    hd->value_len = 0;
     h->field_open = true;
     return 0;
 }

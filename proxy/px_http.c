@@ -269,3 +269,18 @@ px_http_reason(int status)
         return "Unknown";
     }
 }
+
+int
+px_hdr_open(struct xf_hdr *tab, size_t cap, size_t n, const char *at, size_t len)
+{
+    struct xf_hdr *hd;
+
+    if (n >= cap)
+        return -1;
+    hd = &tab[n];
+    hd->name = at;
+    hd->name_len = (uint32_t)len;
+    hd->value = at + len;
+    hd->value_len = 0;
+    return 0;
+}

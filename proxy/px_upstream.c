@@ -45,17 +45,11 @@ px_resp_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_upstream *u = p->data;
     struct px_resp_head *h = px_upstream_head_of(p);
-    struct xf_hdr *hd;
 
     if (u->head_done)
         return 0; /* trailer fields: dropped */
-    if (h->n_hdrs >= u->w->resp_hdrs_cap)
+    if (px_hdr_open(u->w->resp_hdrs, u->w->resp_hdrs_cap, h->n_hdrs, at, len) == -1)
         return px_resp_fail(p, "too many header fields in the response");
-    hd = &u->w->resp_hdrs[h->n_hdrs];
-    hd->name = at;
-    hd->name_len = (uint32_t)len;
-    hd->value = at + len;
-    hd->value_len = 0;
     h->field_open = true;
     return 0;
 }
