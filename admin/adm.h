@@ -12,6 +12,7 @@
 
 #include "balancer/bal.h"
 #include "common/xf.h"
+#include "common/xf_stats.h"
 #include "config/cfg.h"
 
 /*
@@ -37,12 +38,17 @@ struct adm_server;
 /*
  * Listens on cfg->admin_socket: creates the parent directory when missing (mode 0700), removes a
  * stale socket file (only a socket nobody answers on), binds with mode 0600 and serves admin
- * clients on `base`. base, cfg and router are borrowed and must outlive the server. Returns an
- * owned server, or NULL with err naming the path and the reason (another crossfade answering on
- * the socket is one).
+ * clients on `base`. base, cfg and router are borrowed and must outlive the server. Reads
+ * cfg->state_file first (when set) and publishes what it holds (weight, pins, freeze; a ramp
+ * resumes its schedule on `base`): a missing file starts from the config, an unusable one is
+ * logged and left in place, and the config is used. Returns an owned server, or NULL with err
+ * naming the path and the reason (another crossfade answering on the socket is one).
  */
 struct adm_server *adm_server_new(struct event_base *base, const struct cfg *cfg,
                                   struct bal_router *router, struct xf_err *err);
+/* The traffic counters `show stats` reads (borrowed: they must outlive the server); NULL, the
+ * default, makes `show stats` answer that no counters are available. */
+void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -123,6 +129,26 @@ struct adm_key {
 
 /* Parses a key; returns 0, or -1 with err saying what is wrong. Spans point into s. */
 int adm_key_parse(const char *s, size_t len, struct adm_key *out, struct xf_err *err);
+/*
+ * The bytes the balancer hashes for a parsed key: the value, or for ip= the address in the form
+ * the balancer writes it (written into buf, BAL_ADDR_TEXT bytes). Returns 0, or -1 with err when
+ * an ip= value is not an address.
+ */
+int adm_key_bytes(const struct adm_key *k, char *buf, const char **key, size_t *len,
+                  struct xf_err *err);
+
+/* Parses a duration ("500ms", "30s", "10m", "1h30m"; a bare number is seconds) into ms; returns
+ * 0, or -1 with err saying what is allowed. */
+int adm_duration_parse(const char *s, size_t len, unsigned *ms, struct xf_err *err);
+/* A duration in the config's notation ("250ms", "3s", "1m30s") into buf; returns buf. */
+const char *adm_duration_text(uint64_t ms, char *buf, size_t size);
+/* A time left or gone, rounded for people: "0.8s", "9.5s", then whole seconds ("59s", "9m59s",
+ * "1h2m3s"). Returns buf. */
+const char *adm_duration_about(uint64_t ms, char *buf, size_t size);
+/* `s` with \" and \\ escaped into buf (cut to fit), for a quoted value in a log line. */
+const char *adm_log_text(const char *s, char *buf, size_t size);
+/* A wall-clock time as "2026-11-30T04:06:33Z" into buf (at least 32 bytes); returns buf. */
+const char *adm_time_text(time_t t, char *buf, size_t size);
 /* "header", "cookie", "query", "ip", "jwt_sub", "basic_user" or "random". */
 const char *adm_key_kind_name(enum cfg_key_kind kind);
 
@@ -151,6 +177,116 @@ void adm_events_add(struct adm_events *ev, long uid, long pid, const char *comma
 /* The i-th event held, oldest first; NULL when i >= ev->n. */
 const struct adm_event *adm_events_get(const struct adm_events *ev, size_t i);
 
+/* ------------------------------------------------------------------ ramps (pure) */
+
+/*
+ * A ramp moves the weight from `from_bp` to `to_bp` in n_steps even steps of step_bp (the last
+ * one shorter when the distance is not a multiple), step k (1..n_steps) due at
+ * start_ms + k * duration_ms / n_steps. Pausing shifts start_ms by the time spent paused, so the
+ * steps left keep their pace. Times are on one clock: the monotonic one in memory, the wall
+ * clock in the state file.
+ */
+#define ADM_RAMP_DEFAULT_STEP        100  /* hundredths: 1 percentage point... */
+#define ADM_RAMP_DEFAULT_INTERVAL_MS 1000 /* ...larger when needed for steps >= 1 s apart */
+#define ADM_RAMP_MIN_INTERVAL_MS     100  /* an explicit step may not come faster than this */
+
+enum adm_ramp_state {
+    ADM_RAMP_NONE = 0,
+    ADM_RAMP_RUNNING,
+    ADM_RAMP_PAUSED,
+};
+
+struct adm_ramp {
+    enum adm_ramp_state state;
+    unsigned from_bp, to_bp, step_bp; /* hundredths of a percent */
+    unsigned n_steps;                 /* >= 1 */
+    unsigned done;                    /* steps in force, 0..n_steps */
+    uint64_t duration_ms;             /* > 0 */
+    int64_t start_ms;                 /* see above */
+    int64_t paused_ms;                /* when it was paused (ADM_RAMP_PAUSED only) */
+    long uid, pid;                    /* who started it: its steps are recorded in their name */
+    char command[96];                 /* the command that started it, escaped */
+};
+
+/*
+ * Plans a ramp from `from_bp` to `to_bp` over `duration_ms` starting at `now_ms`, in steps of
+ * `step_bp` (0: the default step). Returns 0 with *r running (uid, pid and command left empty),
+ * or -1 with err: equal weights, a duration of 0, a step of 0 or over the distance, steps closer
+ * than ADM_RAMP_MIN_INTERVAL_MS.
+ */
+int adm_ramp_plan(struct adm_ramp *r, unsigned from_bp, unsigned to_bp, unsigned step_bp,
+                  uint64_t duration_ms, int64_t now_ms, struct xf_err *err);
+/* The weight once k steps are in force (k >= n_steps: to_bp). */
+unsigned adm_ramp_weight_at(const struct adm_ramp *r, unsigned k);
+/* When step k (1..n_steps) is due. */
+int64_t adm_ramp_due(const struct adm_ramp *r, unsigned k);
+/* How many steps are due at now_ms (never fewer than r->done). */
+unsigned adm_ramp_steps_due(const struct adm_ramp *r, int64_t now_ms);
+/* Moves every time of a ramp from one clock to another: now_from on the first is now_to on the
+ * second. */
+void adm_ramp_rebase(struct adm_ramp *r, int64_t now_from, int64_t now_to);
+
+/* ------------------------------------------------------------------ the state file */
+
+#define ADM_STATE_VERSION 1
+
+/* What the state file keeps (docs/admin.md, "The state file"). */
+struct adm_persist {
+    unsigned weight_bp;
+    bool freeze;
+    int64_t freeze_since;  /* wall-clock seconds */
+    struct adm_ramp ramp;  /* ADM_RAMP_NONE when none; times on the wall clock, in ms */
+    struct bal_pins *pins; /* owned reference; NULL when none */
+};
+
+/* Writes the file's text for `p` to out. */
+void adm_persist_format(const struct adm_persist *p, struct evbuffer *out);
+/*
+ * Parses the text of a state file; `name` (its path) starts error messages. Returns 0 with *out
+ * filled (release it with adm_persist_fini), or -1 with err "NAME:LINE: what is wrong" and *out
+ * empty.
+ */
+int adm_persist_parse(const char *text, size_t len, const char *name, struct adm_persist *out,
+                      struct xf_err *err);
+void adm_persist_fini(struct adm_persist *p);
+
+enum adm_load {
+    ADM_LOAD_MISSING = 0, /* no file: start from the config */
+    ADM_LOAD_OK,          /* *out holds the file's state */
+    ADM_LOAD_BAD,         /* unreadable or corrupt: err says why; start from the config */
+};
+enum adm_load adm_persist_load(const char *path, struct adm_persist *out, struct xf_err *err);
+/*
+ * Replaces the file at `path` with `text` atomically: a temporary file in the same directory,
+ * written and fsynced, renamed over `path`, then the directory fsynced. Returns 0, or -1 with err
+ * naming the path and the step that failed (the temporary file is removed).
+ */
+int adm_persist_write(const char *path, const char *text, size_t len, struct xf_err *err);
+
+/*
+ * The state file's writer: a thread that writes the latest text it was given, so that the event
+ * loop never waits for the disk. Texts given faster than they are written replace each other.
+ */
+struct adm_saver;
+
+struct adm_saver_status {
+    uint64_t submitted, written; /* texts given, and the number of the last one written */
+    int64_t ok_wall_ms;          /* when a write last succeeded; 0: never */
+    int64_t error_wall_ms;       /* when the last write failed; 0 when it succeeded */
+    char error[512];             /* why the last write failed */
+};
+
+/* Starts the writer for `path`. With `keep_bad`, the file found there is renamed to
+ * PATH.corrupt before the first write. Returns an owned saver, or NULL with err. */
+struct adm_saver *adm_saver_new(const char *path, bool keep_bad, struct xf_err *err);
+/* Hands a text over to be written (takes ownership of the malloc'd `text`). */
+void adm_saver_submit(struct adm_saver *s, char *text, size_t len);
+/* Waits until every text submitted so far is written (or failed). */
+void adm_saver_flush(struct adm_saver *s);
+void adm_saver_status(struct adm_saver *s, struct adm_saver_status *out);
+/* Writes what is pending, stops the thread and frees the saver. NULL is a no-op. */
+void adm_saver_free(struct adm_saver *s);
+
 /* ------------------------------------------------------------------ commands */
 
 /* Who sent a command. */
@@ -160,17 +296,26 @@ struct adm_peer {
 };
 
 /*
- * What the commands act on, shared by every admin client. No I/O: tested without sockets. Later
- * issues add the ramp, node changes, the freeze, pins and the state file here; changes are still
- * published through the router as new snapshots.
+ * What the commands act on, shared by every admin client. No socket: tested without one. Changes
+ * are published through the router as new snapshots (the weight, the freeze and the pins live
+ * there), then handed to the state file's writer.
  */
 struct adm_state {
     const struct cfg *cfg;     /* borrowed */
     struct bal_router *router; /* borrowed: where changes are published */
+    struct event_base *base;   /* borrowed; NULL: ramps advance only through adm_ramp_tick */
+    struct event *ramp_timer;  /* owned; NULL without a base */
     time_t started;            /* wall clock at init, for show version */
     uint64_t started_ms;       /* monotonic */
+    uint64_t (*mono_ms)(void); /* the clock of ramps: xf_now_ms (tests may set their own) */
+    int64_t (*wall_ms)(void);  /* the wall clock in ms: freeze_since, the state file */
     struct evbuffer *reply;    /* owned: the reply being built */
     struct adm_events events;
+    struct adm_ramp ramp;         /* the ramp in progress; times on mono_ms */
+    struct adm_saver *saver;      /* owned; NULL when state_file is off */
+    enum adm_load loaded;         /* what start-up found in the state file */
+    char load_error[512];         /* why it was unusable (ADM_LOAD_BAD) */
+    const struct xf_stats *stats; /* borrowed; NULL until adm_server_set_stats */
 };
 
 enum adm_result {
@@ -180,11 +325,20 @@ enum adm_result {
     ADM_CLOSE,  /* success, and the connection closes after the reply (quit) */
 };
 
-/* Initialises `st` on a borrowed config and router; records the start in the audit trail.
- * Returns 0, or -1 (out of memory) with err. */
+/*
+ * Initialises `st` on a borrowed config, router and event base (NULL: no ramp timer; tests call
+ * adm_ramp_tick). Reads cfg->state_file when it is set, publishes what it holds and resumes its
+ * ramp; records the start in the audit trail. Returns 0, or -1 (out of memory, or the writer
+ * thread could not start) with err. An unusable state file is not a failure (st->loaded).
+ */
 int adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
-                   struct xf_err *err);
+                   struct event_base *base, struct xf_err *err);
+/* Stops the ramp timer, writes the state file's last text, and releases what `st` owns. */
 void adm_state_fini(struct adm_state *st);
+/* Publishes the ramp's steps due by st->mono_ms() and arms the timer for the next one. */
+void adm_ramp_tick(struct adm_state *st);
+/* The ramp timer's callback (arg: the adm_state): adm_ramp_tick. */
+void adm_ramp_on_timer(evutil_socket_t fd, short what, void *arg);
 
 /*
  * Runs one command line (without its CR LF) for `peer` and appends its whole reply, closing
@@ -214,7 +368,7 @@ typedef enum adm_result (*adm_cmd_fn)(struct adm_state *st, const struct adm_pee
                                       const struct adm_args *a, struct adm_reply *r);
 
 enum adm_cmd_flag {
-    ADM_CMD_JSON = 1u << 0,     /* takes a trailing "json" (xfctl -j) */
+    ADM_CMD_JSON = 1u << 0,     /* takes a trailing "json" (xfctl -j); the handler checks it */
     ADM_CMD_RAW_ARGS = 1u << 1, /* takes the rest of the line as typed: no word count check */
 };
 
@@ -261,10 +415,63 @@ enum adm_result adm_cmd_reload(struct adm_state *, const struct adm_peer *, cons
 enum adm_result adm_cmd_quit(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                              struct adm_reply *);
 
+/* adm_ramp.c: */
+enum adm_result adm_cmd_ramp(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                             struct adm_reply *);
+enum adm_result adm_cmd_ramp_pause(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_ramp_resume(struct adm_state *, const struct adm_peer *,
+                                    const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_ramp_cancel(struct adm_state *, const struct adm_peer *,
+                                    const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_show_ramp(struct adm_state *, const struct adm_peer *,
+                                  const struct adm_args *, struct adm_reply *);
+/* adm_pin.c: */
+enum adm_result adm_cmd_pin(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                            struct adm_reply *);
+enum adm_result adm_cmd_unpin(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                              struct adm_reply *);
+enum adm_result adm_cmd_show_pins(struct adm_state *, const struct adm_peer *,
+                                  const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_freeze(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                               struct adm_reply *);
+/* adm_state.c: */
+enum adm_result adm_cmd_show_state(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+/* adm_stats.c: */
+enum adm_result adm_cmd_show_stats(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+
+/* Whether the config's split reads this kind of key (and name) (k is not bare); writes the keys
+ * it reads into `keys` ("header:x-consumer-id, ip"). */
+bool adm_split_reads(const struct cfg_split *split, const struct adm_key *k, char *keys,
+                     size_t size);
+/* The command line as the audit trail and the log keep it: escaped, cut to fit buf. */
+void adm_command_text(const struct adm_args *a, char *buf, size_t size);
+
 /* Publishes a copy of the current snapshot with weight `bp` and records the change; *old_bp gets
  * the weight it replaced. Returns 0 (also when the weight did not change), or -1 when out of
  * memory. */
 int adm_weight_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                        unsigned bp, unsigned *old_bp);
+/* The same in the name of uid/pid and a command text (a ramp's steps). */
+int adm_weight_apply(struct adm_state *st, long uid, long pid, const char *cmd, unsigned bp,
+                     unsigned *old_bp);
+/*
+ * A copy of the current snapshot for a change (version + 1), or NULL when out of memory; the
+ * caller changes it and hands it to adm_publish. Only the admin loop publishes, so nothing slips
+ * in between.
+ */
+struct bal_snapshot *adm_snapshot_begin(struct adm_state *st);
+/* Makes `next` current (takes it) and saves the state. */
+void adm_publish(struct adm_state *st, struct bal_snapshot *next);
+/* Hands the current state (snapshot and ramp) to the state file's writer; no-op without one. */
+void adm_state_save(struct adm_state *st);
+/*
+ * Ends a ramp in progress because of another change (`cmd` by uid/pid): records it and stops the
+ * timer. Returns true and *to_bp (its target) when there was one. Does not save: the change that
+ * stopped it does.
+ */
+bool adm_ramp_stop(struct adm_state *st, long uid, long pid, const char *cmd, unsigned *to_bp);
 
 #endif

@@ -6,7 +6,8 @@
 
 /*
  * Every command, in the order help lists them. A new command is one entry here and one handler
- * (declared in adm.h); names of two words group under their first ("show ...", later "ramp ...").
+ * (declared in adm.h); names of two words group under their first ("show ...", "ramp ..."); the
+ * longest name that starts a line wins ("ramp pause" over "ramp").
  */
 static const struct adm_cmd adm_cmds[] = {
     {"help", "help", "list the commands", 0, 0, 0, adm_cmd_help},
@@ -14,13 +15,33 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_weight},
     {"set weight", "set weight P", "send P percent of clients to y (0 to 100, two decimals)", 1, 1,
      0, adm_cmd_set_weight},
-    {"rollback", "rollback", "send every client to x at once (weight 0)", 0, 0, 0,
+    {"rollback", "rollback", "send every client to x at once (weight 0); cancels a ramp", 0, 0, 0,
      adm_cmd_rollback},
     {"promote", "promote", "send every client to y (weight 100)", 0, 0, 0, adm_cmd_promote},
+    {"ramp", "ramp TO over DURATION [step P]",
+     "move the weight to TO in even steps (default 1 point) over DURATION", 1, 5, 0, adm_cmd_ramp},
+    {"ramp pause", "ramp pause", "hold the ramp at its current step", 0, 0, 0, adm_cmd_ramp_pause},
+    {"ramp resume", "ramp resume", "go on with a paused ramp at the same pace", 0, 0, 0,
+     adm_cmd_ramp_resume},
+    {"ramp cancel", "ramp cancel", "stop the ramp where it is", 0, 0, 0, adm_cmd_ramp_cancel},
+    {"show ramp", "show ramp", "the ramp's progress, its next step and when", 0, 0, 0,
+     adm_cmd_show_ramp},
+    {"pin", "pin KEY x|y", "send a split key to x or to y whatever the weight", 2, ADM_MAX_ARGS,
+     ADM_CMD_RAW_ARGS, adm_cmd_pin},
+    {"unpin", "unpin KEY", "let a pinned key follow the weight again", 1, ADM_MAX_ARGS,
+     ADM_CMD_RAW_ARGS, adm_cmd_unpin},
+    {"show pins", "show pins", "the pinned keys and their side", 0, 0, 0, adm_cmd_show_pins},
+    {"freeze", "freeze on|off|show",
+     "the upgrade freeze: 423 for writes through admin_api listeners", 1, 1, 0, adm_cmd_freeze},
     {"which", "which KEY", "where a key goes now: KIND:NAME=VALUE, ip=ADDRESS or a bare value", 1,
      ADM_MAX_ARGS, ADM_CMD_RAW_ARGS, adm_cmd_which},
+    {"show stats", "show stats [json]",
+     "per cluster: requests, responses, failures, latency over the last minute", 0, 0, ADM_CMD_JSON,
+     adm_cmd_show_stats},
     {"show events", "show events", "the audit trail: time, uid, command, old -> new", 0, 0, 0,
      adm_cmd_show_events},
+    {"show state", "show state", "the state file: what start-up found, the last write", 0, 0, 0,
+     adm_cmd_show_state},
     {"show config", "show config", "the settings crossfade started with", 0, 0, 0,
      adm_cmd_show_config},
     {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
@@ -256,38 +277,6 @@ adm_write_error(struct evbuffer *out, const char *fmt, ...)
     adm_reply_vline(out, "error: ", fmt, ap);
     va_end(ap);
     evbuffer_add(out, "\n", 1);
-}
-
-int
-adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
-               struct xf_err *err)
-{
-    struct bal_snapshot *snap;
-    char w[ADM_WEIGHT_TEXT];
-
-    memset(st, 0, sizeof(*st));
-    st->cfg = cfg;
-    st->router = router;
-    st->started = time(NULL);
-    st->started_ms = xf_now_ms();
-    st->reply = evbuffer_new();
-    if (st->reply == NULL) {
-        xf_err_set(err, "admin: out of memory");
-        return -1;
-    }
-    snap = bal_router_acquire(router);
-    adm_events_add(&st->events, -1, -1, "start", "weight", "-",
-                   adm_weight_text(snap->weight_bp, w));
-    bal_snapshot_unref(snap);
-    return 0;
-}
-
-void
-adm_state_fini(struct adm_state *st)
-{
-    if (st->reply != NULL)
-        evbuffer_free(st->reply);
-    st->reply = NULL;
 }
 
 /* Whether the last word is "json" (xfctl -j). */

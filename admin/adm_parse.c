@@ -262,3 +262,98 @@ adm_key_parse(const char *s, size_t len, struct adm_key *out, struct xf_err *err
     }
     return 0;
 }
+
+int
+adm_key_bytes(const struct adm_key *k, char *buf, const char **key, size_t *len, struct xf_err *err)
+{
+    struct bal_addr addr;
+    char q[ADM_QUOTE_TEXT];
+
+    *key = k->value.ptr;
+    *len = k->value.len;
+    if (k->bare || k->kind != CFG_KEY_IP)
+        return 0;
+    /* The ip key hashes the address as the balancer writes it: canonical text. */
+    if (bal_addr_parse(k->value.ptr, k->value.len, &addr) == -1) {
+        xf_err_set(err, "%s is not an IP address",
+                   adm_quote(k->value.ptr, k->value.len, q, sizeof(q)));
+        return -1;
+    }
+    *len = bal_addr_text(&addr, buf, BAL_ADDR_TEXT);
+    *key = buf;
+    return 0;
+}
+
+int
+adm_duration_parse(const char *s, size_t len, unsigned *ms, struct xf_err *err)
+{
+    char text[64], q[ADM_QUOTE_TEXT];
+    struct xf_err e = {{0}};
+
+    if (len >= sizeof(text)) {
+        xf_err_set(err, "expected a duration such as 500ms, 30s, 10m, 1h or 1h30m, got %s",
+                   adm_quote(s, len, q, sizeof(q)));
+        return -1;
+    }
+    memcpy(text, s, len);
+    text[len] = '\0';
+    if (cfg_duration_parse(text, ms, &e) == -1) {
+        xf_err_set(err, "%s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+const char *
+adm_duration_text(uint64_t ms, char *buf, size_t size)
+{
+    uint64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, rest = ms % 1000;
+    size_t o = 0;
+    int n;
+
+    buf[0] = '\0';
+    if (h > 0 && (n = snprintf(buf + o, size - o, "%lluh", (unsigned long long)h)) > 0)
+        o = XF_MIN(o + (size_t)n, size - 1);
+    if (m > 0 && (n = snprintf(buf + o, size - o, "%llum", (unsigned long long)m)) > 0)
+        o = XF_MIN(o + (size_t)n, size - 1);
+    if (s > 0 && (n = snprintf(buf + o, size - o, "%llus", (unsigned long long)s)) > 0)
+        o = XF_MIN(o + (size_t)n, size - 1);
+    if (rest > 0 || ms == 0)
+        snprintf(buf + o, size - o, "%llums", (unsigned long long)rest);
+    return buf;
+}
+
+const char *
+adm_duration_about(uint64_t ms, char *buf, size_t size)
+{
+    if (ms < 10000) {
+        snprintf(buf, size, "%llu.%llus", (unsigned long long)(ms / 1000),
+                 (unsigned long long)(ms % 1000 / 100));
+        return buf;
+    }
+    return adm_duration_text((ms + 500) / 1000 * 1000, buf, size);
+}
+
+const char *
+adm_time_text(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "%lld", (long long)t);
+    return buf;
+}
+
+const char *
+adm_log_text(const char *s, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    for (; *s != '\0' && o + 2 < size; s++) {
+        if (*s == '"' || *s == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}

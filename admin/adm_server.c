@@ -294,9 +294,12 @@ adm_server_on_relisten(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ the socket file */
 
-/* Creates the missing directories above `path`, each with mode 0700. */
+/*
+ * Creates the missing directories above `path`, each with mode 0700, or 0750 and given to the
+ * group when admin.group is set (so that its members can reach the socket).
+ */
 static int
-adm_socket_mkdirs(const char *path, struct xf_err *err)
+adm_socket_mkdirs(const char *path, const struct cfg *cfg, struct xf_err *err)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char *slash;
@@ -312,7 +315,13 @@ adm_socket_mkdirs(const char *path, struct xf_err *err)
         char keep = *p;
 
         *p = '\0';
-        if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        if (mkdir(dir, cfg->admin_group != NULL ? 0750 : 0700) == 0) {
+            if (cfg->admin_group != NULL && chown(dir, (uid_t)-1, cfg->admin_gid) == -1) {
+                xf_err_set(err, "admin.socket %s: cannot give the directory %s to the group %s: %s",
+                           path, dir, cfg->admin_group, strerror(errno));
+                return -1;
+            }
+        } else if (errno != EEXIST) {
             xf_err_set(err, "admin.socket %s: cannot create the directory %s: %s", path, dir,
                        strerror(errno));
             return -1;
@@ -321,6 +330,28 @@ adm_socket_mkdirs(const char *path, struct xf_err *err)
         if (keep == '\0')
             return 0;
     }
+}
+
+/* Warns when the members of admin.group cannot get through the socket's directory. */
+static void
+adm_socket_check_dir(const char *path, const struct cfg *cfg)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *slash;
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return;
+    slash[slash == dir ? 1 : 0] = '\0';
+    if (stat(dir, &st) == -1 || (st.st_mode & S_IXOTH) ||
+        (st.st_gid == cfg->admin_gid && (st.st_mode & S_IXGRP)))
+        return;
+    XF_LOG(XF_LOG_WARN, "admin",
+           "event=group_cannot_reach_socket group=%s dir=%s mode=%04o note=\"the directory lets "
+           "neither the group nor others through\"",
+           cfg->admin_group, dir, (unsigned)(st.st_mode & 07777));
 }
 
 /*
@@ -373,10 +404,12 @@ adm_socket_clear_stale(const char *path, const struct sockaddr_un *sun, struct x
     return 0;
 }
 
-/* Creates the socket file, mode 0600, and returns the bound socket (not listening yet), or -1. */
+/* Creates the socket file, mode 0600 (0660 and the group's with admin.group), and returns the
+ * bound socket (not listening yet), or -1. */
 static int
 adm_socket_bind(struct adm_server *s, struct xf_err *err)
 {
+    const struct cfg *cfg = s->state.cfg;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
     mode_t old_mask;
@@ -388,7 +421,8 @@ adm_socket_bind(struct adm_server *s, struct xf_err *err)
         return -1;
     }
     memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-    if (adm_socket_mkdirs(s->path, err) == -1 || adm_socket_clear_stale(s->path, &sun, err) == -1)
+    if (adm_socket_mkdirs(s->path, cfg, err) == -1 ||
+        adm_socket_clear_stale(s->path, &sun, err) == -1)
         return -1;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
@@ -404,10 +438,20 @@ adm_socket_bind(struct adm_server *s, struct xf_err *err)
         goto fail;
     }
     s->bound = true;
-    if (chmod(s->path, 0600) == -1 || stat(s->path, &st) == -1) {
+    /* The group gets the socket before its mode lets the group in: never a wrong moment. */
+    if (cfg->admin_group != NULL && chown(s->path, (uid_t)-1, cfg->admin_gid) == -1) {
+        xf_err_set(err,
+                   "admin.socket %s: cannot give it to the group %s: %s (crossfade's user must be "
+                   "a member of the group)",
+                   s->path, cfg->admin_group, strerror(errno));
+        goto fail;
+    }
+    if (chmod(s->path, cfg->admin_group != NULL ? 0660 : 0600) == -1 || stat(s->path, &st) == -1) {
         xf_err_set(err, "admin.socket %s: %s", s->path, strerror(errno));
         goto fail;
     }
+    if (cfg->admin_group != NULL)
+        adm_socket_check_dir(s->path, cfg);
     s->dev = st.st_dev;
     s->ino = st.st_ino;
     return fd;
@@ -445,7 +489,7 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
     }
     s->base = base;
     TAILQ_INIT(&s->clients);
-    if (adm_state_init(&s->state, cfg, router, err) == -1)
+    if (adm_state_init(&s->state, cfg, router, base, err) == -1)
         goto fail;
     s->state_ready = true;
     s->path = strdup(cfg->admin_socket);
@@ -471,6 +515,12 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
 fail:
     adm_server_free(s);
     return NULL;
+}
+
+void
+adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats)
+{
+    s->state.stats = stats;
 }
 
 void

@@ -24,17 +24,6 @@ adm_cmd_help(struct adm_state *st, const struct adm_peer *peer, const struct adm
     return ADM_OK;
 }
 
-/* "2026-11-30T04:06:33Z". */
-static const char *
-adm_show_time(time_t t, char *buf, size_t size)
-{
-    struct tm tm;
-
-    if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, size, "%lld", (long long)t);
-    return buf;
-}
-
 enum adm_result
 adm_cmd_show_events(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                     struct adm_reply *r)
@@ -50,31 +39,12 @@ adm_cmd_show_events(struct adm_state *st, const struct adm_peer *peer, const str
         else
             snprintf(who, sizeof(who), "uid=%ld pid=%ld", e->uid, e->pid);
         adm_reply_line(r, "#%llu %s %s \"%s\" %s %s -> %s", (unsigned long long)e->seq,
-                       adm_show_time(e->time, when, sizeof(when)), who, e->command, e->what,
+                       adm_time_text(e->time, when, sizeof(when)), who, e->command, e->what,
                        e->old_value, e->new_value);
     }
     if (st->events.n == 0)
         adm_reply_line(r, "no events");
     return ADM_OK;
-}
-
-/* A duration in the config's own notation: "250ms", "3s", "1m30s". */
-static const char *
-adm_show_duration(unsigned ms, char *buf, size_t size)
-{
-    unsigned h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, rest = ms % 1000;
-    size_t o = 0;
-
-    buf[0] = '\0';
-    if (h > 0)
-        o += (size_t)snprintf(buf + o, size - o, "%uh", h);
-    if (m > 0 && o < size)
-        o += (size_t)snprintf(buf + o, size - o, "%um", m);
-    if (s > 0 && o < size)
-        o += (size_t)snprintf(buf + o, size - o, "%us", s);
-    if ((rest > 0 || ms == 0) && o < size)
-        snprintf(buf + o, size - o, "%ums", rest);
-    return buf;
 }
 
 /* A list of networks, or "-" when empty. */
@@ -156,6 +126,7 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
         adm_reply_line(r, "listen %s %s", cfg->listeners[i].addr.text,
                        roles[cfg->listeners[i].role]);
     adm_reply_line(r, "admin.socket %s", cfg->admin_socket);
+    adm_reply_line(r, "admin.group %s", adm_show_or_dash(cfg->admin_group));
     adm_show_split(st, r);
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *cl = &cfg->clusters[c];
@@ -167,16 +138,16 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
                            cfg_cluster_name((enum cfg_cluster_id)c), cl->nodes[i].addr.text,
                            cl->nodes[i].weight);
     }
-    adm_reply_line(r, "timeouts.connect %s", adm_show_duration(t->connect_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.connect %s", adm_duration_text(t->connect_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.client_header %s",
-                   adm_show_duration(t->client_header_ms, d, sizeof(d)));
+                   adm_duration_text(t->client_header_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.client_idle %s",
-                   adm_show_duration(t->client_idle_ms, d, sizeof(d)));
+                   adm_duration_text(t->client_idle_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.upstream_response %s",
-                   adm_show_duration(t->upstream_response_ms, d, sizeof(d)));
+                   adm_duration_text(t->upstream_response_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.upstream_idle %s",
-                   adm_show_duration(t->upstream_idle_ms, d, sizeof(d)));
-    adm_reply_line(r, "timeouts.shutdown %s", adm_show_duration(t->shutdown_ms, d, sizeof(d)));
+                   adm_duration_text(t->upstream_idle_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.shutdown %s", adm_duration_text(t->shutdown_ms, d, sizeof(d)));
     adm_reply_line(r, "limits.max_connections %u", cfg->limits.max_connections);
     adm_reply_line(r, "limits.max_request_line_bytes %u", cfg->limits.max_request_line_bytes);
     adm_reply_line(r, "limits.max_header_bytes %u", cfg->limits.max_header_bytes);
@@ -184,6 +155,7 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
     adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
     adm_reply_line(r, "log_level %s", levels[cfg->log_level]);
+    adm_reply_line(r, "state_file %s", cfg->state_file != NULL ? cfg->state_file : "off");
     return ADM_OK;
 }
 
@@ -199,7 +171,7 @@ adm_cmd_show_version(struct adm_state *st, const struct adm_peer *peer, const st
     adm_reply_line(r, "crossfade %s", XF_VERSION);
     adm_reply_line(r, "libevent %s", event_get_version());
     adm_reply_line(r, "pid %ld", (long)getpid());
-    adm_reply_line(r, "started %s", adm_show_time(st->started, when, sizeof(when)));
+    adm_reply_line(r, "started %s", adm_time_text(st->started, when, sizeof(when)));
     adm_reply_line(r, "uptime %llus", (unsigned long long)((xf_now_ms() - st->started_ms) / 1000));
     adm_reply_line(r, "snapshot %llu", (unsigned long long)snap->version);
     bal_snapshot_unref(snap);

@@ -1,13 +1,13 @@
-/* admin/adm_split.c -- the split commands: show and set the weight, rollback, promote, which. */
+/* admin/adm_split.c -- the split commands: show and set the weight, rollback, promote, which;
+ * publishing a changed snapshot. */
 #include "admin/adm.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* The command line as the audit trail and the log keep it: escaped and cut. */
-static void
-adm_split_command_text(const struct adm_args *a, char *buf, size_t size)
+void
+adm_command_text(const struct adm_args *a, char *buf, size_t size)
 {
     char q[ADM_QUOTE_TEXT];
     size_t n;
@@ -18,33 +18,57 @@ adm_split_command_text(const struct adm_args *a, char *buf, size_t size)
     snprintf(buf, size, "%.*s", (int)(n >= 2 ? n - 2 : 0), q + 1);
 }
 
+struct bal_snapshot *
+adm_snapshot_begin(struct adm_state *st)
+{
+    struct bal_snapshot *cur = bal_router_acquire(st->router);
+    struct bal_snapshot *next = bal_snapshot_copy(cur, cur->version + 1);
+
+    bal_snapshot_unref(cur);
+    if (next == NULL)
+        XF_LOG(XF_LOG_ERR, "admin", "event=change_failed reason=out_of_memory");
+    return next;
+}
+
+void
+adm_publish(struct adm_state *st, struct bal_snapshot *next)
+{
+    bal_router_publish(st->router, next);
+    adm_state_save(st);
+}
+
+int
+adm_weight_apply(struct adm_state *st, long uid, long pid, const char *cmd, unsigned bp,
+                 unsigned *old_bp)
+{
+    struct bal_snapshot *cur = bal_router_acquire(st->router), *next;
+    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT];
+
+    *old_bp = cur->weight_bp;
+    bal_snapshot_unref(cur);
+    if (*old_bp == bp)
+        return 0;
+    next = adm_snapshot_begin(st);
+    if (next == NULL)
+        return -1;
+    next->weight_bp = bp;
+    adm_publish(st, next);
+    adm_weight_text(*old_bp, from);
+    adm_weight_text(bp, to);
+    adm_events_add(&st->events, uid, pid, cmd, "weight", from, to);
+    XF_LOG(XF_LOG_INFO, "admin", "event=weight_changed from=%s to=%s uid=%ld pid=%ld cmd=\"%s\"",
+           from, to, uid, pid, cmd);
+    return 0;
+}
+
 int
 adm_weight_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                    unsigned bp, unsigned *old_bp)
 {
-    struct bal_snapshot *cur = bal_router_acquire(st->router), *next;
-    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], cmd[96];
+    char cmd[96];
 
-    *old_bp = cur->weight_bp;
-    if (cur->weight_bp == bp) {
-        bal_snapshot_unref(cur);
-        return 0;
-    }
-    /* Only the admin loop publishes, so nothing can slip in between acquire and publish. */
-    next = bal_snapshot_with_weight(cur, bp, cur->version + 1);
-    bal_snapshot_unref(cur);
-    if (next == NULL) {
-        XF_LOG(XF_LOG_ERR, "admin", "event=weight_failed reason=out_of_memory");
-        return -1;
-    }
-    bal_router_publish(st->router, next);
-    adm_split_command_text(a, cmd, sizeof(cmd));
-    adm_weight_text(*old_bp, from);
-    adm_weight_text(bp, to);
-    adm_events_add(&st->events, peer->uid, peer->pid, cmd, "weight", from, to);
-    XF_LOG(XF_LOG_INFO, "admin", "event=weight_changed from=%s to=%s uid=%ld pid=%ld cmd=\"%s\"",
-           from, to, peer->uid, peer->pid, cmd);
-    return 0;
+    adm_command_text(a, cmd, sizeof(cmd));
+    return adm_weight_apply(st, peer->uid, peer->pid, cmd, bp, old_bp);
 }
 
 enum adm_result
@@ -62,22 +86,34 @@ adm_cmd_show_weight(struct adm_state *st, const struct adm_peer *peer, const str
     return ADM_OK;
 }
 
-/* Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". */
+/*
+ * Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". A ramp in progress is
+ * cancelled first (the operator takes the weight in hand), and the reply says so.
+ */
 static enum adm_result
 adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
               struct adm_reply *r, unsigned bp, const char *verb)
 {
-    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT];
-    unsigned old;
+    char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], ramp_to[ADM_WEIGHT_TEXT], cmd[96];
+    char cancelled[64] = "";
+    unsigned old, target;
 
-    if (adm_weight_publish(st, peer, a, bp, &old) == -1)
-        return adm_reply_error(r, "out of memory; the weight is unchanged");
+    adm_command_text(a, cmd, sizeof(cmd));
+    if (adm_ramp_stop(st, peer->uid, peer->pid, cmd, &target))
+        snprintf(cancelled, sizeof(cancelled), "; cancelled the ramp to %s",
+                 adm_weight_text(target, ramp_to));
+    if (adm_weight_apply(st, peer->uid, peer->pid, cmd, bp, &old) == -1) {
+        adm_state_save(st);
+        return adm_reply_error(r, "out of memory; the weight is unchanged%s", cancelled);
+    }
+    if (old == bp && cancelled[0] != '\0')
+        adm_state_save(st); /* no new snapshot, but the ramp is gone from the file */
     adm_weight_text(old, from);
     adm_weight_text(bp, to);
     if (old == bp)
-        adm_reply_line(r, "ok: %sweight y %s (unchanged)", verb, to);
+        adm_reply_line(r, "ok: %sweight y %s (unchanged)%s", verb, to, cancelled);
     else
-        adm_reply_line(r, "ok: %sweight y %s (was %s)", verb, to, from);
+        adm_reply_line(r, "ok: %sweight y %s (was %s)%s", verb, to, from, cancelled);
     return ADM_OK;
 }
 
@@ -111,8 +147,7 @@ adm_cmd_promote(struct adm_state *st, const struct adm_peer *peer, const struct 
     return adm_split_set(st, peer, a, r, BAL_BUCKETS, "promoted: ");
 }
 
-/* Whether the config's split reads this kind of key (and name); writes the keys it reads. */
-static bool
+bool
 adm_split_reads(const struct cfg_split *split, const struct adm_key *k, char *keys, size_t size)
 {
     bool found = false;
@@ -145,7 +180,7 @@ adm_cmd_which(struct adm_state *st, const struct adm_peer *peer, const struct ad
               struct adm_reply *r)
 {
     struct adm_span rest = adm_args_rest(a, 1);
-    char q[ADM_QUOTE_TEXT], ip[BAL_ADDR_TEXT], w[ADM_WEIGHT_TEXT], keys[512];
+    char q[ADM_QUOTE_TEXT], ip[BAL_ADDR_TEXT], w[ADM_WEIGHT_TEXT], keys[512], side[64];
     struct bal_snapshot *snap;
     struct bal_choice ch;
     struct xf_err err = {{0}};
@@ -158,23 +193,18 @@ adm_cmd_which(struct adm_state *st, const struct adm_peer *peer, const struct ad
     XF_UNUSED(peer);
     if (adm_key_parse(rest.ptr, rest.len, &k, &err) == -1)
         return adm_reply_error(r, "%s", err.msg);
-    key = k.value.ptr;
-    key_len = k.value.len;
-    if (!k.bare && k.kind == CFG_KEY_IP) {
-        struct bal_addr addr;
-
-        /* The ip key hashes the address as the balancer writes it: canonical text. */
-        if (bal_addr_parse(k.value.ptr, k.value.len, &addr) == -1)
-            return adm_reply_error(r, "%s is not an IP address",
-                                   adm_quote(k.value.ptr, k.value.len, q, sizeof(q)));
-        key_len = bal_addr_text(&addr, ip, sizeof(ip));
-        key = ip;
-    }
+    if (adm_key_bytes(&k, ip, &key, &key_len, &err) == -1)
+        return adm_reply_error(r, "%s", err.msg);
     snap = bal_router_acquire(st->router);
     rc = bal_which(snap, key, key_len, &ch);
     cl = &snap->clusters[ch.cluster];
     adm_reply_line(r, "key %s", adm_quote(key, key_len, q, sizeof(q)));
-    adm_reply_line(r, "side %s", cfg_cluster_name(ch.cluster));
+    if (ch.reason == BAL_REASON_PIN)
+        snprintf(side, sizeof(side), "%s (pinned; by the weight: %s)", cfg_cluster_name(ch.cluster),
+                 ch.bucket < snap->weight_bp ? "y" : "x");
+    else
+        snprintf(side, sizeof(side), "%s", cfg_cluster_name(ch.cluster));
+    adm_reply_line(r, "side %s", side);
     if (ch.node != NULL)
         adm_reply_line(r, "node %s", ch.node->addr.text);
     else if (rc == 0)

@@ -14,6 +14,16 @@
 /* Buckets of the split: a weight of P percent sends buckets [0, P x 100) to y. */
 #define BAL_BUCKETS 10000u
 
+/*
+ * Per-key pins: split-key values sent to one side whatever the weight (testers always on y, a
+ * fragile customer always on x). An immutable table once published, shared by every snapshot
+ * that holds it (reference counted), looked up in O(1) by XXH3_64bits of the key with no lock
+ * and no allocation. Bounded: at most BAL_PINS_MAX keys of 1 to BAL_PIN_KEY_MAX bytes.
+ */
+#define BAL_PINS_MAX    10000
+#define BAL_PIN_KEY_MAX 1024
+struct bal_pins;
+
 /* A node of a cluster as the data path sees it. Immutable once its snapshot is published. */
 struct bal_node {
     uint32_t
@@ -47,7 +57,8 @@ struct bal_snapshot {
     uint32_t max_id; /* node ids run from 0 to max_id - 1 (some may be unused) */
     /* The upgrade freeze: writes through admin_api listeners get 423 while it is on. */
     bool freeze;
-    int64_t freeze_since; /* wall-clock seconds (time(2)) when it went on */
+    int64_t freeze_since;  /* wall-clock seconds (time(2)) when it went on */
+    struct bal_pins *pins; /* owned reference (shared with other snapshots); NULL: no pins */
 };
 
 /* A client address in binary form (the TCP peer, or one read from X-Forwarded-For). */
@@ -75,6 +86,7 @@ struct bal_state {
 enum bal_reason {
     BAL_REASON_WEIGHT = 0, /* the bucket against the weight */
     BAL_REASON_OVERRIDE,   /* the override header or cookie */
+    BAL_REASON_PIN,        /* the key is pinned to a side (bal_pins) */
 };
 
 struct bal_choice {
@@ -92,6 +104,13 @@ struct bal_choice {
  */
 struct bal_snapshot *bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev,
                                       uint64_t version, struct xf_err *err);
+/*
+ * A copy of `s` with another version, not published yet and so still the caller's to change
+ * (weight_bp, freeze, freeze_since, pins: drop the copy's reference before replacing it). The
+ * pin table is shared, not copied. Returns an owned snapshot (refs = 1), or NULL when out of
+ * memory.
+ */
+struct bal_snapshot *bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version);
 /* A copy of `s` with another weight (0..10000) and version. Returns NULL when out of memory. */
 struct bal_snapshot *bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp,
                                               uint64_t version);
@@ -101,8 +120,9 @@ void bal_snapshot_unref(struct bal_snapshot *s);
 
 /*
  * Chooses the cluster and the node for one request. No allocation, no system call, no lock.
- * The side: an honoured override, else bucket < weight_bp -> y. The node: by the cluster's
- * balance. Returns 0, or -1 when the chosen cluster has no node to take it (out->node NULL).
+ * The side: an honoured override, else the key's pin, else bucket < weight_bp -> y. The node: by
+ * the cluster's balance. Returns 0, or -1 when the chosen cluster has no node to take it (out->node
+ * NULL).
  */
 int bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
              struct bal_choice *out);
@@ -111,9 +131,10 @@ int bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, str
 uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
 
 /*
- * Where a given key goes now (for the admin socket): the side by its bucket against the weight (no
- * override), and for a `hash` cluster the node; for round_robin and least_conn out->node is NULL
- * (the key does not choose the node). Fills cluster, node, bucket; reason WEIGHT, key_index -1.
+ * Where a given key goes now (for the admin socket): the side by its pin, else by its bucket
+ * against the weight (no override), and for a `hash` cluster the node; for round_robin and
+ * least_conn out->node is NULL (the key does not choose the node). Fills cluster, node, bucket;
+ * reason PIN or WEIGHT, key_index -1.
  * Returns 0, or -1 when the cluster has no node of weight > 0 (out->node NULL).
  */
 int bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out);
@@ -121,8 +142,33 @@ int bal_which(const struct bal_snapshot *snap, const char *key, size_t len, stru
 /* The weight in hundredths of a percent from which a key of this bucket goes to y: bucket + 1. */
 unsigned bal_flip_weight(uint32_t bucket);
 
-/* "weight" or "override". */
+/* "weight", "override" or "pin". */
 const char *bal_reason_name(enum bal_reason reason);
+
+/* --- pins (balancer/bal_pins.c) --- */
+
+/* An empty table (refs = 1), still the caller's to fill; NULL when out of memory. */
+struct bal_pins *bal_pins_new(void);
+/* A new table (refs = 1) holding the pins of `src` (NULL: none) but the key `skip` (NULL: all),
+ * still the caller's to change; NULL when out of memory. */
+struct bal_pins *bal_pins_copy(const struct bal_pins *src, const char *skip, size_t skip_len);
+struct bal_pins *bal_pins_ref(struct bal_pins *p);
+/* Drops a reference; frees the table with the last one. NULL is a no-op. */
+void bal_pins_unref(struct bal_pins *p);
+/*
+ * Pins a key (1 to BAL_PIN_KEY_MAX bytes, copied) to a side, in a table nobody else holds yet:
+ * adds it, or changes the side of a key already pinned. *old_side gets the side it had, -1 when
+ * it was not pinned. Returns 0, or -1 with err (a bad length, the table full, out of memory).
+ */
+int bal_pins_set(struct bal_pins *p, const char *key, size_t len, enum cfg_cluster_id side,
+                 int *old_side, struct xf_err *err);
+/* The side a key is pinned to: 0 with *side, or -1 when it is not pinned (p may be NULL).
+ * No allocation, no lock: safe on a published table from any thread. */
+int bal_pins_find(const struct bal_pins *p, const char *key, size_t len, enum cfg_cluster_id *side);
+/* How many keys are pinned (0 for NULL). */
+size_t bal_pins_count(const struct bal_pins *p);
+/* The i-th pin (0 <= i < count), in the order they were added: its key (borrowed) and side. */
+enum cfg_cluster_id bal_pins_get(const struct bal_pins *p, size_t i, const char **key, size_t *len);
 
 /* --- the split key (balancer/bal_key.c); see docs/splitting.md for the exact byte rules --- */
 

@@ -106,7 +106,7 @@ fail:
 }
 
 struct bal_snapshot *
-bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint64_t version)
+bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
 {
     struct bal_snapshot *copy = calloc(1, sizeof(*copy));
 
@@ -114,12 +114,13 @@ bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint6
         return NULL;
     atomic_init(&copy->refs, 1);
     copy->version = version;
-    copy->weight_bp = weight_bp;
+    copy->weight_bp = s->weight_bp;
     copy->seed_hash = s->seed_hash;
     copy->split = s->split;
     copy->max_id = s->max_id;
     copy->freeze = s->freeze;
     copy->freeze_since = s->freeze_since;
+    copy->pins = bal_pins_ref(s->pins);
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct bal_cluster *src = &s->clusters[c];
         struct bal_cluster *dst = &copy->clusters[c];
@@ -140,6 +141,16 @@ bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint6
 }
 
 struct bal_snapshot *
+bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint64_t version)
+{
+    struct bal_snapshot *copy = bal_snapshot_copy(s, version);
+
+    if (copy != NULL)
+        copy->weight_bp = weight_bp;
+    return copy;
+}
+
+struct bal_snapshot *
 bal_snapshot_ref(struct bal_snapshot *s)
 {
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -155,6 +166,7 @@ bal_snapshot_unref(struct bal_snapshot *s)
         XF_FREE(s->clusters[c].nodes);
         XF_FREE(s->clusters[c].schedule);
     }
+    bal_pins_unref(s->pins);
     free(s);
 }
 

@@ -1,5 +1,5 @@
-/* balancer/bal_split.c -- the x/y decision: the key's bucket against the weight, tester overrides,
- * then the node. No allocation, no system call, no lock (docs/splitting.md). */
+/* balancer/bal_split.c -- the x/y decision: the key's bucket against the weight, pins, tester
+ * overrides, then the node. No allocation, no system call, no lock (docs/splitting.md). */
 #include "balancer/bal.h"
 
 #include <string.h>
@@ -26,6 +26,8 @@ bal_reason_name(enum bal_reason reason)
         return "weight";
     case BAL_REASON_OVERRIDE:
         return "override";
+    case BAL_REASON_PIN:
+        return "pin";
     }
     return "unknown";
 }
@@ -92,6 +94,9 @@ bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct 
     out->bucket = bal_bucket(key.ptr, key.len, snap->seed_hash);
     side = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
     out->reason = BAL_REASON_WEIGHT;
+    /* A pin beats the weight; an honoured override (a tester's own request) beats both. */
+    if (snap->pins != NULL && bal_pins_find(snap->pins, key.ptr, key.len, &side) == 0)
+        out->reason = BAL_REASON_PIN;
     if ((snap->split->override_header != NULL || snap->split->override_cookie != NULL) &&
         bal_override(snap->split, req, &side) == 0)
         out->reason = BAL_REASON_OVERRIDE;
@@ -109,6 +114,8 @@ bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct b
     out->bucket = bal_bucket(key, len, snap->seed_hash);
     out->cluster = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
     out->reason = BAL_REASON_WEIGHT;
+    if (bal_pins_find(snap->pins, key, len, &out->cluster) == 0)
+        out->reason = BAL_REASON_PIN;
     out->key_index = -1;
     cl = &snap->clusters[out->cluster];
     if (cl->balance != CFG_BALANCE_HASH)

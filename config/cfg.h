@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "common/xf.h"
 
@@ -110,11 +111,14 @@ struct cfg {
     struct cfg_listener *listeners; /* owned, n_listeners >= 1 */
     size_t n_listeners;
     char *admin_socket; /* owned; default "/run/crossfade/admin.sock" */
+    char *admin_group;  /* owned; admin.group as written; NULL (default): the user only */
+    gid_t admin_gid;    /* admin.group's id, resolved at load */
     struct cfg_split split;
     struct cfg_cluster clusters[CFG_CLUSTER_COUNT]; /* x and y, both required */
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
     char *access_log;            /* owned; "-" for stdout, a path, or NULL when off */
+    char *state_file;            /* owned; where the admin socket keeps its changes; NULL: off */
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
 };
 

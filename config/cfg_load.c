@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@
 #define CFG_DEFAULT_SEED         "crossfade"
 #define CFG_DEFAULT_ACCESS_LOG   "-"
 #define CFG_DEFAULT_OVERRIDE_HDR "X-Crossfade-Target"
+#define CFG_STATE_PATH_MAX       1024
 
 /* What the walk needs at every level; everything is borrowed from cfg_parse. */
 struct cfg_ctx {
@@ -48,10 +50,12 @@ enum cfg_root_key {
     CFG_ROOT_LIMITS,
     CFG_ROOT_ACCESS_LOG,
     CFG_ROOT_LOG_LEVEL,
+    CFG_ROOT_STATE_FILE,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen", "admin", "split", "clusters", "timeouts", "limits", "access_log", "log_level",
+    "listen", "admin",      "split",     "clusters",   "timeouts",
+    "limits", "access_log", "log_level", "state_file",
 };
 
 enum cfg_listen_key {
@@ -64,9 +68,10 @@ static const char *const cfg_role_names[] = {"proxy", "admin_api"}; /* by enum c
 
 enum cfg_admin_key {
     CFG_ADMIN_SOCKET = 0,
+    CFG_ADMIN_GROUP,
     CFG_ADMIN_COUNT,
 };
-static const char *const cfg_admin_keys[CFG_ADMIN_COUNT] = {"socket"};
+static const char *const cfg_admin_keys[CFG_ADMIN_COUNT] = {"socket", "group"};
 
 enum cfg_split_field {
     CFG_SPLIT_WEIGHT = 0,
@@ -708,6 +713,40 @@ cfg_walk_listen(const struct cfg_ctx *ctx, const yaml_node_t *root, const yaml_n
     return 0;
 }
 
+/*
+ * admin.group: a group name, or a number taken as a group id as it is. A name is looked up here
+ * (like a host name in an address), so that a typo stops the start with its line and column.
+ */
+static int
+cfg_walk_admin_group(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    static const char what[] = "the name or the number of a group";
+    char shown[CFG_SHOW_SIZE], buf[4096];
+    struct group gr, *found = NULL;
+    const char *text = cfg_scalar(ctx, node, "admin.group", what);
+    uint64_t id;
+    int rc;
+
+    if (text == NULL)
+        return -1;
+    if (text[0] == '\0' || strlen(text) > 64)
+        return cfg_fail(ctx, node, "admin.group", "expected %s, got %s", what,
+                        cfg_show_str(shown, text));
+    if (cfg_u64_parse(text, &id) == 0) {
+        if (id >= (gid_t)-1)
+            return cfg_fail(ctx, node, "admin.group", "expected a group id below %u, got %s",
+                            (unsigned)(gid_t)-1, cfg_show_str(shown, text));
+        ctx->cfg->admin_gid = (gid_t)id;
+    } else {
+        rc = getgrnam_r(text, &gr, buf, sizeof(buf), &found);
+        if (found == NULL)
+            return cfg_fail(ctx, node, "admin.group", "expected %s, got %s (%s)", what,
+                            cfg_show_str(shown, text), rc == 0 ? "no such group" : strerror(rc));
+        ctx->cfg->admin_gid = gr.gr_gid;
+    }
+    return cfg_set_string(ctx, &ctx->cfg->admin_group, text);
+}
+
 static int
 cfg_walk_admin(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
@@ -717,6 +756,8 @@ cfg_walk_admin(const struct cfg_ctx *ctx, const yaml_node_t *node)
     if (node == NULL)
         return 0;
     if (cfg_map_lookup(ctx, node, "admin", cfg_admin_keys, CFG_ADMIN_COUNT, v) == -1)
+        return -1;
+    if (v[CFG_ADMIN_GROUP] != NULL && cfg_walk_admin_group(ctx, v[CFG_ADMIN_GROUP]) == -1)
         return -1;
     if (v[CFG_ADMIN_SOCKET] == NULL)
         return 0;
@@ -1292,6 +1333,37 @@ cfg_walk_log_level(const struct cfg_ctx *ctx, const yaml_node_t *node)
     return 0;
 }
 
+/*
+ * state_file: the path of the file where the admin socket keeps its changes, or off (the
+ * default). The file itself is read by the admin module at start-up, not here: a missing or
+ * corrupt one must not stop crossfade from starting.
+ */
+static int
+cfg_walk_state_file(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    static const char what[] = "a file path, or off";
+    char shown[CFG_SHOW_SIZE];
+    const char *text;
+    size_t len;
+
+    if (node == NULL)
+        return 0;
+    text = cfg_scalar(ctx, node, "state_file", what);
+    if (text == NULL)
+        return -1;
+    if (cfg_is_off(node, text))
+        return 0;
+    len = strlen(text);
+    /* A directory or a true would be a misunderstanding; the temporary file adds a suffix. */
+    if (len == 0 || cfg_is_on(node, text) || text[len - 1] == '/')
+        return cfg_fail(ctx, node, "state_file", "expected %s, got %s", what,
+                        cfg_show_str(shown, text));
+    if (len > CFG_STATE_PATH_MAX)
+        return cfg_fail(ctx, node, "state_file", "expected a path of at most %d bytes, got %zu",
+                        CFG_STATE_PATH_MAX, len);
+    return cfg_set_string(ctx, &ctx->cfg->state_file, text);
+}
+
 /* Walks the top-level mapping, one section after the other in the order of the schema. */
 static int
 cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
@@ -1311,7 +1383,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_timeouts(ctx, v[CFG_ROOT_TIMEOUTS]) == -1 ||
         cfg_walk_limits(ctx, v[CFG_ROOT_LIMITS]) == -1 ||
         cfg_walk_access_log(ctx, v[CFG_ROOT_ACCESS_LOG]) == -1 ||
-        cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1)
+        cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
+        cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1)
         return -1;
     return 0;
 }
@@ -1559,6 +1632,7 @@ cfg_free(struct cfg *cfg)
     free(cfg->path);
     free(cfg->listeners);
     free(cfg->admin_socket);
+    free(cfg->admin_group);
     cfg_split_keys_free(&cfg->split);
     free(cfg->split.seed);
     free(cfg->split.trusted_proxies);
@@ -1569,6 +1643,7 @@ cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < CFG_CLUSTER_COUNT; i++)
         free(cfg->clusters[i].nodes);
     free(cfg->access_log);
+    free(cfg->state_file);
     free(cfg);
 }
 

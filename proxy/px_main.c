@@ -94,14 +94,16 @@ main(int argc, char **argv)
     adm = adm_server_new(w->base, cfg, &router, &err);
     if (adm == NULL) {
         /*
-         * A socket the configuration names is required. The implicit default is shared by every
-         * instance on the machine: when it is taken (or /run is not writable), this instance
-         * runs without one rather than not at all.
+         * A socket the configuration names (or a state file, which needs it) is required. The
+         * implicit default is shared by every instance on the machine: when it is taken (or /run
+         * is not writable), this instance runs without one rather than not at all.
          */
-        if (strcmp(cfg->admin_socket, PX_DEFAULT_ADMIN_SOCKET) != 0)
+        if (strcmp(cfg->admin_socket, PX_DEFAULT_ADMIN_SOCKET) != 0 || cfg->state_file != NULL)
             goto fail;
         XF_LOG(XF_LOG_WARN, "main", "event=admin_disabled reason=\"%s\" hint=\"set admin.socket\"",
                err.msg);
+    } else {
+        adm_server_set_stats(adm, w->stats);
     }
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,

@@ -900,7 +900,8 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "limits: {max_connections: %u, max_request_line_bytes: %u, max_header_bytes: %u, "
         "max_headers: %u, max_body_bytes: %llu}\n"
         "access_log: \"%s\"\n"
-        "log_level: %s\n",
+        "log_level: %s\n"
+        "%s",
         port,
         o->admin_api_port != 0
             ? h_fmt("  - {address: \"127.0.0.1:%d\", role: admin_api}\n", o->admin_api_port)
@@ -915,7 +916,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         h_or(o->max_connections, 20000), h_or(o->max_request_line_bytes, 8192),
         h_or(o->max_header_bytes, 16384), h_or(o->max_headers, 100),
         (unsigned long long)o->max_body_bytes, h_path("access.log"),
-        o->log_level != NULL ? o->log_level : "info");
+        o->log_level != NULL ? o->log_level : "info", o->extra_yaml != NULL ? o->extra_yaml : "");
 }
 
 struct h_proxy *

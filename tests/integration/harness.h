@@ -142,6 +142,7 @@ struct h_proxy_opts {
     const char *split_extra; /* more lines under split:, each indented two spaces */
     const char *balance_x, *balance_y; /* clusters.NAME.balance; default hash */
     int admin_api_port;                /* when set: a second listener there, role admin_api */
+    const char *extra_yaml;            /* top-level lines appended at the end of the config */
 };
 
 struct h_proxy {

@@ -42,7 +42,7 @@ fx_setup(void)
     snap = bal_snapshot_new(fx_cfg, NULL, 1, &err);
     cr_assert(ne(ptr, snap, NULL), "%s", err.msg);
     bal_router_init(&fx_router, snap);
-    cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, &err), 0), "%s", err.msg);
+    cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, NULL, &err), 0), "%s", err.msg);
     fx_out = evbuffer_new();
 }
 

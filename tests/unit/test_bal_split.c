@@ -435,6 +435,7 @@ Test(bal_split, reasons_have_names)
 {
     cr_assert(eq(str, (char *)bal_reason_name(BAL_REASON_WEIGHT), "weight"));
     cr_assert(eq(str, (char *)bal_reason_name(BAL_REASON_OVERRIDE), "override"));
+    cr_assert(eq(str, (char *)bal_reason_name(BAL_REASON_PIN), "pin"));
 }
 
 /* --- no node --- */
@@ -677,6 +678,129 @@ Test(bal_split, the_node_vectors_of_the_documentation_hold)
         cr_assert(eq(str, (char *)ch.node->addr.text, (char *)rows[i].node), "key \"%s\"",
                   rows[i].key);
     }
+    bal_snapshot_unref(s);
+    free(f);
+}
+
+/* --- pins --- */
+
+/* Pins `key` to `side` in the snapshot's own table (a test's snapshot is not published). */
+static void
+fx_pin(struct bal_snapshot *s, const char *key, enum cfg_cluster_id side)
+{
+    int old;
+
+    if (s->pins == NULL)
+        s->pins = bal_pins_new();
+    cr_assert(eq(int, bal_pins_set(s->pins, key, strlen(key), side, &old, NULL), 0));
+}
+
+Test(bal_pin, a_pinned_key_goes_to_its_side_at_any_weight)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s;
+
+    fx_key(f, CFG_KEY_HEADER, "x-client");
+    s = fx_snap(f);
+    fx_pin(s, "alice", CFG_CLUSTER_Y);
+    fx_pin(s, "bob", CFG_CLUSTER_X);
+    for (unsigned w = 0; w <= BAL_BUCKETS; w += 2500) {
+        s->weight_bp = w;
+        cr_assert(
+            eq(int, side_of(s, "192.0.2.1", "X-Client: alice", BAL_REASON_PIN), CFG_CLUSTER_Y),
+            "weight %u", w);
+        cr_assert(eq(int, side_of(s, "192.0.2.1", "X-Client: bob", BAL_REASON_PIN), CFG_CLUSTER_X),
+                  "weight %u", w);
+    }
+    /* Others follow the weight. */
+    s->weight_bp = 0;
+    cr_assert(
+        eq(int, side_of(s, "192.0.2.1", "X-Client: carol", BAL_REASON_WEIGHT), CFG_CLUSTER_X));
+    s->weight_bp = BAL_BUCKETS;
+    cr_assert(
+        eq(int, side_of(s, "192.0.2.1", "X-Client: carol", BAL_REASON_WEIGHT), CFG_CLUSTER_Y));
+    bal_snapshot_unref(s);
+    free(f);
+}
+
+Test(bal_pin, a_pin_matches_the_derived_key_whatever_header_carried_it)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s;
+
+    fx_key(f, CFG_KEY_HEADER, "x-client");
+    fx_key(f, CFG_KEY_IP, NULL);
+    s = fx_snap(f);
+    fx_pin(s, "alice", CFG_CLUSTER_Y);
+    fx_pin(s, "198.51.100.7", CFG_CLUSTER_Y);
+    /* Header values lose their surrounding blanks before they are a key. */
+    cr_assert(
+        eq(int, side_of(s, "192.0.2.1", "x-CLIENT: \talice ", BAL_REASON_PIN), CFG_CLUSTER_Y));
+    /* Without the header, the client address is the key. */
+    cr_assert(eq(int, side_of(s, "198.51.100.7", "Other: alice", BAL_REASON_PIN), CFG_CLUSTER_Y));
+    cr_assert(
+        eq(int, side_of(s, "198.51.100.8", "Other: alice", BAL_REASON_WEIGHT), CFG_CLUSTER_X));
+    bal_snapshot_unref(s);
+    free(f);
+}
+
+Test(bal_pin, an_override_header_beats_a_pin)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s;
+
+    snprintf(f->override_header, sizeof(f->override_header), "X-Crossfade-Target");
+    f->cfg.split.override_header = f->override_header;
+    fx_key(f, CFG_KEY_HEADER, "x-client");
+    s = fx_snap(f);
+    fx_pin(s, "alice", CFG_CLUSTER_Y);
+    cr_assert(eq(
+        int, side_of(s, "192.0.2.1", "X-Client: alice\nX-Crossfade-Target: x", BAL_REASON_OVERRIDE),
+        CFG_CLUSTER_X));
+    /* An invalid override value is ignored: the pin speaks. */
+    cr_assert(eq(int,
+                 side_of(s, "192.0.2.1", "X-Client: alice\nX-Crossfade-Target: z", BAL_REASON_PIN),
+                 CFG_CLUSTER_Y));
+    bal_snapshot_unref(s);
+    free(f);
+}
+
+Test(bal_pin, a_pin_keeps_the_bucket_and_the_node_of_the_key)
+{
+    struct fx *f = fx_new("crossfade", BAL_BUCKETS);
+    struct bal_snapshot *s;
+    struct bal_state st = {0};
+    struct bal_choice a, b;
+
+    fx_key(f, CFG_KEY_HEADER, "x-client");
+    s = fx_snap(f);
+    cr_assert(eq(int, bal_pick(s, req_of("192.0.2.1", "X-Client: alice"), &st, &a), 0));
+    fx_pin(s, "alice", CFG_CLUSTER_Y);
+    s->weight_bp = 0;
+    cr_assert(eq(int, bal_pick(s, req_of("192.0.2.1", "X-Client: alice"), &st, &b), 0));
+    cr_assert(eq(int, (int)b.reason, (int)BAL_REASON_PIN));
+    cr_assert(eq(u32, b.bucket, a.bucket));
+    cr_assert(eq(u32, b.bucket, 2018u));
+    cr_assert(eq(ptr, (void *)b.node, (void *)a.node));
+    cr_assert(eq(int, b.key_index, 0));
+    bal_snapshot_unref(s);
+    free(f);
+}
+
+Test(bal_pin, bal_which_reports_the_pin)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s = fx_snap(f);
+    struct bal_choice ch;
+
+    fx_pin(s, "alice", CFG_CLUSTER_Y);
+    cr_assert(eq(int, bal_which(s, "alice", 5, &ch), 0));
+    cr_assert(eq(int, (int)ch.cluster, (int)CFG_CLUSTER_Y));
+    cr_assert(eq(int, (int)ch.reason, (int)BAL_REASON_PIN));
+    cr_assert(eq(int, (int)ch.node->cluster, (int)CFG_CLUSTER_Y));
+    cr_assert(eq(int, bal_which(s, "bob", 3, &ch), 0));
+    cr_assert(eq(int, (int)ch.reason, (int)BAL_REASON_WEIGHT));
+    cr_assert(eq(int, (int)ch.cluster, (int)CFG_CLUSTER_X));
     bal_snapshot_unref(s);
     free(f);
 }

@@ -144,7 +144,7 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
 {
     expect_message(BASE "frobnicate: 1\n",
                    "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, access_log, log_level");
+                   "clusters, timeouts, limits, access_log, log_level, state_file");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -157,7 +157,7 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
 {
     expect_message(BASE "loglvl: info\n",
                    "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, access_log, log_level");
+                   "clusters, timeouts, limits, access_log, log_level, state_file");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -910,6 +910,41 @@ Test(cfg_access_log, refuses_true_and_an_empty_path)
     expect_message(BASE "access_log:\n",
                    "t.yaml:8:12: access_log: expected a path, \"-\" for stdout, or off, got "
                    "nothing");
+}
+
+Test(cfg_admin, refuses_a_group_that_does_not_exist)
+{
+    expect_message(BASE "admin:\n  group: no-such-group-xf\n",
+                   "t.yaml:9:10: admin.group: expected the name or the number of a group, got "
+                   "\"no-such-group-xf\" (no such group)");
+    expect_message(BASE "admin:\n  group: \"\"\n",
+                   "t.yaml:9:10: admin.group: expected the name or the number of a group, got "
+                   "\"\"");
+}
+
+Test(cfg_state_file, refuses_true_an_empty_path_a_directory_and_a_mapping)
+{
+    expect_message(BASE "state_file: true\n",
+                   "t.yaml:8:13: state_file: expected a file path, or off, got \"true\"");
+    expect_message(BASE "state_file: \"\"\n",
+                   "t.yaml:8:13: state_file: expected a file path, or off, got \"\"");
+    expect_message(BASE "state_file: /var/lib/crossfade/\n",
+                   "t.yaml:8:13: state_file: expected a file path, or off, got "
+                   "\"/var/lib/crossfade/\"");
+    expect_error(BASE "state_file: {path: x}\n",
+                 "t.yaml:8:13: state_file: ", "expected a file path, or off, got a mapping");
+}
+
+Test(cfg_state_file, refuses_a_path_over_1024_bytes)
+{
+    char yaml[2048], path[1100];
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    snprintf(yaml, sizeof(yaml), BASE "state_file: \"%s\"\n", path);
+    expect_message(yaml,
+                   "t.yaml:8:13: state_file: expected a path of at most 1024 bytes, got 1099");
 }
 
 Test(cfg_admin, keeps_the_socket_path_within_sun_path)

@@ -1,5 +1,6 @@
 /* tests/unit/test_cfg_load.c -- valid files map onto struct cfg; defaults; reading from disk. */
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,7 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(u64, cfg->limits.max_body_bytes, 0));
     cr_assert(eq(str, cfg->access_log, "-"));
     cr_assert(eq(int, cfg->log_level, XF_LOG_INFO));
+    cr_assert(eq(ptr, cfg->state_file, NULL));
     cfg_free(cfg);
 }
 
@@ -464,6 +466,53 @@ Test(cfg_access_log, keeps_a_quoted_false_as_a_path_and_dash_as_stdout)
     cfg = parse_ok(BASE "access_log: logs/access.log\n");
     cr_assert(eq(str, cfg->access_log, "logs/access.log"));
     cfg_free(cfg);
+}
+
+Test(cfg_admin, takes_a_group_by_name_or_by_number)
+{
+    struct group *g = getgrgid(getgid());
+    char yaml[512];
+    struct cfg *cfg;
+
+    cr_assert(ne(ptr, g, NULL));
+    snprintf(yaml, sizeof(yaml), BASE "admin:\n  group: \"%s\"\n", g->gr_name);
+    cfg = parse_ok(yaml);
+    cr_assert(eq(str, cfg->admin_group, g->gr_name));
+    cr_assert(eq(uint, (unsigned)cfg->admin_gid, (unsigned)getgid()));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "admin:\n  group: 4321\n");
+    cr_assert(eq(str, cfg->admin_group, "4321"));
+    cr_assert(eq(uint, (unsigned)cfg->admin_gid, 4321u));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE);
+    cr_assert(eq(ptr, cfg->admin_group, NULL));
+    cfg_free(cfg);
+}
+
+Test(cfg_state_file, keeps_the_path_as_written)
+{
+    struct cfg *cfg = parse_ok(BASE "state_file: \"/var/lib/crossfade/state\"\n");
+
+    cr_assert(eq(str, cfg->state_file, "/var/lib/crossfade/state"));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "state_file: state/crossfade.state\n");
+    cr_assert(eq(str, cfg->state_file, "state/crossfade.state"));
+    cfg_free(cfg);
+}
+
+Test(cfg_state_file, is_off_for_yaml_false_off_or_the_string_off)
+{
+    static const char *const offs[] = {"off", "false", "no", "\"off\""};
+
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "state_file: %s\n", offs[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(ptr, cfg->state_file, NULL), "state_file: %s", offs[i]);
+        cfg_free(cfg);
+    }
 }
 
 Test(cfg_log_level, reads_each_level)

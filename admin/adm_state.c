@@ -1,0 +1,235 @@
+/* admin/adm_state.c -- what the commands share: start-up from the config or the state file,
+ * saving every change to the state file, and `show state`. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int64_t
+adm_state_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "on since 2026-11-30T04:59:04Z" or "off". */
+static const char *
+adm_state_freeze_text(bool on, int64_t since, char *buf, size_t size)
+{
+    char t[32];
+
+    if (on)
+        snprintf(buf, size, "on since %s", adm_time_text((time_t)since, t, sizeof(t)));
+    else
+        snprintf(buf, size, "off");
+    return buf;
+}
+
+/*
+ * Publishes what a state file holds (weight, freeze, pins) and takes over its ramp, each change
+ * recorded as made by "state file". Returns 0, or -1 when out of memory (nothing changed).
+ */
+static int
+adm_state_restore(struct adm_state *st, struct adm_persist *p)
+{
+    struct bal_snapshot *next = adm_snapshot_begin(st);
+    char a[64], b[64], w[ADM_WEIGHT_TEXT], ramp[64];
+
+    if (next == NULL)
+        return -1;
+    if (next->weight_bp != p->weight_bp)
+        adm_events_add(&st->events, -1, -1, "state file", "weight",
+                       adm_weight_text(next->weight_bp, a), adm_weight_text(p->weight_bp, b));
+    if (p->freeze)
+        adm_events_add(&st->events, -1, -1, "state file", "freeze", "off",
+                       adm_state_freeze_text(true, p->freeze_since, b, sizeof(b)));
+    if (bal_pins_count(p->pins) > 0) {
+        snprintf(b, sizeof(b), "%zu", bal_pins_count(p->pins));
+        adm_events_add(&st->events, -1, -1, "state file", "pins", "0", b);
+    }
+    next->weight_bp = p->weight_bp;
+    next->freeze = p->freeze;
+    next->freeze_since = p->freeze_since;
+    bal_pins_unref(next->pins);
+    next->pins = p->pins; /* the reference moves to the snapshot */
+    p->pins = NULL;
+    bal_router_publish(st->router, next);
+    ramp[0] = '\0';
+    if (p->ramp.state != ADM_RAMP_NONE) {
+        st->ramp = p->ramp;
+        adm_ramp_rebase(&st->ramp, st->wall_ms(), (int64_t)st->mono_ms());
+        snprintf(ramp, sizeof(ramp), "%s to %s",
+                 st->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
+                 adm_weight_text(st->ramp.to_bp, w));
+        adm_events_add(&st->events, -1, -1, "state file", "ramp", "-", ramp);
+    }
+    XF_LOG(XF_LOG_INFO, "admin",
+           "event=state_loaded path=%s weight=%s freeze=%s pins=%zu ramp=\"%s\"",
+           st->cfg->state_file, adm_weight_text(p->weight_bp, w), p->freeze ? "on" : "off",
+           bal_pins_count(next->pins), ramp[0] != '\0' ? ramp : "-");
+    return 0;
+}
+
+/* Reads the state file at start-up; an unusable one is logged, left alone, and ignored. */
+static int
+adm_state_load(struct adm_state *st, struct xf_err *err)
+{
+    const char *path = st->cfg->state_file;
+    struct adm_persist p;
+    struct xf_err e = {{0}};
+    char logged[sizeof(e.msg) * 2];
+
+    st->loaded = adm_persist_load(path, &p, &e);
+    switch (st->loaded) {
+    case ADM_LOAD_MISSING:
+        XF_LOG(XF_LOG_INFO, "admin",
+               "event=state_file_missing path=%s note=\"starting from the "
+               "config\"",
+               path);
+        break;
+    case ADM_LOAD_BAD:
+        snprintf(st->load_error, sizeof(st->load_error), "%s", e.msg);
+        XF_LOG(XF_LOG_ERR, "admin",
+               "event=state_file_unusable path=%s error=\"%s\" note=\"starting from the config; "
+               "the file is left as it is until the next change, which first renames it to "
+               "%s.corrupt\"",
+               path, adm_log_text(e.msg, logged, sizeof(logged)), path);
+        break;
+    case ADM_LOAD_OK:
+        if (adm_state_restore(st, &p) == -1) {
+            adm_persist_fini(&p);
+            xf_err_set(err, "admin: out of memory");
+            return -1;
+        }
+        adm_persist_fini(&p);
+        break;
+    }
+    st->saver = adm_saver_new(path, st->loaded == ADM_LOAD_BAD, err);
+    return st->saver != NULL ? 0 : -1;
+}
+
+int
+adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
+               struct event_base *base, struct xf_err *err)
+{
+    struct bal_snapshot *snap;
+    char w[ADM_WEIGHT_TEXT];
+
+    memset(st, 0, sizeof(*st));
+    st->cfg = cfg;
+    st->router = router;
+    st->base = base;
+    st->started = time(NULL);
+    st->started_ms = xf_now_ms();
+    st->mono_ms = xf_now_ms;
+    st->wall_ms = adm_state_wall_ms;
+    st->reply = evbuffer_new();
+    if (st->reply == NULL ||
+        (base != NULL && (st->ramp_timer = evtimer_new(base, adm_ramp_on_timer, st)) == NULL)) {
+        xf_err_set(err, "admin: out of memory");
+        adm_state_fini(st);
+        return -1;
+    }
+    snap = bal_router_acquire(router);
+    adm_events_add(&st->events, -1, -1, "start", "weight", "-",
+                   adm_weight_text(snap->weight_bp, w));
+    bal_snapshot_unref(snap);
+    if (cfg->state_file != NULL) {
+        if (adm_state_load(st, err) == -1) {
+            adm_state_fini(st);
+            return -1;
+        }
+        /* A running ramp catches up with its schedule (steps due while crossfade was down). */
+        adm_ramp_tick(st);
+    }
+    return 0;
+}
+
+void
+adm_state_fini(struct adm_state *st)
+{
+    if (st->ramp_timer != NULL)
+        event_free(st->ramp_timer);
+    st->ramp_timer = NULL;
+    adm_saver_free(st->saver); /* writes the last text first */
+    st->saver = NULL;
+    if (st->reply != NULL)
+        evbuffer_free(st->reply);
+    st->reply = NULL;
+}
+
+void
+adm_state_save(struct adm_state *st)
+{
+    struct adm_persist p;
+    struct bal_snapshot *snap;
+    struct evbuffer *buf;
+    size_t len;
+    char *text;
+
+    if (st->saver == NULL)
+        return;
+    snap = bal_router_acquire(st->router);
+    memset(&p, 0, sizeof(p));
+    p.weight_bp = snap->weight_bp;
+    p.freeze = snap->freeze;
+    p.freeze_since = snap->freeze_since;
+    p.pins = snap->pins; /* borrowed for the formatting only */
+    p.ramp = st->ramp;
+    adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
+    buf = evbuffer_new();
+    if (buf != NULL)
+        adm_persist_format(&p, buf);
+    bal_snapshot_unref(snap);
+    len = buf != NULL ? evbuffer_get_length(buf) : 0;
+    text = buf != NULL ? malloc(len) : NULL;
+    if (text == NULL) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=state_file_write_failed error=\"out of memory\"");
+        if (buf != NULL)
+            evbuffer_free(buf);
+        return;
+    }
+    evbuffer_remove(buf, text, len);
+    evbuffer_free(buf);
+    adm_saver_submit(st->saver, text, len);
+}
+
+enum adm_result
+adm_cmd_show_state(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    struct adm_saver_status s;
+    char t[32];
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    if (st->saver == NULL) {
+        adm_reply_line(r, "state_file off (changes are lost when crossfade stops)");
+        return ADM_OK;
+    }
+    adm_reply_line(r, "state_file %s", st->cfg->state_file);
+    switch (st->loaded) {
+    case ADM_LOAD_MISSING:
+        adm_reply_line(r, "at_start missing: started from the config");
+        break;
+    case ADM_LOAD_OK:
+        adm_reply_line(r, "at_start loaded");
+        break;
+    case ADM_LOAD_BAD:
+        adm_reply_line(r, "at_start unusable: started from the config: %s", st->load_error);
+        break;
+    }
+    adm_saver_status(st->saver, &s);
+    adm_reply_line(r, "changes %llu, written %llu", (unsigned long long)s.submitted,
+                   (unsigned long long)s.written);
+    if (s.ok_wall_ms > 0)
+        adm_reply_line(r, "saved %s", adm_time_text((time_t)(s.ok_wall_ms / 1000), t, sizeof(t)));
+    else
+        adm_reply_line(r, "saved never");
+    if (s.error_wall_ms > 0)
+        adm_reply_line(r, "last_error %s %s",
+                       adm_time_text((time_t)(s.error_wall_ms / 1000), t, sizeof(t)), s.error);
+    return ADM_OK;
+}

@@ -1,0 +1,123 @@
+/* admin/adm_stats.c -- show stats [json]: the per-cluster traffic counters the proxy keeps. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const adm_stats_fail_names[XF_FAIL_COUNT] = {
+    [XF_FAIL_CONNECT] = "connect", [XF_FAIL_TIMEOUT] = "timeout", [XF_FAIL_RESET] = "reset",
+    [XF_FAIL_INVALID] = "invalid", [XF_FAIL_NO_NODE] = "no_node",
+};
+
+/* The latency percentiles p50, p90, p99 of the last minute: *n responses, us[3]. */
+static void
+adm_stats_latency(const struct adm_state *st, const struct xf_cluster_stats *cs, uint64_t *n,
+                  uint64_t us[3])
+{
+    static const double q[3] = {0.5, 0.9, 0.99};
+
+    *n = xf_stats_percentiles(cs, st->mono_ms() / 1000, q, 3, us);
+}
+
+/* Microseconds as "850us", "1.25ms" or "2.50s". */
+static const char *
+adm_stats_us(uint64_t us, char *buf, size_t size)
+{
+    if (us < 1000)
+        snprintf(buf, size, "%lluus", (unsigned long long)us);
+    else if (us < 1000000)
+        snprintf(buf, size, "%llu.%02llums", (unsigned long long)(us / 1000),
+                 (unsigned long long)(us % 1000 / 10));
+    else
+        snprintf(buf, size, "%llu.%02llus", (unsigned long long)(us / 1000000),
+                 (unsigned long long)(us % 1000000 / 10000));
+    return buf;
+}
+
+static void
+adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply *r)
+{
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct xf_cluster_stats *cs = &s->cluster[c];
+        const char *name = cfg_cluster_name((enum cfg_cluster_id)c);
+        uint64_t n, us[3];
+        char p[3][32];
+
+        adm_reply_line(r, "%s requests %llu", name, (unsigned long long)cs->requests);
+        adm_reply_line(r, "%s active %llu", name, (unsigned long long)cs->active);
+        adm_reply_line(r, "%s responses 1xx=%llu 2xx=%llu 3xx=%llu 4xx=%llu 5xx=%llu", name,
+                       (unsigned long long)cs->responses[1], (unsigned long long)cs->responses[2],
+                       (unsigned long long)cs->responses[3], (unsigned long long)cs->responses[4],
+                       (unsigned long long)cs->responses[5]);
+        adm_reply_line(r, "%s failures %s=%llu %s=%llu %s=%llu %s=%llu %s=%llu", name,
+                       adm_stats_fail_names[0], (unsigned long long)cs->failures[0],
+                       adm_stats_fail_names[1], (unsigned long long)cs->failures[1],
+                       adm_stats_fail_names[2], (unsigned long long)cs->failures[2],
+                       adm_stats_fail_names[3], (unsigned long long)cs->failures[3],
+                       adm_stats_fail_names[4], (unsigned long long)cs->failures[4]);
+        adm_stats_latency(st, cs, &n, us);
+        if (n == 0)
+            adm_reply_line(r, "%s latency_1m p50=- p90=- p99=- responses=0", name);
+        else
+            adm_reply_line(r, "%s latency_1m p50=%s p90=%s p99=%s responses=%llu", name,
+                           adm_stats_us(us[0], p[0], sizeof(p[0])),
+                           adm_stats_us(us[1], p[1], sizeof(p[1])),
+                           adm_stats_us(us[2], p[2], sizeof(p[2])), (unsigned long long)n);
+    }
+    adm_reply_line(r, "client_connections %llu", (unsigned long long)s->client_connections);
+}
+
+/* The same as one JSON object on one line. */
+static void
+adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply *r)
+{
+    char buf[2048];
+    size_t o = 0;
+    int n;
+
+#define ADM_JSON(...)                                                                              \
+    do {                                                                                           \
+        n = snprintf(buf + o, sizeof(buf) - o, __VA_ARGS__);                                       \
+        if (n > 0)                                                                                 \
+            o = XF_MIN(o + (size_t)n, sizeof(buf) - 1);                                            \
+    } while (0)
+    ADM_JSON("{\"clusters\":{");
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct xf_cluster_stats *cs = &s->cluster[c];
+        uint64_t lat_n, us[3];
+
+        ADM_JSON("%s\"%s\":{\"requests\":%llu,\"active\":%llu,\"responses\":{", c > 0 ? "," : "",
+                 cfg_cluster_name((enum cfg_cluster_id)c), (unsigned long long)cs->requests,
+                 (unsigned long long)cs->active);
+        for (int k = 1; k <= 5; k++)
+            ADM_JSON("%s\"%dxx\":%llu", k > 1 ? "," : "", k, (unsigned long long)cs->responses[k]);
+        ADM_JSON("},\"failures\":{");
+        for (int f = 0; f < XF_FAIL_COUNT; f++)
+            ADM_JSON("%s\"%s\":%llu", f > 0 ? "," : "", adm_stats_fail_names[f],
+                     (unsigned long long)cs->failures[f]);
+        adm_stats_latency(st, cs, &lat_n, us);
+        ADM_JSON("},\"latency_1m\":{\"responses\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,"
+                 "\"p99_us\":%llu}}",
+                 (unsigned long long)lat_n, (unsigned long long)us[0], (unsigned long long)us[1],
+                 (unsigned long long)us[2]);
+    }
+    ADM_JSON("},\"client_connections\":%llu}", (unsigned long long)s->client_connections);
+#undef ADM_JSON
+    adm_reply_line(r, "%s", buf);
+}
+
+enum adm_result
+adm_cmd_show_stats(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    XF_UNUSED(peer);
+    if (st->stats == NULL)
+        return adm_reply_error(r, "no traffic counters: this crossfade does not count yet");
+    if (a->n == 3 && adm_span_is(a->v[2], "json"))
+        adm_stats_json(st, st->stats, r);
+    else if (a->n == 2)
+        adm_stats_text(st, st->stats, r);
+    else
+        return adm_reply_error(r, "usage: show stats [json]");
+    return ADM_OK;
+}

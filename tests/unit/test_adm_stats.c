@@ -1,0 +1,126 @@
+/* tests/unit/test_adm_stats.c -- show stats and show stats json over counters filled by hand. */
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "admin/adm.h"
+
+static const char fx_yaml[] = "listen:\n  - address: \"127.0.0.1:8000\"\n"
+                              "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n"
+                              "  y:\n    nodes: [\"10.0.1.1:8000\"]\n";
+
+static struct cfg *fx_cfg;
+static struct bal_router fx_router;
+static struct adm_state fx_st;
+static struct evbuffer *fx_out;
+static char *fx_reply;
+static struct xf_stats *fx_stats;
+
+static uint64_t
+fx_clock(void)
+{
+    return 500000; /* second 500 */
+}
+
+static void
+fx_setup(void)
+{
+    struct xf_err err = {{0}};
+
+    xf_log_min = XF_LOG_WARN;
+    fx_cfg = cfg_parse(fx_yaml, strlen(fx_yaml), "t.yaml", &err);
+    cr_assert(ne(ptr, fx_cfg, NULL), "%s", err.msg);
+    bal_router_init(&fx_router, bal_snapshot_new(fx_cfg, NULL, 1, &err));
+    cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, NULL, &err), 0), "%s", err.msg);
+    fx_st.mono_ms = fx_clock;
+    fx_out = evbuffer_new();
+    fx_stats = calloc(1, sizeof(*fx_stats));
+}
+
+static void
+fx_teardown(void)
+{
+    free(fx_stats);
+    free(fx_reply);
+    evbuffer_free(fx_out);
+    adm_state_fini(&fx_st);
+    bal_router_fini(&fx_router);
+    cfg_free(fx_cfg);
+}
+
+TestSuite(adm_stats, .init = fx_setup, .fini = fx_teardown);
+
+static const char *
+run(const char *line, enum adm_result want)
+{
+    enum adm_result res = adm_exec(&fx_st, &(struct adm_peer){0, 1, 1}, line, strlen(line), fx_out);
+    size_t n = evbuffer_get_length(fx_out);
+
+    free(fx_reply);
+    fx_reply = calloc(1, n + 1);
+    evbuffer_remove(fx_out, fx_reply, n);
+    fx_reply[n - 2] = '\0';
+    cr_assert(eq(int, res, want), "\"%s\": %s", line, fx_reply);
+    return fx_reply;
+}
+
+/* x: 100 requests, 90 2xx, 5 4xx, 5 5xx (2 connect failures), 3 active; latencies 1..100 ms in
+ * the last minute plus one from two minutes ago that must not count. y: nothing. */
+static void
+fx_fill(void)
+{
+    struct xf_cluster_stats *x = &fx_stats->cluster[0];
+
+    x->requests = 100;
+    x->responses[2] = 90;
+    x->responses[4] = 5;
+    x->responses[5] = 5;
+    x->failures[XF_FAIL_CONNECT] = 2;
+    x->active = 3;
+    for (uint64_t i = 1; i <= 100; i++)
+        xf_stats_latency(x, i * 1000, 450 + i % 50);
+    xf_stats_latency(x, 9000000, 380);
+    fx_stats->client_connections = 7;
+    fx_st.stats = fx_stats;
+}
+
+Test(adm_stats, without_counters_the_reply_says_so)
+{
+    cr_assert(eq(str, (char *)run("show stats", ADM_ERROR),
+                 "error: no traffic counters: this crossfade does not count yet"));
+    cr_assert(
+        eq(str, (char *)run("show stats yaml", ADM_ERROR), "error: usage: show stats [json]"));
+}
+
+Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
+{
+    fx_fill();
+    cr_assert(eq(str, (char *)run("show stats", ADM_OK),
+                 "x requests 100\n"
+                 "x active 3\n"
+                 "x responses 1xx=0 2xx=90 3xx=0 4xx=5 5xx=5\n"
+                 "x failures connect=2 timeout=0 reset=0 invalid=0 no_node=0\n"
+                 "x latency_1m p50=49.15ms p90=81.92ms p99=98.30ms responses=100\n"
+                 "y requests 0\n"
+                 "y active 0\n"
+                 "y responses 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0\n"
+                 "y failures connect=0 timeout=0 reset=0 invalid=0 no_node=0\n"
+                 "y latency_1m p50=- p90=- p99=- responses=0\n"
+                 "client_connections 7"));
+}
+
+Test(adm_stats, the_json_form_is_one_object_on_one_line)
+{
+    fx_fill();
+    cr_assert(eq(str, (char *)run("show stats json", ADM_OK),
+                 "{\"clusters\":{\"x\":{\"requests\":100,\"active\":3,\"responses\":{\"1xx\":0,"
+                 "\"2xx\":90,\"3xx\":0,\"4xx\":5,\"5xx\":5},\"failures\":{\"connect\":2,"
+                 "\"timeout\":0,\"reset\":0,\"invalid\":0,\"no_node\":0},\"latency_1m\":{"
+                 "\"responses\":100,\"p50_us\":49152,\"p90_us\":81920,\"p99_us\":98304}},"
+                 "\"y\":{\"requests\":0,\"active\":0,\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,"
+                 "\"4xx\":0,\"5xx\":0},\"failures\":{\"connect\":0,\"timeout\":0,\"reset\":0,"
+                 "\"invalid\":0,\"no_node\":0},\"latency_1m\":{\"responses\":0,\"p50_us\":0,"
+                 "\"p90_us\":0,\"p99_us\":0}}},\"client_connections\":7}"));
+}
