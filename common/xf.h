@@ -81,6 +81,17 @@ uint64_t xf_now_us(void);
 /* Levenshtein distance between two short strings (for "did you mean" hints); capped at 64 chars. */
 size_t xf_edit_distance(const char *a, const char *b);
 
+/* Bytes of text xf_quote shows, and the buffer it needs. */
+#define XF_QUOTE_MAX  60
+#define XF_QUOTE_SIZE (XF_QUOTE_MAX * 4 + 8)
+
+/*
+ * Writes the `len` bytes at `s` into `buf` (XF_QUOTE_SIZE bytes) as a double-quoted excerpt fit
+ * for a one-line message: quotes, backslashes and control bytes escaped, long text cut on a UTF-8
+ * boundary and followed by "...". Returns buf, so that it can be a printf argument.
+ */
+const char *xf_quote(char *buf, const char *s, size_t len);
+
 /* Case-insensitive comparison of a span with a NUL-terminated lower-case ASCII literal. */
 int xf_span_ieq(const char *s, size_t len, const char *lit);
 

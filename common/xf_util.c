@@ -60,3 +60,39 @@ xf_span_ieq(const char *s, size_t len, const char *lit)
     }
     return lit[i] == '\0';
 }
+
+const char *
+xf_quote(char *buf, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t cut = len, n = 0;
+
+    if (cut > XF_QUOTE_MAX) {
+        cut = XF_QUOTE_MAX;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+            cut--;
+    }
+    buf[n++] = '"';
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[n++] = '\\';
+            buf[n++] = 'x';
+            buf[n++] = hex[c >> 4];
+            buf[n++] = hex[c & 0xf];
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n++] = '"';
+    if (cut < len) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}

@@ -16,10 +16,9 @@
 
 #include "common/xf.h"
 
-#define CFG_PATH_MAX        96 /* "clusters.x.nodes[12].address" and the like */
-#define CFG_SHOW_MAX        60 /* bytes of an offending value shown in a message */
-#define CFG_SHOW_SIZE       (CFG_SHOW_MAX * 4 + 8) /* CFG_SHOW_MAX bytes, each escaped as \xNN */
-#define CFG_FILE_MAX        (4u << 20) /* a configuration file larger than this is a mistake */
+#define CFG_PATH_MAX        96            /* "clusters.x.nodes[12].address" and the like */
+#define CFG_SHOW_SIZE       XF_QUOTE_SIZE /* the buffer of a quoted value in a message */
+#define CFG_FILE_MAX        (4u << 20)    /* a configuration file larger than this is a mistake */
 #define CFG_TIMEOUT_MAX_MS  (24u * 3600u * 1000u)
 #define CFG_SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1)
 
@@ -157,45 +156,11 @@ static int cfg_fail(const struct cfg_ctx *ctx, const yaml_node_t *at, const char
 
 /* ---- Messages ------------------------------------------------------------------------------ */
 
-/*
- * Writes the `len` bytes at `s` into `buf` (CFG_SHOW_SIZE bytes) as a double-quoted excerpt fit
- * for a one-line message: quotes, backslashes and control bytes escaped, long text cut on a UTF-8
- * boundary and followed by "...". Returns buf, so that it can be a printf argument.
- */
+/* The quoted excerpt of a value for a message (xf_quote). */
 static const char *
 cfg_show(char *buf, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t cut = len, n = 0;
-
-    if (cut > CFG_SHOW_MAX) {
-        cut = CFG_SHOW_MAX;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
-            cut--;
-    }
-    buf[n++] = '"';
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[n++] = '\\';
-            buf[n++] = 'x';
-            buf[n++] = hex[c >> 4];
-            buf[n++] = hex[c & 0xf];
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
-    buf[n++] = '"';
-    if (cut < len) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
+    return xf_quote(buf, s, len);
 }
 
 static const char *

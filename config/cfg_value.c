@@ -12,8 +12,7 @@
 
 #include "common/xf.h"
 
-#define CFG_VALUE_SHOW_MAX  60 /* bytes of the offending text shown in a message */
-#define CFG_VALUE_SHOW_SIZE (CFG_VALUE_SHOW_MAX * 4 + 8)
+#define CFG_VALUE_SHOW_SIZE XF_QUOTE_SIZE
 
 /* The units of a duration, largest first: each appears at most once, in this order. */
 static const struct cfg_duration_unit {
@@ -27,45 +26,11 @@ static const struct cfg_duration_unit {
     {"s", 1000u, 2},
 };
 
-/*
- * Writes `text` into `buf` (CFG_VALUE_SHOW_SIZE bytes) as a double-quoted excerpt fit for a
- * one-line message: quotes, backslashes and control bytes escaped, long text cut on a UTF-8
- * boundary and followed by "...". Returns buf. (cfg_load.c has the same for YAML scalars.)
- */
+/* The quoted excerpt of a value for a message (xf_quote). */
 static const char *
 cfg_value_show(char *buf, const char *text)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t len = strlen(text), cut = len, n = 0;
-
-    if (cut > CFG_VALUE_SHOW_MAX) {
-        cut = CFG_VALUE_SHOW_MAX;
-        while (cut > 0 && ((unsigned char)text[cut] & 0xc0) == 0x80)
-            cut--;
-    }
-    buf[n++] = '"';
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)text[i];
-
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[n++] = '\\';
-            buf[n++] = 'x';
-            buf[n++] = hex[c >> 4];
-            buf[n++] = hex[c & 0xf];
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
-    buf[n++] = '"';
-    if (cut < len) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
+    return xf_quote(buf, text, strlen(text));
 }
 
 int
