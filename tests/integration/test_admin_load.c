@@ -1,0 +1,199 @@
+/* tests/integration/test_admin_load.c -- steering through the admin socket while load runs. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+static int load_fds[8];
+static size_t load_n_fds;
+
+static void
+load_teardown(void)
+{
+    for (size_t i = 0; i < load_n_fds; i++)
+        close(load_fds[i]);
+    load_n_fds = 0;
+    h_teardown();
+}
+
+TestSuite(admin_load, .init = h_setup, .fini = load_teardown);
+
+#define SPLIT "  key: [\"header:X-Key\"]\n  expose: X-Crossfade-Route\n"
+
+/* Connects to the admin socket, retrying while it is being created. */
+static int
+load_admin(const struct h_proxy *p)
+{
+    uint64_t until = h_now_ms() + 5000;
+
+    for (;;) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        cr_assert(ne(int, fd, -1));
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->admin_socket);
+        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            cr_assert(lt(sz, load_n_fds, sizeof(load_fds) / sizeof(load_fds[0])));
+            load_fds[load_n_fds++] = fd;
+            return fd;
+        }
+        close(fd);
+        cr_assert(lt(u64, h_now_ms(), until), "no admin socket at %s", p->admin_socket);
+        h_sleep_ms(10);
+    }
+}
+
+/* Sends one command and returns its reply (up to the closing empty line, excluded). */
+static char *
+load_cmd(int fd, const char *line)
+{
+    char *buf = h_alloc(65536);
+    size_t len = 0;
+
+    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
+    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
+    while (len < 4 || strstr(buf, "\n\n") == NULL) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
+        n = recv(fd, buf + len, 65535 - len, 0);
+        cr_assert(gt(long, (long)n, 0L), "the admin socket closed");
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+/* Starts bin/xfbench against the proxy for `seconds`, writing its JSON to run.json. */
+static struct h_proc *
+load_start(const struct h_proxy *p, const char *seconds)
+{
+    char *argv[] = {(char *)h_bin("xfbench"),
+                    "-q",
+                    "-t",
+                    "1",
+                    "-c",
+                    "8",
+                    "-d",
+                    (char *)seconds,
+                    "--keys",
+                    "2000",
+                    "--key-header",
+                    "X-Key",
+                    "--timeout",
+                    "3s",
+                    "--json",
+                    (char *)h_path("run.json"),
+                    (char *)h_fmt("http://127.0.0.1:%d/", p->port),
+                    NULL};
+
+    return h_spawn("xfbench", argv, h_path("xfbench.log"), NULL);
+}
+
+/* Waits for xfbench and returns the number after "KEY": in its JSON (the first one). */
+static double
+load_finish(struct h_proc *b, const char *key)
+{
+    char *json, *at;
+
+    cr_assert(eq(int, h_proc_wait(b, 30000), 0), "xfbench failed: see xfbench.log");
+    json = h_read_file(h_path("run.json"), NULL);
+    cr_assert(ne(ptr, json, NULL), "no JSON report");
+    at = strstr(json, h_fmt("\"%s\":", key));
+    cr_assert(ne(ptr, at, NULL), "no %s in the JSON", key);
+    return strtod(at + strlen(key) + 3, NULL);
+}
+
+static struct h_proxy *
+load_proxy(const char *weight, struct h_upstream **x, struct h_upstream **y)
+{
+    *x = h_upstream_start("x1", NULL);
+    *y = h_upstream_start("y1", NULL);
+    return h_proxy_start(&(struct h_proxy_opts){
+        .x = {{(*x)->port}}, .y = {{(*y)->port}}, .weight = weight, .split_extra = SPLIT});
+}
+
+Test(admin_load, after_a_rollback_reply_no_new_request_reaches_y, .timeout = 60)
+{
+    struct h_upstream *x, *y;
+    struct h_proxy *p = load_proxy("50", &x, &y);
+    int adm = load_admin(p);
+    struct h_proc *bench = load_start(p, "4s");
+    struct h_conn *c = h_connect(p->port);
+    char *reply;
+
+    h_sleep_ms(1000);
+    reply = load_cmd(adm, "rollback");
+    cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "rollback: %s", reply);
+    /* Every request sent after the reply -- 400 distinct keys, half of which were on y. */
+    for (int i = 0; i < 400; i++) {
+        struct h_msg m;
+
+        cr_assert(
+            eq(int, h_sendf(c, "GET / HTTP/1.1\r\nHost: h\r\nX-Key: after-%d\r\n\r\n", i), 0));
+        cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+        cr_assert(eq(str, (char *)h_header(&m, "X-Upstream"), "x1"),
+                  "request %d after the rollback reply went to %s", i, h_header(&m, "X-Upstream"));
+    }
+    cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed under load");
+    h_proxy_finish(p);
+}
+
+Test(admin_load, a_hundred_weight_changes_under_load_lose_no_request, .timeout = 60)
+{
+    struct h_upstream *x, *y;
+    struct h_proxy *p = load_proxy("0", &x, &y);
+    int adm = load_admin(p);
+    struct h_proc *bench = load_start(p, "4s");
+
+    h_sleep_ms(300);
+    srand(11);
+    for (int i = 0; i < 100; i++) {
+        char *reply = load_cmd(adm, h_fmt("set weight %d.%02d", rand() % 101, rand() % 100 / 2));
+        cr_assert(
+            eq(int, strncmp(reply, "ok", 2) == 0 || strncmp(reply, "error: weight", 13) == 0, 1),
+            "change %d: %s", i, reply);
+        h_sleep_ms(20);
+    }
+    cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed during the changes");
+    h_proxy_finish(p);
+}
+
+Test(admin_load, hostile_admin_clients_do_not_stop_the_proxy, .timeout = 60)
+{
+    struct h_upstream *x, *y;
+    struct h_proxy *p = load_proxy("50", &x, &y);
+    int flood = load_admin(p), slow = load_admin(p), good;
+    struct h_proc *bench = load_start(p, "3s");
+    static char cmds[64 * 1024];
+    uint64_t until = h_now_ms() + 2500;
+    char *reply;
+
+    /* One client floods commands and never reads its replies; one sends a line byte by byte. */
+    for (size_t i = 0; i + 12 <= sizeof(cmds); i += 12)
+        memcpy(cmds + i, "show weight\n", 12);
+    fcntl(flood, F_SETFL, O_NONBLOCK);
+    while (h_now_ms() < until) {
+        if (send(flood, cmds, sizeof(cmds), MSG_NOSIGNAL) == -1 && errno != EAGAIN)
+            break;
+        send(slow, "s", 1, MSG_NOSIGNAL);
+        h_sleep_ms(5);
+    }
+    cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed");
+    /* Another admin client is still served. */
+    good = load_admin(p);
+    reply = load_cmd(good, "show weight");
+    cr_assert(eq(str, reply, "x 50.00\ny 50.00\n\n"));
+    h_proxy_finish(p);
+}
