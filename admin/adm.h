@@ -49,6 +49,13 @@ struct adm_server *adm_server_new(struct event_base *base, const struct cfg *cfg
 /* The traffic counters `show stats` reads (borrowed: they must outlive the server); NULL, the
  * default, makes `show stats` answer that no counters are available. */
 void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
+/*
+ * What `show nodes` reads of the proxy per node id: requests in flight and idle pooled
+ * connections. fn returns 0, or -1 when it knows nothing of the id; arg is borrowed and passed
+ * back. Without it (the default) `show nodes` prints "-" for both.
+ */
+typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg);
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -230,14 +237,46 @@ void adm_ramp_rebase(struct adm_ramp *r, int64_t now_from, int64_t now_to);
 
 #define ADM_STATE_VERSION 1
 
+/* One node change of the state file, applied on top of the config at start-up. */
+enum adm_node_op_kind {
+    ADM_NODE_OP_ADD = 0, /* node add CLUSTER ADDRESS WEIGHT */
+    ADM_NODE_OP_DEL,     /* node del CLUSTER/ADDRESS */
+    ADM_NODE_OP_WEIGHT,  /* node weight CLUSTER/ADDRESS WEIGHT */
+    ADM_NODE_OP_STATE,   /* node state CLUSTER/ADDRESS draining|disabled */
+};
+
+struct adm_node_op {
+    enum adm_node_op_kind kind;
+    enum cfg_cluster_id cluster;
+    char addr[128]; /* the address as written */
+    unsigned weight;
+    enum bal_node_state state;
+};
+
+#define ADM_NODE_WEIGHT_MAX 1000
+
 /* What the state file keeps (docs/admin.md, "The state file"). */
 struct adm_persist {
     unsigned weight_bp;
     bool freeze;
-    int64_t freeze_since;  /* wall-clock seconds */
-    struct adm_ramp ramp;  /* ADM_RAMP_NONE when none; times on the wall clock, in ms */
-    struct bal_pins *pins; /* owned reference; NULL when none */
+    int64_t freeze_since;      /* wall-clock seconds */
+    struct adm_ramp ramp;      /* ADM_RAMP_NONE when none; times on the wall clock, in ms */
+    struct bal_pins *pins;     /* owned reference; NULL when none */
+    struct adm_node_op *nodes; /* owned: node changes against the config, in order */
+    size_t n_nodes;
 };
+
+/*
+ * The node changes that take the config's nodes to the snapshot's: deletions, then per node of
+ * the snapshot an addition or a weight change, and a state when it is not up. Returns 0 with
+ * *ops (owned by the caller, NULL when none), or -1 when out of memory.
+ */
+int adm_node_diff(const struct cfg *cfg, const struct bal_snapshot *s, struct adm_node_op **ops,
+                  size_t *n);
+/* Applies node changes to a snapshot not published yet; a change that no longer fits the config
+ * (an unknown node, a duplicate) is logged and skipped. Returns how many were applied, or -1
+ * when out of memory. */
+int adm_node_apply(struct bal_snapshot *s, const struct adm_node_op *ops, size_t n);
 
 /* Writes the file's text for `p` to out. */
 void adm_persist_format(const struct adm_persist *p, struct evbuffer *out);
@@ -316,6 +355,8 @@ struct adm_state {
     enum adm_load loaded;         /* what start-up found in the state file */
     char load_error[512];         /* why it was unusable (ADM_LOAD_BAD) */
     const struct xf_stats *stats; /* borrowed; NULL until adm_server_set_stats */
+    adm_node_info_fn node_info;   /* NULL until adm_server_set_node_info */
+    void *node_info_arg;          /* borrowed */
 };
 
 enum adm_result {
@@ -435,6 +476,19 @@ enum adm_result adm_cmd_show_pins(struct adm_state *, const struct adm_peer *,
                                   const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_freeze(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                                struct adm_reply *);
+/* adm_node.c: */
+enum adm_result adm_cmd_show_nodes(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_add_node(struct adm_state *, const struct adm_peer *,
+                                 const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_set_node(struct adm_state *, const struct adm_peer *,
+                                 const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_drain_node(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_enable_node(struct adm_state *, const struct adm_peer *,
+                                    const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_del_node(struct adm_state *, const struct adm_peer *,
+                                 const struct adm_args *, struct adm_reply *);
 /* adm_state.c: */
 enum adm_result adm_cmd_show_state(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);

@@ -79,12 +79,33 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
         adm_persist_key(out, key, len);
         evbuffer_add_printf(out, " %s\n", cfg_cluster_name(side));
     }
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const struct adm_node_op *op = &p->nodes[i];
+        const char *c = cfg_cluster_name(op->cluster);
+
+        switch (op->kind) {
+        case ADM_NODE_OP_ADD:
+            evbuffer_add_printf(out, "node add %s %s %u\n", c, op->addr, op->weight);
+            break;
+        case ADM_NODE_OP_DEL:
+            evbuffer_add_printf(out, "node del %s/%s\n", c, op->addr);
+            break;
+        case ADM_NODE_OP_WEIGHT:
+            evbuffer_add_printf(out, "node weight %s/%s %u\n", c, op->addr, op->weight);
+            break;
+        case ADM_NODE_OP_STATE:
+            evbuffer_add_printf(out, "node state %s/%s %s\n", c, op->addr,
+                                bal_node_state_name(op->state));
+            break;
+        }
+    }
 }
 
 void
 adm_persist_fini(struct adm_persist *p)
 {
     bal_pins_unref(p->pins);
+    free(p->nodes);
     memset(p, 0, sizeof(*p));
 }
 
@@ -315,6 +336,95 @@ adm_persist_line_pin(struct adm_persist_ctx *c, const struct adm_args *a, struct
     return 0;
 }
 
+/* A node weight of the file: 0..ADM_NODE_WEIGHT_MAX. */
+static int
+adm_persist_node_weight(struct adm_span s, unsigned *w)
+{
+    int64_t v;
+
+    if (adm_persist_i64(s, &v) == -1 || v < 0 || v > ADM_NODE_WEIGHT_MAX)
+        return -1;
+    *w = (unsigned)v;
+    return 0;
+}
+
+/* CLUSTER ADDRESS (add) or CLUSTER/ADDRESS (the others) into op. */
+static int
+adm_persist_node_name(struct adm_span cl, struct adm_span addr, struct adm_node_op *op)
+{
+    if (adm_span_is(cl, "x"))
+        op->cluster = CFG_CLUSTER_X;
+    else if (adm_span_is(cl, "y"))
+        op->cluster = CFG_CLUSTER_Y;
+    else
+        return -1;
+    if (addr.len == 0 || addr.len >= sizeof(op->addr))
+        return -1;
+    memcpy(op->addr, addr.ptr, addr.len);
+    op->addr[addr.len] = '\0';
+    return 0;
+}
+
+/* node add C ADDR W | node del C/ADDR | node weight C/ADDR W | node state C/ADDR STATE */
+static int
+adm_persist_line_node(struct adm_persist_ctx *c, const struct adm_args *a, struct adm_persist *p)
+{
+    struct adm_node_op op;
+    struct adm_node_op *ops;
+    const char *slash;
+    size_t need;
+
+    memset(&op, 0, sizeof(op));
+    if (a->n == 5 && adm_span_is(a->v[1], "add")) {
+        op.kind = ADM_NODE_OP_ADD;
+        if (adm_persist_node_name(a->v[2], a->v[3], &op) == -1 ||
+            adm_persist_node_weight(a->v[4], &op.weight) == -1)
+            return adm_persist_fail(c, "node add: expected CLUSTER ADDRESS WEIGHT");
+    } else if (a->n >= 3 && a->n <= 4) {
+        struct adm_span ref = a->v[2], cl, addr;
+
+        if (adm_span_is(a->v[1], "del") && a->n == 3)
+            op.kind = ADM_NODE_OP_DEL;
+        else if (adm_span_is(a->v[1], "weight") && a->n == 4)
+            op.kind = ADM_NODE_OP_WEIGHT;
+        else if (adm_span_is(a->v[1], "state") && a->n == 4)
+            op.kind = ADM_NODE_OP_STATE;
+        else
+            return adm_persist_fail(c, "expected \"node add|del|weight|state ...\"");
+        slash = memchr(ref.ptr, '/', ref.len);
+        if (slash == NULL)
+            return adm_persist_fail(c, "node: expected CLUSTER/ADDRESS");
+        cl.ptr = ref.ptr;
+        cl.len = (size_t)(slash - ref.ptr);
+        addr.ptr = slash + 1;
+        addr.len = ref.len - cl.len - 1;
+        if (adm_persist_node_name(cl, addr, &op) == -1)
+            return adm_persist_fail(c, "node: expected CLUSTER/ADDRESS");
+        if (op.kind == ADM_NODE_OP_WEIGHT && adm_persist_node_weight(a->v[3], &op.weight) == -1)
+            return adm_persist_fail(c, "node weight: expected a weight from 0 to %d",
+                                    ADM_NODE_WEIGHT_MAX);
+        if (op.kind == ADM_NODE_OP_STATE) {
+            if (adm_span_is(a->v[3], "up"))
+                op.state = BAL_NODE_UP;
+            else if (adm_span_is(a->v[3], "draining"))
+                op.state = BAL_NODE_DRAINING;
+            else if (adm_span_is(a->v[3], "disabled"))
+                op.state = BAL_NODE_DISABLED;
+            else
+                return adm_persist_fail(c, "node state: expected up, draining or disabled");
+        }
+    } else {
+        return adm_persist_fail(c, "expected \"node add|del|weight|state ...\"");
+    }
+    need = p->n_nodes + 1;
+    ops = realloc(p->nodes, need * sizeof(*ops));
+    if (ops == NULL)
+        return adm_persist_fail(c, "out of memory");
+    p->nodes = ops;
+    p->nodes[p->n_nodes++] = op;
+    return 0;
+}
+
 /* One line that is neither blank nor a comment. */
 static int
 adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct adm_persist *p)
@@ -351,7 +461,9 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
         return adm_persist_line_ramp(c, &a, p);
     if (adm_span_is(a.v[0], "pin"))
         return adm_persist_line_pin(c, &a, p);
-    return adm_persist_fail(c, "unknown line %s (expected weight, freeze, ramp or pin)",
+    if (adm_span_is(a.v[0], "node"))
+        return adm_persist_line_node(c, &a, p);
+    return adm_persist_fail(c, "unknown line %s (expected weight, freeze, ramp, pin or node)",
                             adm_quote(line, len, q, sizeof(q)));
 }
 

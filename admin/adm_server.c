@@ -524,6 +524,13 @@ adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats)
 }
 
 void
+adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg)
+{
+    s->state.node_info = fn;
+    s->state.node_info_arg = arg;
+}
+
+void
 adm_server_free(struct adm_server *s)
 {
     struct adm_client *c;

@@ -49,6 +49,16 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
         snprintf(b, sizeof(b), "%zu", bal_pins_count(p->pins));
         adm_events_add(&st->events, -1, -1, "state file", "pins", "0", b);
     }
+    if (p->n_nodes > 0) {
+        int applied = adm_node_apply(next, p->nodes, p->n_nodes);
+
+        if (applied == -1) {
+            bal_snapshot_unref(next);
+            return -1;
+        }
+        snprintf(b, sizeof(b), "%d of %zu applied", applied, p->n_nodes);
+        adm_events_add(&st->events, -1, -1, "state file", "node changes", "-", b);
+    }
     next->weight_bp = p->weight_bp;
     next->freeze = p->freeze;
     next->freeze_since = p->freeze_since;
@@ -66,9 +76,9 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
         adm_events_add(&st->events, -1, -1, "state file", "ramp", "-", ramp);
     }
     XF_LOG(XF_LOG_INFO, "admin",
-           "event=state_loaded path=%s weight=%s freeze=%s pins=%zu ramp=\"%s\"",
+           "event=state_loaded path=%s weight=%s freeze=%s pins=%zu node_changes=%zu ramp=\"%s\"",
            st->cfg->state_file, adm_weight_text(p->weight_bp, w), p->freeze ? "on" : "off",
-           bal_pins_count(next->pins), ramp[0] != '\0' ? ramp : "-");
+           bal_pins_count(next->pins), p->n_nodes, ramp[0] != '\0' ? ramp : "-");
     return 0;
 }
 
@@ -179,9 +189,15 @@ adm_state_save(struct adm_state *st)
     p.pins = snap->pins; /* borrowed for the formatting only */
     p.ramp = st->ramp;
     adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
+    if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=state_file_write_failed error=\"out of memory\"");
+        bal_snapshot_unref(snap);
+        return;
+    }
     buf = evbuffer_new();
     if (buf != NULL)
         adm_persist_format(&p, buf);
+    free(p.nodes);
     bal_snapshot_unref(snap);
     len = buf != NULL ? evbuffer_get_length(buf) : 0;
     text = buf != NULL ? malloc(len) : NULL;

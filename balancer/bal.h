@@ -24,12 +24,22 @@
 #define BAL_PIN_KEY_MAX 1024
 struct bal_pins;
 
+/* What an operator made of a node (admin `drain node`, `enable node`). Only UP nodes take new
+ * requests; the others count as weight 0. DOWN is reserved for health checks (issue 6). */
+enum bal_node_state {
+    BAL_NODE_UP = 0,
+    BAL_NODE_DRAINING, /* no new requests; those in flight finish; idle pooled connections close */
+    BAL_NODE_DISABLED, /* the same, without the intent of removing it */
+    BAL_NODE_DOWN,     /* reserved: set by health checks */
+};
+
 /* A node of a cluster as the data path sees it. Immutable once its snapshot is published. */
 struct bal_node {
     uint32_t
         id; /* stable for the address across snapshots of one process: indexes per-node state */
     enum cfg_cluster_id cluster;
     unsigned weight;
+    enum bal_node_state state;
     uint64_t hash;        /* XXH3_64bits of addr.text: the node's identity in rendezvous hashing */
     struct cfg_addr addr; /* copied from the config */
 };
@@ -115,6 +125,34 @@ struct bal_snapshot *bal_snapshot_copy(const struct bal_snapshot *s, uint64_t ve
 struct bal_snapshot *bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp,
                                               uint64_t version);
 struct bal_snapshot *bal_snapshot_ref(struct bal_snapshot *s);
+/*
+ * Recomputes every cluster's round-robin schedule from its node array (weights and states) in a
+ * snapshot not published yet: call it after changing nodes. Returns 0, or -1 with err when out of
+ * memory (the snapshot is then unusable: unref it).
+ */
+int bal_snapshot_rebuild(struct bal_snapshot *s, struct xf_err *err);
+/* The cluster and index of the node whose address text is `addr` in any cluster; 0, or -1. */
+int bal_snapshot_find(const struct bal_snapshot *s, const char *addr, enum cfg_cluster_id *c,
+                      size_t *i);
+/*
+ * Appends a node (address copied, state UP, id s->max_id, which then grows: ids are never reused)
+ * to cluster c of a snapshot not published yet, and rebuilds the schedules. Returns 0, or -1 with
+ * err when out of memory.
+ */
+int bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c,
+                          const struct cfg_addr *addr, unsigned weight, struct xf_err *err);
+/* Removes node i of cluster c from a snapshot not published yet and rebuilds the schedules.
+ * Returns 0, or -1 with err when out of memory. */
+int bal_snapshot_del_node(struct bal_snapshot *s, enum cfg_cluster_id c, size_t i,
+                          struct xf_err *err);
+/* Whether a node takes new requests: UP with a weight above 0. */
+static inline bool
+bal_node_takes(const struct bal_node *n)
+{
+    return n->state == BAL_NODE_UP && n->weight > 0;
+}
+/* "up", "draining", "disabled" or "down". */
+const char *bal_node_state_name(enum bal_node_state state);
 /* Drops a reference; frees the snapshot with the last one. NULL is a no-op. */
 void bal_snapshot_unref(struct bal_snapshot *s);
 
@@ -230,8 +268,9 @@ size_t bal_addr_text(const struct bal_addr *a, char *buf, size_t size);
  * XXH3_64bits_withSeed(key, seed_hash ^ BAL_NODE_SEED_XOR). */
 uint64_t bal_node_key_hash(const char *key, size_t len, uint64_t seed_hash);
 /*
- * Weighted rendezvous hashing: the node of weight > 0 with the highest weight / -ln(u), where u in
- * (0, 1) comes from mix64(khash ^ node->hash); ties to the lower id. NULL when no node has weight.
+ * Weighted rendezvous hashing: among the nodes that take requests (bal_node_takes: up, weight
+ * > 0), the one with the highest weight / -ln(u), where u in (0, 1) comes from
+ * mix64(khash ^ node->hash); ties to the lower id. NULL when no node takes requests.
  */
 const struct bal_node *bal_node_hrw(const struct bal_cluster *cl, uint64_t khash);
 /*

@@ -37,7 +37,7 @@ bal_node_hrw(const struct bal_cluster *cl, uint64_t khash)
         const struct bal_node *n = &cl->nodes[i];
         double u, score;
 
-        if (n->weight == 0)
+        if (!bal_node_takes(n))
             continue;
         /* 53 random bits, centred in their interval: u is never 0 nor 1. */
         u = ((double)(bal_mix64(khash ^ n->hash) >> 11) + 0.5) / 9007199254740992.0;
@@ -78,7 +78,7 @@ bal_node_least(const struct bal_cluster *cl, uint64_t *cursor, const uint32_t *a
         const struct bal_node *n = &cl->nodes[(start + k) % cl->n_nodes];
         uint64_t a = active != NULL ? active[n->id] : 0;
 
-        if (n->weight == 0)
+        if (!bal_node_takes(n))
             continue;
         if (best == NULL || a * best->weight < best_active * n->weight) {
             best = n;

@@ -16,8 +16,9 @@ bal_schedule_build(struct bal_cluster *cl, struct xf_err *err)
     size_t total = 0;
     long *current = NULL;
 
+    XF_FREE(cl->schedule);
     for (size_t i = 0; i < cl->n_nodes; i++)
-        total += cl->nodes[i].weight;
+        total += bal_node_takes(&cl->nodes[i]) ? cl->nodes[i].weight : 0;
     cl->n_schedule = total;
     if (total == 0)
         return 0;
@@ -29,10 +30,12 @@ bal_schedule_build(struct bal_cluster *cl, struct xf_err *err)
         return -1;
     }
     for (size_t k = 0; k < total; k++) {
-        size_t best = 0;
+        size_t best = SIZE_MAX;
         for (size_t i = 0; i < cl->n_nodes; i++) {
+            if (!bal_node_takes(&cl->nodes[i]))
+                continue;
             current[i] += cl->nodes[i].weight;
-            if (current[i] > current[best])
+            if (best == SIZE_MAX || current[i] > current[best])
                 best = i;
         }
         current[best] -= (long)total;
@@ -148,6 +151,78 @@ bal_snapshot_with_weight(const struct bal_snapshot *s, unsigned weight_bp, uint6
     if (copy != NULL)
         copy->weight_bp = weight_bp;
     return copy;
+}
+
+int
+bal_snapshot_rebuild(struct bal_snapshot *s, struct xf_err *err)
+{
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        if (bal_schedule_build(&s->clusters[c], err) == -1)
+            return -1;
+    return 0;
+}
+
+int
+bal_snapshot_find(const struct bal_snapshot *s, const char *addr, enum cfg_cluster_id *c, size_t *i)
+{
+    for (int k = 0; k < CFG_CLUSTER_COUNT; k++)
+        for (size_t j = 0; j < s->clusters[k].n_nodes; j++)
+            if (strcmp(s->clusters[k].nodes[j].addr.text, addr) == 0) {
+                *c = (enum cfg_cluster_id)k;
+                *i = j;
+                return 0;
+            }
+    return -1;
+}
+
+int
+bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c, const struct cfg_addr *addr,
+                      unsigned weight, struct xf_err *err)
+{
+    struct bal_cluster *cl = &s->clusters[c];
+    struct bal_node *nodes = realloc(cl->nodes, (cl->n_nodes + 1) * sizeof(*nodes));
+    struct bal_node *n;
+
+    if (nodes == NULL) {
+        xf_err_set(err, "out of memory adding a node");
+        return -1;
+    }
+    cl->nodes = nodes;
+    n = &cl->nodes[cl->n_nodes++];
+    memset(n, 0, sizeof(*n));
+    n->id = s->max_id++;
+    n->cluster = c;
+    n->weight = weight;
+    n->state = BAL_NODE_UP;
+    n->addr = *addr;
+    n->hash = XXH3_64bits(n->addr.text, strlen(n->addr.text));
+    return bal_snapshot_rebuild(s, err);
+}
+
+int
+bal_snapshot_del_node(struct bal_snapshot *s, enum cfg_cluster_id c, size_t i, struct xf_err *err)
+{
+    struct bal_cluster *cl = &s->clusters[c];
+
+    memmove(&cl->nodes[i], &cl->nodes[i + 1], (cl->n_nodes - i - 1) * sizeof(*cl->nodes));
+    cl->n_nodes--;
+    return bal_snapshot_rebuild(s, err);
+}
+
+const char *
+bal_node_state_name(enum bal_node_state state)
+{
+    switch (state) {
+    case BAL_NODE_UP:
+        return "up";
+    case BAL_NODE_DRAINING:
+        return "draining";
+    case BAL_NODE_DISABLED:
+        return "disabled";
+    case BAL_NODE_DOWN:
+        return "down";
+    }
+    return "?";
 }
 
 struct bal_snapshot *

@@ -193,6 +193,8 @@ struct px_pool {
     TAILQ_HEAD(, px_upstream) idle;
     unsigned n_idle;
     unsigned n_busy;
+    bool closing; /* the node is not up in the current snapshot (draining, disabled, removed):
+                     its connections close instead of going back to the pool */
 };
 
 struct px_listener {
@@ -295,6 +297,12 @@ void px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps);
 /* The pool of a node id (created on first use); NULL when out of memory. */
 struct px_pool *px_worker_pool(struct px_worker *w, const struct bal_node *node);
 void px_worker_begin_shutdown(struct px_worker *w);
+/*
+ * The admin socket's view of a node id (adm_node_info_fn; arg: the worker): requests in flight
+ * and idle pooled connections. Takes the current snapshot first, so that a node drained a moment
+ * ago already shows its idle connections closed. Returns 0, or -1 for an id the worker never saw.
+ */
+int px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
 
 void px_alog_init(struct px_alog *a);
 int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);

@@ -263,7 +263,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
 
     u->txn = NULL;
     if (!reuse || u->broken || u->state != PX_U_BUSY || px_buf_len(&u->out) > 0 ||
-        px_buf_len(&u->in) > 0 || w->draining) {
+        px_buf_len(&u->in) > 0 || w->draining || u->pool->closing) {
         px_upstream_free(u);
         return;
     }

@@ -17,6 +17,36 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
     return event_base_init_common_timeout(w->base, &tv);
 }
 
+/*
+ * Marks the pools of nodes that are not up in `s` (draining, disabled, removed) as closing and
+ * closes their idle connections; requests in flight keep theirs until they end. Pools of nodes
+ * up again are reopened. O(pools x nodes), only when a new snapshot is taken.
+ */
+static void
+px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
+{
+    for (size_t i = 0; i < w->n_pools; i++)
+        if (w->pools[i] != NULL)
+            w->pools[i]->closing = true;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
+            const struct bal_node *n = &s->clusters[c].nodes[i];
+
+            if (n->id < w->n_pools && w->pools[n->id] != NULL && n->state == BAL_NODE_UP)
+                w->pools[n->id]->closing = false;
+        }
+    for (size_t i = 0; i < w->n_pools; i++) {
+        struct px_pool *pool = w->pools[i];
+
+        if (pool == NULL || !pool->closing || TAILQ_EMPTY(&pool->idle))
+            continue;
+        XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u", pool->addr.text,
+               pool->n_idle, pool->n_busy);
+        while (!TAILQ_EMPTY(&pool->idle))
+            px_upstream_release_idle(TAILQ_FIRST(&pool->idle));
+    }
+}
+
 struct px_snap *
 px_worker_snapshot(struct px_worker *w)
 {
@@ -53,7 +83,21 @@ px_worker_snapshot(struct px_worker *w)
         }
     }
     w->bal.active = w->active;
+    px_worker_pools_follow(w, ps->s);
     return ps;
+}
+
+int
+px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
+{
+    struct px_worker *w = arg;
+
+    px_worker_snapshot(w);
+    if (id >= w->n_pools)
+        return -1;
+    *active = w->active[id];
+    *idle = w->pools[id] != NULL ? w->pools[id]->n_idle : 0;
+    return 0;
 }
 
 void

@@ -246,7 +246,7 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "/var/lib/xf/state:3: a second weight line"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nwieght 30\n"),
                  "/var/lib/xf/state:3: unknown line \"wieght 30\" (expected weight, freeze, "
-                 "ramp or pin)"));
+                 "ramp, pin or node)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20"),
                  "/var/lib/xf/state:2: the last line has no end (was the file cut?)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nfreeze on\n"),

@@ -1,0 +1,464 @@
+/* admin/adm_node.c -- the node commands: show, add, set weight, drain, enable, delete; and the
+ * node changes the state file keeps against the config. */
+#include "admin/adm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The cluster named by a span ("x" or "y"); 0, or -1. */
+static int
+adm_node_cluster(struct adm_span s, enum cfg_cluster_id *c)
+{
+    if (adm_span_is(s, "x"))
+        *c = CFG_CLUSTER_X;
+    else if (adm_span_is(s, "y"))
+        *c = CFG_CLUSTER_Y;
+    else
+        return -1;
+    return 0;
+}
+
+/* A node weight: digits only, 0..ADM_NODE_WEIGHT_MAX; 0, or -1. */
+static int
+adm_node_weight(struct adm_span s, unsigned *w)
+{
+    unsigned v = 0;
+
+    if (s.len == 0 || s.len > 4)
+        return -1;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s.ptr[i] - '0');
+    }
+    if (v > ADM_NODE_WEIGHT_MAX)
+        return -1;
+    *w = v;
+    return 0;
+}
+
+/* The index of the node of cluster c whose address is `addr`; 0, or -1. */
+static int
+adm_node_index(const struct bal_snapshot *s, enum cfg_cluster_id c, const char *addr, size_t *i)
+{
+    const struct bal_cluster *cl = &s->clusters[c];
+
+    for (size_t k = 0; k < cl->n_nodes; k++)
+        if (strcmp(cl->nodes[k].addr.text, addr) == 0) {
+            *i = k;
+            return 0;
+        }
+    return -1;
+}
+
+/*
+ * Parses CLUSTER/ADDRESS into c and addr (NUL-terminated, size 128); returns 0, or -1 with the
+ * error reply written.
+ */
+static int
+adm_node_ref(struct adm_span s, enum cfg_cluster_id *c, char *addr, size_t size,
+             struct adm_reply *r)
+{
+    const char *slash = memchr(s.ptr, '/', s.len);
+    char q[ADM_QUOTE_TEXT];
+    struct adm_span cl;
+    size_t alen;
+
+    adm_quote(s.ptr, s.len, q, sizeof(q));
+    if (slash == NULL) {
+        adm_reply_error(r, "expected CLUSTER/ADDRESS (x/10.0.0.1:8000), got %s", q);
+        return -1;
+    }
+    cl.ptr = s.ptr;
+    cl.len = (size_t)(slash - s.ptr);
+    if (adm_node_cluster(cl, c) == -1) {
+        adm_reply_error(r, "unknown cluster %.*s in %s; expected x or y", (int)cl.len, cl.ptr, q);
+        return -1;
+    }
+    alen = s.len - cl.len - 1;
+    if (alen == 0 || alen >= size) {
+        adm_reply_error(r, "expected CLUSTER/ADDRESS (x/10.0.0.1:8000), got %s", q);
+        return -1;
+    }
+    memcpy(addr, slash + 1, alen);
+    addr[alen] = '\0';
+    return 0;
+}
+
+enum adm_result
+adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "cluster address weight state active idle");
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct bal_cluster *cl = &snap->clusters[c];
+
+        for (size_t i = 0; i < cl->n_nodes; i++) {
+            const struct bal_node *n = &cl->nodes[i];
+            unsigned active = 0, idle = 0;
+
+            if (st->node_info != NULL &&
+                st->node_info(st->node_info_arg, n->id, &active, &idle) == 0)
+                adm_reply_line(r, "%s %s %u %s %u %u", cfg_cluster_name(n->cluster), n->addr.text,
+                               n->weight, bal_node_state_name(n->state), active, idle);
+            else
+                adm_reply_line(r, "%s %s %u %s - -", cfg_cluster_name(n->cluster), n->addr.text,
+                               n->weight, bal_node_state_name(n->state));
+        }
+    }
+    bal_snapshot_unref(snap);
+    return ADM_OK;
+}
+
+/* Publishes `next` (taken), records the change of node c/addr, logs it. */
+static void
+adm_node_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct bal_snapshot *next, enum cfg_cluster_id c, const char *addr,
+                 const char *from, const char *to)
+{
+    char cmd[96], what[160], logged[256];
+
+    adm_command_text(a, cmd, sizeof(cmd));
+    snprintf(what, sizeof(what), "node %s/%s", cfg_cluster_name(c), addr);
+    adm_publish(st, next);
+    adm_events_add(&st->events, peer->uid, peer->pid, cmd, what, from, to);
+    XF_LOG(XF_LOG_INFO, "admin",
+           "event=node_changed node=%s/%s from=\"%s\" to=\"%s\" uid=%ld pid=%ld cmd=\"%s\"",
+           cfg_cluster_name(c), addr, from, to, peer->uid, peer->pid,
+           adm_log_text(cmd, logged, sizeof(logged)));
+}
+
+static enum adm_result
+adm_node_unknown(struct adm_reply *r, enum cfg_cluster_id c, const char *addr)
+{
+    return adm_reply_error(r, "no node %s/%s; show nodes lists them", cfg_cluster_name(c), addr);
+}
+
+enum adm_result
+adm_cmd_add_node(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct adm_reply *r)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *next;
+    struct cfg_addr addr;
+    enum cfg_cluster_id c, other;
+    char q[ADM_QUOTE_TEXT], text[128], to[48];
+    unsigned weight = 1;
+    size_t i;
+
+    if (adm_node_cluster(a->v[2], &c) == -1)
+        return adm_reply_error(r, "unknown cluster %s; expected x or y",
+                               adm_quote(a->v[2].ptr, a->v[2].len, q, sizeof(q)));
+    if (a->n == 5 || (a->n == 6 && !adm_span_is(a->v[4], "weight")))
+        return adm_reply_error(r, "usage: add node CLUSTER ADDRESS [weight W]");
+    if (a->n == 6 && adm_node_weight(a->v[5], &weight) == -1)
+        return adm_reply_error(r, "weight must be an integer from 0 to %d, got %s",
+                               ADM_NODE_WEIGHT_MAX,
+                               adm_quote(a->v[5].ptr, a->v[5].len, q, sizeof(q)));
+    if (a->v[3].len >= sizeof(text))
+        return adm_reply_error(r, "bad address %s: too long",
+                               adm_quote(a->v[3].ptr, a->v[3].len, q, sizeof(q)));
+    memcpy(text, a->v[3].ptr, a->v[3].len);
+    text[a->v[3].len] = '\0';
+    if (cfg_addr_parse(text, &addr, &err) == -1)
+        return adm_reply_error(r, "bad address %s: %s",
+                               adm_quote(a->v[3].ptr, a->v[3].len, q, sizeof(q)), err.msg);
+    next = adm_snapshot_begin(st);
+    if (next == NULL)
+        return adm_reply_error(r, "out of memory; nothing changed");
+    if (bal_snapshot_find(next, addr.text, &other, &i) == 0) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s is already a node of %s", addr.text, cfg_cluster_name(other));
+    }
+    if (bal_snapshot_add_node(next, c, &addr, weight, &err) == -1) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s; nothing changed", err.msg);
+    }
+    snprintf(to, sizeof(to), "weight %u up", weight);
+    adm_node_publish(st, peer, a, next, c, addr.text, "-", to);
+    adm_reply_line(r, "ok: added node %s/%s weight %u", cfg_cluster_name(c), addr.text, weight);
+    return ADM_OK;
+}
+
+/*
+ * Finds the node named by a->v[2] in a fresh copy of the current snapshot: returns the copy with
+ * *c, *i and addr set, or NULL with the error reply written.
+ */
+static struct bal_snapshot *
+adm_node_begin(struct adm_state *st, const struct adm_args *a, struct adm_reply *r,
+               enum cfg_cluster_id *c, size_t *i, char *addr, size_t size)
+{
+    struct bal_snapshot *next;
+
+    if (adm_node_ref(a->v[2], c, addr, size, r) == -1)
+        return NULL;
+    next = adm_snapshot_begin(st);
+    if (next == NULL) {
+        adm_reply_error(r, "out of memory; nothing changed");
+        return NULL;
+    }
+    if (adm_node_index(next, *c, addr, i) == -1) {
+        bal_snapshot_unref(next);
+        adm_node_unknown(r, *c, addr);
+        return NULL;
+    }
+    return next;
+}
+
+enum adm_result
+adm_cmd_set_node(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct adm_reply *r)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *next;
+    enum cfg_cluster_id c;
+    char addr[128], q[ADM_QUOTE_TEXT], from[48], to[48];
+    unsigned weight, old;
+    size_t i;
+
+    if (!adm_span_is(a->v[3], "weight"))
+        return adm_reply_error(r, "usage: set node CLUSTER/ADDRESS weight W");
+    if (adm_node_weight(a->v[4], &weight) == -1)
+        return adm_reply_error(r, "weight must be an integer from 0 to %d, got %s",
+                               ADM_NODE_WEIGHT_MAX,
+                               adm_quote(a->v[4].ptr, a->v[4].len, q, sizeof(q)));
+    next = adm_node_begin(st, a, r, &c, &i, addr, sizeof(addr));
+    if (next == NULL)
+        return ADM_ERROR;
+    old = next->clusters[c].nodes[i].weight;
+    if (old == weight) {
+        bal_snapshot_unref(next);
+        adm_reply_line(r, "ok: node %s/%s weight %u (unchanged)", cfg_cluster_name(c), addr,
+                       weight);
+        return ADM_OK;
+    }
+    next->clusters[c].nodes[i].weight = weight;
+    if (bal_snapshot_rebuild(next, &err) == -1) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s; nothing changed", err.msg);
+    }
+    snprintf(from, sizeof(from), "weight %u", old);
+    snprintf(to, sizeof(to), "weight %u", weight);
+    adm_node_publish(st, peer, a, next, c, addr, from, to);
+    adm_reply_line(r, "ok: node %s/%s weight %u (was %u)", cfg_cluster_name(c), addr, weight, old);
+    return ADM_OK;
+}
+
+/* Moves a node to `state`; answers "ok: node x/A draining (was up)". */
+static enum adm_result
+adm_node_set_state(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r, enum bal_node_state state)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *next;
+    enum cfg_cluster_id c;
+    enum bal_node_state old;
+    char addr[128];
+    size_t i;
+
+    next = adm_node_begin(st, a, r, &c, &i, addr, sizeof(addr));
+    if (next == NULL)
+        return ADM_ERROR;
+    old = next->clusters[c].nodes[i].state;
+    if (old == state) {
+        bal_snapshot_unref(next);
+        adm_reply_line(r, "ok: node %s/%s %s (unchanged)", cfg_cluster_name(c), addr,
+                       bal_node_state_name(state));
+        return ADM_OK;
+    }
+    next->clusters[c].nodes[i].state = state;
+    if (bal_snapshot_rebuild(next, &err) == -1) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s; nothing changed", err.msg);
+    }
+    adm_node_publish(st, peer, a, next, c, addr, bal_node_state_name(old),
+                     bal_node_state_name(state));
+    adm_reply_line(r, "ok: node %s/%s %s (was %s)", cfg_cluster_name(c), addr,
+                   bal_node_state_name(state), bal_node_state_name(old));
+    return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_drain_node(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    return adm_node_set_state(st, peer, a, r, BAL_NODE_DRAINING);
+}
+
+enum adm_result
+adm_cmd_enable_node(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                    struct adm_reply *r)
+{
+    return adm_node_set_state(st, peer, a, r, BAL_NODE_UP);
+}
+
+enum adm_result
+adm_cmd_del_node(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct adm_reply *r)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *next;
+    enum cfg_cluster_id c;
+    const struct bal_node *n;
+    char addr[128], from[48];
+    bool force = false;
+    size_t i;
+
+    if (a->n == 4) {
+        if (!adm_span_is(a->v[3], "force"))
+            return adm_reply_error(r, "usage: del node CLUSTER/ADDRESS [force]");
+        force = true;
+    }
+    next = adm_node_begin(st, a, r, &c, &i, addr, sizeof(addr));
+    if (next == NULL)
+        return ADM_ERROR;
+    if (next->clusters[c].n_nodes == 1 && !force) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r,
+                               "%s/%s is the last node of %s: its requests would fail; "
+                               "\"del node %s/%s force\" removes it anyway",
+                               cfg_cluster_name(c), addr, cfg_cluster_name(c), cfg_cluster_name(c),
+                               addr);
+    }
+    n = &next->clusters[c].nodes[i];
+    snprintf(from, sizeof(from), "weight %u %s", n->weight, bal_node_state_name(n->state));
+    if (bal_snapshot_del_node(next, c, i, &err) == -1) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s; nothing changed", err.msg);
+    }
+    adm_node_publish(st, peer, a, next, c, addr, from, "-");
+    adm_reply_line(r, "ok: deleted node %s/%s", cfg_cluster_name(c), addr);
+    return ADM_OK;
+}
+
+/* ------------------------------------------------------------------ the state file */
+
+/* Appends one op to a growing array; 0, or -1 when out of memory. */
+static int
+adm_node_op_push(struct adm_node_op **ops, size_t *n, size_t *cap, const struct adm_node_op *op)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct adm_node_op *p = realloc(*ops, ncap * sizeof(*p));
+
+        if (p == NULL)
+            return -1;
+        *ops = p;
+        *cap = ncap;
+    }
+    (*ops)[(*n)++] = *op;
+    return 0;
+}
+
+/* The config's node of cluster c at `addr`, or NULL. */
+static const struct cfg_node *
+adm_node_cfg(const struct cfg *cfg, enum cfg_cluster_id c, const char *addr)
+{
+    for (size_t i = 0; i < cfg->clusters[c].n_nodes; i++)
+        if (strcmp(cfg->clusters[c].nodes[i].addr.text, addr) == 0)
+            return &cfg->clusters[c].nodes[i];
+    return NULL;
+}
+
+int
+adm_node_diff(const struct cfg *cfg, const struct bal_snapshot *s, struct adm_node_op **ops,
+              size_t *n)
+{
+    size_t cap = 0, k;
+
+    *ops = NULL;
+    *n = 0;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < cfg->clusters[c].n_nodes; i++) {
+            const char *addr = cfg->clusters[c].nodes[i].addr.text;
+            struct adm_node_op op = {.kind = ADM_NODE_OP_DEL, .cluster = c};
+
+            if (adm_node_index(s, c, addr, &k) == 0)
+                continue;
+            snprintf(op.addr, sizeof(op.addr), "%s", addr);
+            if (adm_node_op_push(ops, n, &cap, &op) == -1)
+                goto fail;
+        }
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
+            const struct bal_node *bn = &s->clusters[c].nodes[i];
+            const struct cfg_node *cn = adm_node_cfg(cfg, c, bn->addr.text);
+            struct adm_node_op op = {.cluster = c, .weight = bn->weight, .state = bn->state};
+
+            snprintf(op.addr, sizeof(op.addr), "%s", bn->addr.text);
+            op.kind = cn == NULL ? ADM_NODE_OP_ADD : ADM_NODE_OP_WEIGHT;
+            if ((cn == NULL || cn->weight != bn->weight) &&
+                adm_node_op_push(ops, n, &cap, &op) == -1)
+                goto fail;
+            op.kind = ADM_NODE_OP_STATE;
+            if (bn->state != BAL_NODE_UP && adm_node_op_push(ops, n, &cap, &op) == -1)
+                goto fail;
+        }
+    return 0;
+fail:
+    XF_FREE(*ops);
+    *n = 0;
+    return -1;
+}
+
+int
+adm_node_apply(struct bal_snapshot *s, const struct adm_node_op *ops, size_t n)
+{
+    struct xf_err err = {{0}};
+    int applied = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        const struct adm_node_op *op = &ops[k];
+        const char *cl = cfg_cluster_name(op->cluster);
+        enum cfg_cluster_id other;
+        struct cfg_addr addr;
+        size_t i;
+        bool found = adm_node_index(s, op->cluster, op->addr, &i) == 0;
+
+        switch (op->kind) {
+        case ADM_NODE_OP_ADD:
+            if (bal_snapshot_find(s, op->addr, &other, &i) == 0) {
+                XF_LOG(XF_LOG_WARN, "admin",
+                       "event=state_node_skipped change=add node=%s/%s reason=\"already a node "
+                       "of %s\"",
+                       cl, op->addr, cfg_cluster_name(other));
+                continue;
+            }
+            if (cfg_addr_parse(op->addr, &addr, &err) == -1) {
+                XF_LOG(XF_LOG_WARN, "admin",
+                       "event=state_node_skipped change=add node=%s/%s reason=\"bad address\"", cl,
+                       op->addr);
+                continue;
+            }
+            if (bal_snapshot_add_node(s, op->cluster, &addr, op->weight, &err) == -1)
+                return -1;
+            break;
+        case ADM_NODE_OP_DEL:
+        case ADM_NODE_OP_WEIGHT:
+        case ADM_NODE_OP_STATE:
+            if (!found) {
+                XF_LOG(XF_LOG_WARN, "admin",
+                       "event=state_node_skipped node=%s/%s reason=\"not in the config\"", cl,
+                       op->addr);
+                continue;
+            }
+            if (op->kind == ADM_NODE_OP_DEL) {
+                if (bal_snapshot_del_node(s, op->cluster, i, &err) == -1)
+                    return -1;
+            } else if (op->kind == ADM_NODE_OP_WEIGHT) {
+                s->clusters[op->cluster].nodes[i].weight = op->weight;
+            } else {
+                s->clusters[op->cluster].nodes[i].state = op->state;
+            }
+            break;
+        }
+        applied++;
+    }
+    if (bal_snapshot_rebuild(s, &err) == -1)
+        return -1;
+    return applied;
+}

@@ -1,0 +1,313 @@
+/* tests/unit/test_adm_node.c -- the node commands through adm_exec without sockets: show, add,
+ * set weight, drain, enable, del; their errors; the node lines of the state file. */
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "admin/adm.h"
+
+static const char fx_yaml[] = "listen:\n"
+                              "  - address: \"127.0.0.1:8000\"\n"
+                              "admin:\n"
+                              "  socket: \"/tmp/xf-unit/admin.sock\"\n"
+                              "split:\n"
+                              "  weight: 25\n"
+                              "  key: [\"header:X-Consumer-ID\", \"cookie:session\", \"ip\"]\n"
+                              "  seed: \"unit\"\n"
+                              "clusters:\n"
+                              "  x:\n"
+                              "    nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]\n"
+                              "  y:\n"
+                              "    balance: round_robin\n"
+                              "    nodes: [\"10.0.1.1:8000\"]\n";
+
+static struct cfg *fx_cfg;
+static struct bal_router fx_router;
+static struct adm_state fx_st;
+static struct evbuffer *fx_out;
+static char *fx_reply; /* the last reply, owned */
+static const struct adm_peer fx_peer = {.uid = 1000, .pid = 4242, .id = 1};
+
+static void
+fx_setup(void)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *snap;
+
+    xf_log_min = XF_LOG_WARN; /* each change logs at info */
+    fx_cfg = cfg_parse(fx_yaml, strlen(fx_yaml), "t.yaml", &err);
+    cr_assert(ne(ptr, fx_cfg, NULL), "%s", err.msg);
+    snap = bal_snapshot_new(fx_cfg, NULL, 1, &err);
+    cr_assert(ne(ptr, snap, NULL), "%s", err.msg);
+    bal_router_init(&fx_router, snap);
+    cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, NULL, &err), 0), "%s", err.msg);
+    fx_out = evbuffer_new();
+}
+
+static void
+fx_teardown(void)
+{
+    free(fx_reply);
+    fx_reply = NULL;
+    evbuffer_free(fx_out);
+    adm_state_fini(&fx_st);
+    bal_router_fini(&fx_router);
+    cfg_free(fx_cfg);
+}
+
+TestSuite(adm_node, .init = fx_setup, .fini = fx_teardown);
+
+/*
+ * Runs `line` and returns the reply without its closing empty line, after checking the framing:
+ * every reply ends with exactly one empty line and holds no other.
+ */
+static const char *
+run_len(const char *line, size_t len, enum adm_result *res_out)
+{
+    enum adm_result res = adm_exec(&fx_st, &fx_peer, line, len, fx_out);
+    size_t n = evbuffer_get_length(fx_out);
+
+    free(fx_reply);
+    fx_reply = calloc(1, n + 1);
+    evbuffer_remove(fx_out, fx_reply, n);
+    if (res_out != NULL)
+        *res_out = res;
+    if (res == ADM_SILENT) {
+        cr_assert(eq(sz, n, (size_t)0), "a silent command wrote %zu bytes", n);
+        return fx_reply;
+    }
+    cr_assert(ge(sz, n, (size_t)3), "reply too short: \"%s\"", fx_reply);
+    cr_assert(eq(int, memcmp(fx_reply + n - 2, "\n\n", 2), 0), "no closing empty line");
+    fx_reply[n - 2] = '\0';
+    cr_assert(eq(ptr, strstr(fx_reply, "\n\n"), NULL), "an empty line inside the reply");
+    cr_assert(ne(int, fx_reply[0], '\n'), "the reply starts with an empty line");
+    cr_assert(eq(int, res == ADM_ERROR, strncmp(fx_reply, "error: ", 7) == 0),
+              "result %d for reply \"%s\"", res, fx_reply);
+    return fx_reply;
+}
+
+static const char *
+run(const char *line, enum adm_result *res)
+{
+    return run_len(line, strlen(line), res);
+}
+
+static const char *
+run_ok(const char *line)
+{
+    enum adm_result res;
+    const char *reply = run(line, &res);
+
+    cr_assert(eq(int, res, ADM_OK), "\"%s\" failed: %s", line, reply);
+    return reply;
+}
+
+static const char *
+run_error(const char *line)
+{
+    enum adm_result res;
+    const char *reply = run(line, &res);
+
+    cr_assert(eq(int, res, ADM_ERROR), "\"%s\" did not fail: %s", line, reply);
+    return reply;
+}
+
+/* The node of x or y at addr in the current snapshot, copied; asserts it exists. */
+static struct bal_node
+node_of(enum cfg_cluster_id c, const char *addr)
+{
+    struct bal_snapshot *s = bal_router_acquire(&fx_router);
+    struct bal_node n = {0};
+    bool found = false;
+
+    for (size_t i = 0; i < s->clusters[c].n_nodes; i++)
+        if (strcmp(s->clusters[c].nodes[i].addr.text, addr) == 0) {
+            n = s->clusters[c].nodes[i];
+            found = true;
+        }
+    bal_snapshot_unref(s);
+    cr_assert(found, "no node %s", addr);
+    return n;
+}
+
+static int
+fx_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
+{
+    XF_UNUSED(arg);
+    *active = id;
+    *idle = 2 * id;
+    return 0;
+}
+
+Test(adm_node, show_nodes_lists_every_node_with_its_state)
+{
+    cr_assert(eq(str, (char *)run_ok("show nodes"),
+                 "cluster address weight state active idle\n"
+                 "x 10.0.0.1:8000 1 up - -\n"
+                 "x 10.0.0.2:8000 1 up - -\n"
+                 "y 10.0.1.1:8000 1 up - -"));
+    fx_st.node_info = fx_info;
+    cr_assert(eq(str, (char *)run_ok("show nodes"),
+                 "cluster address weight state active idle\n"
+                 "x 10.0.0.1:8000 1 up 0 0\n"
+                 "x 10.0.0.2:8000 1 up 1 2\n"
+                 "y 10.0.1.1:8000 1 up 2 4"));
+}
+
+Test(adm_node, drain_publishes_the_state_and_records_the_event)
+{
+    uint64_t v = bal_router_version(&fx_router);
+    const struct adm_event *e;
+
+    cr_assert(eq(str, (char *)run_ok("drain node x/10.0.0.1:8000"),
+                 "ok: node x/10.0.0.1:8000 draining (was up)"));
+    cr_assert(gt(u64, bal_router_version(&fx_router), v));
+    cr_assert(eq(int, (int)node_of(CFG_CLUSTER_X, "10.0.0.1:8000").state, BAL_NODE_DRAINING));
+    e = adm_events_get(&fx_st.events, fx_st.events.n - 1);
+    cr_assert(eq(str, (char *)e->what, "node x/10.0.0.1:8000"));
+    cr_assert(eq(str, (char *)e->old_value, "up"));
+    cr_assert(eq(str, (char *)e->new_value, "draining"));
+    cr_assert(eq(str, (char *)run_ok("drain node x/10.0.0.1:8000"),
+                 "ok: node x/10.0.0.1:8000 draining (unchanged)"));
+    cr_assert(eq(str, (char *)run_ok("enable node x/10.0.0.1:8000"),
+                 "ok: node x/10.0.0.1:8000 up (was draining)"));
+    cr_assert(eq(int, (int)node_of(CFG_CLUSTER_X, "10.0.0.1:8000").state, BAL_NODE_UP));
+}
+
+Test(adm_node, add_node_takes_a_new_id_and_refuses_duplicates)
+{
+    struct bal_node n;
+
+    cr_assert(eq(str, (char *)run_ok("add node y 10.0.1.9:8000 weight 3"),
+                 "ok: added node y/10.0.1.9:8000 weight 3"));
+    n = node_of(CFG_CLUSTER_Y, "10.0.1.9:8000");
+    cr_assert(eq(u32, n.id, 3u));
+    cr_assert(eq(uint, n.weight, 3u));
+    cr_assert(eq(str, (char *)run_error("add node x 10.0.1.9:8000"),
+                 "error: 10.0.1.9:8000 is already a node of y"));
+    cr_assert(eq(str, (char *)run_error("add node y 10.0.0.1:8000"),
+                 "error: 10.0.0.1:8000 is already a node of x"));
+    cr_assert(eq(str, (char *)run_ok("add node x 10.0.0.7:8000"),
+                 "ok: added node x/10.0.0.7:8000 weight 1"));
+}
+
+Test(adm_node, set_node_weight_changes_it_within_0_to_1000)
+{
+    cr_assert(eq(str, (char *)run_ok("set node x/10.0.0.2:8000 weight 7"),
+                 "ok: node x/10.0.0.2:8000 weight 7 (was 1)"));
+    cr_assert(eq(uint, node_of(CFG_CLUSTER_X, "10.0.0.2:8000").weight, 7u));
+    cr_assert(eq(str, (char *)run_error("set node x/10.0.0.2:8000 weight 1001"),
+                 "error: weight must be an integer from 0 to 1000, got \"1001\""));
+    cr_assert(eq(str, (char *)run_error("set node x/10.0.0.2:8000 weight -1"),
+                 "error: weight must be an integer from 0 to 1000, got \"-1\""));
+    cr_assert(eq(str, (char *)run_error("set node x/10.0.0.2:8000 size 3"),
+                 "error: usage: set node CLUSTER/ADDRESS weight W"));
+    cr_assert(eq(uint, node_of(CFG_CLUSTER_X, "10.0.0.2:8000").weight, 7u));
+}
+
+Test(adm_node, del_node_removes_it_but_not_the_last_of_a_cluster_without_force)
+{
+    cr_assert(
+        eq(str, (char *)run_ok("del node x/10.0.0.2:8000"), "ok: deleted node x/10.0.0.2:8000"));
+    cr_assert(eq(str, (char *)run_error("del node x/10.0.0.1:8000"),
+                 "error: x/10.0.0.1:8000 is the last node of x: its requests would fail; "
+                 "\"del node x/10.0.0.1:8000 force\" removes it anyway"));
+    cr_assert(eq(str, (char *)run_ok("del node x/10.0.0.1:8000 force"),
+                 "ok: deleted node x/10.0.0.1:8000"));
+    cr_assert(eq(str, (char *)run_ok("show nodes"),
+                 "cluster address weight state active idle\n"
+                 "y 10.0.1.1:8000 1 up - -"));
+}
+
+Test(adm_node, bad_clusters_addresses_and_unknown_nodes_are_named)
+{
+    uint64_t v = bal_router_version(&fx_router);
+    const char *reply;
+
+    cr_assert(eq(str, (char *)run_error("drain node x/10.0.0.9:8000"),
+                 "error: no node x/10.0.0.9:8000; show nodes lists them"));
+    cr_assert(eq(str, (char *)run_error("drain node y/10.0.0.1:8000"),
+                 "error: no node y/10.0.0.1:8000; show nodes lists them"));
+    cr_assert(eq(str, (char *)run_error("enable node z/10.0.0.1:8000"),
+                 "error: unknown cluster z in \"z/10.0.0.1:8000\"; expected x or y"));
+    cr_assert(eq(str, (char *)run_error("del node 10.0.0.1:8000"),
+                 "error: expected CLUSTER/ADDRESS (x/10.0.0.1:8000), got \"10.0.0.1:8000\""));
+    cr_assert(eq(str, (char *)run_error("add node z 10.0.0.5:8000"),
+                 "error: unknown cluster \"z\"; expected x or y"));
+    reply = run_error("add node x not-an-address");
+    cr_assert(eq(str, (char *)reply,
+                 "error: bad address \"not-an-address\": expected host:port, as in "
+                 "10.0.0.1:8000, got \"not-an-address\" (no port)"));
+    cr_assert(eq(str, (char *)run_error("add node x 10.0.0.5:8000 weight"),
+                 "error: usage: add node CLUSTER ADDRESS [weight W]"));
+    cr_assert(eq(str, (char *)run_error("add node x 10.0.0.5:8000 weight ten"),
+                 "error: weight must be an integer from 0 to 1000, got \"ten\""));
+    cr_assert(eq(str, (char *)run_error("drain node"), "error: usage: drain node CLUSTER/ADDRESS"));
+    cr_assert(eq(u64, bal_router_version(&fx_router), v), "an error published a snapshot");
+}
+
+Test(adm_node, node_changes_round_trip_through_the_state_file_text)
+{
+    struct bal_snapshot *s, *fresh;
+    struct adm_persist p = {0}, back;
+    struct xf_err err = {{0}};
+    struct evbuffer *buf = evbuffer_new();
+    char *text;
+    size_t len;
+
+    run_ok("add node y 10.0.1.9:8000 weight 2");
+    run_ok("set node x/10.0.0.1:8000 weight 3");
+    run_ok("drain node x/10.0.0.1:8000");
+    run_ok("del node x/10.0.0.2:8000");
+    s = bal_router_acquire(&fx_router);
+    p.weight_bp = s->weight_bp;
+    cr_assert(eq(int, adm_node_diff(fx_cfg, s, &p.nodes, &p.n_nodes), 0));
+    adm_persist_format(&p, buf);
+    len = evbuffer_get_length(buf);
+    text = calloc(1, len + 1);
+    evbuffer_remove(buf, text, len);
+    cr_assert(ne(ptr,
+                 strstr(text, "node del x/10.0.0.2:8000\n"
+                              "node weight x/10.0.0.1:8000 3\n"
+                              "node state x/10.0.0.1:8000 draining\n"
+                              "node add y 10.0.1.9:8000 2\n"),
+                 NULL),
+              "%s", text);
+    cr_assert(eq(int, adm_persist_parse(text, len, "state", &back, &err), 0), "%s", err.msg);
+    cr_assert(eq(sz, back.n_nodes, (size_t)4));
+    fresh = bal_snapshot_new(fx_cfg, NULL, 1, &err);
+    cr_assert(eq(int, adm_node_apply(fresh, back.nodes, back.n_nodes), 4));
+    cr_assert(eq(sz, fresh->clusters[0].n_nodes, (size_t)1));
+    cr_assert(eq(uint, fresh->clusters[0].nodes[0].weight, 3u));
+    cr_assert(eq(int, (int)fresh->clusters[0].nodes[0].state, BAL_NODE_DRAINING));
+    cr_assert(eq(sz, fresh->clusters[1].n_nodes, (size_t)2));
+    cr_assert(eq(str, fresh->clusters[1].nodes[1].addr.text, "10.0.1.9:8000"));
+    cr_assert(eq(sz, fresh->clusters[0].n_schedule, (size_t)0), "a draining node is scheduled");
+    bal_snapshot_unref(fresh);
+    bal_snapshot_unref(s);
+    adm_persist_fini(&back);
+    free(p.nodes);
+    free(text);
+    evbuffer_free(buf);
+}
+
+Test(adm_node, a_bad_node_line_makes_the_state_file_unusable)
+{
+    static const char *const bad[] = {
+        "version 1\nweight 0\nnode add z 10.0.0.1:80 1\n",
+        "version 1\nweight 0\nnode weight x/10.0.0.1:80 1001\n",
+        "version 1\nweight 0\nnode state x/10.0.0.1:80 sleepy\n",
+        "version 1\nweight 0\nnode del 10.0.0.1:80\n",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct adm_persist p;
+        struct xf_err err = {{0}};
+
+        cr_assert(eq(int, adm_persist_parse(bad[i], strlen(bad[i]), "st", &p, &err), -1), "%s",
+                  bad[i]);
+        cr_assert(eq(int, strncmp(err.msg, "st:3: node", 10), 0), "%s", err.msg);
+    }
+}
