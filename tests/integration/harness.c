@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -449,11 +450,18 @@ h_setup(void)
     memset(&h_state, 0, sizeof(h_state));
 }
 
+/* Admin socket connections the test opened (h_admin_connect), closed at teardown. */
+static int h_admin_fds[32];
+static size_t h_admin_n_fds;
+
 void
 h_teardown(void)
 {
     for (struct h_conn *c = h_state.conns; c != NULL; c = c->next)
         h_close(c);
+    for (size_t i = 0; i < h_admin_n_fds; i++)
+        close(h_admin_fds[i]);
+    h_admin_n_fds = 0;
     for (size_t i = 0; i < h_state.n_procs; i++) {
         struct h_proc *p = h_state.procs[i];
 
@@ -1949,4 +1957,56 @@ h_fake_wait_peer_closed(struct h_fake *f, size_t i, int timeout_ms)
         h_sleep_ms(5);
     }
     return true;
+}
+
+/* ------------------------------------------------------------------ the admin socket */
+
+int
+h_admin_connect(const struct h_proxy *p)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    uint64_t until = h_now_ms() + 5000;
+    int fd;
+
+    cr_assert(lt(sz, strlen(p->admin_socket), sizeof(sun.sun_path)));
+    memcpy(sun.sun_path, p->admin_socket, strlen(p->admin_socket) + 1);
+    for (;;) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(ne(int, fd, -1));
+        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+            break;
+        close(fd);
+        cr_assert(lt(u64, h_now_ms(), until), "cannot connect to %s: %s", p->admin_socket,
+                  strerror(errno));
+        h_sleep_ms(10);
+    }
+    cr_assert(lt(sz, h_admin_n_fds, sizeof(h_admin_fds) / sizeof(h_admin_fds[0])));
+    h_admin_fds[h_admin_n_fds++] = fd;
+    return fd;
+}
+
+char *
+h_admin_cmd(int fd, const char *line)
+{
+    char *buf = h_alloc(65536);
+    size_t len = 0;
+
+    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
+    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char *end = strstr(buf, "\n\n");
+        ssize_t n;
+
+        if (end != NULL) {
+            end[1] = '\0';
+            return buf;
+        }
+        cr_assert(lt(sz, len, (size_t)65535), "reply to \"%s\" too long", line);
+        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
+        n = recv(fd, buf + len, 65535 - len, 0);
+        cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
 }

@@ -292,4 +292,12 @@ bool h_fake_wait_requests(struct h_fake *f, size_t n, int timeout_ms);
 /* Waits until the proxy closed connection i. */
 bool h_fake_wait_peer_closed(struct h_fake *f, size_t i, int timeout_ms);
 
+/* --- the admin socket --- */
+
+/* Connects to p's admin socket, retrying while crossfade creates it; closed at teardown. */
+int h_admin_connect(const struct h_proxy *p);
+/* Sends one command line and returns its reply without the closing empty line (each line ends
+ * with LF; harness-owned memory). */
+char *h_admin_cmd(int fd, const char *line);
+
 #endif

@@ -14,66 +14,9 @@
 
 #include "tests/integration/harness.h"
 
-static int load_fds[8];
-static size_t load_n_fds;
-
-static void
-load_teardown(void)
-{
-    for (size_t i = 0; i < load_n_fds; i++)
-        close(load_fds[i]);
-    load_n_fds = 0;
-    h_teardown();
-}
-
-TestSuite(admin_load, .init = h_setup, .fini = load_teardown);
+TestSuite(admin_load, .init = h_setup, .fini = h_teardown);
 
 #define SPLIT "  key: [\"header:X-Key\"]\n  expose: X-Crossfade-Route\n"
-
-/* Connects to the admin socket, retrying while it is being created. */
-static int
-load_admin(const struct h_proxy *p)
-{
-    uint64_t until = h_now_ms() + 5000;
-
-    for (;;) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        cr_assert(ne(int, fd, -1));
-        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->admin_socket);
-        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            cr_assert(lt(sz, load_n_fds, sizeof(load_fds) / sizeof(load_fds[0])));
-            load_fds[load_n_fds++] = fd;
-            return fd;
-        }
-        close(fd);
-        cr_assert(lt(u64, h_now_ms(), until), "no admin socket at %s", p->admin_socket);
-        h_sleep_ms(10);
-    }
-}
-
-/* Sends one command and returns its reply (up to the closing empty line, excluded). */
-static char *
-load_cmd(int fd, const char *line)
-{
-    char *buf = h_alloc(65536);
-    size_t len = 0;
-
-    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
-    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
-    while (len < 4 || strstr(buf, "\n\n") == NULL) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
-        n = recv(fd, buf + len, 65535 - len, 0);
-        cr_assert(gt(long, (long)n, 0L), "the admin socket closed");
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return buf;
-}
 
 /* Starts bin/xfbench against the proxy for `seconds`, writing its JSON to run.json. */
 static struct h_proc *
@@ -128,13 +71,13 @@ Test(admin_load, after_a_rollback_reply_no_new_request_reaches_y, .timeout = 60)
 {
     struct h_upstream *x, *y;
     struct h_proxy *p = load_proxy("50", &x, &y);
-    int adm = load_admin(p);
+    int adm = h_admin_connect(p);
     struct h_proc *bench = load_start(p, "4s");
     struct h_conn *c = h_connect(p->port);
     char *reply;
 
     h_sleep_ms(1000);
-    reply = load_cmd(adm, "rollback");
+    reply = h_admin_cmd(adm, "rollback");
     cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "rollback: %s", reply);
     /* Every request sent after the reply -- 400 distinct keys, half of which were on y. */
     for (int i = 0; i < 400; i++) {
@@ -154,13 +97,13 @@ Test(admin_load, a_hundred_weight_changes_under_load_lose_no_request, .timeout =
 {
     struct h_upstream *x, *y;
     struct h_proxy *p = load_proxy("0", &x, &y);
-    int adm = load_admin(p);
+    int adm = h_admin_connect(p);
     struct h_proc *bench = load_start(p, "4s");
 
     h_sleep_ms(300);
     srand(11);
     for (int i = 0; i < 100; i++) {
-        char *reply = load_cmd(adm, h_fmt("set weight %d.%02d", rand() % 101, rand() % 100 / 2));
+        char *reply = h_admin_cmd(adm, h_fmt("set weight %d.%02d", rand() % 101, rand() % 100 / 2));
         cr_assert(
             eq(int, strncmp(reply, "ok", 2) == 0 || strncmp(reply, "error: weight", 13) == 0, 1),
             "change %d: %s", i, reply);
@@ -174,7 +117,7 @@ Test(admin_load, hostile_admin_clients_do_not_stop_the_proxy, .timeout = 60)
 {
     struct h_upstream *x, *y;
     struct h_proxy *p = load_proxy("50", &x, &y);
-    int flood = load_admin(p), slow = load_admin(p), good;
+    int flood = h_admin_connect(p), slow = h_admin_connect(p), good;
     struct h_proc *bench = load_start(p, "3s");
     static char cmds[64 * 1024];
     uint64_t until = h_now_ms() + 2500;
@@ -192,8 +135,8 @@ Test(admin_load, hostile_admin_clients_do_not_stop_the_proxy, .timeout = 60)
     }
     cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed");
     /* Another admin client is still served. */
-    good = load_admin(p);
-    reply = load_cmd(good, "show weight");
-    cr_assert(eq(str, reply, "x 50.00\ny 50.00\n\n"));
+    good = h_admin_connect(p);
+    reply = h_admin_cmd(good, "show weight");
+    cr_assert(eq(str, reply, "x 50.00\ny 50.00\n"));
     h_proxy_finish(p);
 }

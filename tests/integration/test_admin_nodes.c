@@ -15,69 +15,7 @@
 
 #include "tests/integration/harness.h"
 
-/* Admin connections the test opened, closed at teardown. */
-static int adm_fds[16];
-static size_t adm_n_fds;
-
-static void
-adm_teardown(void)
-{
-    for (size_t i = 0; i < adm_n_fds; i++)
-        close(adm_fds[i]);
-    adm_n_fds = 0;
-    h_teardown();
-}
-
-TestSuite(admin_nodes, .init = h_setup, .fini = adm_teardown);
-
-/* Connects to the proxy's admin socket (created a moment after the proxy's port accepts). */
-static int
-adm_connect(const struct h_proxy *p)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    uint64_t until = h_now_ms() + 5000;
-    int fd;
-
-    memcpy(sun.sun_path, p->admin_socket, strlen(p->admin_socket) + 1);
-    for (;;) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(ne(int, fd, -1));
-        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-            break;
-        close(fd);
-        cr_assert(lt(u64, h_now_ms(), until), "cannot connect to %s: %s", p->admin_socket,
-                  strerror(errno));
-        h_sleep_ms(10);
-    }
-    cr_assert(lt(sz, adm_n_fds, sizeof(adm_fds) / sizeof(adm_fds[0])));
-    adm_fds[adm_n_fds++] = fd;
-    return fd;
-}
-
-/* Sends one command and returns its reply without the closing empty line (harness-owned). */
-static char *
-adm_cmd(int fd, const char *line)
-{
-    char *buf = h_alloc(65536);
-    size_t len = 0;
-
-    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
-    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        char *end = strstr(buf, "\n\n");
-        ssize_t n;
-
-        if (end != NULL) {
-            end[1] = '\0';
-            return buf;
-        }
-        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
-        n = recv(fd, buf + len, 65535 - len, 0);
-        cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
-        len += (size_t)n;
-    }
-}
+TestSuite(admin_nodes, .init = h_setup, .fini = h_teardown);
 
 /* The X-Upstream of GET / on connection c. */
 static const char *
@@ -121,7 +59,7 @@ Test(admin_nodes, a_drained_node_gets_no_new_request_and_its_idle_conn_closes,
     struct h_proxy *p = h_proxy_start(
         &(struct h_proxy_opts){.x = {{h_fake_port(f)}, {x2->port}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     unsigned nf, nx;
     char *nodes;
 
@@ -129,19 +67,19 @@ Test(admin_nodes, a_drained_node_gets_no_new_request_and_its_idle_conn_closes,
     cr_assert(eq(u32, nf, 2u));
     cr_assert(eq(u32, h_fake_conns(f), (size_t)1), "one pooled connection to the fake");
     cr_assert(eq(int, h_fake_peer_closed(f, 0), false));
-    nodes = adm_cmd(fd, "show nodes");
+    nodes = h_admin_cmd(fd, "show nodes");
     cr_assert(ne(ptr, strstr(nodes, h_fmt("x 127.0.0.1:%d 1 up 0 1\n", h_fake_port(f))), NULL),
               "%s", nodes);
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("drain node x/127.0.0.1:%d", h_fake_port(f))),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("drain node x/127.0.0.1:%d", h_fake_port(f))),
                  h_fmt("ok: node x/127.0.0.1:%d draining (was up)\n", h_fake_port(f))));
     count_upstreams(c, 10, "fake", "x2", &nf, &nx);
     cr_assert(eq(u32, nf, 0u), "the drained node got %u requests", nf);
     cr_assert(h_fake_wait_peer_closed(f, 0, 3000), "the idle pooled connection stayed open");
-    nodes = adm_cmd(fd, "show nodes");
+    nodes = h_admin_cmd(fd, "show nodes");
     cr_assert(
         ne(ptr, strstr(nodes, h_fmt("x 127.0.0.1:%d 1 draining 0 0\n", h_fake_port(f))), NULL),
         "%s", nodes);
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("enable node x/127.0.0.1:%d", h_fake_port(f))),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("enable node x/127.0.0.1:%d", h_fake_port(f))),
                  h_fmt("ok: node x/127.0.0.1:%d up (was draining)\n", h_fake_port(f))));
     count_upstreams(c, 4, "fake", "x2", &nf, &nx);
     cr_assert(eq(u32, nf, 2u), "the enabled node is back in the schedule");
@@ -156,13 +94,13 @@ Test(admin_nodes, drain_closes_idle_conns_at_once_when_show_nodes_runs, .timeout
     struct h_proxy *p = h_proxy_start(
         &(struct h_proxy_opts){.x = {{h_fake_port(f)}, {x2->port}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     unsigned nf, nx;
 
     count_upstreams(c, 2, "fake", "x2", &nf, &nx);
     cr_assert(eq(u32, nf, 1u));
-    adm_cmd(fd, h_fmt("drain node x/127.0.0.1:%d", h_fake_port(f)));
-    adm_cmd(fd, "show nodes");
+    h_admin_cmd(fd, h_fmt("drain node x/127.0.0.1:%d", h_fake_port(f)));
+    h_admin_cmd(fd, "show nodes");
     cr_assert(h_fake_wait_peer_closed(f, 0, 3000), "the idle pooled connection stayed open");
     h_close(c);
     h_proxy_finish(p);
@@ -174,17 +112,17 @@ Test(admin_nodes, an_added_node_receives_traffic, .timeout = H_TEST_TIMEOUT)
     struct h_proxy *p =
         h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     unsigned n1, n2;
 
     count_upstreams(c, 4, "x1", "x2", &n1, &n2);
     cr_assert(eq(u32, n2, 0u));
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("add node x %s weight 3", x2->addr)),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("add node x %s weight 3", x2->addr)),
                  h_fmt("ok: added node x/%s weight 3\n", x2->addr)));
     count_upstreams(c, 40, "x1", "x2", &n1, &n2);
     cr_assert(eq(u32, n1, 10u));
     cr_assert(eq(u32, n2, 30u));
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("add node y %s", x2->addr)),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("add node y %s", x2->addr)),
                  h_fmt("error: %s is already a node of x\n", x2->addr)));
     h_close(c);
     h_proxy_finish(p);
@@ -196,23 +134,23 @@ Test(admin_nodes, a_deleted_node_gets_no_more_requests, .timeout = H_TEST_TIMEOU
     struct h_proxy *p = h_proxy_start(
         &(struct h_proxy_opts){.x = {{x1->port}, {x2->port}}, .balance_x = "round_robin"});
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     unsigned n1, n2;
     char *nodes;
 
     count_upstreams(c, 4, "x1", "x2", &n1, &n2);
     cr_assert(eq(u32, n2, 2u));
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("del node x/%s", x2->addr)),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("del node x/%s", x2->addr)),
                  h_fmt("ok: deleted node x/%s\n", x2->addr)));
     count_upstreams(c, 10, "x1", "x2", &n1, &n2);
     cr_assert(eq(u32, n2, 0u));
-    nodes = adm_cmd(fd, "show nodes");
+    nodes = h_admin_cmd(fd, "show nodes");
     cr_assert(eq(ptr, strstr(nodes, x2->addr), NULL), "%s", nodes);
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("del node x/%s", x1->addr)),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("del node x/%s", x1->addr)),
                  h_fmt("error: x/%s is the last node of x: its requests would fail; \"del node "
                        "x/%s force\" removes it anyway\n",
                        x1->addr, x1->addr)));
-    cr_assert(eq(str, adm_cmd(fd, h_fmt("drain node x/%s", x2->addr)),
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("drain node x/%s", x2->addr)),
                  h_fmt("error: no node x/%s; show nodes lists them\n", x2->addr)));
     h_close(c);
     h_proxy_finish(p);
@@ -224,10 +162,10 @@ Test(admin_nodes, show_nodes_gives_one_line_per_node, .timeout = H_TEST_TIMEOUT)
     struct h_proxy *p = h_proxy_start(
         &(struct h_proxy_opts){.x = {{x1->port, 4}}, .y = {{y1->port}}, .weight = "0"});
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
 
     cr_assert(eq(str, (char *)upstream_of(c), "x1"));
-    cr_assert(eq(str, adm_cmd(fd, "show nodes"),
+    cr_assert(eq(str, h_admin_cmd(fd, "show nodes"),
                  h_fmt("cluster address weight state active idle\n"
                        "x %s 4 up 0 1\n"
                        "y %s 1 up 0 0\n",
@@ -246,15 +184,15 @@ Test(admin_nodes, node_changes_survive_a_restart, .timeout = H_TEST_TIMEOUT)
                              .balance_x = "round_robin",
                              .extra_yaml = h_fmt("state_file: \"%s\"\n", state)};
     struct h_proxy *p = h_proxy_start(&o);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     char *before, *text;
     struct h_conn *c;
     unsigned n1, n2;
 
-    adm_cmd(fd, h_fmt("add node y %s weight 2", y2->addr));
-    adm_cmd(fd, h_fmt("set node x/%s weight 3", x1->addr));
-    adm_cmd(fd, h_fmt("drain node x/%s", x2->addr));
-    before = adm_cmd(fd, "show nodes");
+    h_admin_cmd(fd, h_fmt("add node y %s weight 2", y2->addr));
+    h_admin_cmd(fd, h_fmt("set node x/%s weight 3", x1->addr));
+    h_admin_cmd(fd, h_fmt("drain node x/%s", x2->addr));
+    before = h_admin_cmd(fd, "show nodes");
     h_proxy_finish(p);
     text = h_read_file(state, NULL);
     cr_assert(ne(ptr, text, NULL), "no state file at %s", state);
@@ -266,12 +204,12 @@ Test(admin_nodes, node_changes_survive_a_restart, .timeout = H_TEST_TIMEOUT)
               "%s", text);
 
     p = h_proxy_start(&o);
-    fd = adm_connect(p);
-    cr_assert(eq(str, adm_cmd(fd, "show nodes"), before));
+    fd = h_admin_connect(p);
+    cr_assert(eq(str, h_admin_cmd(fd, "show nodes"), before));
     c = h_connect(p->port);
     count_upstreams(c, 6, "x1", "x2", &n1, &n2);
     cr_assert(eq(u32, n2, 0u), "the drained node took requests after the restart");
-    adm_cmd(fd, h_fmt("del node y/%s", y2->addr));
+    h_admin_cmd(fd, h_fmt("del node y/%s", y2->addr));
     h_close(c);
     h_proxy_finish(p);
     text = h_read_file(state, NULL);

@@ -14,72 +14,10 @@
 
 #include "tests/integration/harness.h"
 
-/* Admin connections the test opened, closed at teardown. */
-static int adm_fds[16];
-static size_t adm_n_fds;
-
-static void
-adm_teardown(void)
-{
-    for (size_t i = 0; i < adm_n_fds; i++)
-        close(adm_fds[i]);
-    adm_n_fds = 0;
-    h_teardown();
-}
-
-TestSuite(admin_ramp, .init = h_setup, .fini = adm_teardown);
-TestSuite(admin_pin, .init = h_setup, .fini = adm_teardown);
-TestSuite(admin_freeze, .init = h_setup, .fini = adm_teardown);
-TestSuite(admin_state, .init = h_setup, .fini = adm_teardown);
-
-/* Connects to the proxy's admin socket (created a moment after the proxy's port accepts). */
-static int
-adm_connect(const struct h_proxy *p)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    uint64_t until = h_now_ms() + 5000;
-    int fd;
-
-    memcpy(sun.sun_path, p->admin_socket, strlen(p->admin_socket) + 1);
-    for (;;) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(ne(int, fd, -1));
-        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-            break;
-        close(fd);
-        cr_assert(lt(u64, h_now_ms(), until), "cannot connect to %s: %s", p->admin_socket,
-                  strerror(errno));
-        h_sleep_ms(10);
-    }
-    cr_assert(lt(sz, adm_n_fds, sizeof(adm_fds) / sizeof(adm_fds[0])));
-    adm_fds[adm_n_fds++] = fd;
-    return fd;
-}
-
-/* Sends one command and returns its reply without the closing empty line (harness-owned). */
-static char *
-adm_cmd(int fd, const char *line)
-{
-    char *buf = h_alloc(65536);
-    size_t len = 0;
-
-    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
-    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        char *end = strstr(buf, "\n\n");
-        ssize_t n;
-
-        if (end != NULL) {
-            end[1] = '\0';
-            return buf;
-        }
-        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
-        n = recv(fd, buf + len, 65535 - len, 0);
-        cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
-        len += (size_t)n;
-    }
-}
+TestSuite(admin_ramp, .init = h_setup, .fini = h_teardown);
+TestSuite(admin_pin, .init = h_setup, .fini = h_teardown);
+TestSuite(admin_freeze, .init = h_setup, .fini = h_teardown);
+TestSuite(admin_state, .init = h_setup, .fini = h_teardown);
 
 /* The node named by X-Upstream for GET / with X-Key: key (and more header lines, may be ""). */
 static const char *
@@ -119,7 +57,7 @@ start_xy(const char *weight, const char *extra_yaml)
 static unsigned
 flip_of(int fd, const char *key)
 {
-    char *reply = adm_cmd(fd, h_fmt("which header:X-Key=%s", key));
+    char *reply = h_admin_cmd(fd, h_fmt("which header:X-Key=%s", key));
     const char *flip = strstr(reply, "\nflip ");
     unsigned whole, frac;
 
@@ -151,7 +89,7 @@ wait_weight(int fd, const char *want, unsigned timeout_ms)
     char *line = h_fmt("y %s\n", want);
 
     for (;;) {
-        char *reply = adm_cmd(fd, "show weight");
+        char *reply = h_admin_cmd(fd, "show weight");
 
         if (strstr(reply, line) != NULL)
             return h_now_ms();
@@ -164,7 +102,7 @@ wait_weight(int fd, const char *want, unsigned timeout_ms)
 static const char *
 weight_now(int fd)
 {
-    char *reply = adm_cmd(fd, "show weight");
+    char *reply = h_admin_cmd(fd, "show weight");
     char *y = strstr(reply, "\ny ");
 
     cr_assert(ne(ptr, y, NULL), "%s", reply);
@@ -178,14 +116,14 @@ Test(admin_ramp, a_ramp_moves_keys_to_y_in_its_steps_and_on_its_schedule, .timeo
 {
     struct h_proxy *p = start_xy("0", NULL);
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     const char *first = key_flipping_in(fd, 0, 1000);     /* on y from 10 % */
     const char *second = key_flipping_in(fd, 1000, 2000); /* on y from 20 % */
     const char *never = key_flipping_in(fd, 2000, 10000); /* stays on x */
     uint64_t t0, t1, t2;
 
     t0 = h_now_ms();
-    cr_assert(eq(str, adm_cmd(fd, "ramp 20 over 2s step 10"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp 20 over 2s step 10"),
                  "ok: ramping y from 0.00 to 20.00 over 2s: 2 steps of 10.00, one every 1s\n"));
     cr_assert(eq(str, (char *)node_for(c, first, ""), "x1"), "nothing moves at once");
     t1 = wait_weight(fd, "10.00", 10000);
@@ -202,10 +140,11 @@ Test(admin_ramp, a_ramp_moves_keys_to_y_in_its_steps_and_on_its_schedule, .timeo
               (unsigned long long)(t1 - t0));
     cr_assert(ge(u64, t2 - t0, (uint64_t)2000), "step 2 came after %llu ms",
               (unsigned long long)(t2 - t0));
-    cr_assert(eq(str, adm_cmd(fd, "show ramp"), "no ramp\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "show ramp"), "no ramp\n"));
     h_sleep_ms(300);
     cr_assert(eq(str, (char *)weight_now(fd), "20.00"), "the ramp ended at its target");
-    cr_assert(ne(ptr, strstr(adm_cmd(fd, "show events"), h_fmt("uid=%u pid=", (unsigned)getuid())),
+    cr_assert(ne(ptr,
+                 strstr(h_admin_cmd(fd, "show events"), h_fmt("uid=%u pid=", (unsigned)getuid())),
                  NULL));
     h_proxy_finish(p);
 }
@@ -213,30 +152,30 @@ Test(admin_ramp, a_ramp_moves_keys_to_y_in_its_steps_and_on_its_schedule, .timeo
 Test(admin_ramp, pause_holds_the_weight_resume_goes_on_and_cancel_stops, .timeout = H_TEST_TIMEOUT)
 {
     struct h_proxy *p = start_xy("0", NULL);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     char *show;
 
-    adm_cmd(fd, "ramp 30 over 3s step 10");
+    h_admin_cmd(fd, "ramp 30 over 3s step 10");
     wait_weight(fd, "10.00", 10000);
-    cr_assert(eq(str, adm_cmd(fd, "ramp pause"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp pause"),
                  "ok: ramp paused at weight y 10.00 (step 1 of 3); \"ramp resume\" goes on\n"));
     h_sleep_ms(2500);
     cr_assert(eq(str, (char *)weight_now(fd), "10.00"), "a paused ramp moved");
-    show = adm_cmd(fd, "show ramp");
+    show = h_admin_cmd(fd, "show ramp");
     cr_assert(ne(ptr, strstr(show, "ramp paused\n"), NULL), "%s", show);
     cr_assert(ne(ptr, strstr(show, "\nprogress 1/3 steps, 33%\n"), NULL), "%s", show);
     cr_assert(eq(int,
-                 strncmp(adm_cmd(fd, "ramp resume"),
+                 strncmp(h_admin_cmd(fd, "ramp resume"),
                          "ok: ramp resumed at weight y 10.00; "
                          "next step to 20.00 in ",
                          56),
                  0));
     wait_weight(fd, "20.00", 10000);
-    cr_assert(eq(str, adm_cmd(fd, "ramp cancel"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp cancel"),
                  "ok: ramp cancelled at weight y 20.00 (it was going to 30.00)\n"));
     h_sleep_ms(1500);
     cr_assert(eq(str, (char *)weight_now(fd), "20.00"), "a cancelled ramp moved");
-    cr_assert(eq(str, adm_cmd(fd, "ramp cancel"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp cancel"),
                  "error: no ramp is in progress (\"ramp TO over DURATION\" starts one)\n"));
     h_proxy_finish(p);
 }
@@ -245,11 +184,11 @@ Test(admin_ramp, rollback_cancels_a_ramp_and_the_next_requests_go_to_x, .timeout
 {
     struct h_proxy *p = start_xy("0", NULL);
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
 
-    cr_assert(eq(int, strncmp(adm_cmd(fd, "ramp 100 over 2s step 50"), "ok: ", 4), 0));
+    cr_assert(eq(int, strncmp(h_admin_cmd(fd, "ramp 100 over 2s step 50"), "ok: ", 4), 0));
     wait_weight(fd, "50.00", 10000);
-    cr_assert(eq(str, adm_cmd(fd, "rollback"),
+    cr_assert(eq(str, h_admin_cmd(fd, "rollback"),
                  "ok: rolled back: weight y 0.00 (was 50.00); cancelled the ramp to 100.00\n"));
     for (int i = 0; i < 30; i++)
         cr_assert(eq(str, (char *)node_for(c, h_fmt("client-%d", i), ""), "x1"));
@@ -263,17 +202,17 @@ Test(admin_ramp, rollback_cancels_a_ramp_and_the_next_requests_go_to_x, .timeout
 Test(admin_ramp, bad_ramps_are_refused_with_a_clear_error, .timeout = H_TEST_TIMEOUT)
 {
     struct h_proxy *p = start_xy("0", NULL);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
 
-    cr_assert(eq(str, adm_cmd(fd, "ramp 101 over 1m"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp 101 over 1m"),
                  "error: the target must be a weight from 0 to 100 with at most two decimals (or "
                  "pause, resume, cancel), got \"101\"\n"));
-    cr_assert(eq(str, adm_cmd(fd, "ramp 50 over 0"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp 50 over 0"),
                  "error: the duration must be more than 0 (such as 30s, 10m or 1h)\n"));
-    cr_assert(eq(str, adm_cmd(fd, "ramp 50 over 1m step 80"),
+    cr_assert(eq(str, h_admin_cmd(fd, "ramp 50 over 1m step 80"),
                  "error: the step (80.00) is larger than the distance from 0.00 to 50.00 "
                  "(50.00)\n"));
-    cr_assert(eq(str, adm_cmd(fd, "show ramp"), "no ramp\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "show ramp"), "no ramp\n"));
     h_proxy_finish(p);
 }
 
@@ -283,23 +222,23 @@ Test(admin_pin, pins_beat_the_weight_in_live_traffic, .timeout = H_TEST_TIMEOUT)
 {
     struct h_proxy *p = start_xy("0", NULL);
     struct h_conn *c = h_connect(p->port);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
 
-    cr_assert(eq(str, adm_cmd(fd, "pin tester-1 y"), "ok: pinned \"tester-1\" to y\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "pin tester-1 y"), "ok: pinned \"tester-1\" to y\n"));
     cr_assert(eq(str, (char *)node_for(c, "tester-1", ""), "y1"));
     for (int i = 0; i < 20; i++)
         cr_assert(eq(str, (char *)node_for(c, h_fmt("client-%d", i), ""), "x1"));
-    cr_assert(eq(str, adm_cmd(fd, "promote"), "ok: promoted: weight y 100.00 (was 0.00)\n"));
-    cr_assert(
-        eq(str, adm_cmd(fd, "pin fragile-customer x"), "ok: pinned \"fragile-customer\" to x\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "promote"), "ok: promoted: weight y 100.00 (was 0.00)\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "pin fragile-customer x"),
+                 "ok: pinned \"fragile-customer\" to x\n"));
     cr_assert(eq(str, (char *)node_for(c, "fragile-customer", ""), "x1"));
     cr_assert(eq(str, (char *)node_for(c, "tester-1", ""), "y1"));
     for (int i = 0; i < 20; i++)
         cr_assert(eq(str, (char *)node_for(c, h_fmt("client-%d", i), ""), "y1"));
     /* A tester's override header still wins over a pin. */
     cr_assert(eq(str, (char *)node_for(c, "fragile-customer", "X-Crossfade-Target: y\r\n"), "y1"));
-    cr_assert(eq(str, adm_cmd(fd, "show pins"), "pin fragile-customer x\npin tester-1 y\n"));
-    cr_assert(eq(str, adm_cmd(fd, "unpin fragile-customer"),
+    cr_assert(eq(str, h_admin_cmd(fd, "show pins"), "pin fragile-customer x\npin tester-1 y\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "unpin fragile-customer"),
                  "ok: unpinned \"fragile-customer\" (was x)\n"));
     cr_assert(eq(str, (char *)node_for(c, "fragile-customer", ""), "y1"));
     h_proxy_finish(p);
@@ -313,18 +252,18 @@ Test(admin_freeze, freeze_on_off_and_show, .timeout = H_TEST_TIMEOUT)
     struct h_upstream *x = h_upstream_start("x1", NULL);
     struct h_proxy *p =
         h_proxy_start(&(struct h_proxy_opts){.x = {{x->port}}, .admin_api_port = api});
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     struct h_conn *c = h_connect(api);
     struct h_msg m;
     char *reply;
 
-    cr_assert(eq(str, adm_cmd(fd, "freeze show"), "freeze off\n"));
-    reply = adm_cmd(fd, "freeze on");
+    cr_assert(eq(str, h_admin_cmd(fd, "freeze show"), "freeze off\n"));
+    reply = h_admin_cmd(fd, "freeze on");
     cr_assert(eq(int, strncmp(reply, "ok: freeze on since 20", 22), 0), "%s", reply);
     cr_assert(
         ne(ptr, strstr(reply, "Z: writes through admin_api listeners get 423 Locked\n"), NULL),
         "%s", reply);
-    reply = adm_cmd(fd, "freeze show");
+    reply = h_admin_cmd(fd, "freeze show");
     cr_assert(eq(int, strncmp(reply, "freeze on since 20", 18), 0), "%s", reply);
     cr_assert(ne(ptr, strstr(reply, "Z ("), NULL), "%s", reply);
     /* What the freeze is for: writes through the admin_api listener are locked, reads pass. */
@@ -334,15 +273,15 @@ Test(admin_freeze, freeze_on_off_and_show, .timeout = H_TEST_TIMEOUT)
     cr_assert(eq(int, m.status, 423));
     cr_assert(eq(int, h_get(h_connect(api), "/services", &m), 0), "%s", m.error);
     cr_assert(eq(int, m.status, 200));
-    reply = adm_cmd(fd, "freeze off");
+    reply = h_admin_cmd(fd, "freeze off");
     cr_assert(eq(int, strncmp(reply, "ok: freeze off (was on since 20", 31), 0), "%s", reply);
     c = h_connect(api);
     cr_assert(eq(
         int, h_sendf(c, "POST /services HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}"), 0));
     cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
     cr_assert(eq(int, m.status, 200));
-    cr_assert(
-        eq(str, adm_cmd(fd, "freeze maybe"), "error: expected on, off or show, got \"maybe\"\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "freeze maybe"),
+                 "error: expected on, off or show, got \"maybe\"\n"));
     h_proxy_finish(p);
 }
 
@@ -353,15 +292,15 @@ Test(admin_state, weight_pins_and_freeze_survive_a_restart, .timeout = H_TEST_TI
     const char *state = h_path("crossfade.state");
     const char *yaml = h_fmt("state_file: \"%s\"\n", state);
     struct h_proxy *p = start_xy("5", yaml);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     char *freeze, *text;
     struct h_conn *c;
 
-    cr_assert(eq(str, adm_cmd(fd, "set weight 25"), "ok: weight y 25.00 (was 5.00)\n"));
-    adm_cmd(fd, "pin alice y");
-    adm_cmd(fd, "pin bob x");
-    adm_cmd(fd, "freeze on");
-    freeze = adm_cmd(fd, "freeze show");
+    cr_assert(eq(str, h_admin_cmd(fd, "set weight 25"), "ok: weight y 25.00 (was 5.00)\n"));
+    h_admin_cmd(fd, "pin alice y");
+    h_admin_cmd(fd, "pin bob x");
+    h_admin_cmd(fd, "freeze on");
+    freeze = h_admin_cmd(fd, "freeze show");
     h_proxy_finish(p);
     text = h_read_file(state, NULL);
     cr_assert(ne(ptr, text, NULL), "no state file at %s", state);
@@ -369,12 +308,13 @@ Test(admin_state, weight_pins_and_freeze_survive_a_restart, .timeout = H_TEST_TI
     cr_assert(ne(ptr, strstr(text, "\npin alice y\npin bob x\n"), NULL), "%s", text);
 
     p = start_xy("5", yaml);
-    fd = adm_connect(p);
-    cr_assert(eq(str, adm_cmd(fd, "show weight"), "x 75.00\ny 25.00\n"));
-    cr_assert(eq(str, adm_cmd(fd, "show pins"), "pin alice y\npin bob x\n"));
-    cr_assert(eq(int, strncmp(adm_cmd(fd, "freeze show"), freeze, 40), 0), "the same since");
-    cr_assert(
-        ne(ptr, strstr(adm_cmd(fd, "show events"), "\"state file\" weight 5.00 -> 25.00\n"), NULL));
+    fd = h_admin_connect(p);
+    cr_assert(eq(str, h_admin_cmd(fd, "show weight"), "x 75.00\ny 25.00\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "show pins"), "pin alice y\npin bob x\n"));
+    cr_assert(eq(int, strncmp(h_admin_cmd(fd, "freeze show"), freeze, 40), 0), "the same since");
+    cr_assert(ne(ptr,
+                 strstr(h_admin_cmd(fd, "show events"), "\"state file\" weight 5.00 -> 25.00\n"),
+                 NULL));
     c = h_connect(p->port);
     cr_assert(eq(str, (char *)node_for(c, "alice", ""), "y1"));
     h_proxy_finish(p);
@@ -384,25 +324,25 @@ Test(admin_state, a_ramp_resumes_its_schedule_after_a_restart, .timeout = H_TEST
 {
     const char *yaml = h_fmt("state_file: \"%s\"\n", h_path("crossfade.state"));
     struct h_proxy *p = start_xy("0", yaml);
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     uint64_t t0, t3;
     char *show;
 
     t0 = h_now_ms();
-    adm_cmd(fd, "ramp 30 over 4500ms step 10");
+    h_admin_cmd(fd, "ramp 30 over 4500ms step 10");
     wait_weight(fd, "10.00", 10000);
     h_proxy_finish(p);
     p = start_xy("0", yaml);
-    fd = adm_connect(p);
-    show = adm_cmd(fd, "show ramp");
+    fd = h_admin_connect(p);
+    show = h_admin_cmd(fd, "show ramp");
     cr_assert(ne(ptr, strstr(show, "ramp running\n"), NULL), "%s", show);
     cr_assert(ne(ptr, strstr(show, "\nby uid="), NULL), "%s", show);
     t3 = wait_weight(fd, "30.00", 15000);
     cr_assert(ge(u64, t3 - t0, (uint64_t)4500), "the last step came %llu ms after the start",
               (unsigned long long)(t3 - t0));
-    cr_assert(eq(str, adm_cmd(fd, "show ramp"), "no ramp\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "show ramp"), "no ramp\n"));
     cr_assert(ne(ptr,
-                 strstr(adm_cmd(fd, "show events"),
+                 strstr(h_admin_cmd(fd, "show events"),
                         "\"ramp 30 over 4500ms step 10\" ramp running to 30.00 -> done"),
                  NULL));
     h_proxy_finish(p);
@@ -414,10 +354,10 @@ Test(admin_state, a_corrupt_state_file_is_reported_and_kept_and_the_config_used,
     const char *state =
         h_write_file("crossfade.state", "version 1\nweight 25.00\nfreeze perhaps\n");
     struct h_proxy *p = start_xy("5", h_fmt("state_file: \"%s\"\n", state));
-    int fd = adm_connect(p);
+    int fd = h_admin_connect(p);
     char *log;
 
-    cr_assert(eq(str, adm_cmd(fd, "show weight"), "x 95.00\ny 5.00\n"));
+    cr_assert(eq(str, h_admin_cmd(fd, "show weight"), "x 95.00\ny 5.00\n"));
     log = h_read_file(h_path("crossfade.log"), NULL);
     cr_assert(ne(ptr, strstr(log, "event=state_file_unusable"), NULL), "%s", log);
     cr_assert(ne(ptr, strstr(log, h_fmt("%s:3: expected \\\"freeze off\\\"", state)), NULL), "%s",
