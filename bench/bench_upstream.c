@@ -41,13 +41,13 @@ bench_up_usage(FILE *f)
 static int
 bench_up_parse_listen(const char *arg, struct bench_up_listen *l, struct xf_err *err)
 {
-    struct addrinfo hints, *res = NULL;
+    const char *why = NULL;
+    unsigned alen = 0;
     const char *orig = arg;
     uint64_t num;
     char host[256];
     const char *port, *colon;
     size_t hlen;
-    int rc;
 
     if (arg[0] == '[') {
         const char *end = strchr(arg, ']');
@@ -79,17 +79,11 @@ bench_up_parse_listen(const char *arg, struct bench_up_listen *l, struct xf_err 
     host[hlen] = '\0';
     if (hlen == 0 || strcmp(host, "*") == 0)
         strcpy(host, "0.0.0.0");
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        xf_err_set(err, "--listen %s:%s: %s", host, port, gai_strerror(rc));
+    if (xf_resolve(host, port, 1, &l->addr, &alen, &why) == -1) {
+        xf_err_set(err, "--listen %s:%s: %s", host, port, why);
         return -1;
     }
-    memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
-    l->addr_len = res->ai_addrlen;
-    freeaddrinfo(res);
+    l->addr_len = alen;
     return 0;
 }
 

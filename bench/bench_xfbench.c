@@ -117,9 +117,9 @@ bench_xfb_parse_url(struct bench_xfb_opts *o, struct xf_err *err)
 {
     const char *u = o->url, *auth, *end, *host, *port = "80";
     char hostbuf[256], portbuf[8];
-    struct addrinfo hints, *res = NULL;
+    const char *why = NULL;
+    unsigned alen = 0;
     size_t hlen;
-    int rc;
 
     if (strncasecmp(u, "http://", 7) != 0) {
         xf_err_set(err, "URL %s: expected http://HOST[:PORT]/PATH (https is not supported)", u);
@@ -168,17 +168,11 @@ bench_xfb_parse_url(struct bench_xfb_opts *o, struct xf_err *err)
     /* RFC 6761 6.3, as crossfade's config does: whatever /etc/hosts says (or lacks). */
     if (strcasecmp(hostbuf, "localhost") == 0)
         strcpy(hostbuf, "127.0.0.1");
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if ((rc = getaddrinfo(hostbuf, portbuf, &hints, &res)) != 0) {
-        xf_err_set(err, "URL %s: %s: %s", u, hostbuf, gai_strerror(rc));
+    if (xf_resolve(hostbuf, portbuf, 0, &o->addr, &alen, &why) == -1) {
+        xf_err_set(err, "URL %s: %s: %s", u, hostbuf, why);
         return -1;
     }
-    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
-    o->addr_len = res->ai_addrlen;
-    freeaddrinfo(res);
+    o->addr_len = alen;
     return 0;
 }
 

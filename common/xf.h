@@ -81,6 +81,15 @@ uint64_t xf_now_us(void);
 /* Levenshtein distance between two short strings (for "did you mean" hints); capped at 64 chars. */
 size_t xf_edit_distance(const char *a, const char *b);
 
+struct sockaddr_storage;
+
+/*
+ * Resolves `host` and the numeric `port` (getaddrinfo, AI_NUMERICSERV; AI_PASSIVE when `passive`)
+ * into the first address found. Returns 0, or -1 with getaddrinfo's reason in *why.
+ */
+int xf_resolve(const char *host, const char *port, int passive, struct sockaddr_storage *out,
+               unsigned *out_len, const char **why);
+
 /* Bytes of text xf_quote shows, and the buffer it needs. */
 #define XF_QUOTE_MAX  60
 #define XF_QUOTE_SIZE (XF_QUOTE_MAX * 4 + 8)

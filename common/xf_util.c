@@ -1,7 +1,9 @@
 /* common/xf_util.c -- time and string helpers with no dependency beyond libc. */
 #include "common/xf.h"
 
+#include <netdb.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 uint64_t
@@ -95,4 +97,31 @@ xf_quote(char *buf, const char *s, size_t len)
     }
     buf[n] = '\0';
     return buf;
+}
+
+int
+xf_resolve(const char *host, const char *port, int passive, struct sockaddr_storage *out,
+           unsigned *out_len, const char **why)
+{
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        *why = gai_strerror(rc);
+        return -1;
+    }
+    if (res->ai_addrlen > sizeof(*out)) {
+        *why = "address too long";
+        freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *out_len = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
 }
