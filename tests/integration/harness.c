@@ -953,7 +953,9 @@ h_proxy_start(const struct h_proxy_opts *o)
         argv[2] = (char *)p->cfg_path;
         argv[3] = NULL;
         p->proc = h_spawn("crossfade", argv, log, env);
-        if (h_wait_ready(p->proc, p->port, 10000) == 0)
+        /* Listeners open one after another: wait for the last one too. */
+        if (h_wait_ready(p->proc, p->port, 10000) == 0 &&
+            (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0))
             return p;
         if (!h_port_was_taken(p->proc))
             break;
