@@ -2,6 +2,7 @@
 #ifndef CFG_H
 #define CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -28,7 +29,10 @@ struct cfg_listener {
 
 struct cfg_node {
     struct cfg_addr addr;
-    unsigned weight; /* 0..1000, default 1 */
+    unsigned weight;          /* 0..1000, default 1 */
+    unsigned max_connections; /* connections to this node per worker; 0: no limit. Default: the
+                                 cluster's max_connections */
+    unsigned max_pending;     /* requests waiting for a connection; default: the cluster's */
 };
 
 enum cfg_cluster_id {
@@ -43,10 +47,37 @@ enum cfg_balance {
     CFG_BALANCE_LEAST_CONN,  /* fewest active requests, weighted */
 };
 
+/* clusters.NAME.health: active HTTP checks, each a GET on a connection of its own. */
+struct cfg_health {
+    bool enabled;         /* the key is present */
+    char *path;           /* owned; default "/status"; an origin-form target */
+    char *host;           /* owned; the Host header; NULL (default): the node's address text */
+    uint16_t port;        /* 0 (default): the node's port */
+    unsigned interval_ms; /* 2s */
+    unsigned timeout_ms;  /* 1s: connect to the end of the response head */
+    unsigned rise;        /* 2: consecutive passes that bring a down node up */
+    unsigned fall;        /* 3: consecutive failures that take an up node down */
+    unsigned expect_min;  /* 200 */
+    unsigned expect_max;  /* 399 */
+};
+
+/* clusters.NAME.outlier: passive detection from live traffic (outlier ejection). */
+struct cfg_outlier {
+    unsigned failures;        /* 5: consecutive connect failures or 5xx that eject; 0: off */
+    unsigned ejection_ms;     /* 10s: the first ejection; doubles on each repeat */
+    unsigned max_ejection_ms; /* 5m: the longest ejection */
+};
+
 struct cfg_cluster {
     struct cfg_node *nodes; /* owned */
     size_t n_nodes;
     enum cfg_balance balance; /* clusters.NAME.balance: hash | round_robin | least_conn */
+    struct cfg_health health;
+    struct cfg_outlier outlier;
+    bool failover; /* with no healthy node, send this cluster's requests to the other one;
+                      default true for y, false for x */
+    unsigned max_connections; /* default for the nodes: 0 (no limit) */
+    unsigned max_pending;     /* default for the nodes: 100 */
 };
 
 enum cfg_key_kind {
@@ -96,6 +127,7 @@ struct cfg_timeouts {
     unsigned upstream_response_ms; /* 60s */
     unsigned upstream_idle_ms;     /* 30s */
     unsigned shutdown_ms;          /* 10s: how long SIGTERM waits for in-flight requests */
+    unsigned queue_ms;             /* 5s: how long a request waits for a node connection */
 };
 
 struct cfg_limits {
@@ -117,8 +149,10 @@ struct cfg {
     struct cfg_cluster clusters[CFG_CLUSTER_COUNT]; /* x and y, both required */
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
-    char *access_log;            /* owned; "-" for stdout, a path, or NULL when off */
-    char *state_file;            /* owned; where the admin socket keeps its changes; NULL: off */
+    unsigned retries; /* 2: further attempts on other nodes for a request that failed before any
+                         response byte (0..10) */
+    char *access_log; /* owned; "-" for stdout, a path, or NULL when off */
+    char *state_file; /* owned; where the admin socket keeps its changes; NULL: off */
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
 };
 

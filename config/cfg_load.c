@@ -27,6 +27,11 @@
 #define CFG_DEFAULT_ACCESS_LOG   "-"
 #define CFG_DEFAULT_OVERRIDE_HDR "X-Crossfade-Target"
 #define CFG_STATE_PATH_MAX       1024
+#define CFG_DEFAULT_HEALTH_PATH  "/status"
+#define CFG_HEALTH_PATH_MAX      1024
+#define CFG_HEALTH_HOST_MAX      255     /* a DNS name, and the most a Host header needs */
+#define CFG_NODE_LIMIT_MAX       1000000 /* max_connections and max_pending, per node */
+#define CFG_RETRIES_MAX          10
 
 /* What the walk needs at every level; everything is borrowed from cfg_parse. */
 struct cfg_ctx {
@@ -47,14 +52,15 @@ enum cfg_root_key {
     CFG_ROOT_CLUSTERS,
     CFG_ROOT_TIMEOUTS,
     CFG_ROOT_LIMITS,
+    CFG_ROOT_RETRIES,
     CFG_ROOT_ACCESS_LOG,
     CFG_ROOT_LOG_LEVEL,
     CFG_ROOT_STATE_FILE,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen", "admin",      "split",     "clusters",   "timeouts",
-    "limits", "access_log", "log_level", "state_file",
+    "listen", "admin",   "split",      "clusters",  "timeouts",
+    "limits", "retries", "access_log", "log_level", "state_file",
 };
 
 enum cfg_listen_key {
@@ -93,17 +99,51 @@ static const char *const cfg_cluster_names[CFG_CLUSTER_COUNT] = {"x", "y"};
 enum cfg_cluster_key {
     CFG_CLUSTER_NODES = 0,
     CFG_CLUSTER_BALANCE,
+    CFG_CLUSTER_FAILOVER,
+    CFG_CLUSTER_MAX_CONNECTIONS,
+    CFG_CLUSTER_MAX_PENDING,
+    CFG_CLUSTER_HEALTH,
+    CFG_CLUSTER_OUTLIER,
     CFG_CLUSTER_KEY_COUNT,
 };
-static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {"nodes", "balance"};
+static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
+    "nodes", "balance", "failover", "max_connections", "max_pending", "health", "outlier",
+};
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 
 enum cfg_node_key {
     CFG_NODE_ADDRESS = 0,
     CFG_NODE_WEIGHT,
+    CFG_NODE_MAX_CONNECTIONS,
+    CFG_NODE_MAX_PENDING,
     CFG_NODE_COUNT,
 };
-static const char *const cfg_node_keys[CFG_NODE_COUNT] = {"address", "weight"};
+static const char *const cfg_node_keys[CFG_NODE_COUNT] = {"address", "weight", "max_connections",
+                                                          "max_pending"};
+
+enum cfg_health_key {
+    CFG_HEALTH_PATH = 0,
+    CFG_HEALTH_HOST,
+    CFG_HEALTH_PORT,
+    CFG_HEALTH_INTERVAL,
+    CFG_HEALTH_TIMEOUT,
+    CFG_HEALTH_RISE,
+    CFG_HEALTH_FALL,
+    CFG_HEALTH_EXPECT,
+    CFG_HEALTH_COUNT,
+};
+static const char *const cfg_health_keys[CFG_HEALTH_COUNT] = {
+    "path", "host", "port", "interval", "timeout", "rise", "fall", "expect",
+};
+
+enum cfg_outlier_key {
+    CFG_OUTLIER_FAILURES = 0,
+    CFG_OUTLIER_EJECTION,
+    CFG_OUTLIER_MAX_EJECTION,
+    CFG_OUTLIER_COUNT,
+};
+static const char *const cfg_outlier_keys[CFG_OUTLIER_COUNT] = {"failures", "ejection",
+                                                                "max_ejection"};
 
 enum cfg_timeout_key {
     CFG_TIMEOUT_CONNECT = 0,
@@ -112,10 +152,12 @@ enum cfg_timeout_key {
     CFG_TIMEOUT_UPSTREAM_RESPONSE,
     CFG_TIMEOUT_UPSTREAM_IDLE,
     CFG_TIMEOUT_SHUTDOWN,
+    CFG_TIMEOUT_QUEUE,
     CFG_TIMEOUT_COUNT,
 };
 static const char *const cfg_timeout_keys[CFG_TIMEOUT_COUNT] = {
-    "connect", "client_header", "client_idle", "upstream_response", "upstream_idle", "shutdown",
+    "connect",       "client_header", "client_idle", "upstream_response",
+    "upstream_idle", "shutdown",      "queue",
 };
 
 enum cfg_limit_key {
@@ -568,6 +610,155 @@ cfg_get_timeout(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *
         return cfg_fail(ctx, node, path, "expected a duration from 1ms to 24h, got %s",
                         cfg_show_str(shown, text));
     *out_ms = ms;
+    return 0;
+}
+
+/*
+ * Reads a switch: true, yes or on, or false, no or off, in any case, quoted or not (there is no
+ * name it could be confused with, unlike access_log's "false").
+ */
+static int
+cfg_get_bool(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    char shown[CFG_SHOW_SIZE];
+    const char *text = cfg_scalar(ctx, node, path, "true or false");
+
+    if (text == NULL)
+        return -1;
+    if (cfg_is_word(text, yes, XF_ARRAY_LEN(yes)))
+        *out = true;
+    else if (cfg_is_word(text, no, XF_ARRAY_LEN(no)))
+        *out = false;
+    else
+        return cfg_fail(ctx, node, path, "expected true or false, got %s",
+                        cfg_show_str(shown, text));
+    return 0;
+}
+
+/* Writes `ms` (above 0) as the shortest duration cfg_duration_parse reads back: "1m30s". */
+static const char *
+cfg_show_ms(char *buf, size_t size, unsigned ms)
+{
+    static const struct {
+        const char *name;
+        unsigned ms;
+    } units[] = {{"h", 3600000u}, {"m", 60000u}, {"s", 1000u}, {"ms", 1u}};
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < XF_ARRAY_LEN(units) && used < size; i++) {
+        int n;
+
+        if (ms / units[i].ms == 0)
+            continue;
+        n = snprintf(buf + used, size - used, "%u%s", ms / units[i].ms, units[i].name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+        ms %= units[i].ms;
+    }
+    return buf;
+}
+
+/*
+ * Reads a string of 1 to `max` visible ASCII characters (no space, control or 8-bit byte): a
+ * health check's path or Host, which go on the request as written.
+ */
+static int
+cfg_get_visible(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                const char *what, size_t max, char **dst)
+{
+    char shown[CFG_SHOW_SIZE];
+    const char *text = cfg_scalar(ctx, node, path, what);
+    size_t len;
+
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    if (len == 0)
+        return cfg_fail(ctx, node, path, "expected %s, got \"\"", what);
+    if (len > max)
+        return cfg_fail(ctx, node, path, "expected at most %zu bytes, got %zu", max, len);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        if (c <= 0x20 || c >= 0x7f)
+            return cfg_fail(ctx, node, path, "expected printable ASCII without spaces, got %s",
+                            cfg_show_str(shown, text));
+    }
+    return cfg_set_string(ctx, dst, text);
+}
+
+/*
+ * clusters.NAME.health.path: the target of the check's GET in origin form, a path and maybe a
+ * query. A fragment is never sent on the wire, so a '#' is refused rather than sent.
+ */
+static int
+cfg_get_health_path(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                    char **dst)
+{
+    static const char what[] = "a path such as /status";
+    char shown[CFG_SHOW_SIZE];
+    const char *text = cfg_scalar(ctx, node, path, what);
+
+    if (text == NULL)
+        return -1;
+    if (text[0] != '\0' && text[0] != '/')
+        return cfg_fail(ctx, node, path, "expected %s, starting with \"/\", got %s", what,
+                        cfg_show_str(shown, text));
+    if (strchr(text, '#') != NULL)
+        return cfg_fail(ctx, node, path, "expected %s, without a fragment ('#'), got %s", what,
+                        cfg_show_str(shown, text));
+    return cfg_get_visible(ctx, node, path, what, CFG_HEALTH_PATH_MAX, dst);
+}
+
+/* An HTTP status as a check may expect it: three digits, 100 to 599. Returns 0 or -1. */
+static int
+cfg_status_parse(const char *text, size_t len, unsigned *out)
+{
+    unsigned n = 0;
+
+    if (len != 3)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        n = n * 10 + (unsigned)(text[i] - '0');
+    }
+    if (n < 100 || n > 599)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* clusters.NAME.health.expect: one status ("200", or 200 as an integer) or a range "200-399". */
+static int
+cfg_get_expect(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+               struct cfg_health *h)
+{
+    static const char what[] = "a status such as 200 or a range such as 200-399, from 100 to 599";
+    char shown[CFG_SHOW_SIZE];
+    const char *text = cfg_scalar(ctx, node, path, what), *dash;
+    unsigned lo, hi;
+
+    if (text == NULL)
+        return -1;
+    cfg_show_str(shown, text);
+    dash = strchr(text, '-');
+    if (dash == NULL) {
+        if (cfg_status_parse(text, strlen(text), &lo) == -1)
+            return cfg_fail(ctx, node, path, "expected %s, got %s", what, shown);
+        hi = lo;
+    } else if (cfg_status_parse(text, (size_t)(dash - text), &lo) == -1 ||
+               cfg_status_parse(dash + 1, strlen(dash + 1), &hi) == -1) {
+        return cfg_fail(ctx, node, path, "expected %s, got %s", what, shown);
+    }
+    if (lo > hi)
+        return cfg_fail(ctx, node, path, "expected the lower status first, as in %u-%u, got %s", hi,
+                        lo, shown);
+    h->expect_min = lo;
+    h->expect_max = hi;
     return 0;
 }
 
@@ -1057,12 +1248,17 @@ cfg_check_node_unique(const struct cfg_ctx *ctx, const yaml_node_t *at, const ch
     return 0;
 }
 
-/* One entry of clusters.<id>.nodes: "host:port", or {address: "host:port", weight: N}. */
+/*
+ * One entry of clusters.<id>.nodes: "host:port", or {address: "host:port", weight: N,
+ * max_connections: N, max_pending: N}. The limits left out are the cluster's, which the caller
+ * has read already.
+ */
 static int
 cfg_walk_node(const struct cfg_ctx *ctx, const yaml_node_t *item, const char *nodes_path,
               enum cfg_cluster_id id, size_t i)
 {
-    struct cfg_node *node = &ctx->cfg->clusters[id].nodes[i];
+    const struct cfg_cluster *cluster = &ctx->cfg->clusters[id];
+    struct cfg_node *node = &cluster->nodes[i];
     char path[CFG_PATH_MAX], addr_path[CFG_PATH_MAX], sub[CFG_PATH_MAX];
     char shown[CFG_SHOW_SIZE];
     yaml_node_t *v[CFG_NODE_COUNT] = {NULL};
@@ -1071,6 +1267,8 @@ cfg_walk_node(const struct cfg_ctx *ctx, const yaml_node_t *item, const char *no
     cfg_path_index(path, nodes_path, i);
     memcpy(addr_path, path, sizeof(path));
     node->weight = 1;
+    node->max_connections = cluster->max_connections;
+    node->max_pending = cluster->max_pending;
     if (item->type == YAML_SEQUENCE_NODE)
         return cfg_fail(ctx, item, path,
                         "expected an address or a mapping with address and weight, got %s",
@@ -1087,9 +1285,21 @@ cfg_walk_node(const struct cfg_ctx *ctx, const yaml_node_t *item, const char *no
     if (cfg_get_addr(ctx, addr_node, addr_path, &node->addr) == -1 ||
         cfg_check_node_unique(ctx, addr_node, addr_path, id, i) == -1)
         return -1;
-    if (item->type == YAML_MAPPING_NODE && v[CFG_NODE_WEIGHT] != NULL)
-        return cfg_get_unsigned(ctx, v[CFG_NODE_WEIGHT], cfg_path_key(sub, path, "weight"), 0, 1000,
-                                &node->weight);
+    if (item->type != YAML_MAPPING_NODE)
+        return 0;
+    if (v[CFG_NODE_WEIGHT] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_NODE_WEIGHT], cfg_path_key(sub, path, "weight"), 0, 1000,
+                         &node->weight) == -1)
+        return -1;
+    if (v[CFG_NODE_MAX_CONNECTIONS] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_NODE_MAX_CONNECTIONS],
+                         cfg_path_key(sub, path, "max_connections"), 0, CFG_NODE_LIMIT_MAX,
+                         &node->max_connections) == -1)
+        return -1;
+    if (v[CFG_NODE_MAX_PENDING] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_NODE_MAX_PENDING], cfg_path_key(sub, path, "max_pending"), 0,
+                         CFG_NODE_LIMIT_MAX, &node->max_pending) == -1)
+        return -1;
     return 0;
 }
 
@@ -1115,23 +1325,117 @@ cfg_get_balance(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *
         cfg_hint(hint, sizeof(hint), text, cfg_balance_names, XF_ARRAY_LEN(cfg_balance_names)));
 }
 
+/*
+ * clusters.NAME.health (`path` is "clusters.NAME.health"): present, it turns the checks on with
+ * a default for each key left out. The timeout may not exceed the interval, so that a node has at
+ * most one check in flight.
+ */
 static int
-cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cluster_id id)
+cfg_walk_health(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                struct cfg_health *h)
+{
+    unsigned *const dst[CFG_HEALTH_COUNT] = {
+        [CFG_HEALTH_INTERVAL] = &h->interval_ms,
+        [CFG_HEALTH_TIMEOUT] = &h->timeout_ms,
+        [CFG_HEALTH_RISE] = &h->rise,
+        [CFG_HEALTH_FALL] = &h->fall,
+    };
+    char sub[CFG_PATH_MAX], a[32], b[32];
+    yaml_node_t *v[CFG_HEALTH_COUNT];
+    unsigned port;
+
+    if (cfg_map_lookup(ctx, node, path, cfg_health_keys, CFG_HEALTH_COUNT, v) == -1 ||
+        cfg_set_string(ctx, &h->path, CFG_DEFAULT_HEALTH_PATH) == -1)
+        return -1;
+    h->enabled = true;
+    if (v[CFG_HEALTH_PATH] != NULL &&
+        cfg_get_health_path(ctx, v[CFG_HEALTH_PATH], cfg_path_key(sub, path, "path"), &h->path) ==
+            -1)
+        return -1;
+    if (v[CFG_HEALTH_HOST] != NULL &&
+        cfg_get_visible(ctx, v[CFG_HEALTH_HOST], cfg_path_key(sub, path, "host"),
+                        "a host such as status.local", CFG_HEALTH_HOST_MAX, &h->host) == -1)
+        return -1;
+    if (v[CFG_HEALTH_PORT] != NULL) {
+        if (cfg_get_unsigned(ctx, v[CFG_HEALTH_PORT], cfg_path_key(sub, path, "port"), 1, 65535,
+                             &port) == -1)
+            return -1;
+        h->port = (uint16_t)port;
+    }
+    for (size_t k = CFG_HEALTH_INTERVAL; k <= CFG_HEALTH_FALL; k++) {
+        int rc;
+
+        if (v[k] == NULL)
+            continue;
+        cfg_path_key(sub, path, cfg_health_keys[k]);
+        if (k == CFG_HEALTH_INTERVAL || k == CFG_HEALTH_TIMEOUT)
+            rc = cfg_get_timeout(ctx, v[k], sub, dst[k]);
+        else
+            rc = cfg_get_unsigned(ctx, v[k], sub, 1, 100, dst[k]);
+        if (rc == -1)
+            return -1;
+    }
+    if (v[CFG_HEALTH_EXPECT] != NULL &&
+        cfg_get_expect(ctx, v[CFG_HEALTH_EXPECT], cfg_path_key(sub, path, "expect"), h) == -1)
+        return -1;
+    if (h->timeout_ms <= h->interval_ms)
+        return 0;
+    cfg_show_ms(a, sizeof(a), h->interval_ms);
+    cfg_show_ms(b, sizeof(b), h->timeout_ms);
+    if (v[CFG_HEALTH_TIMEOUT] != NULL)
+        return cfg_fail(ctx, v[CFG_HEALTH_TIMEOUT], cfg_path_key(sub, path, "timeout"),
+                        "expected at most interval (%s), got %s", a, b);
+    return cfg_fail(ctx, v[CFG_HEALTH_INTERVAL], cfg_path_key(sub, path, "interval"),
+                    "expected at least timeout (%s), got %s", b, a);
+}
+
+/* clusters.NAME.outlier (`path` is "clusters.NAME.outlier"); defaults fill what is left out. */
+static int
+cfg_walk_outlier(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                 struct cfg_outlier *o)
+{
+    char sub[CFG_PATH_MAX], a[32], b[32];
+    yaml_node_t *v[CFG_OUTLIER_COUNT];
+
+    if (cfg_map_lookup(ctx, node, path, cfg_outlier_keys, CFG_OUTLIER_COUNT, v) == -1)
+        return -1;
+    if (v[CFG_OUTLIER_FAILURES] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_OUTLIER_FAILURES], cfg_path_key(sub, path, "failures"), 0, 1000,
+                         &o->failures) == -1)
+        return -1;
+    if (v[CFG_OUTLIER_EJECTION] != NULL &&
+        cfg_get_timeout(ctx, v[CFG_OUTLIER_EJECTION], cfg_path_key(sub, path, "ejection"),
+                        &o->ejection_ms) == -1)
+        return -1;
+    if (v[CFG_OUTLIER_MAX_EJECTION] != NULL &&
+        cfg_get_timeout(ctx, v[CFG_OUTLIER_MAX_EJECTION], cfg_path_key(sub, path, "max_ejection"),
+                        &o->max_ejection_ms) == -1)
+        return -1;
+    /* The ejection doubles up to max_ejection: a maximum below the first would be no maximum. */
+    if (o->ejection_ms <= o->max_ejection_ms)
+        return 0;
+    cfg_show_ms(a, sizeof(a), o->ejection_ms);
+    cfg_show_ms(b, sizeof(b), o->max_ejection_ms);
+    if (v[CFG_OUTLIER_MAX_EJECTION] != NULL)
+        return cfg_fail(ctx, v[CFG_OUTLIER_MAX_EJECTION], cfg_path_key(sub, path, "max_ejection"),
+                        "expected at least ejection (%s), got %s", a, b);
+    return cfg_fail(ctx, v[CFG_OUTLIER_EJECTION], cfg_path_key(sub, path, "ejection"),
+                    "expected at most max_ejection (%s), got %s", b, a);
+}
+
+/* clusters.NAME.nodes (`path` is "clusters.NAME"), after the cluster's node limits are read. */
+static int
+cfg_walk_nodes(const struct cfg_ctx *ctx, const yaml_node_t *cluster_node, const yaml_node_t *nodes,
+               const char *path, enum cfg_cluster_id id)
 {
     static const char what[] = "a sequence of at least one node address";
     struct cfg_cluster *cluster = &ctx->cfg->clusters[id];
-    char path[CFG_PATH_MAX], nodes_path[CFG_PATH_MAX], sub[CFG_PATH_MAX], shown[CFG_SHOW_SIZE];
-    yaml_node_t *v[CFG_CLUSTER_KEY_COUNT];
-    const yaml_node_t *nodes;
+    char nodes_path[CFG_PATH_MAX], shown[CFG_SHOW_SIZE];
     size_t n;
 
-    cfg_path_key(path, "clusters", cfg_cluster_names[id]);
     cfg_path_key(nodes_path, path, "nodes");
-    if (cfg_map_lookup(ctx, node, path, cfg_cluster_keys, CFG_CLUSTER_KEY_COUNT, v) == -1)
-        return -1;
-    nodes = v[CFG_CLUSTER_NODES];
     if (nodes == NULL)
-        return cfg_fail(ctx, node, nodes_path, "expected %s, got nothing", what);
+        return cfg_fail(ctx, cluster_node, nodes_path, "expected %s, got nothing", what);
     if (nodes->type != YAML_SEQUENCE_NODE || cfg_seq_len(nodes) == 0)
         return cfg_fail(ctx, nodes, nodes_path, "expected %s, got %s", what, cfg_got(nodes, shown));
     n = cfg_seq_len(nodes);
@@ -1144,10 +1448,51 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
                           i) == -1)
             return -1;
     }
-    if (v[CFG_CLUSTER_BALANCE] == NULL)
-        return 0;
-    return cfg_get_balance(ctx, v[CFG_CLUSTER_BALANCE], cfg_path_key(sub, path, "balance"),
-                           &cluster->balance);
+    return 0;
+}
+
+/*
+ * One cluster. Its max_connections and max_pending are read before the nodes, wherever they
+ * stand in the mapping, so that each node holds its effective limits.
+ */
+static int
+cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cluster_id id)
+{
+    struct cfg_cluster *cluster = &ctx->cfg->clusters[id];
+    char path[CFG_PATH_MAX], sub[CFG_PATH_MAX];
+    yaml_node_t *v[CFG_CLUSTER_KEY_COUNT];
+
+    cfg_path_key(path, "clusters", cfg_cluster_names[id]);
+    if (cfg_map_lookup(ctx, node, path, cfg_cluster_keys, CFG_CLUSTER_KEY_COUNT, v) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_MAX_CONNECTIONS] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_CLUSTER_MAX_CONNECTIONS],
+                         cfg_path_key(sub, path, "max_connections"), 0, CFG_NODE_LIMIT_MAX,
+                         &cluster->max_connections) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_MAX_PENDING] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_CLUSTER_MAX_PENDING], cfg_path_key(sub, path, "max_pending"), 0,
+                         CFG_NODE_LIMIT_MAX, &cluster->max_pending) == -1)
+        return -1;
+    if (cfg_walk_nodes(ctx, node, v[CFG_CLUSTER_NODES], path, id) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_BALANCE] != NULL &&
+        cfg_get_balance(ctx, v[CFG_CLUSTER_BALANCE], cfg_path_key(sub, path, "balance"),
+                        &cluster->balance) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_FAILOVER] != NULL &&
+        cfg_get_bool(ctx, v[CFG_CLUSTER_FAILOVER], cfg_path_key(sub, path, "failover"),
+                     &cluster->failover) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_HEALTH] != NULL &&
+        cfg_walk_health(ctx, v[CFG_CLUSTER_HEALTH], cfg_path_key(sub, path, "health"),
+                        &cluster->health) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_OUTLIER] != NULL &&
+        cfg_walk_outlier(ctx, v[CFG_CLUSTER_OUTLIER], cfg_path_key(sub, path, "outlier"),
+                         &cluster->outlier) == -1)
+        return -1;
+    return 0;
 }
 
 static int
@@ -1192,8 +1537,8 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
     struct cfg_timeouts *t = &ctx->cfg->timeouts;
     unsigned *const dst[CFG_TIMEOUT_COUNT] = {
-        &t->connect_ms,           &t->client_header_ms, &t->client_idle_ms,
-        &t->upstream_response_ms, &t->upstream_idle_ms, &t->shutdown_ms,
+        &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms, &t->upstream_response_ms,
+        &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_TIMEOUT_COUNT];
@@ -1347,6 +1692,9 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_clusters(ctx, root, v[CFG_ROOT_CLUSTERS]) == -1 ||
         cfg_walk_timeouts(ctx, v[CFG_ROOT_TIMEOUTS]) == -1 ||
         cfg_walk_limits(ctx, v[CFG_ROOT_LIMITS]) == -1 ||
+        (v[CFG_ROOT_RETRIES] != NULL &&
+         cfg_get_unsigned(ctx, v[CFG_ROOT_RETRIES], "retries", 0, CFG_RETRIES_MAX,
+                          &ctx->cfg->retries) == -1) ||
         cfg_walk_access_log(ctx, v[CFG_ROOT_ACCESS_LOG]) == -1 ||
         cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
         cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1)
@@ -1384,6 +1732,7 @@ cfg_new_defaults(const char *name)
         .upstream_response_ms = 60000,
         .upstream_idle_ms = 30000,
         .shutdown_ms = 10000,
+        .queue_ms = 5000,
     };
     cfg->limits = (struct cfg_limits){
         .max_connections = 20000,
@@ -1392,6 +1741,22 @@ cfg_new_defaults(const char *name)
         .max_headers = 100,
         .max_body_bytes = 0,
     };
+    cfg->retries = 2;
+    /* health.path stays NULL until a health key turns the checks on (cfg_walk_health). */
+    for (int id = CFG_CLUSTER_X; id < CFG_CLUSTER_COUNT; id++)
+        cfg->clusters[id] = (struct cfg_cluster){
+            .health = {.interval_ms = 2000,
+                       .timeout_ms = 1000,
+                       .rise = 2,
+                       .fall = 3,
+                       .expect_min = 200,
+                       .expect_max = 399},
+            .outlier = {.failures = 5, .ejection_ms = 10000, .max_ejection_ms = 300000},
+            /* y is the new side: when it has no healthy node, x still serves its clients. */
+            .failover = id == CFG_CLUSTER_Y,
+            .max_connections = 0,
+            .max_pending = 100,
+        };
     cfg->log_level = XF_LOG_INFO;
     return cfg;
 }
@@ -1605,8 +1970,11 @@ cfg_free(struct cfg *cfg)
     free(cfg->split.override_cookie);
     free(cfg->split.override_from);
     free(cfg->split.expose);
-    for (size_t i = 0; i < CFG_CLUSTER_COUNT; i++)
+    for (size_t i = 0; i < CFG_CLUSTER_COUNT; i++) {
         free(cfg->clusters[i].nodes);
+        free(cfg->clusters[i].health.path);
+        free(cfg->clusters[i].health.host);
+    }
     free(cfg->access_log);
     free(cfg->state_file);
     free(cfg);

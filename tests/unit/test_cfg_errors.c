@@ -144,7 +144,7 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
 {
     expect_message(BASE "frobnicate: 1\n",
                    "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, access_log, log_level, state_file");
+                   "clusters, timeouts, limits, retries, access_log, log_level, state_file");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -157,7 +157,7 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
 {
     expect_message(BASE "loglvl: info\n",
                    "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, access_log, log_level, state_file");
+                   "clusters, timeouts, limits, retries, access_log, log_level, state_file");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -199,7 +199,8 @@ Test(cfg_keys, lists_the_keys_of_a_node_when_nothing_is_close)
                         "  y:\n"
                         "    nodes: [\"10.0.1.1:8000\"]\n",
                  "t.yaml:5:40: clusters.x.nodes[0]: ",
-                 "unknown key \"colour\", expected one of: address, weight");
+                 "unknown key \"colour\", expected one of: address, weight, max_connections, "
+                 "max_pending");
 }
 
 Test(cfg_keys, names_the_closest_key_for_the_split_settings)
@@ -230,7 +231,7 @@ Test(cfg_keys, names_the_closest_key_of_a_cluster)
                           "    nodes: [\"10.0.1.1:8000\"]\n"
                           "    algorithm: hash\n",
                    "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
-                   "balance");
+                   "balance, failover, max_connections, max_pending, health, outlier");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
@@ -576,6 +577,246 @@ Test(cfg_clusters, want_one_word_for_balance)
                  "t.yaml:6:14: clusters.x.balance: ", "got \"Hash\" (did you mean \"hash\"?)");
 }
 
+Test(cfg_clusters, report_a_bad_node_limit_with_its_full_path)
+{
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes:\n"
+                          "      - \"10.0.0.1:8000\"\n"
+                          "      - address: \"10.0.0.2:8000\"\n"
+                          "        max_connections: 1000001\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:8:26: clusters.x.nodes[1].max_connections: expected an integer from 0 "
+                   "to 1000000, got \"1000001\"");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [\"10.0.0.1:8000\"]\n"
+                          "  y:\n"
+                          "    nodes: [{address: \"10.0.1.1:8000\", max_pending: -1}]\n",
+                   "t.yaml:7:53: clusters.y.nodes[0].max_pending: expected an integer from 0 to "
+                   "1000000, got \"-1\"");
+}
+
+Test(cfg_clusters, keep_node_limits_from_0_to_a_million)
+{
+    expect_message(BASE "    max_pending: 1000001\n",
+                   "t.yaml:8:18: clusters.y.max_pending: expected an integer from 0 to 1000000, "
+                   "got \"1000001\"");
+    expect_message(BASE "    max_connections: ten\n",
+                   "t.yaml:8:22: clusters.y.max_connections: expected an integer from 0 to "
+                   "1000000, got \"ten\"");
+    /* Read before the nodes, yet still reported when the nodes come first in the file. */
+    expect_error(LISTEN "clusters:\n"
+                        "  x:\n"
+                        "    nodes: [\"10.0.0.1:8000\"]\n"
+                        "    max_connections: -5\n"
+                        "  y:\n"
+                        "    nodes: [\"10.0.1.1:8000\"]\n",
+                 "t.yaml:6:22: clusters.x.max_connections: ", "got \"-5\"");
+}
+
+Test(cfg_clusters, name_the_closest_key_for_a_limit_typo)
+{
+    expect_message(BASE "    max_conections: 10\n",
+                   "t.yaml:8:5: clusters.y: unknown key \"max_conections\", did you mean "
+                   "\"max_connections\"?");
+    expect_message(LISTEN "clusters:\n"
+                          "  x:\n"
+                          "    nodes: [{address: \"10.0.0.1:8000\", max_pendng: 1}]\n"
+                          "  y:\n"
+                          "    nodes: [\"10.0.1.1:8000\"]\n",
+                   "t.yaml:5:40: clusters.x.nodes[0]: unknown key \"max_pendng\", did you mean "
+                   "\"max_pending\"?");
+}
+
+Test(cfg_clusters, want_true_or_false_for_failover)
+{
+    expect_message(BASE "    failover: maybe\n",
+                   "t.yaml:8:15: clusters.y.failover: expected true or false, got \"maybe\"");
+    expect_message(BASE "    failover: 1\n",
+                   "t.yaml:8:15: clusters.y.failover: expected true or false, got \"1\"");
+    expect_message(BASE "    failover:\n",
+                   "t.yaml:8:14: clusters.y.failover: expected true or false, got nothing");
+}
+
+/* ---- health --------------------------------------------------------------------------------- */
+
+/* Asserts that clusters.y.health.<key>: <value> (line 9) is refused with `fragment`. */
+static void
+expect_health_error(const char *key, const char *value, const char *fragment)
+{
+    char yaml[2048], prefix[128];
+
+    snprintf(yaml, sizeof(yaml), BASE "    health:\n      %s: %s\n", key, value);
+    snprintf(prefix, sizeof(prefix), "t.yaml:9:%zu: clusters.y.health.%s: ", strlen(key) + 9, key);
+    expect_error(yaml, prefix, fragment);
+}
+
+Test(cfg_health, keeps_rise_and_fall_from_1_to_100)
+{
+    expect_message(BASE "    health:\n      rise: 0\n",
+                   "t.yaml:9:13: clusters.y.health.rise: expected an integer from 1 to 100, got "
+                   "\"0\"");
+    expect_health_error("rise", "101", "expected an integer from 1 to 100, got \"101\"");
+    expect_health_error("fall", "0", "expected an integer from 1 to 100, got \"0\"");
+    expect_health_error("fall", "many", "expected an integer from 1 to 100, got \"many\"");
+}
+
+Test(cfg_health, wants_a_status_or_a_range_for_expect)
+{
+    static const char *const bad[] = {"600",  "abc",  "99",  "200-600",     "200-",     "-200",
+                                      "2000", "\"\"", "2xx", "200-300-400", "200 - 300"};
+
+    expect_message(BASE "    health:\n      expect: \"600\"\n",
+                   "t.yaml:9:15: clusters.y.health.expect: expected a status such as 200 or a "
+                   "range such as 200-399, from 100 to 599, got \"600\"");
+    expect_message(BASE "    health:\n      expect: abc\n",
+                   "t.yaml:9:15: clusters.y.health.expect: expected a status such as 200 or a "
+                   "range such as 200-399, from 100 to 599, got \"abc\"");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_health_error("expect", bad[i],
+                            "expected a status such as 200 or a range such as 200-399, from 100 "
+                            "to 599, got ");
+}
+
+Test(cfg_health, wants_the_lower_status_first_in_expect)
+{
+    expect_message(BASE "    health:\n      expect: 300-200\n",
+                   "t.yaml:9:15: clusters.y.health.expect: expected the lower status first, as in "
+                   "200-300, got \"300-200\"");
+}
+
+Test(cfg_health, keeps_the_timeout_within_the_interval)
+{
+    expect_message(BASE "    health:\n      interval: 2s\n      timeout: 5s\n",
+                   "t.yaml:10:16: clusters.y.health.timeout: expected at most interval (2s), got "
+                   "5s");
+    expect_message(BASE "    health:\n      timeout: 3s\n",
+                   "t.yaml:9:16: clusters.y.health.timeout: expected at most interval (2s), got "
+                   "3s");
+    expect_message(BASE "    health:\n      interval: 500ms\n",
+                   "t.yaml:9:17: clusters.y.health.interval: expected at least timeout (1s), got "
+                   "500ms");
+    expect_message(BASE "    health:\n      interval: 90\n      timeout: 90500ms\n",
+                   "t.yaml:10:16: clusters.y.health.timeout: expected at most interval (1m30s), "
+                   "got 1m30s500ms");
+}
+
+Test(cfg_health, wants_durations_from_1ms_to_24h)
+{
+    expect_health_error("interval", "0", "expected a duration from 1ms to 24h, got \"0\"");
+    expect_health_error("timeout", "0ms", "expected a duration from 1ms to 24h, got \"0ms\"");
+    expect_health_error("interval", "2x",
+                        "expected a duration such as 500ms, 3s, 1m, 1h or 1m30s, got \"2x\"");
+}
+
+Test(cfg_health, names_the_closest_key_for_a_typo)
+{
+    expect_message(BASE "    health:\n      intervall: 5s\n",
+                   "t.yaml:9:7: clusters.y.health: unknown key \"intervall\", did you mean "
+                   "\"interval\"?");
+    expect_message(BASE "    health:\n      colour: red\n",
+                   "t.yaml:9:7: clusters.y.health: unknown key \"colour\", expected one of: path, "
+                   "host, port, interval, timeout, rise, fall, expect");
+    expect_message(BASE "    helth: {}\n",
+                   "t.yaml:8:5: clusters.y: unknown key \"helth\", did you mean \"health\"?");
+}
+
+Test(cfg_health, wants_a_mapping)
+{
+    expect_message(BASE "    health:\n",
+                   "t.yaml:8:12: clusters.y.health: expected a mapping, got nothing");
+    expect_message(BASE "    health: true\n",
+                   "t.yaml:8:13: clusters.y.health: expected a mapping, got \"true\"");
+}
+
+Test(cfg_health, wants_a_path_from_the_root_without_spaces)
+{
+    char value[1100];
+
+    expect_message(BASE "    health:\n      path: status\n",
+                   "t.yaml:9:13: clusters.y.health.path: expected a path such as /status, starting "
+                   "with \"/\", got \"status\"");
+    expect_health_error("path", "\"/a b\"",
+                        "expected printable ASCII without spaces, got \"/a b\"");
+    expect_health_error("path", "\"/a\\tb\"", "expected printable ASCII without spaces, got ");
+    expect_health_error("path", "\"/caf\\u00e9\"", "expected printable ASCII without spaces, got ");
+    expect_health_error("path", "/status#top",
+                        "expected a path such as /status, without a fragment ('#'), got "
+                        "\"/status#top\"");
+    expect_health_error("path", "\"\"", "expected a path such as /status, got \"\"");
+    memset(value, 'a', sizeof(value));
+    value[0] = '/';
+    value[1025] = '\0';
+    expect_health_error("path", value, "expected at most 1024 bytes, got 1025");
+}
+
+Test(cfg_health, wants_a_host_without_spaces_of_at_most_255_bytes)
+{
+    char value[300];
+
+    expect_message(BASE "    health:\n      host: \"status local\"\n",
+                   "t.yaml:9:13: clusters.y.health.host: expected printable ASCII without spaces, "
+                   "got \"status local\"");
+    expect_health_error("host", "\"\"", "expected a host such as status.local, got \"\"");
+    expect_health_error("host", "[a]", "expected a host such as status.local, got a sequence");
+    memset(value, 'h', sizeof(value));
+    value[256] = '\0';
+    expect_health_error("host", value, "expected at most 255 bytes, got 256");
+}
+
+Test(cfg_health, keeps_the_port_from_1_to_65535)
+{
+    expect_message(BASE "    health:\n      port: 0\n",
+                   "t.yaml:9:13: clusters.y.health.port: expected an integer from 1 to 65535, got "
+                   "\"0\"");
+    expect_health_error("port", "65536", "expected an integer from 1 to 65535, got \"65536\"");
+}
+
+/* ---- outlier -------------------------------------------------------------------------------- */
+
+Test(cfg_outlier, keeps_failures_from_0_to_1000)
+{
+    expect_message(BASE "    outlier:\n      failures: 1001\n",
+                   "t.yaml:9:17: clusters.y.outlier.failures: expected an integer from 0 to 1000, "
+                   "got \"1001\"");
+    expect_error(BASE "    outlier: {failures: -1}\n",
+                 "t.yaml:8:25: clusters.y.outlier.failures: ", "got \"-1\"");
+}
+
+Test(cfg_outlier, keeps_max_ejection_at_least_the_ejection)
+{
+    expect_message(BASE "    outlier:\n      ejection: 1m\n      max_ejection: 30s\n",
+                   "t.yaml:10:21: clusters.y.outlier.max_ejection: expected at least ejection "
+                   "(1m), got 30s");
+    expect_message(BASE "    outlier:\n      ejection: 10m\n",
+                   "t.yaml:9:17: clusters.y.outlier.ejection: expected at most max_ejection (5m), "
+                   "got 10m");
+    expect_message(BASE "    outlier:\n      max_ejection: 1s\n",
+                   "t.yaml:9:21: clusters.y.outlier.max_ejection: expected at least ejection "
+                   "(10s), got 1s");
+}
+
+Test(cfg_outlier, wants_durations_from_1ms_to_24h)
+{
+    expect_message(BASE "    outlier:\n      ejection: 0\n",
+                   "t.yaml:9:17: clusters.y.outlier.ejection: expected a duration from 1ms to 24h, "
+                   "got \"0\"");
+    expect_error(BASE "    outlier:\n      max_ejection: 25h\n",
+                 "t.yaml:9:21: clusters.y.outlier.max_ejection: ",
+                 "expected a duration from 1ms to 24h, got \"25h\"");
+}
+
+Test(cfg_outlier, names_the_closest_key_for_a_typo)
+{
+    expect_message(BASE "    outlier:\n      max_ejections: 1m\n",
+                   "t.yaml:9:7: clusters.y.outlier: unknown key \"max_ejections\", did you mean "
+                   "\"max_ejection\"?");
+    expect_message(BASE "    outlier: []\n",
+                   "t.yaml:8:14: clusters.y.outlier: expected a mapping, got an empty sequence");
+}
+
 /* ---- split ---------------------------------------------------------------------------------- */
 
 Test(cfg_split, keeps_the_weight_from_0_to_100_with_two_decimals)
@@ -815,8 +1056,9 @@ Test(cfg_timeouts, refuse_a_bad_duration_with_examples)
 
 Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
 {
-    static const char *const names[] = {"connect",           "client_header", "client_idle",
-                                        "upstream_response", "upstream_idle", "shutdown"};
+    static const char *const names[] = {
+        "connect",       "client_header", "client_idle", "upstream_response",
+        "upstream_idle", "shutdown",      "queue"};
     static const char *const bad[] = {"0", "0s", "0ms", "25h", "24h1ms"};
 
     for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
@@ -886,6 +1128,18 @@ Test(cfg_limits, keep_the_request_line_within_the_head)
     expect_message(BASE "limits:\n  max_header_bytes: 4096\n",
                    "t.yaml:9:21: limits.max_header_bytes: expected at least "
                    "max_request_line_bytes (8192), got 4096");
+}
+
+/* ---- retries ------------------------------------------------------------------------------ */
+
+Test(cfg_retries, keep_retries_from_0_to_10)
+{
+    expect_message(BASE "retries: 11\n",
+                   "t.yaml:8:10: retries: expected an integer from 0 to 10, got \"11\"");
+    expect_message(BASE "retries: -1\n",
+                   "t.yaml:8:10: retries: expected an integer from 0 to 10, got \"-1\"");
+    expect_message(BASE "retries: [2]\n",
+                   "t.yaml:8:10: retries: expected an integer from 0 to 10, got a sequence");
 }
 
 /* ---- the rest ------------------------------------------------------------------------------- */

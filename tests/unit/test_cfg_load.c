@@ -69,20 +69,37 @@ static const char full_yaml[] =
     "  expose: \"X-Crossfade-Route\"\n"
     "clusters:\n"
     "  x:\n"
-    "    nodes: [\"10.0.0.1:8000\", {address: \"10.0.0.2:8000\", weight: 2}]\n"
+    "    nodes: [\"10.0.0.1:8000\",\n"
+    "            {address: \"10.0.0.2:8000\", weight: 2, max_connections: 50}]\n"
     "    balance: round_robin\n"
+    "    failover: true\n"
+    "    max_connections: 200\n"
+    "    max_pending: 0\n"
+    "    health: {path: \"/healthz?deep=1\", host: \"status.local\", port: 8100,\n"
+    "             interval: 5s, timeout: 1500ms, rise: 1, fall: 10, expect: \"204\"}\n"
+    "    outlier: {failures: 0, ejection: 30s, max_ejection: 1h}\n"
     "  y:\n"
     "    balance: least_conn\n"
+    "    failover: no\n"
+    "    max_pending: 20\n"
+    "    health:\n"
+    "      path: /ping\n"
+    "      expect: 200-299\n"
     "    nodes:\n"
     "      - \"10.0.1.1:8000\"\n"
     "      - address: \"10.0.1.2:8001\"\n"
     "        weight: 0\n"
+    "        max_pending: 5\n"
     "      - address: \"10.0.1.3:8002\"\n"
     "        weight: 1000\n"
+    "        max_connections: 7\n"
+    "    outlier:\n"
+    "      failures: 1000\n"
     "timeouts: {connect: 1500ms, client_header: 5s, client_idle: 2m, upstream_response: 1m30s,\n"
-    "           upstream_idle: 45, shutdown: 1h}\n"
+    "           upstream_idle: 45, shutdown: 1h, queue: 250ms}\n"
     "limits: {max_connections: 1000, max_request_line_bytes: 4096, max_header_bytes: 32768,\n"
     "         max_headers: 50, max_body_bytes: 10485760}\n"
+    "retries: 0\n"
     "access_log: \"/var/log/crossfade/access.log\"\n"
     "log_level: debug\n";
 
@@ -223,6 +240,77 @@ Test(cfg_full, maps_timeouts_in_milliseconds)
     cr_assert(eq(uint, cfg->timeouts.upstream_response_ms, 90000));
     cr_assert(eq(uint, cfg->timeouts.upstream_idle_ms, 45000));
     cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 3600000));
+    cr_assert(eq(uint, cfg->timeouts.queue_ms, 250));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_node_limits_over_the_cluster_values)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_cluster *x = &cfg->clusters[CFG_CLUSTER_X];
+    const struct cfg_cluster *y = &cfg->clusters[CFG_CLUSTER_Y];
+
+    cr_assert(eq(uint, x->max_connections, 200));
+    cr_assert(eq(uint, x->max_pending, 0));
+    cr_assert(eq(uint, x->nodes[0].max_connections, 200), "given after the nodes, still theirs");
+    cr_assert(eq(uint, x->nodes[0].max_pending, 0));
+    cr_assert(eq(uint, x->nodes[1].max_connections, 50));
+    cr_assert(eq(uint, x->nodes[1].max_pending, 0));
+    cr_assert(eq(uint, y->max_connections, 0));
+    cr_assert(eq(uint, y->max_pending, 20));
+    cr_assert(eq(uint, y->nodes[0].max_connections, 0));
+    cr_assert(eq(uint, y->nodes[0].max_pending, 20));
+    cr_assert(eq(uint, y->nodes[1].max_connections, 0));
+    cr_assert(eq(uint, y->nodes[1].max_pending, 5));
+    cr_assert(eq(uint, y->nodes[2].max_connections, 7));
+    cr_assert(eq(uint, y->nodes[2].max_pending, 20));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_every_health_key)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_health *x = &cfg->clusters[CFG_CLUSTER_X].health;
+    const struct cfg_health *y = &cfg->clusters[CFG_CLUSTER_Y].health;
+
+    cr_assert(eq(int, x->enabled, true));
+    cr_assert(eq(str, x->path, "/healthz?deep=1"));
+    cr_assert(eq(str, x->host, "status.local"));
+    cr_assert(eq(u16, x->port, 8100));
+    cr_assert(eq(uint, x->interval_ms, 5000));
+    cr_assert(eq(uint, x->timeout_ms, 1500));
+    cr_assert(eq(uint, x->rise, 1));
+    cr_assert(eq(uint, x->fall, 10));
+    cr_assert(eq(uint, x->expect_min, 204));
+    cr_assert(eq(uint, x->expect_max, 204));
+    cr_assert(eq(int, y->enabled, true));
+    cr_assert(eq(str, y->path, "/ping"));
+    cr_assert(eq(ptr, y->host, NULL));
+    cr_assert(eq(u16, y->port, 0));
+    cr_assert(eq(uint, y->interval_ms, 2000));
+    cr_assert(eq(uint, y->timeout_ms, 1000));
+    cr_assert(eq(uint, y->rise, 2));
+    cr_assert(eq(uint, y->fall, 3));
+    cr_assert(eq(uint, y->expect_min, 200));
+    cr_assert(eq(uint, y->expect_max, 299));
+    cfg_free(cfg);
+}
+
+Test(cfg_full, maps_failover_outlier_detection_and_retries)
+{
+    struct cfg *cfg = parse_ok(full_yaml);
+    const struct cfg_cluster *x = &cfg->clusters[CFG_CLUSTER_X];
+    const struct cfg_cluster *y = &cfg->clusters[CFG_CLUSTER_Y];
+
+    cr_assert(eq(int, x->failover, true));
+    cr_assert(eq(int, y->failover, false));
+    cr_assert(eq(uint, x->outlier.failures, 0));
+    cr_assert(eq(uint, x->outlier.ejection_ms, 30000));
+    cr_assert(eq(uint, x->outlier.max_ejection_ms, 3600000));
+    cr_assert(eq(uint, y->outlier.failures, 1000));
+    cr_assert(eq(uint, y->outlier.ejection_ms, 10000));
+    cr_assert(eq(uint, y->outlier.max_ejection_ms, 300000));
+    cr_assert(eq(uint, cfg->retries, 0));
     cfg_free(cfg);
 }
 
@@ -263,6 +351,8 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(uint, cfg->timeouts.upstream_response_ms, 60000));
     cr_assert(eq(uint, cfg->timeouts.upstream_idle_ms, 30000));
     cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 10000));
+    cr_assert(eq(uint, cfg->timeouts.queue_ms, 5000));
+    cr_assert(eq(uint, cfg->retries, 2));
     cr_assert(eq(uint, cfg->limits.max_connections, 20000));
     cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 8192));
     cr_assert(eq(uint, cfg->limits.max_header_bytes, 16384));
@@ -283,6 +373,35 @@ Test(cfg_defaults, give_a_listener_the_proxy_role_and_a_node_weight_1)
     cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_X].n_nodes, 1));
     cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].nodes[0].weight, 1));
     cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[0].weight, 1));
+    cfg_free(cfg);
+}
+
+Test(cfg_defaults, leave_checks_off_and_fill_the_cluster_settings)
+{
+    struct cfg *cfg = parse_ok(BASE);
+
+    for (int id = CFG_CLUSTER_X; id < CFG_CLUSTER_COUNT; id++) {
+        const struct cfg_cluster *c = &cfg->clusters[id];
+
+        cr_assert(eq(int, c->failover, id == CFG_CLUSTER_Y), "failover only from y to x");
+        cr_assert(eq(uint, c->max_connections, 0));
+        cr_assert(eq(uint, c->max_pending, 100));
+        cr_assert(eq(uint, c->nodes[0].max_connections, 0));
+        cr_assert(eq(uint, c->nodes[0].max_pending, 100));
+        cr_assert(eq(int, c->health.enabled, false));
+        cr_assert(eq(ptr, c->health.path, NULL));
+        cr_assert(eq(ptr, c->health.host, NULL));
+        cr_assert(eq(u16, c->health.port, 0));
+        cr_assert(eq(uint, c->health.interval_ms, 2000));
+        cr_assert(eq(uint, c->health.timeout_ms, 1000));
+        cr_assert(eq(uint, c->health.rise, 2));
+        cr_assert(eq(uint, c->health.fall, 3));
+        cr_assert(eq(uint, c->health.expect_min, 200));
+        cr_assert(eq(uint, c->health.expect_max, 399));
+        cr_assert(eq(uint, c->outlier.failures, 5));
+        cr_assert(eq(uint, c->outlier.ejection_ms, 10000));
+        cr_assert(eq(uint, c->outlier.max_ejection_ms, 300000));
+    }
     cfg_free(cfg);
 }
 
@@ -437,6 +556,173 @@ Test(cfg_balance, reads_each_name)
         cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, want[i]), "balance: %s", names[i]);
         cfg_free(cfg);
     }
+}
+
+Test(cfg_node_limits, inherit_the_cluster_values_in_either_key_order)
+{
+    struct cfg *cfg = parse_ok(LISTEN "clusters:\n"
+                                      "  x:\n"
+                                      "    nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]\n"
+                                      "    max_connections: 64\n"
+                                      "    max_pending: 8\n"
+                                      "  y:\n"
+                                      "    max_pending: 0\n"
+                                      "    max_connections: 32\n"
+                                      "    nodes: [\"10.0.1.1:8000\"]\n");
+
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].nodes[i].max_connections, 64));
+        cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].nodes[i].max_pending, 8));
+    }
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[0].max_connections, 32));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[0].max_pending, 0));
+    cfg_free(cfg);
+}
+
+Test(cfg_node_limits, let_a_node_override_each_value_even_with_0)
+{
+    struct cfg *cfg = parse_ok(LISTEN "clusters:\n"
+                                      "  x:\n"
+                                      "    nodes:\n"
+                                      "      - {address: \"10.0.0.1:8000\", max_connections: 0}\n"
+                                      "      - {address: \"10.0.0.2:8000\", max_pending: 1000000}\n"
+                                      "      - address: \"10.0.0.3:8000\"\n"
+                                      "        max_connections: 1000000\n"
+                                      "        max_pending: 0\n"
+                                      "    max_connections: 10\n"
+                                      "    max_pending: 5\n"
+                                      "  y:\n"
+                                      "    nodes: [\"10.0.1.1:8000\"]\n");
+    const struct cfg_node *n = cfg->clusters[CFG_CLUSTER_X].nodes;
+
+    cr_assert(eq(uint, n[0].max_connections, 0), "0 is no limit, not \"the cluster's\"");
+    cr_assert(eq(uint, n[0].max_pending, 5));
+    cr_assert(eq(uint, n[1].max_connections, 10));
+    cr_assert(eq(uint, n[1].max_pending, 1000000));
+    cr_assert(eq(uint, n[2].max_connections, 1000000));
+    cr_assert(eq(uint, n[2].max_pending, 0));
+    cfg_free(cfg);
+}
+
+Test(cfg_failover, reads_true_and_false_in_every_spelling)
+{
+    static const char *const on[] = {"true", "True", "YES", "on", "\"true\""};
+    static const char *const off[] = {"false", "FALSE", "no", "Off", "'off'"};
+
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml),
+                 LISTEN "clusters:\n  x:\n    nodes: [\"10.0.0.1:8000\"]\n    failover: %s\n"
+                        "  y:\n    nodes: [\"10.0.1.1:8000\"]\n    failover: %s\n",
+                 on[i], off[i]);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].failover, true), "failover: %s", on[i]);
+        cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].failover, false), "failover: %s", off[i]);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_health, fills_every_default_for_an_empty_mapping)
+{
+    struct cfg *cfg = parse_ok(BASE "    health: {}\n");
+    const struct cfg_health *h = &cfg->clusters[CFG_CLUSTER_Y].health;
+
+    cr_assert(eq(int, h->enabled, true));
+    cr_assert(eq(str, h->path, "/status"));
+    cr_assert(eq(ptr, h->host, NULL));
+    cr_assert(eq(u16, h->port, 0));
+    cr_assert(eq(uint, h->interval_ms, 2000));
+    cr_assert(eq(uint, h->timeout_ms, 1000));
+    cr_assert(eq(uint, h->rise, 2));
+    cr_assert(eq(uint, h->fall, 3));
+    cr_assert(eq(uint, h->expect_min, 200));
+    cr_assert(eq(uint, h->expect_max, 399));
+    cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].health.enabled, false));
+    cr_assert(eq(ptr, cfg->clusters[CFG_CLUSTER_X].health.path, NULL));
+    cfg_free(cfg);
+}
+
+Test(cfg_health, reads_expect_as_a_status_or_a_range)
+{
+    static const struct {
+        const char *text;
+        unsigned lo, hi;
+    } cases[] = {
+        {"200", 200, 200},     {"\"503\"", 503, 503},     {"100-599", 100, 599},
+        {"301-302", 301, 302}, {"\"204-204\"", 204, 204}, {"599", 599, 599},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "    health:\n      expect: %s\n", cases[i].text);
+        cfg = parse_ok(yaml);
+        cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].health.expect_min, cases[i].lo), "%s",
+                  cases[i].text);
+        cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].health.expect_max, cases[i].hi), "%s",
+                  cases[i].text);
+        cfg_free(cfg);
+    }
+}
+
+Test(cfg_health, accepts_each_key_at_its_bounds)
+{
+    struct cfg *cfg = parse_ok(BASE "    health:\n"
+                                    "      path: \"/a/b?x=1&y=%20\"\n"
+                                    "      host: \"[::1]:8100\"\n"
+                                    "      port: 65535\n"
+                                    "      interval: 3s\n"
+                                    "      timeout: 3000ms\n"
+                                    "      rise: 100\n"
+                                    "      fall: 1\n");
+    const struct cfg_health *h = &cfg->clusters[CFG_CLUSTER_Y].health;
+
+    cr_assert(eq(str, h->path, "/a/b?x=1&y=%20"));
+    cr_assert(eq(str, h->host, "[::1]:8100"));
+    cr_assert(eq(u16, h->port, 65535));
+    cr_assert(eq(uint, h->interval_ms, 3000), "a timeout equal to the interval is allowed");
+    cr_assert(eq(uint, h->timeout_ms, 3000));
+    cr_assert(eq(uint, h->rise, 100));
+    cr_assert(eq(uint, h->fall, 1));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "    health: {path: /, port: 1, rise: 1, fall: 100}\n");
+    h = &cfg->clusters[CFG_CLUSTER_Y].health;
+    cr_assert(eq(str, h->path, "/"));
+    cr_assert(eq(u16, h->port, 1));
+    cr_assert(eq(uint, h->rise, 1));
+    cr_assert(eq(uint, h->fall, 100));
+    cfg_free(cfg);
+}
+
+Test(cfg_outlier, keeps_the_defaults_of_the_keys_left_out)
+{
+    struct cfg *cfg = parse_ok(BASE "    outlier:\n      failures: 3\n");
+    const struct cfg_outlier *o = &cfg->clusters[CFG_CLUSTER_Y].outlier;
+
+    cr_assert(eq(uint, o->failures, 3));
+    cr_assert(eq(uint, o->ejection_ms, 10000));
+    cr_assert(eq(uint, o->max_ejection_ms, 300000));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "    outlier: {ejection: 1m, max_ejection: 60s}\n");
+    o = &cfg->clusters[CFG_CLUSTER_Y].outlier;
+    cr_assert(eq(uint, o->failures, 5));
+    cr_assert(eq(uint, o->ejection_ms, 60000), "max_ejection may equal the ejection");
+    cr_assert(eq(uint, o->max_ejection_ms, 60000));
+    cfg_free(cfg);
+}
+
+Test(cfg_retries, accepts_0_to_10)
+{
+    struct cfg *cfg = parse_ok(BASE "retries: 0\n");
+
+    cr_assert(eq(uint, cfg->retries, 0));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "retries: 10\n");
+    cr_assert(eq(uint, cfg->retries, 10));
+    cfg_free(cfg);
 }
 
 Test(cfg_access_log, is_off_for_yaml_false_off_or_the_string_off)
@@ -667,8 +953,16 @@ Test(cfg_file, loads_the_documented_example)
     cr_assert(eq(uint, cfg->split.weight_bp, 1250));
     cr_assert(eq(sz, cfg->split.n_keys, 3));
     cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_X].n_nodes, 2));
-    cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_Y].n_nodes, 2));
+    cr_assert(eq(sz, cfg->clusters[CFG_CLUSTER_Y].n_nodes, 3));
     cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[1].weight, 0));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[2].max_connections, 200));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].nodes[2].max_pending, 50));
+    cr_assert(cfg->clusters[CFG_CLUSTER_X].health.enabled);
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].health.port, 8100));
+    cr_assert(eq(str, cfg->clusters[CFG_CLUSTER_Y].health.path, "/status/ready"));
+    cr_assert(not(cfg->clusters[CFG_CLUSTER_X].failover));
+    cr_assert(cfg->clusters[CFG_CLUSTER_Y].failover);
+    cr_assert(eq(uint, cfg->retries, 2));
     cr_assert(eq(sz, cfg->split.n_trusted_proxies, 3));
     cr_assert(eq(str, cfg->split.trusted_proxies[2].text, "::1/128"));
     cr_assert(eq(str, cfg->split.override_header, "X-Crossfade-Target"));
