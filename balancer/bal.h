@@ -25,12 +25,19 @@
 struct bal_pins;
 
 /* What an operator made of a node (admin `drain node`, `enable node`). Only UP nodes take new
- * requests; the others count as weight 0. DOWN is reserved for health checks (issue 6). */
+ * requests; the others count as weight 0. */
 enum bal_node_state {
     BAL_NODE_UP = 0,
     BAL_NODE_DRAINING, /* no new requests; those in flight finish; idle pooled connections close */
     BAL_NODE_DISABLED, /* the same, without the intent of removing it */
-    BAL_NODE_DOWN,     /* reserved: set by health checks */
+};
+
+/* What the health checks made of a node, independent of the operator's state: a node takes new
+ * requests only when both are UP. */
+enum bal_health {
+    BAL_HEALTH_UP = 0,
+    BAL_HEALTH_DOWN,    /* active checks failed `fall` times in a row */
+    BAL_HEALTH_EJECTED, /* passive detection: consecutive failures on live traffic */
 };
 
 /* A node of a cluster as the data path sees it. Immutable once its snapshot is published. */
@@ -40,6 +47,9 @@ struct bal_node {
     enum cfg_cluster_id cluster;
     unsigned weight;
     enum bal_node_state state;
+    enum bal_health health;
+    unsigned max_conns;   /* connections per worker; 0: no limit */
+    unsigned max_pending; /* requests waiting for one of them */
     uint64_t hash;        /* XXH3_64bits of addr.text: the node's identity in rendezvous hashing */
     struct cfg_addr addr; /* copied from the config */
 };
@@ -48,8 +58,10 @@ struct bal_cluster {
     struct bal_node *nodes; /* owned */
     size_t n_nodes;
     enum cfg_balance balance;
-    uint32_t *schedule; /* owned: smooth weighted round-robin order of node indexes */
-    size_t n_schedule;  /* sum of the weights; 0 when every weight is 0 */
+    uint32_t *schedule;              /* owned: smooth weighted round-robin order of node indexes */
+    size_t n_schedule;               /* sum of the weights; 0 when every weight is 0 */
+    bool failover;                   /* with no node to take a request, the other cluster may */
+    unsigned max_conns, max_pending; /* for nodes added at run time */
 };
 
 /*
@@ -100,11 +112,14 @@ enum bal_reason {
 };
 
 struct bal_choice {
-    enum cfg_cluster_id cluster;
-    const struct bal_node *node; /* borrowed from the snapshot; NULL when the cluster has none */
-    uint32_t bucket;             /* 0..9999 */
+    enum cfg_cluster_id cluster;  /* where the request goes */
+    enum cfg_cluster_id assigned; /* where the split sent it (differs after a failover) */
+    bool failover;                /* cluster != assigned: assigned had no node to take it */
+    const struct bal_node *node;  /* borrowed from the snapshot; NULL when no cluster has one */
+    uint32_t bucket;              /* 0..9999 */
     enum bal_reason reason;
-    int key_index; /* index in split.key of the key used; -1 when keyed by the client address */
+    int key_index;  /* index in split.key of the key used; -1 when keyed by the client address */
+    uint64_t khash; /* the key's node hash (bal_node_key_hash), kept for a retry */
 };
 
 /*
@@ -145,25 +160,48 @@ int bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c,
  * Returns 0, or -1 with err when out of memory. */
 int bal_snapshot_del_node(struct bal_snapshot *s, enum cfg_cluster_id c, size_t i,
                           struct xf_err *err);
-/* Whether a node takes new requests: UP with a weight above 0. */
+/* Whether a node takes new requests: UP, healthy, with a weight above 0. */
 static inline bool
 bal_node_takes(const struct bal_node *n)
 {
-    return n->state == BAL_NODE_UP && n->weight > 0;
+    return n->state == BAL_NODE_UP && n->health == BAL_HEALTH_UP && n->weight > 0;
 }
-/* "up", "draining", "disabled" or "down". */
+/* The operator's state: "up", "draining" or "disabled". */
 const char *bal_node_state_name(enum bal_node_state state);
+/* What `show nodes` says: the operator's state unless it is up, then the health: "up", "down"
+ * (active checks) or "ejected" (passive detection). */
+const char *bal_node_status_name(const struct bal_node *n);
+/* The node with id `id` in any cluster, or NULL. O(nodes). */
+const struct bal_node *bal_snapshot_node(const struct bal_snapshot *s, uint32_t id);
+/*
+ * The share of clients (in hundredths of a percent, 0..10000) that y can take: 10000 x the weight
+ * of y's nodes that take requests over the weight of x's nodes in service (the operator's state
+ * up, whatever their health: the capacity the traffic was sized for), at most 10000; 10000 when x
+ * has no such weight.
+ */
+unsigned bal_capacity_bp(const struct bal_snapshot *s);
+/* The weight of a cluster's nodes that take requests (bal_node_takes). */
+unsigned long bal_cluster_usable_weight(const struct bal_cluster *cl);
 /* Drops a reference; frees the snapshot with the last one. NULL is a no-op. */
 void bal_snapshot_unref(struct bal_snapshot *s);
 
 /*
  * Chooses the cluster and the node for one request. No allocation, no system call, no lock.
  * The side: an honoured override, else the key's pin, else bucket < weight_bp -> y. The node: by
- * the cluster's balance. Returns 0, or -1 when the chosen cluster has no node to take it (out->node
- * NULL).
+ * the cluster's balance. When that cluster has no node to take it and its failover is on, the other
+ * cluster's (out->failover). Returns 0, or -1 when there is no node (out->node NULL).
  */
 int bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
              struct bal_choice *out);
+/*
+ * Another node for a request that failed on the node of `ch` before any response byte: by the
+ * same balance in the same cluster (hash: the next best by ch->khash), skipping the ids in
+ * `tried` (n_tried of them); when none is left and ch->assigned's failover is on, one of the other
+ * cluster (ch->cluster and ch->failover change). Returns 0 with ch->node set, or -1 (ch->node
+ * NULL).
+ */
+int bal_repick(const struct bal_snapshot *snap, struct bal_state *st, const uint32_t *tried,
+               size_t n_tried, struct bal_choice *ch);
 
 /* The bucket (0..9999) of a key under a seed hash: XXH3_64bits_withSeed(key, seed_hash) % 10000. */
 uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
@@ -171,8 +209,9 @@ uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
 /*
  * Where a given key goes now (for the admin socket): the side by its pin, else by its bucket
  * against the weight (no override), and for a `hash` cluster the node; for round_robin and
- * least_conn out->node is NULL (the key does not choose the node). Fills cluster, node, bucket;
- * reason PIN or WEIGHT, key_index -1.
+ * least_conn out->node is NULL (the key does not choose the node). When that side has no node to
+ * take it and its failover is on, the other side (out->failover, out->assigned). Fills cluster,
+ * assigned, failover, node, bucket, khash; reason PIN or WEIGHT, key_index -1.
  * Returns 0, or -1 when the cluster has no node of weight > 0 (out->node NULL).
  */
 int bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out);
@@ -273,6 +312,13 @@ uint64_t bal_node_key_hash(const char *key, size_t len, uint64_t seed_hash);
  * mix64(khash ^ node->hash); ties to the lower id. NULL when no node takes requests.
  */
 const struct bal_node *bal_node_hrw(const struct bal_cluster *cl, uint64_t khash);
+/*
+ * The node of cluster `c` by its balance, skipping the ids in `skip` (n_skip of them; 0 for
+ * none): hash on khash, round robin (st->rr[c]), least_conn (st->active). NULL when none is left.
+ */
+const struct bal_node *bal_node_pick_hashed(const struct bal_cluster *cl, enum cfg_cluster_id c,
+                                            uint64_t khash, struct bal_state *st,
+                                            const uint32_t *skip, size_t n_skip);
 /*
  * The node of cluster `c` for one request, by the cluster's balance: hash (HRW on the key), round
  * robin (st->rr[c]) or least_conn (st->active, ties by the round-robin schedule). `st` may be NULL

@@ -85,6 +85,9 @@ bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev, uint64_
         }
         dst->n_nodes = src->n_nodes;
         dst->balance = src->balance;
+        dst->failover = src->failover;
+        dst->max_conns = src->max_connections;
+        dst->max_pending = src->max_pending;
         for (size_t i = 0; i < src->n_nodes; i++) {
             struct bal_node *n = &dst->nodes[i];
             n->id = bal_prev_id(prev, &src->nodes[i].addr);
@@ -92,6 +95,8 @@ bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev, uint64_
                 n->id = next_id++;
             n->cluster = (enum cfg_cluster_id)c;
             n->weight = src->nodes[i].weight;
+            n->max_conns = src->nodes[i].max_connections;
+            n->max_pending = src->nodes[i].max_pending;
             n->addr = src->nodes[i].addr;
             n->hash = XXH3_64bits(n->addr.text, strlen(n->addr.text));
             if (n->id >= snap->max_id)
@@ -130,6 +135,9 @@ bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
 
         dst->n_nodes = src->n_nodes;
         dst->balance = src->balance;
+        dst->failover = src->failover;
+        dst->max_conns = src->max_conns;
+        dst->max_pending = src->max_pending;
         dst->n_schedule = src->n_schedule;
         dst->nodes = calloc(src->n_nodes ? src->n_nodes : 1, sizeof(*dst->nodes));
         dst->schedule = calloc(src->n_schedule ? src->n_schedule : 1, sizeof(*dst->schedule));
@@ -137,8 +145,10 @@ bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
             bal_snapshot_unref(copy);
             return NULL;
         }
-        memcpy(dst->nodes, src->nodes, src->n_nodes * sizeof(*dst->nodes));
-        memcpy(dst->schedule, src->schedule, src->n_schedule * sizeof(*dst->schedule));
+        if (src->n_nodes > 0)
+            memcpy(dst->nodes, src->nodes, src->n_nodes * sizeof(*dst->nodes));
+        if (src->n_schedule > 0)
+            memcpy(dst->schedule, src->schedule, src->n_schedule * sizeof(*dst->schedule));
     }
     return copy;
 }
@@ -194,6 +204,8 @@ bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c, const struc
     n->cluster = c;
     n->weight = weight;
     n->state = BAL_NODE_UP;
+    n->max_conns = cl->max_conns;
+    n->max_pending = cl->max_pending;
     n->addr = *addr;
     n->hash = XXH3_64bits(n->addr.text, strlen(n->addr.text));
     return bal_snapshot_rebuild(s, err);
@@ -219,10 +231,59 @@ bal_node_state_name(enum bal_node_state state)
         return "draining";
     case BAL_NODE_DISABLED:
         return "disabled";
-    case BAL_NODE_DOWN:
-        return "down";
     }
     return "?";
+}
+
+const char *
+bal_node_status_name(const struct bal_node *n)
+{
+    if (n->state != BAL_NODE_UP)
+        return bal_node_state_name(n->state);
+    switch (n->health) {
+    case BAL_HEALTH_UP:
+        return "up";
+    case BAL_HEALTH_DOWN:
+        return "down";
+    case BAL_HEALTH_EJECTED:
+        return "ejected";
+    }
+    return "?";
+}
+
+const struct bal_node *
+bal_snapshot_node(const struct bal_snapshot *s, uint32_t id)
+{
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++)
+            if (s->clusters[c].nodes[i].id == id)
+                return &s->clusters[c].nodes[i];
+    return NULL;
+}
+
+unsigned long
+bal_cluster_usable_weight(const struct bal_cluster *cl)
+{
+    unsigned long sum = 0;
+
+    for (size_t i = 0; i < cl->n_nodes; i++)
+        if (bal_node_takes(&cl->nodes[i]))
+            sum += cl->nodes[i].weight;
+    return sum;
+}
+
+unsigned
+bal_capacity_bp(const struct bal_snapshot *s)
+{
+    const struct bal_cluster *x = &s->clusters[CFG_CLUSTER_X];
+    unsigned long x_weight = 0, y_weight = bal_cluster_usable_weight(&s->clusters[CFG_CLUSTER_Y]);
+
+    for (size_t i = 0; i < x->n_nodes; i++)
+        if (x->nodes[i].state == BAL_NODE_UP)
+            x_weight += x->nodes[i].weight;
+    if (x_weight == 0 || y_weight >= x_weight)
+        return BAL_BUCKETS;
+    return (unsigned)(y_weight * BAL_BUCKETS / x_weight);
 }
 
 struct bal_snapshot *

@@ -101,8 +101,41 @@ bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct 
         bal_override(snap->split, req, &side) == 0)
         out->reason = BAL_REASON_OVERRIDE;
     out->cluster = side;
-    out->node = bal_node_pick(&snap->clusters[side], side, key.ptr, key.len, snap->seed_hash, st);
+    out->assigned = side;
+    out->failover = false;
+    out->khash = bal_node_key_hash(key.ptr, key.len, snap->seed_hash);
+    out->node = bal_node_pick_hashed(&snap->clusters[side], side, out->khash, st, NULL, 0);
+    if (out->node == NULL && snap->clusters[side].failover) {
+        enum cfg_cluster_id other = side == CFG_CLUSTER_X ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+
+        out->node = bal_node_pick_hashed(&snap->clusters[other], other, out->khash, st, NULL, 0);
+        if (out->node != NULL) {
+            out->cluster = other;
+            out->failover = true;
+        }
+    }
     return out->node != NULL ? 0 : -1;
+}
+
+int
+bal_repick(const struct bal_snapshot *snap, struct bal_state *st, const uint32_t *tried,
+           size_t n_tried, struct bal_choice *ch)
+{
+    enum cfg_cluster_id c = ch->cluster;
+    enum cfg_cluster_id other = c == CFG_CLUSTER_X ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+
+    ch->node = bal_node_pick_hashed(&snap->clusters[c], c, ch->khash, st, tried, n_tried);
+    if (ch->node != NULL)
+        return 0;
+    /* Only away from the cluster the split chose, and only when that cluster allows it. */
+    if (c != ch->assigned || !snap->clusters[c].failover)
+        return -1;
+    ch->node = bal_node_pick_hashed(&snap->clusters[other], other, ch->khash, st, tried, n_tried);
+    if (ch->node == NULL)
+        return -1;
+    ch->cluster = other;
+    ch->failover = true;
+    return 0;
 }
 
 int
@@ -117,9 +150,17 @@ bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct b
     if (bal_pins_find(snap->pins, key, len, &out->cluster) == 0)
         out->reason = BAL_REASON_PIN;
     out->key_index = -1;
+    out->assigned = out->cluster;
+    out->khash = bal_node_key_hash(key, len, snap->seed_hash);
     cl = &snap->clusters[out->cluster];
+    if (bal_cluster_usable_weight(cl) == 0 && cl->failover &&
+        bal_cluster_usable_weight(&snap->clusters[1 - out->cluster]) > 0) {
+        out->cluster = out->cluster == CFG_CLUSTER_X ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+        out->failover = true;
+        cl = &snap->clusters[out->cluster];
+    }
     if (cl->balance != CFG_BALANCE_HASH)
         return cl->n_schedule > 0 ? 0 : -1;
-    out->node = bal_node_hrw(cl, bal_node_key_hash(key, len, snap->seed_hash));
+    out->node = bal_node_hrw(cl, out->khash);
     return out->node != NULL ? 0 : -1;
 }

@@ -12,6 +12,7 @@ enum xf_fail {
     XF_FAIL_RESET,       /* the node closed or reset before or during the response (502/cut) */
     XF_FAIL_INVALID,     /* the node's response was invalid (502) */
     XF_FAIL_NO_NODE,     /* no node could take it (503) */
+    XF_FAIL_QUEUE, /* the node's queue was full, or the wait for a connection timed out (503) */
     XF_FAIL_COUNT,
 };
 
@@ -25,7 +26,14 @@ struct xf_cluster_stats {
     uint64_t requests;     /* routed to this cluster */
     uint64_t responses[6]; /* by class: [1] 1xx .. [5] 5xx (the proxy's own included) */
     uint64_t failures[XF_FAIL_COUNT];
-    uint64_t active;                            /* in flight now */
+    uint64_t active;    /* in flight now */
+    uint64_t failovers; /* assigned here, served by the other cluster: none of ours could take it */
+    uint64_t retries;   /* attempts retried elsewhere after failing on one of our nodes */
+    uint64_t health_down, health_up; /* nodes taken down / brought back by health checks */
+    uint64_t ejections;              /* nodes ejected by passive detection */
+    uint64_t queue_waiting;          /* requests waiting for a node connection now */
+    uint64_t queue_timeouts;         /* requests that waited too long (503) */
+    uint64_t queue_full;             /* requests refused by a full queue (503) */
     uint32_t lat[XF_LAT_SLOTS][XF_LAT_BUCKETS]; /* response times, per second slot */
     uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
 };
