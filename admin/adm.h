@@ -56,6 +56,15 @@ void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
  */
 typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle);
 void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg);
+/*
+ * What the health checks know of a node id, for `show nodes`: the last active check's result as
+ * one word ("-" when none ran or the cluster has no checks; "ok:200", "fail:503", "fail:timeout",
+ * "fail:refused", "fail:reset", "fail:invalid") written into check (size check_size), and how
+ * many times passive detection ejected it. Returns 0, or -1 for an id it does not know.
+ */
+typedef int (*adm_health_info_fn)(void *arg, uint32_t id, char *check, size_t check_size,
+                                  unsigned *ejections);
+void adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *arg);
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -213,6 +222,8 @@ struct adm_ramp {
     int64_t paused_ms;                /* when it was paused (ADM_RAMP_PAUSED only) */
     long uid, pid;                    /* who started it: its steps are recorded in their name */
     char command[96];                 /* the command that started it, escaped */
+    bool force;                       /* started with "force": its steps skip the capacity check */
+    bool capacity_paused; /* ADM_RAMP_PAUSED by crossfade: a step was over y's capacity */
 };
 
 /*
@@ -350,13 +361,15 @@ struct adm_state {
     int64_t (*wall_ms)(void);  /* the wall clock in ms: freeze_since, the state file */
     struct evbuffer *reply;    /* owned: the reply being built */
     struct adm_events events;
-    struct adm_ramp ramp;         /* the ramp in progress; times on mono_ms */
-    struct adm_saver *saver;      /* owned; NULL when state_file is off */
-    enum adm_load loaded;         /* what start-up found in the state file */
-    char load_error[512];         /* why it was unusable (ADM_LOAD_BAD) */
-    const struct xf_stats *stats; /* borrowed; NULL until adm_server_set_stats */
-    adm_node_info_fn node_info;   /* NULL until adm_server_set_node_info */
-    void *node_info_arg;          /* borrowed */
+    struct adm_ramp ramp;           /* the ramp in progress; times on mono_ms */
+    struct adm_saver *saver;        /* owned; NULL when state_file is off */
+    enum adm_load loaded;           /* what start-up found in the state file */
+    char load_error[512];           /* why it was unusable (ADM_LOAD_BAD) */
+    const struct xf_stats *stats;   /* borrowed; NULL until adm_server_set_stats */
+    adm_node_info_fn node_info;     /* NULL until adm_server_set_node_info */
+    void *node_info_arg;            /* borrowed */
+    adm_health_info_fn health_info; /* NULL until adm_server_set_health_info */
+    void *health_info_arg;          /* borrowed */
 };
 
 enum adm_result {
@@ -502,6 +515,15 @@ bool adm_split_reads(const struct cfg_split *split, const struct adm_key *k, cha
                      size_t size);
 /* The command line as the audit trail and the log keep it: escaped, cut to fit buf. */
 void adm_command_text(const struct adm_args *a, char *buf, size_t size);
+
+/*
+ * Whether y can take weight `bp` (hundredths) in snapshot `s`: returns 0 when bp is at most
+ * bal_capacity_bp(s) or at most the weight in force (lowering is never refused), else -1 with
+ * `why` saying "y can take at most C% of clients now (capacity: healthy weight Wy of y against Wx
+ * of x); P% would overload it". *cap_bp (may be NULL) gets the capacity either way.
+ */
+int adm_capacity_check(const struct bal_snapshot *s, unsigned bp, unsigned *cap_bp, char *why,
+                       size_t size);
 
 /* Publishes a copy of the current snapshot with weight `bp` and records the change; *old_bp gets
  * the weight it replaced. Returns 0 (also when the weight did not change), or -1 when out of

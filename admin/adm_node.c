@@ -85,6 +85,47 @@ adm_node_ref(struct adm_span s, enum cfg_cluster_id *c, char *addr, size_t size,
     return 0;
 }
 
+/* The active and idle columns of node `id`: numbers from node_info, or "-" "-". */
+static void
+adm_node_pool_columns(struct adm_state *st, uint32_t id, char *active, char *idle, size_t size)
+{
+    unsigned a = 0, i = 0;
+
+    if (st->node_info != NULL && st->node_info(st->node_info_arg, id, &a, &i) == 0) {
+        snprintf(active, size, "%u", a);
+        snprintf(idle, size, "%u", i);
+    } else {
+        snprintf(active, size, "-");
+        snprintf(idle, size, "-");
+    }
+}
+
+/*
+ * The check and ejections columns of node `id` from health_info, or "-" "-". The check's word is
+ * the callback's, made one word (blanks and control bytes become '?') so columns stay columns.
+ */
+static void
+adm_node_health_columns(struct adm_state *st, uint32_t id, char *check, size_t check_size,
+                        char *ejections, size_t size)
+{
+    unsigned n = 0;
+
+    check[0] = '\0';
+    if (st->health_info == NULL ||
+        st->health_info(st->health_info_arg, id, check, check_size, &n) == -1) {
+        snprintf(check, check_size, "-");
+        snprintf(ejections, size, "-");
+        return;
+    }
+    check[check_size - 1] = '\0';
+    if (check[0] == '\0')
+        snprintf(check, check_size, "-");
+    for (char *p = check; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            *p = '?';
+    snprintf(ejections, size, "%u", n);
+}
+
 enum adm_result
 adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                    struct adm_reply *r)
@@ -93,21 +134,18 @@ adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const stru
 
     XF_UNUSED(peer);
     XF_UNUSED(a);
-    adm_reply_line(r, "cluster address weight state active idle");
+    adm_reply_line(r, "cluster address weight state active idle check ejections");
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct bal_cluster *cl = &snap->clusters[c];
 
         for (size_t i = 0; i < cl->n_nodes; i++) {
             const struct bal_node *n = &cl->nodes[i];
-            unsigned active = 0, idle = 0;
+            char active[16], idle[16], check[32], ejections[16];
 
-            if (st->node_info != NULL &&
-                st->node_info(st->node_info_arg, n->id, &active, &idle) == 0)
-                adm_reply_line(r, "%s %s %u %s %u %u", cfg_cluster_name(n->cluster), n->addr.text,
-                               n->weight, bal_node_state_name(n->state), active, idle);
-            else
-                adm_reply_line(r, "%s %s %u %s - -", cfg_cluster_name(n->cluster), n->addr.text,
-                               n->weight, bal_node_state_name(n->state));
+            adm_node_pool_columns(st, n->id, active, idle, sizeof(active));
+            adm_node_health_columns(st, n->id, check, sizeof(check), ejections, sizeof(ejections));
+            adm_reply_line(r, "%s %s %u %s %s %s %s %s", cfg_cluster_name(n->cluster), n->addr.text,
+                           n->weight, bal_node_status_name(n), active, idle, check, ejections);
         }
     }
     bal_snapshot_unref(snap);

@@ -44,6 +44,16 @@ adm_persist_id(long id, char *buf, size_t size)
     return buf;
 }
 
+/* The ramp's STATE word: running, paused (`ramp pause`) or paused_capacity (crossfade held a
+ * step y could not take). */
+static const char *
+adm_persist_ramp_state(const struct adm_ramp *r)
+{
+    if (r->state != ADM_RAMP_PAUSED)
+        return "running";
+    return r->capacity_paused ? "paused_capacity" : "paused";
+}
+
 void
 adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
 {
@@ -62,14 +72,14 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
     else
         evbuffer_add_printf(out, "freeze off\n");
     if (r->state != ADM_RAMP_NONE)
-        evbuffer_add_printf(
-            out, "ramp %s %s %s %s %lld %llu %u %lld %s %s %s\n",
-            r->state == ADM_RAMP_PAUSED ? "paused" : "running", adm_weight_text(r->from_bp, w[0]),
-            adm_weight_text(r->to_bp, w[1]), adm_weight_text(r->step_bp, w[2]),
-            (long long)r->start_ms, (unsigned long long)r->duration_ms, r->done,
-            (long long)(r->state == ADM_RAMP_PAUSED ? r->paused_ms : 0),
-            adm_persist_id(r->uid, uid, sizeof(uid)), adm_persist_id(r->pid, pid, sizeof(pid)),
-            r->command[0] != '\0' ? r->command : "-");
+        evbuffer_add_printf(out, "ramp %s %s %s %s %lld %llu %u %lld %s %s %s\n",
+                            adm_persist_ramp_state(r), adm_weight_text(r->from_bp, w[0]),
+                            adm_weight_text(r->to_bp, w[1]), adm_weight_text(r->step_bp, w[2]),
+                            (long long)r->start_ms, (unsigned long long)r->duration_ms, r->done,
+                            (long long)(r->state == ADM_RAMP_PAUSED ? r->paused_ms : 0),
+                            adm_persist_id(r->uid, uid, sizeof(uid)),
+                            adm_persist_id(r->pid, pid, sizeof(pid)),
+                            r->command[0] != '\0' ? r->command : "-");
     for (size_t i = 0; i < bal_pins_count(p->pins); i++) {
         const char *key;
         size_t len;
@@ -213,6 +223,22 @@ adm_persist_line_freeze(struct adm_persist_ctx *c, const struct adm_args *a, str
     return 0;
 }
 
+/* Whether a ramp's command ends in the word "force": it was started past y's capacity, and its
+ * steps skip the check (the file keeps the command, not the flag). */
+static bool
+adm_persist_forced(struct adm_span cmd)
+{
+    struct adm_span last = cmd;
+
+    for (size_t i = cmd.len; i > 0; i--)
+        if (cmd.ptr[i - 1] == ' ') {
+            last.ptr = cmd.ptr + i;
+            last.len = cmd.len - i;
+            break;
+        }
+    return last.len < cmd.len && adm_span_is(last, "force");
+}
+
 /*
  * ramp STATE FROM TO STEP START_MS DURATION_MS DONE PAUSED_MS UID PID COMMAND...
  * The plan is checked as `ramp` checks it, but for the pace: the file says what was accepted.
@@ -233,12 +259,17 @@ adm_persist_line_ramp(struct adm_persist_ctx *c, const struct adm_args *a, struc
                                 "ramp: expected STATE FROM TO STEP START_MS DURATION_MS DONE "
                                 "PAUSED_MS UID PID COMMAND, got %zu words",
                                 a->n - 1);
-    if (adm_span_is(a->v[1], "running"))
+    if (adm_span_is(a->v[1], "running")) {
         r->state = ADM_RAMP_RUNNING;
-    else if (adm_span_is(a->v[1], "paused"))
+    } else if (adm_span_is(a->v[1], "paused")) {
         r->state = ADM_RAMP_PAUSED;
-    else
-        return adm_persist_fail(c, "ramp: expected running or paused as its state");
+    } else if (adm_span_is(a->v[1], "paused_capacity")) {
+        r->state = ADM_RAMP_PAUSED;
+        r->capacity_paused = true;
+    } else {
+        return adm_persist_fail(c, "ramp: expected running, paused or paused_capacity as its "
+                                   "state");
+    }
     if (adm_persist_weight(c, "ramp: from", a->v[2], &r->from_bp) == -1 ||
         adm_persist_weight(c, "ramp: to", a->v[3], &r->to_bp) == -1 ||
         adm_persist_weight(c, "ramp: step", a->v[4], &r->step_bp) == -1)
@@ -264,6 +295,7 @@ adm_persist_line_ramp(struct adm_persist_ctx *c, const struct adm_args *a, struc
     cmd = adm_args_rest(a, 11);
     snprintf(r->command, sizeof(r->command), "%.*s", (int)XF_MIN(cmd.len, sizeof(r->command) - 1),
              cmd.ptr);
+    r->force = adm_persist_forced(cmd);
     return 0;
 }
 

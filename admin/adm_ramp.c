@@ -141,17 +141,70 @@ adm_ramp_text(const struct adm_ramp *r, char *buf, size_t size)
     return buf;
 }
 
+/*
+ * How many of the steps up to k y can take now: the last step from r->done + 1 to k that
+ * adm_capacity_check lets through (k for a forced ramp, and for a ramp down). When one is held
+ * back, *cap_bp and `why` say why.
+ */
+static unsigned
+adm_ramp_fit(struct adm_state *st, unsigned k, unsigned *cap_bp, char *why, size_t size)
+{
+    const struct adm_ramp *r = &st->ramp;
+    struct bal_snapshot *snap;
+    unsigned fit = r->done;
+
+    if (r->force || k <= r->done)
+        return k;
+    snap = bal_router_acquire(st->router);
+    while (fit < k &&
+           adm_capacity_check(snap, adm_ramp_weight_at(r, fit + 1), cap_bp, why, size) == 0)
+        fit++;
+    bal_snapshot_unref(snap);
+    return fit;
+}
+
+/* Pauses a running ramp whose next step y cannot take now (crossfade's decision, recorded in the
+ * name of who started the ramp, as its steps are). */
+static void
+adm_ramp_hold(struct adm_state *st, int64_t now, unsigned cap_bp, const char *why)
+{
+    struct adm_ramp *r = &st->ramp;
+    char was[64], held[64], w[3][ADM_WEIGHT_TEXT], logged[2][512];
+
+    adm_ramp_text(r, was, sizeof(was));
+    /* Paused from when the held step was due (earlier than now after a late tick), so that a
+     * resume takes it at once and the steps after it keep their pace. */
+    r->state = ADM_RAMP_PAUSED;
+    r->paused_ms = XF_MIN(adm_ramp_due(r, r->done + 1), now);
+    r->capacity_paused = true;
+    if (st->ramp_timer != NULL)
+        evtimer_del(st->ramp_timer);
+    snprintf(held, sizeof(held), "paused to %s at capacity %s", adm_weight_text(r->to_bp, w[0]),
+             adm_weight_text(cap_bp, w[1]));
+    adm_events_add(&st->events, r->uid, r->pid, r->command, "ramp", was, held);
+    XF_LOG(XF_LOG_WARN, "admin",
+           "event=ramp_paused reason=capacity weight=%s next=%s capacity=%s step=%u/%u uid=%ld "
+           "cmd=\"%s\" detail=\"%s\"",
+           adm_weight_text(adm_ramp_weight_at(r, r->done), w[0]),
+           adm_weight_text(adm_ramp_weight_at(r, r->done + 1), w[1]), adm_weight_text(cap_bp, w[2]),
+           r->done, r->n_steps, r->uid, adm_log_text(r->command, logged[0], sizeof(logged[0])),
+           adm_log_text(why, logged[1], sizeof(logged[1])));
+    adm_state_save(st);
+}
+
 void
 adm_ramp_tick(struct adm_state *st)
 {
     struct adm_ramp *r = &st->ramp;
     int64_t now = adm_ramp_now(st);
-    unsigned k, prev, old;
-    char w[ADM_WEIGHT_TEXT];
+    unsigned k, due, prev, old, cap = 0;
+    char w[ADM_WEIGHT_TEXT], why[256] = "";
 
     if (r->state != ADM_RAMP_RUNNING)
         return;
-    k = adm_ramp_steps_due(r, now);
+    due = adm_ramp_steps_due(r, now);
+    /* A step over what y can take now is not taken: the ramp pauses before it. */
+    k = adm_ramp_fit(st, due, &cap, why, sizeof(why));
     if (k > r->done) {
         prev = r->done;
         r->done = k;
@@ -182,6 +235,10 @@ adm_ramp_tick(struct adm_state *st)
             XF_LOG(XF_LOG_INFO, "admin", "event=ramp_done weight=%s uid=%ld cmd=\"%s\"", w, r->uid,
                    r->command);
         }
+    }
+    if (k < due) {
+        adm_ramp_hold(st, now, cap, why);
+        return;
     }
     adm_ramp_arm(st, now);
 }
@@ -223,19 +280,23 @@ adm_ramp_current(struct adm_state *st)
     return bp;
 }
 
-/* Parses the words of `ramp TO over DURATION [step P]`; returns 0, or an error reply. */
+/* Parses the words of `ramp TO over DURATION [step P] [force]`; returns 0, or an error reply. */
 static int
 adm_ramp_args(const struct adm_args *a, unsigned *to_bp, unsigned *duration_ms, unsigned *step_bp,
-              struct adm_reply *r)
+              bool *force, struct adm_reply *r)
 {
     char q[ADM_QUOTE_TEXT];
     struct xf_err err = {{0}};
+    size_t n = a->n;
 
-    if (a->n != 4 && a->n != 6) {
-        adm_reply_error(r, "usage: ramp TO over DURATION [step P] (or ramp pause, ramp resume, "
-                           "ramp cancel)");
+    *force = n == 5 || n == 7;
+    if ((n != 4 && n != 6 && !*force) || (*force && !adm_span_is(a->v[n - 1], "force"))) {
+        adm_reply_error(r, "usage: ramp TO over DURATION [step P] [force] (or ramp pause, ramp "
+                           "resume, ramp cancel)");
         return -1;
     }
+    if (*force)
+        n--;
     if (adm_weight_parse(a->v[1].ptr, a->v[1].len, to_bp) == -1) {
         adm_reply_error(r,
                         "the target must be a weight from 0 to 100 with at most two decimals "
@@ -253,7 +314,7 @@ adm_ramp_args(const struct adm_args *a, unsigned *to_bp, unsigned *duration_ms, 
         return -1;
     }
     *step_bp = 0;
-    if (a->n == 4)
+    if (n == 4)
         return 0;
     if (!adm_span_is(a->v[4], "step")) {
         adm_reply_error(r, "expected \"step\" after the duration, got %s",
@@ -274,13 +335,15 @@ enum adm_result
 adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
              struct adm_reply *r)
 {
-    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], next[64];
-    unsigned to_bp, duration_ms, step_bp, from_bp;
+    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], next[64], why[256] = "";
+    unsigned to_bp, duration_ms, step_bp, from_bp, cap;
     struct xf_err err = {{0}};
+    struct bal_snapshot *snap;
     struct adm_ramp ramp;
     int64_t now = adm_ramp_now(st);
+    bool force, over;
 
-    if (adm_ramp_args(a, &to_bp, &duration_ms, &step_bp, r) == -1)
+    if (adm_ramp_args(a, &to_bp, &duration_ms, &step_bp, &force, r) == -1)
         return ADM_ERROR;
     if (st->ramp.state != ADM_RAMP_NONE)
         return adm_reply_error(r,
@@ -289,11 +352,18 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
                                adm_weight_text(st->ramp.to_bp, w[0]),
                                st->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
                                st->ramp.done, st->ramp.n_steps);
-    from_bp = adm_ramp_current(st);
+    snap = bal_router_acquire(st->router);
+    from_bp = snap->weight_bp;
+    over = adm_capacity_check(snap, to_bp, &cap, why, sizeof(why)) == -1;
+    bal_snapshot_unref(snap);
     if (adm_ramp_plan(&ramp, from_bp, to_bp, step_bp, duration_ms, now, &err) == -1)
         return adm_reply_error(r, "%s", err.msg);
+    /* Checked once here; each step is checked again when it comes, unless forced. */
+    if (over && !force)
+        return adm_reply_error(r, "%s; add \"force\" to do it anyway", why);
     ramp.uid = peer->uid;
     ramp.pid = peer->pid;
+    ramp.force = force;
     adm_command_text(a, ramp.command, sizeof(ramp.command));
     st->ramp = ramp;
     snprintf(next, sizeof(next), "to %s over %s step %s", adm_weight_text(to_bp, w[0]),
@@ -309,6 +379,12 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
     adm_reply_line(r, "ok: ramping y from %s to %s over %s: %u step%s of %s, one every %s", w[2],
                    w[0], d, ramp.n_steps, ramp.n_steps == 1 ? "" : "s", w[1],
                    adm_duration_text(duration_ms / ramp.n_steps, e, sizeof(e)));
+    if (over) {
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=capacity_forced weight=%s capacity=%s uid=%ld pid=%ld cmd=\"%s\"", w[0],
+               adm_weight_text(cap, w[1]), peer->uid, peer->pid, ramp.command);
+        adm_reply_line(r, "note: forced: %s", why);
+    }
     return ADM_OK;
 }
 
@@ -353,18 +429,32 @@ adm_cmd_ramp_resume(struct adm_state *st, const struct adm_peer *peer, const str
 {
     struct adm_ramp *ramp = &st->ramp;
     char cmd[96], was[64], now_text[64], w[ADM_WEIGHT_TEXT], nw[ADM_WEIGHT_TEXT], d[32];
+    char why[256] = "";
     int64_t now = adm_ramp_now(st), left;
+    struct bal_snapshot *snap;
+    int over;
 
     if (ramp->state == ADM_RAMP_NONE)
         return adm_ramp_none(r);
     if (ramp->state == ADM_RAMP_RUNNING)
         return adm_reply_error(r, "the ramp is not paused");
+    snap = bal_router_acquire(st->router);
+    over = ramp->force ? 0
+                       : adm_capacity_check(snap, adm_ramp_weight_at(ramp, ramp->done + 1), NULL,
+                                            why, sizeof(why));
+    bal_snapshot_unref(snap);
+    if (over == -1)
+        return adm_reply_error(r,
+                               "%s; the ramp stays paused (\"ramp cancel\" and a new ramp with "
+                               "\"force\" go on anyway)",
+                               why);
     adm_command_text(a, cmd, sizeof(cmd));
     adm_ramp_text(ramp, was, sizeof(was));
     /* The steps left keep their pace: the schedule moves by the time spent paused. */
     ramp->start_ms += now - ramp->paused_ms;
     ramp->paused_ms = 0;
     ramp->state = ADM_RAMP_RUNNING;
+    ramp->capacity_paused = false;
     adm_events_add(&st->events, peer->uid, peer->pid, cmd, "ramp", was,
                    adm_ramp_text(ramp, now_text, sizeof(now_text)));
     XF_LOG(XF_LOG_INFO, "admin", "event=ramp_resumed step=%u/%u uid=%ld pid=%ld", ramp->done,
@@ -402,6 +492,31 @@ adm_ramp_when(const struct adm_state *st, int64_t mono, int64_t now, char *buf, 
     return adm_time_text((time_t)((st->wall_ms() + (mono - now)) / 1000), buf, size);
 }
 
+/* Why a ramp is paused: "reason operator: ..." (`ramp pause`), or "reason capacity: ..." with what
+ * y can take now against the next step. */
+static void
+adm_ramp_show_reason(struct adm_state *st, struct adm_reply *r)
+{
+    const struct adm_ramp *ramp = &st->ramp;
+    unsigned next = adm_ramp_weight_at(ramp, ramp->done + 1), cap;
+    struct bal_snapshot *snap;
+    char why[256], c[ADM_WEIGHT_TEXT], w[ADM_WEIGHT_TEXT];
+
+    if (!ramp->capacity_paused) {
+        adm_reply_line(r, "reason operator: \"ramp pause\"");
+        return;
+    }
+    snap = bal_router_acquire(st->router);
+    if (adm_capacity_check(snap, next, &cap, why, sizeof(why)) == -1)
+        adm_reply_line(r, "reason capacity: %s", why);
+    else
+        adm_reply_line(r,
+                       "reason capacity: the step to %s%% was over what y could take; it can take "
+                       "%s%% now (\"ramp resume\" goes on)",
+                       adm_weight_text(next, w), adm_weight_text(cap, c));
+    bal_snapshot_unref(snap);
+}
+
 enum adm_result
 adm_cmd_show_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                   struct adm_reply *r)
@@ -421,6 +536,8 @@ adm_cmd_show_ramp(struct adm_state *st, const struct adm_peer *peer, const struc
     /* While paused, the clock of the schedule stands at the moment of the pause. */
     ref = ramp->state == ADM_RAMP_PAUSED ? ramp->paused_ms : now;
     adm_reply_line(r, "ramp %s", ramp->state == ADM_RAMP_PAUSED ? "paused" : "running");
+    if (ramp->state == ADM_RAMP_PAUSED)
+        adm_ramp_show_reason(st, r);
     adm_reply_line(r, "from %s", adm_weight_text(ramp->from_bp, w));
     adm_reply_line(r, "to %s", adm_weight_text(ramp->to_bp, w));
     adm_reply_line(r, "step %s", adm_weight_text(ramp->step_bp, w));

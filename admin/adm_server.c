@@ -531,6 +531,13 @@ adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg)
 }
 
 void
+adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *arg)
+{
+    s->state.health_info = fn;
+    s->state.health_info_arg = arg;
+}
+
+void
 adm_server_free(struct adm_server *s)
 {
     struct adm_client *c;

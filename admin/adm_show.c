@@ -102,6 +102,70 @@ adm_show_split(struct adm_state *st, struct adm_reply *r)
     adm_reply_line(r, "split.expose %s", adm_show_or_dash(sp->expose));
 }
 
+/* clusters.NAME.health: "off", or one line per key (host and port "-": the node's). */
+static void
+adm_show_health(struct adm_reply *r, const char *name, const struct cfg_health *h)
+{
+    char d[32];
+
+    if (!h->enabled) {
+        adm_reply_line(r, "clusters.%s.health off", name);
+        return;
+    }
+    adm_reply_line(r, "clusters.%s.health.path %s", name, adm_show_or_dash(h->path));
+    adm_reply_line(r, "clusters.%s.health.host %s", name, adm_show_or_dash(h->host));
+    if (h->port != 0)
+        adm_reply_line(r, "clusters.%s.health.port %u", name, (unsigned)h->port);
+    else
+        adm_reply_line(r, "clusters.%s.health.port -", name);
+    adm_reply_line(r, "clusters.%s.health.interval %s", name,
+                   adm_duration_text(h->interval_ms, d, sizeof(d)));
+    adm_reply_line(r, "clusters.%s.health.timeout %s", name,
+                   adm_duration_text(h->timeout_ms, d, sizeof(d)));
+    adm_reply_line(r, "clusters.%s.health.rise %u", name, h->rise);
+    adm_reply_line(r, "clusters.%s.health.fall %u", name, h->fall);
+    if (h->expect_min == h->expect_max)
+        adm_reply_line(r, "clusters.%s.health.expect %u", name, h->expect_min);
+    else
+        adm_reply_line(r, "clusters.%s.health.expect %u-%u", name, h->expect_min, h->expect_max);
+}
+
+/* clusters.NAME.outlier: "off" when failures is 0, else one line per key. */
+static void
+adm_show_outlier(struct adm_reply *r, const char *name, const struct cfg_outlier *o)
+{
+    char d[32];
+
+    if (o->failures == 0) {
+        adm_reply_line(r, "clusters.%s.outlier off", name);
+        return;
+    }
+    adm_reply_line(r, "clusters.%s.outlier.failures %u", name, o->failures);
+    adm_reply_line(r, "clusters.%s.outlier.ejection %s", name,
+                   adm_duration_text(o->ejection_ms, d, sizeof(d)));
+    adm_reply_line(r, "clusters.%s.outlier.max_ejection %s", name,
+                   adm_duration_text(o->max_ejection_ms, d, sizeof(d)));
+}
+
+/* A node of the config, with its own limits when they are not its cluster's. */
+static void
+adm_show_node(struct adm_reply *r, const char *name, const struct cfg_cluster *cl,
+              const struct cfg_node *n)
+{
+    char limits[96] = "";
+    size_t o = 0;
+    int k;
+
+    if (n->max_connections != cl->max_connections) {
+        k = snprintf(limits, sizeof(limits), " max_connections %u", n->max_connections);
+        if (k > 0)
+            o = XF_MIN((size_t)k, sizeof(limits) - 1);
+    }
+    if (n->max_pending != cl->max_pending)
+        snprintf(limits + o, sizeof(limits) - o, " max_pending %u", n->max_pending);
+    adm_reply_line(r, "clusters.%s.node %s weight %u%s", name, n->addr.text, n->weight, limits);
+}
+
 enum adm_result
 adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                     struct adm_reply *r)
@@ -130,13 +194,16 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_show_split(st, r);
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *cl = &cfg->clusters[c];
+        const char *name = cfg_cluster_name((enum cfg_cluster_id)c);
 
-        adm_reply_line(r, "clusters.%s.balance %s", cfg_cluster_name((enum cfg_cluster_id)c),
-                       balances[cl->balance]);
+        adm_reply_line(r, "clusters.%s.balance %s", name, balances[cl->balance]);
+        adm_reply_line(r, "clusters.%s.failover %s", name, cl->failover ? "true" : "false");
+        adm_reply_line(r, "clusters.%s.max_connections %u", name, cl->max_connections);
+        adm_reply_line(r, "clusters.%s.max_pending %u", name, cl->max_pending);
+        adm_show_health(r, name, &cl->health);
+        adm_show_outlier(r, name, &cl->outlier);
         for (size_t i = 0; i < cl->n_nodes; i++)
-            adm_reply_line(r, "clusters.%s.node %s weight %u",
-                           cfg_cluster_name((enum cfg_cluster_id)c), cl->nodes[i].addr.text,
-                           cl->nodes[i].weight);
+            adm_show_node(r, name, cl, &cl->nodes[i]);
     }
     adm_reply_line(r, "timeouts.connect %s", adm_duration_text(t->connect_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.client_header %s",
@@ -148,11 +215,13 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "timeouts.upstream_idle %s",
                    adm_duration_text(t->upstream_idle_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.shutdown %s", adm_duration_text(t->shutdown_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.queue %s", adm_duration_text(t->queue_ms, d, sizeof(d)));
     adm_reply_line(r, "limits.max_connections %u", cfg->limits.max_connections);
     adm_reply_line(r, "limits.max_request_line_bytes %u", cfg->limits.max_request_line_bytes);
     adm_reply_line(r, "limits.max_header_bytes %u", cfg->limits.max_header_bytes);
     adm_reply_line(r, "limits.max_headers %u", cfg->limits.max_headers);
     adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
+    adm_reply_line(r, "retries %u", cfg->retries);
     adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
     adm_reply_line(r, "log_level %s", levels[cfg->log_level]);
     adm_reply_line(r, "state_file %s", cfg->state_file != NULL ? cfg->state_file : "off");

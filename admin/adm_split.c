@@ -86,18 +86,65 @@ adm_cmd_show_weight(struct adm_state *st, const struct adm_peer *peer, const str
     return ADM_OK;
 }
 
+int
+adm_capacity_check(const struct bal_snapshot *s, unsigned bp, unsigned *cap_bp, char *why,
+                   size_t size)
+{
+    const struct bal_cluster *x = &s->clusters[CFG_CLUSTER_X];
+    unsigned long wx = 0, wy = bal_cluster_usable_weight(&s->clusters[CFG_CLUSTER_Y]);
+    unsigned cap = bal_capacity_bp(s);
+    char c[ADM_WEIGHT_TEXT], p[ADM_WEIGHT_TEXT];
+
+    if (cap_bp != NULL)
+        *cap_bp = cap;
+    if (bp <= cap || bp <= s->weight_bp)
+        return 0;
+    /* bal_capacity_bp's denominator: x's nodes in service, whatever their health. */
+    for (size_t i = 0; i < x->n_nodes; i++)
+        if (x->nodes[i].state == BAL_NODE_UP)
+            wx += x->nodes[i].weight;
+    snprintf(why, size,
+             "y can take at most %s%% of clients now (capacity: healthy weight %lu of y against "
+             "%lu of x); "
+             "%s%% would overload it",
+             adm_weight_text(cap, c), wy, wx, adm_weight_text(bp, p));
+    return -1;
+}
+
 /*
- * Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". A ramp in progress is
- * cancelled first (the operator takes the weight in hand), and the reply says so.
+ * Reads the optional last word "force" of a command that has `n_words` words without it: 0 with
+ * *force, or -1 when the line has another word there or more words.
+ */
+static int
+adm_split_force(const struct adm_args *a, size_t n_words, bool *force)
+{
+    *force = false;
+    if (a->n == n_words)
+        return 0;
+    if (a->n != n_words + 1 || !adm_span_is(a->v[n_words], "force"))
+        return -1;
+    *force = true;
+    return 0;
+}
+
+/*
+ * Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". Raising it past what y can take
+ * now (adm_capacity_check) is refused unless `force`; a forced one gets a note. A ramp in
+ * progress is cancelled first (the operator takes the weight in hand), and the reply says so.
  */
 static enum adm_result
 adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-              struct adm_reply *r, unsigned bp, const char *verb)
+              struct adm_reply *r, unsigned bp, bool force, const char *verb)
 {
     char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], ramp_to[ADM_WEIGHT_TEXT], cmd[96];
-    char cancelled[64] = "";
-    unsigned old, target;
+    char cancelled[64] = "", why[256] = "", logged[256], cap_text[ADM_WEIGHT_TEXT];
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    unsigned old, target, cap;
+    bool over = adm_capacity_check(snap, bp, &cap, why, sizeof(why)) == -1;
 
+    bal_snapshot_unref(snap);
+    if (over && !force)
+        return adm_reply_error(r, "%s; add \"force\" to do it anyway", why);
     adm_command_text(a, cmd, sizeof(cmd));
     if (adm_ramp_stop(st, peer->uid, peer->pid, cmd, &target))
         snprintf(cancelled, sizeof(cancelled), "; cancelled the ramp to %s",
@@ -114,6 +161,13 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
         adm_reply_line(r, "ok: %sweight y %s (unchanged)%s", verb, to, cancelled);
     else
         adm_reply_line(r, "ok: %sweight y %s (was %s)%s", verb, to, from, cancelled);
+    if (over) {
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=capacity_forced weight=%s capacity=%s uid=%ld pid=%ld cmd=\"%s\"", to,
+               adm_weight_text(cap, cap_text), peer->uid, peer->pid,
+               adm_log_text(cmd, logged, sizeof(logged)));
+        adm_reply_line(r, "note: forced: %s", why);
+    }
     return ADM_OK;
 }
 
@@ -124,27 +178,34 @@ adm_cmd_set_weight(struct adm_state *st, const struct adm_peer *peer, const stru
     struct adm_span p = a->v[2];
     char q[ADM_QUOTE_TEXT];
     unsigned bp;
+    bool force;
 
+    if (adm_split_force(a, 3, &force) == -1)
+        return adm_reply_error(r, "usage: set weight P [force]");
     if (adm_weight_parse(p.ptr, p.len, &bp) == -1)
         return adm_reply_error(r,
                                "weight must be a number from 0 to 100 with at most two decimals, "
                                "got %s",
                                adm_quote(p.ptr, p.len, q, sizeof(q)));
-    return adm_split_set(st, peer, a, r, bp, "");
+    return adm_split_set(st, peer, a, r, bp, force, "");
 }
 
 enum adm_result
 adm_cmd_rollback(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                  struct adm_reply *r)
 {
-    return adm_split_set(st, peer, a, r, 0, "rolled back: ");
+    return adm_split_set(st, peer, a, r, 0, false, "rolled back: ");
 }
 
 enum adm_result
 adm_cmd_promote(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                 struct adm_reply *r)
 {
-    return adm_split_set(st, peer, a, r, BAL_BUCKETS, "promoted: ");
+    bool force;
+
+    if (adm_split_force(a, 1, &force) == -1)
+        return adm_reply_error(r, "usage: promote [force]");
+    return adm_split_set(st, peer, a, r, BAL_BUCKETS, force, "promoted: ");
 }
 
 bool
@@ -175,12 +236,36 @@ adm_split_reads(const struct cfg_split *split, const struct adm_key *k, char *ke
     return found;
 }
 
+/*
+ * The side line of `which`: the side, then what put the key there when it is not the weight alone,
+ * in parentheses: "y (failover from x)", "x (pinned; by the weight: y)", "x (failover from y;
+ * pinned to y; by the weight: x)". Returns buf.
+ */
+static const char *
+adm_which_side(const struct bal_snapshot *snap, const struct bal_choice *ch, char *buf, size_t size)
+{
+    const char *assigned = cfg_cluster_name(ch->assigned);
+    const char *by_weight = ch->bucket < snap->weight_bp ? "y" : "x";
+
+    if (ch->failover && ch->reason == BAL_REASON_PIN)
+        snprintf(buf, size, "%s (failover from %s; pinned to %s; by the weight: %s)",
+                 cfg_cluster_name(ch->cluster), assigned, assigned, by_weight);
+    else if (ch->failover)
+        snprintf(buf, size, "%s (failover from %s)", cfg_cluster_name(ch->cluster), assigned);
+    else if (ch->reason == BAL_REASON_PIN)
+        snprintf(buf, size, "%s (pinned; by the weight: %s)", cfg_cluster_name(ch->cluster),
+                 by_weight);
+    else
+        snprintf(buf, size, "%s", cfg_cluster_name(ch->cluster));
+    return buf;
+}
+
 enum adm_result
 adm_cmd_which(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
               struct adm_reply *r)
 {
     struct adm_span rest = adm_args_rest(a, 1);
-    char q[ADM_QUOTE_TEXT], ip[BAL_ADDR_TEXT], w[ADM_WEIGHT_TEXT], keys[512], side[64];
+    char q[ADM_QUOTE_TEXT], ip[BAL_ADDR_TEXT], w[ADM_WEIGHT_TEXT], keys[512], side[96];
     struct bal_snapshot *snap;
     struct bal_choice ch;
     struct xf_err err = {{0}};
@@ -199,19 +284,14 @@ adm_cmd_which(struct adm_state *st, const struct adm_peer *peer, const struct ad
     rc = bal_which(snap, key, key_len, &ch);
     cl = &snap->clusters[ch.cluster];
     adm_reply_line(r, "key %s", adm_quote(key, key_len, q, sizeof(q)));
-    if (ch.reason == BAL_REASON_PIN)
-        snprintf(side, sizeof(side), "%s (pinned; by the weight: %s)", cfg_cluster_name(ch.cluster),
-                 ch.bucket < snap->weight_bp ? "y" : "x");
-    else
-        snprintf(side, sizeof(side), "%s", cfg_cluster_name(ch.cluster));
-    adm_reply_line(r, "side %s", side);
+    adm_reply_line(r, "side %s", adm_which_side(snap, &ch, side, sizeof(side)));
     if (ch.node != NULL)
         adm_reply_line(r, "node %s", ch.node->addr.text);
     else if (rc == 0)
         adm_reply_line(r, "node - (%s: chosen per request, not by the key)",
                        cl->balance == CFG_BALANCE_ROUND_ROBIN ? "round_robin" : "least_conn");
     else
-        adm_reply_line(r, "node none (no node of %s has a weight above 0)",
+        adm_reply_line(r, "node none (no node of %s takes requests: up, healthy, weight above 0)",
                        cfg_cluster_name(ch.cluster));
     adm_reply_line(r, "bucket %u", (unsigned)ch.bucket);
     adm_reply_line(r, "weight %s", adm_weight_text(snap->weight_bp, w));

@@ -6,7 +6,7 @@
 
 static const char *const adm_stats_fail_names[XF_FAIL_COUNT] = {
     [XF_FAIL_CONNECT] = "connect", [XF_FAIL_TIMEOUT] = "timeout", [XF_FAIL_RESET] = "reset",
-    [XF_FAIL_INVALID] = "invalid", [XF_FAIL_NO_NODE] = "no_node",
+    [XF_FAIL_INVALID] = "invalid", [XF_FAIL_NO_NODE] = "no_node", [XF_FAIL_QUEUE] = "queue",
 };
 
 /* The latency percentiles p50, p90, p99 of the last minute: *n responses, us[3]. */
@@ -34,6 +34,24 @@ adm_stats_us(uint64_t us, char *buf, size_t size)
     return buf;
 }
 
+/* "x failures connect=1 timeout=0 ...": every kind of enum xf_fail, in its order. */
+static void
+adm_stats_failures(const struct xf_cluster_stats *cs, const char *name, struct adm_reply *r)
+{
+    char line[256];
+    size_t o = 0;
+
+    line[0] = '\0';
+    for (int f = 0; f < XF_FAIL_COUNT; f++) {
+        int n = snprintf(line + o, sizeof(line) - o, " %s=%llu", adm_stats_fail_names[f],
+                         (unsigned long long)cs->failures[f]);
+
+        if (n > 0)
+            o = XF_MIN(o + (size_t)n, sizeof(line) - 1);
+    }
+    adm_reply_line(r, "%s failures%s", name, line);
+}
+
 static void
 adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply *r)
 {
@@ -49,12 +67,7 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                        (unsigned long long)cs->responses[1], (unsigned long long)cs->responses[2],
                        (unsigned long long)cs->responses[3], (unsigned long long)cs->responses[4],
                        (unsigned long long)cs->responses[5]);
-        adm_reply_line(r, "%s failures %s=%llu %s=%llu %s=%llu %s=%llu %s=%llu", name,
-                       adm_stats_fail_names[0], (unsigned long long)cs->failures[0],
-                       adm_stats_fail_names[1], (unsigned long long)cs->failures[1],
-                       adm_stats_fail_names[2], (unsigned long long)cs->failures[2],
-                       adm_stats_fail_names[3], (unsigned long long)cs->failures[3],
-                       adm_stats_fail_names[4], (unsigned long long)cs->failures[4]);
+        adm_stats_failures(cs, name, r);
         adm_stats_latency(st, cs, &n, us);
         if (n == 0)
             adm_reply_line(r, "%s latency_1m p50=- p90=- p99=- responses=0", name);
@@ -63,6 +76,14 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                            adm_stats_us(us[0], p[0], sizeof(p[0])),
                            adm_stats_us(us[1], p[1], sizeof(p[1])),
                            adm_stats_us(us[2], p[2], sizeof(p[2])), (unsigned long long)n);
+        adm_reply_line(r, "%s failovers %llu", name, (unsigned long long)cs->failovers);
+        adm_reply_line(r, "%s retries %llu", name, (unsigned long long)cs->retries);
+        adm_reply_line(r, "%s health down=%llu up=%llu ejected=%llu", name,
+                       (unsigned long long)cs->health_down, (unsigned long long)cs->health_up,
+                       (unsigned long long)cs->ejections);
+        adm_reply_line(r, "%s queue waiting=%llu timeouts=%llu full=%llu", name,
+                       (unsigned long long)cs->queue_waiting,
+                       (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
     }
     adm_reply_line(r, "client_connections %llu", (unsigned long long)s->client_connections);
 }
@@ -71,7 +92,7 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
 static void
 adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply *r)
 {
-    char buf[2048];
+    char buf[4096]; /* two clusters of 25 counters of up to 20 digits, and their names */
     size_t o = 0;
     int n;
 
@@ -97,9 +118,15 @@ adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                      (unsigned long long)cs->failures[f]);
         adm_stats_latency(st, cs, &lat_n, us);
         ADM_JSON("},\"latency_1m\":{\"responses\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,"
-                 "\"p99_us\":%llu}}",
+                 "\"p99_us\":%llu}",
                  (unsigned long long)lat_n, (unsigned long long)us[0], (unsigned long long)us[1],
                  (unsigned long long)us[2]);
+        ADM_JSON(",\"failovers\":%llu,\"retries\":%llu,\"health\":{\"down\":%llu,\"up\":%llu,"
+                 "\"ejected\":%llu},\"queue\":{\"waiting\":%llu,\"timeouts\":%llu,\"full\":%llu}}",
+                 (unsigned long long)cs->failovers, (unsigned long long)cs->retries,
+                 (unsigned long long)cs->health_down, (unsigned long long)cs->health_up,
+                 (unsigned long long)cs->ejections, (unsigned long long)cs->queue_waiting,
+                 (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
     }
     ADM_JSON("},\"client_connections\":%llu}", (unsigned long long)s->client_connections);
 #undef ADM_JSON

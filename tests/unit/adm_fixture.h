@@ -35,20 +35,93 @@ static struct evbuffer *fx_out;
 static char *fx_reply; /* the last reply, owned */
 static const struct adm_peer fx_peer = {.uid = 1000, .pid = 4242, .id = 1};
 
+static uint64_t fx_mono; /* the ramps' clock once fx_use_clock() installed it */
+
+/* Sets up the fixture on a config of its own (a test of a suite without .init calls it). */
 static __attribute__((unused)) void
-fx_setup(void)
+fx_setup_yaml(const char *yaml)
 {
     struct xf_err err = {{0}};
     struct bal_snapshot *snap;
 
-    xf_log_min = XF_LOG_WARN; /* each change logs at info */
-    fx_cfg = cfg_parse(fx_yaml, strlen(fx_yaml), "t.yaml", &err);
+    xf_log_min = XF_LOG_ERR; /* each change logs at info, a capacity decision at warn */
+    fx_cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
     cr_assert(ne(ptr, fx_cfg, NULL), "%s", err.msg);
     snap = bal_snapshot_new(fx_cfg, NULL, 1, &err);
     cr_assert(ne(ptr, snap, NULL), "%s", err.msg);
     bal_router_init(&fx_router, snap);
     cr_assert(eq(int, adm_state_init(&fx_st, fx_cfg, &fx_router, NULL, &err), 0), "%s", err.msg);
     fx_out = evbuffer_new();
+}
+
+static __attribute__((unused)) void
+fx_setup(void)
+{
+    fx_setup_yaml(fx_yaml);
+}
+
+static uint64_t
+fx_clock(void)
+{
+    return fx_mono;
+}
+
+static int64_t
+fx_wall(void)
+{
+    return 1764470400000 + (int64_t)fx_mono;
+}
+
+/* Makes the ramps run on a clock the test moves with fx_at() (it starts at 100 s). */
+static __attribute__((unused)) void
+fx_use_clock(void)
+{
+    fx_mono = 100000;
+    fx_st.mono_ms = fx_clock;
+    fx_st.wall_ms = fx_wall;
+}
+
+/* Moves the clock to `ms` after fx_use_clock() and lets a ramp catch up. */
+static __attribute__((unused)) void
+fx_at(uint64_t ms)
+{
+    fx_mono = 100000 + ms;
+    adm_ramp_tick(&fx_st);
+}
+
+/*
+ * Publishes a copy of the current snapshot in which node c/addr has the health `h`, as the
+ * proxy's health checks and passive detection do (the admin loop publishes nothing in between).
+ */
+static __attribute__((unused)) void
+fx_set_health(enum cfg_cluster_id c, const char *addr, enum bal_health h)
+{
+    struct bal_snapshot *cur = bal_router_acquire(&fx_router);
+    struct bal_snapshot *next = bal_snapshot_copy(cur, cur->version + 1);
+    struct xf_err err = {{0}};
+    bool found = false;
+
+    bal_snapshot_unref(cur);
+    cr_assert(ne(ptr, next, NULL));
+    for (size_t i = 0; i < next->clusters[c].n_nodes; i++)
+        if (strcmp(next->clusters[c].nodes[i].addr.text, addr) == 0) {
+            next->clusters[c].nodes[i].health = h;
+            found = true;
+        }
+    cr_assert(found, "no node %s/%s", cfg_cluster_name(c), addr);
+    cr_assert(eq(int, bal_snapshot_rebuild(next, &err), 0), "%s", err.msg);
+    bal_router_publish(&fx_router, next);
+}
+
+/* The weight in force, in hundredths. */
+static __attribute__((unused)) unsigned
+fx_weight(void)
+{
+    struct bal_snapshot *s = bal_router_acquire(&fx_router);
+    unsigned bp = s->weight_bp;
+
+    bal_snapshot_unref(s);
+    return bp;
 }
 
 static __attribute__((unused)) void

@@ -67,8 +67,10 @@ Test(adm_cmd, a_bad_weight_is_refused_and_the_weight_stays)
 
 Test(adm_cmd, set_weight_with_0_or_2_values_gets_its_usage)
 {
-    cr_assert(eq(str, (char *)run_error("set weight"), "error: usage: set weight P"));
-    cr_assert(eq(str, (char *)run_error("set weight 1 2"), "error: usage: set weight P"));
+    cr_assert(eq(str, (char *)run_error("set weight"), "error: usage: set weight P [force]"));
+    cr_assert(eq(str, (char *)run_error("set weight 1 2"), "error: usage: set weight P [force]"));
+    cr_assert(
+        eq(str, (char *)run_error("set weight 1 force 2"), "error: usage: set weight P [force]"));
 }
 
 Test(adm_cmd, rollback_sends_all_to_x_and_names_the_old_weight)
@@ -77,10 +79,16 @@ Test(adm_cmd, rollback_sends_all_to_x_and_names_the_old_weight)
     cr_assert(eq(uint, current_weight(), 0u));
 }
 
+/* y has half of x's weight in the fixture: it can take 50 %, so promote needs force. */
 Test(adm_cmd, promote_sends_everyone_to_y)
 {
-    cr_assert(eq(str, (char *)run_ok("promote"), "ok: promoted: weight y 100.00 (was 25.00)"));
+    cr_assert(eq(
+        str, (char *)run_ok("promote force"),
+        "ok: promoted: weight y 100.00 (was 25.00)\n"
+        "note: forced: y can take at most 50.00% of clients now (capacity: healthy weight 1 of y "
+        "against 2 of x); 100.00% would overload it"));
     cr_assert(eq(uint, current_weight(), 10000u));
+    cr_assert(eq(str, (char *)run_error("promote now"), "error: usage: promote [force]"));
 }
 
 Test(adm_cmd, command_words_ignore_case_and_extra_blanks)
@@ -96,8 +104,9 @@ Test(adm_cmd, a_misspelt_command_gets_the_closest_one_as_a_hint)
                  "error: unknown command \"show wieght\"; did you mean \"show weight\"?"));
     cr_assert(eq(str, (char *)run_error("rolback"),
                  "error: unknown command \"rolback\"; did you mean \"rollback\"?"));
-    cr_assert(eq(str, (char *)run_error("set wieght 5"),
-                 "error: unknown command \"set wieght 5\"; did you mean \"set weight P\"?"));
+    cr_assert(
+        eq(str, (char *)run_error("set wieght 5"),
+           "error: unknown command \"set wieght 5\"; did you mean \"set weight P [force]\"?"));
 }
 
 Test(adm_cmd, a_word_like_no_command_points_to_help)
@@ -330,7 +339,7 @@ Test(adm_cmd, which_puts_any_key_on_x_at_0_and_on_y_at_100)
     run_ok("rollback");
     cr_assert(ne(ptr, strstr(run_ok("which cookie:session=zz"), "\nside x\nnode 10.0.0."), NULL),
               "%s", fx_reply);
-    run_ok("promote");
+    run_ok("promote force");
     cr_assert(ne(ptr, strstr(run_ok("which cookie:session=zz"), "\nside y\n"), NULL), "%s",
               fx_reply);
 }
@@ -370,4 +379,134 @@ Test(adm_cmd, which_without_a_key_answers_with_its_usage)
     cr_assert(
         eq(int, strncmp(run_error("which header:X-Consumer-ID"), "error: expected header:", 23), 0),
         "%s", fx_reply);
+}
+
+/* y fails over to x by default (clusters.y.failover), x does not: a key whose side has no node
+ * that takes requests goes to the other side, and `which` says so. */
+Test(adm_cmd, which_says_when_a_key_fails_over_to_the_other_side)
+{
+    const char *reply;
+
+    run_ok("promote force");
+    fx_set_health(CFG_CLUSTER_Y, "10.0.1.1:8000", BAL_HEALTH_DOWN);
+    reply = run_ok("which header:X-Consumer-ID=abc");
+    cr_assert(ne(ptr, strstr(reply, "\nside x (failover from y)\nnode 10.0.0."), NULL), "%s",
+              reply);
+    run_ok("pin abc y");
+    cr_assert(ne(ptr,
+                 strstr(run_ok("which abc"),
+                        "\nside x (failover from y; pinned to y; by the weight: y)\n"),
+                 NULL),
+              "%s", fx_reply);
+    fx_set_health(CFG_CLUSTER_Y, "10.0.1.1:8000", BAL_HEALTH_UP);
+    cr_assert(ne(ptr, strstr(run_ok("which abc"), "\nside y (pinned; by the weight: y)\n"), NULL),
+              "%s", fx_reply);
+}
+
+Test(adm_cmd, which_without_failover_says_no_node_takes_the_key)
+{
+    run_ok("rollback");
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.1:8000", BAL_HEALTH_DOWN);
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.2:8000", BAL_HEALTH_EJECTED);
+    cr_assert(ne(ptr,
+                 strstr(run_ok("which abc"), "\nside x\nnode none (no node of x takes requests: "
+                                             "up, healthy, weight above 0)\n"),
+                 NULL),
+              "%s", fx_reply);
+}
+
+/* ------------------------------------------------------------------ show config */
+
+TestSuite(adm_config, .fini = fx_teardown); /* each test loads its own config */
+
+Test(adm_config, show_config_has_the_defaults_of_the_new_keys)
+{
+    const char *reply;
+
+    fx_setup();
+    reply = run_ok("show config");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nclusters.x.balance hash\n"
+                               "clusters.x.failover false\n"
+                               "clusters.x.max_connections 0\n"
+                               "clusters.x.max_pending 100\n"
+                               "clusters.x.health off\n"
+                               "clusters.x.outlier.failures 5\n"
+                               "clusters.x.outlier.ejection 10s\n"
+                               "clusters.x.outlier.max_ejection 5m\n"
+                               "clusters.x.node 10.0.0.1:8000 weight 1\n"),
+                 NULL),
+              "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nclusters.y.failover true\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\ntimeouts.queue 5s\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nretries 2\n"), NULL), "%s", reply);
+}
+
+Test(adm_config, show_config_gives_health_outlier_and_node_limits_as_set)
+{
+    static const char yaml[] = "listen:\n"
+                               "  - address: \"127.0.0.1:8000\"\n"
+                               "retries: 0\n"
+                               "timeouts:\n"
+                               "  queue: 250ms\n"
+                               "clusters:\n"
+                               "  x:\n"
+                               "    failover: true\n"
+                               "    max_connections: 8\n"
+                               "    max_pending: 4\n"
+                               "    nodes:\n"
+                               "      - \"10.0.0.1:8000\"\n"
+                               "      - {address: \"10.0.0.2:8000\", weight: 2, max_pending: 9}\n"
+                               "    health:\n"
+                               "      path: /healthz\n"
+                               "      port: 9000\n"
+                               "      interval: 5s\n"
+                               "      timeout: 500ms\n"
+                               "      rise: 1\n"
+                               "      fall: 2\n"
+                               "      expect: 204\n"
+                               "    outlier:\n"
+                               "      failures: 0\n"
+                               "  y:\n"
+                               "    failover: false\n"
+                               "    nodes: [\"10.0.1.1:8000\"]\n"
+                               "    health:\n"
+                               "      host: status.local\n";
+    const char *reply;
+
+    fx_setup_yaml(yaml);
+    reply = run_ok("show config");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nclusters.x.failover true\n"
+                               "clusters.x.max_connections 8\n"
+                               "clusters.x.max_pending 4\n"
+                               "clusters.x.health.path /healthz\n"
+                               "clusters.x.health.host -\n"
+                               "clusters.x.health.port 9000\n"
+                               "clusters.x.health.interval 5s\n"
+                               "clusters.x.health.timeout 500ms\n"
+                               "clusters.x.health.rise 1\n"
+                               "clusters.x.health.fall 2\n"
+                               "clusters.x.health.expect 204\n"
+                               "clusters.x.outlier off\n"
+                               "clusters.x.node 10.0.0.1:8000 weight 1\n"
+                               "clusters.x.node 10.0.0.2:8000 weight 2 max_pending 9\n"),
+                 NULL),
+              "%s", reply);
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nclusters.y.failover false\n"
+                               "clusters.y.max_connections 0\n"
+                               "clusters.y.max_pending 100\n"
+                               "clusters.y.health.path /status\n"
+                               "clusters.y.health.host status.local\n"
+                               "clusters.y.health.port -\n"
+                               "clusters.y.health.interval 2s\n"
+                               "clusters.y.health.timeout 1s\n"
+                               "clusters.y.health.rise 2\n"
+                               "clusters.y.health.fall 3\n"
+                               "clusters.y.health.expect 200-399\n"),
+                 NULL),
+              "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\ntimeouts.queue 250ms\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nretries 0\n"), NULL), "%s", reply);
 }

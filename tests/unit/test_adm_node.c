@@ -42,16 +42,131 @@ fx_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
 Test(adm_node, show_nodes_lists_every_node_with_its_state)
 {
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle\n"
-                 "x 10.0.0.1:8000 1 up - -\n"
-                 "x 10.0.0.2:8000 1 up - -\n"
-                 "y 10.0.1.1:8000 1 up - -"));
+                 "cluster address weight state active idle check ejections\n"
+                 "x 10.0.0.1:8000 1 up - - - -\n"
+                 "x 10.0.0.2:8000 1 up - - - -\n"
+                 "y 10.0.1.1:8000 1 up - - - -"));
     fx_st.node_info = fx_info;
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle\n"
-                 "x 10.0.0.1:8000 1 up 0 0\n"
-                 "x 10.0.0.2:8000 1 up 1 2\n"
-                 "y 10.0.1.1:8000 1 up 2 4"));
+                 "cluster address weight state active idle check ejections\n"
+                 "x 10.0.0.1:8000 1 up 0 0 - -\n"
+                 "x 10.0.0.2:8000 1 up 1 2 - -\n"
+                 "y 10.0.1.1:8000 1 up 2 4 - -"));
+}
+
+/* What the health checks know, by node id: id 0 was never checked, id 1 failed with a 503 and
+ * was ejected 3 times, id 2 passed; any other id is unknown. */
+static int
+fx_health(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+{
+    static const char *const words[] = {"-", "fail:503", "ok:200"};
+
+    cr_assert(eq(ptr, arg, (void *)&fx_st), "the callback gets its own argument back");
+    if (id >= XF_ARRAY_LEN(words))
+        return -1;
+    snprintf(check, size, "%s", words[id]);
+    *ejections = id == 1 ? 3 : 0;
+    return 0;
+}
+
+/* A callback that knows no node at all. */
+static int
+fx_health_none(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+{
+    XF_UNUSED(arg);
+    XF_UNUSED(id);
+    snprintf(check, size, "garbage");
+    *ejections = 99;
+    return -1;
+}
+
+/* A callback whose word would break the columns (a blank, a control byte) or is empty. */
+static int
+fx_health_bad(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+{
+    XF_UNUSED(arg);
+    snprintf(check, size, "%s", id == 0 ? "fail: x\t" : "");
+    *ejections = 0;
+    return 0;
+}
+
+Test(adm_node, show_nodes_has_the_last_check_and_the_ejections)
+{
+    fx_st.health_info = fx_health;
+    fx_st.health_info_arg = &fx_st;
+    cr_assert(eq(str, (char *)run_ok("show nodes"),
+                 "cluster address weight state active idle check ejections\n"
+                 "x 10.0.0.1:8000 1 up - - - 0\n"
+                 "x 10.0.0.2:8000 1 up - - fail:503 3\n"
+                 "y 10.0.1.1:8000 1 up - - ok:200 0"));
+    /* A node added at run time has an id the callback does not know yet. */
+    run_ok("add node y 10.0.1.2:8000");
+    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\ny 10.0.1.2:8000 1 up - - - -"), NULL), "%s",
+              fx_reply);
+    fx_st.health_info = fx_health_none;
+    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.2:8000 1 up - - - -\n"), NULL), "%s",
+              fx_reply);
+    fx_st.health_info = fx_health_bad;
+    cr_assert(
+        ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.1:8000 1 up - - fail:?x? 0\n"), NULL),
+        "%s", fx_reply);
+    cr_assert(ne(ptr, strstr(fx_reply, "\nx 10.0.0.2:8000 1 up - - - 0\n"), NULL), "%s", fx_reply);
+}
+
+Test(adm_node, show_nodes_state_is_the_operators_then_the_health)
+{
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.1:8000", BAL_HEALTH_DOWN);
+    fx_set_health(CFG_CLUSTER_Y, "10.0.1.1:8000", BAL_HEALTH_EJECTED);
+    cr_assert(eq(str, (char *)run_ok("show nodes"),
+                 "cluster address weight state active idle check ejections\n"
+                 "x 10.0.0.1:8000 1 down - - - -\n"
+                 "x 10.0.0.2:8000 1 up - - - -\n"
+                 "y 10.0.1.1:8000 1 ejected - - - -"));
+    /* An operator's state shows over the health: draining says more than down. */
+    run_ok("drain node x/10.0.0.1:8000");
+    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.1:8000 1 draining "), NULL), "%s",
+              fx_reply);
+}
+
+/* drain, enable and del speak of the operator's state whatever the health, and the state file
+ * never holds a health: the checks find it again after a restart. */
+Test(adm_node, node_commands_and_the_state_file_keep_the_operators_state)
+{
+    struct adm_persist p = {0};
+    struct bal_snapshot *s;
+    struct evbuffer *out = evbuffer_new();
+    char *text;
+
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.1:8000", BAL_HEALTH_DOWN);
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.2:8000", BAL_HEALTH_EJECTED);
+    cr_assert(eq(str, (char *)run_ok("drain node x/10.0.0.1:8000"),
+                 "ok: node x/10.0.0.1:8000 draining (was up)"));
+    cr_assert(eq(str, (char *)run_ok("enable node x/10.0.0.1:8000"),
+                 "ok: node x/10.0.0.1:8000 up (was draining)"));
+    cr_assert(eq(str, (char *)run_ok("enable node x/10.0.0.2:8000"),
+                 "ok: node x/10.0.0.2:8000 up (unchanged)"));
+    cr_assert(eq(int, node_of(CFG_CLUSTER_X, "10.0.0.1:8000").health, BAL_HEALTH_DOWN),
+              "a node command keeps the health it found");
+    run_ok("drain node x/10.0.0.2:8000");
+    s = bal_router_acquire(&fx_router);
+    cr_assert(eq(int, adm_node_diff(fx_cfg, s, &p.nodes, &p.n_nodes), 0));
+    p.weight_bp = s->weight_bp;
+    adm_persist_format(&p, out);
+    text = calloc(1, evbuffer_get_length(out) + 1);
+    evbuffer_remove(out, text, evbuffer_get_length(out));
+    cr_assert(ne(ptr, strstr(text, "\nnode state x/10.0.0.2:8000 draining\n"), NULL), "%s", text);
+    cr_assert(eq(ptr, strstr(text, "down"), NULL), "%s", text);
+    cr_assert(eq(ptr, strstr(text, "ejected"), NULL), "%s", text);
+    cr_assert(eq(ptr, strstr(text, "10.0.0.1"), NULL), "%s", text);
+    cr_assert(
+        eq(str, (char *)run_ok("del node x/10.0.0.2:8000"), "ok: deleted node x/10.0.0.2:8000"));
+    cr_assert(
+        ne(ptr, strstr(run_ok("show events"), "node x/10.0.0.2:8000 weight 1 draining -> -"), NULL),
+        "%s", fx_reply);
+    free(text);
+    free(p.nodes);
+    evbuffer_free(out);
+    bal_snapshot_unref(s);
 }
 
 Test(adm_node, drain_publishes_the_state_and_records_the_event)
@@ -115,8 +230,8 @@ Test(adm_node, del_node_removes_it_but_not_the_last_of_a_cluster_without_force)
     cr_assert(eq(str, (char *)run_ok("del node x/10.0.0.1:8000 force"),
                  "ok: deleted node x/10.0.0.1:8000"));
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle\n"
-                 "y 10.0.1.1:8000 1 up - -"));
+                 "cluster address weight state active idle check ejections\n"
+                 "y 10.0.1.1:8000 1 up - - - -"));
 }
 
 Test(adm_node, bad_clusters_addresses_and_unknown_nodes_are_named)

@@ -273,7 +273,7 @@ Test(adm_persist, a_ramp_line_is_checked_field_by_field)
          "ramp: expected STATE FROM TO STEP START_MS DURATION_MS DONE PAUSED_MS UID PID COMMAND, "
          "got 10 words"},
         {"ramp going 10 50 5 0 600000 3 0 - - ramp\n",
-         "ramp: expected running or paused as its state"},
+         "ramp: expected running, paused or paused_capacity as its state"},
         {"ramp running 10 50 0 0 600000 3 0 - - ramp\n",
          "ramp: expected from and to apart and a step from 0.01 to their distance"},
         {"ramp running 10 50 50 0 600000 3 0 - - ramp\n",

@@ -66,8 +66,9 @@ run(const char *line, enum adm_result want)
     return fx_reply;
 }
 
-/* x: 100 requests, 90 2xx, 5 4xx, 5 5xx (2 connect failures), 3 active; latencies 1..100 ms in
- * the last minute plus one from two minutes ago that must not count. y: nothing. */
+/* x: 100 requests, 90 2xx, 5 4xx, 5 5xx (2 connect failures, 1 queue), 3 active; latencies
+ * 1..100 ms in the last minute plus one from two minutes ago that must not count; failovers,
+ * retries, health and queue figures each of their own. y: nothing. */
 static void
 fx_fill(void)
 {
@@ -78,7 +79,16 @@ fx_fill(void)
     x->responses[4] = 5;
     x->responses[5] = 5;
     x->failures[XF_FAIL_CONNECT] = 2;
+    x->failures[XF_FAIL_QUEUE] = 1;
     x->active = 3;
+    x->failovers = 11;
+    x->retries = 12;
+    x->health_down = 13;
+    x->health_up = 14;
+    x->ejections = 15;
+    x->queue_waiting = 16;
+    x->queue_timeouts = 17;
+    x->queue_full = 18;
     for (uint64_t i = 1; i <= 100; i++)
         xf_stats_latency(x, i * 1000, 450 + i % 50);
     xf_stats_latency(x, 9000000, 380);
@@ -101,13 +111,21 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "x requests 100\n"
                  "x active 3\n"
                  "x responses 1xx=0 2xx=90 3xx=0 4xx=5 5xx=5\n"
-                 "x failures connect=2 timeout=0 reset=0 invalid=0 no_node=0\n"
+                 "x failures connect=2 timeout=0 reset=0 invalid=0 no_node=0 queue=1\n"
                  "x latency_1m p50=49.15ms p90=81.92ms p99=98.30ms responses=100\n"
+                 "x failovers 11\n"
+                 "x retries 12\n"
+                 "x health down=13 up=14 ejected=15\n"
+                 "x queue waiting=16 timeouts=17 full=18\n"
                  "y requests 0\n"
                  "y active 0\n"
                  "y responses 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0\n"
-                 "y failures connect=0 timeout=0 reset=0 invalid=0 no_node=0\n"
+                 "y failures connect=0 timeout=0 reset=0 invalid=0 no_node=0 queue=0\n"
                  "y latency_1m p50=- p90=- p99=- responses=0\n"
+                 "y failovers 0\n"
+                 "y retries 0\n"
+                 "y health down=0 up=0 ejected=0\n"
+                 "y queue waiting=0 timeouts=0 full=0\n"
                  "client_connections 7"));
 }
 
@@ -117,10 +135,42 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
     cr_assert(eq(str, (char *)run("show stats json", ADM_OK),
                  "{\"clusters\":{\"x\":{\"requests\":100,\"active\":3,\"responses\":{\"1xx\":0,"
                  "\"2xx\":90,\"3xx\":0,\"4xx\":5,\"5xx\":5},\"failures\":{\"connect\":2,"
-                 "\"timeout\":0,\"reset\":0,\"invalid\":0,\"no_node\":0},\"latency_1m\":{"
-                 "\"responses\":100,\"p50_us\":49152,\"p90_us\":81920,\"p99_us\":98304}},"
+                 "\"timeout\":0,\"reset\":0,\"invalid\":0,\"no_node\":0,\"queue\":1},"
+                 "\"latency_1m\":{\"responses\":100,\"p50_us\":49152,\"p90_us\":81920,"
+                 "\"p99_us\":98304},\"failovers\":11,\"retries\":12,\"health\":{\"down\":13,"
+                 "\"up\":14,\"ejected\":15},\"queue\":{\"waiting\":16,\"timeouts\":17,"
+                 "\"full\":18}},"
                  "\"y\":{\"requests\":0,\"active\":0,\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,"
                  "\"4xx\":0,\"5xx\":0},\"failures\":{\"connect\":0,\"timeout\":0,\"reset\":0,"
-                 "\"invalid\":0,\"no_node\":0},\"latency_1m\":{\"responses\":0,\"p50_us\":0,"
-                 "\"p90_us\":0,\"p99_us\":0}}},\"client_connections\":7}"));
+                 "\"invalid\":0,\"no_node\":0,\"queue\":0},\"latency_1m\":{\"responses\":0,"
+                 "\"p50_us\":0,\"p90_us\":0,\"p99_us\":0},\"failovers\":0,\"retries\":0,"
+                 "\"health\":{\"down\":0,\"up\":0,\"ejected\":0},\"queue\":{\"waiting\":0,"
+                 "\"timeouts\":0,\"full\":0}}},\"client_connections\":7}"));
+}
+
+/* The largest figures still fit the one line of JSON whole (no cut object). */
+Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
+{
+    const char *reply;
+
+    for (int c = 0; c < 2; c++) {
+        struct xf_cluster_stats *cs = &fx_stats->cluster[c];
+
+        cs->requests = cs->active = cs->failovers = cs->retries = UINT64_MAX;
+        cs->health_down = cs->health_up = cs->ejections = UINT64_MAX;
+        cs->queue_waiting = cs->queue_timeouts = cs->queue_full = UINT64_MAX;
+        for (int k = 0; k < 6; k++)
+            cs->responses[k] = UINT64_MAX;
+        for (int f = 0; f < XF_FAIL_COUNT; f++)
+            cs->failures[f] = UINT64_MAX;
+    }
+    fx_stats->client_connections = UINT64_MAX;
+    fx_st.stats = fx_stats;
+    reply = run("show stats json", ADM_OK);
+    cr_assert(ne(ptr,
+                 strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
+                               "18446744073709551615,\"full\":18446744073709551615}}},"
+                               "\"client_connections\":18446744073709551615}"),
+                 NULL),
+              "%s", reply);
 }
