@@ -212,7 +212,7 @@ uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
  * least_conn out->node is NULL (the key does not choose the node). When that side has no node to
  * take it and its failover is on, the other side (out->failover, out->assigned). Fills cluster,
  * assigned, failover, node, bucket, khash; reason PIN or WEIGHT, key_index -1.
- * Returns 0, or -1 when the cluster has no node of weight > 0 (out->node NULL).
+ * Returns 0, or -1 when the cluster has no node that takes requests (out->node NULL).
  */
 int bal_which(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out);
 
@@ -322,7 +322,7 @@ const struct bal_node *bal_node_pick_hashed(const struct bal_cluster *cl, enum c
 /*
  * The node of cluster `c` for one request, by the cluster's balance: hash (HRW on the key), round
  * robin (st->rr[c]) or least_conn (st->active, ties by the round-robin schedule). `st` may be NULL
- * for hash only. NULL when no node has weight > 0.
+ * for hash only. NULL when no node takes requests (bal_node_takes: up, healthy, weight > 0).
  */
 const struct bal_node *bal_node_pick(const struct bal_cluster *cl, enum cfg_cluster_id c,
                                      const char *key, size_t len, uint64_t seed_hash,
