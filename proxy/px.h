@@ -48,6 +48,9 @@ int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
 /* Makes room for at least n more bytes at the end; returns the write pointer or NULL. */
 char *px_buf_reserve(struct px_buf *b, size_t n);
 void px_buf_consume(struct px_buf *b, size_t n);
+/* Appends what `src` holds to `dst` and empties src; no copy when dst is empty. 0, or -1 when out
+ * of memory (src is emptied either way). */
+int px_buf_move(struct px_buf *dst, struct px_buf *src);
 /* Frees the memory (the buffer becomes empty and holds nothing). */
 void px_buf_free(struct px_buf *b);
 
@@ -193,8 +196,12 @@ struct px_pool {
     TAILQ_HEAD(, px_upstream) idle;
     unsigned n_idle;
     unsigned n_busy;
-    bool closing; /* the node is not up in the current snapshot (draining, disabled, removed):
-                     its connections close instead of going back to the pool */
+    bool closing;       /* the node is not up in the current snapshot (draining, disabled, removed):
+                           its connections close instead of going back to the pool */
+    unsigned max_conns; /* busy connections (0: no limit), from the node */
+    unsigned max_pending;         /* transactions that may wait for one */
+    TAILQ_HEAD(, px_txn) waiting; /* borrowed: transactions waiting for a connection, FIFO */
+    unsigned n_waiting;
 };
 
 struct px_listener {
@@ -268,7 +275,9 @@ struct px_worker {
     struct xf_stats *stats; /* owned: this worker's counters */
     char why_buf[192];      /* a formatted error text, used at once */
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
-        *tv_upstream_idle, *tv_connect; /* libevent common timeouts */
+        *tv_upstream_idle, *tv_connect, *tv_queue; /* libevent common timeouts */
+    struct px_health *health;                      /* borrowed; NULL: no passive detection */
+    bool failing_over[CFG_CLUSTER_COUNT];          /* logged once per episode */
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
     bool draining;
@@ -303,6 +312,25 @@ void px_worker_begin_shutdown(struct px_worker *w);
  * ago already shows its idle connections closed. Returns 0, or -1 for an id the worker never saw.
  */
 int px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+
+/* --- health checks (px_health.c): active probes and passive outlier ejection --- */
+
+struct px_health;
+/*
+ * Starts the checks of every cluster that has `health` (probes on `base`), and passive detection
+ * for every node; state changes are published as snapshots through the router and counted in
+ * `stats` (borrowed, may be NULL). All borrowed objects must outlive it. NULL with err on failure.
+ */
+struct px_health *px_health_new(struct event_base *base, const struct cfg *cfg,
+                                struct bal_router *router, struct xf_stats *stats,
+                                struct xf_err *err);
+/* Stops every probe and frees it; NULL is a no-op. */
+void px_health_free(struct px_health *h);
+/* The outcome of one attempt on live traffic for node `id` of cluster `c`: ok, or a connect
+ * failure, timeout, reset, invalid response or 5xx. May publish a snapshot (ejection). */
+void px_health_observe(struct px_health *h, uint32_t id, bool ok);
+/* adm_health_info_fn for the admin socket (arg: the px_health). */
+int px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsigned *ejections);
 
 void px_alog_init(struct px_alog *a);
 int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);

@@ -86,6 +86,17 @@ px_alog_close(struct px_alog *a)
         XF_LOG(XF_LOG_WARN, "alog", "event=dropped lines=%llu", (unsigned long long)a->dropped);
 }
 
+/* The cluster column: "x", "y", "y>x" when y's request was served by x (failover), "-". */
+static const char *
+px_alog_cluster(const struct px_txn *t)
+{
+    if (t->node == NULL)
+        return "-";
+    if (t->cluster != t->choice.assigned)
+        return t->cluster == CFG_CLUSTER_X ? "y>x" : "x>y";
+    return cfg_cluster_name(t->cluster);
+}
+
 /*
  * Appends the line of one transaction:
  *   TIME CLIENT CLUSTER NODE "REQUEST" STATUS BYTES_IN BYTES_OUT UPSTREAM_MS TOTAL_MS
@@ -110,13 +121,12 @@ px_alog_txn(struct px_worker *w, const struct px_txn *t)
         up = (t->t_up_end_us ? t->t_up_end_us : now) - t->t_up_start_us;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    px_buf_printf(&a->buf,
-                  "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s \"%.*s\" %d %llu %llu %.3f %.3f\n",
-                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  t->c->ip, t->node ? cfg_cluster_name(t->cluster) : "-",
-                  t->node ? t->node->addr.text : "-", (int)t->target_len, t->target, t->status,
-                  (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
-                  (double)up / 1000.0, (double)(now - t->t_start_us) / 1000.0);
+    px_buf_printf(
+        &a->buf, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s \"%.*s\" %d %llu %llu %.3f %.3f\n",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t->c->ip,
+        px_alog_cluster(t), t->node ? t->node->addr.text : "-", (int)t->target_len, t->target,
+        t->status, (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
+        (double)up / 1000.0, (double)(now - t->t_start_us) / 1000.0);
     if (px_buf_len(&a->buf) >= PX_ALOG_FLUSH_AT)
         px_alog_flush(a);
 }

@@ -95,6 +95,23 @@ px_buf_consume(struct px_buf *b, size_t n)
         b->start = b->end = 0;
 }
 
+int
+px_buf_move(struct px_buf *dst, struct px_buf *src)
+{
+    int rc = 0;
+
+    if (px_buf_len(dst) == 0) {
+        px_buf_free(dst);
+        *dst = *src;
+        memset(src, 0, sizeof(*src));
+        return 0;
+    }
+    if (px_buf_len(src) > 0)
+        rc = px_buf_append(dst, px_buf_head(src), px_buf_len(src));
+    px_buf_free(src);
+    return rc;
+}
+
 void
 px_buf_free(struct px_buf *b)
 {

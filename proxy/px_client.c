@@ -537,6 +537,14 @@ px_req_line_copy(char *dst, size_t cap, const char *method, const char *url, siz
     return n;
 }
 
+/* RFC 9110 9.2.2: a request that may be sent twice with the effect of once. */
+static bool
+px_req_is_idempotent(uint8_t method)
+{
+    return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+           method == HTTP_PUT || method == HTTP_DELETE || method == HTTP_TRACE;
+}
+
 /* GET, HEAD and OPTIONS pass the freeze; every other method is a write. */
 static bool
 px_req_is_read(uint8_t method)
@@ -574,9 +582,11 @@ px_req_pick_admin_api(struct px_worker *w, const struct bal_snapshot *s,
     memset(out, 0, sizeof(*out));
     bal_key_find(s->split, req, &w->bal, &key);
     out->cluster = CFG_CLUSTER_X;
+    out->assigned = CFG_CLUSTER_X;
     out->key_index = key.index;
-    out->node = bal_node_pick(&s->clusters[CFG_CLUSTER_X], CFG_CLUSTER_X, key.ptr, key.len,
-                              s->seed_hash, &w->bal);
+    out->khash = bal_node_key_hash(key.ptr, key.len, s->seed_hash);
+    out->node = bal_node_pick_hashed(&s->clusters[CFG_CLUSTER_X], CFG_CLUSTER_X, out->khash,
+                                     &w->bal, NULL, 0);
 }
 
 /* Runs inside on_headers_complete: checks the head, picks a node and queues the request. */
@@ -592,10 +602,9 @@ px_req_on_headers_complete(llhttp_t *p)
                                .target = h->url,
                                .target_len = h->url_len};
     struct bal_choice choice;
-    struct px_pool *pool;
     struct px_txn *t;
     const char *why = NULL;
-    int status = 0, err_status = 0;
+    int status = 0;
     struct px_buf head = {0};
     struct px_req_out res;
     struct px_req_in in = {.method = p->method,
@@ -626,6 +635,7 @@ px_req_on_headers_complete(llhttp_t *p)
     t->t_start_us = xf_now_us();
     t->out_mark = c->sent_total + px_buf_len(&c->out);
     t->method = p->method;
+    t->idempotent = px_req_is_idempotent(p->method);
     t->minor = p->http_minor;
     t->client_ka = px_req_keep_alive(c);
     t->target_len = px_req_line_copy(t->target, sizeof(t->target), llhttp_method_name(p->method),
@@ -634,7 +644,8 @@ px_req_on_headers_complete(llhttp_t *p)
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     t->snap = px_worker_snapshot(w);
     t->snap->inflight++;
-    if (c->l->cfg->role == CFG_ROLE_ADMIN_API)
+    t->x_only = c->l->cfg->role == CFG_ROLE_ADMIN_API;
+    if (t->x_only)
         px_req_pick_admin_api(w, t->snap->s, &breq, &choice);
     else
         bal_pick(t->snap->s, &breq, &w->bal, &choice);
@@ -656,6 +667,7 @@ px_req_on_headers_complete(llhttp_t *p)
     t->req_chunked = res.chunked;
     t->up_close = res.close;
     t->counted = true;
+    px_txn_route(t, &choice);
     w->stats->cluster[t->cluster].requests++;
     w->stats->cluster[t->cluster].active++;
     if (t->node == NULL) {
@@ -675,25 +687,12 @@ px_req_on_headers_complete(llhttp_t *p)
     t->t_up_start_us = xf_now_us();
     w->active[t->node->id]++;
     t->dispatched = true;
-    pool = px_worker_pool(w, t->node);
-    t->u = pool != NULL ? px_upstream_get(w, pool, &err_status) : NULL;
-    if (t->u == NULL) {
-        px_buf_free(&head);
-        px_txn_fail(t, err_status,
-                    err_status == 504 ? "timed out connecting to the node"
-                                      : "could not connect to the node",
-                    err_status == 504 ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
-        return 0;
-    }
-    t->u->txn = t;
-    if (px_buf_len(&t->u->out) == 0) {
-        /* Hand the built head over without a copy. */
-        px_buf_free(&t->u->out);
-        t->u->out = head;
-    } else {
-        px_buf_append(&t->u->out, px_buf_head(&head), px_buf_len(&head));
-        px_buf_free(&head);
-    }
+    t->tried[t->n_tried++] = t->node->id;
+    /* An idempotent request keeps its head for a replay on another node (until a body byte goes
+     * out); the built head itself is handed over without a copy. */
+    if (t->idempotent)
+        px_buf_append(&t->replay, px_buf_head(&head), px_buf_len(&head));
+    px_txn_dispatch(t, &head); /* an error is answered there; px_client_feed finishes it */
     return 0;
 }
 
@@ -704,19 +703,26 @@ px_req_on_body(llhttp_t *p, const char *at, size_t len)
     struct px_txn *t = c->txn;
     uint64_t max = c->w->cfg->limits.max_body_bytes;
 
+    struct px_buf *sink;
+
     t->req_body += len;
     if (max > 0 && t->req_body > max)
         return px_req_fail(p, 413, "request body larger than the limit");
-    if (t->u == NULL || t->resp_done)
+    sink = t->resp_done ? NULL : px_txn_sink(t);
+    if (sink == NULL)
         return 0; /* answered already: the body is read and dropped */
+    if (px_buf_len(&t->replay) > 0)
+        px_buf_free(&t->replay); /* a streamed body is never replayed */
+    if (t->queued && px_buf_len(sink) > PX_HIGH_MARK)
+        px_client_read_off(c); /* resumed once a connection takes the bytes and drains them */
     if (t->req_chunked) {
         char sz[24];
         int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
-        px_buf_append(&t->u->out, sz, (size_t)n);
-        px_buf_append(&t->u->out, at, len);
-        return px_buf_append(&t->u->out, "\r\n", 2);
+        px_buf_append(sink, sz, (size_t)n);
+        px_buf_append(sink, at, len);
+        return px_buf_append(sink, "\r\n", 2);
     }
-    return px_buf_append(&t->u->out, at, len);
+    return px_buf_append(sink, at, len);
 }
 
 static int
@@ -725,13 +731,14 @@ px_req_on_message_complete(llhttp_t *p)
     struct px_client *c = p->data;
     struct px_txn *t = c->txn;
 
+    struct px_buf *sink = t->resp_done ? NULL : px_txn_sink(t);
+
     t->req_done = true;
     c->state = PX_C_DONE;
-    if (t->u != NULL && !t->resp_done) {
-        if (t->req_chunked)
-            px_buf_append(&t->u->out, "0\r\n\r\n", 5);
+    if (sink != NULL && t->req_chunked)
+        px_buf_append(sink, "0\r\n\r\n", 5);
+    if (t->u != NULL && !t->resp_done)
         px_upstream_arm_response_timeout(t->u);
-    }
     px_client_read_on(c);
     return HPE_PAUSED;
 }
@@ -747,6 +754,7 @@ px_txn_error(struct px_txn *t, int status, const char *why)
 {
     struct px_client *c = t->c;
 
+    px_txn_dequeue(t);
     if (t->u != NULL) {
         px_upstream_release(t->u, false);
         t->u = NULL;
@@ -870,6 +878,9 @@ px_txn_free(struct px_txn *t)
         }
     }
 
+    px_txn_dequeue(t);
+    px_buf_free(&t->held);
+    px_buf_free(&t->replay);
     if (t->snap != NULL) {
         if (t->node != NULL && t->dispatched)
             w->active[t->node->id]--;

@@ -64,18 +64,39 @@ struct px_upstream {
     bool wev_on;
     bool resp_timer; /* the response timeout is armed on rev (the request was sent) */
     bool broken;     /* must not be reused */
+    uint64_t sent;   /* request bytes written for the transaction it serves */
     struct event rev, wev;
     llhttp_t parser;
     struct px_buf out; /* request bytes not yet written to the node */
     struct px_buf in;  /* a partial response head */
 };
 
+/* At most this many nodes are tried for one request (cfg retries is at most 10). */
+#define PX_TRIES_MAX 12
+
 struct px_txn {
     struct px_client *c;         /* borrowed back-pointer */
     struct px_upstream *u;       /* owned while attached; NULL before and after */
     struct px_snap *snap;        /* the snapshot it was routed with (counted in snap->inflight) */
     const struct bal_node *node; /* borrowed from snap */
-    enum cfg_cluster_id cluster;
+    enum cfg_cluster_id cluster; /* the cluster serving it (counted there) */
+    struct bal_choice choice;    /* the routing decision, kept for a retry (node: see above) */
+    /* Request bytes for the node while no connection holds them (queued): head, then body. */
+    struct px_buf held;
+    /* A copy of the head for a replay: idempotent requests until a body byte went to a node. */
+    struct px_buf replay;
+    uint32_t tried[PX_TRIES_MAX]; /* ids of the nodes tried, the current one last */
+    uint8_t n_tried;
+    uint8_t n_retries;         /* retries counted against cfg retries */
+    bool idempotent;           /* GET, HEAD, OPTIONS, PUT, DELETE, TRACE */
+    bool x_only;               /* an admin_api listener's request: never to y */
+    bool stale_retried;        /* one transparent retry after a stale keep-alive connection */
+    bool queued;               /* waiting in pool->waiting (qpool) */
+    bool woken;                /* a connection slot freed: its queue event is active */
+    struct px_pool *qpool;     /* borrowed: the pool it waits for */
+    TAILQ_ENTRY(px_txn) qlink; /* in qpool->waiting */
+    struct event qev;          /* while queued: the wait's timeout, or activated to go on */
+    uint64_t q_deadline_us;    /* when the wait ends */
     uint8_t method;
     uint8_t minor;         /* the client's HTTP/1.minor */
     bool client_ka;        /* the client wants the connection kept open */
@@ -113,7 +134,11 @@ void px_txn_free(struct px_txn *t);
 enum px_rc px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind);
 
 /* px_upstream.c */
-struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status);
+/* An idle connection of the pool (checked with a peek first when `check`: a request that cannot be
+ * replayed), or a new one connecting. NULL with *err_status (502) when connecting failed at once.
+ */
+struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status,
+                                    bool check);
 enum px_rc px_upstream_flush(struct px_upstream *u);
 void px_upstream_release(struct px_upstream *u, bool reuse);
 /* Closes an idle pooled connection. */
@@ -121,6 +146,29 @@ void px_upstream_release_idle(struct px_upstream *u);
 void px_upstream_read_on(struct px_upstream *u);
 void px_upstream_read_off(struct px_upstream *u);
 void px_upstream_arm_response_timeout(struct px_upstream *u);
+
+/* px_dispatch.c */
+/* Attaches t to a connection of t->node (or queues it at a full node), taking `data` (the request
+ * bytes so far). Synchronous connect failures are retried there. Returns PX_OK (attached or
+ * queued; not flushed), or PX_DONE / PX_CLOSE when it was answered (t may be gone). */
+enum px_rc px_txn_dispatch(struct px_txn *t, struct px_buf *data);
+/*
+ * The attempt on t->u failed before any response byte (status, why and kind say how). Retries on
+ * another node when the rules allow it (docs/architecture.md), else fails the transaction. t->u is
+ * gone either way. Returns PX_CLOSE when the client must be freed, else PX_DONE.
+ */
+enum px_rc px_txn_retry(struct px_txn *t, int status, const char *why, enum xf_fail kind);
+/* Sets where t goes (node, cluster, the choice kept for retries); counts and logs a failover. */
+void px_txn_route(struct px_txn *t, const struct bal_choice *ch);
+/* Takes a queued transaction out of its pool's queue (no-op when not queued). */
+void px_txn_dequeue(struct px_txn *t);
+/* A connection slot of `pool` freed: wakes the first waiting transaction. */
+void px_pool_wake(struct px_pool *pool);
+/* Where request bytes for the node go now: the connection's output, the held bytes while queued,
+ * or NULL when there is no node to send them to (answered). */
+struct px_buf *px_txn_sink(struct px_txn *t);
+/* Reports the outcome of a node's attempt to passive health detection (no-op without it). */
+void px_txn_observe(struct px_txn *t, bool ok);
 
 /* px_alog.c */
 void px_alog_txn(struct px_worker *w, const struct px_txn *t);

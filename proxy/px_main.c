@@ -42,6 +42,7 @@ main(int argc, char **argv)
     bool routed = false;
     struct px_worker *w = NULL;
     struct adm_server *adm = NULL;
+    struct px_health *health = NULL;
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
     bool test = false;
@@ -102,9 +103,16 @@ main(int argc, char **argv)
             goto fail;
         XF_LOG(XF_LOG_WARN, "main", "event=admin_disabled reason=\"%s\" hint=\"set admin.socket\"",
                err.msg);
-    } else {
+    }
+    /* After the admin socket: the state file may have added nodes to probe. */
+    health = px_health_new(w->base, cfg, &router, w->stats, &err);
+    if (health == NULL)
+        goto fail;
+    w->health = health;
+    if (adm != NULL) {
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);
+        adm_server_set_health_info(adm, px_health_info, health);
     }
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
@@ -116,6 +124,9 @@ fail:
     rc = 1;
 out:
     adm_server_free(adm);
+    if (w != NULL)
+        w->health = NULL;
+    px_health_free(health);
     px_worker_free(w);
     if (routed)
         bal_router_fini(&router);

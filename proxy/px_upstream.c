@@ -122,6 +122,7 @@ px_resp_on_headers_complete(llhttp_t *p)
         return 1;
     }
     t->status = in.status;
+    px_txn_observe(t, in.status < 500);
     t->resp_no_body = res.no_body;
     if (res.suspect)
         u->broken = true;
@@ -186,6 +187,8 @@ px_upstream_free(struct px_upstream *u)
         u->pool->n_idle--;
     } else {
         u->pool->n_busy--;
+        if (u->pool->n_waiting > 0)
+            px_pool_wake(u->pool);
     }
     event_del(&u->rev);
     event_del(&u->wev);
@@ -201,14 +204,30 @@ px_upstream_release_idle(struct px_upstream *u)
     px_upstream_free(u);
 }
 
+/* Whether an idle connection is still open as far as this end can tell: no end of stream or
+ * error waiting in its socket (one recv with MSG_PEEK). */
+static bool
+px_upstream_alive(const struct px_upstream *u)
+{
+    char b;
+    ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct px_upstream *
-px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status)
+px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool check)
 {
     const struct cfg_addr *addr = &pool->addr;
-    struct px_upstream *u = TAILQ_FIRST(&pool->idle);
+    struct px_upstream *u;
     int one = 1, fd;
 
-    if (u != NULL) {
+    while ((u = TAILQ_FIRST(&pool->idle)) != NULL) {
+        /* A request that must not be replayed checks first that the node has not closed it. */
+        if (check && !px_upstream_alive(u)) {
+            px_upstream_free(u);
+            continue;
+        }
         TAILQ_REMOVE(&pool->idle, u, link);
         pool->n_idle--;
         pool->n_busy++;
@@ -270,6 +289,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
     u->pool->n_busy--;
     u->pool->n_idle++;
     u->state = PX_U_IDLE;
+    u->sent = 0;
     u->head_done = false;
     u->interim = false;
     u->got_bytes = false;
@@ -283,6 +303,8 @@ px_upstream_release(struct px_upstream *u, bool reuse)
     TAILQ_INSERT_HEAD(&u->pool->idle, u, link);
     event_add(&u->rev, w->tv_upstream_idle);
     u->read_off = false;
+    if (u->pool->n_waiting > 0)
+        px_pool_wake(u->pool);
 }
 
 void
@@ -325,13 +347,15 @@ px_upstream_flush(struct px_upstream *u)
             px_client_read_off(t->c); /* resumed once the connection drains what waits */
         return PX_OK;
     }
-    rc = px_buf_send(&u->out, u->fd, NULL);
+    rc = px_buf_send(&u->out, u->fd, &u->sent);
     if (rc == PX_CLOSE) {
         int e = errno;
-        XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"", u->pool->addr.text,
-               strerror(e));
+        if (!u->reused)
+            XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"",
+                   u->pool->addr.text, strerror(e));
         u->broken = true;
-        return px_txn_fail(t, 502, "the connection to the node failed", XF_FAIL_RESET);
+        rc = px_txn_retry(t, 502, "the connection to the node failed", XF_FAIL_RESET);
+        return rc == PX_CLOSE ? PX_CLOSE : PX_OK;
     }
     if (rc == PX_AGAIN) {
         if (!u->wev_on) {
@@ -364,7 +388,7 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
     if (u->state == PX_U_CONNECTING) {
         if (what & EV_TIMEOUT) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->addr.text);
-            rc = px_txn_fail(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
+            rc = px_txn_retry(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
             goto out;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
@@ -372,8 +396,8 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
         if (soerr != 0) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"",
                    u->pool->addr.text, strerror(soerr));
-            rc = px_txn_fail(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node",
-                             soerr == ETIMEDOUT ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
+            rc = px_txn_retry(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node",
+                              soerr == ETIMEDOUT ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
             goto out;
         }
         u->state = PX_U_BUSY;
@@ -459,6 +483,8 @@ bad:
     XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"", u->pool->addr.text,
            h->why ? h->why : llhttp_get_error_reason(&u->parser));
     u->broken = true;
+    if (!t->resp_started)
+        px_txn_observe(t, false);
     return px_upstream_fail(t, 502, h->why ? h->why : "invalid response from the node",
                             XF_FAIL_INVALID);
 }
@@ -476,16 +502,17 @@ px_upstream_on_eof(struct px_upstream *u, int e)
                 return PX_OK;
         }
     }
-    if (!u->got_bytes)
-        XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"", u->pool->addr.text,
-               e ? strerror(e) : "closed");
-    else
-        XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
-               u->pool->addr.text, e ? strerror(e) : "closed");
-    return px_upstream_fail(t, 502,
-                            u->got_bytes ? "the node sent an incomplete response"
-                                         : "the node closed the connection without answering",
+    if (!u->got_bytes) {
+        /* A reused connection closed unanswered is the keep-alive race: retried, not logged. */
+        if (!u->reused)
+            XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"",
+                   u->pool->addr.text, e ? strerror(e) : "closed");
+        return px_txn_retry(t, 502, "the node closed the connection without answering",
                             XF_FAIL_RESET);
+    }
+    XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
+           u->pool->addr.text, e ? strerror(e) : "closed");
+    return px_upstream_fail(t, 502, "the node sent an incomplete response", XF_FAIL_RESET);
 }
 
 static enum px_rc
@@ -556,6 +583,8 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->addr.text);
         u->broken = true;
+        if (!t->resp_started)
+            px_txn_observe(t, false);
         rc = px_txn_fail(t, 504, "the node did not answer in time", XF_FAIL_TIMEOUT);
     } else {
         rc = px_upstream_read(u);

@@ -18,9 +18,11 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
 }
 
 /*
- * Marks the pools of nodes that are not up in `s` (draining, disabled, removed) as closing and
- * closes their idle connections; requests in flight keep theirs until they end. Pools of nodes
- * up again are reopened. O(pools x nodes), only when a new snapshot is taken.
+ * Marks the pools of nodes that take no new requests in `s` (draining, disabled, down, ejected,
+ * weight 0, removed) as closing and closes their idle connections; requests in flight keep theirs
+ * until they end, and requests waiting in their queues move to another node. Pools of nodes that
+ * take requests again are reopened; every pool takes its node's limits. O(pools x nodes), only
+ * when a new snapshot is taken.
  */
 static void
 px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
@@ -32,13 +34,27 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
         for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
             const struct bal_node *n = &s->clusters[c].nodes[i];
 
-            if (n->id < w->n_pools && w->pools[n->id] != NULL && n->state == BAL_NODE_UP)
-                w->pools[n->id]->closing = false;
+            if (n->id < w->n_pools && w->pools[n->id] != NULL) {
+                struct px_pool *pool = w->pools[n->id];
+
+                pool->max_conns = n->max_conns;
+                pool->max_pending = n->max_pending;
+                if (bal_node_takes(n))
+                    pool->closing = false;
+            }
         }
     for (size_t i = 0; i < w->n_pools; i++) {
         struct px_pool *pool = w->pools[i];
+        struct px_txn *t;
 
-        if (pool == NULL || !pool->closing || TAILQ_EMPTY(&pool->idle))
+        if (pool == NULL || !pool->closing)
+            continue;
+        TAILQ_FOREACH(t, &pool->waiting, qlink)
+        if (!t->woken) {
+            t->woken = true;
+            event_active(&t->qev, EV_WRITE, 1);
+        }
+        if (TAILQ_EMPTY(&pool->idle))
             continue;
         XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u", pool->addr.text,
                pool->n_idle, pool->n_busy);
@@ -125,7 +141,10 @@ px_worker_pool(struct px_worker *w, const struct bal_node *node)
             return NULL;
         pool->id = node->id;
         pool->addr = node->addr;
+        pool->max_conns = node->max_conns;
+        pool->max_pending = node->max_pending;
         TAILQ_INIT(&pool->idle);
+        TAILQ_INIT(&pool->waiting);
         w->pools[node->id] = pool;
     }
     return pool;
@@ -168,6 +187,7 @@ px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *e
     w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms);
     w->tv_upstream_idle = px_worker_timeout(w, to->upstream_idle_ms);
     w->tv_connect = px_worker_timeout(w, to->connect_ms);
+    w->tv_queue = px_worker_timeout(w, to->queue_ms);
     if (px_alog_open(w, cfg->access_log, err) == -1)
         goto fail;
     return w;

@@ -746,6 +746,50 @@ h_try_connect(int port, int timeout_ms)
     return 0;
 }
 
+/* Keeps `fd` open until the end of the test: it is closed with the test's connections. */
+static void
+h_keep_fd(int fd)
+{
+    struct h_conn *c = h_alloc(sizeof(*c));
+
+    c->fd = fd;
+    c->next = h_state.conns;
+    h_state.conns = c;
+}
+
+int
+h_blackhole_start(void)
+{
+    struct sockaddr_in sa = h_loopback(0);
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int port, err;
+
+    cr_assert(ge(int, fd, 0), "socket: %s", strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 0) == -1 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) == -1)
+        cr_fatal("bind/listen on 127.0.0.1:0: %s", strerror(errno));
+    port = ntohs(sa.sin_port);
+    h_keep_fd(fd);
+    /* Connections that complete and are never accepted fill the queue; the kernel then drops
+     * further SYNs, and their connects wait. */
+    for (int i = 0; i < 4; i++) {
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        cr_assert(ge(int, c, 0), "socket: %s", strerror(errno));
+        if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) == -1 && errno != EINPROGRESS)
+            cr_fatal("connect to 127.0.0.1:%d: %s", port, strerror(errno));
+        h_keep_fd(c);
+    }
+    h_sleep_ms(50);
+    err = h_try_connect(port, 300);
+    cr_assert(eq(int, err, ETIMEDOUT),
+              "a connect to a full listen queue did not time out (%s): the test needs a kernel "
+              "that drops SYNs then",
+              err == 0 ? "it was accepted" : strerror(err));
+    return port;
+}
+
 /* Waits until the process accepts on `port` (0), or exits or takes too long (-1). */
 static int
 h_wait_ready(struct h_proc *p, int port, int timeout_ms)
@@ -806,7 +850,7 @@ h_upstream_start(const char *name, const struct h_upstream_opts *opts)
         char *argv[20];
         int k = 0;
 
-        u->port = h_free_port();
+        u->port = opts->port != 0 ? opts->port : h_free_port();
         snprintf(u->addr, sizeof(u->addr), "127.0.0.1:%d", u->port);
         argv[k++] = (char *)h_bin("xf-upstream");
         argv[k++] = "--listen";
@@ -837,12 +881,21 @@ h_upstream_start(const char *name, const struct h_upstream_opts *opts)
         u->proc = h_spawn(h_fmt("xf-upstream %s", name), argv, log, NULL);
         if (h_wait_ready(u->proc, u->port, 10000) == 0)
             return u;
-        if (!h_port_was_taken(u->proc))
+        if (opts->port != 0 || !h_port_was_taken(u->proc))
             break;
     }
     kill(u->proc->pid, SIGKILL);
     cr_fatal("xf-upstream %s did not start listening on %s (%s); its log ends with:\n%s", name,
              u->addr, h_bin_note(h_bin("xf-upstream")), h_log_tail(log));
+}
+
+void
+h_upstream_kill(struct h_upstream *u)
+{
+    int code = h_proc_stop(u->proc, SIGKILL, 5000);
+
+    cr_assert(eq(int, code, 128 + SIGKILL), "xf-upstream %s ended with %d, not by SIGKILL", u->name,
+              code);
 }
 
 /* ------------------------------------------------------------------ crossfade */
@@ -863,7 +916,11 @@ h_nodes_yaml(const struct h_node *nodes)
     for (size_t i = 0; i < H_MAX_NODES && nodes[i].port != 0; i++) {
         const char *sep = i > 0 ? ", " : "";
 
-        if (nodes[i].weight > 0)
+        if (nodes[i].extra != NULL)
+            s = h_fmt("%s%s{address: \"127.0.0.1:%d\"%s, %s}", s, sep, nodes[i].port,
+                      nodes[i].weight > 0 ? h_fmt(", weight: %u", nodes[i].weight) : "",
+                      nodes[i].extra);
+        else if (nodes[i].weight > 0)
             s = h_fmt("%s%s{address: \"127.0.0.1:%d\", weight: %u}", s, sep, nodes[i].port,
                       nodes[i].weight);
         else
@@ -899,12 +956,14 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "clusters:\n"
         "  x:\n"
         "    balance: %s\n"
+        "%s"
         "    nodes: %s\n"
         "  y:\n"
         "    balance: %s\n"
+        "%s"
         "    nodes: %s\n"
         "timeouts: {connect: %s, client_header: %s, client_idle: %s, upstream_response: %s, "
-        "upstream_idle: %s, shutdown: %s}\n"
+        "upstream_idle: %s, shutdown: %s%s}\n"
         "limits: {max_connections: %u, max_request_line_bytes: %u, max_header_bytes: %u, "
         "max_headers: %u, max_body_bytes: %llu}\n"
         "access_log: \"%s\"\n"
@@ -916,11 +975,13 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
             : "",
         h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
         o->split_extra != NULL ? o->split_extra : "", o->balance_x != NULL ? o->balance_x : "hash",
-        h_nodes_yaml(o->x), o->balance_y != NULL ? o->balance_y : "hash",
+        o->x_extra != NULL ? o->x_extra : "", h_nodes_yaml(o->x),
+        o->balance_y != NULL ? o->balance_y : "hash", o->y_extra != NULL ? o->y_extra : "",
         h_nodes_yaml(o->y[0].port != 0 ? o->y : no_y), h_duration(h_or(o->connect_ms, 3000)),
         h_duration(h_or(o->client_header_ms, 10000)), h_duration(h_or(o->client_idle_ms, 60000)),
         h_duration(h_or(o->upstream_response_ms, 60000)),
         h_duration(h_or(o->upstream_idle_ms, 30000)), h_duration(h_or(o->shutdown_ms, 5000)),
+        o->queue_ms != 0 ? h_fmt(", queue: %s", h_duration(o->queue_ms)) : "",
         h_or(o->max_connections, 20000), h_or(o->max_request_line_bytes, 8192),
         h_or(o->max_header_bytes, 16384), h_or(o->max_headers, 100),
         (unsigned long long)o->max_body_bytes, h_path("access.log"),
@@ -1690,6 +1751,11 @@ h_fake_serve(struct h_fake_conn *fc)
         fc->requests++;
         if (r->action == H_FAKE_SILENT)
             continue;
+        if (r->action == H_FAKE_CLOSE_SECOND && fc->requests > 1) {
+            shutdown(fc->fd, SHUT_WR);
+            fc->write_shut = true;
+            continue;
+        }
         if (r->action != H_FAKE_CLOSE_NOW)
             (void)!send(fc->fd, r->bytes, r->len, MSG_NOSIGNAL);
         if (r->action == H_FAKE_CLOSE || r->action == H_FAKE_CLOSE_NOW) {
@@ -1935,6 +2001,12 @@ h_fake_total_requests(struct h_fake *f)
     return n;
 }
 
+size_t
+h_fake_requests_all(struct h_fake *f)
+{
+    return h_fake_total_requests(f);
+}
+
 bool
 h_fake_wait_requests(struct h_fake *f, size_t n, int timeout_ms)
 {
@@ -2010,5 +2082,200 @@ h_admin_cmd(int fd, const char *line)
         cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
         len += (size_t)n;
         buf[len] = '\0';
+    }
+}
+
+/*
+ * One admin command whose reply goes to a caller buffer (without the closing empty line): the
+ * polling helpers below run many commands and would otherwise hold 64 KiB of harness memory each.
+ */
+static void
+h_admin_cmd_buf(int fd, const char *line, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
+    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char *end = strstr(buf, "\n\n");
+        ssize_t n;
+
+        if (end != NULL) {
+            end[1] = '\0';
+            return;
+        }
+        cr_assert(lt(sz, len, cap - 1), "reply to \"%s\" too long", line);
+        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
+        n = recv(fd, buf + len, cap - 1 - len, 0);
+        cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+}
+
+/* The line of `reply` that starts with `start` (a whole word or more), copied; NULL when absent. */
+static const char *
+h_line_starting(const char *reply, const char *start)
+{
+    size_t n = strlen(start);
+
+    for (const char *l = reply; *l != '\0';) {
+        const char *eol = strchr(l, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - l) : strlen(l);
+
+        if (len >= n && memcmp(l, start, n) == 0 && (len == n || l[n] == ' '))
+            return h_fmt("%.*s", (int)len, l);
+        if (eol == NULL)
+            break;
+        l = eol + 1;
+    }
+    return NULL;
+}
+
+const char *
+h_admin_node_line(int fd, const char *cluster, const char *addr)
+{
+    static char buf[65536];
+
+    h_admin_cmd_buf(fd, "show nodes", buf, sizeof(buf));
+    return h_line_starting(buf, h_fmt("%s %s", cluster, addr));
+}
+
+const char *
+h_word(const char *line, unsigned i)
+{
+    const char *p = line;
+
+    if (line == NULL)
+        return "";
+    for (;;) {
+        size_t len;
+
+        while (*p == ' ')
+            p++;
+        len = strcspn(p, " \n");
+        if (len == 0)
+            return "";
+        if (i-- == 0)
+            return h_fmt("%.*s", (int)len, p);
+        p += len;
+    }
+}
+
+bool
+h_admin_wait_node(int fd, const char *cluster, const char *addr, unsigned word, const char *value,
+                  int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        const char *line = h_admin_node_line(fd, cluster, addr);
+
+        if (strcmp(h_word(line, word), value) == 0)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(50);
+    }
+}
+
+long long
+h_admin_stat(int fd, const char *prefix, const char *name)
+{
+    static char buf[65536];
+    const char *line, *p;
+
+    h_admin_cmd_buf(fd, "show stats", buf, sizeof(buf));
+    line = h_line_starting(buf, prefix);
+    if (line == NULL)
+        return -1;
+    p = line + strlen(prefix);
+    if (name != NULL) {
+        const char *key = h_fmt(" %s=", name);
+
+        p = strstr(p, key);
+        if (p == NULL)
+            return -1;
+        p += strlen(key);
+    }
+    while (*p == ' ')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    return strtoll(p, NULL, 10);
+}
+
+long long
+h_admin_stat_json(int fd, const char *cluster, const char *object, const char *key)
+{
+    static char buf[65536];
+    const char *start, *end, *p, *k;
+
+    h_admin_cmd_buf(fd, "show stats json", buf, sizeof(buf));
+    start = strstr(buf, h_fmt("\"%s\":{", cluster));
+    if (start == NULL)
+        return -1;
+    /* x's object ends where y's begins; y's runs to the end. */
+    end = strcmp(cluster, "x") == 0 ? strstr(start, "\"y\":{") : NULL;
+    if (end == NULL)
+        end = start + strlen(start);
+    p = start;
+    if (object != NULL) {
+        k = h_fmt("\"%s\":{", object);
+        p = memmem(p, (size_t)(end - p), k, strlen(k));
+        if (p == NULL)
+            return -1;
+    }
+    k = h_fmt("\"%s\":", key);
+    p = memmem(p, (size_t)(end - p), k, strlen(k));
+    if (p == NULL || !isdigit((unsigned char)p[strlen(k)]))
+        return -1;
+    return strtoll(p + strlen(k), NULL, 10);
+}
+
+const char *
+h_admin_key_for_node(int fd, const char *kind, const char *addr, unsigned nth)
+{
+    static char buf[4096];
+    const char *want = h_fmt("\nnode %s\n", addr);
+
+    for (unsigned i = 0; i < 2000; i++) {
+        char value[16];
+
+        snprintf(value, sizeof(value), "k%u", i);
+        h_admin_cmd_buf(fd, h_fmt("which %s=%s", kind, value), buf, sizeof(buf));
+        if (strstr(buf, want) != NULL && nth-- == 0)
+            return h_fmt("%s", value);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ logs */
+
+bool
+h_log_wait(const char *path, const char *needle, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        FILE *f = fopen(path, "re");
+        bool found = false;
+
+        if (f != NULL) {
+            char *line = NULL;
+            size_t cap = 0;
+
+            while (!found && getline(&line, &cap, f) != -1)
+                found = strstr(line, needle) != NULL;
+            free(line);
+            fclose(f);
+        }
+        if (found)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
     }
 }

@@ -99,6 +99,9 @@ long h_rss_kib(pid_t pid);
 int h_free_port(void);
 /* Connects to 127.0.0.1:port: 0, or the errno of the failure (ECONNREFUSED, ETIMEDOUT...). */
 int h_try_connect(int port, int timeout_ms);
+/* A loopback port that listens but whose queue is full: a connect to it neither completes nor
+ * fails (it times out). Open until the end of the test. */
+int h_blackhole_start(void);
 
 /* --- xf-upstream --- */
 
@@ -108,6 +111,7 @@ struct h_upstream_opts {
     double close_rate;      /* --close-rate, 0: not given */
     uint64_t body_bytes;    /* --body-bytes, 0: not given */
     unsigned idle_close_ms; /* --idle-close, 0: not given */
+    int port;               /* listen on this port (no retry when it is taken); 0: a free one */
 };
 
 struct h_upstream {
@@ -119,12 +123,16 @@ struct h_upstream {
 
 /* Starts bin/xf-upstream on a free loopback port and waits until it accepts; opts may be NULL. */
 struct h_upstream *h_upstream_start(const char *name, const struct h_upstream_opts *opts);
+/* kill -9: the upstream dies at once (its connections are reset) and is reaped. */
+void h_upstream_kill(struct h_upstream *u);
 
 /* --- crossfade --- */
 
 struct h_node {
     int port;        /* 127.0.0.1:port; 0 ends the list */
     unsigned weight; /* 0: not written (the default weight, 1) */
+    /* More keys of the node's mapping ("max_connections: 1, max_pending: 1"); NULL: none. */
+    const char *extra;
 };
 
 /* Anything left 0 takes the harness default (the values of the config example in the brief, with
@@ -143,6 +151,9 @@ struct h_proxy_opts {
     const char *balance_x, *balance_y; /* clusters.NAME.balance; default hash */
     int admin_api_port;                /* when set: a second listener there, role admin_api */
     const char *extra_yaml;            /* top-level lines appended at the end of the config */
+    const char *x_extra, *y_extra; /* more lines under clusters.x / clusters.y, each indented four
+                                      spaces ("    failover: true\n") */
+    unsigned queue_ms;             /* timeouts.queue; 0: not written */
 };
 
 struct h_proxy {
@@ -259,6 +270,9 @@ enum h_fake_action {
     H_FAKE_CLOSE,     /* answer the first request with the reply, then close */
     H_FAKE_SILENT,    /* never answer, never close */
     H_FAKE_CLOSE_NOW, /* close once the first request has arrived, answering nothing */
+    /* Answer the first request (keep-alive), then close once a second one has arrived, answering
+     * nothing: a node that closed a pooled connection just as the next request went out. */
+    H_FAKE_CLOSE_SECOND,
 };
 /* "Close" sends a FIN (shutdown of the fake's side) and goes on reading, so what the proxy sends
  * or whether it closes afterwards is still recorded. */
@@ -283,6 +297,7 @@ int h_fake_port(const struct h_fake *f);
 size_t h_fake_conns(struct h_fake *f);              /* connections accepted so far */
 size_t h_fake_bytes(struct h_fake *f);              /* bytes received on all of them */
 size_t h_fake_requests(struct h_fake *f, size_t i); /* requests received on connection i */
+size_t h_fake_requests_all(struct h_fake *f);       /* requests received on all connections */
 /* A copy of every byte received on connection i (NUL-terminated, harness-owned). */
 char *h_fake_received(struct h_fake *f, size_t i, size_t *len);
 /* Whether the proxy closed connection i (the fake read EOF or a reset on it). */
@@ -299,5 +314,42 @@ int h_admin_connect(const struct h_proxy *p);
 /* Sends one command line and returns its reply without the closing empty line (each line ends
  * with LF; harness-owned memory). */
 char *h_admin_cmd(int fd, const char *line);
+
+/* The words of a `show nodes` line: cluster address weight state active idle check ejections. */
+#define H_NODE_STATE     3
+#define H_NODE_CHECK     6
+#define H_NODE_EJECTIONS 7
+
+/* The line of `show nodes` for CLUSTER ADDRESS without its LF (harness-owned), or NULL. */
+const char *h_admin_node_line(int fd, const char *cluster, const char *addr);
+/* Word i (from 0) of a line of words separated by spaces (harness-owned); "" past the end or when
+ * line is NULL. */
+const char *h_word(const char *line, unsigned i);
+/* Polls `show nodes` every 50 ms until word `word` of the node's line is `value` (true), or
+ * timeout_ms passed (false). */
+bool h_admin_wait_node(int fd, const char *cluster, const char *addr, unsigned word,
+                       const char *value, int timeout_ms);
+/*
+ * A counter of `show stats`: the line that starts with `prefix` and a space ("y failovers",
+ * "x queue"); with name NULL the number that follows the prefix, else the number after `name=` in
+ * that line ("y health" "down" reads "y health down=1 up=0 ejected=0"). -1 when it is not there.
+ */
+long long h_admin_stat(int fd, const char *prefix, const char *name);
+/*
+ * A number of `show stats json`, in the object of `cluster` ("x" or "y"): the value of `key`, or
+ * with `object` not NULL the value of `key` in that inner object ("queue", "timeouts"). -1 when it
+ * is not there.
+ */
+long long h_admin_stat_json(int fd, const char *cluster, const char *object, const char *key);
+/*
+ * The nth (from 0) split-key value "k0", "k1", ... that `which KIND=VALUE` sends to node ADDR
+ * (kind as in split.key: "header:X-Key"), by its hash; NULL when none of the first 2000 does.
+ */
+const char *h_admin_key_for_node(int fd, const char *kind, const char *addr, unsigned nth);
+
+/* --- logs --- */
+
+/* Waits until the file holds `needle` (true), or timeout_ms passed (false). */
+bool h_log_wait(const char *path, const char *needle, int timeout_ms);
 
 #endif

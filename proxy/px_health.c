@@ -1,0 +1,546 @@
+/* proxy/px_health.c -- node health: active HTTP probes, passive outlier ejection, and the
+ * snapshots that carry their verdict to the data path. */
+#include "proxy/px.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+/* A probe's response head longer than this is invalid. */
+#define PX_HEALTH_HEAD_MAX (16u * 1024u)
+/* How often new snapshots (nodes added or removed by the admin) are looked for. */
+#define PX_HEALTH_SYNC_MS 250u
+/* The first probe of a node comes within this (spread so that probes do not come in bursts). */
+#define PX_HEALTH_FIRST_MS 500u
+/* Ejections double at most this many times before max_ejection caps them anyway. */
+#define PX_HEALTH_STREAK_MAX 16u
+
+struct px_hnode {
+    struct px_health *h; /* borrowed */
+    uint32_t id;
+    enum cfg_cluster_id cluster;
+    struct cfg_addr addr; /* copied from the snapshot that named the node */
+    bool seen;            /* present in the snapshot being synced */
+    /* Active checks. */
+    bool down;
+    unsigned ok_run, fail_run;
+    char last[24];           /* the last result: "-", "ok:200", "fail:timeout", ... */
+    struct event *probe_ev;  /* owned: the next probe, or the running probe's deadline */
+    struct bufferevent *bev; /* owned: the running probe's connection; NULL between probes */
+    bool connected;          /* the running probe's connection was established */
+    /* Passive detection. */
+    unsigned fails; /* consecutive failures on live traffic */
+    bool ejected;
+    bool probation;         /* back from an ejection: one failure ejects it again */
+    bool eject_skipped;     /* an ejection was refused (last node): logged once */
+    unsigned ejections;     /* how many times it was ejected */
+    unsigned streak;        /* how many times the ejection doubled */
+    uint64_t back_ms;       /* when the last ejection ended (monotonic) */
+    struct event *eject_ev; /* owned: the end of the ejection */
+};
+
+struct px_health {
+    struct event_base *base; /* borrowed */
+    const struct cfg *cfg;   /* borrowed */
+    struct bal_router *router;
+    struct xf_stats *stats;  /* borrowed; may be NULL */
+    struct px_hnode **nodes; /* owned: by node id; NULL where no node has the id */
+    size_t n_nodes;
+    uint64_t seen_version; /* the router version last synced */
+    struct event *sync_ev; /* owned */
+    uint64_t rng;
+};
+
+static void px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg);
+static void px_health_on_eject_end(evutil_socket_t fd, short what, void *arg);
+
+static struct timeval
+px_health_tv(unsigned ms)
+{
+    return (struct timeval){.tv_sec = (time_t)(ms / 1000u),
+                            .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
+}
+
+static uint64_t
+px_health_rand(struct px_health *h)
+{
+    h->rng ^= h->rng << 13;
+    h->rng ^= h->rng >> 7;
+    h->rng ^= h->rng << 17;
+    return h->rng;
+}
+
+static struct xf_cluster_stats *
+px_health_cs(struct px_health *h, enum cfg_cluster_id c)
+{
+    return h->stats != NULL ? &h->stats->cluster[c] : NULL;
+}
+
+/* What the snapshot should say of a node. */
+static enum bal_health
+px_hnode_health(const struct px_hnode *n)
+{
+    if (n->down)
+        return BAL_HEALTH_DOWN;
+    return n->ejected ? BAL_HEALTH_EJECTED : BAL_HEALTH_UP;
+}
+
+/*
+ * Publishes a snapshot whose nodes carry the health of their records, when the current one does
+ * not already. Admin commands do the same read-copy-publish on this thread, so neither loses the
+ * other's change.
+ */
+static void
+px_health_publish(struct px_health *h)
+{
+    struct bal_snapshot *cur = bal_router_acquire(h->router), *next = NULL;
+    struct xf_err err = {0};
+
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < cur->clusters[c].n_nodes; i++) {
+            const struct bal_node *n = &cur->clusters[c].nodes[i];
+            struct px_hnode *r = n->id < h->n_nodes ? h->nodes[n->id] : NULL;
+
+            if (r == NULL || n->health == px_hnode_health(r))
+                continue;
+            if (next == NULL && (next = bal_snapshot_copy(cur, cur->version + 1)) == NULL)
+                goto oom;
+            next->clusters[c].nodes[i].health = px_hnode_health(r);
+        }
+    if (next != NULL) {
+        if (bal_snapshot_rebuild(next, &err) == -1)
+            goto oom;
+        bal_router_publish(h->router, next);
+    }
+    bal_snapshot_unref(cur);
+    return;
+oom:
+    XF_LOG(XF_LOG_ERR, "health", "event=publish_failed error=\"out of memory\"");
+    bal_snapshot_unref(next);
+    bal_snapshot_unref(cur);
+}
+
+/* --- active probes --- */
+
+static void
+px_health_probe_end(struct px_hnode *n)
+{
+    if (n->bev != NULL) {
+        bufferevent_free(n->bev);
+        n->bev = NULL;
+    }
+}
+
+/* Schedules the next probe one interval from now. */
+static void
+px_health_schedule(struct px_hnode *n, unsigned ms)
+{
+    struct timeval tv = px_health_tv(ms);
+
+    evtimer_add(n->probe_ev, &tv);
+}
+
+/* A probe ended: `ok`, with `what` ("ok:200", "fail:timeout", ...) as the node's last result. */
+static void
+px_health_result(struct px_hnode *n, bool ok, const char *what)
+{
+    struct px_health *h = n->h;
+    const struct cfg_health *hc = &h->cfg->clusters[n->cluster].health;
+    struct xf_cluster_stats *cs = px_health_cs(h, n->cluster);
+
+    px_health_probe_end(n);
+    snprintf(n->last, sizeof(n->last), "%s", what);
+    if (ok) {
+        n->fail_run = 0;
+        n->ok_run++;
+        if (n->down && n->ok_run >= hc->rise) {
+            n->down = false;
+            if (cs != NULL)
+                cs->health_up++;
+            XF_LOG(XF_LOG_INFO, "health", "event=node_up cluster=%s node=%s passes=%u",
+                   cfg_cluster_name(n->cluster), n->addr.text, n->ok_run);
+            px_health_publish(h);
+        }
+    } else {
+        n->ok_run = 0;
+        n->fail_run++;
+        if (!n->down && n->fail_run >= hc->fall) {
+            n->down = true;
+            if (cs != NULL)
+                cs->health_down++;
+            XF_LOG(XF_LOG_WARN, "health", "event=node_down cluster=%s node=%s failures=%u last=%s",
+                   cfg_cluster_name(n->cluster), n->addr.text, n->fail_run, n->last);
+            px_health_publish(h);
+        }
+    }
+    px_health_schedule(n, hc->interval_ms);
+}
+
+/*
+ * The status of a complete response head "HTTP/1.x SSS ...": 100..599, or -1 when the status line
+ * is not one.
+ */
+static int
+px_health_status(const char *p, size_t len)
+{
+    int st;
+
+    if (len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
+        return -1;
+    for (int i = 9; i < 12; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+    if (len > 12 && p[12] != ' ' && p[12] != '\r')
+        return -1;
+    st = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    return st >= 100 && st <= 599 ? st : -1;
+}
+
+static void
+px_health_on_read(struct bufferevent *bev, void *arg)
+{
+    struct px_hnode *n = arg;
+    const struct cfg_health *hc = &n->h->cfg->clusters[n->cluster].health;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    char what[24];
+    const char *p;
+    int st;
+
+    if (end.pos == -1) {
+        if (evbuffer_get_length(in) > PX_HEALTH_HEAD_MAX)
+            px_health_result(n, false, "fail:invalid");
+        return;
+    }
+    p = (const char *)evbuffer_pullup(in, end.pos + 4);
+    st = p != NULL ? px_health_status(p, (size_t)end.pos) : -1;
+    if (st == -1) {
+        px_health_result(n, false, "fail:invalid");
+        return;
+    }
+    snprintf(what, sizeof(what), "%s:%d",
+             (unsigned)st >= hc->expect_min && (unsigned)st <= hc->expect_max ? "ok" : "fail", st);
+    px_health_result(n, what[0] == 'o', what);
+}
+
+static void
+px_health_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct px_hnode *n = arg;
+
+    XF_UNUSED(bev);
+    if (what & BEV_EVENT_CONNECTED) {
+        n->connected = true;
+        return;
+    }
+    /* An error before the connection is a refusal; after it, or an end of stream before a whole
+     * head came, a reset. */
+    px_health_result(n, false, n->connected ? "fail:reset" : "fail:refused");
+}
+
+/* The address a node's probes go to: the node's, with health.port when set. */
+static void
+px_health_target(const struct px_hnode *n, struct sockaddr_storage *sa, socklen_t *len)
+{
+    uint16_t port = n->h->cfg->clusters[n->cluster].health.port;
+
+    memcpy(sa, &n->addr.sa, sizeof(*sa));
+    *len = n->addr.sa_len;
+    if (port == 0)
+        return;
+    if (sa->ss_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons(port);
+    else if (sa->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
+static void
+px_health_probe_start(struct px_hnode *n)
+{
+    const struct cfg_health *hc = &n->h->cfg->clusters[n->cluster].health;
+    struct sockaddr_storage sa;
+    socklen_t len;
+    struct timeval tv = px_health_tv(hc->timeout_ms);
+
+    px_health_target(n, &sa, &len);
+    n->connected = false;
+    n->bev =
+        bufferevent_socket_new(n->h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (n->bev == NULL) {
+        px_health_result(n, false, "fail:refused");
+        return;
+    }
+    bufferevent_setcb(n->bev, px_health_on_read, NULL, px_health_on_event, n);
+    evbuffer_add_printf(bufferevent_get_output(n->bev),
+                        "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: crossfade-health\r\n"
+                        "Connection: close\r\n\r\n",
+                        hc->path, hc->host != NULL ? hc->host : n->addr.text);
+    bufferevent_enable(n->bev, EV_READ | EV_WRITE);
+    evtimer_add(n->probe_ev, &tv); /* the probe's deadline */
+    if (bufferevent_socket_connect(n->bev, (struct sockaddr *)&sa, (int)len) == -1) {
+        event_del(n->probe_ev);
+        px_health_result(n, false, "fail:refused");
+    }
+}
+
+/* The probe timer: start a probe, or, while one runs, its deadline passed. */
+static void
+px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_hnode *n = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    if (n->bev != NULL)
+        px_health_result(n, false, "fail:timeout");
+    else
+        px_health_probe_start(n);
+}
+
+/* --- passive detection --- */
+
+/* Whether node id is the last node of its cluster that takes requests in the current snapshot. */
+static bool
+px_health_is_last(struct px_health *h, const struct px_hnode *n)
+{
+    struct bal_snapshot *s = bal_router_acquire(h->router);
+    const struct bal_cluster *cl = &s->clusters[n->cluster];
+    size_t others = 0;
+
+    for (size_t i = 0; i < cl->n_nodes; i++)
+        if (cl->nodes[i].id != n->id && bal_node_takes(&cl->nodes[i]))
+            others++;
+    bal_snapshot_unref(s);
+    return others == 0;
+}
+
+static void
+px_health_eject(struct px_hnode *n)
+{
+    struct px_health *h = n->h;
+    const struct cfg_outlier *o = &h->cfg->clusters[n->cluster].outlier;
+    struct xf_cluster_stats *cs = px_health_cs(h, n->cluster);
+    uint64_t ms;
+    struct timeval tv;
+
+    /* A cluster that cannot fail over keeps its last node: its errors beat a 503 for everyone. */
+    if (!h->cfg->clusters[n->cluster].failover && px_health_is_last(h, n)) {
+        if (!n->eject_skipped)
+            XF_LOG(XF_LOG_WARN, "health",
+                   "event=ejection_skipped cluster=%s node=%s failures=%u "
+                   "reason=\"the last node of a cluster without failover\"",
+                   cfg_cluster_name(n->cluster), n->addr.text, n->fails);
+        n->eject_skipped = true;
+        return;
+    }
+    /* A node that stayed clean for a whole max_ejection starts its back-off afresh. */
+    if (n->back_ms != 0 && xf_now_ms() - n->back_ms > o->max_ejection_ms)
+        n->streak = 0;
+    ms = (uint64_t)o->ejection_ms << n->streak;
+    if (ms > o->max_ejection_ms)
+        ms = o->max_ejection_ms;
+    if (n->streak < PX_HEALTH_STREAK_MAX)
+        n->streak++;
+    n->ejected = true;
+    n->probation = false;
+    n->eject_skipped = false;
+    n->ejections++;
+    if (cs != NULL)
+        cs->ejections++;
+    XF_LOG(XF_LOG_WARN, "health", "event=node_ejected cluster=%s node=%s failures=%u for_ms=%llu",
+           cfg_cluster_name(n->cluster), n->addr.text, n->fails, (unsigned long long)ms);
+    tv = px_health_tv((unsigned)ms);
+    evtimer_add(n->eject_ev, &tv);
+    px_health_publish(h);
+}
+
+static void
+px_health_on_eject_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_hnode *n = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    n->ejected = false;
+    n->probation = true;
+    n->fails = 0;
+    n->back_ms = xf_now_ms();
+    XF_LOG(XF_LOG_INFO, "health", "event=node_probation cluster=%s node=%s",
+           cfg_cluster_name(n->cluster), n->addr.text);
+    px_health_publish(n->h);
+}
+
+/* --- records --- */
+
+static void
+px_hnode_free(struct px_hnode *n)
+{
+    if (n == NULL)
+        return;
+    px_health_probe_end(n);
+    if (n->probe_ev != NULL)
+        event_free(n->probe_ev);
+    if (n->eject_ev != NULL)
+        event_free(n->eject_ev);
+    free(n);
+}
+
+static struct px_hnode *
+px_hnode_new(struct px_health *h, const struct bal_node *bn)
+{
+    struct px_hnode *n = calloc(1, sizeof(*n));
+
+    if (n == NULL)
+        return NULL;
+    n->h = h;
+    n->id = bn->id;
+    n->cluster = bn->cluster;
+    n->addr = bn->addr;
+    snprintf(n->last, sizeof(n->last), "-");
+    n->probe_ev = evtimer_new(h->base, px_health_on_probe_timer, n);
+    n->eject_ev = evtimer_new(h->base, px_health_on_eject_end, n);
+    if (n->probe_ev == NULL || n->eject_ev == NULL) {
+        px_hnode_free(n);
+        return NULL;
+    }
+    if (h->cfg->clusters[n->cluster].health.enabled) {
+        unsigned first =
+            XF_MIN(h->cfg->clusters[n->cluster].health.interval_ms, PX_HEALTH_FIRST_MS);
+        px_health_schedule(n, (unsigned)(px_health_rand(h) % (first + 1u)));
+    }
+    return n;
+}
+
+/* Makes the records follow the current snapshot: new nodes get one, removed nodes lose theirs. */
+static void
+px_health_sync(struct px_health *h)
+{
+    uint64_t v = bal_router_version(h->router);
+    struct bal_snapshot *s;
+
+    if (v == h->seen_version)
+        return;
+    h->seen_version = v;
+    s = bal_router_acquire(h->router);
+    if (s->max_id > h->n_nodes) {
+        struct px_hnode **nodes = realloc(h->nodes, s->max_id * sizeof(*nodes));
+
+        if (nodes == NULL) {
+            bal_snapshot_unref(s);
+            h->seen_version = 0; /* try again at the next tick */
+            return;
+        }
+        memset(nodes + h->n_nodes, 0, (s->max_id - h->n_nodes) * sizeof(*nodes));
+        h->nodes = nodes;
+        h->n_nodes = s->max_id;
+    }
+    for (size_t i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i] != NULL)
+            h->nodes[i]->seen = false;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
+            const struct bal_node *bn = &s->clusters[c].nodes[i];
+
+            if (h->nodes[bn->id] == NULL)
+                h->nodes[bn->id] = px_hnode_new(h, bn);
+            if (h->nodes[bn->id] != NULL)
+                h->nodes[bn->id]->seen = true;
+        }
+    for (size_t i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i] != NULL && !h->nodes[i]->seen) {
+            px_hnode_free(h->nodes[i]);
+            h->nodes[i] = NULL;
+        }
+    bal_snapshot_unref(s);
+}
+
+static void
+px_health_on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    px_health_sync(arg);
+}
+
+struct px_health *
+px_health_new(struct event_base *base, const struct cfg *cfg, struct bal_router *router,
+              struct xf_stats *stats, struct xf_err *err)
+{
+    struct px_health *h = calloc(1, sizeof(*h));
+    struct timeval tv = px_health_tv(PX_HEALTH_SYNC_MS);
+
+    if (h == NULL)
+        goto oom;
+    h->base = base;
+    h->cfg = cfg;
+    h->router = router;
+    h->stats = stats;
+    h->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)xf_now_us();
+    h->sync_ev = event_new(base, -1, EV_PERSIST, px_health_on_sync, h);
+    if (h->sync_ev == NULL)
+        goto oom;
+    event_add(h->sync_ev, &tv);
+    px_health_sync(h);
+    return h;
+oom:
+    xf_err_set(err, "out of memory setting up health checks");
+    px_health_free(h);
+    return NULL;
+}
+
+void
+px_health_free(struct px_health *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->n_nodes; i++)
+        px_hnode_free(h->nodes[i]);
+    free(h->nodes);
+    if (h->sync_ev != NULL)
+        event_free(h->sync_ev);
+    free(h);
+}
+
+void
+px_health_observe(struct px_health *h, uint32_t id, bool ok)
+{
+    struct px_hnode *n;
+    unsigned limit;
+
+    if (id >= h->n_nodes || h->nodes[id] == NULL)
+        px_health_sync(h);
+    if (id >= h->n_nodes || (n = h->nodes[id]) == NULL)
+        return;
+    limit = h->cfg->clusters[n->cluster].outlier.failures;
+    if (ok) {
+        n->fails = 0;
+        n->probation = false;
+        n->eject_skipped = false;
+        return;
+    }
+    n->fails++;
+    if (limit == 0 || n->ejected)
+        return;
+    if (n->fails >= (n->probation ? 1u : limit))
+        px_health_eject(n);
+}
+
+int
+px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsigned *ejections)
+{
+    struct px_health *h = arg;
+    struct px_hnode *n;
+
+    px_health_sync(h);
+    if (id >= h->n_nodes || (n = h->nodes[id]) == NULL)
+        return -1;
+    snprintf(check, check_size, "%s", n->last);
+    *ejections = n->ejections;
+    return 0;
+}
