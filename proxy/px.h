@@ -48,6 +48,9 @@ int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
 /* Makes room for at least n more bytes at the end; returns the write pointer or NULL. */
 char *px_buf_reserve(struct px_buf *b, size_t n);
 void px_buf_consume(struct px_buf *b, size_t n);
+/* Makes b hold a copy of n bytes in a block of exactly n (a buffer that will not grow: no
+ * 16 KiB minimum). Returns 0, or -1 when out of memory (b empty). */
+int px_buf_dup(struct px_buf *b, const void *p, size_t n);
 /* Appends what `src` holds to `dst` and empties src; no copy when dst is empty. 0, or -1 when out
  * of memory (src is emptied either way). */
 int px_buf_move(struct px_buf *dst, struct px_buf *src);
@@ -303,6 +306,9 @@ void px_worker_client_gone(struct px_worker *w);
 struct px_snap *px_worker_snapshot(struct px_worker *w);
 /* A transaction that used `ps` ended: a retired snapshot is let go with its last one. */
 void px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps);
+/* Takes the current snapshot now rather than at the next request (arg: the worker), so that pools
+ * of nodes taken out close and their waiting requests move at once. */
+void px_worker_refresh(void *arg);
 /* The pool of a node id (created on first use); NULL when out of memory. */
 struct px_pool *px_worker_pool(struct px_worker *w, const struct bal_node *node);
 void px_worker_begin_shutdown(struct px_worker *w);
@@ -324,6 +330,8 @@ struct px_health;
 struct px_health *px_health_new(struct event_base *base, const struct cfg *cfg,
                                 struct bal_router *router, struct xf_stats *stats,
                                 struct xf_err *err);
+/* Calls fn(arg) after each snapshot it publishes (the worker takes it at once). */
+void px_health_set_notify(struct px_health *h, void (*fn)(void *arg), void *arg);
 /* Stops every probe and frees it; NULL is a no-op. */
 void px_health_free(struct px_health *h);
 /* The outcome of one attempt on live traffic for node `id` of cluster `c`: ok, or a connect

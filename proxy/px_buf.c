@@ -96,6 +96,20 @@ px_buf_consume(struct px_buf *b, size_t n)
 }
 
 int
+px_buf_dup(struct px_buf *b, const void *p, size_t n)
+{
+    px_buf_free(b);
+    if (n == 0)
+        return 0;
+    b->data = malloc(n);
+    if (b->data == NULL)
+        return -1;
+    memcpy(b->data, p, n);
+    b->end = b->cap = n;
+    return 0;
+}
+
+int
 px_buf_move(struct px_buf *dst, struct px_buf *src)
 {
     int rc = 0;

@@ -668,6 +668,10 @@ px_req_on_headers_complete(llhttp_t *p)
     t->up_close = res.close;
     t->counted = true;
     px_txn_route(t, &choice);
+    /* A failed-over request counts in both clusters' requests (and the first's failovers), so
+     * that requests = responses + failures + active + failovers holds for each. */
+    if (choice.failover)
+        w->stats->cluster[choice.assigned].requests++;
     w->stats->cluster[t->cluster].requests++;
     w->stats->cluster[t->cluster].active++;
     if (t->node == NULL) {
@@ -691,7 +695,7 @@ px_req_on_headers_complete(llhttp_t *p)
     /* An idempotent request keeps its head for a replay on another node (until a body byte goes
      * out); the built head itself is handed over without a copy. */
     if (t->idempotent)
-        px_buf_append(&t->replay, px_buf_head(&head), px_buf_len(&head));
+        px_buf_dup(&t->replay, px_buf_head(&head), px_buf_len(&head));
     px_txn_dispatch(t, &head); /* an error is answered there; px_client_feed finishes it */
     return 0;
 }
@@ -735,8 +739,12 @@ px_req_on_message_complete(llhttp_t *p)
 
     t->req_done = true;
     c->state = PX_C_DONE;
-    if (sink != NULL && t->req_chunked)
+    if (sink != NULL && t->req_chunked) {
         px_buf_append(sink, "0\r\n\r\n", 5);
+        /* An empty chunked body: the replay copy must end the same way. */
+        if (px_buf_len(&t->replay) > 0 && px_buf_append(&t->replay, "0\r\n\r\n", 5) == -1)
+            px_buf_free(&t->replay);
+    }
     if (t->u != NULL && !t->resp_done)
         px_upstream_arm_response_timeout(t->u);
     px_client_read_on(c);

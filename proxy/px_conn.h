@@ -160,10 +160,17 @@ enum px_rc px_txn_dispatch(struct px_txn *t, struct px_buf *data);
 enum px_rc px_txn_retry(struct px_txn *t, int status, const char *why, enum xf_fail kind);
 /* Sets where t goes (node, cluster, the choice kept for retries); counts and logs a failover. */
 void px_txn_route(struct px_txn *t, const struct bal_choice *ch);
-/* Takes a queued transaction out of its pool's queue (no-op when not queued). */
+/* Takes a queued transaction out of its pool's queue (no-op when not queued). A wake-up it had
+ * (a slot freed for it) goes to the next waiting transaction. */
 void px_txn_dequeue(struct px_txn *t);
-/* A connection slot of `pool` freed: wakes the first waiting transaction. */
+/* A connection slot of `pool` freed: wakes the first waiting transaction not woken yet. */
 void px_pool_wake(struct px_pool *pool);
+/* A node's connections are all busy at its limit (an idle one would be taken). */
+static inline bool
+px_pool_full(const struct px_pool *pool)
+{
+    return TAILQ_EMPTY(&pool->idle) && pool->max_conns > 0 && pool->n_busy >= pool->max_conns;
+}
 /* Where request bytes for the node go now: the connection's output, the held bytes while queued,
  * or NULL when there is no node to send them to (answered). */
 struct px_buf *px_txn_sink(struct px_txn *t);

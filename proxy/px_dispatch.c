@@ -24,13 +24,6 @@ px_txn_sink(struct px_txn *t)
     return NULL;
 }
 
-/* A node's connections are all busy at its limit (an idle one would be taken). */
-static bool
-px_pool_full(const struct px_pool *pool)
-{
-    return TAILQ_EMPTY(&pool->idle) && pool->max_conns > 0 && pool->n_busy >= pool->max_conns;
-}
-
 void
 px_pool_wake(struct px_pool *pool)
 {
@@ -49,15 +42,22 @@ px_pool_wake(struct px_pool *pool)
 void
 px_txn_dequeue(struct px_txn *t)
 {
+    struct px_pool *pool = t->qpool;
+    bool handoff = t->woken;
+
     if (!t->queued)
         return;
-    TAILQ_REMOVE(&t->qpool->waiting, t, qlink);
-    t->qpool->n_waiting--;
+    TAILQ_REMOVE(&pool->waiting, t, qlink);
+    pool->n_waiting--;
     t->c->w->stats->cluster[t->cluster].queue_waiting--;
     event_del(&t->qev);
     t->queued = false;
     t->woken = false;
     t->qpool = NULL;
+    /* Leaving without the slot freed for it (an error, the client gone, its time up in the same
+     * turn): the next one gets it, or the node would wait for a wake-up that never comes. */
+    if (handoff && pool->n_waiting > 0)
+        px_pool_wake(pool);
 }
 
 /*
@@ -148,7 +148,7 @@ px_txn_next_node(struct px_txn *t, bool counted)
     if ((counted && t->n_retries >= w->cfg->retries) || t->n_tried >= PX_TRIES_MAX)
         return false;
     ps = px_worker_snapshot(w);
-    if (bal_repick(ps->s, &w->bal, t->tried, t->n_tried, &ch) == -1)
+    if (bal_repick(ps->s, &w->bal, t->tried, t->n_tried, &ch) == -1 || ch.node->id >= w->n_pools)
         return false;
     if (t->x_only && ch.cluster != CFG_CLUSTER_X)
         return false;
@@ -233,6 +233,11 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
         u = px_upstream_get(w, pool, &err_status, !t->idempotent);
         if (u != NULL)
             return px_txn_attach(t, u, data);
+        if (err_status == 503) {
+            /* Out of sockets or memory here: no fault of the node, and no other node would do. */
+            px_buf_free(data);
+            return px_txn_give_up(t, 503, "the proxy is out of resources", XF_FAIL_CONNECT);
+        }
         /* Refused at once (a local node that is gone): nothing was sent, another node may do. */
         px_txn_observe(t, false);
         if (!px_txn_next_node(t, true)) {
@@ -249,8 +254,8 @@ px_txn_dispatch(struct px_txn *t, struct px_buf *data)
     return px_txn_dispatch_at(t, data, false);
 }
 
-/* Closes the idle connections of a pool one of which the node closed unseen: older ones (the
- * pool is LIFO) are as likely to be gone. */
+/* Closes the idle connections of a pool one of which the node closed unseen: the others, mostly
+ * older (the pool is LIFO), are as likely to be gone. */
 static void
 px_pool_drop_idle(struct px_pool *pool)
 {
@@ -307,10 +312,13 @@ px_txn_on_queue(evutil_socket_t fd, short what, void *arg)
 {
     struct px_txn *t = arg;
     struct px_client *c = t->c;
+    struct px_pool *pool = t->qpool;
     struct px_buf data = t->held;
     enum px_rc rc;
 
     XF_UNUSED(fd);
+    if (!(what & EV_TIMEOUT))
+        t->woken = false; /* it takes its slot: no hand-off */
     px_txn_dequeue(t);
     memset(&t->held, 0, sizeof(t->held));
     if (what & EV_TIMEOUT) {
@@ -320,6 +328,9 @@ px_txn_on_queue(evutil_socket_t fd, short what, void *arg)
             px_txn_give_up(t, 503, "timed out waiting for a connection to the node", XF_FAIL_QUEUE);
     } else {
         rc = px_txn_dispatch_at(t, &data, true);
+        /* More room than this one took (two slots freed in one turn, a raised limit): go on. */
+        if (pool->n_waiting > 0 && !px_pool_full(pool))
+            px_pool_wake(pool);
         if (rc == PX_OK && t->u != NULL)
             rc = px_upstream_flush(t->u);
     }

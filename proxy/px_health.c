@@ -55,6 +55,8 @@ struct px_health {
     uint64_t seen_version; /* the router version last synced */
     struct event *sync_ev; /* owned */
     uint64_t rng;
+    void (*notify)(void *arg); /* after a publish; may be NULL */
+    void *notify_arg;
 };
 
 static void px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg);
@@ -117,6 +119,8 @@ px_health_publish(struct px_health *h)
         if (bal_snapshot_rebuild(next, &err) == -1)
             goto oom;
         bal_router_publish(h->router, next);
+        if (h->notify != NULL)
+            h->notify(h->notify_arg);
     }
     bal_snapshot_unref(cur);
     return;
@@ -492,6 +496,13 @@ oom:
     xf_err_set(err, "out of memory setting up health checks");
     px_health_free(h);
     return NULL;
+}
+
+void
+px_health_set_notify(struct px_health *h, void (*fn)(void *arg), void *arg)
+{
+    h->notify = fn;
+    h->notify_arg = arg;
 }
 
 void

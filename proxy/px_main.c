@@ -109,6 +109,7 @@ main(int argc, char **argv)
     if (health == NULL)
         goto fail;
     w->health = health;
+    px_health_set_notify(health, px_worker_refresh, w);
     if (adm != NULL) {
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);

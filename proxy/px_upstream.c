@@ -240,14 +240,14 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool
     if (fd == -1) {
         XF_LOG(XF_LOG_WARN, "proxy", "event=socket_failed node=%s error=\"%s\"", addr->text,
                strerror(errno));
-        *err_status = 502;
+        *err_status = 503; /* ours, not the node's */
         return NULL;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     u = calloc(1, sizeof(*u));
     if (u == NULL) {
         close(fd);
-        *err_status = 502;
+        *err_status = 503;
         return NULL;
     }
     u->w = w;
@@ -403,13 +403,14 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
         u->state = PX_U_BUSY;
         event_del(&u->wev); /* it carried the connect timeout; a blocked send re-arms it */
         u->wev_on = false;
-        if (t->req_done)
+        if (t->req_done) {
             u->resp_timer = true;
-        if (t->req_done)
             event_add(&u->rev, u->w->tv_upstream_response);
-        else
+        } else {
             px_ev_arm(&u->rev, NULL);
+        }
     } else if (what & EV_TIMEOUT) {
+        px_txn_observe(t, false);
         rc = px_txn_fail(t, 504, "timed out sending to the node", XF_FAIL_TIMEOUT);
         goto out;
     }
@@ -512,6 +513,8 @@ px_upstream_on_eof(struct px_upstream *u, int e)
     }
     XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
            u->pool->addr.text, e ? strerror(e) : "closed");
+    if (!t->resp_started)
+        px_txn_observe(t, false); /* a head cut short: the node's fault */
     return px_upstream_fail(t, 502, "the node sent an incomplete response", XF_FAIL_RESET);
 }
 

@@ -47,12 +47,19 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
         struct px_pool *pool = w->pools[i];
         struct px_txn *t;
 
-        if (pool == NULL || !pool->closing)
+        if (pool == NULL)
             continue;
+        if (!pool->closing) {
+            if (pool->n_waiting > 0 && !px_pool_full(pool))
+                px_pool_wake(pool); /* its limit was raised */
+            continue;
+        }
         TAILQ_FOREACH(t, &pool->waiting, qlink)
-        if (!t->woken) {
-            t->woken = true;
-            event_active(&t->qev, EV_WRITE, 1);
+        {
+            if (!t->woken) {
+                t->woken = true;
+                event_active(&t->qev, EV_WRITE, 1);
+            }
         }
         if (TAILQ_EMPTY(&pool->idle))
             continue;
@@ -101,6 +108,12 @@ px_worker_snapshot(struct px_worker *w)
     w->bal.active = w->active;
     px_worker_pools_follow(w, ps->s);
     return ps;
+}
+
+void
+px_worker_refresh(void *arg)
+{
+    px_worker_snapshot(arg);
 }
 
 int

@@ -5,6 +5,7 @@
 #include <criterion/new/assert.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,5 +367,48 @@ Test(node_limits, x_capacity_counts_in_service_nodes_down_or_not, .timeout = H_T
     /* A drained one does not: 100. */
     assert_ok(adm, h_fmt("drain node x/%s", addr));
     assert_ok(adm, "set weight 60");
+    h_proxy_finish(p);
+}
+
+/*
+ * A woken request that leaves in the same turn as its wake-up (its client closed) must pass the
+ * freed connection on: the request behind it is served, not left waiting for its timeout. The
+ * proxy is stopped while the node answers and the client goes, so both arrive in one loop turn,
+ * the node's answer first.
+ */
+Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{x1->port}}, .x_extra = "    max_connections: 1\n", .queue_ms = 3000});
+    int adm = h_admin_connect(p);
+    struct h_conn *a = h_connect(p->port), *b = h_connect(p->port), *c = h_connect(p->port);
+    struct h_msg *m;
+    uint64_t t0, ms;
+
+    send_get(a, "/delay/300");
+    h_sleep_ms(50);
+    cr_assert(
+        eq(int,
+           h_sendf(b, "POST /count HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\nabc", H_HOST),
+           0));
+    h_sleep_ms(50);
+    send_get(c, "/");
+    h_sleep_ms(100);
+    assert_stat(adm, "x queue", "waiting", 2);
+    cr_assert(eq(int, kill(p->proc->pid, SIGSTOP), 0));
+    h_sleep_ms(400); /* the node answers a meanwhile */
+    h_close(b);
+    h_sleep_ms(50);
+    t0 = h_now_ms();
+    cr_assert(eq(int, kill(p->proc->pid, SIGCONT), 0));
+    m = read_timed(a, t0, &ms);
+    cr_assert(eq(int, m->status, 200));
+    m = read_timed(c, t0, &ms);
+    cr_assert(eq(int, m->status, 200), "the request behind the one that left got %d", m->status);
+    cr_assert(lt(u64, ms, (uint64_t)1500), "it was served %llu ms later, not at once",
+              (unsigned long long)ms);
+    assert_stat(adm, "x queue", "timeouts", 0);
+    assert_stat(adm, "x queue", "waiting", 0);
     h_proxy_finish(p);
 }

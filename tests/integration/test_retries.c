@@ -393,3 +393,61 @@ Test(retries, a_node_closing_idle_conns_after_1s_fails_nothing, .timeout = H_TES
     h_close(c);
     h_proxy_finish(p);
 }
+
+/* An empty chunked body ends with its terminator: the replay must carry it too, or the other
+ * node waits for the rest of the body and the request times out. */
+Test(retries, a_replayed_empty_chunked_request_is_complete, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_fake *bad = closer();
+    struct h_upstream *x2 = h_upstream_start("x2", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{h_fake_port(bad)}, {x2->port}},
+                                                             .split_extra = SPLIT,
+                                                             .x_extra = NO_OUTLIER,
+                                                             .upstream_response_ms = 3000});
+    const char *key = key_for(p, h_fake_port(bad));
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+    uint64_t t0 = h_now_ms();
+
+    cr_assert(eq(int,
+                 h_sendf(c,
+                         "DELETE /echo HTTP/1.1\r\nHost: %s\r\nX-Key: %s\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                         H_HOST, key),
+                 0));
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200), "status %d", m.status);
+    cr_assert(eq(str, (char *)upstream(&m), "x2"));
+    cr_assert(lt(u64, h_now_ms() - t0, (uint64_t)2000), "the replay waited for a body");
+    cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1));
+    h_close(c);
+    h_proxy_finish(p);
+}
+
+/* A request that fails over counts in both clusters' requests and in y's failovers, so that
+ * requests = responses + failures + active + failovers holds for each cluster. */
+Test(retries, a_failed_over_request_keeps_both_counts_whole, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
+    /* y: nothing listens. The first request fails over on its retry and ejects y's node; the
+     * others fail over when they are routed. */
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{x1->port}}, .weight = "100", .y_extra = "    outlier: {failures: 1}\n"});
+    int adm = h_admin_connect(p);
+    struct h_conn *c = h_connect(p->port);
+
+    for (int i = 0; i < 3; i++) {
+        struct h_msg *m = request(c, "GET", "/", h_fmt("k%d", i), NULL);
+
+        cr_assert(eq(int, m->status, 200), "status %d", m->status);
+        cr_assert(eq(str, (char *)upstream(m), "x1"));
+    }
+    assert_stat(adm, "y health", "ejected", 1);
+    assert_stat(adm, "y requests", NULL, 3);
+    assert_stat(adm, "y failovers", NULL, 3);
+    assert_json(adm, "y", NULL, "requests", 3);
+    assert_stat(adm, "x requests", NULL, 3);
+    assert_json(adm, "x", NULL, "failovers", 0);
+    h_close(c);
+    h_proxy_finish(p);
+}
