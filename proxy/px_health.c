@@ -32,6 +32,7 @@ struct px_hnode {
     unsigned ok_run, fail_run;
     char last[24];           /* the last result: "-", "ok:200", "fail:timeout", ... */
     struct event *probe_ev;  /* owned: the next probe, or the running probe's deadline */
+    uint64_t probe_ms;       /* when the running (or last) probe started (monotonic) */
     struct bufferevent *bev; /* owned: the running probe's connection; NULL between probes */
     bool connected;          /* the running probe's connection was established */
     /* Passive detection. */
@@ -157,6 +158,7 @@ px_health_result(struct px_hnode *n, bool ok, const char *what)
     struct px_health *h = n->h;
     const struct cfg_health *hc = &h->cfg->clusters[n->cluster].health;
     struct xf_cluster_stats *cs = px_health_cs(h, n->cluster);
+    uint64_t took;
 
     px_health_probe_end(n);
     snprintf(n->last, sizeof(n->last), "%s", what);
@@ -183,7 +185,10 @@ px_health_result(struct px_hnode *n, bool ok, const char *what)
             px_health_publish(h);
         }
     }
-    px_health_schedule(n, hc->interval_ms);
+    /* Probes start `interval` apart whatever they took (timeout <= interval), so a node that
+     * stops answering is down within fall x interval of the first probe it fails. */
+    took = xf_now_ms() - n->probe_ms;
+    px_health_schedule(n, took < hc->interval_ms ? hc->interval_ms - (unsigned)took : 0);
 }
 
 /*
@@ -274,6 +279,7 @@ px_health_probe_start(struct px_hnode *n)
 
     px_health_target(n, &sa, &len);
     n->connected = false;
+    n->probe_ms = xf_now_ms();
     n->bev =
         bufferevent_socket_new(n->h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (n->bev == NULL) {
