@@ -2279,3 +2279,22 @@ h_log_wait(const char *path, const char *needle, int timeout_ms)
         h_sleep_ms(20);
     }
 }
+
+void
+h_assert_stat(int fd, const char *prefix, const char *name, long long want)
+{
+    long long got = h_admin_stat(fd, prefix, name);
+
+    cr_assert(eq(i64, got, want), "show stats \"%s\" %s: %lld, expected %lld (-1: absent):\n%s",
+              prefix, name != NULL ? name : "", got, want, h_admin_cmd(fd, "show stats"));
+}
+
+void
+h_assert_stat_json(int fd, const char *cluster, const char *object, const char *key, long long want)
+{
+    long long got = h_admin_stat_json(fd, cluster, object, key);
+
+    cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
+              cluster, object != NULL ? object : "", key, got, want,
+              h_admin_cmd(fd, "show stats json"));
+}

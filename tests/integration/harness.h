@@ -341,6 +341,11 @@ long long h_admin_stat(int fd, const char *prefix, const char *name);
  * is not there.
  */
 long long h_admin_stat_json(int fd, const char *cluster, const char *object, const char *key);
+/* Asserts a counter of show stats (h_admin_stat; -1 when absent), showing them all when not. */
+void h_assert_stat(int fd, const char *prefix, const char *name, long long want);
+/* Asserts a number of show stats json (h_admin_stat_json), showing the object when not. */
+void h_assert_stat_json(int fd, const char *cluster, const char *object, const char *key,
+                        long long want);
 /*
  * The nth (from 0) split-key value "k0", "k1", ... that `which KIND=VALUE` sends to node ADDR
  * (kind as in split.key: "header:X-Key"), by its hash; NULL when none of the first 2000 does.

@@ -152,26 +152,6 @@ wait_down(int adm, const char *cluster, const char *addr)
               h_admin_cmd(adm, "show nodes"));
 }
 
-static void
-assert_stat(int adm, const char *prefix, const char *name, long long want)
-{
-    long long got = h_admin_stat(adm, prefix, name);
-
-    cr_assert(eq(i64, got, want), "show stats \"%s\" %s: %lld, expected %lld (-1: absent):\n%s",
-              prefix, name != NULL ? name : "", got, want, h_admin_cmd(adm, "show stats"));
-}
-
-/* Asserts a number of show stats json (see h_admin_stat_json). */
-static void
-assert_json(int adm, const char *cluster, const char *object, const char *key, long long want)
-{
-    long long got = h_admin_stat_json(adm, cluster, object, key);
-
-    cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
-              cluster, object != NULL ? object : "", key, got, want,
-              h_admin_cmd(adm, "show stats json"));
-}
-
 Test(failover, killing_one_of_two_y_nodes_fails_no_request, .timeout = H_TEST_TIMEOUT)
 {
     struct fleet f;
@@ -199,8 +179,8 @@ Test(failover, killing_one_of_two_y_nodes_fails_no_request, .timeout = H_TEST_TI
     }
     load_check(bench);
     wait_down(f.adm, "y", f.y1->addr);
-    assert_stat(f.adm, "y failovers", NULL, 0);
-    assert_stat(f.adm, "y health", "down", 1);
+    h_assert_stat(f.adm, "y failovers", NULL, 0);
+    h_assert_stat(f.adm, "y health", "down", 1);
     h_close(c);
     h_proxy_finish(f.p);
 }
@@ -263,7 +243,7 @@ Test(failover, y_without_failover_answers_503_and_forwards_nothing, .timeout = H
     cr_assert(eq(int, m->status, 503), "status %d", m->status);
     h_sleep_ms(100);
     cr_assert(eq(sz, h_fake_conns(fx), (size_t)0), "x was sent y's request");
-    assert_stat(adm, "y failovers", NULL, 0);
+    h_assert_stat(adm, "y failovers", NULL, 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -288,7 +268,7 @@ Test(failover, x_does_not_fail_over_to_y_by_default, .timeout = H_TEST_TIMEOUT)
     cr_assert(eq(int, m->status, 503), "status %d with x down", m->status);
     h_sleep_ms(100);
     cr_assert(eq(sz, h_fake_conns(fy), (size_t)0), "y was sent x's request");
-    assert_stat(adm, "x failovers", NULL, 0);
+    h_assert_stat(adm, "x failovers", NULL, 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -304,8 +284,8 @@ Test(failover, x_with_failover_true_is_served_by_y, .timeout = H_TEST_TIMEOUT)
 
     wait_down(adm, "x", h_fmt("127.0.0.1:%d", dead));
     cr_assert(eq(str, (char *)served_by(c, "k1"), "y1"));
-    assert_stat(adm, "x failovers", NULL, 1);
-    assert_stat(adm, "y failovers", NULL, 0);
+    h_assert_stat(adm, "x failovers", NULL, 1);
+    h_assert_stat(adm, "y failovers", NULL, 0);
     cr_assert(h_log_wait(p->proc->log_path, "event=failover", 1000),
               "no event=failover in crossfade's log");
     h_close(c);
@@ -326,9 +306,9 @@ Test(failover, draining_every_y_node_sends_y_clients_to_x, .timeout = H_TEST_TIM
     cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "%s", reply);
     for (int i = 0; i < 3; i++)
         cr_assert(eq(str, (char *)served_by(c, "k1"), "x1"));
-    assert_stat(adm, "y failovers", NULL, 3);
-    assert_json(adm, "y", NULL, "failovers", 3);
-    assert_json(adm, "x", NULL, "failovers", 0);
+    h_assert_stat(adm, "y failovers", NULL, 3);
+    h_assert_stat_json(adm, "y", NULL, "failovers", 3);
+    h_assert_stat_json(adm, "x", NULL, "failovers", 0);
     reply = h_admin_cmd(adm, h_fmt("enable node y/%s", y1->addr));
     cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "%s", reply);
     cr_assert(eq(str, (char *)served_by(c, "k1"), "y1"));
@@ -350,7 +330,7 @@ Test(failover, y_nodes_of_weight_0_send_y_clients_to_x, .timeout = H_TEST_TIMEOU
     cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "%s", reply);
     for (int i = 0; i < 2; i++)
         cr_assert(eq(str, (char *)served_by(c, "k1"), "x1"));
-    assert_stat(adm, "y failovers", NULL, 2);
+    h_assert_stat(adm, "y failovers", NULL, 2);
     h_close(c);
     h_proxy_finish(p);
 }

@@ -78,16 +78,6 @@ wait_node(int adm, const char *cluster, const char *addr, unsigned word, const c
               timeout_ms, h_admin_cmd(adm, "show nodes"));
 }
 
-/* Asserts a counter of show stats. */
-static void
-assert_stat(int adm, const char *prefix, const char *name, long long want)
-{
-    long long got = h_admin_stat(adm, prefix, name);
-
-    cr_assert(eq(i64, got, want), "show stats \"%s\" %s: %lld, expected %lld (-1: absent):\n%s",
-              prefix, name != NULL ? name : "", got, want, h_admin_cmd(adm, "show stats"));
-}
-
 static const char *
 log_of(const struct h_proxy *p)
 {
@@ -99,17 +89,6 @@ static void
 assert_logged(const struct h_proxy *p, const char *needle)
 {
     cr_assert(h_log_wait(log_of(p), needle, 1000), "no \"%s\" in crossfade's log", needle);
-}
-
-/* Asserts a number of show stats json (see h_admin_stat_json). */
-static void
-assert_json(int adm, const char *cluster, const char *object, const char *key, long long want)
-{
-    long long got = h_admin_stat_json(adm, cluster, object, key);
-
-    cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
-              cluster, object != NULL ? object : "", key, got, want,
-              h_admin_cmd(adm, "show stats json"));
 }
 
 /* ------------------------------------------------------------------ active checks */
@@ -141,7 +120,7 @@ Test(health, a_node_that_never_answers_is_down_in_interval_x_fall, .timeout = H_
     assert_node(adm, "x", x2->addr, H_NODE_STATE, "up");
     assert_node(adm, "x", x2->addr, H_NODE_CHECK, "ok:200");
     assert_logged(p, h_fmt("event=node_down cluster=x node=%s", addr));
-    assert_stat(adm, "x health", "down", 1);
+    h_assert_stat(adm, "x health", "down", 1);
     h_proxy_finish(p);
 }
 
@@ -218,14 +197,14 @@ Test(health, the_health_port_decides_and_rise_brings_it_back, .timeout = H_TEST_
     assert_node(adm, "y", y1->addr, H_NODE_CHECK, "ok:200");
     assert_logged(p, h_fmt("event=node_up cluster=y node=%s", y1->addr));
     get_from(c, "y1");
-    assert_stat(adm, "y health", "down", 1);
-    assert_stat(adm, "y health", "up", 1);
-    assert_stat(adm, "y health", "ejected", 0);
-    assert_stat(adm, "x health", "down", 0);
-    assert_json(adm, "y", "health", "down", 1);
-    assert_json(adm, "y", "health", "up", 1);
-    assert_json(adm, "y", "health", "ejected", 0);
-    assert_json(adm, "x", "health", "down", 0);
+    h_assert_stat(adm, "y health", "down", 1);
+    h_assert_stat(adm, "y health", "up", 1);
+    h_assert_stat(adm, "y health", "ejected", 0);
+    h_assert_stat(adm, "x health", "down", 0);
+    h_assert_stat_json(adm, "y", "health", "down", 1);
+    h_assert_stat_json(adm, "y", "health", "up", 1);
+    h_assert_stat_json(adm, "y", "health", "ejected", 0);
+    h_assert_stat_json(adm, "x", "health", "down", 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -247,7 +226,7 @@ Test(health, a_node_starts_up_and_one_failed_check_keeps_it_up, .timeout = H_TES
     check = h_word(h_admin_node_line(adm, "x", x1->addr), H_NODE_CHECK);
     cr_assert(strcmp(check, "-") == 0 || strcmp(check, "fail:503") == 0, "check %s", check);
     get_from(c, "x1");
-    assert_stat(adm, "x health", "down", 0);
+    h_assert_stat(adm, "x health", "down", 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -365,7 +344,7 @@ Test(health, consecutive_5xx_eject_a_node_and_traffic_avoids_it, .timeout = H_TE
     assert_node(adm, "x", bad->addr, H_NODE_STATE, "ejected");
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "1");
     assert_node(adm, "x", good->addr, H_NODE_STATE, "up");
-    assert_stat(adm, "x health", "ejected", 1);
+    h_assert_stat(adm, "x health", "ejected", 1);
     assert_logged(p, h_fmt("event=node_ejected cluster=x node=%s", bad->addr));
     h_close(c);
     h_proxy_finish(p);
@@ -411,7 +390,7 @@ Test(health, an_ejection_doubles_and_probation_ejects_at_once, .timeout = H_TEST
     sleep_until(t + 1500);
     assert_bad_is_back(c);
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "3");
-    assert_stat(adm, "x health", "ejected", 3);
+    h_assert_stat(adm, "x health", "ejected", 3);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -459,7 +438,7 @@ Test(health, x_without_failover_never_ejects_its_last_node, .timeout = H_TEST_TI
     }
     assert_node(adm, "x", bad->addr, H_NODE_STATE, "up");
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "0");
-    assert_stat(adm, "x health", "ejected", 0);
+    h_assert_stat(adm, "x health", "ejected", 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -487,10 +466,10 @@ Test(health, y_with_failover_ejects_its_last_node_and_uses_x, .timeout = H_TEST_
         get_from(c, "x1");
     assert_node(adm, "y", bad->addr, H_NODE_STATE, "ejected");
     assert_node(adm, "y", bad->addr, H_NODE_EJECTIONS, "1");
-    assert_stat(adm, "y failovers", NULL, 5);
-    assert_stat(adm, "y health", "ejected", 1);
-    assert_json(adm, "y", NULL, "failovers", 5);
-    assert_json(adm, "y", "health", "ejected", 1);
+    h_assert_stat(adm, "y failovers", NULL, 5);
+    h_assert_stat(adm, "y health", "ejected", 1);
+    h_assert_stat_json(adm, "y", NULL, "failovers", 5);
+    h_assert_stat_json(adm, "y", "health", "ejected", 1);
     h_close(c);
     h_proxy_finish(p);
 }

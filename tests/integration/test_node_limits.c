@@ -50,26 +50,6 @@ collect(struct h_conn **c, size_t n, uint64_t t0, uint64_t *ms, struct h_msg *m)
         cr_assert(eq(int, h_read_response(c[i], &m[i]), 0), "response %zu: %s", i, m[i].error);
 }
 
-static void
-assert_stat(int adm, const char *prefix, const char *name, long long want)
-{
-    long long got = h_admin_stat(adm, prefix, name);
-
-    cr_assert(eq(i64, got, want), "show stats \"%s\" %s: %lld, expected %lld (-1: absent):\n%s",
-              prefix, name != NULL ? name : "", got, want, h_admin_cmd(adm, "show stats"));
-}
-
-/* Asserts a number of show stats json (see h_admin_stat_json). */
-static void
-assert_json(int adm, const char *cluster, const char *object, const char *key, long long want)
-{
-    long long got = h_admin_stat_json(adm, cluster, object, key);
-
-    cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
-              cluster, object != NULL ? object : "", key, got, want,
-              h_admin_cmd(adm, "show stats json"));
-}
-
 /* Reads one response on c within 5 s; returns it and the milliseconds since t0 in *ms. */
 static struct h_msg *
 read_timed(struct h_conn *c, uint64_t t0, uint64_t *ms)
@@ -118,9 +98,9 @@ Test(node_limits, a_full_node_queue_answers_503_at_once, .timeout = H_TEST_TIMEO
     /* One connection: the queued request waited for the first one. */
     cr_assert(ge(u64, slowest, (uint64_t)900), "the second 200 came after %llu ms",
               (unsigned long long)slowest);
-    assert_stat(adm, "x queue", "full", 1);
-    assert_stat(adm, "x queue", "timeouts", 0);
-    assert_stat(adm, "x queue", "waiting", 0);
+    h_assert_stat(adm, "x queue", "full", 1);
+    h_assert_stat(adm, "x queue", "timeouts", 0);
+    h_assert_stat(adm, "x queue", "waiting", 0);
     h_proxy_finish(p);
 }
 
@@ -172,12 +152,12 @@ Test(node_limits, a_queued_request_gets_503_after_timeouts_queue, .timeout = H_T
               (unsigned long long)ms);
     m = read_timed(c1, t0, &ms);
     cr_assert(eq(int, m->status, 200));
-    assert_stat(adm, "x queue", "timeouts", 1);
-    assert_stat(adm, "x queue", "full", 0);
-    assert_stat(adm, "x queue", "waiting", 0);
-    assert_json(adm, "x", "queue", "timeouts", 1);
-    assert_json(adm, "x", "queue", "full", 0);
-    assert_json(adm, "x", "queue", "waiting", 0);
+    h_assert_stat(adm, "x queue", "timeouts", 1);
+    h_assert_stat(adm, "x queue", "full", 0);
+    h_assert_stat(adm, "x queue", "waiting", 0);
+    h_assert_stat_json(adm, "x", "queue", "timeouts", 1);
+    h_assert_stat_json(adm, "x", "queue", "full", 0);
+    h_assert_stat_json(adm, "x", "queue", "waiting", 0);
     h_proxy_finish(p);
 }
 
@@ -195,15 +175,15 @@ Test(node_limits, a_waiting_request_is_counted_then_served, .timeout = H_TEST_TI
     h_sleep_ms(50);
     send_get(c2, "/");
     h_sleep_ms(200);
-    assert_stat(adm, "x queue", "waiting", 1);
+    h_assert_stat(adm, "x queue", "waiting", 1);
     m = read_timed(c1, t0, &ms1);
     cr_assert(eq(int, m->status, 200));
     m = read_timed(c2, t0, &ms2);
     cr_assert(eq(int, m->status, 200), "the queued request got %d", m->status);
     cr_assert(ge(u64, ms2, ms1), "the queued request was answered before the busy one");
-    assert_stat(adm, "x queue", "waiting", 0);
-    assert_stat(adm, "x queue", "timeouts", 0);
-    assert_stat(adm, "x queue", "full", 0);
+    h_assert_stat(adm, "x queue", "waiting", 0);
+    h_assert_stat(adm, "x queue", "timeouts", 0);
+    h_assert_stat(adm, "x queue", "full", 0);
     h_proxy_finish(p);
 }
 
@@ -227,7 +207,7 @@ Test(node_limits, max_pending_0_answers_503_at_once_when_busy, .timeout = H_TEST
               (unsigned long long)ms);
     m = read_timed(c1, t0, &ms);
     cr_assert(eq(int, m->status, 200));
-    assert_stat(adm, "x queue", "full", 1);
+    h_assert_stat(adm, "x queue", "full", 1);
     h_proxy_finish(p);
 }
 
@@ -395,7 +375,7 @@ Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_T
     h_sleep_ms(50);
     send_get(c, "/");
     h_sleep_ms(100);
-    assert_stat(adm, "x queue", "waiting", 2);
+    h_assert_stat(adm, "x queue", "waiting", 2);
     cr_assert(eq(int, kill(p->proc->pid, SIGSTOP), 0));
     h_sleep_ms(400); /* the node answers a meanwhile */
     h_close(b);
@@ -408,7 +388,7 @@ Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_T
     cr_assert(eq(int, m->status, 200), "the request behind the one that left got %d", m->status);
     cr_assert(lt(u64, ms, (uint64_t)1500), "it was served %llu ms later, not at once",
               (unsigned long long)ms);
-    assert_stat(adm, "x queue", "timeouts", 0);
-    assert_stat(adm, "x queue", "waiting", 0);
+    h_assert_stat(adm, "x queue", "timeouts", 0);
+    h_assert_stat(adm, "x queue", "waiting", 0);
     h_proxy_finish(p);
 }

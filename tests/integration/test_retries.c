@@ -75,26 +75,6 @@ upstream(const struct h_msg *m)
     return u != NULL ? u : "";
 }
 
-static void
-assert_stat(int adm, const char *prefix, const char *name, long long want)
-{
-    long long got = h_admin_stat(adm, prefix, name);
-
-    cr_assert(eq(i64, got, want), "show stats \"%s\" %s: %lld, expected %lld (-1: absent):\n%s",
-              prefix, name != NULL ? name : "", got, want, h_admin_cmd(adm, "show stats"));
-}
-
-/* Asserts a number of show stats json (see h_admin_stat_json). */
-static void
-assert_json(int adm, const char *cluster, const char *object, const char *key, long long want)
-{
-    long long got = h_admin_stat_json(adm, cluster, object, key);
-
-    cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
-              cluster, object != NULL ? object : "", key, got, want,
-              h_admin_cmd(adm, "show stats json"));
-}
-
 /* Two closers in x: wherever a request goes first, a retry would reach a node again. */
 static void
 check_body_not_replayed(const char *method)
@@ -115,7 +95,7 @@ check_body_not_replayed(const char *method)
     first = h_fake_requests_all(c1) == 1 ? c1 : c2;
     cr_assert(ne(ptr, strstr(h_fake_received(first, 0, NULL), "\r\n\r\nname=value&x=1"), NULL),
               "the node did not get the whole body");
-    assert_stat(adm, "x retries", NULL, 0);
+    h_assert_stat(adm, "x retries", NULL, 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -144,9 +124,9 @@ Test(retries, a_get_closed_before_any_byte_is_retried_elsewhere, .timeout = H_TE
     cr_assert(eq(str, (char *)upstream(m), "good"));
     cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1), "the first node did not get the GET");
     cr_assert(eq(sz, h_fake_requests_all(good), (size_t)1));
-    assert_stat(adm, "x retries", NULL, 1);
-    assert_json(adm, "x", NULL, "retries", 1);
-    assert_json(adm, "y", NULL, "retries", 0);
+    h_assert_stat(adm, "x retries", NULL, 1);
+    h_assert_stat_json(adm, "x", NULL, "retries", 1);
+    h_assert_stat_json(adm, "y", NULL, "retries", 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -171,13 +151,13 @@ Test(retries, idempotent_methods_are_retried_and_post_is_not, .timeout = H_TEST_
         cr_assert(eq(sz, h_fake_requests_all(bad), ++n), "%s did not go to the closer first",
                   methods[i]);
     }
-    assert_stat(adm, "x retries", NULL, (long long)n);
+    h_assert_stat(adm, "x retries", NULL, (long long)n);
     /* A POST, even without a body: its head was sent, so it is not retried. */
     m = request(c, "POST", "/", key, "");
     cr_assert(eq(int, m->status, 502), "POST: status %d from \"%s\"", m->status, upstream(m));
     h_sleep_ms(SETTLE_MS);
     cr_assert(eq(sz, h_fake_requests_all(bad), n + 1));
-    assert_stat(adm, "x retries", NULL, (long long)n);
+    h_assert_stat(adm, "x retries", NULL, (long long)n);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -198,7 +178,7 @@ Test(retries, a_post_to_a_refused_node_is_retried_elsewhere, .timeout = H_TEST_T
     cr_assert(eq(str, (char *)upstream(m), "x2"));
     cr_assert(ne(ptr, strstr(m->body, "POST /echo HTTP/1.1\r\n"), NULL), "%s", m->body);
     cr_assert(ne(ptr, strstr(m->body, "\r\n\r\na=1&b=2"), NULL), "%s", m->body);
-    assert_stat(adm, "x retries", NULL, 1);
+    h_assert_stat(adm, "x retries", NULL, 1);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -218,7 +198,7 @@ Test(retries, a_get_whose_connect_times_out_is_retried_elsewhere, .timeout = H_T
 
     cr_assert(eq(int, m->status, 200), "status %d", m->status);
     cr_assert(eq(str, (char *)upstream(m), "good"));
-    assert_stat(adm, "x retries", NULL, 1);
+    h_assert_stat(adm, "x retries", NULL, 1);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -239,7 +219,7 @@ Test(retries, with_retries_0_a_failed_get_gets_502, .timeout = H_TEST_TIMEOUT)
     h_sleep_ms(SETTLE_MS);
     cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1));
     cr_assert(eq(sz, h_fake_conns(good), (size_t)0), "retried with retries: 0");
-    assert_stat(adm, "x retries", NULL, 0);
+    h_assert_stat(adm, "x retries", NULL, 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -264,7 +244,7 @@ Test(retries, a_get_is_tried_at_most_1_plus_retries_times, .timeout = H_TEST_TIM
         total += h_fake_requests_all(n[i]);
     }
     cr_assert(eq(sz, total, (size_t)3), "%zu attempts", total);
-    assert_stat(adm, "x retries", NULL, 2);
+    h_assert_stat(adm, "x retries", NULL, 2);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -282,7 +262,7 @@ Test(retries, a_get_failing_on_the_last_y_node_is_retried_on_x, .timeout = H_TES
     cr_assert(eq(int, m->status, 200), "status %d", m->status);
     cr_assert(eq(str, (char *)upstream(m), "x1"));
     cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1));
-    assert_stat(adm, "y retries", NULL, 1);
+    h_assert_stat(adm, "y retries", NULL, 1);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -442,12 +422,12 @@ Test(retries, a_failed_over_request_keeps_both_counts_whole, .timeout = H_TEST_T
         cr_assert(eq(int, m->status, 200), "status %d", m->status);
         cr_assert(eq(str, (char *)upstream(m), "x1"));
     }
-    assert_stat(adm, "y health", "ejected", 1);
-    assert_stat(adm, "y requests", NULL, 3);
-    assert_stat(adm, "y failovers", NULL, 3);
-    assert_json(adm, "y", NULL, "requests", 3);
-    assert_stat(adm, "x requests", NULL, 3);
-    assert_json(adm, "x", NULL, "failovers", 0);
+    h_assert_stat(adm, "y health", "ejected", 1);
+    h_assert_stat(adm, "y requests", NULL, 3);
+    h_assert_stat(adm, "y failovers", NULL, 3);
+    h_assert_stat_json(adm, "y", NULL, "requests", 3);
+    h_assert_stat(adm, "x requests", NULL, 3);
+    h_assert_stat_json(adm, "x", NULL, "failovers", 0);
     h_close(c);
     h_proxy_finish(p);
 }
