@@ -65,6 +65,9 @@ void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *a
 typedef int (*adm_health_info_fn)(void *arg, uint32_t id, char *check, size_t check_size,
                                   unsigned *ejections);
 void adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *arg);
+/* Calls fn(arg) after every snapshot an admin command publishes (the proxy takes it at once, so
+ * a drained node's idle connections close and requests waiting for it move). */
+void adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg);
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -370,6 +373,8 @@ struct adm_state {
     void *node_info_arg;            /* borrowed */
     adm_health_info_fn health_info; /* NULL until adm_server_set_health_info */
     void *health_info_arg;          /* borrowed */
+    void (*published)(void *arg);   /* NULL until adm_server_set_published */
+    void *published_arg;            /* borrowed */
 };
 
 enum adm_result {

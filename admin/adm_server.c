@@ -538,6 +538,13 @@ adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *ar
 }
 
 void
+adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg)
+{
+    s->state.published = fn;
+    s->state.published_arg = arg;
+}
+
+void
 adm_server_free(struct adm_server *s)
 {
     struct adm_client *c;

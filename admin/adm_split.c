@@ -34,6 +34,8 @@ void
 adm_publish(struct adm_state *st, struct bal_snapshot *next)
 {
     bal_router_publish(st->router, next);
+    if (st->published != NULL)
+        st->published(st->published_arg);
     adm_state_save(st);
 }
 

@@ -114,6 +114,7 @@ main(int argc, char **argv)
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);
         adm_server_set_health_info(adm, px_health_info, health);
+        adm_server_set_published(adm, px_worker_refresh, w);
     }
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,

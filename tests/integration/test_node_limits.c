@@ -392,3 +392,41 @@ Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_T
     h_assert_stat(adm, "x queue", "waiting", 0);
     h_proxy_finish(p);
 }
+
+/* Draining a node moves the requests waiting for it at once, not when its connection frees. */
+Test(node_limits, draining_a_node_moves_its_waiting_requests, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
+    struct h_upstream *x2 = h_upstream_start("x2", NULL);
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port, 0, "max_connections: 1"}, {x2->port}},
+                                             .split_extra = "  key: [\"header:X-Key\"]\n"});
+    int adm = h_admin_connect(p);
+    const char *addr = h_fmt("127.0.0.1:%d", x1->port);
+    const char *key = h_admin_key_for_node(adm, "header:X-Key", addr, 0);
+    struct h_conn *a = h_connect(p->port), *b = h_connect(p->port);
+    struct h_msg *m;
+    uint64_t t0, ms;
+
+    cr_assert(ne(ptr, (void *)key, NULL));
+    cr_assert(eq(
+        int, h_sendf(a, "GET /delay/1500 HTTP/1.1\r\nHost: %s\r\nX-Key: %s\r\n\r\n", H_HOST, key),
+        0));
+    h_sleep_ms(50);
+    cr_assert(
+        eq(int, h_sendf(b, "GET / HTTP/1.1\r\nHost: %s\r\nX-Key: %s\r\n\r\n", H_HOST, key), 0));
+    h_sleep_ms(100);
+    h_assert_stat(adm, "x queue", "waiting", 1);
+    t0 = h_now_ms();
+    cr_assert(eq(str, h_admin_cmd(adm, h_fmt("drain node x/%s", addr)),
+                 (char *)h_fmt("ok: node x/%s draining (was up)\n", addr)));
+    m = read_timed(b, t0, &ms);
+    cr_assert(eq(int, m->status, 200));
+    cr_assert(eq(str, (char *)h_header(m, "X-Upstream"), "x2"));
+    cr_assert(lt(u64, ms, (uint64_t)700), "the waiting request moved after %llu ms",
+              (unsigned long long)ms);
+    m = read_timed(a, t0, &ms);
+    cr_assert(eq(int, m->status, 200), "the request in flight on the drained node finishes");
+    cr_assert(eq(str, (char *)h_header(m, "X-Upstream"), "x1"));
+    h_proxy_finish(p);
+}
