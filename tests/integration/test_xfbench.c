@@ -173,8 +173,10 @@ Test(xfbench, open_loop_sends_at_the_rate_asked, .timeout = H_TEST_TIMEOUT)
 
     cr_assert(eq(int, code, 0), "%s%s", out, err);
     json = h_read_file(j, NULL);
-    /* 500 due in 2 s; the last few may still be in flight at the deadline. */
-    cr_assert(ge(dbl, json_num(json, "responses", NULL), 490), "%s", json);
+    /* 500 due in 2 s; the last few may still be in flight at the deadline, more when the machine
+     * starves the generator (seen: 472 with two suites at once on 2 cores). A broken schedule
+     * sends as fast as it can (thousands) or far fewer. */
+    cr_assert(ge(dbl, json_num(json, "responses", NULL), 450), "%s", json);
     cr_assert(le(dbl, json_num(json, "responses", NULL), 500), "%s", json);
 }
 
