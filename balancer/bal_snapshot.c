@@ -133,12 +133,7 @@ bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
         const struct bal_cluster *src = &s->clusters[c];
         struct bal_cluster *dst = &copy->clusters[c];
 
-        dst->n_nodes = src->n_nodes;
-        dst->balance = src->balance;
-        dst->failover = src->failover;
-        dst->max_conns = src->max_conns;
-        dst->max_pending = src->max_pending;
-        dst->n_schedule = src->n_schedule;
+        *dst = *src; /* every field; the two arrays are the copy's own below */
         dst->nodes = calloc(src->n_nodes ? src->n_nodes : 1, sizeof(*dst->nodes));
         dst->schedule = calloc(src->n_schedule ? src->n_schedule : 1, sizeof(*dst->schedule));
         if (dst->nodes == NULL || dst->schedule == NULL) {

@@ -103,7 +103,11 @@ bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct 
     out->cluster = side;
     out->assigned = side;
     out->failover = false;
-    out->khash = bal_node_key_hash(key.ptr, key.len, snap->seed_hash);
+    /* The key's node hash, kept for a retry; only hash balance reads it. */
+    out->khash = snap->clusters[CFG_CLUSTER_X].balance == CFG_BALANCE_HASH ||
+                         snap->clusters[CFG_CLUSTER_Y].balance == CFG_BALANCE_HASH
+                     ? bal_node_key_hash(key.ptr, key.len, snap->seed_hash)
+                     : 0;
     out->node = bal_node_pick_hashed(&snap->clusters[side], side, out->khash, st, NULL, 0);
     if (out->node == NULL && snap->clusters[side].failover) {
         enum cfg_cluster_id other = side == CFG_CLUSTER_X ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
