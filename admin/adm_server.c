@@ -3,6 +3,7 @@
 #include "admin/adm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -43,6 +44,8 @@ struct adm_server {
     unsigned n_clients;
     unsigned next_id;
     uint64_t refused, refuse_logged_ms; /* clients refused at ADM_MAX_CLIENTS, for the log */
+    int spare_fd;         /* owned: /dev/null, given up to accept an admin client at EMFILE */
+    bool relisten_logged; /* an accept failure was logged and descriptors did not come back */
 };
 
 enum adm_client_rc {
@@ -267,8 +270,12 @@ adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
            c->peer.uid, c->peer.pid);
 }
 
-/* accept failed with something else than "try again" (EMFILE, ENFILE, ENOMEM): pause the
- * listener for a second rather than spin on a socket that stays readable. */
+/*
+ * accept failed with something else than "try again" (EMFILE, ENFILE, ENOMEM). Out of
+ * descriptors, the spare one kept for this is given up to take the operator's connection (the
+ * proxy's clients may have taken every other one: the admin socket is how the operator finds out).
+ * Then the listener pauses for a second rather than spin on a socket that stays readable.
+ */
 static void
 adm_server_on_accept_error(struct evconnlistener *l, void *arg)
 {
@@ -276,10 +283,34 @@ adm_server_on_accept_error(struct evconnlistener *l, void *arg)
     struct timeval tv = {ADM_RELISTEN_MS / 1000, (ADM_RELISTEN_MS % 1000) * 1000};
     int e = EVUTIL_SOCKET_ERROR();
 
-    XF_LOG(XF_LOG_WARN, "admin", "event=accept_failed error=\"%s\" retry_ms=%d",
-           evutil_socket_error_to_string(e), ADM_RELISTEN_MS);
+    if ((e == EMFILE || e == ENFILE) && s->spare_fd != -1) {
+        int fd;
+
+        close(s->spare_fd);
+        s->spare_fd = -1;
+        fd = accept4(evconnlistener_get_fd(l), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd != -1) {
+            XF_LOG(XF_LOG_WARN, "admin",
+                   "event=accept_with_spare error=\"%s\" note=\"out of descriptors: the spare "
+                   "one serves this admin connection\"",
+                   evutil_socket_error_to_string(e));
+            adm_server_on_accept(l, fd, NULL, 0, s);
+        }
+    }
+    if (!s->relisten_logged)
+        XF_LOG(XF_LOG_WARN, "admin", "event=accept_failed error=\"%s\" retry_ms=%d",
+               evutil_socket_error_to_string(e), ADM_RELISTEN_MS);
+    s->relisten_logged = true;
     evconnlistener_disable(l);
     evtimer_add(s->ev_relisten, &tv);
+}
+
+/* Keeps one descriptor aside for an admin connection when the process runs out of them. */
+static void
+adm_server_spare(struct adm_server *s)
+{
+    if (s->spare_fd == -1)
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void
@@ -289,6 +320,9 @@ adm_server_on_relisten(evutil_socket_t fd, short what, void *arg)
 
     XF_UNUSED(fd);
     XF_UNUSED(what);
+    adm_server_spare(s);
+    if (s->spare_fd != -1)
+        s->relisten_logged = false; /* descriptors are back: a new shortage is logged again */
     evconnlistener_enable(s->listener);
 }
 
@@ -454,6 +488,7 @@ adm_socket_bind(struct adm_server *s, struct xf_err *err)
         adm_socket_check_dir(s->path, cfg);
     s->dev = st.st_dev;
     s->ino = st.st_ino;
+    xf_fatal_unlink_on_exit(s->path, (unsigned long)s->dev, (unsigned long)s->ino);
     return fd;
 fail:
     close(fd);
@@ -469,6 +504,7 @@ adm_socket_unlink(struct adm_server *s)
     if (!s->bound)
         return;
     s->bound = false;
+    xf_fatal_forget();
     if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == s->ino &&
         st.st_dev == s->dev)
         unlink(s->path);
@@ -488,6 +524,7 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
         return NULL;
     }
     s->base = base;
+    s->spare_fd = -1;
     TAILQ_INIT(&s->clients);
     if (adm_state_init(&s->state, cfg, router, base, err) == -1)
         goto fail;
@@ -510,6 +547,7 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
         goto fail;
     }
     evconnlistener_set_error_cb(s->listener, adm_server_on_accept_error);
+    adm_server_spare(s);
     XF_LOG(XF_LOG_INFO, "admin", "event=listening socket=%s", s->path);
     return s;
 fail:
@@ -557,6 +595,8 @@ adm_server_free(struct adm_server *s)
         evconnlistener_free(s->listener);
     if (s->ev_relisten != NULL)
         event_free(s->ev_relisten);
+    if (s->spare_fd != -1)
+        close(s->spare_fd);
     adm_socket_unlink(s);
     if (s->state_ready)
         adm_state_fini(&s->state);

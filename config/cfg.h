@@ -25,6 +25,8 @@ enum cfg_role {
 struct cfg_listener {
     struct cfg_addr addr;
     enum cfg_role role;
+    uint16_t node_port; /* requests taken here go to each node's host at this port; 0 (default):
+                           the node's own port */
 };
 
 struct cfg_node {

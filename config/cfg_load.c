@@ -52,9 +52,10 @@ static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
 enum cfg_listen_key {
     CFG_LISTEN_ADDRESS = 0,
     CFG_LISTEN_ROLE,
+    CFG_LISTEN_NODE_PORT,
     CFG_LISTEN_COUNT,
 };
-static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {"address", "role"};
+static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {"address", "role", "node_port"};
 static const char *const cfg_role_names[] = {"proxy", "admin_api"}; /* by enum cfg_role */
 
 enum cfg_admin_key {
@@ -633,7 +634,17 @@ cfg_walk_listener(const struct cfg_ctx *ctx, const yaml_node_t *item, size_t i)
                             "expected each listen address once, got %s again (as listen[%zu])",
                             cfg_show_str(shown, l->addr.text), j);
     }
-    if (item->type != YAML_MAPPING_NODE || v[CFG_LISTEN_ROLE] == NULL)
+    if (item->type != YAML_MAPPING_NODE)
+        return 0;
+    if (v[CFG_LISTEN_NODE_PORT] != NULL) {
+        unsigned port;
+
+        if (cfg_get_unsigned(ctx, v[CFG_LISTEN_NODE_PORT], cfg_path_key(sub, path, "node_port"), 1,
+                             65535, &port) == -1)
+            return -1;
+        l->node_port = (uint16_t)port;
+    }
+    if (v[CFG_LISTEN_ROLE] == NULL)
         return 0;
     cfg_path_key(sub, path, "role");
     role = cfg_scalar(ctx, v[CFG_LISTEN_ROLE], sub, "proxy or admin_api");

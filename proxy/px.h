@@ -24,10 +24,16 @@ enum px_rc {
     PX_DONE, /* the transaction was ended (answered with an error): touch neither it nor its node */
 };
 
-/* A growable byte buffer; empty buffers hold no memory. */
+/*
+ * A growable byte buffer; empty buffers hold no memory. A failed allocation is sticky: the buffer
+ * takes no more bytes and px_buf_send refuses to send any, so a head cut short by an allocation
+ * failure in the middle of a sequence of appends is never sent. Callers check once, at the send,
+ * instead of after every append.
+ */
 struct px_buf {
     char *data; /* owned, NULL while nothing was ever stored */
     size_t start, end, cap;
+    bool failed; /* an append or a reservation failed: nothing more is taken or sent */
 };
 
 static inline size_t
@@ -42,24 +48,26 @@ px_buf_head(const struct px_buf *b)
     return b->data + b->start;
 }
 
-/* Appends n bytes; returns 0 or -1 when out of memory. */
+/* Appends n bytes; returns 0, or -1 when out of memory or the buffer failed before. */
 int px_buf_append(struct px_buf *b, const void *p, size_t n);
 int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
-/* Makes room for at least n more bytes at the end; returns the write pointer or NULL. */
+/* Makes room for at least n more bytes at the end; returns the write pointer, or NULL (the buffer
+ * is then failed). */
 char *px_buf_reserve(struct px_buf *b, size_t n);
 void px_buf_consume(struct px_buf *b, size_t n);
 /* Makes b hold a copy of n bytes in a block of exactly n (a buffer that will not grow: no
  * 16 KiB minimum). Returns 0, or -1 when out of memory (b empty). */
 int px_buf_dup(struct px_buf *b, const void *p, size_t n);
-/* Appends what `src` holds to `dst` and empties src; no copy when dst is empty. 0, or -1 when out
- * of memory (src is emptied either way). */
+/* Appends what `src` holds to `dst` and empties src; no copy when dst is empty. A failed src fails
+ * dst. 0, or -1 when out of memory (src is emptied either way). */
 int px_buf_move(struct px_buf *dst, struct px_buf *src);
-/* Frees the memory (the buffer becomes empty and holds nothing). */
+/* Frees the memory (the buffer becomes empty, holds nothing, and is no longer failed). */
 void px_buf_free(struct px_buf *b);
 
 /*
  * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the
- * socket would block (the rest stays in b), PX_CLOSE on a socket error (errno set).
+ * socket would block (the rest stays in b), PX_CLOSE on a socket error (errno set) or when the
+ * buffer failed (errno ENOMEM; nothing is sent: what it holds may be cut).
  */
 enum px_rc px_buf_send(struct px_buf *b, int fd, uint64_t *sent);
 
@@ -190,14 +198,24 @@ struct px_upstream;
 struct px_txn;
 
 /*
- * Per-node state of one worker: the pool of idle keep-alive connections and counters. Pools are
- * indexed by the node's id, which stays the same across snapshots; a pool outlives them all.
+ * Where a worker connects for a node: its own address (target 0), or its host at a listener's
+ * node_port (targets 1..). Connections to one target never serve another, so each has its idle
+ * list; the limits and the queue are the node's, shared by its targets.
+ */
+struct px_pool_target {
+    struct cfg_addr addr; /* the node's address, or its host at the target's port */
+    TAILQ_HEAD(, px_upstream) idle;
+    unsigned n_idle;
+};
+
+/*
+ * Per-node state of one worker: the pools of idle keep-alive connections, the limits and their
+ * queue, and counters. Pools are indexed by the node's id, which stays the same across snapshots;
+ * a pool outlives them all.
  */
 struct px_pool {
     uint32_t id;
-    struct cfg_addr addr; /* copied: the pool outlives the snapshot that named the node */
-    TAILQ_HEAD(, px_upstream) idle;
-    unsigned n_idle;
+    unsigned n_idle; /* over every target */
     unsigned n_busy;
     bool closing;       /* the node is not up in the current snapshot (draining, disabled, removed):
                            its connections close instead of going back to the pool */
@@ -205,14 +223,23 @@ struct px_pool {
     unsigned max_pending;         /* transactions that may wait for one */
     TAILQ_HEAD(, px_txn) waiting; /* borrowed: transactions waiting for a connection, FIFO */
     unsigned n_waiting;
+    /* A run of faults of the node seen by this worker (docs/architecture.md, "Logs"). */
+    unsigned fault_count; /* faults in the run; 0: none running */
+    uint64_t fault_first_ms, fault_last_ms;
+    char fault_last[96];    /* the last fault, as logged */
+    struct event *fault_ev; /* owned: ends a run that stayed quiet */
+    struct px_worker *w;    /* borrowed */
+    size_t n_targets;
+    struct px_pool_target t[]; /* n_targets of them */
 };
 
 struct px_listener {
     struct px_worker *w;            /* borrowed */
     const struct cfg_listener *cfg; /* borrowed */
+    unsigned target;                /* where its requests go: index of w->target_ports */
     int fd;
     struct event ev;
-    bool paused;
+    bool paused; /* its event is not armed: not accepting (see px_worker_accept_update) */
 };
 
 /* Buffered access log of one worker; flushed by size and by a 1 s timer, never per request. */
@@ -253,6 +280,8 @@ struct px_snap {
     TAILQ_ENTRY(px_snap) link; /* in w->retired once replaced */
 };
 
+#define PX_SIGNALS 4 /* the signals the event loop handles: TERM, INT, HUP, USR1 */
+
 struct px_worker {
     struct event_base *base;       /* owned */
     const struct cfg *cfg;         /* borrowed */
@@ -262,7 +291,9 @@ struct px_worker {
     TAILQ_HEAD(, px_snap) retired; /* owned: older snapshots still used by transactions */
     struct bal_state bal;
     struct px_pool **pools; /* owned: one per node id, allocated on first use; grows */
-    uint32_t *active;       /* owned: requests in flight per node id (least_conn) */
+    uint16_t *target_ports; /* owned: 0 (the node's own port), then each listener node_port */
+    size_t n_targets;
+    uint32_t *active; /* owned: requests in flight per node id (least_conn) */
     size_t n_pools;
     struct px_listener *listeners; /* owned */
     size_t n_listeners;
@@ -284,7 +315,13 @@ struct px_worker {
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
     bool draining;
-    struct event *ev_sigterm, *ev_sigint, *ev_deadline; /* owned */
+    bool accepting;                /* start-up is over: the listeners may accept */
+    bool accept_backoff;           /* accept ran out of descriptors: waiting ev_accept_retry */
+    uint64_t accept_episode_ms;    /* when the current run of such failures began; 0: none */
+    uint64_t accept_failures;      /* failed accepts in that run */
+    struct event *ev_accept_retry; /* owned */
+    struct event *ev_signals[PX_SIGNALS]; /* owned: TERM, INT, HUP, USR1 */
+    struct event *ev_deadline;            /* owned */
     int exit_code;
 };
 
@@ -293,6 +330,9 @@ struct px_worker *px_worker_new(const struct cfg *cfg, struct bal_router *router
                                 struct xf_err *err);
 /* Binds the listeners; returns 0 or -1 with err naming the address and the reason. */
 int px_worker_listen(struct px_worker *w, struct xf_err *err);
+/* Lets the listeners accept: until then connections wait in the kernel's queue (start-up lets the
+ * health checks give their first verdicts first). Idempotent. */
+void px_worker_start(struct px_worker *w);
 /* Runs the event loop until shutdown; returns the exit status. */
 int px_worker_run(struct px_worker *w);
 void px_worker_free(struct px_worker *w);
@@ -311,6 +351,12 @@ void px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps);
 void px_worker_refresh(void *arg);
 /* The pool of a node id (created on first use); NULL when out of memory. */
 struct px_pool *px_worker_pool(struct px_worker *w, const struct bal_node *node);
+/* Closes every idle connection of a pool, of every target. */
+void px_pool_close_idle(struct px_pool *pool);
+/* The address text of a node as a transaction reaches it: the node's own, or its host at the
+ * node_port of the listener that took it (for the logs and split.expose). */
+const char *px_pool_target_text(const struct px_worker *w, const struct bal_node *node,
+                                unsigned target);
 void px_worker_begin_shutdown(struct px_worker *w);
 /*
  * The admin socket's view of a node id (adm_node_info_fn; arg: the worker): requests in flight
@@ -343,6 +389,9 @@ int px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsig
 void px_alog_init(struct px_alog *a);
 int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);
 void px_alog_flush(struct px_alog *a);
+/* Opens the access log's file again (SIGUSR1, after logrotate moved it); the old one stays in use
+ * when the new one cannot be opened (logged). */
+void px_alog_reopen(struct px_worker *w);
 void px_alog_close(struct px_alog *a);
 
 #endif

@@ -53,6 +53,29 @@ px_alog_open(struct px_worker *w, const char *target, struct xf_err *err)
 }
 
 void
+px_alog_reopen(struct px_worker *w)
+{
+    struct px_alog *a = &w->alog;
+    const char *target = w->cfg->access_log;
+    int fd;
+
+    if (!a->owns_fd || target == NULL)
+        return;       /* off, or standard output: nothing to reopen */
+    px_alog_flush(a); /* what was written before the rotation goes to the old file */
+    fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1) {
+        XF_LOG(XF_LOG_ERR, "alog",
+               "event=reopen_failed path=%s error=\"%s\" note=\"still writing "
+               "to the file opened before\"",
+               target, strerror(errno));
+        return;
+    }
+    close(a->fd);
+    a->fd = fd;
+    XF_LOG(XF_LOG_INFO, "alog", "event=reopened path=%s", target);
+}
+
+void
 px_alog_flush(struct px_alog *a)
 {
     while (a->fd != -1 && px_buf_len(&a->buf) > 0) {
@@ -124,9 +147,16 @@ px_alog_txn(struct px_worker *w, const struct px_txn *t)
     px_buf_printf(
         &a->buf, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s \"%.*s\" %d %llu %llu %.3f %.3f\n",
         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t->c->ip,
-        px_alog_cluster(t), t->node ? t->node->addr.text : "-", (int)t->target_len, t->target,
-        t->status, (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
-        (double)up / 1000.0, (double)(now - t->t_start_us) / 1000.0);
+        px_alog_cluster(t), t->node ? px_pool_target_text(w, t->node, t->node_target) : "-",
+        (int)t->target_len, t->target, t->status, (unsigned long long)t->bytes_in,
+        (unsigned long long)t->bytes_out, (double)up / 1000.0,
+        (double)(now - t->t_start_us) / 1000.0);
+    if (a->buf.failed) {
+        /* Out of memory: what the buffer held may be cut; a log never gets half a line. */
+        a->dropped++;
+        px_buf_free(&a->buf);
+        return;
+    }
     if (px_buf_len(&a->buf) >= PX_ALOG_FLUSH_AT)
         px_alog_flush(a);
 }

@@ -15,6 +15,8 @@ px_buf_reserve(struct px_buf *b, size_t n)
     size_t need, cap;
     char *p;
 
+    if (b->failed)
+        return NULL;
     if (b->cap - b->end >= n)
         return b->data + b->end;
     if (b->start > 0 && b->cap - len >= n) {
@@ -24,25 +26,33 @@ px_buf_reserve(struct px_buf *b, size_t n)
         return b->data + b->end;
     }
     need = len + n;
+    if (need < len)
+        goto fail; /* n so large that the size wraps */
     cap = b->cap ? b->cap : PX_BUF_MIN;
-    while (cap < need)
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2)
+            goto fail;
         cap *= 2;
+    }
     if (b->start > 0) {
         p = malloc(cap);
         if (p == NULL)
-            return NULL;
+            goto fail;
         memcpy(p, b->data + b->start, len);
         free(b->data);
     } else {
         p = realloc(b->data, cap);
         if (p == NULL)
-            return NULL;
+            goto fail;
     }
     b->data = p;
     b->start = 0;
     b->end = len;
     b->cap = cap;
     return b->data + b->end;
+fail:
+    b->failed = true;
+    return NULL;
 }
 
 int
@@ -73,8 +83,10 @@ px_buf_printf(struct px_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(dst, b->cap - b->end, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        b->failed = true;
         return -1;
+    }
     if ((size_t)n >= b->cap - b->end) {
         dst = px_buf_reserve(b, (size_t)n + 1);
         if (dst == NULL)
@@ -102,8 +114,10 @@ px_buf_dup(struct px_buf *b, const void *p, size_t n)
     if (n == 0)
         return 0;
     b->data = malloc(n);
-    if (b->data == NULL)
+    if (b->data == NULL) {
+        b->failed = true;
         return -1;
+    }
     memcpy(b->data, p, n);
     b->end = b->cap = n;
     return 0;
@@ -114,7 +128,12 @@ px_buf_move(struct px_buf *dst, struct px_buf *src)
 {
     int rc = 0;
 
-    if (px_buf_len(dst) == 0) {
+    if (src->failed && !dst->failed) {
+        px_buf_free(src);
+        dst->failed = true;
+        return -1;
+    }
+    if (px_buf_len(dst) == 0 && !dst->failed) {
         px_buf_free(dst);
         *dst = *src;
         memset(src, 0, sizeof(*src));
@@ -131,11 +150,16 @@ px_buf_free(struct px_buf *b)
 {
     XF_FREE(b->data);
     b->start = b->end = b->cap = 0;
+    b->failed = false;
 }
 
 enum px_rc
 px_buf_send(struct px_buf *b, int fd, uint64_t *sent)
 {
+    if (b->failed) {
+        errno = ENOMEM;
+        return PX_CLOSE;
+    }
     while (px_buf_len(b) > 0) {
         ssize_t n = send(fd, px_buf_head(b), px_buf_len(b), MSG_NOSIGNAL);
         if (n == -1) {

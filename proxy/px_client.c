@@ -645,14 +645,22 @@ px_req_on_headers_complete(llhttp_t *p)
     t->snap = px_worker_snapshot(w);
     t->snap->inflight++;
     t->x_only = c->l->cfg->role == CFG_ROLE_ADMIN_API;
+    t->node_target = (uint8_t)c->l->target;
     if (t->x_only)
         px_req_pick_admin_api(w, t->snap->s, &breq, &choice);
     else
         bal_pick(t->snap->s, &breq, &w->bal, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
-    in.fallback_host = t->node != NULL ? t->node->addr.text : "localhost";
+    if (t->node != NULL && t->node_target != 0)
+        px_worker_pool(w, t->node); /* so that its target's address is known */
+    in.fallback_host =
+        t->node != NULL ? px_pool_target_text(w, t->node, t->node_target) : "localhost";
     status = px_rewrite_request(&in, &head, &res, &why);
+    if (status == 0 && head.failed) {
+        status = 503;
+        why = "the proxy is out of memory";
+    }
     if (status == 0 && c->l->cfg->role == CFG_ROLE_ADMIN_API && t->snap->s->freeze &&
         !px_req_is_read(p->method)) {
         why = px_req_freeze_why(w, t->snap->s);

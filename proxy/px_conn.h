@@ -52,8 +52,9 @@ enum px_ustate {
 struct px_upstream {
     struct px_worker *w;           /* borrowed */
     struct px_pool *pool;          /* borrowed */
+    unsigned target;               /* index of pool->t: the address it is connected to */
     struct px_txn *txn;            /* borrowed: the transaction it serves (which owns it) */
-    TAILQ_ENTRY(px_upstream) link; /* in pool->idle while idle */
+    TAILQ_ENTRY(px_upstream) link; /* in pool->t[target].idle while idle */
     int fd;                        /* owned */
     uint8_t state;                 /* enum px_ustate */
     bool reused;                   /* taken from the pool, not freshly connected */
@@ -70,6 +71,9 @@ struct px_upstream {
     struct px_buf out; /* request bytes not yet written to the node */
     struct px_buf in;  /* a partial response head */
 };
+
+/* A run of faults of a node ends after this long without one. */
+#define PX_FAULT_QUIET_MS 10000u
 
 /* At most this many nodes are tried for one request (cfg retries is at most 10). */
 #define PX_TRIES_MAX 12
@@ -97,6 +101,7 @@ struct px_txn {
     TAILQ_ENTRY(px_txn) qlink; /* in qpool->waiting */
     struct event qev;          /* while queued: the wait's timeout, or activated to go on */
     uint64_t q_deadline_us;    /* when the wait ends */
+    uint8_t node_target;       /* where on the node: pool->t index (its port, or a node_port) */
     uint8_t method;
     uint8_t minor;         /* the client's HTTP/1.minor */
     bool client_ka;        /* the client wants the connection kept open */
@@ -137,8 +142,8 @@ enum px_rc px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fa
 /* An idle connection of the pool (checked with a peek first when `check`: a request that cannot be
  * replayed), or a new one connecting. NULL with *err_status (502) when connecting failed at once.
  */
-struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status,
-                                    bool check);
+struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
+                                    int *err_status, bool check);
 enum px_rc px_upstream_flush(struct px_upstream *u);
 void px_upstream_release(struct px_upstream *u, bool reuse);
 /* Closes an idle pooled connection. */
@@ -146,6 +151,25 @@ void px_upstream_release_idle(struct px_upstream *u);
 void px_upstream_read_on(struct px_upstream *u);
 void px_upstream_read_off(struct px_upstream *u);
 void px_upstream_arm_response_timeout(struct px_upstream *u);
+/*
+ * A fault of a node seen by this worker (refused, timed out, reset, invalid response...): the first
+ * of a run is logged at WARN with the fault, the others are counted; the run ends, with one line
+ * that sums it up, when the node next answers (px_pool_fault_end) or after PX_FAULT_QUIET_MS
+ * without a fault. `target` says which of its addresses. A dead node is one line, not one per
+ * request.
+ */
+void px_pool_fault(struct px_pool *pool, unsigned target, const char *fmt, ...) XF_PRINTF(3, 4);
+/* Ends a run of faults with its summary line (`reason`: "answered" or "quiet"). */
+void px_pool_fault_summary(struct px_pool *pool, const char *reason);
+/* The node answered: a run of faults, if one was going on, is over. */
+static inline void
+px_pool_fault_end(struct px_pool *pool)
+{
+    if (XF_UNLIKELY(pool->fault_count > 0))
+        px_pool_fault_summary(pool, "answered");
+}
+/* The fault timer's callback (arg: the pool): the run stayed quiet long enough to be over. */
+void px_pool_on_fault_quiet(evutil_socket_t fd, short what, void *arg);
 
 /* px_dispatch.c */
 /* Attaches t to a connection of t->node (or queues it at a full node), taking `data` (the request
@@ -165,11 +189,19 @@ void px_txn_route(struct px_txn *t, const struct bal_choice *ch);
 void px_txn_dequeue(struct px_txn *t);
 /* A connection slot of `pool` freed: wakes the first waiting transaction not woken yet. */
 void px_pool_wake(struct px_pool *pool);
-/* A node's connections are all busy at its limit (an idle one would be taken). */
+/* A node's connections are all busy at its limit and none to `target` is idle (it would be taken).
+ */
 static inline bool
-px_pool_full(const struct px_pool *pool)
+px_pool_full(const struct px_pool *pool, unsigned target)
 {
-    return TAILQ_EMPTY(&pool->idle) && pool->max_conns > 0 && pool->n_busy >= pool->max_conns;
+    return TAILQ_EMPTY(&pool->t[target].idle) && pool->max_conns > 0 &&
+           pool->n_busy >= pool->max_conns;
+}
+/* Whether the first request waiting for a connection of `pool` could take one now. */
+static inline bool
+px_pool_next_fits(const struct px_pool *pool)
+{
+    return pool->n_waiting > 0 && !px_pool_full(pool, TAILQ_FIRST(&pool->waiting)->node_target);
 }
 /* Where request bytes for the node go now: the connection's output, the held bytes while queued,
  * or NULL when there is no node to send them to (answered). */

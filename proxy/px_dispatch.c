@@ -228,9 +228,9 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
             waited = false;
             continue;
         }
-        if (px_pool_full(pool) || (!waited && pool->n_waiting > 0))
+        if (px_pool_full(pool, t->node_target) || (!waited && pool->n_waiting > 0))
             return px_txn_enqueue(t, pool, data, waited);
-        u = px_upstream_get(w, pool, &err_status, !t->idempotent);
+        u = px_upstream_get(w, pool, t->node_target, &err_status, !t->idempotent);
         if (u != NULL)
             return px_txn_attach(t, u, data);
         if (err_status == 503) {
@@ -252,15 +252,6 @@ enum px_rc
 px_txn_dispatch(struct px_txn *t, struct px_buf *data)
 {
     return px_txn_dispatch_at(t, data, false);
-}
-
-/* Closes the idle connections of a pool one of which the node closed unseen: the others, mostly
- * older (the pool is LIFO), are as likely to be gone. */
-static void
-px_pool_drop_idle(struct px_pool *pool)
-{
-    while (!TAILQ_EMPTY(&pool->idle))
-        px_upstream_release_idle(TAILQ_FIRST(&pool->idle));
 }
 
 enum px_rc
@@ -289,7 +280,7 @@ px_txn_retry(struct px_txn *t, int status, const char *why, enum xf_fail kind)
     px_upstream_release(u, false);
     t->u = NULL;
     if (stale)
-        px_pool_drop_idle(pool);
+        px_pool_close_idle(pool); /* the others, mostly older (LIFO), are as likely to be gone */
     if (stale && !t->stale_retried) {
         t->stale_retried = true; /* the same node, on a new connection, not counted */
     } else if (!px_txn_next_node(t, true)) {
@@ -329,7 +320,7 @@ px_txn_on_queue(evutil_socket_t fd, short what, void *arg)
     } else {
         rc = px_txn_dispatch_at(t, &data, true);
         /* More room than this one took (two slots freed in one turn, a raised limit): go on. */
-        if (pool->n_waiting > 0 && !px_pool_full(pool))
+        if (px_pool_next_fits(pool))
             px_pool_wake(pool);
         if (rc == PX_OK && t->u != NULL)
             rc = px_upstream_flush(t->u);

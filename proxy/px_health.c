@@ -56,6 +56,7 @@ struct px_health {
     uint64_t seen_version; /* the router version last synced */
     struct event *sync_ev; /* owned */
     uint64_t rng;
+    bool skip_logged;          /* a probe skipped for want of resources was logged */
     void (*notify)(void *arg); /* after a publish; may be NULL */
     void *notify_arg;
 };
@@ -161,6 +162,7 @@ px_health_result(struct px_hnode *n, bool ok, const char *what)
     uint64_t took;
 
     px_health_probe_end(n);
+    h->skip_logged = false;
     snprintf(n->last, sizeof(n->last), "%s", what);
     if (ok) {
         n->fail_run = 0;
@@ -189,6 +191,22 @@ px_health_result(struct px_hnode *n, bool ok, const char *what)
      * stops answering is down within fall x interval of the first probe it fails. */
     took = xf_now_ms() - n->probe_ms;
     px_health_schedule(n, took < hc->interval_ms ? hc->interval_ms - (unsigned)took : 0);
+}
+
+/* A probe that could not start for a reason of this process, not of the node: counted nowhere,
+ * logged once per run of them, tried again an interval later. */
+static void
+px_health_skipped(struct px_hnode *n, int e)
+{
+    const struct cfg_health *hc = &n->h->cfg->clusters[n->cluster].health;
+
+    if (!n->h->skip_logged)
+        XF_LOG(XF_LOG_WARN, "health",
+               "event=probe_skipped cluster=%s node=%s error=\"%s\" note=\"no verdict on the "
+               "node while this process is short of resources\"",
+               cfg_cluster_name(n->cluster), n->addr.text, strerror(e));
+    n->h->skip_logged = true;
+    px_health_schedule(n, hc->interval_ms);
 }
 
 /*
@@ -294,7 +312,15 @@ px_health_probe_start(struct px_hnode *n)
     bufferevent_enable(n->bev, EV_READ | EV_WRITE);
     evtimer_add(n->probe_ev, &tv); /* the probe's deadline */
     if (bufferevent_socket_connect(n->bev, (struct sockaddr *)&sa, (int)len) == -1) {
+        int e = errno;
+
         event_del(n->probe_ev);
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            /* This process is out of descriptors or memory: no verdict on the node. */
+            px_health_probe_end(n);
+            px_health_skipped(n, e);
+            return;
+        }
         px_health_result(n, false, "fail:refused");
     }
 }

@@ -84,6 +84,7 @@ main(int argc, char **argv)
         return 0;
     }
     xf_log_min = cfg->log_level;
+    xf_fatal_install();
     snap = bal_snapshot_new(cfg, NULL, 1, &err);
     if (snap == NULL)
         goto fail;
@@ -116,6 +117,7 @@ main(int argc, char **argv)
         adm_server_set_health_info(adm, px_health_info, health);
         adm_server_set_published(adm, px_worker_refresh, w);
     }
+    px_worker_start(w);
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -111,7 +112,8 @@ px_resp_on_headers_complete(llhttp_t *p)
 
     h->complete = true;
     if (c->w->cfg->split.expose != NULL) {
-        snprintf(route, sizeof(route), "%s %s", cfg_cluster_name(t->cluster), t->node->addr.text);
+        snprintf(route, sizeof(route), "%s %s", cfg_cluster_name(t->cluster),
+                 u->pool->t[u->target].addr.text);
         in.expose_name = c->w->cfg->split.expose;
         in.expose_value = route;
     }
@@ -123,6 +125,8 @@ px_resp_on_headers_complete(llhttp_t *p)
     }
     t->status = in.status;
     px_txn_observe(t, in.status < 500);
+    if (in.status < 500)
+        px_pool_fault_end(u->pool);
     t->resp_no_body = res.no_body;
     if (res.suspect)
         u->broken = true;
@@ -177,13 +181,61 @@ static const llhttp_settings_t px_resp_settings = {
     .on_message_complete = px_resp_on_message_complete,
 };
 
+/* --- runs of faults of a node --- */
+
+void
+px_pool_fault(struct px_pool *pool, unsigned target, const char *fmt, ...)
+{
+    static const struct timeval quiet = {.tv_sec = PX_FAULT_QUIET_MS / 1000,
+                                         .tv_usec = (PX_FAULT_QUIET_MS % 1000) * 1000};
+    uint64_t now = xf_now_ms();
+    va_list ap;
+    int n;
+
+    n = snprintf(pool->fault_last, sizeof(pool->fault_last), "node=%s ", pool->t[target].addr.text);
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(pool->fault_last))
+        vsnprintf(pool->fault_last + n, sizeof(pool->fault_last) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (pool->fault_count++ == 0) {
+        pool->fault_first_ms = now;
+        XF_LOG(XF_LOG_WARN, "proxy",
+               "%s note=\"the node's next faults are counted, not logged, until it answers or "
+               "stays quiet %us\"",
+               pool->fault_last, PX_FAULT_QUIET_MS / 1000);
+    }
+    pool->fault_last_ms = now;
+    evtimer_add(pool->fault_ev, &quiet);
+}
+
+void
+px_pool_fault_summary(struct px_pool *pool, const char *reason)
+{
+    XF_LOG(XF_LOG_WARN, "proxy",
+           "event=node_faults_end node=%s faults=%u for_ms=%llu reason=%s last=\"%s\"",
+           pool->t[0].addr.text, pool->fault_count,
+           (unsigned long long)(pool->fault_last_ms - pool->fault_first_ms), reason,
+           pool->fault_last);
+    pool->fault_count = 0;
+    event_del(pool->fault_ev);
+}
+
+void
+px_pool_on_fault_quiet(evutil_socket_t fd, short what, void *arg)
+{
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    px_pool_fault_summary(arg, "quiet");
+}
+
 /* --- pool and connections --- */
 
 static void
 px_upstream_free(struct px_upstream *u)
 {
     if (u->state == PX_U_IDLE) {
-        TAILQ_REMOVE(&u->pool->idle, u, link);
+        TAILQ_REMOVE(&u->pool->t[u->target].idle, u, link);
+        u->pool->t[u->target].n_idle--;
         u->pool->n_idle--;
     } else {
         u->pool->n_busy--;
@@ -216,19 +268,22 @@ px_upstream_alive(const struct px_upstream *u)
 }
 
 struct px_upstream *
-px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool check)
+px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target, int *err_status,
+                bool check)
 {
-    const struct cfg_addr *addr = &pool->addr;
+    struct px_pool_target *pt = &pool->t[target];
+    const struct cfg_addr *addr = &pt->addr;
     struct px_upstream *u;
     int one = 1, fd;
 
-    while ((u = TAILQ_FIRST(&pool->idle)) != NULL) {
+    while ((u = TAILQ_FIRST(&pt->idle)) != NULL) {
         /* A request that must not be replayed checks first that the node has not closed it. */
         if (check && !px_upstream_alive(u)) {
             px_upstream_free(u);
             continue;
         }
-        TAILQ_REMOVE(&pool->idle, u, link);
+        TAILQ_REMOVE(&pt->idle, u, link);
+        pt->n_idle--;
         pool->n_idle--;
         pool->n_busy++;
         u->state = PX_U_BUSY;
@@ -238,9 +293,9 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool
     }
     fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        XF_LOG(XF_LOG_WARN, "proxy", "event=socket_failed node=%s error=\"%s\"", addr->text,
-               strerror(errno));
-        *err_status = 503; /* ours, not the node's */
+        /* Ours, not the node's (out of descriptors): logged once per run, like a node fault. */
+        px_pool_fault(pool, target, "event=socket_failed error=\"%s\"", strerror(errno));
+        *err_status = 503;
         return NULL;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -252,6 +307,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool
     }
     u->w = w;
     u->pool = pool;
+    u->target = target;
     u->fd = fd;
     event_assign(&u->rev, w->base, fd, EV_READ | EV_PERSIST, px_upstream_on_read, u);
     event_assign(&u->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_upstream_on_write, u);
@@ -262,8 +318,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, int *err_status, bool
         return u;
     }
     if (errno != EINPROGRESS) {
-        XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"", addr->text,
-               strerror(errno));
+        px_pool_fault(pool, target, "event=connect_failed error=\"%s\"", strerror(errno));
         u->state = PX_U_BUSY;
         px_upstream_free(u);
         *err_status = 502;
@@ -288,6 +343,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
     }
     u->pool->n_busy--;
     u->pool->n_idle++;
+    u->pool->t[u->target].n_idle++;
     u->state = PX_U_IDLE;
     u->sent = 0;
     u->head_done = false;
@@ -300,7 +356,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
         event_del(&u->wev);
         u->wev_on = false;
     }
-    TAILQ_INSERT_HEAD(&u->pool->idle, u, link);
+    TAILQ_INSERT_HEAD(&u->pool->t[u->target].idle, u, link);
     event_add(&u->rev, w->tv_upstream_idle);
     u->read_off = false;
     if (u->pool->n_waiting > 0)
@@ -347,12 +403,17 @@ px_upstream_flush(struct px_upstream *u)
             px_client_read_off(t->c); /* resumed once the connection drains what waits */
         return PX_OK;
     }
+    if (u->out.failed) {
+        /* Out of memory here: no fault of the node, which is neither blamed nor sent a cut
+         * request. */
+        rc = px_txn_fail(t, 503, "the proxy is out of memory", XF_FAIL_CONNECT);
+        return rc == PX_CLOSE ? PX_CLOSE : PX_OK;
+    }
     rc = px_buf_send(&u->out, u->fd, &u->sent);
     if (rc == PX_CLOSE) {
         int e = errno;
         if (!u->reused)
-            XF_LOG(XF_LOG_WARN, "proxy", "event=send_failed node=%s error=\"%s\"",
-                   u->pool->addr.text, strerror(e));
+            px_pool_fault(u->pool, u->target, "event=send_failed error=\"%s\"", strerror(e));
         u->broken = true;
         rc = px_txn_retry(t, 502, "the connection to the node failed", XF_FAIL_RESET);
         return rc == PX_CLOSE ? PX_CLOSE : PX_OK;
@@ -387,15 +448,14 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
 
     if (u->state == PX_U_CONNECTING) {
         if (what & EV_TIMEOUT) {
-            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_timeout node=%s", u->pool->addr.text);
+            px_pool_fault(u->pool, u->target, "event=connect_timeout");
             rc = px_txn_retry(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
             goto out;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
             soerr = errno;
         if (soerr != 0) {
-            XF_LOG(XF_LOG_WARN, "proxy", "event=connect_failed node=%s error=\"%s\"",
-                   u->pool->addr.text, strerror(soerr));
+            px_pool_fault(u->pool, u->target, "event=connect_failed error=\"%s\"", strerror(soerr));
             rc = px_txn_retry(t, soerr == ETIMEDOUT ? 504 : 502, "could not connect to the node",
                               soerr == ETIMEDOUT ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
             goto out;
@@ -472,8 +532,7 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
         }
         if (n > 0) {
             /* Bytes after a complete response: never forwarded, and the connection not reused. */
-            XF_LOG(XF_LOG_WARN, "proxy", "event=extra_bytes node=%s bytes=%zu", u->pool->addr.text,
-                   n);
+            px_pool_fault(u->pool, u->target, "event=extra_bytes bytes=%zu", n);
             u->broken = true;
             *consumed += n;
         }
@@ -481,8 +540,8 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
     }
     return PX_OK;
 bad:
-    XF_LOG(XF_LOG_WARN, "proxy", "event=bad_response node=%s reason=\"%s\"", u->pool->addr.text,
-           h->why ? h->why : llhttp_get_error_reason(&u->parser));
+    px_pool_fault(u->pool, u->target, "event=bad_response reason=\"%s\"",
+                  h->why ? h->why : llhttp_get_error_reason(&u->parser));
     u->broken = true;
     if (!t->resp_started)
         px_txn_observe(t, false);
@@ -506,13 +565,13 @@ px_upstream_on_eof(struct px_upstream *u, int e)
     if (!u->got_bytes) {
         /* A reused connection closed unanswered is the keep-alive race: retried, not logged. */
         if (!u->reused)
-            XF_LOG(XF_LOG_WARN, "proxy", "event=no_response node=%s error=\"%s\"",
-                   u->pool->addr.text, e ? strerror(e) : "closed");
+            px_pool_fault(u->pool, u->target, "event=no_response error=\"%s\"",
+                          e ? strerror(e) : "closed");
         return px_txn_retry(t, 502, "the node closed the connection without answering",
                             XF_FAIL_RESET);
     }
-    XF_LOG(XF_LOG_WARN, "proxy", "event=truncated_response node=%s error=\"%s\"",
-           u->pool->addr.text, e ? strerror(e) : "closed");
+    px_pool_fault(u->pool, u->target, "event=truncated_response error=\"%s\"",
+                  e ? strerror(e) : "closed");
     if (!t->resp_started)
         px_txn_observe(t, false); /* a head cut short: the node's fault */
     return px_upstream_fail(t, 502, "the node sent an incomplete response", XF_FAIL_RESET);
@@ -584,7 +643,7 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
     if ((what & EV_TIMEOUT) && !u->resp_timer)
         return; /* an idle timeout that fired as the connection was taken from the pool */
     if (what & EV_TIMEOUT) {
-        XF_LOG(XF_LOG_WARN, "proxy", "event=response_timeout node=%s", u->pool->addr.text);
+        px_pool_fault(u->pool, u->target, "event=response_timeout");
         u->broken = true;
         if (!t->resp_started)
             px_txn_observe(t, false);

@@ -1,14 +1,20 @@
 /* proxy/px_worker.c -- one event loop: listeners, accepting, limits, signals and shutdown. */
 #include "proxy/px_conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define PX_RBUF_SIZE (64u * 1024u)
+/* How long accepting pauses after accept ran out of descriptors or memory. */
+#define PX_ACCEPT_RETRY_MS 100u
+
+static void px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg);
 
 static const struct timeval *
 px_worker_timeout(struct px_worker *w, unsigned ms)
@@ -50,7 +56,7 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
         if (pool == NULL)
             continue;
         if (!pool->closing) {
-            if (pool->n_waiting > 0 && !px_pool_full(pool))
+            if (px_pool_next_fits(pool))
                 px_pool_wake(pool); /* its limit was raised */
             continue;
         }
@@ -61,12 +67,11 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
                 event_active(&t->qev, EV_WRITE, 1);
             }
         }
-        if (TAILQ_EMPTY(&pool->idle))
+        if (pool->n_idle == 0)
             continue;
-        XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u", pool->addr.text,
-               pool->n_idle, pool->n_busy);
-        while (!TAILQ_EMPTY(&pool->idle))
-            px_upstream_release_idle(TAILQ_FIRST(&pool->idle));
+        XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u",
+               pool->t[0].addr.text, pool->n_idle, pool->n_busy);
+        px_pool_close_idle(pool);
     }
 }
 
@@ -140,6 +145,39 @@ px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps)
     }
 }
 
+void
+px_pool_close_idle(struct px_pool *pool)
+{
+    for (size_t k = 0; k < pool->n_targets; k++)
+        while (!TAILQ_EMPTY(&pool->t[k].idle))
+            px_upstream_release_idle(TAILQ_FIRST(&pool->t[k].idle));
+}
+
+/* `a` with another port: the sockaddr's and the text's (after its last ':'). */
+static void
+px_pool_target_addr(struct cfg_addr *a, uint16_t port)
+{
+    char *colon = strrchr(a->text, ':');
+
+    if (a->sa.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
+    else if (a->sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
+    if (colon != NULL)
+        snprintf(colon + 1, sizeof(a->text) - (size_t)(colon + 1 - a->text), "%u", (unsigned)port);
+}
+
+static void
+px_pool_free(struct px_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    px_pool_close_idle(pool);
+    if (pool->fault_ev != NULL)
+        event_free(pool->fault_ev);
+    free(pool);
+}
+
 struct px_pool *
 px_worker_pool(struct px_worker *w, const struct bal_node *node)
 {
@@ -149,18 +187,72 @@ px_worker_pool(struct px_worker *w, const struct bal_node *node)
         return NULL;
     pool = w->pools[node->id];
     if (pool == NULL) {
-        pool = calloc(1, sizeof(*pool));
+        pool = calloc(1, sizeof(*pool) + w->n_targets * sizeof(pool->t[0]));
         if (pool == NULL)
             return NULL;
+        pool->fault_ev = evtimer_new(w->base, px_pool_on_fault_quiet, pool);
+        if (pool->fault_ev == NULL) {
+            free(pool);
+            return NULL;
+        }
+        pool->w = w;
         pool->id = node->id;
-        pool->addr = node->addr;
         pool->max_conns = node->max_conns;
         pool->max_pending = node->max_pending;
-        TAILQ_INIT(&pool->idle);
         TAILQ_INIT(&pool->waiting);
+        pool->n_targets = w->n_targets;
+        for (size_t k = 0; k < w->n_targets; k++) {
+            pool->t[k].addr = node->addr;
+            if (w->target_ports[k] != 0)
+                px_pool_target_addr(&pool->t[k].addr, w->target_ports[k]);
+            TAILQ_INIT(&pool->t[k].idle);
+        }
         w->pools[node->id] = pool;
     }
     return pool;
+}
+
+const char *
+px_pool_target_text(const struct px_worker *w, const struct bal_node *node, unsigned target)
+{
+    if (target == 0 || node->id >= w->n_pools || w->pools[node->id] == NULL)
+        return node->addr.text;
+    return w->pools[node->id]->t[target].addr.text;
+}
+
+/*
+ * The targets of the listeners: 0 for the node's own port, then each distinct node_port. Each
+ * listener is given the index of its own. Returns 0, or -1 when out of memory.
+ */
+static int
+px_worker_targets(struct px_worker *w)
+{
+    const struct cfg *cfg = w->cfg;
+
+    w->target_ports = calloc(cfg->n_listeners + 1, sizeof(*w->target_ports));
+    if (w->target_ports == NULL)
+        return -1;
+    w->n_targets = 1;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        uint16_t port = cfg->listeners[i].node_port;
+        size_t k = 0;
+
+        while (k < w->n_targets && w->target_ports[k] != port)
+            k++;
+        if (k == w->n_targets)
+            w->target_ports[w->n_targets++] = port;
+    }
+    return 0;
+}
+
+/* The target index of a listener's node_port. */
+static unsigned
+px_worker_target_of(const struct px_worker *w, uint16_t port)
+{
+    for (size_t k = 0; k < w->n_targets; k++)
+        if (w->target_ports[k] == port)
+            return (unsigned)k;
+    return 0;
 }
 
 struct px_worker *
@@ -187,8 +279,14 @@ px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *e
     w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
     w->snap = calloc(1, sizeof(*w->snap));
     w->stats = calloc(1, sizeof(*w->stats));
+    if (px_worker_targets(w) == -1) {
+        xf_err_set(err, "out of memory setting up the event loop");
+        goto fail;
+    }
+    w->ev_accept_retry =
+        w->base != NULL ? evtimer_new(w->base, px_worker_on_accept_retry, w) : NULL;
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->snap == NULL || w->stats == NULL) {
+        w->snap == NULL || w->stats == NULL || w->ev_accept_retry == NULL) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
@@ -209,6 +307,79 @@ fail:
     return NULL;
 }
 
+/*
+ * Arms or disarms the listeners: they accept only once start-up is over (px_worker_start), while
+ * not shutting down, below limits.max_connections, and outside a back-off after accept ran out of
+ * descriptors or memory. Called wherever one of those changes.
+ */
+static void
+px_worker_accept_update(struct px_worker *w)
+{
+    bool on = w->accepting && !w->draining && !w->accept_backoff &&
+              w->n_clients < w->cfg->limits.max_connections;
+
+    for (size_t k = 0; k < w->n_listeners; k++) {
+        struct px_listener *l = &w->listeners[k];
+
+        if (l->fd == -1 || l->paused == !on)
+            continue;
+        if (on)
+            event_add(&l->ev, NULL);
+        else
+            event_del(&l->ev);
+        l->paused = !on;
+    }
+}
+
+/* The back-off after EMFILE/ENFILE/ENOMEM is over: try again. */
+static void
+px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    w->accept_backoff = false;
+    px_worker_accept_update(w);
+}
+
+/*
+ * accept failed for want of descriptors or memory: the connection stays in the kernel's queue and
+ * the listener stays readable, so retrying at once would spin. Stop accepting for a moment (as
+ * nginx and HAProxy do); the first failure of an episode is logged, the rest counted.
+ */
+static void
+px_worker_accept_failed(struct px_worker *w, const struct px_listener *l, int e)
+{
+    static const struct timeval retry = {.tv_sec = 0, .tv_usec = PX_ACCEPT_RETRY_MS * 1000};
+
+    w->accept_failures++;
+    if (w->accept_episode_ms == 0) {
+        w->accept_episode_ms = xf_now_ms();
+        XF_LOG(XF_LOG_WARN, "proxy",
+               "event=accept_paused listener=%s error=\"%s\" retry_ms=%u open_connections=%u "
+               "note=\"accepting again every %u ms until it works; logged once\"",
+               l->cfg->addr.text, strerror(e), PX_ACCEPT_RETRY_MS, w->n_clients,
+               PX_ACCEPT_RETRY_MS);
+    }
+    w->accept_backoff = true;
+    px_worker_accept_update(w);
+    evtimer_add(w->ev_accept_retry, &retry);
+}
+
+/* An accept worked: an episode of failures, if one was running, is over. */
+static void
+px_worker_accept_ok(struct px_worker *w)
+{
+    if (XF_LIKELY(w->accept_episode_ms == 0))
+        return;
+    XF_LOG(XF_LOG_INFO, "proxy", "event=accept_resumed paused_ms=%llu failed_accepts=%llu",
+           (unsigned long long)(xf_now_ms() - w->accept_episode_ms),
+           (unsigned long long)w->accept_failures);
+    w->accept_episode_ms = 0;
+    w->accept_failures = 0;
+}
+
 static void
 px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
 {
@@ -223,25 +394,25 @@ px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
         int cfd;
 
         if (w->n_clients >= w->cfg->limits.max_connections) {
-            for (size_t k = 0; k < w->n_listeners; k++) {
-                if (!w->listeners[k].paused) {
-                    event_del(&w->listeners[k].ev);
-                    w->listeners[k].paused = true;
-                }
-            }
             XF_LOG(XF_LOG_WARN, "proxy", "event=max_connections limit=%u",
                    w->cfg->limits.max_connections);
+            px_worker_accept_update(w);
             return;
         }
         cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd == -1) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int e = errno;
+
+            if (e == EINTR || e == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+                px_worker_accept_failed(w, l, e);
+            else if (e != EAGAIN && e != EWOULDBLOCK)
                 XF_LOG(XF_LOG_WARN, "proxy", "event=accept_failed listener=%s error=\"%s\"",
-                       l->cfg->addr.text, strerror(errno));
+                       l->cfg->addr.text, strerror(e));
             return;
         }
+        px_worker_accept_ok(w);
         px_client_accept(w, l, cfd, (const struct sockaddr *)&ss);
     }
 }
@@ -255,14 +426,17 @@ px_worker_client_gone(struct px_worker *w)
             event_base_loopexit(w->base, NULL);
         return;
     }
-    if (w->n_clients < w->cfg->limits.max_connections) {
-        for (size_t k = 0; k < w->n_listeners; k++) {
-            if (w->listeners[k].paused && w->listeners[k].fd != -1) {
-                event_add(&w->listeners[k].ev, NULL);
-                w->listeners[k].paused = false;
-            }
-        }
-    }
+    if (w->n_clients + 1 == w->cfg->limits.max_connections)
+        px_worker_accept_update(w);
+}
+
+void
+px_worker_start(struct px_worker *w)
+{
+    if (w->accepting)
+        return;
+    w->accepting = true;
+    px_worker_accept_update(w);
 }
 
 int
@@ -276,28 +450,33 @@ px_worker_listen(struct px_worker *w, struct xf_err *err)
         return -1;
     }
     w->n_listeners = cfg->n_listeners;
+    /* Only what was opened is closed if a later listener fails: none is open yet. */
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        w->listeners[i].fd = -1;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         struct px_listener *l = &w->listeners[i];
         const struct cfg_addr *a = &cfg->listeners[i].addr;
-        int one = 1;
+        int one = 1, fd;
 
         l->w = w;
         l->cfg = &cfg->listeners[i];
-        l->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (l->fd == -1) {
+        l->target = px_worker_target_of(w, l->cfg->node_port);
+        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd == -1) {
             xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
             return -1;
         }
-        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (a->sa.ss_family == AF_INET6)
-            setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(l->fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ||
-            listen(l->fd, 4096) == -1) {
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 || listen(fd, 4096) == -1) {
             xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+            close(fd);
             return -1;
         }
+        l->fd = fd;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
-        event_add(&l->ev, NULL);
+        l->paused = true; /* connections wait in the queue until px_worker_start */
         XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s", a->text,
                l->cfg->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy");
     }
@@ -336,14 +515,15 @@ px_worker_begin_shutdown(struct px_worker *w)
     w->draining = true;
     for (size_t k = 0; k < w->n_listeners; k++) {
         if (w->listeners[k].fd != -1) {
-            event_del(&w->listeners[k].ev);
+            if (!w->listeners[k].paused)
+                event_del(&w->listeners[k].ev);
             close(w->listeners[k].fd);
             w->listeners[k].fd = -1;
         }
     }
     for (size_t i = 0; i < w->n_pools; i++)
-        while (w->pools[i] != NULL && !TAILQ_EMPTY(&w->pools[i]->idle))
-            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i]->idle));
+        if (w->pools[i] != NULL)
+            px_pool_close_idle(w->pools[i]);
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->txn != NULL || px_buf_len(&c->in) > 0)
@@ -364,24 +544,47 @@ px_worker_begin_shutdown(struct px_worker *w)
         evtimer_add(w->ev_deadline, &dl);
 }
 
+/* The signals the event loop handles, and what each does. */
+static const int px_worker_signals[PX_SIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+
 static void
 px_worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
+    struct px_worker *w = arg;
+
     XF_UNUSED(what);
-    XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
-    px_worker_begin_shutdown(arg);
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+        px_worker_begin_shutdown(w);
+        break;
+    case SIGHUP:
+        /* Reload comes with a later issue; until then HUP must not stop the proxy. */
+        XF_LOG(XF_LOG_WARN, "proxy",
+               "event=signal signal=HUP action=none reason=\"reload is not supported yet: restart "
+               "crossfade to apply a changed configuration\"");
+        break;
+    case SIGUSR1:
+        XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=USR1 action=reopen_access_log");
+        px_alog_reopen(w);
+        break;
+    default:
+        break;
+    }
 }
 
 int
 px_worker_run(struct px_worker *w)
 {
     signal(SIGPIPE, SIG_IGN);
-    w->ev_sigterm = evsignal_new(w->base, SIGTERM, px_worker_on_signal, w);
-    w->ev_sigint = evsignal_new(w->base, SIGINT, px_worker_on_signal, w);
-    if (w->ev_sigterm == NULL || w->ev_sigint == NULL || evsignal_add(w->ev_sigterm, NULL) == -1 ||
-        evsignal_add(w->ev_sigint, NULL) == -1) {
-        XF_LOG(XF_LOG_ERR, "proxy", "event=signal_setup_failed");
-        return 1;
+    for (size_t i = 0; i < PX_SIGNALS; i++) {
+        w->ev_signals[i] = evsignal_new(w->base, px_worker_signals[i], px_worker_on_signal, w);
+        if (w->ev_signals[i] == NULL || evsignal_add(w->ev_signals[i], NULL) == -1) {
+            XF_LOG(XF_LOG_ERR, "proxy", "event=signal_setup_failed signal=%d",
+                   px_worker_signals[i]);
+            return 1;
+        }
     }
     event_base_dispatch(w->base);
     XF_LOG(XF_LOG_INFO, "proxy", "event=stopped");
@@ -395,11 +598,9 @@ px_worker_free(struct px_worker *w)
         return;
     while (!TAILQ_EMPTY(&w->clients))
         px_client_free(TAILQ_FIRST(&w->clients));
-    for (size_t i = 0; i < w->n_pools; i++) {
-        while (w->pools[i] != NULL && !TAILQ_EMPTY(&w->pools[i]->idle))
-            px_upstream_release_idle(TAILQ_FIRST(&w->pools[i]->idle));
-        free(w->pools[i]);
-    }
+    for (size_t i = 0; i < w->n_pools; i++)
+        px_pool_free(w->pools[i]);
+    free(w->target_ports);
     while (!TAILQ_EMPTY(&w->retired)) {
         struct px_snap *ps = TAILQ_FIRST(&w->retired);
         TAILQ_REMOVE(&w->retired, ps, link);
@@ -412,15 +613,17 @@ px_worker_free(struct px_worker *w)
     }
     for (size_t k = 0; k < w->n_listeners; k++) {
         if (w->listeners[k].fd != -1) {
-            event_del(&w->listeners[k].ev);
+            if (!w->listeners[k].paused)
+                event_del(&w->listeners[k].ev);
             close(w->listeners[k].fd);
         }
     }
+    if (w->ev_accept_retry != NULL)
+        event_free(w->ev_accept_retry);
     px_alog_close(&w->alog);
-    if (w->ev_sigterm != NULL)
-        event_free(w->ev_sigterm);
-    if (w->ev_sigint != NULL)
-        event_free(w->ev_sigint);
+    for (size_t i = 0; i < PX_SIGNALS; i++)
+        if (w->ev_signals[i] != NULL)
+            event_free(w->ev_signals[i]);
     if (w->ev_deadline != NULL)
         event_free(w->ev_deadline);
     free(w->listeners);

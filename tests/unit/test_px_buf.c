@@ -1,6 +1,8 @@
 /* tests/unit/test_px_buf.c -- the data path's byte buffers. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,13 +44,116 @@ Test(px_buf, keeps_order_across_consume_and_growth)
 Test(px_buf, printf_grows_past_its_first_reservation)
 {
     struct px_buf b = {0};
-    char big[5000];
+    /* Longer than the first block (16 KiB): the second vsnprintf, into a larger block, runs. */
+    static char big[40000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     cr_assert(eq(int, px_buf_printf(&b, "<%s>", big), 0));
     cr_assert(eq(sz, px_buf_len(&b), sizeof(big) + 1));
+    cr_assert(eq(chr, px_buf_head(&b)[0], '<'));
+    cr_assert(eq(chr, px_buf_head(&b)[20000], 'x'));
     cr_assert(eq(chr, px_buf_head(&b)[px_buf_len(&b) - 1], '>'));
+    cr_assert(gt(sz, b.cap, (size_t)16384), "the buffer never grew past its first block");
     px_buf_free(&b);
+}
+
+/* Fills n bytes with the pattern 'a' + (offset + i) % 26. */
+static void
+fill(char *p, size_t n, size_t offset)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('a' + (offset + i) % 26);
+}
+
+/* Whether the buffer holds the pattern from `offset` on. */
+static bool
+holds_pattern(const struct px_buf *b, size_t offset)
+{
+    for (size_t i = 0; i < px_buf_len(b); i++)
+        if (px_buf_head(b)[i] != (char)('a' + (offset + i) % 26))
+            return false;
+    return true;
+}
+
+Test(px_buf, compacts_in_place_when_the_consumed_front_makes_room)
+{
+    struct px_buf b = {0};
+    static char p[16384];
+    char *data;
+
+    fill(p, sizeof(p), 0);
+    cr_assert(eq(int, px_buf_append(&b, p, 16000), 0));
+    cr_assert(eq(sz, b.cap, (size_t)16384));
+    data = b.data;
+    px_buf_consume(&b, 8000);
+    /* 384 bytes free at the end, 8384 in all: the bytes move to the front, no new block. */
+    fill(p, 5000, 16000);
+    cr_assert(eq(int, px_buf_append(&b, p, 5000), 0));
+    cr_assert(eq(ptr, b.data, data), "a new block was taken instead of moving the bytes");
+    cr_assert(eq(sz, b.start, (size_t)0));
+    cr_assert(eq(sz, px_buf_len(&b), (size_t)13000));
+    cr_assert(holds_pattern(&b, 8000));
+    px_buf_free(&b);
+}
+
+Test(px_buf, grows_into_a_new_block_when_the_front_was_consumed)
+{
+    struct px_buf b = {0};
+    static char p[16384];
+
+    fill(p, sizeof(p), 0);
+    cr_assert(eq(int, px_buf_append(&b, p, sizeof(p)), 0));
+    px_buf_consume(&b, 1);
+    /* Full but for the consumed byte: 2 more bytes need a larger block, the rest copied over. */
+    fill(p, 2, 16384);
+    cr_assert(eq(int, px_buf_append(&b, p, 2), 0));
+    cr_assert(eq(sz, b.cap, (size_t)32768));
+    cr_assert(eq(sz, b.start, (size_t)0));
+    cr_assert(eq(sz, px_buf_len(&b), (size_t)16385));
+    cr_assert(holds_pattern(&b, 1));
+    px_buf_free(&b);
+}
+
+Test(px_buf, a_failed_reservation_is_sticky_and_nothing_is_sent)
+{
+    struct px_buf b = {0};
+    int sv[2];
+    char got[16];
+
+    cr_assert(eq(int, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0));
+    cr_assert(eq(int, px_buf_append(&b, "GET / HTTP/1.1\r\n", 16), 0));
+    /* More than any allocator gives: the reservation fails and the buffer with it. */
+    cr_assert(eq(ptr, px_buf_reserve(&b, SIZE_MAX / 2), NULL));
+    cr_assert(b.failed);
+    /* A small append after the failure is refused: no gap in the middle of a head. */
+    cr_assert(eq(int, px_buf_append(&b, "Host: a\r\n\r\n", 11), -1));
+    cr_assert(eq(int, px_buf_printf(&b, "%d", 42), -1));
+    cr_assert(eq(sz, px_buf_len(&b), (size_t)16));
+    errno = 0;
+    cr_assert(eq(int, px_buf_send(&b, sv[0], NULL), PX_CLOSE));
+    cr_assert(eq(int, errno, ENOMEM));
+    cr_assert(eq(long, (long)recv(sv[1], got, sizeof(got), 0), -1L), "bytes of a failed buffer "
+                                                                     "were sent");
+    px_buf_free(&b);
+    cr_assert(not(b.failed), "px_buf_free leaves a usable buffer");
+    cr_assert(eq(int, px_buf_append(&b, "ok", 2), 0));
+    cr_assert(eq(int, px_buf_send(&b, sv[0], NULL), PX_OK));
+    px_buf_free(&b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(px_buf, moving_a_failed_buffer_fails_the_destination)
+{
+    struct px_buf src = {0}, dst = {0};
+
+    cr_assert(eq(int, px_buf_append(&src, "abc", 3), 0));
+    cr_assert(eq(ptr, px_buf_reserve(&src, SIZE_MAX / 2), NULL));
+    cr_assert(eq(int, px_buf_move(&dst, &src), -1));
+    cr_assert(dst.failed);
+    cr_assert(not(src.failed));
+    cr_assert(eq(sz, px_buf_len(&src), (size_t)0));
+    px_buf_free(&dst);
 }
 
 Test(px_buf, send_reports_would_block_and_keeps_the_rest)
