@@ -56,15 +56,29 @@ void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
  */
 typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle);
 void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg);
-/*
- * What the health checks know of a node id, for `show nodes`: the last active check's result as
- * one word ("-" when none ran or the cluster has no checks; "ok:200", "fail:503", "fail:timeout",
- * "fail:refused", "fail:reset", "fail:invalid") written into check (size check_size), and how
- * many times passive detection ejected it. Returns 0, or -1 for an id it does not know.
- */
-typedef int (*adm_health_info_fn)(void *arg, uint32_t id, char *check, size_t check_size,
-                                  unsigned *ejections);
+/* What the health checks know of a node, for `show nodes` and the capacity check. */
+struct adm_node_health {
+    /* The last active check's result as one word: "-" when none ran or the cluster has no checks;
+     * "ok:200", "fail:503", "fail:timeout", "fail:refused", "fail:reset", "fail:invalid". */
+    char check[24];
+    unsigned ejections; /* how many times passive detection ejected it */
+    /* Why the node takes no traffic, or a part of its weight only, for people: "pending first
+     * checks: 1 of 2 passed, last fail:503", "ejected until 14:03:12Z (5 failures in a row)",
+     * "slow start: 35% of its weight, all of it at 14:05:00Z"; "" when there is nothing to say. */
+    char note[160];
+};
+/* Fills *out for node id; returns 0, or -1 for an id it does not know. */
+typedef int (*adm_health_info_fn)(void *arg, uint32_t id, struct adm_node_health *out);
 void adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *arg);
+/*
+ * Tells the watchers (`watch`) of a change the admin did not make: a node's health ("node
+ * y/10.0.1.1:8000", "up", "down (3 checks failed, last fail:503)"). Not kept in the audit trail.
+ * arg is the adm_server (px_health_event_fn).
+ */
+void adm_server_node_event(void *arg, const char *what, const char *from, const char *to);
+/* What `show version` says of the proxy: fn(arg) returns "starting" (the first health checks are
+ * not done: connections wait), "serving" or "stopping". Without it the line is left out. */
+void adm_server_set_status(struct adm_server *s, const char *(*fn)(void *arg), void *arg);
 /* Calls fn(arg) after every snapshot an admin command publishes (the proxy takes it at once, so
  * a drained node's idle connections close and requests waiting for it move). */
 void adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg);
@@ -173,14 +187,20 @@ const char *adm_key_kind_name(enum cfg_key_kind kind);
 
 /* ------------------------------------------------------------------ the audit trail */
 
+#define ADM_EVENT_VALUE 256 /* an event's old and new values, cut to fit */
+
 struct adm_event {
-    uint64_t seq;     /* 1 for the first event since start */
-    time_t time;      /* wall clock */
+    uint64_t seq;     /* 1 for the first event recorded (the count goes on across restarts with a
+                         state file); 0 for one that is only told to watchers (health) */
+    int64_t time_ms;  /* wall clock, ms since 1970 */
     long uid, pid;    /* of the admin peer; -1 for crossfade itself */
     char command[96]; /* the command line, escaped, cut */
-    char what[32];    /* what changed: "weight", later "ramp", "node y/10.0.1.1:8000", "freeze" */
-    char old_value[48], new_value[48];
+    char what[160];   /* what changed: "weight", "ramp", "node y/10.0.1.1:8000", "freeze" */
+    char old_value[ADM_EVENT_VALUE], new_value[ADM_EVENT_VALUE];
 };
+
+/* Called with each event as it is recorded (the admin socket's watchers); arg is borrowed. */
+typedef void (*adm_event_fn)(void *arg, const struct adm_event *e);
 
 /* A ring of the latest ADM_EVENTS_MAX events; zero-initialised is empty. */
 struct adm_events {
@@ -188,13 +208,24 @@ struct adm_events {
     size_t next; /* the slot the next event goes to */
     size_t n;    /* events held */
     uint64_t seq;
+    adm_event_fn notify; /* may be NULL */
+    void *notify_arg;
 };
 
-/* Records one change; strings are copied (cut to their field). */
+/* Records one change; strings are copied (cut to their field). Tells ev->notify. */
 void adm_events_add(struct adm_events *ev, long uid, long pid, const char *command,
                     const char *what, const char *old_value, const char *new_value);
+/* Puts back an event recorded before a restart (the state file), with its number and time. */
+void adm_events_restore(struct adm_events *ev, const struct adm_event *e);
 /* The i-th event held, oldest first; NULL when i >= ev->n. */
 const struct adm_event *adm_events_get(const struct adm_events *ev, size_t i);
+/*
+ * One event as a line without LF: "#SEQ TIME uid=U pid=P "COMMAND" WHAT OLD -> NEW"; TIME with
+ * milliseconds when `ms` (the watch stream) else whole seconds (show events); SEQ "-" for an event
+ * not recorded; U and P "-" for crossfade itself. Returns buf.
+ */
+#define ADM_EVENT_LINE 1024
+const char *adm_event_line(const struct adm_event *e, bool ms, char *buf, size_t size);
 
 /* ------------------------------------------------------------------ ramps (pure) */
 
@@ -364,17 +395,19 @@ struct adm_state {
     int64_t (*wall_ms)(void);  /* the wall clock in ms: freeze_since, the state file */
     struct evbuffer *reply;    /* owned: the reply being built */
     struct adm_events events;
-    struct adm_ramp ramp;           /* the ramp in progress; times on mono_ms */
-    struct adm_saver *saver;        /* owned; NULL when state_file is off */
-    enum adm_load loaded;           /* what start-up found in the state file */
-    char load_error[512];           /* why it was unusable (ADM_LOAD_BAD) */
-    const struct xf_stats *stats;   /* borrowed; NULL until adm_server_set_stats */
-    adm_node_info_fn node_info;     /* NULL until adm_server_set_node_info */
-    void *node_info_arg;            /* borrowed */
-    adm_health_info_fn health_info; /* NULL until adm_server_set_health_info */
-    void *health_info_arg;          /* borrowed */
-    void (*published)(void *arg);   /* NULL until adm_server_set_published */
-    void *published_arg;            /* borrowed */
+    struct adm_ramp ramp;             /* the ramp in progress; times on mono_ms */
+    struct adm_saver *saver;          /* owned; NULL when state_file is off */
+    enum adm_load loaded;             /* what start-up found in the state file */
+    char load_error[512];             /* why it was unusable (ADM_LOAD_BAD) */
+    const struct xf_stats *stats;     /* borrowed; NULL until adm_server_set_stats */
+    adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
+    void *node_info_arg;              /* borrowed */
+    adm_health_info_fn health_info;   /* NULL until adm_server_set_health_info */
+    void *health_info_arg;            /* borrowed */
+    void (*published)(void *arg);     /* NULL until adm_server_set_published */
+    void *published_arg;              /* borrowed */
+    const char *(*status)(void *arg); /* NULL until adm_server_set_status */
+    void *status_arg;                 /* borrowed */
 };
 
 enum adm_result {
@@ -382,6 +415,7 @@ enum adm_result {
     ADM_ERROR,  /* the reply starts with "error: " */
     ADM_SILENT, /* a blank line: no reply */
     ADM_CLOSE,  /* success, and the connection closes after the reply (quit) */
+    ADM_WATCH,  /* success (one line, no closing empty line): the connection streams events */
 };
 
 /*
@@ -473,6 +507,8 @@ enum adm_result adm_cmd_reload(struct adm_state *, const struct adm_peer *, cons
                                struct adm_reply *);
 enum adm_result adm_cmd_quit(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                              struct adm_reply *);
+enum adm_result adm_cmd_watch(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                              struct adm_reply *);
 
 /* adm_ramp.c: */
 enum adm_result adm_cmd_ramp(struct adm_state *, const struct adm_peer *, const struct adm_args *,
@@ -521,14 +557,27 @@ bool adm_split_reads(const struct cfg_split *split, const struct adm_key *k, cha
 /* The command line as the audit trail and the log keep it: escaped, cut to fit buf. */
 void adm_command_text(const struct adm_args *a, char *buf, size_t size);
 
+/* Room for a node's note, and for a capacity refusal that names the nodes y is missing. */
+#define ADM_NODE_NOTE 200
+#define ADM_WHY_SIZE  1024
+
+/*
+ * Why node n takes no traffic, or a part of its weight only, for people: the operator's reason
+ * ("draining by the operator", "weight 0"), else what the health checks say ("pending first
+ * checks: ...", "ejected until 14:03:12Z (5 failures in a row)", "slow start: ..."). "" when it
+ * takes its whole share.
+ */
+void adm_node_note(struct adm_state *st, const struct bal_node *n, char *buf, size_t size);
+
 /*
  * Whether y can take weight `bp` (hundredths) in snapshot `s`: returns 0 when bp is at most
  * bal_capacity_bp(s) or at most the weight in force (lowering is never refused), else -1 with
- * `why` saying "y can take at most C% of clients now (capacity: healthy weight Wy of y against Wx
- * of x); P% would overload it". *cap_bp (may be NULL) gets the capacity either way.
+ * `why` (ADM_WHY_SIZE) saying "y can take at most C% of clients now (capacity: healthy weight Wy of
+ * y against Wx of x; missing: y/ADDR NOTE, ...); P% would overload it", the missing nodes with
+ * adm_node_note. *cap_bp (may be NULL) gets the capacity either way.
  */
-int adm_capacity_check(const struct bal_snapshot *s, unsigned bp, unsigned *cap_bp, char *why,
-                       size_t size);
+int adm_capacity_check(struct adm_state *st, const struct bal_snapshot *s, unsigned bp,
+                       unsigned *cap_bp, char *why, size_t size);
 
 /* Publishes a copy of the current snapshot with weight `bp` and records the change; *old_bp gets
  * the weight it replaced. Returns 0 (also when the weight did not change), or -1 when out of

@@ -63,6 +63,10 @@ static const struct adm_cmd adm_cmds[] = {
     {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
      adm_cmd_show_version},
     {"reload", "reload", "re-read the config file (not supported yet)", 0, 0, 0, adm_cmd_reload},
+    {"watch", "watch",
+     "stream the changes as they happen (weight, ramps, pins, freeze, nodes, health), one line "
+     "each, until you disconnect",
+     0, 0, 0, adm_cmd_watch},
     {"quit", "quit", "close this admin connection", 0, 0, 0, adm_cmd_quit},
 };
 
@@ -351,6 +355,7 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     if (evbuffer_get_length(st->reply) == 0)
         evbuffer_add(st->reply, "ok\n", 3); /* a reply has at least one line */
     evbuffer_add_buffer(out, st->reply);
-    evbuffer_add(out, "\n", 1);
+    if (res != ADM_WATCH)
+        evbuffer_add(out, "\n", 1); /* the reply's end; a watch's lines go on */
     return res;
 }

@@ -2,6 +2,7 @@
  * node changes the state file keeps against the config. */
 #include "admin/adm.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -100,30 +101,47 @@ adm_node_pool_columns(struct adm_state *st, uint32_t id, char *active, char *idl
     }
 }
 
-/*
- * The check and ejections columns of node `id` from health_info, or "-" "-". The check's word is
- * the callback's, made one word (blanks and control bytes become '?') so columns stay columns.
- */
+/* What the health checks know of node `id`; check "-", no ejections and no note without them. */
 static void
-adm_node_health_columns(struct adm_state *st, uint32_t id, char *check, size_t check_size,
-                        char *ejections, size_t size)
+adm_node_health(struct adm_state *st, uint32_t id, struct adm_node_health *out)
 {
-    unsigned n = 0;
-
-    check[0] = '\0';
-    if (st->health_info == NULL ||
-        st->health_info(st->health_info_arg, id, check, check_size, &n) == -1) {
-        snprintf(check, check_size, "-");
-        snprintf(ejections, size, "-");
+    memset(out, 0, sizeof(*out));
+    if (st->health_info == NULL || st->health_info(st->health_info_arg, id, out) == -1) {
+        memset(out, 0, sizeof(*out)); /* what a callback left before it said no is not kept */
+        snprintf(out->check, sizeof(out->check), "-");
+        out->ejections = UINT_MAX;
         return;
     }
-    check[check_size - 1] = '\0';
-    if (check[0] == '\0')
-        snprintf(check, check_size, "-");
-    for (char *p = check; *p != '\0'; p++)
+    out->check[sizeof(out->check) - 1] = '\0';
+    out->note[sizeof(out->note) - 1] = '\0';
+    if (out->check[0] == '\0')
+        snprintf(out->check, sizeof(out->check), "-");
+    /* One word, so that columns stay columns: blanks and control bytes become '?'. */
+    for (char *p = out->check; *p != '\0'; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             *p = '?';
-    snprintf(ejections, size, "%u", n);
+}
+
+void
+adm_node_note(struct adm_state *st, const struct bal_node *n, char *buf, size_t size)
+{
+    struct adm_node_health h;
+
+    if (n->state != BAL_NODE_UP) {
+        snprintf(buf, size, "%s by the operator", bal_node_state_name(n->state));
+        return;
+    }
+    if (n->weight == 0) {
+        snprintf(buf, size, "weight 0");
+        return;
+    }
+    adm_node_health(st, n->id, &h);
+    if (h.note[0] != '\0')
+        snprintf(buf, size, "%s", h.note);
+    else if (!bal_node_takes(n))
+        snprintf(buf, size, "%s", bal_node_status_name(n));
+    else
+        buf[0] = '\0';
 }
 
 enum adm_result
@@ -134,18 +152,25 @@ adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const stru
 
     XF_UNUSED(peer);
     XF_UNUSED(a);
-    adm_reply_line(r, "cluster address weight state active idle check ejections");
+    adm_reply_line(r, "cluster address weight state active idle check ejections note");
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct bal_cluster *cl = &snap->clusters[c];
 
         for (size_t i = 0; i < cl->n_nodes; i++) {
             const struct bal_node *n = &cl->nodes[i];
-            char active[16], idle[16], check[32], ejections[16];
+            char active[16], idle[16], ejections[16], note[ADM_NODE_NOTE];
+            struct adm_node_health h;
 
             adm_node_pool_columns(st, n->id, active, idle, sizeof(active));
-            adm_node_health_columns(st, n->id, check, sizeof(check), ejections, sizeof(ejections));
-            adm_reply_line(r, "%s %s %u %s %s %s %s %s", cfg_cluster_name(n->cluster), n->addr.text,
-                           n->weight, bal_node_status_name(n), active, idle, check, ejections);
+            adm_node_health(st, n->id, &h);
+            if (h.ejections == UINT_MAX)
+                snprintf(ejections, sizeof(ejections), "-");
+            else
+                snprintf(ejections, sizeof(ejections), "%u", h.ejections);
+            adm_node_note(st, n, note, sizeof(note));
+            adm_reply_line(r, "%s %s %u %s %s %s %s %s %s", cfg_cluster_name(n->cluster),
+                           n->addr.text, n->weight, bal_node_status_name(n), active, idle, h.check,
+                           ejections, note[0] != '\0' ? note : "-");
         }
     }
     bal_snapshot_unref(snap);
@@ -218,7 +243,13 @@ adm_cmd_add_node(struct adm_state *st, const struct adm_peer *peer, const struct
     }
     snprintf(to, sizeof(to), "weight %u up", weight);
     adm_node_publish(st, peer, a, next, c, addr.text, "-", to);
-    adm_reply_line(r, "ok: added node %s/%s weight %u", cfg_cluster_name(c), addr.text, weight);
+    if (st->cfg->clusters[c].health.enabled)
+        adm_reply_line(r,
+                       "ok: added node %s/%s weight %u; it takes requests once it passes %u "
+                       "health checks (show nodes)",
+                       cfg_cluster_name(c), addr.text, weight, st->cfg->clusters[c].health.rise);
+    else
+        adm_reply_line(r, "ok: added node %s/%s weight %u", cfg_cluster_name(c), addr.text, weight);
     return ADM_OK;
 }
 

@@ -157,7 +157,7 @@ adm_ramp_fit(struct adm_state *st, unsigned k, unsigned *cap_bp, char *why, size
         return k;
     snap = bal_router_acquire(st->router);
     while (fit < k &&
-           adm_capacity_check(snap, adm_ramp_weight_at(r, fit + 1), cap_bp, why, size) == 0)
+           adm_capacity_check(st, snap, adm_ramp_weight_at(r, fit + 1), cap_bp, why, size) == 0)
         fit++;
     bal_snapshot_unref(snap);
     return fit;
@@ -169,7 +169,9 @@ static void
 adm_ramp_hold(struct adm_state *st, int64_t now, unsigned cap_bp, const char *why)
 {
     struct adm_ramp *r = &st->ramp;
-    char was[64], held[64], w[3][ADM_WEIGHT_TEXT], logged[2][512];
+    char was[64], held[ADM_EVENT_VALUE], w[3][ADM_WEIGHT_TEXT], logged[2][ADM_WHY_SIZE * 2];
+    const char *missing = strstr(why, "; missing: ");
+    size_t missing_len = missing != NULL ? strcspn(missing, ")") : 0;
 
     adm_ramp_text(r, was, sizeof(was));
     /* Paused from when the held step was due (earlier than now after a late tick), so that a
@@ -179,8 +181,9 @@ adm_ramp_hold(struct adm_state *st, int64_t now, unsigned cap_bp, const char *wh
     r->capacity_paused = true;
     if (st->ramp_timer != NULL)
         evtimer_del(st->ramp_timer);
-    snprintf(held, sizeof(held), "paused to %s at capacity %s", adm_weight_text(r->to_bp, w[0]),
-             adm_weight_text(cap_bp, w[1]));
+    /* The audit trail says which nodes y is missing, as the refusal of a command would. */
+    snprintf(held, sizeof(held), "paused to %s at capacity %s%.*s", adm_weight_text(r->to_bp, w[0]),
+             adm_weight_text(cap_bp, w[1]), (int)missing_len, missing != NULL ? missing : "");
     adm_events_add(&st->events, r->uid, r->pid, r->command, "ramp", was, held);
     XF_LOG(XF_LOG_WARN, "admin",
            "event=ramp_paused reason=capacity weight=%s next=%s capacity=%s step=%u/%u uid=%ld "
@@ -198,7 +201,7 @@ adm_ramp_tick(struct adm_state *st)
     struct adm_ramp *r = &st->ramp;
     int64_t now = adm_ramp_now(st);
     unsigned k, due, prev, old, cap = 0;
-    char w[ADM_WEIGHT_TEXT], why[256] = "";
+    char w[ADM_WEIGHT_TEXT], why[ADM_WHY_SIZE] = "";
 
     if (r->state != ADM_RAMP_RUNNING)
         return;
@@ -335,7 +338,7 @@ enum adm_result
 adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
              struct adm_reply *r)
 {
-    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], next[64], why[256] = "";
+    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], next[64], why[ADM_WHY_SIZE] = "";
     unsigned to_bp, duration_ms, step_bp, from_bp, cap;
     struct xf_err err = {{0}};
     struct bal_snapshot *snap;
@@ -354,7 +357,7 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
                                st->ramp.done, st->ramp.n_steps);
     snap = bal_router_acquire(st->router);
     from_bp = snap->weight_bp;
-    over = adm_capacity_check(snap, to_bp, &cap, why, sizeof(why)) == -1;
+    over = adm_capacity_check(st, snap, to_bp, &cap, why, sizeof(why)) == -1;
     bal_snapshot_unref(snap);
     if (adm_ramp_plan(&ramp, from_bp, to_bp, step_bp, duration_ms, now, &err) == -1)
         return adm_reply_error(r, "%s", err.msg);
@@ -429,7 +432,7 @@ adm_cmd_ramp_resume(struct adm_state *st, const struct adm_peer *peer, const str
 {
     struct adm_ramp *ramp = &st->ramp;
     char cmd[96], was[64], now_text[64], w[ADM_WEIGHT_TEXT], nw[ADM_WEIGHT_TEXT], d[32];
-    char why[256] = "";
+    char why[ADM_WHY_SIZE] = "";
     int64_t now = adm_ramp_now(st), left;
     struct bal_snapshot *snap;
     int over;
@@ -440,8 +443,8 @@ adm_cmd_ramp_resume(struct adm_state *st, const struct adm_peer *peer, const str
         return adm_reply_error(r, "the ramp is not paused");
     snap = bal_router_acquire(st->router);
     over = ramp->force ? 0
-                       : adm_capacity_check(snap, adm_ramp_weight_at(ramp, ramp->done + 1), NULL,
-                                            why, sizeof(why));
+                       : adm_capacity_check(st, snap, adm_ramp_weight_at(ramp, ramp->done + 1),
+                                            NULL, why, sizeof(why));
     bal_snapshot_unref(snap);
     if (over == -1)
         return adm_reply_error(r,
@@ -500,14 +503,14 @@ adm_ramp_show_reason(struct adm_state *st, struct adm_reply *r)
     const struct adm_ramp *ramp = &st->ramp;
     unsigned next = adm_ramp_weight_at(ramp, ramp->done + 1), cap;
     struct bal_snapshot *snap;
-    char why[256], c[ADM_WEIGHT_TEXT], w[ADM_WEIGHT_TEXT];
+    char why[ADM_WHY_SIZE], c[ADM_WEIGHT_TEXT], w[ADM_WEIGHT_TEXT];
 
     if (!ramp->capacity_paused) {
         adm_reply_line(r, "reason operator: \"ramp pause\"");
         return;
     }
     snap = bal_router_acquire(st->router);
-    if (adm_capacity_check(snap, next, &cap, why, sizeof(why)) == -1)
+    if (adm_capacity_check(st, snap, next, &cap, why, sizeof(why)) == -1)
         adm_reply_line(r, "reason capacity: %s", why);
     else
         adm_reply_line(r,

@@ -24,9 +24,10 @@ struct adm_client {
     struct bufferevent *bev; /* owned; closes the socket */
     struct adm_framer framer;
     struct adm_peer peer;
-    bool stalled; /* reading stopped until the output drains below ADM_OUT_LOW */
-    bool eof;     /* the peer sent its last byte: answer what is left, then close */
-    bool closing; /* no more commands: close once the output is sent */
+    bool stalled;  /* reading stopped until the output drains below ADM_OUT_LOW */
+    bool eof;      /* the peer sent its last byte: answer what is left, then close */
+    bool closing;  /* no more commands: close once the output is sent */
+    bool watching; /* `watch`: events are streamed to it; what it sends is dropped */
     TAILQ_ENTRY(adm_client) link;
 };
 
@@ -42,6 +43,7 @@ struct adm_server {
     struct event *ev_relisten;        /* owned */
     TAILQ_HEAD(, adm_client) clients; /* owned */
     unsigned n_clients;
+    unsigned n_watching;
     unsigned next_id;
     uint64_t refused, refuse_logged_ms; /* clients refused at ADM_MAX_CLIENTS, for the log */
     int spare_fd;         /* owned: /dev/null, given up to accept an admin client at EMFILE */
@@ -64,6 +66,8 @@ adm_client_free(struct adm_client *c, const char *why)
            c->peer.uid, why);
     TAILQ_REMOVE(&s->clients, c, link);
     s->n_clients--;
+    if (c->watching)
+        s->n_watching--;
     bufferevent_free(c->bev);
     free(c);
 }
@@ -97,6 +101,15 @@ adm_client_process(struct adm_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     unsigned handled = 0;
 
+    if (c->watching) {
+        /* A watcher only listens: what it sends is dropped, its end of input closes it. */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->eof) {
+            adm_client_free(c, "eof");
+            return ADM_CLIENT_GONE;
+        }
+        return ADM_CLIENT_ALIVE;
+    }
     while (!c->closing) {
         size_t avail = evbuffer_get_length(in), take, line_len, consumed;
         enum adm_frame f;
@@ -125,6 +138,12 @@ adm_client_process(struct adm_client *c)
 
             if (res == ADM_CLOSE)
                 c->closing = true;
+            if (res == ADM_WATCH) {
+                c->watching = true;
+                c->srv->n_watching++;
+                evbuffer_drain(in, consumed);
+                return adm_client_process(c); /* drops the rest: it only listens now */
+            }
         } else if (f == ADM_FRAME_TOO_LONG) {
             adm_write_error(out, "line too long (over %d bytes); the rest of it is skipped",
                             ADM_LINE_MAX);
@@ -201,6 +220,60 @@ adm_client_on_event(struct bufferevent *bev, short what, void *arg)
             return; /* the write callback picks up the rest */
         adm_client_process(c);
     }
+}
+
+/* ------------------------------------------------------------------ watchers */
+
+/* Sends one line to every watcher; one that lets ADM_OUT_MAX bytes pile up is dropped. */
+static void
+adm_server_broadcast(struct adm_server *s, const struct adm_event *e)
+{
+    struct adm_client *c, *next;
+    char line[ADM_EVENT_LINE];
+    size_t len;
+
+    if (s->n_watching == 0)
+        return;
+    adm_event_line(e, true, line, sizeof(line) - 1);
+    len = strlen(line);
+    line[len++] = '\n';
+    for (c = TAILQ_FIRST(&s->clients); c != NULL; c = next) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        next = TAILQ_NEXT(c, link);
+        if (!c->watching)
+            continue;
+        if (evbuffer_get_length(out) + len > ADM_OUT_MAX) {
+            adm_client_drop(c, "not_reading_its_watch");
+            continue;
+        }
+        evbuffer_add(out, line, len);
+    }
+}
+
+/* adm_event_fn of the audit trail: every recorded change goes to the watchers too. */
+static void
+adm_server_on_event(void *arg, const struct adm_event *e)
+{
+    adm_server_broadcast(arg, e);
+}
+
+void
+adm_server_node_event(void *arg, const char *what, const char *from, const char *to)
+{
+    struct adm_server *s = arg;
+    struct adm_event e;
+
+    if (s == NULL || s->n_watching == 0)
+        return;
+    memset(&e, 0, sizeof(e));
+    e.time_ms = xf_wall_ms();
+    e.uid = e.pid = -1;
+    snprintf(e.command, sizeof(e.command), "health");
+    snprintf(e.what, sizeof(e.what), "%s", what);
+    snprintf(e.old_value, sizeof(e.old_value), "%s", from);
+    snprintf(e.new_value, sizeof(e.new_value), "%s", to);
+    adm_server_broadcast(s, &e);
 }
 
 /* Sends a one-line refusal to a connection that is not taken on, and closes it. */
@@ -529,6 +602,8 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
     if (adm_state_init(&s->state, cfg, router, base, err) == -1)
         goto fail;
     s->state_ready = true;
+    s->state.events.notify = adm_server_on_event;
+    s->state.events.notify_arg = s;
     s->path = strdup(cfg->admin_socket);
     s->ev_relisten = evtimer_new(base, adm_server_on_relisten, s);
     if (s->path == NULL || s->ev_relisten == NULL) {
@@ -573,6 +648,13 @@ adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *ar
 {
     s->state.health_info = fn;
     s->state.health_info_arg = arg;
+}
+
+void
+adm_server_set_status(struct adm_server *s, const char *(*fn)(void *arg), void *arg)
+{
+    s->state.status = fn;
+    s->state.status_arg = arg;
 }
 
 void

@@ -28,23 +28,32 @@ enum adm_result
 adm_cmd_show_events(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                     struct adm_reply *r)
 {
+    char line[ADM_EVENT_LINE];
+
     XF_UNUSED(peer);
     XF_UNUSED(a);
-    for (size_t i = 0; i < st->events.n; i++) {
-        const struct adm_event *e = adm_events_get(&st->events, i);
-        char when[32], who[48];
-
-        if (e->uid < 0)
-            snprintf(who, sizeof(who), "uid=- pid=-");
-        else
-            snprintf(who, sizeof(who), "uid=%ld pid=%ld", e->uid, e->pid);
-        adm_reply_line(r, "#%llu %s %s \"%s\" %s %s -> %s", (unsigned long long)e->seq,
-                       adm_time_text(e->time, when, sizeof(when)), who, e->command, e->what,
-                       e->old_value, e->new_value);
-    }
+    for (size_t i = 0; i < st->events.n; i++)
+        adm_reply_line(r, "%s",
+                       adm_event_line(adm_events_get(&st->events, i), false, line, sizeof(line)));
     if (st->events.n == 0)
         adm_reply_line(r, "no events");
     return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_watch(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+              struct adm_reply *r)
+{
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    char when[40], w[ADM_WEIGHT_TEXT];
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "ok: watching at %s weight y %s",
+                   xf_wall_text(xf_wall_ms(), 1, when, sizeof(when)),
+                   adm_weight_text(snap->weight_bp, w));
+    bal_snapshot_unref(snap);
+    return ADM_WATCH;
 }
 
 /* A list of networks, or "-" when empty. */
@@ -240,6 +249,8 @@ adm_cmd_show_version(struct adm_state *st, const struct adm_peer *peer, const st
     adm_reply_line(r, "crossfade %s", XF_VERSION);
     adm_reply_line(r, "libevent %s", event_get_version());
     adm_reply_line(r, "pid %ld", (long)getpid());
+    if (st->status != NULL)
+        adm_reply_line(r, "status %s", st->status(st->status_arg));
     adm_reply_line(r, "started %s", adm_time_text(st->started, when, sizeof(when)));
     adm_reply_line(r, "uptime %llus", (unsigned long long)((xf_now_ms() - st->started_ms) / 1000));
     adm_reply_line(r, "snapshot %llu", (unsigned long long)snap->version);

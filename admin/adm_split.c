@@ -89,13 +89,14 @@ adm_cmd_show_weight(struct adm_state *st, const struct adm_peer *peer, const str
 }
 
 int
-adm_capacity_check(const struct bal_snapshot *s, unsigned bp, unsigned *cap_bp, char *why,
-                   size_t size)
+adm_capacity_check(struct adm_state *st, const struct bal_snapshot *s, unsigned bp,
+                   unsigned *cap_bp, char *why, size_t size)
 {
-    const struct bal_cluster *x = &s->clusters[CFG_CLUSTER_X];
-    unsigned long wx = 0, wy = bal_cluster_usable_weight(&s->clusters[CFG_CLUSTER_Y]);
+    const struct bal_cluster *x = &s->clusters[CFG_CLUSTER_X], *y = &s->clusters[CFG_CLUSTER_Y];
+    unsigned long wx = 0, wy = bal_cluster_usable_weight(y);
     unsigned cap = bal_capacity_bp(s);
-    char c[ADM_WEIGHT_TEXT], p[ADM_WEIGHT_TEXT];
+    char c[ADM_WEIGHT_TEXT], p[ADM_WEIGHT_TEXT], missing[ADM_WHY_SIZE] = "";
+    size_t o = 0;
 
     if (cap_bp != NULL)
         *cap_bp = cap;
@@ -105,11 +106,24 @@ adm_capacity_check(const struct bal_snapshot *s, unsigned bp, unsigned *cap_bp, 
     for (size_t i = 0; i < x->n_nodes; i++)
         if (x->nodes[i].state == BAL_NODE_UP)
             wx += x->nodes[i].weight;
+    /* The nodes of y that count for nothing now, and why: what the operator needs to act on. */
+    for (size_t i = 0; i < y->n_nodes && o < sizeof(missing); i++) {
+        const struct bal_node *n = &y->nodes[i];
+        char note[ADM_NODE_NOTE];
+        int k;
+
+        if (bal_node_takes(n))
+            continue;
+        adm_node_note(st, n, note, sizeof(note));
+        k = snprintf(missing + o, sizeof(missing) - o, "%sy/%s %s", o == 0 ? "; missing: " : ", ",
+                     n->addr.text, note[0] != '\0' ? note : bal_node_status_name(n));
+        if (k > 0)
+            o = XF_MIN(o + (size_t)k, sizeof(missing) - 1);
+    }
     snprintf(why, size,
              "y can take at most %s%% of clients now (capacity: healthy weight %lu of y against "
-             "%lu of x); "
-             "%s%% would overload it",
-             adm_weight_text(cap, c), wy, wx, adm_weight_text(bp, p));
+             "%lu of x%s); %s%% would overload it",
+             adm_weight_text(cap, c), wy, wx, missing, adm_weight_text(bp, p));
     return -1;
 }
 
@@ -139,10 +153,10 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
               struct adm_reply *r, unsigned bp, bool force, const char *verb)
 {
     char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], ramp_to[ADM_WEIGHT_TEXT], cmd[96];
-    char cancelled[64] = "", why[256] = "", logged[256], cap_text[ADM_WEIGHT_TEXT];
+    char cancelled[64] = "", why[ADM_WHY_SIZE] = "", logged[256], cap_text[ADM_WEIGHT_TEXT];
     struct bal_snapshot *snap = bal_router_acquire(st->router);
     unsigned old, target, cap;
-    bool over = adm_capacity_check(snap, bp, &cap, why, sizeof(why)) == -1;
+    bool over = adm_capacity_check(st, snap, bp, &cap, why, sizeof(why)) == -1;
 
     bal_snapshot_unref(snap);
     if (over && !force)

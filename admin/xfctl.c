@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,26 +36,32 @@ struct xfctl_conn {
 static void
 xfctl_usage(FILE *f)
 {
-    fprintf(f, "usage: xfctl [-s SOCKET] [-j] [COMMAND...]\n"
+    fprintf(f, "usage: xfctl [-s SOCKET] [-j] [-w SECONDS] [COMMAND...]\n"
                "\n"
                "Sends one command to crossfade's admin socket and prints the reply.\n"
                "Without a command it reads commands from standard input, one per line\n"
                "(with a prompt when that is a terminal); quit or end of input leaves.\n"
+               "\"xfctl watch\" prints the changes as they happen until interrupted.\n"
                "\n"
                "  -s, --socket PATH  the admin socket (default: $CROSSFADE_SOCKET, else\n"
                "                     " XFCTL_DEFAULT_SOCKET ")\n"
                "  -j, --json         ask for JSON (appends \"json\" to each command)\n"
+               "  -w, --wait SECONDS wait up to SECONDS for crossfade to answer and to have\n"
+               "                     finished starting (its first health checks) before the\n"
+               "                     command: for scripts that have just started it\n"
                "  -h, --help         show this help and exit\n"
                "  -V, --version      show the version and exit\n"
                "\n"
-               "Examples: xfctl show weight; xfctl set weight 25; xfctl rollback; xfctl help\n"
+               "Examples: xfctl show weight; xfctl set weight 25; xfctl rollback; xfctl watch\n"
                "\n"
                "Exit status: 0 success, 1 the reply was an error (printed on stderr),\n"
-               "2 no connection to crossfade (or bad usage).\n");
+               "2 no connection to crossfade (or bad usage, or still starting after -w).\n");
 }
 
+/* Connects; `quiet`: no message for a socket that is not there (yet). Returns 0, or -1 with
+ * errno. */
 static int
-xfctl_connect(struct xfctl_conn *c, const char *path)
+xfctl_connect(struct xfctl_conn *c, const char *path, bool quiet)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
@@ -63,6 +70,7 @@ xfctl_connect(struct xfctl_conn *c, const char *path)
     if (strlen(path) == 0 || strlen(path) >= sizeof(sun.sun_path)) {
         fprintf(stderr, "xfctl: cannot connect to %s: the path must be 1 to %zu bytes\n", path,
                 sizeof(sun.sun_path) - 1);
+        errno = ENAMETOOLONG;
         return -1;
     }
     memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -70,13 +78,15 @@ xfctl_connect(struct xfctl_conn *c, const char *path)
     if (c->fd == -1 || connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
         int e = errno;
 
-        fprintf(stderr, "xfctl: cannot connect to %s: %s%s\n", path, strerror(e),
-                e == ENOENT || e == ECONNREFUSED
-                    ? " (is crossfade running? -s or $CROSSFADE_SOCKET name another socket)"
-                    : "");
+        if (!quiet || (e != ENOENT && e != ECONNREFUSED))
+            fprintf(stderr, "xfctl: cannot connect to %s: %s%s\n", path, strerror(e),
+                    e == ENOENT || e == ECONNREFUSED
+                        ? " (is crossfade running? -s or $CROSSFADE_SOCKET name another socket)"
+                        : "");
         if (c->fd != -1)
             close(c->fd);
         c->fd = -1;
+        errno = e;
         return -1;
     }
     return 0;
@@ -192,6 +202,93 @@ xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_
     return failed ? XFCTL_ERROR : XFCTL_OK;
 }
 
+/*
+ * Sends the line and prints what comes back as it comes: `watch` streams events until crossfade
+ * closes the connection (or we are interrupted). An error reply is printed on stderr. Returns an
+ * enum xfctl_exit.
+ */
+static int
+xfctl_watch(struct xfctl_conn *c, const char *line)
+{
+    char buf[4096];
+    bool first = true;
+
+    if (xfctl_send_all(c, line, strlen(line)) == -1 || xfctl_send_all(c, "\n", 1) == -1)
+        return XFCTL_NO_SERVER;
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == -1)
+                fprintf(stderr, "xfctl: reading from %s: %s\n", c->path, strerror(errno));
+            else
+                fprintf(stderr, "xfctl: %s closed the connection\n", c->path);
+            return XFCTL_NO_SERVER;
+        }
+        if (first && n >= 6 && memcmp(buf, "error:", 6) == 0) {
+            /* Not a stream: one error reply, ended by its empty line. */
+            const char *end = memmem(buf, (size_t)n, "\n\n", 2);
+            fwrite(buf, 1, end != NULL ? (size_t)(end - buf) + 1 : (size_t)n, stderr);
+            return XFCTL_ERROR;
+        }
+        first = false;
+        fwrite(buf, 1, (size_t)n, stdout);
+        fflush(stdout);
+    }
+}
+
+/* Whether a command line is `watch` (any case, blanks around). */
+static bool
+xfctl_is_watch(const char *line)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t n = strcspn(p, " \t");
+
+    return n == 5 && strncasecmp(p, "watch", 5) == 0 && p[n + strspn(p + n, " \t")] == '\0';
+}
+
+/*
+ * -w: connects as soon as the socket answers, then waits for `show version` to stop saying
+ * "status starting" (the proxy accepts once its first health checks are done), all within
+ * wait_ms. Returns 0 connected and started, or -1 after saying why.
+ */
+static int
+xfctl_connect_wait(struct xfctl_conn *c, const char *path, unsigned wait_ms)
+{
+    uint64_t deadline = xf_now_ms() + wait_ms;
+
+    while (xfctl_connect(c, path, true) == -1) {
+        if ((errno != ENOENT && errno != ECONNREFUSED) || xf_now_ms() >= deadline) {
+            if (errno == ENOENT || errno == ECONNREFUSED)
+                fprintf(stderr, "xfctl: %s did not answer within %u ms\n", path, wait_ms);
+            return -1;
+        }
+        usleep(20000);
+    }
+    for (;;) {
+        size_t end;
+        bool starting;
+
+        if (xfctl_send_all(c, "show version\n", 13) == -1 || (end = xfctl_read_reply(c)) == 0)
+            return -1;
+        starting = memmem(c->buf, end, "\nstatus starting\n", 17) != NULL;
+        memmove(c->buf, c->buf + end, c->len - end);
+        c->len -= end;
+        if (!starting)
+            return 0;
+        if (xf_now_ms() >= deadline) {
+            fprintf(stderr,
+                    "xfctl: crossfade is still starting after %u ms (its first health "
+                    "checks are not done)\n",
+                    wait_ms);
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
 /* Whether a line holds nothing but blanks. */
 static bool
 xfctl_blank(const char *s)
@@ -230,6 +327,10 @@ xfctl_session(struct xfctl_conn *c, bool json)
         if (strcmp(line + strspn(line, " \t"), "quit") == 0 ||
             strcmp(line + strspn(line, " \t"), "exit") == 0)
             break;
+        if (xfctl_is_watch(line)) {
+            worst = XF_MAX(worst, xfctl_watch(c, line));
+            break; /* the connection is the watch's now */
+        }
         rc = xfctl_command(c, line, json, !tty);
         if (rc == XFCTL_NO_SERVER) {
             worst = rc;
@@ -245,23 +346,33 @@ xfctl_session(struct xfctl_conn *c, bool json)
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+        {"wait", required_argument, NULL, 'w'},   {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *path = getenv("CROSSFADE_SOCKET");
     struct xfctl_conn c = {.fd = -1};
     bool json = false;
+    long wait_s = -1;
+    char *end;
     int opt, rc;
 
     if (path == NULL || *path == '\0')
         path = XFCTL_DEFAULT_SOCKET;
     /* "+": options only before the command, so "xfctl set weight -1" reaches the server. */
-    while ((opt = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+s:jw:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 's':
             path = optarg;
+            break;
+        case 'w':
+            errno = 0;
+            wait_s = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || wait_s < 0 || wait_s > 3600) {
+                fprintf(stderr, "xfctl: -w takes whole seconds from 0 to 3600, got \"%s\"\n",
+                        optarg);
+                return XFCTL_NO_SERVER;
+            }
             break;
         case 'j':
             json = true;
@@ -306,15 +417,20 @@ main(int argc, char **argv)
             xfctl_usage(stderr);
             return XFCTL_NO_SERVER;
         }
-        if (xfctl_connect(&c, path) == -1) {
+        if ((wait_s >= 0 ? xfctl_connect_wait(&c, path, (unsigned)wait_s * 1000u)
+                         : xfctl_connect(&c, path, false)) == -1) {
             free(line);
+            free(c.buf);
             return XFCTL_NO_SERVER;
         }
-        rc = xfctl_command(&c, line, json, true);
+        rc = xfctl_is_watch(line) ? xfctl_watch(&c, line) : xfctl_command(&c, line, json, true);
         free(line);
     } else {
-        if (xfctl_connect(&c, path) == -1)
+        if ((wait_s >= 0 ? xfctl_connect_wait(&c, path, (unsigned)wait_s * 1000u)
+                         : xfctl_connect(&c, path, false)) == -1) {
+            free(c.buf);
             return XFCTL_NO_SERVER;
+        }
         rc = xfctl_session(&c, json);
     }
     close(c.fd);

@@ -38,7 +38,12 @@ enum bal_health {
     BAL_HEALTH_UP = 0,
     BAL_HEALTH_DOWN,    /* active checks failed `fall` times in a row */
     BAL_HEALTH_EJECTED, /* passive detection: consecutive failures on live traffic */
+    BAL_HEALTH_PENDING, /* in a cluster with active checks, not passed `rise` of them yet */
 };
+
+/* Slow start (clusters.*.slow_start): a node that just came into service takes warm /
+ * BAL_WARM_STEPS of its weight, growing step by step; warm 0 is the whole weight. */
+#define BAL_WARM_STEPS 20u
 
 /* A node of a cluster as the data path sees it. Immutable once its snapshot is published. */
 struct bal_node {
@@ -48,6 +53,7 @@ struct bal_node {
     unsigned weight;
     enum bal_node_state state;
     enum bal_health health;
+    unsigned warm;        /* slow start: 1..BAL_WARM_STEPS-1 of the weight; 0: all of it */
     unsigned max_conns;   /* connections per worker; 0: no limit */
     unsigned max_pending; /* requests waiting for one of them */
     uint64_t hash;        /* XXH3_64bits of addr.text: the node's identity in rendezvous hashing */
@@ -58,9 +64,10 @@ struct bal_cluster {
     struct bal_node *nodes; /* owned */
     size_t n_nodes;
     enum cfg_balance balance;
-    uint32_t *schedule;              /* owned: smooth weighted round-robin order of node indexes */
-    size_t n_schedule;               /* sum of the weights; 0 when every weight is 0 */
-    bool failover;                   /* with no node to take a request, the other cluster may */
+    uint32_t *schedule; /* owned: smooth weighted round-robin order of node indexes */
+    size_t n_schedule;  /* sum of the weights; 0 when every weight is 0 */
+    bool failover;      /* with no node to take a request, the other cluster may */
+    bool checked;       /* active health checks: a new node is BAL_HEALTH_PENDING until it passes */
     unsigned max_conns, max_pending; /* for nodes added at run time */
 };
 
@@ -151,8 +158,9 @@ int bal_snapshot_find(const struct bal_snapshot *s, const char *addr, enum cfg_c
                       size_t *i);
 /*
  * Appends a node (address copied, state UP, id s->max_id, which then grows: ids are never reused)
- * to cluster c of a snapshot not published yet, and rebuilds the schedules. Returns 0, or -1 with
- * err when out of memory.
+ * to cluster c of a snapshot not published yet, and rebuilds the schedules. In a cluster with
+ * active checks the node is BAL_HEALTH_PENDING: it takes nothing before it passed them. Returns 0,
+ * or -1 with err when out of memory.
  */
 int bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c,
                           const struct cfg_addr *addr, unsigned weight, struct xf_err *err);
@@ -166,10 +174,17 @@ bal_node_takes(const struct bal_node *n)
 {
     return n->state == BAL_NODE_UP && n->health == BAL_HEALTH_UP && n->weight > 0;
 }
+/* The weight a node's share is drawn from: its weight, scaled by its slow start (x BAL_WARM_STEPS
+ * when it has none, x warm when it has), so nodes compare in the same unit. */
+static inline unsigned long
+bal_node_eff_weight(const struct bal_node *n)
+{
+    return (unsigned long)n->weight * (n->warm != 0 ? n->warm : BAL_WARM_STEPS);
+}
 /* The operator's state: "up", "draining" or "disabled". */
 const char *bal_node_state_name(enum bal_node_state state);
 /* What `show nodes` says: the operator's state unless it is up, then the health: "up", "down"
- * (active checks) or "ejected" (passive detection). */
+ * (active checks), "ejected" (passive detection) or "pending" (no verdict of the checks yet). */
 const char *bal_node_status_name(const struct bal_node *n);
 /* The node with id `id` in any cluster, or NULL. O(nodes). */
 const struct bal_node *bal_snapshot_node(const struct bal_snapshot *s, uint32_t id);

@@ -52,7 +52,7 @@ bal_node_hrw_skip(const struct bal_cluster *cl, uint64_t khash, const uint32_t *
             continue;
         /* 53 random bits, centred in their interval: u is never 0 nor 1. */
         u = ((double)(bal_mix64(khash ^ n->hash) >> 11) + 0.5) / 9007199254740992.0;
-        score = (double)n->weight / -log(u);
+        score = (double)bal_node_eff_weight(n) / -log(u);
         if (best == NULL || score > best_score || (score == best_score && n->id < best->id)) {
             best = n;
             best_score = score;
@@ -103,7 +103,7 @@ bal_node_least(const struct bal_cluster *cl, uint64_t *cursor, const uint32_t *a
 
         if (!bal_node_takes(n) || (n_skip > 0 && bal_node_skipped(n->id, skip, n_skip)))
             continue;
-        if (best == NULL || a * best->weight < best_active * n->weight) {
+        if (best == NULL || a * bal_node_eff_weight(best) < best_active * bal_node_eff_weight(n)) {
             best = n;
             best_active = a;
         }

@@ -77,6 +77,11 @@ struct xf_hdr {
 /* Monotonic clock in milliseconds and in microseconds. */
 uint64_t xf_now_ms(void);
 uint64_t xf_now_us(void);
+/* The wall clock (CLOCK_REALTIME) in milliseconds since 1970. */
+int64_t xf_wall_ms(void);
+/* A wall-clock time in ms as "2026-11-30T04:06:33Z" (`with_ms`: "...:33.123Z") into buf (at least
+ * 32 bytes); returns buf. */
+const char *xf_wall_text(int64_t ms, int with_ms, char *buf, size_t size);
 
 /* Levenshtein distance between two short strings (for "did you mean" hints); capped at 64 chars. */
 size_t xf_edit_distance(const char *a, const char *b);

@@ -80,6 +80,8 @@ struct cfg_cluster {
                       default true for y, false for x */
     unsigned max_connections; /* default for the nodes: 0 (no limit) */
     unsigned max_pending;     /* default for the nodes: 100 */
+    unsigned slow_start_ms;   /* a node coming into service ramps its weight up over this; 0:
+                                 off (default) */
 };
 
 enum cfg_key_kind {

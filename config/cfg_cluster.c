@@ -1,4 +1,5 @@
-/* config/cfg_cluster.c -- reads `clusters`: nodes, balance, failover, limits, health, outlier. */
+/* config/cfg_cluster.c -- reads `clusters`: nodes, balance, failover, limits, health, outlier,
+ * slow start. */
 #include "config/cfg_int.h"
 
 #include <stdbool.h>
@@ -27,10 +28,12 @@ enum cfg_cluster_key {
     CFG_CLUSTER_MAX_PENDING,
     CFG_CLUSTER_HEALTH,
     CFG_CLUSTER_OUTLIER,
+    CFG_CLUSTER_SLOW_START,
     CFG_CLUSTER_KEY_COUNT,
 };
 static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
-    "nodes", "balance", "failover", "max_connections", "max_pending", "health", "outlier",
+    "nodes",       "balance", "failover", "max_connections",
+    "max_pending", "health",  "outlier",  "slow_start",
 };
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 
@@ -467,6 +470,10 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
     if (v[CFG_CLUSTER_OUTLIER] != NULL &&
         cfg_walk_outlier(ctx, v[CFG_CLUSTER_OUTLIER], cfg_path_key(sub, path, "outlier"),
                          &cluster->outlier) == -1)
+        return -1;
+    if (v[CFG_CLUSTER_SLOW_START] != NULL &&
+        cfg_get_timeout(ctx, v[CFG_CLUSTER_SLOW_START], cfg_path_key(sub, path, "slow_start"),
+                        &cluster->slow_start_ms) == -1)
         return -1;
     return 0;
 }

@@ -333,6 +333,8 @@ int px_worker_listen(struct px_worker *w, struct xf_err *err);
 /* Lets the listeners accept: until then connections wait in the kernel's queue (start-up lets the
  * health checks give their first verdicts first). Idempotent. */
 void px_worker_start(struct px_worker *w);
+/* "starting" (not accepting yet), "serving" or "stopping" (arg: the worker), for show version. */
+const char *px_worker_status(void *arg);
 /* Runs the event loop until shutdown; returns the exit status. */
 int px_worker_run(struct px_worker *w);
 void px_worker_free(struct px_worker *w);
@@ -365,26 +367,44 @@ void px_worker_begin_shutdown(struct px_worker *w);
  */
 int px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
 
-/* --- health checks (px_health.c): active probes and passive outlier ejection --- */
+/* --- health checks (px_health.c): active probes, passive outlier ejection, slow start --- */
 
 struct px_health;
+struct adm_node_health;
+/* A node's state changed: `what` names it ("node y/10.0.1.1:8000"), from and to say how. */
+typedef void (*px_health_event_fn)(void *arg, const char *what, const char *from, const char *to);
+
 /*
  * Starts the checks of every cluster that has `health` (probes on `base`), and passive detection
  * for every node; state changes are published as snapshots through the router and counted in
- * `stats` (borrowed, may be NULL). All borrowed objects must outlive it. NULL with err on failure.
+ * `stats` (borrowed, may be NULL). Nodes of a checked cluster start pending: out of service until
+ * they pass `rise` checks. All borrowed objects must outlive it. NULL with err on failure.
  */
 struct px_health *px_health_new(struct event_base *base, const struct cfg *cfg,
                                 struct bal_router *router, struct xf_stats *stats,
                                 struct xf_err *err);
+/*
+ * Start-up: calls ready(arg) once every node of a checked cluster has had its first verdict (a
+ * check passed or failed), or after at most 10 s; at once when no cluster has checks. The proxy
+ * accepts from then on, so that no client meets a cluster whose nodes nobody checked yet.
+ */
+void px_health_start(struct px_health *h, void (*ready)(void *arg), void *arg);
+/* Whether start-up is over (ready was called). */
+bool px_health_serving(const struct px_health *h);
 /* Calls fn(arg) after each snapshot it publishes (the worker takes it at once). */
 void px_health_set_notify(struct px_health *h, void (*fn)(void *arg), void *arg);
+/* Calls fn(arg, ...) on each state change of a node (up, down, ejected, probation). */
+void px_health_set_events(struct px_health *h, px_health_event_fn fn, void *arg);
+/* Looks at the current snapshot now (arg: the px_health): nodes an admin command added get their
+ * records and first probes at once, nodes brought back into service start their slow start. */
+void px_health_refresh(void *arg);
 /* Stops every probe and frees it; NULL is a no-op. */
 void px_health_free(struct px_health *h);
 /* The outcome of one attempt on live traffic for node `id` of cluster `c`: ok, or a connect
  * failure, timeout, reset, invalid response or 5xx. May publish a snapshot (ejection). */
 void px_health_observe(struct px_health *h, uint32_t id, bool ok);
 /* adm_health_info_fn for the admin socket (arg: the px_health). */
-int px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsigned *ejections);
+int px_health_info(void *arg, uint32_t id, struct adm_node_health *out);
 
 void px_alog_init(struct px_alog *a);
 int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);

@@ -1,5 +1,5 @@
-/* proxy/px_health.c -- node health: active HTTP probes, passive outlier ejection, and the
- * snapshots that carry their verdict to the data path. */
+/* proxy/px_health.c -- node health: active HTTP probes, passive outlier ejection, slow start, and
+ * the snapshots that carry their verdict to the data path. */
 #include "proxy/px.h"
 
 #include <errno.h>
@@ -12,14 +12,30 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "admin/adm.h"
+
 /* A probe's response head longer than this is invalid. */
 #define PX_HEALTH_HEAD_MAX (16u * 1024u)
 /* How often new snapshots (nodes added or removed by the admin) are looked for. */
 #define PX_HEALTH_SYNC_MS 250u
 /* The first probe of a node comes within this (spread so that probes do not come in bursts). */
-#define PX_HEALTH_FIRST_MS 500u
+#define PX_HEALTH_FIRST_MS 100u
+/* While a node waits for its first verdict and passes, its probes come this often (or every
+ * interval when that is shorter): a ready node joins in about rise x this. */
+#define PX_HEALTH_FAST_MS 250u
+/* Start-up waits this long at most for the first verdicts before the listeners accept. */
+#define PX_HEALTH_WARMUP_MAX_MS 10000u
 /* Ejections double at most this many times before max_ejection caps them anyway. */
 #define PX_HEALTH_STREAK_MAX 16u
+/* A slow start takes its steps at least this far apart. */
+#define PX_HEALTH_WARM_TICK_MIN_MS 50u
+
+/* What the active checks made of a node. */
+enum px_hstate {
+    PX_H_PENDING = 0, /* new, no verdict yet (neither `rise` passes nor `fall` failures): out */
+    PX_H_UP,          /* in service (also every node of a cluster without checks) */
+    PX_H_DOWN,        /* `fall` failures in a row: out of service until `rise` passes */
+};
 
 struct px_hnode {
     struct px_health *h; /* borrowed */
@@ -28,9 +44,11 @@ struct px_hnode {
     struct cfg_addr addr; /* copied from the snapshot that named the node */
     bool seen;            /* present in the snapshot being synced */
     /* Active checks. */
-    bool down;
+    enum px_hstate active;
+    bool verdict; /* it came into service or failed a check: start-up waits for this */
     unsigned ok_run, fail_run;
     char last[24];           /* the last result: "-", "ok:200", "fail:timeout", ... */
+    int64_t down_wall_ms;    /* when it went down */
     struct event *probe_ev;  /* owned: the next probe, or the running probe's deadline */
     uint64_t probe_ms;       /* when the running (or last) probe started (monotonic) */
     struct bufferevent *bev; /* owned: the running probe's connection; NULL between probes */
@@ -42,8 +60,16 @@ struct px_hnode {
     bool eject_skipped;     /* an ejection was refused (last node): logged once */
     unsigned ejections;     /* how many times it was ejected */
     unsigned streak;        /* how many times the ejection doubled */
+    unsigned eject_fails;   /* the failures in a row that ejected it */
     uint64_t back_ms;       /* when the last ejection ended (monotonic) */
+    int64_t eject_until_ms; /* when the ejection ends (wall clock) */
     struct event *eject_ev; /* owned: the end of the ejection */
+    /* Slow start. */
+    bool op_in_service;     /* the operator's side of the last snapshot: up, weight above 0 */
+    unsigned warm;          /* BAL_WARM_STEPS-ths of its weight while warming; 0: all */
+    uint64_t warm_start_ms; /* monotonic */
+    int64_t warm_end_wall;  /* when it will have its whole weight */
+    struct event *warm_ev;  /* owned: the next step */
 };
 
 struct px_health {
@@ -56,13 +82,21 @@ struct px_health {
     uint64_t seen_version; /* the router version last synced */
     struct event *sync_ev; /* owned */
     uint64_t rng;
-    bool skip_logged;          /* a probe skipped for want of resources was logged */
+    bool skip_logged;         /* a probe skipped for want of resources was logged */
+    bool serving;             /* start-up is over: the listeners accept */
+    struct event *warmup_ev;  /* owned: the longest start-up waits for verdicts */
+    void (*ready)(void *arg); /* called once when start-up is over; NULL when done */
+    void *ready_arg;
     void (*notify)(void *arg); /* after a publish; may be NULL */
     void *notify_arg;
+    px_health_event_fn event; /* a state change, for the admin socket's watchers; may be NULL */
+    void *event_arg;
 };
 
 static void px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg);
 static void px_health_on_eject_end(evutil_socket_t fd, short what, void *arg);
+static void px_health_on_warm(evutil_socket_t fd, short what, void *arg);
+static void px_health_check_ready(struct px_health *h);
 
 static struct timeval
 px_health_tv(unsigned ms)
@@ -90,15 +124,47 @@ px_health_cs(struct px_health *h, enum cfg_cluster_id c)
 static enum bal_health
 px_hnode_health(const struct px_hnode *n)
 {
-    if (n->down)
+    if (n->active == PX_H_PENDING)
+        return BAL_HEALTH_PENDING;
+    if (n->active == PX_H_DOWN)
         return BAL_HEALTH_DOWN;
     return n->ejected ? BAL_HEALTH_EJECTED : BAL_HEALTH_UP;
 }
 
+/* "up", "down", "ejected" or "pending": the word of px_hnode_health, for events. */
+static const char *
+px_hnode_word(const struct px_hnode *n)
+{
+    static const char *const words[] = {[BAL_HEALTH_UP] = "up",
+                                        [BAL_HEALTH_DOWN] = "down",
+                                        [BAL_HEALTH_EJECTED] = "ejected",
+                                        [BAL_HEALTH_PENDING] = "pending"};
+    return words[px_hnode_health(n)];
+}
+
+/* Tells the admin socket's watchers that node n went from `from` to what `fmt` says. */
+static void px_health_tell(struct px_hnode *n, const char *from, const char *fmt, ...)
+    XF_PRINTF(3, 4);
+
+static void
+px_health_tell(struct px_hnode *n, const char *from, const char *fmt, ...)
+{
+    char what[160], to[200];
+    va_list ap;
+
+    if (n->h->event == NULL)
+        return;
+    snprintf(what, sizeof(what), "node %s/%s", cfg_cluster_name(n->cluster), n->addr.text);
+    va_start(ap, fmt);
+    vsnprintf(to, sizeof(to), fmt, ap);
+    va_end(ap);
+    n->h->event(n->h->event_arg, what, from, to);
+}
+
 /*
- * Publishes a snapshot whose nodes carry the health of their records, when the current one does
- * not already. Admin commands do the same read-copy-publish on this thread, so neither loses the
- * other's change.
+ * Publishes a snapshot whose nodes carry the health and slow start of their records, when the
+ * current one does not already. Admin commands do the same read-copy-publish on this thread, so
+ * neither loses the other's change.
  */
 static void
 px_health_publish(struct px_health *h)
@@ -111,11 +177,12 @@ px_health_publish(struct px_health *h)
             const struct bal_node *n = &cur->clusters[c].nodes[i];
             struct px_hnode *r = n->id < h->n_nodes ? h->nodes[n->id] : NULL;
 
-            if (r == NULL || n->health == px_hnode_health(r))
+            if (r == NULL || (n->health == px_hnode_health(r) && n->warm == r->warm))
                 continue;
             if (next == NULL && (next = bal_snapshot_copy(cur, cur->version + 1)) == NULL)
                 goto oom;
             next->clusters[c].nodes[i].health = px_hnode_health(r);
+            next->clusters[c].nodes[i].warm = r->warm;
         }
     if (next != NULL) {
         if (bal_snapshot_rebuild(next, &err) == -1)
@@ -132,6 +199,71 @@ oom:
     bal_snapshot_unref(cur);
 }
 
+/* --- slow start --- */
+
+/* The steps of a slow start: BAL_WARM_STEPS of them over clusters.*.slow_start. */
+static unsigned
+px_health_warm_tick_ms(const struct px_hnode *n)
+{
+    unsigned ms = n->h->cfg->clusters[n->cluster].slow_start_ms / BAL_WARM_STEPS;
+
+    return XF_MAX(ms, PX_HEALTH_WARM_TICK_MIN_MS);
+}
+
+/*
+ * Node n just came into service (its checks passed, its ejection ended, the operator added or
+ * enabled it): with clusters.*.slow_start it takes a small part of its weight, grown step by step.
+ * Not at start-up, where every node comes at once and none would take traffic from the others.
+ */
+static void
+px_health_warm_start(struct px_hnode *n)
+{
+    unsigned slow = n->h->cfg->clusters[n->cluster].slow_start_ms;
+    struct timeval tv;
+
+    if (slow == 0 || !n->h->serving)
+        return;
+    n->warm = 1;
+    n->warm_start_ms = xf_now_ms();
+    n->warm_end_wall = xf_wall_ms() + slow;
+    tv = px_health_tv(px_health_warm_tick_ms(n));
+    evtimer_add(n->warm_ev, &tv);
+    XF_LOG(XF_LOG_INFO, "health", "event=slow_start cluster=%s node=%s for_ms=%u",
+           cfg_cluster_name(n->cluster), n->addr.text, slow);
+}
+
+static void
+px_health_on_warm(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_hnode *n = arg;
+    unsigned slow = n->h->cfg->clusters[n->cluster].slow_start_ms;
+    uint64_t gone = xf_now_ms() - n->warm_start_ms;
+    struct timeval tv;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    if (n->warm == 0)
+        return;
+    if (gone >= slow) {
+        n->warm = 0;
+        XF_LOG(XF_LOG_INFO, "health", "event=slow_start_done cluster=%s node=%s",
+               cfg_cluster_name(n->cluster), n->addr.text);
+    } else {
+        n->warm = XF_MAX(1u, (unsigned)(gone * BAL_WARM_STEPS / slow));
+        tv = px_health_tv(px_health_warm_tick_ms(n));
+        evtimer_add(n->warm_ev, &tv);
+    }
+    px_health_publish(n->h);
+}
+
+/* Stops a slow start (the node left service): it starts again when the node comes back. */
+static void
+px_health_warm_stop(struct px_hnode *n)
+{
+    n->warm = 0;
+    event_del(n->warm_ev);
+}
+
 /* --- active probes --- */
 
 static void
@@ -143,7 +275,7 @@ px_health_probe_end(struct px_hnode *n)
     }
 }
 
-/* Schedules the next probe one interval from now. */
+/* Schedules the next probe `ms` from now. */
 static void
 px_health_schedule(struct px_hnode *n, unsigned ms)
 {
@@ -152,13 +284,50 @@ px_health_schedule(struct px_hnode *n, unsigned ms)
     evtimer_add(n->probe_ev, &tv);
 }
 
+/* The checks of node n passed `rise` times: it comes into service. */
+static void
+px_health_rise(struct px_hnode *n)
+{
+    struct xf_cluster_stats *cs = px_health_cs(n->h, n->cluster);
+    const char *from = px_hnode_word(n);
+
+    /* Counted as brought back up only when it was down: a new node's first passes are not. */
+    if (cs != NULL && n->active == PX_H_DOWN)
+        cs->health_up++;
+    n->active = PX_H_UP;
+    XF_LOG(XF_LOG_INFO, "health", "event=node_up cluster=%s node=%s passes=%u was=%s",
+           cfg_cluster_name(n->cluster), n->addr.text, n->ok_run, from);
+    px_health_tell(n, from, "%s (%u checks passed)", px_hnode_word(n), n->ok_run);
+    if (!n->ejected)
+        px_health_warm_start(n);
+    px_health_publish(n->h);
+}
+
+/* The checks of node n failed `fall` times: it leaves service, or a new node is known down. */
+static void
+px_health_fall(struct px_hnode *n)
+{
+    struct xf_cluster_stats *cs = px_health_cs(n->h, n->cluster);
+    const char *from = px_hnode_word(n);
+
+    if (cs != NULL)
+        cs->health_down++;
+    n->active = PX_H_DOWN;
+    n->down_wall_ms = xf_wall_ms();
+    XF_LOG(XF_LOG_WARN, "health", "event=node_down cluster=%s node=%s failures=%u last=%s",
+           cfg_cluster_name(n->cluster), n->addr.text, n->fail_run, n->last);
+    px_health_tell(n, from, "down (%u checks failed, last %s)", n->fail_run, n->last);
+    px_health_warm_stop(n);
+    px_health_publish(n->h);
+}
+
 /* A probe ended: `ok`, with `what` ("ok:200", "fail:timeout", ...) as the node's last result. */
 static void
 px_health_result(struct px_hnode *n, bool ok, const char *what)
 {
     struct px_health *h = n->h;
     const struct cfg_health *hc = &h->cfg->clusters[n->cluster].health;
-    struct xf_cluster_stats *cs = px_health_cs(h, n->cluster);
+    unsigned next = hc->interval_ms;
     uint64_t took;
 
     px_health_probe_end(n);
@@ -167,30 +336,26 @@ px_health_result(struct px_hnode *n, bool ok, const char *what)
     if (ok) {
         n->fail_run = 0;
         n->ok_run++;
-        if (n->down && n->ok_run >= hc->rise) {
-            n->down = false;
-            if (cs != NULL)
-                cs->health_up++;
-            XF_LOG(XF_LOG_INFO, "health", "event=node_up cluster=%s node=%s passes=%u",
-                   cfg_cluster_name(n->cluster), n->addr.text, n->ok_run);
-            px_health_publish(h);
-        }
+        if (n->active != PX_H_UP && n->ok_run >= hc->rise)
+            px_health_rise(n);
+        else if (n->active == PX_H_PENDING)
+            next = XF_MIN(next, PX_HEALTH_FAST_MS); /* a ready node joins soon */
     } else {
         n->ok_run = 0;
         n->fail_run++;
-        if (!n->down && n->fail_run >= hc->fall) {
-            n->down = true;
-            if (cs != NULL)
-                cs->health_down++;
-            XF_LOG(XF_LOG_WARN, "health", "event=node_down cluster=%s node=%s failures=%u last=%s",
-                   cfg_cluster_name(n->cluster), n->addr.text, n->fail_run, n->last);
-            px_health_publish(h);
-        }
+        if (n->active != PX_H_DOWN && n->fail_run >= hc->fall)
+            px_health_fall(n);
+    }
+    /* Start-up waits for each node to be in service, or known to fail: a pass short of `rise`
+     * is no verdict yet. */
+    if (!n->verdict && (!ok || n->active == PX_H_UP)) {
+        n->verdict = true;
+        px_health_check_ready(h);
     }
     /* Probes start `interval` apart whatever they took (timeout <= interval), so a node that
      * stops answering is down within fall x interval of the first probe it fails. */
     took = xf_now_ms() - n->probe_ms;
-    px_health_schedule(n, took < hc->interval_ms ? hc->interval_ms - (unsigned)took : 0);
+    px_health_schedule(n, took < next ? next - (unsigned)took : 0);
 }
 
 /* A probe that could not start for a reason of this process, not of the node: counted nowhere,
@@ -339,6 +504,50 @@ px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg)
         px_health_probe_start(n);
 }
 
+/* --- start-up: the listeners accept once every checked node had its first verdict --- */
+
+static void
+px_health_serve(struct px_health *h, const char *why)
+{
+    void (*ready)(void *arg) = h->ready;
+
+    if (h->serving)
+        return;
+    h->serving = true;
+    h->ready = NULL;
+    event_del(h->warmup_ev);
+    XF_LOG(XF_LOG_INFO, "health", "event=ready reason=%s", why);
+    if (ready != NULL)
+        ready(h->ready_arg);
+}
+
+/* Ends start-up when no node of a checked cluster is still without a verdict. */
+static void
+px_health_check_ready(struct px_health *h)
+{
+    if (h->serving || h->ready == NULL)
+        return;
+    for (size_t i = 0; i < h->n_nodes; i++) {
+        const struct px_hnode *n = h->nodes[i];
+
+        if (n != NULL && h->cfg->clusters[n->cluster].health.enabled && !n->verdict)
+            return;
+    }
+    px_health_serve(h, "first_verdicts");
+}
+
+static void
+px_health_on_warmup_max(evutil_socket_t fd, short what, void *arg)
+{
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    XF_LOG(XF_LOG_WARN, "health",
+           "event=ready_without_verdicts after_ms=%u note=\"some nodes gave no verdict yet; they "
+           "stay out of service until they pass their checks\"",
+           PX_HEALTH_WARMUP_MAX_MS);
+    px_health_serve(arg, "deadline");
+}
+
 /* --- passive detection --- */
 
 /* Whether node id is the last node of its cluster that takes requests in the current snapshot. */
@@ -362,6 +571,8 @@ px_health_eject(struct px_hnode *n)
     struct px_health *h = n->h;
     const struct cfg_outlier *o = &h->cfg->clusters[n->cluster].outlier;
     struct xf_cluster_stats *cs = px_health_cs(h, n->cluster);
+    const char *from = px_hnode_word(n);
+    char until[32];
     uint64_t ms;
     struct timeval tv;
 
@@ -387,10 +598,15 @@ px_health_eject(struct px_hnode *n)
     n->probation = false;
     n->eject_skipped = false;
     n->ejections++;
+    n->eject_fails = n->fails;
+    n->eject_until_ms = xf_wall_ms() + (int64_t)ms;
     if (cs != NULL)
         cs->ejections++;
     XF_LOG(XF_LOG_WARN, "health", "event=node_ejected cluster=%s node=%s failures=%u for_ms=%llu",
            cfg_cluster_name(n->cluster), n->addr.text, n->fails, (unsigned long long)ms);
+    px_health_tell(n, from, "ejected until %s (%u failures in a row)",
+                   xf_wall_text(n->eject_until_ms, 0, until, sizeof(until)) + 11, n->fails);
+    px_health_warm_stop(n);
     tv = px_health_tv((unsigned)ms);
     evtimer_add(n->eject_ev, &tv);
     px_health_publish(h);
@@ -409,6 +625,10 @@ px_health_on_eject_end(evutil_socket_t fd, short what, void *arg)
     n->back_ms = xf_now_ms();
     XF_LOG(XF_LOG_INFO, "health", "event=node_probation cluster=%s node=%s",
            cfg_cluster_name(n->cluster), n->addr.text);
+    px_health_tell(n, "ejected", "%s (on probation: one failure ejects it again)",
+                   px_hnode_word(n));
+    if (n->active == PX_H_UP)
+        px_health_warm_start(n);
     px_health_publish(n->h);
 }
 
@@ -424,13 +644,23 @@ px_hnode_free(struct px_hnode *n)
         event_free(n->probe_ev);
     if (n->eject_ev != NULL)
         event_free(n->eject_ev);
+    if (n->warm_ev != NULL)
+        event_free(n->warm_ev);
     free(n);
+}
+
+/* Whether the operator's side of a node lets it take requests: up, with a weight. */
+static bool
+px_hnode_op_in_service(const struct bal_node *bn)
+{
+    return bn->state == BAL_NODE_UP && bn->weight > 0;
 }
 
 static struct px_hnode *
 px_hnode_new(struct px_health *h, const struct bal_node *bn)
 {
     struct px_hnode *n = calloc(1, sizeof(*n));
+    const struct cfg_health *hc = &h->cfg->clusters[bn->cluster].health;
 
     if (n == NULL)
         return NULL;
@@ -438,27 +668,36 @@ px_hnode_new(struct px_health *h, const struct bal_node *bn)
     n->id = bn->id;
     n->cluster = bn->cluster;
     n->addr = bn->addr;
+    n->active = hc->enabled ? PX_H_PENDING : PX_H_UP;
+    n->op_in_service = px_hnode_op_in_service(bn);
     snprintf(n->last, sizeof(n->last), "-");
     n->probe_ev = evtimer_new(h->base, px_health_on_probe_timer, n);
     n->eject_ev = evtimer_new(h->base, px_health_on_eject_end, n);
-    if (n->probe_ev == NULL || n->eject_ev == NULL) {
+    n->warm_ev = evtimer_new(h->base, px_health_on_warm, n);
+    if (n->probe_ev == NULL || n->eject_ev == NULL || n->warm_ev == NULL) {
         px_hnode_free(n);
         return NULL;
     }
-    if (h->cfg->clusters[n->cluster].health.enabled) {
-        unsigned first =
-            XF_MIN(h->cfg->clusters[n->cluster].health.interval_ms, PX_HEALTH_FIRST_MS);
+    if (hc->enabled) {
+        unsigned first = XF_MIN(hc->interval_ms, PX_HEALTH_FIRST_MS);
         px_health_schedule(n, (unsigned)(px_health_rand(h) % (first + 1u)));
+    } else if (n->op_in_service) {
+        px_health_warm_start(n); /* added at run time to a cluster without checks */
     }
     return n;
 }
 
-/* Makes the records follow the current snapshot: new nodes get one, removed nodes lose theirs. */
+/*
+ * Makes the records follow the current snapshot: new nodes get one, removed nodes lose theirs,
+ * and a node the operator brings back into service (enable, a weight above 0) starts its slow
+ * start. Publishes the slow starts that began.
+ */
 static void
 px_health_sync(struct px_health *h)
 {
     uint64_t v = bal_router_version(h->router);
     struct bal_snapshot *s;
+    bool warmed = false;
 
     if (v == h->seen_version)
         return;
@@ -482,11 +721,21 @@ px_health_sync(struct px_health *h)
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
         for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
             const struct bal_node *bn = &s->clusters[c].nodes[i];
+            struct px_hnode *n = h->nodes[bn->id];
 
-            if (h->nodes[bn->id] == NULL)
-                h->nodes[bn->id] = px_hnode_new(h, bn);
-            if (h->nodes[bn->id] != NULL)
-                h->nodes[bn->id]->seen = true;
+            if (n == NULL) {
+                n = h->nodes[bn->id] = px_hnode_new(h, bn);
+                warmed = warmed || (n != NULL && n->warm != 0);
+            } else if (px_hnode_op_in_service(bn) != n->op_in_service) {
+                n->op_in_service = !n->op_in_service;
+                if (!n->op_in_service)
+                    px_health_warm_stop(n);
+                else if (px_hnode_health(n) == BAL_HEALTH_UP)
+                    px_health_warm_start(n);
+                warmed = true;
+            }
+            if (n != NULL)
+                n->seen = true;
         }
     for (size_t i = 0; i < h->n_nodes; i++)
         if (h->nodes[i] != NULL && !h->nodes[i]->seen) {
@@ -494,6 +743,8 @@ px_health_sync(struct px_health *h)
             h->nodes[i] = NULL;
         }
     bal_snapshot_unref(s);
+    if (warmed)
+        px_health_publish(h);
 }
 
 static void
@@ -519,7 +770,8 @@ px_health_new(struct event_base *base, const struct cfg *cfg, struct bal_router 
     h->stats = stats;
     h->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)xf_now_us();
     h->sync_ev = event_new(base, -1, EV_PERSIST, px_health_on_sync, h);
-    if (h->sync_ev == NULL)
+    h->warmup_ev = evtimer_new(base, px_health_on_warmup_max, h);
+    if (h->sync_ev == NULL || h->warmup_ev == NULL)
         goto oom;
     event_add(h->sync_ev, &tv);
     px_health_sync(h);
@@ -531,10 +783,40 @@ oom:
 }
 
 void
+px_health_start(struct px_health *h, void (*ready)(void *arg), void *arg)
+{
+    struct timeval tv = px_health_tv(PX_HEALTH_WARMUP_MAX_MS);
+
+    h->ready = ready;
+    h->ready_arg = arg;
+    evtimer_add(h->warmup_ev, &tv);
+    px_health_check_ready(h);
+}
+
+bool
+px_health_serving(const struct px_health *h)
+{
+    return h->serving;
+}
+
+void
 px_health_set_notify(struct px_health *h, void (*fn)(void *arg), void *arg)
 {
     h->notify = fn;
     h->notify_arg = arg;
+}
+
+void
+px_health_set_events(struct px_health *h, px_health_event_fn fn, void *arg)
+{
+    h->event = fn;
+    h->event_arg = arg;
+}
+
+void
+px_health_refresh(void *arg)
+{
+    px_health_sync(arg);
 }
 
 void
@@ -547,6 +829,8 @@ px_health_free(struct px_health *h)
     free(h->nodes);
     if (h->sync_ev != NULL)
         event_free(h->sync_ev);
+    if (h->warmup_ev != NULL)
+        event_free(h->warmup_ev);
     free(h);
 }
 
@@ -574,8 +858,37 @@ px_health_observe(struct px_health *h, uint32_t id, bool ok)
         px_health_eject(n);
 }
 
+/* Writes why node n takes no traffic, or a part of its weight only; "" when neither. */
+static void
+px_health_note(const struct px_hnode *n, char *buf, size_t size)
+{
+    const struct cfg_health *hc = &n->h->cfg->clusters[n->cluster].health;
+    char t[32];
+
+    buf[0] = '\0';
+    if (n->active == PX_H_PENDING) {
+        if (n->last[0] == '-')
+            snprintf(buf, size, "pending first checks: none done yet");
+        else
+            snprintf(buf, size, "pending first checks: %u of %u passed, last %s", n->ok_run,
+                     hc->rise, n->last);
+    } else if (n->active == PX_H_DOWN) {
+        snprintf(buf, size, "down since %s: %u of %u checks passed since, last %s",
+                 xf_wall_text(n->down_wall_ms, 0, t, sizeof(t)), n->ok_run, hc->rise, n->last);
+    } else if (n->ejected) {
+        snprintf(buf, size, "ejected until %s (%u failures in a row)",
+                 xf_wall_text(n->eject_until_ms, 0, t, sizeof(t)) + 11, n->eject_fails);
+    } else if (n->warm != 0) {
+        snprintf(buf, size, "slow start: %u%% of its weight, all of it at %s",
+                 n->warm * 100u / BAL_WARM_STEPS,
+                 xf_wall_text(n->warm_end_wall, 0, t, sizeof(t)) + 11);
+    } else if (n->probation) {
+        snprintf(buf, size, "on probation: one failure ejects it again");
+    }
+}
+
 int
-px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsigned *ejections)
+px_health_info(void *arg, uint32_t id, struct adm_node_health *out)
 {
     struct px_health *h = arg;
     struct px_hnode *n;
@@ -583,7 +896,8 @@ px_health_info(void *arg, uint32_t id, char *check, size_t check_size, unsigned 
     px_health_sync(h);
     if (id >= h->n_nodes || (n = h->nodes[id]) == NULL)
         return -1;
-    snprintf(check, check_size, "%s", n->last);
-    *ejections = n->ejections;
+    snprintf(out->check, sizeof(out->check), "%s", n->last);
+    out->ejections = n->ejections;
+    px_health_note(n, out->note, sizeof(out->note));
     return 0;
 }

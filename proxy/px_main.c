@@ -28,6 +28,30 @@ px_main_usage(FILE *f)
                "lets requests in flight finish (up to timeouts.shutdown) and exits 0.\n");
 }
 
+/* What an admin command's publish reaches: the worker and the health checks. */
+struct px_main_wired {
+    struct px_worker *w;
+    struct px_health *health;
+};
+
+/* After an admin command published a snapshot: the worker takes it, and the health checks look
+ * at it at once (a node added gets its first probes now, not at the next sync). */
+static void
+px_main_published(void *arg)
+{
+    struct px_main_wired *wired = arg;
+
+    px_worker_refresh(wired->w);
+    if (wired->health != NULL)
+        px_health_refresh(wired->health);
+}
+
+static void
+px_main_ready(void *arg)
+{
+    px_worker_start(arg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -43,6 +67,7 @@ main(int argc, char **argv)
     struct px_worker *w = NULL;
     struct adm_server *adm = NULL;
     struct px_health *health = NULL;
+    struct px_main_wired wired = {0};
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
     bool test = false;
@@ -115,9 +140,15 @@ main(int argc, char **argv)
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);
         adm_server_set_health_info(adm, px_health_info, health);
-        adm_server_set_published(adm, px_worker_refresh, w);
+        adm_server_set_published(adm, px_main_published, &wired);
+        px_health_set_events(health, adm_server_node_event, adm);
+        adm_server_set_status(adm, px_worker_status, w);
     }
-    px_worker_start(w);
+    wired.w = w;
+    wired.health = health;
+    /* The listeners accept once the checks gave their first verdicts (connections wait in the
+     * kernel's queue meanwhile), so no client meets a node nobody checked. */
+    px_health_start(health, px_main_ready, w);
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);

@@ -430,6 +430,16 @@ px_worker_client_gone(struct px_worker *w)
         px_worker_accept_update(w);
 }
 
+const char *
+px_worker_status(void *arg)
+{
+    const struct px_worker *w = arg;
+
+    if (w->draining)
+        return "stopping";
+    return w->accepting ? "serving" : "starting";
+}
+
 void
 px_worker_start(struct px_worker *w)
 {

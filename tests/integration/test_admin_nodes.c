@@ -68,17 +68,20 @@ Test(admin_nodes, a_drained_node_gets_no_new_request_and_its_idle_conn_closes,
     cr_assert(eq(u32, h_fake_conns(f), (size_t)1), "one pooled connection to the fake");
     cr_assert(eq(int, h_fake_peer_closed(f, 0), false));
     nodes = h_admin_cmd(fd, "show nodes");
-    cr_assert(ne(ptr, strstr(nodes, h_fmt("x 127.0.0.1:%d 1 up 0 1 - 0\n", h_fake_port(f))), NULL),
-              "%s", nodes);
+    cr_assert(
+        ne(ptr, strstr(nodes, h_fmt("x 127.0.0.1:%d 1 up 0 1 - 0 -\n", h_fake_port(f))), NULL),
+        "%s", nodes);
     cr_assert(eq(str, h_admin_cmd(fd, h_fmt("drain node x/127.0.0.1:%d", h_fake_port(f))),
                  h_fmt("ok: node x/127.0.0.1:%d draining (was up)\n", h_fake_port(f))));
     count_upstreams(c, 10, "fake", "x2", &nf, &nx);
     cr_assert(eq(u32, nf, 0u), "the drained node got %u requests", nf);
     cr_assert(h_fake_wait_peer_closed(f, 0, 3000), "the idle pooled connection stayed open");
     nodes = h_admin_cmd(fd, "show nodes");
-    cr_assert(
-        ne(ptr, strstr(nodes, h_fmt("x 127.0.0.1:%d 1 draining 0 0 - 0\n", h_fake_port(f))), NULL),
-        "%s", nodes);
+    cr_assert(ne(ptr,
+                 strstr(nodes, h_fmt("x 127.0.0.1:%d 1 draining 0 0 - 0 draining by the operator\n",
+                                     h_fake_port(f))),
+                 NULL),
+              "%s", nodes);
     cr_assert(eq(str, h_admin_cmd(fd, h_fmt("enable node x/127.0.0.1:%d", h_fake_port(f))),
                  h_fmt("ok: node x/127.0.0.1:%d up (was draining)\n", h_fake_port(f))));
     count_upstreams(c, 4, "fake", "x2", &nf, &nx);
@@ -166,9 +169,9 @@ Test(admin_nodes, show_nodes_gives_one_line_per_node, .timeout = H_TEST_TIMEOUT)
 
     cr_assert(eq(str, (char *)upstream_of(c), "x1"));
     cr_assert(eq(str, h_admin_cmd(fd, "show nodes"),
-                 h_fmt("cluster address weight state active idle check ejections\n"
-                       "x %s 4 up 0 1 - 0\n"
-                       "y %s 1 up 0 0 - 0\n",
+                 h_fmt("cluster address weight state active idle check ejections note\n"
+                       "x %s 4 up 0 1 - 0 -\n"
+                       "y %s 1 up 0 0 - 0 -\n",
                        x1->addr, y1->addr)));
     h_close(c);
     h_proxy_finish(p);

@@ -77,7 +77,8 @@ Test(adm_capacity, lowering_is_never_refused_even_over_capacity)
     cr_assert(eq(
         str, (char *)run_error("set weight 70.01"),
         "error: y can take at most 0.00% of clients now (capacity: healthy weight 0 of y against 2 "
-        "of x); 70.01% would overload it; add \"force\" to do it anyway"));
+        "of x; missing: y/10.0.1.1:8000 down); 70.01% would overload it; add \"force\" to do it "
+        "anyway"));
     cr_assert(
         eq(int, strncmp(run_ok("ramp 10 over 1m"), "ok: ramping y from 70.00 to 10.00", 33), 0),
         "%s", fx_reply);
@@ -106,8 +107,8 @@ Test(adm_capacity, the_capacity_follows_the_formula)
     cr_assert(eq(uint, capacity(), 3333u), "1 against 3");
     cr_assert(eq(str, (char *)run_error("set weight 33.34"),
                  "error: y can take at most 33.33% of clients now (capacity: healthy weight 1 of y "
-                 "against 3 "
-                 "of x); 33.34% would overload it; add \"force\" to do it anyway"));
+                 "against 3 of x; missing: y/10.0.1.2:8000 draining by the operator); 33.34% would "
+                 "overload it; add \"force\" to do it anyway"));
     run_ok("drain node x/10.0.0.2:8000");
     cr_assert(eq(uint, capacity(), 10000u), "x's drained node does not count: 1 against 1");
     run_ok("drain node x/10.0.0.1:8000");
@@ -218,12 +219,12 @@ Test(adm_capacity, a_ramp_step_over_capacity_pauses_the_ramp)
            strncmp(show,
                    "ramp paused\n"
                    "reason capacity: y can take at most 50.00% of clients now "
-                   "(capacity: healthy weight 1 of y against 2 of x); 55.00% would "
-                   "overload it\n"
+                   "(capacity: healthy weight 1 of y against 2 of x; missing: y/10.0.1.2:8000 "
+                   "down); 55.00% would overload it\n"
                    "from 25.00\n",
                    strlen("ramp paused\nreason capacity: y can take at most 50.00% of "
-                          "clients now (capacity: healthy weight 1 of y against 2 of x); 55.00% "
-                          "would overload it\nfrom 25.00\n")),
+                          "clients now (capacity: healthy weight 1 of y against 2 of x; missing: "
+                          "y/10.0.1.2:8000 down); 55.00% would overload it\nfrom 25.00\n")),
            0),
         "%s", show);
     cr_assert(ne(ptr, strstr(show, "\nweight 50.00\nprogress 5/10 steps, 50%\nnext 55.00 "), NULL),
@@ -231,7 +232,7 @@ Test(adm_capacity, a_ramp_step_over_capacity_pauses_the_ramp)
     cr_assert(ne(ptr,
                  strstr(run_ok("show events"),
                         "uid=1000 pid=4242 \"ramp 75 over 10s step 5\" ramp running to 75.00 -> "
-                        "paused to 75.00 at capacity 50.00"),
+                        "paused to 75.00 at capacity 50.00; missing: y/10.0.1.2:8000 down"),
                  NULL),
               "%s", fx_reply);
     cr_assert(eq(str, (char *)run_error("ramp pause"),
@@ -244,8 +245,8 @@ Test(adm_capacity, resume_waits_until_y_can_take_the_next_step)
     cr_assert(eq(
         str, (char *)run_error("ramp resume"),
         "error: y can take at most 50.00% of clients now (capacity: healthy weight 1 of y against "
-        "2 of x); 55.00% would overload it; the ramp stays paused (\"ramp cancel\" and a "
-        "new ramp with \"force\" go on anyway)"));
+        "2 of x; missing: y/10.0.1.2:8000 down); 55.00% would overload it; the ramp stays paused "
+        "(\"ramp cancel\" and a new ramp with \"force\" go on anyway)"));
     cr_assert(eq(int, fx_st.ramp.state, ADM_RAMP_PAUSED));
     fx_set_health(CFG_CLUSTER_Y, "10.0.1.2:8000", BAL_HEALTH_UP);
     cr_assert(ne(ptr,
@@ -315,4 +316,28 @@ Test(adm_capacity, the_state_file_keeps_the_pause_reason_and_force)
     adm_persist_fini(&q);
     free(text);
     evbuffer_free(out);
+}
+
+/* What the health checks say of a missing node (adm_health_info_fn's note). */
+static int
+fx_note(void *arg, uint32_t id, struct adm_node_health *out)
+{
+    XF_UNUSED(arg);
+    XF_UNUSED(id);
+    snprintf(out->check, sizeof(out->check), "-");
+    snprintf(out->note, sizeof(out->note), "ejected until 14:03:12Z (5 failures in a row)");
+    return 0;
+}
+
+Test(adm_capacity, a_refusal_names_the_nodes_y_is_missing_and_why)
+{
+    run_ok("add node y 10.0.1.2:8000");
+    run_ok("add node y 10.0.1.3:8000 weight 0");
+    fx_set_health(CFG_CLUSTER_Y, "10.0.1.2:8000", BAL_HEALTH_EJECTED);
+    fx_st.health_info = fx_note;
+    cr_assert(eq(str, (char *)run_error("set weight 60"),
+                 "error: y can take at most 50.00% of clients now (capacity: healthy weight 1 of y "
+                 "against 2 of x; missing: y/10.0.1.2:8000 ejected until 14:03:12Z (5 failures in "
+                 "a row), y/10.0.1.3:8000 weight 0); 60.00% would overload it; add \"force\" to "
+                 "do it anyway"));
 }

@@ -42,90 +42,103 @@ fx_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
 Test(adm_node, show_nodes_lists_every_node_with_its_state)
 {
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle check ejections\n"
-                 "x 10.0.0.1:8000 1 up - - - -\n"
-                 "x 10.0.0.2:8000 1 up - - - -\n"
-                 "y 10.0.1.1:8000 1 up - - - -"));
+                 "cluster address weight state active idle check ejections note\n"
+                 "x 10.0.0.1:8000 1 up - - - - -\n"
+                 "x 10.0.0.2:8000 1 up - - - - -\n"
+                 "y 10.0.1.1:8000 1 up - - - - -"));
     fx_st.node_info = fx_info;
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle check ejections\n"
-                 "x 10.0.0.1:8000 1 up 0 0 - -\n"
-                 "x 10.0.0.2:8000 1 up 1 2 - -\n"
-                 "y 10.0.1.1:8000 1 up 2 4 - -"));
+                 "cluster address weight state active idle check ejections note\n"
+                 "x 10.0.0.1:8000 1 up 0 0 - - -\n"
+                 "x 10.0.0.2:8000 1 up 1 2 - - -\n"
+                 "y 10.0.1.1:8000 1 up 2 4 - - -"));
 }
 
 /* What the health checks know, by node id: id 0 was never checked, id 1 failed with a 503 and
  * was ejected 3 times, id 2 passed; any other id is unknown. */
 static int
-fx_health(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+fx_health(void *arg, uint32_t id, struct adm_node_health *out)
 {
     static const char *const words[] = {"-", "fail:503", "ok:200"};
 
     cr_assert(eq(ptr, arg, (void *)&fx_st), "the callback gets its own argument back");
     if (id >= XF_ARRAY_LEN(words))
         return -1;
-    snprintf(check, size, "%s", words[id]);
-    *ejections = id == 1 ? 3 : 0;
+    snprintf(out->check, sizeof(out->check), "%s", words[id]);
+    out->ejections = id == 1 ? 3 : 0;
+    if (id == 1)
+        snprintf(out->note, sizeof(out->note), "ejected until 14:03:12Z (5 failures in a row)");
     return 0;
 }
 
 /* A callback that knows no node at all. */
 static int
-fx_health_none(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+fx_health_none(void *arg, uint32_t id, struct adm_node_health *out)
 {
     XF_UNUSED(arg);
     XF_UNUSED(id);
-    snprintf(check, size, "garbage");
-    *ejections = 99;
+    snprintf(out->check, sizeof(out->check), "garbage");
+    snprintf(out->note, sizeof(out->note), "garbage");
+    out->ejections = 99;
     return -1;
 }
 
 /* A callback whose word would break the columns (a blank, a control byte) or is empty. */
 static int
-fx_health_bad(void *arg, uint32_t id, char *check, size_t size, unsigned *ejections)
+fx_health_bad(void *arg, uint32_t id, struct adm_node_health *out)
 {
     XF_UNUSED(arg);
-    snprintf(check, size, "%s", id == 0 ? "fail: x\t" : "");
-    *ejections = 0;
+    snprintf(out->check, sizeof(out->check), "%s", id == 0 ? "fail: x\t" : "");
+    out->ejections = 0;
     return 0;
 }
 
-Test(adm_node, show_nodes_has_the_last_check_and_the_ejections)
+Test(adm_node, show_nodes_has_the_last_check_the_ejections_and_a_note)
 {
     fx_st.health_info = fx_health;
     fx_st.health_info_arg = &fx_st;
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle check ejections\n"
-                 "x 10.0.0.1:8000 1 up - - - 0\n"
-                 "x 10.0.0.2:8000 1 up - - fail:503 3\n"
-                 "y 10.0.1.1:8000 1 up - - ok:200 0"));
+                 "cluster address weight state active idle check ejections note\n"
+                 "x 10.0.0.1:8000 1 up - - - 0 -\n"
+                 "x 10.0.0.2:8000 1 up - - fail:503 3 ejected until 14:03:12Z (5 failures in a "
+                 "row)\n"
+                 "y 10.0.1.1:8000 1 up - - ok:200 0 -"));
     /* A node added at run time has an id the callback does not know yet. */
     run_ok("add node y 10.0.1.2:8000");
-    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\ny 10.0.1.2:8000 1 up - - - -"), NULL), "%s",
+    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\ny 10.0.1.2:8000 1 up - - - - -"), NULL), "%s",
               fx_reply);
     fx_st.health_info = fx_health_none;
-    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.2:8000 1 up - - - -\n"), NULL), "%s",
-              fx_reply);
+    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.2:8000 1 up - - - - -\n"), NULL),
+              "%s", fx_reply);
     fx_st.health_info = fx_health_bad;
     cr_assert(
-        ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.1:8000 1 up - - fail:?x? 0\n"), NULL),
+        ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.1:8000 1 up - - fail:?x? 0 -\n"), NULL),
         "%s", fx_reply);
-    cr_assert(ne(ptr, strstr(fx_reply, "\nx 10.0.0.2:8000 1 up - - - 0\n"), NULL), "%s", fx_reply);
+    cr_assert(ne(ptr, strstr(fx_reply, "\nx 10.0.0.2:8000 1 up - - - 0 -\n"), NULL), "%s",
+              fx_reply);
 }
 
 Test(adm_node, show_nodes_state_is_the_operators_then_the_health)
 {
     fx_set_health(CFG_CLUSTER_X, "10.0.0.1:8000", BAL_HEALTH_DOWN);
     fx_set_health(CFG_CLUSTER_Y, "10.0.1.1:8000", BAL_HEALTH_EJECTED);
+    fx_set_health(CFG_CLUSTER_X, "10.0.0.2:8000", BAL_HEALTH_PENDING);
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle check ejections\n"
-                 "x 10.0.0.1:8000 1 down - - - -\n"
-                 "x 10.0.0.2:8000 1 up - - - -\n"
-                 "y 10.0.1.1:8000 1 ejected - - - -"));
+                 "cluster address weight state active idle check ejections note\n"
+                 "x 10.0.0.1:8000 1 down - - - - down\n"
+                 "x 10.0.0.2:8000 1 pending - - - - pending\n"
+                 "y 10.0.1.1:8000 1 ejected - - - - ejected"));
     /* An operator's state shows over the health: draining says more than down. */
     run_ok("drain node x/10.0.0.1:8000");
-    cr_assert(ne(ptr, strstr(run_ok("show nodes"), "\nx 10.0.0.1:8000 1 draining "), NULL), "%s",
-              fx_reply);
+    cr_assert(ne(ptr,
+                 strstr(run_ok("show nodes"),
+                        "\nx 10.0.0.1:8000 1 draining - - - - draining by the operator\n"),
+                 NULL),
+              "%s", fx_reply);
+    run_ok("set node y/10.0.1.1:8000 weight 0");
+    cr_assert(
+        ne(ptr, strstr(run_ok("show nodes"), "\ny 10.0.1.1:8000 0 ejected - - - - weight 0"), NULL),
+        "%s", fx_reply);
 }
 
 /* drain, enable and del speak of the operator's state whatever the health, and the state file
@@ -230,8 +243,8 @@ Test(adm_node, del_node_removes_it_but_not_the_last_of_a_cluster_without_force)
     cr_assert(eq(str, (char *)run_ok("del node x/10.0.0.1:8000 force"),
                  "ok: deleted node x/10.0.0.1:8000"));
     cr_assert(eq(str, (char *)run_ok("show nodes"),
-                 "cluster address weight state active idle check ejections\n"
-                 "y 10.0.1.1:8000 1 up - - - -"));
+                 "cluster address weight state active idle check ejections note\n"
+                 "y 10.0.1.1:8000 1 up - - - - -"));
 }
 
 Test(adm_node, bad_clusters_addresses_and_unknown_nodes_are_named)
