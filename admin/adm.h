@@ -147,6 +147,9 @@ int adm_weight_parse(const char *s, size_t len, unsigned *bp);
 /* Writes hundredths as "25.00" into buf (ADM_WEIGHT_TEXT bytes) and returns buf. */
 const char *adm_weight_text(unsigned bp, char *buf);
 
+/* Writes the len bytes of `s` into buf (size bytes, NUL-terminated) with \" \\ and \xNN
+ * escapes, as many as fit whole (an escape is never cut); returns how many bytes of s it took. */
+size_t adm_escape(const char *s, size_t len, char *buf, size_t size);
 /* Writes `s` in double quotes into buf with \" \\ and \xNN escapes, cut after 64 bytes of
  * input with "..." so a hostile line stays short in a reply or a log. Returns buf. */
 #define ADM_QUOTE_TEXT 300
@@ -280,7 +283,11 @@ void adm_ramp_rebase(struct adm_ramp *r, int64_t now_from, int64_t now_to);
 
 /* ------------------------------------------------------------------ the state file */
 
-#define ADM_STATE_VERSION 1
+/* Version 2 adds the layout line and the audit trail; version 1 files (no layout, no events)
+ * are still read, their layout unknown. */
+#define ADM_STATE_VERSION 2
+/* Room for a layout: the config's node addresses of both clusters. */
+#define ADM_LAYOUT_MAX 8192
 
 /* One node change of the state file, applied on top of the config at start-up. */
 enum adm_node_op_kind {
@@ -302,6 +309,8 @@ struct adm_node_op {
 
 /* What the state file keeps (docs/admin.md, "The state file"). */
 struct adm_persist {
+    /* The cluster layout it was written for (adm_layout); "" in a version 1 file (unknown). */
+    char layout[ADM_LAYOUT_MAX];
     unsigned weight_bp;
     bool freeze;
     int64_t freeze_since;      /* wall-clock seconds */
@@ -309,7 +318,18 @@ struct adm_persist {
     struct bal_pins *pins;     /* owned reference; NULL when none */
     struct adm_node_op *nodes; /* owned: node changes against the config, in order */
     size_t n_nodes;
+    struct adm_event *events; /* owned: the audit trail, oldest first (at most ADM_EVENTS_MAX) */
+    size_t n_events;
 };
+
+/*
+ * The cluster layout of a config, as the state file records it: "x=A,B y=C" with each cluster's
+ * node addresses as written, sorted, so that the order of the nodes in the file does not count.
+ * State written for another layout (nodes added, removed or moved between clusters in the file)
+ * is not applied at start-up. Writes into buf (ADM_LAYOUT_MAX; cut, which only makes two long
+ * layouts compare as different); returns buf.
+ */
+const char *adm_layout(const struct cfg *cfg, char *buf, size_t size);
 
 /*
  * The node changes that take the config's nodes to the snapshot's: deletions, then per node of
@@ -338,6 +358,7 @@ enum adm_load {
     ADM_LOAD_MISSING = 0, /* no file: start from the config */
     ADM_LOAD_OK,          /* *out holds the file's state */
     ADM_LOAD_BAD,         /* unreadable or corrupt: err says why; start from the config */
+    ADM_LOAD_STALE, /* written for another cluster layout: kept aside, start from the config */
 };
 enum adm_load adm_persist_load(const char *path, struct adm_persist *out, struct xf_err *err);
 /*
@@ -395,10 +416,12 @@ struct adm_state {
     int64_t (*wall_ms)(void);  /* the wall clock in ms: freeze_since, the state file */
     struct evbuffer *reply;    /* owned: the reply being built */
     struct adm_events events;
-    struct adm_ramp ramp;             /* the ramp in progress; times on mono_ms */
-    struct adm_saver *saver;          /* owned; NULL when state_file is off */
-    enum adm_load loaded;             /* what start-up found in the state file */
-    char load_error[512];             /* why it was unusable (ADM_LOAD_BAD) */
+    struct adm_ramp ramp;                       /* the ramp in progress; times on mono_ms */
+    struct adm_saver *saver;                    /* owned; NULL when state_file is off */
+    enum adm_load loaded;                       /* what start-up found in the state file */
+    char load_error[ADM_LAYOUT_MAX * 2 + 1200]; /* why it was unusable or stale */
+    uint64_t saved_seq; /* the audit trail's last event handed to the state file's writer */
+    bool dirty;         /* a change not handed to the writer yet (adm_state_changed) */
     const struct xf_stats *stats;     /* borrowed; NULL until adm_server_set_stats */
     adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
     void *node_info_arg;              /* borrowed */
@@ -593,10 +616,14 @@ int adm_weight_apply(struct adm_state *st, long uid, long pid, const char *cmd, 
  * in between.
  */
 struct bal_snapshot *adm_snapshot_begin(struct adm_state *st);
-/* Makes `next` current (takes it) and saves the state. */
+/* Makes `next` current (takes it); the state is saved when the command or tick is over. */
 void adm_publish(struct adm_state *st, struct bal_snapshot *next);
-/* Hands the current state (snapshot and ramp) to the state file's writer; no-op without one. */
+/* Hands the current state (snapshot, ramp, audit trail) to the state file's writer; no-op
+ * without one. */
 void adm_state_save(struct adm_state *st);
+/* Saves once what changed since the last save (st->dirty, or new audit events): called at the
+ * end of every command and of every ramp tick, so that a change and its event go out together. */
+void adm_state_changed(struct adm_state *st);
 /*
  * Ends a ramp in progress because of another change (`cmd` by uid/pid): records it and stops the
  * timer. Returns true and *to_bp (its target) when there was one. Does not save: the change that

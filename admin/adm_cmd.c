@@ -352,6 +352,7 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     }
     if (r.failed)
         res = ADM_ERROR;
+    adm_state_changed(st); /* what the command changed goes to the state file, once */
     if (evbuffer_get_length(st->reply) == 0)
         evbuffer_add(st->reply, "ok\n", 3); /* a reply has at least one line */
     evbuffer_add_buffer(out, st->reply);

@@ -152,25 +152,24 @@ adm_weight_text(unsigned bp, char *buf)
     return buf;
 }
 
-const char *
-adm_quote(const char *s, size_t len, char *buf, size_t size)
+size_t
+adm_escape(const char *s, size_t len, char *buf, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0, shown = XF_MIN(len, (size_t)64);
+    size_t o = 0, i;
 
-    if (size < 8) {
-        if (size > 0)
-            buf[0] = '\0';
-        return buf;
-    }
-    buf[o++] = '"';
-    for (size_t i = 0; i < shown && o + 8 < size; i++) {
+    if (size == 0)
+        return 0;
+    for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        size_t need = c == '"' || c == '\\' ? 2 : c < 0x20 || c >= 0x7f ? 4 : 1;
 
-        if (c == '"' || c == '\\') {
+        if (o + need >= size)
+            break; /* never half an escape */
+        if (need == 2) {
             buf[o++] = '\\';
             buf[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
+        } else if (need == 4) {
             buf[o++] = '\\';
             buf[o++] = 'x';
             buf[o++] = hex[c >> 4];
@@ -179,8 +178,25 @@ adm_quote(const char *s, size_t len, char *buf, size_t size)
             buf[o++] = (char)c;
         }
     }
+    buf[o] = '\0';
+    return i;
+}
+
+const char *
+adm_quote(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t shown = XF_MIN(len, (size_t)64), took, o;
+
+    if (size < 8) {
+        if (size > 0)
+            buf[0] = '\0';
+        return buf;
+    }
+    buf[0] = '"';
+    took = adm_escape(s, shown, buf + 1, size - 6);
+    o = 1 + strlen(buf + 1);
     buf[o++] = '"';
-    if (len > shown && o + 4 < size) {
+    if (len > took) {
         memcpy(buf + o, "...", 3);
         o += 3;
     }

@@ -54,6 +54,52 @@ adm_persist_ramp_state(const struct adm_ramp *r)
     return r->capacity_paused ? "paused_capacity" : "paused";
 }
 
+/* Writes one word of an event: adm_persist_key's escapes, "-" for an empty one. */
+static void
+adm_persist_word(struct evbuffer *out, const char *s)
+{
+    if (*s == '\0')
+        evbuffer_add(out, "-", 1);
+    else
+        adm_persist_key(out, s, strlen(s));
+}
+
+static int
+adm_persist_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *
+adm_layout(const struct cfg *cfg, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct cfg_cluster *cl = &cfg->clusters[c];
+        const char **addrs = calloc(cl->n_nodes ? cl->n_nodes : 1, sizeof(*addrs));
+        int k;
+
+        if (addrs == NULL) {
+            snprintf(buf, size, "?"); /* out of memory: compares unequal to any real layout */
+            return buf;
+        }
+        for (size_t i = 0; i < cl->n_nodes; i++)
+            addrs[i] = cl->nodes[i].addr.text;
+        qsort(addrs, cl->n_nodes, sizeof(*addrs), adm_persist_cmp);
+        k = snprintf(buf + o, size - o, "%s%s=", c > 0 ? " " : "",
+                     cfg_cluster_name((enum cfg_cluster_id)c));
+        o = k > 0 ? XF_MIN(o + (size_t)k, size - 1) : o;
+        for (size_t i = 0; i < cl->n_nodes; i++) {
+            k = snprintf(buf + o, size - o, "%s%s", i > 0 ? "," : "", addrs[i]);
+            o = k > 0 ? XF_MIN(o + (size_t)k, size - 1) : o;
+        }
+        free(addrs);
+    }
+    return buf;
+}
+
 void
 adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
 {
@@ -63,10 +109,12 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
     evbuffer_add_printf(out,
                         "# crossfade state file: rewritten on every change made through the admin "
                         "socket,\n"
-                        "# read at start-up where it overrides split.weight (docs/admin.md).\n"
+                        "# read at start-up where it overrides split.weight unless the clusters'\n"
+                        "# nodes in the configuration changed (docs/admin.md).\n"
                         "version %d\n"
+                        "layout %s\n"
                         "weight %s\n",
-                        ADM_STATE_VERSION, adm_weight_text(p->weight_bp, w[0]));
+                        ADM_STATE_VERSION, p->layout, adm_weight_text(p->weight_bp, w[0]));
     if (p->freeze)
         evbuffer_add_printf(out, "freeze on %lld\n", (long long)p->freeze_since);
     else
@@ -109,6 +157,19 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
             break;
         }
     }
+    for (size_t i = 0; i < p->n_events; i++) {
+        const struct adm_event *e = &p->events[i];
+
+        evbuffer_add_printf(out, "event %llu %lld %s %s ", (unsigned long long)e->seq,
+                            (long long)e->time_ms, adm_persist_id(e->uid, uid, sizeof(uid)),
+                            adm_persist_id(e->pid, pid, sizeof(pid)));
+        adm_persist_word(out, e->what);
+        evbuffer_add(out, " ", 1);
+        adm_persist_word(out, e->old_value);
+        evbuffer_add(out, " ", 1);
+        adm_persist_word(out, e->new_value);
+        evbuffer_add_printf(out, " %s\n", e->command[0] != '\0' ? e->command : "-");
+    }
 }
 
 void
@@ -116,6 +177,7 @@ adm_persist_fini(struct adm_persist *p)
 {
     bal_pins_unref(p->pins);
     free(p->nodes);
+    free(p->events);
     memset(p, 0, sizeof(*p));
 }
 
@@ -124,7 +186,8 @@ struct adm_persist_ctx {
     const char *name;
     size_t line;
     struct xf_err *err;
-    bool have_version, have_weight, have_freeze, have_ramp;
+    bool have_version, have_weight, have_freeze, have_ramp, have_layout;
+    int64_t version;
 };
 
 static int adm_persist_fail(struct adm_persist_ctx *c, const char *fmt, ...) XF_PRINTF(2, 3);
@@ -311,16 +374,16 @@ adm_persist_hex(char c)
     return -1;
 }
 
-/* Decodes a pinned key (see adm_persist_key) into buf (BAL_PIN_KEY_MAX bytes). */
+/* Decodes a word written by adm_persist_key into buf (cap bytes). */
 static int
-adm_persist_unkey(struct adm_span s, char *buf, size_t *len)
+adm_persist_unescape(struct adm_span s, char *buf, size_t cap, size_t *len)
 {
     size_t o = 0;
 
     for (size_t i = 0; i < s.len; i++) {
         int hi, lo;
 
-        if (o == BAL_PIN_KEY_MAX)
+        if (o == cap)
             return -1;
         if (s.ptr[i] != '\\') {
             buf[o++] = s.ptr[i];
@@ -334,6 +397,86 @@ adm_persist_unkey(struct adm_span s, char *buf, size_t *len)
     }
     *len = o;
     return o > 0 ? 0 : -1;
+}
+
+/* Decodes a pinned key (see adm_persist_key) into buf (BAL_PIN_KEY_MAX bytes). */
+static int
+adm_persist_unkey(struct adm_span s, char *buf, size_t *len)
+{
+    return adm_persist_unescape(s, buf, BAL_PIN_KEY_MAX, len);
+}
+
+/* A word of an event into a NUL-terminated field of `size` bytes (cut to fit). */
+static int
+adm_persist_event_word(struct adm_span s, char *field, size_t size)
+{
+    char buf[ADM_EVENT_LINE];
+    size_t len;
+
+    if (adm_persist_unescape(s, buf, sizeof(buf), &len) == -1)
+        return -1;
+    len = XF_MIN(len, size - 1);
+    memcpy(field, buf, len);
+    field[len] = '\0';
+    return 0;
+}
+
+/* event SEQ TIME_MS UID PID WHAT OLD NEW COMMAND... (the audit trail, oldest first) */
+static int
+adm_persist_line_event(struct adm_persist_ctx *c, const struct adm_args *a, struct adm_persist *p)
+{
+    struct adm_event e;
+    struct adm_span cmd;
+    int64_t v;
+
+    memset(&e, 0, sizeof(e));
+    if (a->n < 9)
+        return adm_persist_fail(c,
+                                "event: expected SEQ TIME_MS UID PID WHAT OLD NEW COMMAND, got "
+                                "%zu words",
+                                a->n - 1);
+    if (adm_persist_i64(a->v[1], &v) == -1 || v <= 0)
+        return adm_persist_fail(c, "event: expected its number, from 1");
+    e.seq = (uint64_t)v;
+    if (adm_persist_i64(a->v[2], &e.time_ms) == -1 || e.time_ms < 0)
+        return adm_persist_fail(c, "event: expected its time in ms since 1970");
+    if (adm_persist_id_parse(a->v[3], &e.uid) == -1 || adm_persist_id_parse(a->v[4], &e.pid) == -1)
+        return adm_persist_fail(c, "event: expected a uid and a pid (digits, or - for none)");
+    if (adm_persist_event_word(a->v[5], e.what, sizeof(e.what)) == -1 ||
+        adm_persist_event_word(a->v[6], e.old_value, sizeof(e.old_value)) == -1 ||
+        adm_persist_event_word(a->v[7], e.new_value, sizeof(e.new_value)) == -1)
+        return adm_persist_fail(c, "event: expected WHAT, OLD and NEW as words with \\xNN escapes");
+    if (p->n_events > 0 && e.seq <= p->events[p->n_events - 1].seq)
+        return adm_persist_fail(c, "event: expected the events in the order of their numbers");
+    cmd = adm_args_rest(a, 8);
+    snprintf(e.command, sizeof(e.command), "%.*s", (int)XF_MIN(cmd.len, sizeof(e.command) - 1),
+             cmd.ptr);
+    if (p->events == NULL && (p->events = calloc(ADM_EVENTS_MAX, sizeof(*p->events))) == NULL)
+        return adm_persist_fail(c, "out of memory");
+    if (p->n_events == ADM_EVENTS_MAX) {
+        /* More than the trail keeps (written by hand?): the oldest go. */
+        memmove(p->events, p->events + 1, (ADM_EVENTS_MAX - 1) * sizeof(*p->events));
+        p->n_events--;
+    }
+    p->events[p->n_events++] = e;
+    return 0;
+}
+
+/* layout x=A,B y=C: the cluster layout the file was written for. */
+static int
+adm_persist_line_layout(struct adm_persist_ctx *c, const struct adm_args *a, struct adm_persist *p)
+{
+    struct adm_span rest = adm_args_rest(a, 1);
+
+    if (c->have_layout)
+        return adm_persist_fail(c, "a second layout line");
+    c->have_layout = true;
+    if (a->n != 3 || a->v[1].len < 2 || memcmp(a->v[1].ptr, "x=", 2) != 0 || a->v[2].len < 2 ||
+        memcmp(a->v[2].ptr, "y=", 2) != 0 || rest.len >= sizeof(p->layout))
+        return adm_persist_fail(c, "expected \"layout x=ADDRESS,... y=ADDRESS,...\"");
+    memcpy(p->layout, rest.ptr, rest.len);
+    p->layout[rest.len] = '\0';
+    return 0;
 }
 
 static int
@@ -468,8 +611,10 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
     if (bad >= 0)
         return adm_persist_fail(c, "the control byte 0x%02x at byte %ld", (unsigned char)line[bad],
                                 bad + 1);
-    /* Words are split by hand past ADM_MAX_ARGS: only the ramp's command may have more. */
-    if (adm_args_split(line, len, &a) == -1 && !(len > 5 && memcmp(line, "ramp ", 5) == 0))
+    /* Words are split by hand past ADM_MAX_ARGS: only a ramp's or an event's command may have
+     * more. */
+    if (adm_args_split(line, len, &a) == -1 && !(len > 5 && memcmp(line, "ramp ", 5) == 0) &&
+        !(len > 6 && memcmp(line, "event ", 6) == 0))
         return adm_persist_fail(c, "too many words");
     if (a.n == 0)
         return 0;
@@ -479,12 +624,17 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
         if (!adm_span_is(a.v[0], "version") || a.n != 2 || adm_persist_i64(a.v[1], &v) == -1)
             return adm_persist_fail(c, "expected \"version %d\" first, got %s", ADM_STATE_VERSION,
                                     adm_quote(line, len, q, sizeof(q)));
-        if (v != ADM_STATE_VERSION)
-            return adm_persist_fail(c, "version %lld is not one this crossfade reads (%d)",
+        if (v != 1 && v != ADM_STATE_VERSION)
+            return adm_persist_fail(c, "version %lld is not one this crossfade reads (1 or %d)",
                                     (long long)v, ADM_STATE_VERSION);
         c->have_version = true;
+        c->version = v;
         return 0;
     }
+    if (c->version >= 2 && adm_span_is(a.v[0], "layout"))
+        return adm_persist_line_layout(c, &a, p);
+    if (c->version >= 2 && adm_span_is(a.v[0], "event"))
+        return adm_persist_line_event(c, &a, p);
     if (adm_span_is(a.v[0], "weight"))
         return adm_persist_line_weight(c, &a, p);
     if (adm_span_is(a.v[0], "freeze"))
@@ -495,7 +645,9 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
         return adm_persist_line_pin(c, &a, p);
     if (adm_span_is(a.v[0], "node"))
         return adm_persist_line_node(c, &a, p);
-    return adm_persist_fail(c, "unknown line %s (expected weight, freeze, ramp, pin or node)",
+    return adm_persist_fail(c,
+                            "unknown line %s (expected layout, weight, freeze, ramp, pin, node or "
+                            "event)",
                             adm_quote(line, len, q, sizeof(q)));
 }
 
@@ -525,9 +677,12 @@ adm_persist_parse(const char *text, size_t len, const char *name, struct adm_per
         if (adm_persist_line(&c, line, n, out) == -1)
             goto fail;
     }
-    if (!c.have_version || !c.have_weight) {
+    if (!c.have_version || !c.have_weight || (c.version >= 2 && !c.have_layout)) {
         c.line++;
-        adm_persist_fail(&c, "%s", c.have_version ? "no weight line" : "an empty file");
+        adm_persist_fail(&c, "%s",
+                         !c.have_version  ? "an empty file"
+                         : !c.have_weight ? "no weight line"
+                                          : "no layout line");
         goto fail;
     }
     return 0;

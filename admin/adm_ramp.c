@@ -192,7 +192,7 @@ adm_ramp_hold(struct adm_state *st, int64_t now, unsigned cap_bp, const char *wh
            adm_weight_text(adm_ramp_weight_at(r, r->done + 1), w[1]), adm_weight_text(cap_bp, w[2]),
            r->done, r->n_steps, r->uid, adm_log_text(r->command, logged[0], sizeof(logged[0])),
            adm_log_text(why, logged[1], sizeof(logged[1])));
-    adm_state_save(st);
+    adm_state_changed(st);
 }
 
 void
@@ -229,7 +229,7 @@ adm_ramp_tick(struct adm_state *st)
         XF_LOG(XF_LOG_INFO, "admin", "event=ramp_step step=%u/%u weight=%s uid=%ld", k, r->n_steps,
                adm_weight_text(adm_ramp_weight_at(r, k), w), r->uid);
         if (old == adm_ramp_weight_at(r, k))
-            adm_state_save(st); /* nothing was published, but the progress changed */
+            st->dirty = true; /* nothing was published, but the progress changed */
         if (r->state == ADM_RAMP_NONE) {
             char from[64];
 
@@ -244,6 +244,7 @@ adm_ramp_tick(struct adm_state *st)
         return;
     }
     adm_ramp_arm(st, now);
+    adm_state_changed(st);
 }
 
 bool
@@ -378,7 +379,7 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
            "cmd=\"%s\"",
            w[2], w[0], w[1], ramp.n_steps, duration_ms, peer->uid, peer->pid, ramp.command);
     adm_ramp_arm(st, now);
-    adm_state_save(st);
+    st->dirty = true;
     adm_reply_line(r, "ok: ramping y from %s to %s over %s: %u step%s of %s, one every %s", w[2],
                    w[0], d, ramp.n_steps, ramp.n_steps == 1 ? "" : "s", w[1],
                    adm_duration_text(duration_ms / ramp.n_steps, e, sizeof(e)));
@@ -420,7 +421,7 @@ adm_cmd_ramp_pause(struct adm_state *st, const struct adm_peer *peer, const stru
                    adm_ramp_text(ramp, now_text, sizeof(now_text)));
     XF_LOG(XF_LOG_INFO, "admin", "event=ramp_paused weight=%s step=%u/%u uid=%ld pid=%ld", w,
            ramp->done, ramp->n_steps, peer->uid, peer->pid);
-    adm_state_save(st);
+    st->dirty = true;
     adm_reply_line(r, "ok: ramp paused at weight y %s (step %u of %u); \"ramp resume\" goes on", w,
                    ramp->done, ramp->n_steps);
     return ADM_OK;
@@ -467,8 +468,8 @@ adm_cmd_ramp_resume(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "ok: ramp resumed at weight y %s; next step to %s in %s", w,
                    adm_weight_text(adm_ramp_weight_at(ramp, ramp->done + 1), nw),
                    adm_duration_about((uint64_t)left, d, sizeof(d)));
+    st->dirty = true;
     adm_ramp_tick(st);
-    adm_state_save(st);
     return ADM_OK;
 }
 
@@ -482,7 +483,7 @@ adm_cmd_ramp_cancel(struct adm_state *st, const struct adm_peer *peer, const str
     adm_command_text(a, cmd, sizeof(cmd));
     if (!adm_ramp_stop(st, peer->uid, peer->pid, cmd, &to_bp))
         return adm_ramp_none(r);
-    adm_state_save(st);
+    st->dirty = true;
     adm_reply_line(r, "ok: ramp cancelled at weight y %s (it was going to %s)",
                    adm_weight_text(adm_ramp_current(st), w), adm_weight_text(to_bp, to));
     return ADM_OK;

@@ -156,23 +156,39 @@ adm_show_outlier(struct adm_reply *r, const char *name, const struct cfg_outlier
                    adm_duration_text(o->max_ejection_ms, d, sizeof(d)));
 }
 
-/* A node of the config, with its own limits when they are not its cluster's. */
+/*
+ * A node as it is now (the snapshot's), with its own limits when they are not its cluster's, and
+ * what the admin socket changed: "(added at run time)", "(config: weight 1)", its operator state.
+ */
 static void
 adm_show_node(struct adm_reply *r, const char *name, const struct cfg_cluster *cl,
-              const struct cfg_node *n)
+              const struct bal_cluster *bc, const struct bal_node *n)
 {
-    char limits[96] = "";
+    const struct cfg_node *cn = NULL;
+    char extra[160] = "";
     size_t o = 0;
     int k;
 
-    if (n->max_connections != cl->max_connections) {
-        k = snprintf(limits, sizeof(limits), " max_connections %u", n->max_connections);
-        if (k > 0)
-            o = XF_MIN((size_t)k, sizeof(limits) - 1);
+    for (size_t i = 0; i < cl->n_nodes && cn == NULL; i++)
+        if (strcmp(cl->nodes[i].addr.text, n->addr.text) == 0)
+            cn = &cl->nodes[i];
+    if (n->max_conns != bc->max_conns) {
+        k = snprintf(extra, sizeof(extra), " max_connections %u", n->max_conns);
+        o = k > 0 ? XF_MIN((size_t)k, sizeof(extra) - 1) : o;
     }
-    if (n->max_pending != cl->max_pending)
-        snprintf(limits + o, sizeof(limits) - o, " max_pending %u", n->max_pending);
-    adm_reply_line(r, "clusters.%s.node %s weight %u%s", name, n->addr.text, n->weight, limits);
+    if (n->max_pending != bc->max_pending) {
+        k = snprintf(extra + o, sizeof(extra) - o, " max_pending %u", n->max_pending);
+        o = k > 0 ? XF_MIN(o + (size_t)k, sizeof(extra) - 1) : o;
+    }
+    if (n->state != BAL_NODE_UP) {
+        k = snprintf(extra + o, sizeof(extra) - o, " %s", bal_node_state_name(n->state));
+        o = k > 0 ? XF_MIN(o + (size_t)k, sizeof(extra) - 1) : o;
+    }
+    if (cn == NULL)
+        snprintf(extra + o, sizeof(extra) - o, " (added at run time)");
+    else if (cn->weight != n->weight)
+        snprintf(extra + o, sizeof(extra) - o, " (config: weight %u)", cn->weight);
+    adm_reply_line(r, "clusters.%s.node %s weight %u%s", name, n->addr.text, n->weight, extra);
 }
 
 enum adm_result
@@ -190,14 +206,20 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
                                          [XF_LOG_ERR] = "error"};
     const struct cfg *cfg = st->cfg;
     const struct cfg_timeouts *t = &cfg->timeouts;
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
     char d[32];
 
     XF_UNUSED(peer);
     XF_UNUSED(a);
     adm_reply_line(r, "config %s", adm_show_or_dash(cfg->path));
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        adm_reply_line(r, "listen %s %s", cfg->listeners[i].addr.text,
-                       roles[cfg->listeners[i].role]);
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].node_port != 0)
+            adm_reply_line(r, "listen %s %s node_port %u", cfg->listeners[i].addr.text,
+                           roles[cfg->listeners[i].role], (unsigned)cfg->listeners[i].node_port);
+        else
+            adm_reply_line(r, "listen %s %s", cfg->listeners[i].addr.text,
+                           roles[cfg->listeners[i].role]);
+    }
     adm_reply_line(r, "admin.socket %s", cfg->admin_socket);
     adm_reply_line(r, "admin.group %s", adm_show_or_dash(cfg->admin_group));
     adm_show_split(st, r);
@@ -211,9 +233,16 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
         adm_reply_line(r, "clusters.%s.max_pending %u", name, cl->max_pending);
         adm_show_health(r, name, &cl->health);
         adm_show_outlier(r, name, &cl->outlier);
-        for (size_t i = 0; i < cl->n_nodes; i++)
-            adm_show_node(r, name, cl, &cl->nodes[i]);
+        if (cl->slow_start_ms != 0)
+            adm_reply_line(r, "clusters.%s.slow_start %s", name,
+                           adm_duration_text(cl->slow_start_ms, d, sizeof(d)));
+        else
+            adm_reply_line(r, "clusters.%s.slow_start off", name);
+        /* The nodes as they are now: those added at run time listed, those deleted not. */
+        for (size_t i = 0; i < snap->clusters[c].n_nodes; i++)
+            adm_show_node(r, name, cl, &snap->clusters[c], &snap->clusters[c].nodes[i]);
     }
+    bal_snapshot_unref(snap);
     adm_reply_line(r, "timeouts.connect %s", adm_duration_text(t->connect_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.client_header %s",
                    adm_duration_text(t->client_header_ms, d, sizeof(d)));

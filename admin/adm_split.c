@@ -9,13 +9,17 @@
 void
 adm_command_text(const struct adm_args *a, char *buf, size_t size)
 {
-    char q[ADM_QUOTE_TEXT];
-    size_t n;
-
-    adm_quote(a->line.ptr, a->line.len, q, sizeof(q));
-    n = strlen(q);
-    /* Without the surrounding quotes (kept in logs, where the line is a value). */
-    snprintf(buf, size, "%.*s", (int)(n >= 2 ? n - 2 : 0), q + 1);
+    /* Escaped, without quotes: it goes between quotes in logs, show events and watch lines. A
+     * line that does not fit ends in "..." and never in half an escape. */
+    if (size < 4) {
+        if (size > 0)
+            buf[0] = '\0';
+        return;
+    }
+    if (adm_escape(a->line.ptr, a->line.len, buf, size) < a->line.len) {
+        adm_escape(a->line.ptr, a->line.len, buf, size - 3);
+        strcat(buf, "...");
+    }
 }
 
 struct bal_snapshot *
@@ -36,7 +40,7 @@ adm_publish(struct adm_state *st, struct bal_snapshot *next)
     bal_router_publish(st->router, next);
     if (st->published != NULL)
         st->published(st->published_arg);
-    adm_state_save(st);
+    st->dirty = true; /* saved once the command (or the ramp's tick) is done: adm_state_changed */
 }
 
 int
@@ -166,11 +170,11 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
         snprintf(cancelled, sizeof(cancelled), "; cancelled the ramp to %s",
                  adm_weight_text(target, ramp_to));
     if (adm_weight_apply(st, peer->uid, peer->pid, cmd, bp, &old) == -1) {
-        adm_state_save(st);
+        st->dirty = true;
         return adm_reply_error(r, "out of memory; the weight is unchanged%s", cancelled);
     }
     if (old == bp && cancelled[0] != '\0')
-        adm_state_save(st); /* no new snapshot, but the ramp is gone from the file */
+        st->dirty = true; /* no new snapshot, but the ramp is gone from the file */
     adm_weight_text(old, from);
     adm_weight_text(bp, to);
     if (old == bp)

@@ -2,6 +2,7 @@
  * saving every change to the state file, and `show state`. */
 #include "admin/adm.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,16 +83,62 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
     return 0;
 }
 
-/* Reads the state file at start-up; an unusable one is logged, left alone, and ignored. */
-static int
-adm_state_load(struct adm_state *st, struct xf_err *err)
+/*
+ * State written for another cluster layout (the file's nodes changed: added, removed, clusters
+ * swapped) would apply a weight and node changes meant for other nodes. It is renamed aside,
+ * said, recorded, and the configuration's values apply.
+ */
+static void
+adm_state_set_aside(struct adm_state *st, const struct adm_persist *p, const char *now)
 {
     const char *path = st->cfg->state_file;
-    struct adm_persist p;
-    struct xf_err e = {{0}};
-    char logged[sizeof(e.msg) * 2];
+    char aside[1100], to[ADM_EVENT_VALUE], logged[2][ADM_LAYOUT_MAX];
 
-    st->loaded = adm_persist_load(path, &p, &e);
+    snprintf(aside, sizeof(aside), "%s.stale", path);
+    if (rename(path, aside) == -1) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=state_file_keep_failed path=%s as=%s error=\"%s\"", path,
+               aside, strerror(errno));
+        snprintf(aside, sizeof(aside), "(not renamed: %s)", strerror(errno));
+    }
+    snprintf(st->load_error, sizeof(st->load_error),
+             "written for the layout %s, the configuration has %s; set aside as %s", p->layout, now,
+             aside);
+    XF_LOG(XF_LOG_WARN, "admin",
+           "event=state_file_stale path=%s file_layout=\"%s\" config_layout=\"%s\" as=%s "
+           "note=\"the clusters' nodes changed in the configuration: its weight, pins, freeze, "
+           "ramp and node changes are not applied; the configuration's values are\"",
+           path, adm_log_text(p->layout, logged[0], sizeof(logged[0])),
+           adm_log_text(now, logged[1], sizeof(logged[1])), aside);
+    snprintf(to, sizeof(to), "set aside as %.180s: starting from the configuration", aside);
+    adm_events_add(&st->events, -1, -1, "state file", "layout", p->layout, to);
+}
+
+/*
+ * Reads the state file at start-up: the audit trail it holds comes back first, then the start is
+ * recorded, then what it holds is applied when it was written for the configuration's layout. An
+ * unusable file is logged, left alone, and ignored; a stale one is set aside.
+ */
+static int
+adm_state_load(struct adm_state *st, const char *start_weight, struct xf_err *err)
+{
+    const char *path = st->cfg->state_file;
+    struct adm_persist *p = calloc(1, sizeof(*p));
+    struct xf_err e = {{0}};
+    char logged[sizeof(e.msg) * 2], *now = malloc(ADM_LAYOUT_MAX);
+
+    if (p == NULL || now == NULL) {
+        free(p);
+        free(now);
+        xf_err_set(err, "admin: out of memory");
+        return -1;
+    }
+    adm_layout(st->cfg, now, ADM_LAYOUT_MAX);
+    st->loaded = adm_persist_load(path, p, &e);
+    for (size_t i = 0; st->loaded == ADM_LOAD_OK && i < p->n_events; i++)
+        adm_events_restore(&st->events, &p->events[i]);
+    adm_events_add(&st->events, -1, -1, "start", "weight", "-", start_weight);
+    if (st->loaded == ADM_LOAD_OK && p->layout[0] != '\0' && strcmp(p->layout, now) != 0)
+        st->loaded = ADM_LOAD_STALE;
     switch (st->loaded) {
     case ADM_LOAD_MISSING:
         XF_LOG(XF_LOG_INFO, "admin",
@@ -107,15 +154,27 @@ adm_state_load(struct adm_state *st, struct xf_err *err)
                "%s.corrupt\"",
                path, adm_log_text(e.msg, logged, sizeof(logged)), path);
         break;
+    case ADM_LOAD_STALE:
+        adm_state_set_aside(st, p, now);
+        break;
     case ADM_LOAD_OK:
-        if (adm_state_restore(st, &p) == -1) {
-            adm_persist_fini(&p);
+        if (p->layout[0] == '\0')
+            XF_LOG(XF_LOG_WARN, "admin",
+                   "event=state_file_without_layout path=%s note=\"written by an older crossfade: "
+                   "applied as it is; the next change records the layout\"",
+                   path);
+        if (adm_state_restore(st, p) == -1) {
+            adm_persist_fini(p);
+            free(p);
+            free(now);
             xf_err_set(err, "admin: out of memory");
             return -1;
         }
-        adm_persist_fini(&p);
         break;
     }
+    adm_persist_fini(p);
+    free(p);
+    free(now);
     st->saver = adm_saver_new(path, st->loaded == ADM_LOAD_BAD, err);
     return st->saver != NULL ? 0 : -1;
 }
@@ -143,17 +202,21 @@ adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *r
         return -1;
     }
     snap = bal_router_acquire(router);
-    adm_events_add(&st->events, -1, -1, "start", "weight", "-",
-                   adm_weight_text(snap->weight_bp, w));
+    adm_weight_text(snap->weight_bp, w);
     bal_snapshot_unref(snap);
+    if (cfg->state_file == NULL)
+        adm_events_add(&st->events, -1, -1, "start", "weight", "-", w);
     if (cfg->state_file != NULL) {
-        if (adm_state_load(st, err) == -1) {
+        if (adm_state_load(st, w, err) == -1) {
             adm_state_fini(st);
             return -1;
         }
         /* A running ramp catches up with its schedule (steps due while crossfade was down). */
         adm_ramp_tick(st);
     }
+    /* What start-up recorded is written with the first change, not before: a file set aside or
+     * unusable stays as it was until someone changes something. */
+    st->saved_seq = st->events.seq;
     return 0;
 }
 
@@ -183,21 +246,31 @@ adm_state_save(struct adm_state *st)
         return;
     snap = bal_router_acquire(st->router);
     memset(&p, 0, sizeof(p));
+    adm_layout(st->cfg, p.layout, sizeof(p.layout));
     p.weight_bp = snap->weight_bp;
     p.freeze = snap->freeze;
     p.freeze_since = snap->freeze_since;
     p.pins = snap->pins; /* borrowed for the formatting only */
     p.ramp = st->ramp;
     adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
-    if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1) {
+    p.events = st->events.n > 0 ? calloc(st->events.n, sizeof(*p.events)) : NULL;
+    if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
+        (st->events.n > 0 && p.events == NULL)) {
         XF_LOG(XF_LOG_ERR, "admin", "event=state_file_write_failed error=\"out of memory\"");
+        free(p.nodes);
+        free(p.events);
         bal_snapshot_unref(snap);
         return;
     }
+    for (size_t i = 0; i < st->events.n; i++)
+        p.events[p.n_events++] = *adm_events_get(&st->events, i);
+    st->saved_seq = st->events.seq;
+    st->dirty = false;
     buf = evbuffer_new();
     if (buf != NULL)
         adm_persist_format(&p, buf);
     free(p.nodes);
+    free(p.events);
     bal_snapshot_unref(snap);
     len = buf != NULL ? evbuffer_get_length(buf) : 0;
     text = buf != NULL ? malloc(len) : NULL;
@@ -210,6 +283,13 @@ adm_state_save(struct adm_state *st)
     evbuffer_remove(buf, text, len);
     evbuffer_free(buf);
     adm_saver_submit(st->saver, text, len);
+}
+
+void
+adm_state_changed(struct adm_state *st)
+{
+    if (st->dirty || st->events.seq != st->saved_seq)
+        adm_state_save(st);
 }
 
 enum adm_result
@@ -235,6 +315,9 @@ adm_cmd_show_state(struct adm_state *st, const struct adm_peer *peer, const stru
         break;
     case ADM_LOAD_BAD:
         adm_reply_line(r, "at_start unusable: started from the config: %s", st->load_error);
+        break;
+    case ADM_LOAD_STALE:
+        adm_reply_line(r, "at_start stale: started from the config: %s", st->load_error);
         break;
     }
     adm_saver_status(st->saver, &s);

@@ -12,7 +12,7 @@
  * left by it is replaced at the next start (only when nobody answers on it).
  */
 static const int xf_fatal_signals[] = {
-    SIGQUIT, SIGILL,    SIGTRAP, SIGABRT, SIGBUS,  SIGFPE,  SIGSEGV, SIGUSR2, SIGALRM,
+    SIGQUIT, SIGILL,    SIGTRAP, SIGABRT, SIGBUS,  SIGFPE,  SIGSEGV, SIGUSR2,   SIGALRM,
     SIGPROF, SIGVTALRM, SIGSYS,  SIGXCPU, SIGXFSZ, SIGPOLL, SIGPWR,  SIGSTKFLT,
 };
 

@@ -211,11 +211,15 @@ px_pool_fault(struct px_pool *pool, unsigned target, const char *fmt, ...)
 void
 px_pool_fault_summary(struct px_pool *pool, const char *reason)
 {
+    /* The last fault by its event's name only: the summary stays one flat key=value line. */
+    const char *ev = strstr(pool->fault_last, "event=");
+    int ev_len = ev != NULL ? (int)strcspn(ev + 6, " ") : 1;
+
     XF_LOG(XF_LOG_WARN, "proxy",
-           "event=node_faults_end node=%s faults=%u for_ms=%llu reason=%s last=\"%s\"",
+           "event=node_faults_end node=%s faults=%u for_ms=%llu reason=%s last_fault=%.*s",
            pool->t[0].addr.text, pool->fault_count,
-           (unsigned long long)(pool->fault_last_ms - pool->fault_first_ms), reason,
-           pool->fault_last);
+           (unsigned long long)(pool->fault_last_ms - pool->fault_first_ms), reason, ev_len,
+           ev != NULL ? ev + 6 : "-");
     pool->fault_count = 0;
     event_del(pool->fault_ev);
 }

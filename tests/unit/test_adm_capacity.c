@@ -290,6 +290,7 @@ Test(adm_capacity, the_state_file_keeps_the_pause_reason_and_force)
 
     ramp_until_held();
     p.ramp = fx_st.ramp;
+    adm_layout(fx_cfg, p.layout, sizeof(p.layout));
     adm_persist_format(&p, out);
     len = evbuffer_get_length(out);
     text = calloc(1, len + 1);

@@ -434,6 +434,7 @@ Test(adm_config, show_config_has_the_defaults_of_the_new_keys)
                                "clusters.x.outlier.failures 5\n"
                                "clusters.x.outlier.ejection 10s\n"
                                "clusters.x.outlier.max_ejection 5m\n"
+                               "clusters.x.slow_start off\n"
                                "clusters.x.node 10.0.0.1:8000 weight 1\n"),
                  NULL),
               "%s", reply);
@@ -489,6 +490,7 @@ Test(adm_config, show_config_gives_health_outlier_and_node_limits_as_set)
                                "clusters.x.health.fall 2\n"
                                "clusters.x.health.expect 204\n"
                                "clusters.x.outlier off\n"
+                               "clusters.x.slow_start off\n"
                                "clusters.x.node 10.0.0.1:8000 weight 1\n"
                                "clusters.x.node 10.0.0.2:8000 weight 2 max_pending 9\n"),
                  NULL),
@@ -509,4 +511,39 @@ Test(adm_config, show_config_gives_health_outlier_and_node_limits_as_set)
               "%s", reply);
     cr_assert(ne(ptr, strstr(reply, "\ntimeouts.queue 250ms\n"), NULL), "%s", reply);
     cr_assert(ne(ptr, strstr(reply, "\nretries 0\n"), NULL), "%s", reply);
+}
+
+/* The nodes are listed as they are now: added ones with a note, deleted ones gone, a changed
+ * weight with the config's, an operator's state. */
+Test(adm_config, show_config_lists_the_nodes_as_they_are_now)
+{
+    static const char yaml[] =
+        "listen:\n"
+        "  - address: \"127.0.0.1:8000\"\n"
+        "  - {address: \"127.0.0.1:8001\", role: admin_api, node_port: 9001}\n"
+        "clusters:\n"
+        "  x:\n"
+        "    nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]\n"
+        "    slow_start: 30s\n"
+        "  y:\n"
+        "    nodes: [\"10.0.1.1:8000\"]\n";
+    const char *reply;
+
+    fx_setup_yaml(yaml);
+    run_ok("add node x 10.0.0.3:8000 weight 2");
+    run_ok("del node x/10.0.0.2:8000");
+    run_ok("set node x/10.0.0.1:8000 weight 5");
+    run_ok("drain node x/10.0.0.1:8000");
+    reply = run_ok("show config");
+    cr_assert(ne(ptr, strstr(reply, "\nlisten 127.0.0.1:8001 admin_api node_port 9001\n"), NULL),
+              "%s", reply);
+    cr_assert(
+        ne(ptr,
+           strstr(reply, "\nclusters.x.slow_start 30s\n"
+                         "clusters.x.node 10.0.0.1:8000 weight 5 draining (config: weight 1)\n"
+                         "clusters.x.node 10.0.0.3:8000 weight 2 (added at run time)\n"
+                         "clusters.y.balance "),
+           NULL),
+        "%s", reply);
+    cr_assert(eq(ptr, strstr(reply, "10.0.0.2:8000"), NULL), "a deleted node is listed: %s", reply);
 }

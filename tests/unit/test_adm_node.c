@@ -289,6 +289,7 @@ Test(adm_node, node_changes_round_trip_through_the_state_file_text)
     run_ok("del node x/10.0.0.2:8000");
     s = bal_router_acquire(&fx_router);
     p.weight_bp = s->weight_bp;
+    adm_layout(fx_cfg, p.layout, sizeof(p.layout));
     cr_assert(eq(int, adm_node_diff(fx_cfg, s, &p.nodes, &p.n_nodes), 0));
     adm_persist_format(&p, buf);
     len = evbuffer_get_length(buf);

@@ -129,6 +129,19 @@ sample(void)
     bal_pins_set(p.pins, "alice", 5, CFG_CLUSTER_Y, &old, NULL);
     bal_pins_set(p.pins, "10.1.2.3", 8, CFG_CLUSTER_X, &old, NULL);
     bal_pins_set(p.pins, odd, sizeof(odd), CFG_CLUSTER_Y, &old, NULL);
+    snprintf(p.layout, sizeof(p.layout), "x=10.0.0.1:8000,10.0.0.2:8000 y=10.0.1.1:8000");
+    p.events = calloc(2, sizeof(*p.events));
+    p.n_events = 2;
+    p.events[0] = (struct adm_event){.seq = 7, .time_ms = 1764470400123, .uid = 1000, .pid = 42};
+    snprintf(p.events[0].command, sizeof(p.events[0].command), "set weight 25");
+    snprintf(p.events[0].what, sizeof(p.events[0].what), "weight");
+    snprintf(p.events[0].old_value, sizeof(p.events[0].old_value), "0.00");
+    snprintf(p.events[0].new_value, sizeof(p.events[0].new_value), "25.00");
+    p.events[1] = (struct adm_event){.seq = 9, .time_ms = 1764470500000, .uid = -1, .pid = -1};
+    snprintf(p.events[1].command, sizeof(p.events[1].command), "del node x/10.0.0.3:8000 force");
+    snprintf(p.events[1].what, sizeof(p.events[1].what), "node x/10.0.0.3:8000");
+    snprintf(p.events[1].old_value, sizeof(p.events[1].old_value), "weight 1 up");
+    snprintf(p.events[1].new_value, sizeof(p.events[1].new_value), "%s", "");
     return p;
 }
 
@@ -155,15 +168,20 @@ Test(adm_persist, the_text_has_one_line_per_setting)
     cr_assert(eq(str, text,
                  "# crossfade state file: rewritten on every change made through the admin "
                  "socket,\n"
-                 "# read at start-up where it overrides split.weight (docs/admin.md).\n"
-                 "version 1\n"
+                 "# read at start-up where it overrides split.weight unless the clusters'\n"
+                 "# nodes in the configuration changed (docs/admin.md).\n"
+                 "version 2\n"
+                 "layout x=10.0.0.1:8000,10.0.0.2:8000 y=10.0.1.1:8000\n"
                  "weight 25.00\n"
                  "freeze on 1764470400\n"
                  "ramp paused 10.00 50.00 5.00 1764470400123 600000 3 1764470500000 1000 4242 "
                  "ramp 50 over 10m step 5\n"
                  "pin alice y\n"
                  "pin 10.1.2.3 x\n"
-                 "pin Jo\\x20\\x5cx\\x01\xc3\xa9 y\n"));
+                 "pin Jo\\x20\\x5cx\\x01\xc3\xa9 y\n"
+                 "event 7 1764470400123 1000 42 weight 0.00 25.00 set weight 25\n"
+                 "event 9 1764470500000 - - node\\x20x/10.0.0.3:8000 weight\\x201\\x20up - del "
+                 "node x/10.0.0.3:8000 force\n"));
     free(text);
     adm_persist_fini(&p);
 }
@@ -198,6 +216,19 @@ Test(adm_persist, what_is_written_reads_back_the_same)
         cr_assert(eq(sz, l1, l2));
         cr_assert(eq(int, memcmp(k1, k2, l1), 0));
     }
+    cr_assert(eq(str, q.layout, p.layout));
+    cr_assert(eq(sz, q.n_events, (size_t)2));
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert(eq(u64, q.events[i].seq, p.events[i].seq));
+        cr_assert(eq(i64, q.events[i].time_ms, p.events[i].time_ms));
+        cr_assert(eq(long, q.events[i].uid, p.events[i].uid));
+        cr_assert(eq(long, q.events[i].pid, p.events[i].pid));
+        cr_assert(eq(str, q.events[i].command, p.events[i].command));
+        cr_assert(eq(str, q.events[i].what, p.events[i].what));
+        cr_assert(eq(str, q.events[i].old_value, p.events[i].old_value));
+    }
+    cr_assert(eq(str, q.events[0].new_value, "25.00"));
+    cr_assert(eq(str, q.events[1].new_value, "-"), "an empty value is written and read as -");
     free(text);
     adm_persist_fini(&p);
     adm_persist_fini(&q);
@@ -235,9 +266,29 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
 {
     cr_assert(eq(str, (char *)parse_error(""), "/var/lib/xf/state:1: an empty file"));
     cr_assert(eq(str, (char *)parse_error("weight 20\n"),
-                 "/var/lib/xf/state:1: expected \"version 1\" first, got \"weight 20\""));
+                 "/var/lib/xf/state:1: expected \"version 2\" first, got \"weight 20\""));
+    cr_assert(eq(str, (char *)parse_error("version 3\nweight 20\n"),
+                 "/var/lib/xf/state:1: version 3 is not one this crossfade reads (1 or 2)"));
     cr_assert(eq(str, (char *)parse_error("version 2\nweight 20\n"),
-                 "/var/lib/xf/state:1: version 2 is not one this crossfade reads (1)"));
+                 "/var/lib/xf/state:3: no layout line"));
+    cr_assert(eq(str, (char *)parse_error("version 2\nlayout x=a\nweight 20\n"),
+                 "/var/lib/xf/state:2: expected \"layout x=ADDRESS,... y=ADDRESS,...\""));
+    cr_assert(eq(str, (char *)parse_error("version 1\nlayout x=a y=b\nweight 20\n"),
+                 "/var/lib/xf/state:2: unknown line \"layout x=a y=b\" (expected layout, weight, "
+                 "freeze, ramp, pin, node or event)"));
+    cr_assert(eq(str,
+                 (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
+                                     "event 2 0 - - weight 0.00 1.00 set weight 1\n"
+                                     "event 2 0 - - weight 1.00 2.00 set weight 2\n"),
+                 "/var/lib/xf/state:5: event: expected the events in the order of their numbers"));
+    cr_assert(eq(str,
+                 (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
+                                     "event 2 x - - weight 0.00 1.00 set weight 1\n"),
+                 "/var/lib/xf/state:4: event: expected its time in ms since 1970"));
+    cr_assert(eq(str,
+                 (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nevent 2 0 - - w\n"),
+                 "/var/lib/xf/state:4: event: expected SEQ TIME_MS UID PID WHAT OLD NEW COMMAND, "
+                 "got 5 words"));
     cr_assert(eq(str, (char *)parse_error("version 1\n"), "/var/lib/xf/state:2: no weight line"));
     cr_assert(eq(str, (char *)parse_error("# c\nversion 1\nweight 2O\n"),
                  "/var/lib/xf/state:3: weight: expected a weight from 0 to 100 with at most two "
@@ -245,8 +296,8 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nweight 30\n"),
                  "/var/lib/xf/state:3: a second weight line"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nwieght 30\n"),
-                 "/var/lib/xf/state:3: unknown line \"wieght 30\" (expected weight, freeze, "
-                 "ramp, pin or node)"));
+                 "/var/lib/xf/state:3: unknown line \"wieght 30\" (expected layout, weight, "
+                 "freeze, ramp, pin, node or event)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20"),
                  "/var/lib/xf/state:2: the last line has no end (was the file cut?)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nfreeze on\n"),
@@ -515,7 +566,13 @@ Test(adm_state, no_file_starts_from_the_config_and_is_written_at_the_first_chang
     cr_assert(eq(int, fx_st.loaded, ADM_LOAD_MISSING));
     cr_assert(eq(int, access(fx_path("state"), F_OK), -1), "nothing written before a change");
     run_ok("set weight 30");
-    cr_assert(ne(ptr, strstr(saved(), "\nversion 1\nweight 30.00\nfreeze off\n"), NULL), "%s",
+    cr_assert(ne(ptr,
+                 strstr(saved(), "\nversion 2\nlayout x=10.0.0.1:8000 y=10.0.1.1:8000\n"
+                                 "weight 30.00\nfreeze off\n"),
+                 NULL),
+              "%s", saved());
+    /* The audit trail goes with it, the change's event included. */
+    cr_assert(ne(ptr, strstr(saved(), " 1000 4242 weight 10.00 30.00 set weight 30\n"), NULL), "%s",
               saved());
 }
 
