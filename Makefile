@@ -64,7 +64,7 @@ LLHTTP_OBJS := $(LLHTTP_SRCS:%.c=$(BUILD)/llhttp/%.o)
 UPSTREAM_SRCS := $(wildcard bench/bench_upstream*.c)
 XFBENCH_SRCS := $(wildcard bench/bench_xfbench*.c)
 # xfbench's pure parts (no sockets, no threads): also linked into the unit tests.
-XFBENCH_LIB_OBJS := $(addprefix $(BUILD)/bench/bench_xfbench_,hist.o rollout.o gen.o check.o report.o)
+XFBENCH_LIB_OBJS := $(addprefix $(BUILD)/bench/bench_xfbench_,hist.o rollout.o gen.o watch.o check.o report.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 

@@ -38,12 +38,14 @@ bench_xfb_usage(FILE *f)
           "  --seed N                random seed of the key draws (default 1)\n"
           "split and rollout:\n"
           "  --route-header NAME     crossfade's split.expose header (default X-Crossfade-Route)\n"
-          "  -s, --socket PATH       crossfade's admin socket: the weight, and --rollout\n"
+          "  -s, --socket PATH       crossfade's admin socket: the weight (each change at its\n"
+          "                          time, by watch), and --rollout\n"
           "  --rollout SCRIPT        \"10s set weight 10; 20s ramp 50 over 20s; 45s rollback\"\n"
           "  --check                 exit 1 if a request or a command failed, or the y share\n"
-          "                          strayed from the weight once settled\n"
+          "                          strayed from the weights in force\n"
           "  --tolerance PP          allowed gap between y share and weight (default 5)\n"
-          "  --settle D              not judged after each change (default 2s)\n"
+          "  --settle D              how long after a change responses may still follow the\n"
+          "                          weight before it (default 250ms)\n"
           "  --check-min N           responses a stretch needs to be judged (default 100)\n"
           "  --weight P              the weight in force, for --check without -s\n"
           "output:\n"
@@ -297,7 +299,8 @@ bench_xfb_opts_defaults(struct bench_xfb_opts *o)
     o->timeout_ms = 2000;
     o->route_header = "X-Crossfade-Route";
     o->tolerance_bp = 500;
-    o->settle_ms = 2000;
+    /* With each change's time known (watch), responses follow it within their latency. */
+    o->settle_ms = 250;
     o->check_min = 100;
     o->weight_bp = -1;
     o->seed = 1;
@@ -844,15 +847,17 @@ bench_xfb_finish(struct bench_xfb_main *m)
     }
     r->initial_bp = m->ctl != NULL ? bench_xfb_ctl_initial(m->ctl) : o->weight_bp;
     r->final_bp = m->ctl != NULL ? bench_xfb_ctl_weight(m->ctl) : o->weight_bp;
+    r->wsrc = o->weight_bp >= 0 ? BENCH_XFB_WSRC_OPTION : BENCH_XFB_WSRC_NONE;
     if (m->ctl != NULL) {
         r->events =
             (struct bench_xfb_event *)bench_xfb_ctl_events(m->ctl, &r->nevents, &r->events_dropped);
         changes = bench_xfb_ctl_changes(m->ctl, &nchanges);
+        bench_xfb_ctl_weights(m->ctl, r);
     }
-    /* The weight of each second from the history, now that every reply is in. */
-    for (size_t s = 0; s < r->nsec; s++)
-        r->secs[s].weight_bp = bench_xfb_weight_at(
-            r->initial_bp, changes, nchanges, (uint64_t)(((double)s + r->secs[s].span_s) * 1e6));
+    r->changes = changes;
+    r->nchanges = nchanges;
+    /* The weight of each second from the history, now that every reply and event is in. */
+    bench_xfb_weights_fill(r, changes, nchanges);
     r->interrupted = m->interrupted;
     bench_xfb_hist_reset(hist);
     r->hist = hist;

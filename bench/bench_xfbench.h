@@ -16,9 +16,9 @@
 #include "common/xf.h"
 
 /*
- * Two halves. The pure half (bench_xfbench_hist.c, _rollout.c, _gen.c, _check.c, _report.c) does no
- * I/O beyond writing a report to a FILE and is linked into the unit tests. The I/O half
- * (bench_xfbench.c, _conn.c, _ctl.c) runs the load and the rollout; see docs/xfbench.md.
+ * Two halves. The pure half (bench_xfbench_hist.c, _rollout.c, _gen.c, _watch.c, _check.c,
+ * _report.c) does no I/O beyond writing a report to a FILE and is linked into the unit tests. The
+ * I/O half (bench_xfbench.c, _conn.c, _ctl.c) runs the load and the rollout; see docs/xfbench.md.
  */
 
 /* --- limits: every list and buffer below is bounded by one of these --- */
@@ -31,13 +31,14 @@
 #define BENCH_XFB_RATE_MAX     10000000                         /* requests/s */
 #define BENCH_XFB_DURATION_MAX (UINT64_C(7) * 24 * 3600 * 1000) /* ms */
 #define BENCH_XFB_STEPS_MAX    256
-#define BENCH_XFB_LINE_MAX     256  /* an admin command line */
-#define BENCH_XFB_REPLY_MAX    512  /* an admin reply kept in the timeline */
-#define BENCH_XFB_EVENTS_MAX   4096 /* commands and notes in the timeline */
-#define BENCH_XFB_RAMP_MAX     1000 /* weight changes in one ramp */
-#define BENCH_XFB_ROUTES_MAX   64   /* distinct route header values counted by name */
-#define BENCH_XFB_ROUTE_MAX    96   /* bytes of a route header value kept */
-#define BENCH_XFB_WINDOWS_MAX  512
+#define BENCH_XFB_LINE_MAX     256   /* an admin command line */
+#define BENCH_XFB_REPLY_MAX    512   /* an admin reply kept in the timeline */
+#define BENCH_XFB_EVENTS_MAX   4096  /* commands and notes in the timeline */
+#define BENCH_XFB_RAMP_MAX     1000  /* weight changes in one ramp */
+#define BENCH_XFB_ROUTES_MAX   64    /* distinct route header values counted by name */
+#define BENCH_XFB_ROUTE_MAX    96    /* bytes of a route header value kept */
+#define BENCH_XFB_WINDOWS_MAX  4096  /* windows kept for the reports; more are judged, not kept */
+#define BENCH_XFB_WATCH_IN     24576 /* a watch line: a 4 KiB command escaped, and what changed */
 #define BENCH_XFB_FAILS_MAX    8
 #define BENCH_XFB_KEY_PREFIX   "consumer-"
 
@@ -145,6 +146,9 @@ void bench_xfb_script_fini(struct bench_xfb_script *s);
 struct bench_xfb_change {
     uint64_t at_us; /* from the start of the ramp (plans) or of the run (the weight's history) */
     unsigned weight_bp;
+    /* The history only: the change may have happened this long before at_us (0: at at_us, as
+     * watch tells; a poll only learns of a change after the fact). */
+    uint64_t lead_us;
 };
 
 /*
@@ -154,6 +158,34 @@ struct bench_xfb_change {
  */
 size_t bench_xfb_ramp_plan(unsigned from_bp, unsigned to_bp, uint64_t over_ms, unsigned step_bp,
                            struct bench_xfb_change *out, size_t max);
+
+/* --- the admin socket's watch stream (docs/admin.md) --- */
+
+/* "2026-12-04T16:28:53.123Z" (UTC, milliseconds, nothing more) -> ms since the Unix epoch.
+ * Returns 0, or -1 for anything else (a field out of range, no milliseconds, no Z). */
+int bench_xfb_utc_ms_parse(const char *s, size_t len, int64_t *ms);
+
+/* The first line of a watch, "ok: watching at TIME weight y W" (more words may follow): returns 0
+ * with the moment of subscription and the weight in force, or -1. */
+int bench_xfb_watch_hello(const char *line, size_t len, int64_t *at_ms, unsigned *bp);
+
+/* One event line: #SEQ TIME uid=U pid=P "COMMAND" WHAT OLD -> NEW. */
+struct bench_xfb_watch_line {
+    int64_t seq;                      /* -1: "-" */
+    int64_t at_ms;                    /* ms since the Unix epoch, UTC */
+    int64_t uid, pid;                 /* -1: "-" */
+    char command[BENCH_XFB_LINE_MAX]; /* unescaped (a NUL byte as '?'), cut to fit */
+    /* Spans of the line parsed: borrowed, valid as long as it is. */
+    const char *what, *old_v, *new_v;
+    size_t what_len, old_len, new_len;
+    int is_weight; /* WHAT is "weight": then old_bp (-1 for "-") and new_bp hold the values */
+    int old_bp;
+    unsigned new_bp;
+};
+
+/* Parses one line without its LF. Returns 0, or -1 with what is wrong in err (may be NULL). */
+int bench_xfb_watch_parse(const char *line, size_t len, struct bench_xfb_watch_line *out,
+                          struct xf_err *err);
 
 /* Finds "weight y N.NN" in an admin reply ("ok: weight y 25.00 (was 0.00)", "y 25.00" of show
  * weight); returns 0 with *bp, or -1. */
@@ -232,8 +264,9 @@ uint64_t bench_xfb_counts_errors(const struct bench_xfb_counts *c);
 struct bench_xfb_sec {
     struct bench_xfb_counts c;
     uint64_t p50_ns, p99_ns, max_ns;
-    double span_s; /* the part of the second the run covered (the last one may be shorter) */
-    int weight_bp; /* in force at the end of the second; -1: unknown */
+    double span_s;  /* the part of the second the run covered (the last one may be shorter) */
+    int weight_bp;  /* in force at the end of the second; -1: unknown */
+    double mean_bp; /* in force during the second, time-weighted; -1: unknown */
 };
 
 /* An admin command and its reply, or a note, in the timeline. */
@@ -253,13 +286,28 @@ struct bench_xfb_route {
     uint64_t count;
 };
 
-/* A stretch of the run with one weight in force, judged by --check. */
+/* Where the weight in force came from. */
+enum bench_xfb_wsrc {
+    BENCH_XFB_WSRC_NONE = 0, /* neither -s nor --weight: unknown */
+    BENCH_XFB_WSRC_OPTION,   /* --weight, taken as constant */
+    BENCH_XFB_WSRC_WATCH,    /* the admin socket's watch: each change at its time */
+    BENCH_XFB_WSRC_POLL,     /* show weight once a second: each change within about a second */
+};
+
+extern const char *const bench_xfb_wsrc_names[4];
+
+/* Consecutive seconds of the run judged together by --check. */
 struct bench_xfb_window {
-    double from_s, to_s; /* the whole seconds judged */
-    unsigned weight_bp;
+    double from_s, to_s; /* the seconds it covers */
+    /* The y share expected: the weight in force averaged over each second's time, then over the
+     * seconds by their routed responses; lo and hi allow for when each change reached the
+     * traffic (--settle, and a poll's uncertainty). -1 when the weight is not known. */
+    double expect_bp, lo_bp, hi_bp;
     uint64_t routed, on_y;
-    int judged; /* enough responses to judge */
+    int judged;  /* enough responses, and the weight known */
+    int unknown; /* not judged: the weight's history had ended (see weights_lost) */
     int ok;
+    double off_bp; /* how far the share lies outside [lo, hi] */
 };
 
 /* --- the command line --- */
@@ -319,27 +367,48 @@ struct bench_xfb_result {
     int initial_bp; /* -1: unknown */
     int final_bp;
     int interrupted; /* SIGINT or SIGTERM ended the run early */
+    /* The weight's history: changes (borrowed, in time order) from wsrc. With weights_lost it ends
+     * at weights_lost_us (the watch connection broke...), and nothing after is judged. */
+    enum bench_xfb_wsrc wsrc;
+    const struct bench_xfb_change *changes;
+    size_t nchanges;
+    int weights_lost;
+    uint64_t weights_lost_us;
+    char weights_note[256]; /* why the history is less than exact, "" when it is */
     /* --check */
     int checked;
     int passed;
     struct bench_xfb_window windows[BENCH_XFB_WINDOWS_MAX];
     size_t nwindows;
+    size_t windows_more; /* judged but not kept: the list was full */
+    size_t njudged;
     char fails[BENCH_XFB_FAILS_MAX][256];
     size_t nfails;
 };
 
 /*
- * Judges the run for --check: any failed request, any rollout command that failed, and in every
- * stretch with one weight in force (minus settle_ms after each change) the y share of the routed
- * responses against the weight, within tolerance_bp. `changes` is the weight's history (times from
- * the start of the run); r->initial_bp < 0 leaves the share unjudged. Fills r->windows, r->fails,
- * r->checked and r->passed; returns r->passed.
+ * Judges the run for --check: any failed request, any rollout command that failed, and the y share
+ * of the routed responses against the weights in force (docs/xfbench.md "--check"). Each second
+ * expects the weight in force averaged over its time; a change counts anywhere from lead_us before
+ * its time to settle_ms after it, which widens the expectation into a range. Consecutive seconds
+ * with the same expectation, or too few responses alone (check_min), form one window; a window
+ * fails when its share lies more than tolerance_bp outside the range weighted by its seconds'
+ * responses. `changes` is the weight's history (in time order, times from the start of the run);
+ * r->initial_bp < 0 leaves the share unjudged, and r->weights_lost every second ending after
+ * r->weights_lost_us. Fills r->windows, r->fails, r->checked and r->passed; returns r->passed.
  */
 int bench_xfb_check(struct bench_xfb_result *r, const struct bench_xfb_change *changes,
                     size_t nchanges);
 /* The weight in force at `at_us` given the history; -1 when the initial weight is unknown. */
 int bench_xfb_weight_at(int initial_bp, const struct bench_xfb_change *changes, size_t n,
                         uint64_t at_us);
+/* The weight in force over [a_us, b_us), averaged over the time, each change at its at_us; -1 when
+ * the initial weight is unknown. An empty span gives the weight at a_us. */
+double bench_xfb_weight_mean(int initial_bp, const struct bench_xfb_change *changes, size_t n,
+                             uint64_t a_us, uint64_t b_us);
+/* Fills each second's weight_bp (at its end) and mean_bp from the history and r->initial_bp. */
+void bench_xfb_weights_fill(struct bench_xfb_result *r, const struct bench_xfb_change *changes,
+                            size_t n);
 
 /* The reports: the end-of-run summary (text), --json and --html. Return 0, or -1 on write error. */
 int bench_xfb_report_text(const struct bench_xfb_result *r, FILE *f);
@@ -480,11 +549,14 @@ size_t bench_xfb_agg_close(struct bench_xfb_agg *a, int64_t now_sec, int all);
 /* bench_xfbench_ctl.c: the admin socket client and the rollout, on the main thread's loop. */
 struct bench_xfb_ctl;
 /*
- * Connects to the admin socket and reads the weight in force (blocking, at most 3 s). Returns the
- * controller (owned by the caller, freed with bench_xfb_ctl_free) or NULL with the reason in err.
+ * Connects to the admin socket and reads the weight in force (blocking, at most 3 s), then opens a
+ * second connection that sends `watch` (at most 3 s more; without it, a warning and the poll).
+ * Returns the controller (owned by the caller, freed with bench_xfb_ctl_free) or NULL with the
+ * reason in err.
  */
 struct bench_xfb_ctl *bench_xfb_ctl_new(const struct bench_xfb_opts *o, struct xf_err *err);
-/* Starts the script and the once-a-second weight poll on `base`; times count from start_ns. */
+/* Starts the script and the watch (or the once-a-second weight poll) on `base`; times count from
+ * start_ns. */
 int bench_xfb_ctl_start(struct bench_xfb_ctl *ctl, struct event_base *base, uint64_t start_ns);
 /* Stops sending; waits (at most 2 s) for the replies still due. */
 void bench_xfb_ctl_stop(struct bench_xfb_ctl *ctl);
@@ -494,6 +566,9 @@ int bench_xfb_ctl_initial(const struct bench_xfb_ctl *ctl);
 const struct bench_xfb_event *bench_xfb_ctl_events(const struct bench_xfb_ctl *ctl, size_t *n,
                                                    uint64_t *dropped);
 const struct bench_xfb_change *bench_xfb_ctl_changes(const struct bench_xfb_ctl *ctl, size_t *n);
+/* Where the history comes from, and whether (and when, and why) it stopped being exact: fills
+ * r->wsrc, r->weights_lost, r->weights_lost_us and r->weights_note. */
+void bench_xfb_ctl_weights(const struct bench_xfb_ctl *ctl, struct bench_xfb_result *r);
 void bench_xfb_ctl_free(struct bench_xfb_ctl *ctl);
 
 #endif

@@ -143,16 +143,30 @@ bench_xfb_text_share(const struct bench_xfb_result *r, FILE *f)
                 bench_xfb_pct(r->routes_other, routed), (unsigned long long)r->routes_other);
 }
 
+/* Where the weight came from, when it matters: with -s, or a history that ended early. */
+static void
+bench_xfb_text_weights(const struct bench_xfb_result *r, FILE *f)
+{
+    if (r->wsrc == BENCH_XFB_WSRC_WATCH && !r->weights_lost)
+        fprintf(f, "  weights:   from watch, each change at its time (%zu change%s)\n", r->nchanges,
+                r->nchanges == 1 ? "" : "s");
+    else if (r->wsrc == BENCH_XFB_WSRC_WATCH)
+        fprintf(f, "  weights:   from watch until %.2fs, then show weight once a second: %s\n",
+                (double)r->weights_lost_us / 1e6, r->weights_note);
+    else if (r->wsrc == BENCH_XFB_WSRC_POLL)
+        fprintf(f,
+                "  weights:   from show weight once a second, each change known within about "
+                "a second: %s\n",
+                r->weights_note);
+}
+
 static void
 bench_xfb_text_check(const struct bench_xfb_result *r, FILE *f)
 {
-    size_t judged = 0;
-    char wt[8];
+    size_t judged = r->njudged;
 
     if (!r->checked)
         return;
-    for (size_t i = 0; i < r->nwindows; i++)
-        judged += (size_t)r->windows[i].judged;
     if (r->passed) {
         if (r->initial_bp < 0)
             fprintf(f, "  check:     passed: no failed request (y share not judged: the weight is "
@@ -167,17 +181,27 @@ bench_xfb_text_check(const struct bench_xfb_result *r, FILE *f)
         for (size_t i = 0; i < r->nfails; i++)
             fprintf(f, "             - %s\n", r->fails[i]);
     }
+    if (r->weights_lost)
+        fprintf(f, "             nothing judged after %.2fs: %s\n",
+                (double)r->weights_lost_us / 1e6, r->weights_note);
     for (size_t i = 0; i < r->nwindows; i++) {
         const struct bench_xfb_window *w = &r->windows[i];
-        char span[48];
+        char span[48], expect[48] = "     -";
         snprintf(span, sizeof(span), "%.1fs-%.1fs", w->from_s, w->to_s);
-        fprintf(f, "             %-14s weight %6s  y %6.2f%% of %llu  %s\n", span,
-                bench_xfb_weight_text(w->weight_bp, wt), bench_xfb_pct(w->on_y, w->routed),
-                (unsigned long long)w->routed,
-                !w->judged ? "not judged (too few responses)"
-                : w->ok    ? "ok"
-                           : "OFF");
+        if (!w->unknown && w->hi_bp - w->lo_bp < 0.5)
+            snprintf(expect, sizeof(expect), "%6.2f", w->expect_bp / 100);
+        else if (!w->unknown)
+            snprintf(expect, sizeof(expect), "%6.2f (%.2f-%.2f)", w->expect_bp / 100,
+                     w->lo_bp / 100, w->hi_bp / 100);
+        fprintf(f, "             %-14s weight %s  y %6.2f%% of %llu  %s\n", span, expect,
+                bench_xfb_pct(w->on_y, w->routed), (unsigned long long)w->routed,
+                w->unknown   ? "not judged (weight not known)"
+                : !w->judged ? "not judged (too few responses)"
+                : w->ok      ? "ok"
+                             : "OFF");
     }
+    if (r->windows_more > 0)
+        fprintf(f, "             (%zu more windows judged, not listed)\n", r->windows_more);
 }
 
 int
@@ -219,6 +243,7 @@ bench_xfb_report_text(const struct bench_xfb_result *r, FILE *f)
     if (r->events_dropped > 0)
         fprintf(f, "             (%llu more events not kept)\n",
                 (unsigned long long)r->events_dropped);
+    bench_xfb_text_weights(r, f);
     bench_xfb_text_check(r, f);
     return ferror(f) ? -1 : 0;
 }
@@ -357,18 +382,54 @@ bench_xfb_json_check(const struct bench_xfb_result *r, FILE *f)
         fputs(i > 0 ? ", " : "", f);
         bench_xfb_json_str(f, r->fails[i]);
     }
-    fputs("], \"windows\": [", f);
+    fprintf(f, "], \"judged\": %zu, \"windows_not_listed\": %zu, \"windows\": [", r->njudged,
+            r->windows_more);
     for (size_t i = 0; i < r->nwindows; i++) {
         const struct bench_xfb_window *w = &r->windows[i];
-        fprintf(f,
-                "%s\n    {\"from_s\": %.3f, \"to_s\": %.3f, \"weight\": %.2f, \"routed\": %llu, "
-                "\"y\": %.4f, \"judged\": %s, \"ok\": %s}",
-                i > 0 ? "," : "", w->from_s, w->to_s, (double)w->weight_bp / 100,
+        fprintf(f, "%s\n    {\"from_s\": %.3f, \"to_s\": %.3f, ", i > 0 ? "," : "", w->from_s,
+                w->to_s);
+        if (w->unknown)
+            fputs("\"weight\": null, \"weight_min\": null, \"weight_max\": null, ", f);
+        else
+            fprintf(f, "\"weight\": %.2f, \"weight_min\": %.2f, \"weight_max\": %.2f, ",
+                    w->expect_bp / 100, w->lo_bp / 100, w->hi_bp / 100);
+        fprintf(f, "\"routed\": %llu, \"y\": %.4f, \"judged\": %s, \"ok\": %s, ",
                 (unsigned long long)w->routed,
                 w->routed > 0 ? (double)w->on_y / (double)w->routed : 0.0,
                 w->judged ? "true" : "false", w->ok ? "true" : "false");
+        if (w->judged)
+            fprintf(f, "\"off_pp\": %.2f, \"reason\": null}", w->off_bp / 100);
+        else
+            fprintf(f, "\"off_pp\": null, \"reason\": \"%s\"}",
+                    w->unknown ? "weight_unknown" : "too_few_responses");
     }
     fprintf(f, "%s]},\n", r->nwindows > 0 ? "\n  " : "");
+}
+
+/* Where the weight came from, and its history. */
+static void
+bench_xfb_json_weights(const struct bench_xfb_result *r, FILE *f)
+{
+    fputs("  \"weights\": {\"source\": ", f);
+    if (r->wsrc == BENCH_XFB_WSRC_NONE)
+        fputs("null", f);
+    else
+        fprintf(f, "\"%s\"", bench_xfb_wsrc_names[r->wsrc]);
+    if (r->weights_lost)
+        fprintf(f, ", \"lost_s\": %.3f", (double)r->weights_lost_us / 1e6);
+    else
+        fputs(", \"lost_s\": null", f);
+    fputs(", \"note\": ", f);
+    if (r->weights_note[0] != '\0')
+        bench_xfb_json_str(f, r->weights_note);
+    else
+        fputs("null", f);
+    fputs(", \"changes\": [", f);
+    for (size_t i = 0; i < r->nchanges; i++)
+        fprintf(f, "%s\n    {\"at_s\": %.6f, \"lead_s\": %.6f, \"weight\": %.2f}", i > 0 ? "," : "",
+                (double)r->changes[i].at_us / 1e6, (double)r->changes[i].lead_us / 1e6,
+                (double)r->changes[i].weight_bp / 100);
+    fprintf(f, "%s]},\n", r->nchanges > 0 ? "\n  " : "");
 }
 
 static void
@@ -393,7 +454,11 @@ bench_xfb_json_timeline(const struct bench_xfb_result *r, FILE *f)
             fprintf(f, "\"y_share\": %.4f, ", (double)s->c.on_y / (double)s->c.routed);
         else
             fputs("\"y_share\": null, ", f);
-        bench_xfb_json_weight(f, "weight", s->weight_bp, "}");
+        bench_xfb_json_weight(f, "weight", s->weight_bp, ", ");
+        if (s->weight_bp >= 0 && s->mean_bp >= 0)
+            fprintf(f, "\"weight_mean\": %.2f}", s->mean_bp / 100);
+        else
+            fputs("\"weight_mean\": null}", f);
     }
     fprintf(f, "%s]\n", r->nsec > 0 ? "\n  " : "");
 }
@@ -438,6 +503,7 @@ bench_xfb_report_json(const struct bench_xfb_result *r, FILE *f)
     bench_xfb_json_weight(f, "weight_initial", r->initial_bp, ", ");
     bench_xfb_json_weight(f, "weight_final", r->final_bp, ",\n");
     bench_xfb_json_events(r, f);
+    bench_xfb_json_weights(r, f);
     bench_xfb_json_check(r, f);
     bench_xfb_json_timeline(r, f);
     fputs("}\n", f);
@@ -539,7 +605,15 @@ bench_xfb_html_chart(const struct bench_xfb_result *r, const struct bench_xfb_ch
     for (double t = 0; t <= total + 1e-9; t += xstep)
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">%gs</text>\n", BENCH_XFB_X(t),
                 BENCH_XFB_SVG_H - 10, t);
-    if (c->w != NULL) {
+    if (c->w != NULL && r->initial_bp >= 0) {
+        /* The history itself: each change where it happened, not where a second ended. */
+        fprintf(f, "<path class=\"weight\" d=\"M%.1f %.1f", BENCH_XFB_X(0.0),
+                BENCH_XFB_Y((double)r->initial_bp / 100));
+        for (size_t i = 0; i < r->nchanges && (double)r->changes[i].at_us / 1e6 < total; i++)
+            fprintf(f, "H%.1fV%.1f", BENCH_XFB_X((double)r->changes[i].at_us / 1e6),
+                    BENCH_XFB_Y((double)r->changes[i].weight_bp / 100));
+        fprintf(f, "H%.1f\"/>\n", BENCH_XFB_X(total));
+    } else if (c->w != NULL) {
         fputs("<path class=\"weight\" d=\"", f);
         for (size_t i = 0; i < r->nsec; i++) {
             if (isnan(c->w[i])) {

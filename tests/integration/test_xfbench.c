@@ -1,12 +1,18 @@
 /* tests/integration/test_xfbench.c -- bin/xfbench against xf-upstream and crossfade: counts,
- * errors, open loop, rollout scripts over the admin socket, --check, the reports. */
+ * errors, open loop, rollout scripts over the admin socket, the weight from watch, --check, the
+ * reports. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
@@ -368,4 +374,252 @@ Test(xfbench, an_admin_socket_that_does_not_answer_stops_the_run_before_it_start
 
     cr_assert(eq(int, code, 1), "%s%s", out, err);
     cr_assert(ne(ptr, strstr(err, "none.sock: No such file or directory"), NULL), "%s", err);
+}
+
+/* How many windows of the JSON's check were judged with an expected weight strictly between lo
+ * and hi (percent). */
+static int
+json_judged_between(const char *json, double lo, double hi)
+{
+    const char *at = strstr(json, "\"windows\": [");
+    int n = 0;
+
+    cr_assert(ne(ptr, (void *)at, NULL), "no windows in the JSON:\n%s", json);
+    for (const char *w = strstr(at, "{\"from_s\""); w != NULL; w = strstr(w + 1, "{\"from_s\"")) {
+        const char *end = strchr(w, '}'), *wt = strstr(w, "\"weight\": ");
+        double v;
+        if (end == NULL || wt == NULL || wt > end)
+            break;
+        v = strtod(wt + strlen("\"weight\": "), NULL);
+        if (v > lo && v < hi && strstr(w, "\"judged\": true") != NULL &&
+            strstr(w, "\"judged\": true") < end)
+            n++;
+    }
+    return n;
+}
+
+Test(xfbench, a_ramp_run_by_crossfade_is_judged_second_by_second_from_watch,
+     .timeout = H_TEST_TIMEOUT)
+{
+    /* One node a side: y can take the 60 % (crossfade refuses a ramp past y's capacity). */
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "0",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "warn"});
+    const char *json_path = h_path("ramp.json"), *log = h_path("xfbench.log");
+    char *argv[] = {(char *)h_bin("xfbench"),
+                    "-t",
+                    "2",
+                    "-c",
+                    "8",
+                    "-d",
+                    "8s",
+                    "-s",
+                    (char *)p->admin_socket,
+                    "--check",
+                    "--json",
+                    (char *)json_path,
+                    (char *)url_of(p->port, "/"),
+                    NULL};
+    struct h_proc *xb = h_spawn("xfbench", argv, log, NULL);
+    int fd = h_admin_connect(p), code;
+    char *reply, *out, *json;
+
+    /* crossfade runs the ramp itself (one step a second from one second after the command),
+     * started once xfbench has printed its first second. */
+    cr_assert(h_log_wait(log, "[  1s/8s]", 10000), "xfbench did not start:\n%s",
+              h_read_file(log, NULL));
+    reply = h_admin_cmd(fd, "ramp 60 over 6s step 10");
+    cr_assert(eq(int, strncmp(reply, "ok: ramping", 11), 0), "%s", reply);
+    code = h_proc_wait(xb, 20000);
+    if (code == -1)
+        h_proc_stop(xb, SIGKILL, 1000);
+    out = h_read_file(log, NULL);
+    cr_assert(ne(int, code, -1), "xfbench still ran 20 s after its 8 s:\n%s", out);
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s", code, out);
+    cr_assert(
+        ne(ptr, strstr(out, "check:     passed: no failed request; y share within 5.00 pp"), NULL),
+        "%s", out);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    /* The weights came from watch, each step at its time... */
+    cr_assert(ne(ptr, strstr(json, "\"weights\": {\"source\": \"watch\", \"lost_s\": null"), NULL),
+              "%s", out);
+    cr_assert(gt(dbl, json_last_num(json, "weight_final"), 0), "the ramp never moved:\n%s", out);
+    /* ... so the seconds of the ramp were judged, each against the weights it saw (at least four
+     * of its six steps fall within the run however late the command came). */
+    cr_assert(ge(int, json_judged_between(json, 0.5, 59.5), 4), "%s", out);
+    h_proxy_finish(p);
+}
+
+/*
+ * A stand-in admin socket for what crossfade cannot be made to do: a server without watch, a watch
+ * that breaks. `show weight` says y 30.00; `watch` gets `watch_error` when set, or the first line
+ * of a watch closed close_ms later. A thread per connection (at most 8), gone with the test's
+ * process; the threads use no harness memory, which is not shared safely.
+ */
+struct fake_admin_conn {
+    struct fake_admin *fa;
+    int fd;
+};
+
+struct fake_admin {
+    const char *watch_error;
+    unsigned close_ms;
+    int lfd;
+    struct fake_admin_conn conns[8];
+};
+
+static void *
+fake_admin_conn_main(void *arg)
+{
+    struct fake_admin_conn *c = arg;
+    char buf[512];
+    size_t len = 0;
+
+    for (;;) {
+        ssize_t n = recv(c->fd, buf + len, sizeof(buf) - 1 - len, 0);
+        char *eol;
+
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        while ((eol = strchr(buf, '\n')) != NULL) {
+            *eol = '\0';
+            if (strcmp(buf, "show weight") == 0) {
+                send(c->fd, "x 70.00\ny 30.00\n\n", 17, MSG_NOSIGNAL);
+            } else if (strcmp(buf, "watch") == 0 && c->fa->watch_error != NULL) {
+                char r[256];
+                int rn = snprintf(r, sizeof(r), "%s\n\n", c->fa->watch_error);
+                send(c->fd, r, (size_t)rn, MSG_NOSIGNAL);
+            } else if (strcmp(buf, "watch") == 0) {
+                struct timespec ts;
+                struct tm tm;
+                char t[32], r[128];
+                int rn;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                gmtime_r(&ts.tv_sec, &tm);
+                strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+                rn = snprintf(r, sizeof(r), "ok: watching at %s.%03ldZ weight y 30.00\n", t,
+                              ts.tv_nsec / 1000000);
+                send(c->fd, r, (size_t)rn, MSG_NOSIGNAL);
+                h_sleep_ms(c->fa->close_ms);
+                goto out;
+            } else {
+                send(c->fd, "error: unknown command\n\n", 24, MSG_NOSIGNAL);
+            }
+            len -= (size_t)(eol + 1 - buf);
+            memmove(buf, eol + 1, len + 1);
+        }
+    }
+out:
+    close(c->fd);
+    return NULL;
+}
+
+static void *
+fake_admin_main(void *arg)
+{
+    struct fake_admin *fa = arg;
+
+    for (size_t i = 0;; i++) {
+        struct fake_admin_conn *c = &fa->conns[i % 8];
+        pthread_t t;
+
+        c->fa = fa;
+        if ((c->fd = accept(fa->lfd, NULL, NULL)) == -1)
+            return NULL;
+        if (i >= 8 || pthread_create(&t, NULL, fake_admin_conn_main, c) != 0)
+            close(c->fd);
+        else
+            pthread_detach(t);
+    }
+}
+
+/* Starts the stand-in on a socket of the test's directory; returns its path. */
+static const char *
+fake_admin_start(struct fake_admin *fa)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    const char *path = h_path("fake-admin.sock");
+    pthread_t t;
+
+    cr_assert(lt(sz, strlen(path), sizeof(sun.sun_path)));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    fa->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(ne(int, fa->lfd, -1));
+    cr_assert(eq(int, bind(fa->lfd, (struct sockaddr *)&sun, sizeof(sun)), 0));
+    cr_assert(eq(int, listen(fa->lfd, 8), 0));
+    cr_assert(eq(int, pthread_create(&t, NULL, fake_admin_main, fa), 0));
+    pthread_detach(t);
+    return path;
+}
+
+Test(xfbench, without_watch_the_weight_is_polled_with_a_warning, .timeout = H_TEST_TIMEOUT)
+{
+    static struct fake_admin fa = {.watch_error = "error: unknown command \"watch\""};
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "30",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "warn"});
+    const char *sock = fake_admin_start(&fa), *json_path = h_path("poll.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "2s", "-s", (char *)sock, "--check",
+                       "--json", json_path, (char *)url_of(p->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    cr_assert(ne(ptr,
+                 strstr(err, "crossfade has no watch command (error: unknown command \"watch\"); "
+                             "the weight is read with show weight once a second instead"),
+                 NULL),
+              "%s", err);
+    cr_assert(ne(ptr, strstr(out, "weights:   from show weight once a second"), NULL), "%s", out);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr,
+                 strstr(json, "\"weights\": {\"source\": \"poll\", \"lost_s\": null, \"note\": "
+                              "\"crossfade has no watch command"),
+                 NULL),
+              "%s", json);
+    cr_assert(ge(int, json_judged_between(json, 29.5, 30.5), 1), "%s", out);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, a_watch_that_breaks_is_reported_and_nothing_after_it_is_judged,
+     .timeout = H_TEST_TIMEOUT)
+{
+    static struct fake_admin fa = {.close_ms = 1500};
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "30",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "warn"});
+    const char *sock = fake_admin_start(&fa), *json_path = h_path("lost.json");
+    char *out, *err, *json;
+    const char *at;
+    double lost;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "4s", "-s", (char *)sock, "--check",
+                       "--json", json_path, (char *)url_of(p->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    cr_assert(ne(ptr,
+                 strstr(err, "the watch connection broke: crossfade closed it; --check "
+                             "judges nothing after"),
+                 NULL),
+              "%s", err);
+    cr_assert(ne(ptr, strstr(out, "nothing judged after"), NULL), "%s", out);
+    json = h_read_file(json_path, NULL);
+    at = strstr(json, "\"weights\": {\"source\": \"watch\"");
+    cr_assert(ne(ptr, (void *)at, NULL), "%s", json);
+    lost = json_num(json, "lost_s", &at);
+    cr_assert(ge(dbl, lost, 1.0), "%s", json);
+    cr_assert(le(dbl, lost, 3.0), "%s", json);
+    cr_assert(ne(ptr, strstr(json, "\"reason\": \"weight_unknown\""), NULL), "%s", json);
+    cr_assert(ge(int, json_judged_between(json, 29.5, 30.5), 1), "%s", out);
+    h_proxy_finish(p);
 }
