@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -520,9 +521,10 @@ h_child_env(char *const extra[])
     return env;
 }
 
+/* h_spawn, with stdout and stderr apart, and RLIMIT_NOFILE set to `nofile` unless 0. */
 static struct h_proc *
 h_spawn_io(const char *name, char *const argv[], const char *out_path, const char *err_path,
-           char *const env_extra[])
+           char *const env_extra[], unsigned nofile)
 {
     struct h_proc *p = h_alloc(sizeof(*p));
     char **env = h_child_env(env_extra);
@@ -557,6 +559,12 @@ h_spawn_io(const char *name, char *const argv[], const char *out_path, const cha
             _exit(127);
         /* Neither Criterion's pipes nor the fake upstreams' sockets may leak into the child. */
         close_range(3, ~0u, 0);
+        if (nofile != 0) {
+            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+
+            if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+                _exit(127);
+        }
         execve(argv[0], argv, env);
         _exit(127);
     }
@@ -571,7 +579,7 @@ h_spawn_io(const char *name, char *const argv[], const char *out_path, const cha
 struct h_proc *
 h_spawn(const char *name, char *const argv[], const char *log_path, char *const env_extra[])
 {
-    return h_spawn_io(name, argv, log_path, log_path, env_extra);
+    return h_spawn_io(name, argv, log_path, log_path, env_extra, 0);
 }
 
 int
@@ -630,7 +638,7 @@ h_run(char *const argv[], int timeout_ms, char **out, char **err)
     unsigned n = ++h_state.n_runs;
     const char *out_path = h_path(h_fmt("run%u.stdout.log", n));
     const char *err_path = h_path(h_fmt("run%u.stderr.log", n));
-    struct h_proc *p = h_spawn_io(argv[0], argv, out_path, err_path, NULL);
+    struct h_proc *p = h_spawn_io(argv[0], argv, out_path, err_path, NULL, 0);
     int code = h_proc_wait(p, timeout_ms);
 
     if (code == -1 && !p->reaped) {
@@ -661,6 +669,33 @@ h_rss_kib(pid_t pid)
             kib = strtol(line + 6, NULL, 10);
     fclose(f);
     return kib;
+}
+
+long long
+h_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long long utime, stime;
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: count from the last ')'. After
+     * it come state (3) ... utime (14) and stime (15). */
+    p = strrchr(buf, ')');
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime) != 2)
+        return -1;
+    return (long long)((utime + stime) * 1000u / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
 /* ------------------------------------------------------------------ ports */
@@ -970,9 +1005,10 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "log_level: %s\n"
         "%s",
         port,
-        o->admin_api_port != 0
-            ? h_fmt("  - {address: \"127.0.0.1:%d\", role: admin_api}\n", o->admin_api_port)
-            : "",
+        o->admin_api_port != 0 ? h_fmt("  - {address: \"127.0.0.1:%d\", role: admin_api%s%s}\n",
+                                       o->admin_api_port, o->admin_api_extra != NULL ? ", " : "",
+                                       o->admin_api_extra != NULL ? o->admin_api_extra : "")
+                               : "",
         h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
         o->split_extra != NULL ? o->split_extra : "", o->balance_x != NULL ? o->balance_x : "hash",
         o->x_extra != NULL ? o->x_extra : "", h_nodes_yaml(o->x),
@@ -1013,17 +1049,56 @@ h_proxy_start(const struct h_proxy_opts *o)
         argv[1] = "-c";
         argv[2] = (char *)p->cfg_path;
         argv[3] = NULL;
-        p->proc = h_spawn("crossfade", argv, log, env);
-        /* Listeners open one after another: wait for the last one too. */
+        p->proc = h_spawn_io("crossfade", argv, log, log, env, o->nofile);
+        /* Listeners open one after another: wait for the last one too. Then for the end of
+         * start-up (the first health checks), after which crossfade accepts. */
         if (h_wait_ready(p->proc, p->port, 10000) == 0 &&
-            (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0))
+            (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0)) {
+            h_proxy_wait_serving(p);
             return p;
+        }
         if (!h_port_was_taken(p->proc))
             break;
     }
     kill(p->proc->pid, SIGKILL);
     cr_fatal("crossfade did not start listening on 127.0.0.1:%d (%s); its log ends with:\n%s",
              p->port, h_bin_note(h_bin("crossfade")), h_log_tail(log));
+}
+
+static void h_admin_cmd_buf(int fd, const char *line, char *buf, size_t cap);
+
+void
+h_proxy_wait_serving(const struct h_proxy *p)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    uint64_t until = h_now_ms() + 15000;
+    char buf[4096];
+    int fd;
+
+    /* A connection of its own, closed here: it must not take one of the tests' admin slots. */
+    cr_assert(lt(sz, strlen(p->admin_socket), sizeof(sun.sun_path)));
+    memcpy(sun.sun_path, p->admin_socket, strlen(p->admin_socket) + 1);
+    for (;;) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(ne(int, fd, -1));
+        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+            break;
+        close(fd);
+        if (h_now_ms() >= until)
+            cr_fatal("cannot connect to %s: %s", p->admin_socket, strerror(errno));
+        h_sleep_ms(10);
+    }
+    for (;;) {
+        h_admin_cmd_buf(fd, "show version", buf, sizeof(buf));
+        if (strstr(buf, "\nstatus starting\n") == NULL) {
+            close(fd);
+            return;
+        }
+        if (h_now_ms() >= until)
+            cr_fatal("crossfade was still starting 15 s after it listened; its log ends with:\n%s",
+                     h_log_tail(p->proc->log_path));
+        h_sleep_ms(10);
+    }
 }
 
 int
@@ -2278,6 +2353,41 @@ h_log_wait(const char *path, const char *needle, int timeout_ms)
             return false;
         h_sleep_ms(20);
     }
+}
+
+size_t
+h_log_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+
+    if (f == NULL)
+        return 0;
+    while (getline(&line, &cap, f) != -1)
+        n += strstr(line, needle) != NULL;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+const char *
+h_log_line(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    const char *found = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (f == NULL)
+        return NULL;
+    while (found == NULL && (n = getline(&line, &cap, f)) != -1)
+        if (strstr(line, needle) != NULL)
+            found = h_fmt("%.*s", (int)(n > 0 && line[n - 1] == '\n' ? n - 1 : n), line);
+    free(line);
+    fclose(f);
+    return found;
 }
 
 void

@@ -92,6 +92,8 @@ bool h_proc_alive(struct h_proc *p);
 int h_run(char *const argv[], int timeout_ms, char **out, char **err);
 /* VmRSS of a process in KiB, or -1. */
 long h_rss_kib(pid_t pid);
+/* The CPU time a process has used so far (utime + stime of /proc/PID/stat) in ms, or -1. */
+long long h_cpu_ms(pid_t pid);
 
 /* --- ports --- */
 
@@ -154,6 +156,12 @@ struct h_proxy_opts {
     const char *x_extra, *y_extra; /* more lines under clusters.x / clusters.y, each indented four
                                       spaces ("    failover: true\n") */
     unsigned queue_ms;             /* timeouts.queue; 0: not written */
+    /* More keys of the admin_api listener's mapping ("node_port: 9001"); NULL: none. Needs
+     * admin_api_port. */
+    const char *admin_api_extra;
+    /* RLIMIT_NOFILE (soft and hard) of the crossfade process, set in the child before exec;
+     * 0: inherited from the test. */
+    unsigned nofile;
 };
 
 struct h_proxy {
@@ -169,6 +177,9 @@ struct h_proxy {
 const char *h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port);
 /* Starts bin/crossfade on a free port and waits until the port accepts. */
 struct h_proxy *h_proxy_start(const struct h_proxy_opts *o);
+/* Waits (at most 15 s) until `show version` no longer says "status starting": crossfade accepts
+ * once its first health checks gave their verdicts. h_proxy_start does it. */
+void h_proxy_wait_serving(const struct h_proxy *p);
 /* SIGTERM, then the exit code (-1: still running after shutdown + 5 s, then killed). */
 int h_proxy_stop(struct h_proxy *p);
 /* Ends a test that started crossfade: SIGTERM, and asserts that it exits 0 (under ASan a leak
@@ -356,5 +367,9 @@ const char *h_admin_key_for_node(int fd, const char *kind, const char *addr, uns
 
 /* Waits until the file holds `needle` (true), or timeout_ms passed (false). */
 bool h_log_wait(const char *path, const char *needle, int timeout_ms);
+/* How many lines of the file hold `needle` (0 when the file cannot be read). */
+size_t h_log_count(const char *path, const char *needle);
+/* The first line of the file that holds `needle`, without its LF (harness-owned), or NULL. */
+const char *h_log_line(const char *path, const char *needle);
 
 #endif

@@ -1,10 +1,13 @@
-/* tests/integration/test_signals.c -- graceful stop on SIGTERM and SIGINT; SIGPIPE is harmless. */
+/* tests/integration/test_signals.c -- graceful stop on SIGTERM and SIGINT; SIGPIPE is harmless;
+ * SIGHUP is ignored, SIGUSR1 reopens the access log, a fatal signal removes the admin socket. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
@@ -71,4 +74,110 @@ Test(signals, a_client_resetting_mid_download_does_not_stop_the_proxy, .timeout 
     cr_assert(eq(int, m.status, 200));
     cr_assert(eq(str, m.body, "u1\n"));
     h_proxy_finish(p);
+}
+
+Test(signals, sighup_is_logged_and_ignored_and_the_proxy_keeps_serving, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+
+    cr_assert(eq(int, h_get(c, "/before", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(int, kill(p->proc->pid, SIGHUP), 0));
+    cr_assert(h_log_wait(p->proc->log_path, "event=signal signal=HUP action=none", 5000),
+              "no \"event=signal signal=HUP action=none\" in crossfade's log (alive: %d)",
+              h_proc_alive(p->proc));
+    cr_assert(h_proc_alive(p->proc), "crossfade died of SIGHUP (code %d)", p->proc->code);
+    /* The connection open before the signal and a new one are both served. */
+    cr_assert(eq(int, h_get(c, "/after", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(str, m.body, "u1\n"));
+    cr_assert(eq(int, h_get(h_connect(p->port), "/after/new", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(str, m.body, "u1\n"));
+    cr_assert(eq(sz, h_log_count(p->proc->log_path, "event=signal signal=TERM"), (size_t)0),
+              "SIGHUP began a shutdown");
+    h_proxy_finish(p);
+}
+
+Test(signals, sigusr1_reopens_the_access_log_so_a_renamed_file_keeps_the_old_lines,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
+    const char *rotated = h_path("access.log.1");
+    struct h_conn *c = h_connect(p->port);
+    char *old_log, *new_log;
+    struct h_msg m;
+
+    cr_assert(eq(int, h_get(c, "/log/before", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    /* What logrotate does: rename, then tell the process. The line above may still be in the
+     * buffer: it belongs to the old file all the same. */
+    cr_assert(eq(int, rename(p->access_log, rotated), 0), "rename %s: %s", p->access_log,
+              strerror(errno));
+    cr_assert(eq(int, kill(p->proc->pid, SIGUSR1), 0));
+    cr_assert(h_log_wait(p->proc->log_path, "event=reopened", 5000),
+              "no \"event=reopened\" in crossfade's log (alive: %d)", h_proc_alive(p->proc));
+    cr_assert(h_proc_alive(p->proc), "crossfade died of SIGUSR1 (code %d)", p->proc->code);
+    cr_assert(eq(int, access(p->access_log, F_OK), 0), "no new file at %s after the reopen",
+              p->access_log);
+    cr_assert(eq(int, h_get(c, "/log/after", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    h_proxy_finish(p); /* the log is buffered: all of it is written by the time crossfade exits */
+    old_log = h_read_file(rotated, NULL);
+    new_log = h_read_file(p->access_log, NULL);
+    cr_assert(ne(ptr, old_log, NULL), "the renamed file %s is gone", rotated);
+    cr_assert(ne(ptr, new_log, NULL), "no access log at %s", p->access_log);
+    cr_expect(ne(ptr, strstr(old_log, "/log/before"), NULL),
+              "the line written before the signal is not in the renamed file:\n%s", old_log);
+    cr_expect(eq(ptr, strstr(old_log, "/log/after"), NULL),
+              "the line written after the signal went to the renamed file:\n%s", old_log);
+    cr_expect(ne(ptr, strstr(new_log, "/log/after"), NULL),
+              "the line written after the signal is not in the new file:\n%s", new_log);
+    cr_expect(eq(ptr, strstr(new_log, "/log/before"), NULL),
+              "the line written before the signal is in the new file:\n%s", new_log);
+}
+
+/*
+ * `sig` (whose default action ends the process) kills crossfade by that signal, and the admin
+ * socket file it created is gone: a socket left behind would make the next start believe another
+ * crossfade is running, or an operator's command hang on nobody.
+ */
+static void
+check_fatal_signal_removes_the_admin_socket(int sig)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
+    struct h_msg m;
+    int fd = h_admin_connect(p), code;
+
+    cr_assert(eq(str, h_admin_cmd(fd, "show weight"), "x 100.00\ny 0.00\n"));
+    cr_assert(eq(int, h_get(h_connect(p->port), "/", &m), 0), "%s", m.error);
+    cr_assert(eq(int, access(p->admin_socket, F_OK), 0), "no admin socket at %s", p->admin_socket);
+    cr_assert(eq(int, kill(p->proc->pid, sig), 0));
+    code = h_proc_wait(p->proc, 10000);
+    cr_assert(eq(int, code, 128 + sig), "crossfade ended with %d after signal %d (expected %d)",
+              code, sig, 128 + sig);
+    errno = 0;
+    cr_assert(ne(int, access(p->admin_socket, F_OK), 0),
+              "the admin socket %s is still there after signal %d", p->admin_socket, sig);
+    cr_assert(eq(int, errno, ENOENT), "access %s: %s", p->admin_socket, strerror(errno));
+}
+
+Test(signals, sigquit_kills_crossfade_and_removes_the_admin_socket, .timeout = H_TEST_TIMEOUT)
+{
+    check_fatal_signal_removes_the_admin_socket(SIGQUIT);
+}
+
+Test(signals, sigabrt_kills_crossfade_and_removes_the_admin_socket, .timeout = H_TEST_TIMEOUT)
+{
+    check_fatal_signal_removes_the_admin_socket(SIGABRT);
+}
+
+Test(signals, sigusr2_kills_crossfade_and_removes_the_admin_socket, .timeout = H_TEST_TIMEOUT)
+{
+    check_fatal_signal_removes_the_admin_socket(SIGUSR2);
 }
