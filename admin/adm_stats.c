@@ -86,6 +86,9 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                        (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
     }
     adm_reply_line(r, "client_connections %llu", (unsigned long long)s->client_connections);
+    adm_reply_line(r, "override_ignored invalid=%llu not_allowed=%llu",
+                   (unsigned long long)s->override_invalid,
+                   (unsigned long long)s->override_not_allowed);
 }
 
 /* The same as one JSON object on one line. */
@@ -128,7 +131,10 @@ adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                  (unsigned long long)cs->ejections, (unsigned long long)cs->queue_waiting,
                  (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
     }
-    ADM_JSON("},\"client_connections\":%llu}", (unsigned long long)s->client_connections);
+    ADM_JSON("},\"client_connections\":%llu,\"override_ignored\":{\"invalid\":%llu,"
+             "\"not_allowed\":%llu}}",
+             (unsigned long long)s->client_connections, (unsigned long long)s->override_invalid,
+             (unsigned long long)s->override_not_allowed);
 #undef ADM_JSON
     adm_reply_line(r, "%s", buf);
 }

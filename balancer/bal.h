@@ -118,6 +118,14 @@ enum bal_reason {
     BAL_REASON_PIN,        /* the key is pinned to a side (bal_pins) */
 };
 
+/* What became of a tester override the request carried (split.override_header/_cookie). */
+enum bal_override_use {
+    BAL_OVERRIDE_NONE = 0,    /* none present */
+    BAL_OVERRIDE_HONOURED,    /* x or y, from a client override_from allows: followed */
+    BAL_OVERRIDE_INVALID,     /* present with a value other than x or y: ignored */
+    BAL_OVERRIDE_NOT_ALLOWED, /* x or y from a client outside override_from: ignored */
+};
+
 struct bal_choice {
     enum cfg_cluster_id cluster;  /* where the request goes */
     enum cfg_cluster_id assigned; /* where the split sent it (differs after a failover) */
@@ -125,6 +133,7 @@ struct bal_choice {
     const struct bal_node *node;  /* borrowed from the snapshot; NULL when no cluster has one */
     uint32_t bucket;              /* 0..9999 */
     enum bal_reason reason;
+    enum bal_override_use override; /* what became of an override it carried (bal_pick) */
     int key_index;  /* index in split.key of the key used; -1 when keyed by the client address */
     uint64_t khash; /* the key's node hash (bal_node_key_hash), kept for a retry */
 };

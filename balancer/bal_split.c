@@ -55,32 +55,40 @@ bal_override_value(const char *v, size_t len, enum cfg_cluster_id *side)
 
 /*
  * The side a tester override asks for: the override header when its value is valid, else the
- * override cookie; honoured only from override_from (any client when empty). Returns 0 with
- * *side, or -1 (side untouched) when no override applies.
+ * override cookie; honoured only from override_from (any client when empty). Returns what became
+ * of it: HONOURED with *side set, else NONE, INVALID (a value other than x or y, none valid) or
+ * NOT_ALLOWED (side untouched).
  */
-static int
+static enum bal_override_use
 bal_override(const struct cfg_split *split, const struct bal_request *req,
              enum cfg_cluster_id *side)
 {
+    enum bal_override_use use = BAL_OVERRIDE_NONE;
     enum cfg_cluster_id want;
     const char *v;
     size_t len;
     struct bal_addr client;
+    bool found = false;
 
-    if (!(split->override_header != NULL &&
-          bal_header_value(req, split->override_header, &v, &len) == 0 &&
-          bal_override_value(v, len, &want) == 0) &&
-        !(split->override_cookie != NULL &&
-          bal_cookie_value(req, split->override_cookie, &v, &len) == 0 &&
-          bal_override_value(v, len, &want) == 0))
-        return -1;
+    if (split->override_header != NULL &&
+        bal_header_value(req, split->override_header, &v, &len) == 0) {
+        found = bal_override_value(v, len, &want) == 0;
+        use = BAL_OVERRIDE_INVALID;
+    }
+    if (!found && split->override_cookie != NULL &&
+        bal_cookie_value(req, split->override_cookie, &v, &len) == 0) {
+        found = bal_override_value(v, len, &want) == 0;
+        use = BAL_OVERRIDE_INVALID;
+    }
+    if (!found)
+        return use;
     if (split->n_override_from > 0) {
         bal_client_addr(split, req, &client);
         if (!bal_addr_in(&client, split->override_from, split->n_override_from))
-            return -1;
+            return BAL_OVERRIDE_NOT_ALLOWED;
     }
     *side = want;
-    return 0;
+    return BAL_OVERRIDE_HONOURED;
 }
 
 int
@@ -97,9 +105,12 @@ bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct 
     /* A pin beats the weight; an honoured override (a tester's own request) beats both. */
     if (snap->pins != NULL && bal_pins_find(snap->pins, key.ptr, key.len, &side) == 0)
         out->reason = BAL_REASON_PIN;
-    if ((snap->split->override_header != NULL || snap->split->override_cookie != NULL) &&
-        bal_override(snap->split, req, &side) == 0)
-        out->reason = BAL_REASON_OVERRIDE;
+    out->override = BAL_OVERRIDE_NONE;
+    if (snap->split->override_header != NULL || snap->split->override_cookie != NULL) {
+        out->override = bal_override(snap->split, req, &side);
+        if (out->override == BAL_OVERRIDE_HONOURED)
+            out->reason = BAL_REASON_OVERRIDE;
+    }
     out->cluster = side;
     out->assigned = side;
     out->failover = false;

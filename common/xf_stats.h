@@ -42,6 +42,8 @@ struct xf_cluster_stats {
 struct xf_stats {
     struct xf_cluster_stats cluster[2]; /* x, y */
     uint64_t client_connections;        /* open now */
+    uint64_t override_invalid;          /* tester overrides ignored: a value other than x or y */
+    uint64_t override_not_allowed;      /* ... or from a client outside split.override_from */
     uint64_t started_s;                 /* monotonic second the process started */
 };
 

@@ -243,6 +243,12 @@ px_client_head(struct px_client *c, const char *p, size_t n, size_t *used)
     llhttp_init(&c->parser, HTTP_REQUEST, &px_req_settings);
     c->parser.data = c;
     err = llhttp_execute(&c->parser, p, m);
+    if (err == HPE_PAUSED_H2_UPGRADE)
+        /* The HTTP/2 connection preface ("PRI * HTTP/2.0"): llhttp pauses on it, and its own
+         * message ("Pause on PRI/Upgrade") would tell the client nothing. */
+        return px_client_reject(c, 505,
+                                "HTTP/2 is not served on this listener: it speaks HTTP/1.1 (HTTP/2 "
+                                "needs TLS with ALPN, or a tcp-mode listener)");
     if (!h->complete) {
         if (err == HPE_OK) {
             if (n > max)
@@ -652,6 +658,14 @@ px_req_on_headers_complete(llhttp_t *p)
         bal_pick(t->snap->s, &breq, &w->bal, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
+    if (XF_UNLIKELY(choice.override > BAL_OVERRIDE_HONOURED)) {
+        /* Said in the access log and counted: a tester whose override is ignored should know. */
+        t->override = (uint8_t)choice.override;
+        if (choice.override == BAL_OVERRIDE_INVALID)
+            w->stats->override_invalid++;
+        else
+            w->stats->override_not_allowed++;
+    }
     if (t->node != NULL && t->node_target != 0)
         px_worker_pool(w, t->node); /* so that its target's address is known */
     in.fallback_host =

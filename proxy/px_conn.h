@@ -102,6 +102,7 @@ struct px_txn {
     struct event qev;          /* while queued: the wait's timeout, or activated to go on */
     uint64_t q_deadline_us;    /* when the wait ends */
     uint8_t node_target;       /* where on the node: pool->t index (its port, or a node_port) */
+    uint8_t override;          /* enum bal_override_use: an ignored one goes in the access log */
     uint8_t method;
     uint8_t minor;         /* the client's HTTP/1.minor */
     bool client_ka;        /* the client wants the connection kept open */

@@ -93,6 +93,8 @@ fx_fill(void)
         xf_stats_latency(x, i * 1000, 450 + i % 50);
     xf_stats_latency(x, 9000000, 380);
     fx_stats->client_connections = 7;
+    fx_stats->override_invalid = 19;
+    fx_stats->override_not_allowed = 20;
     fx_st.stats = fx_stats;
 }
 
@@ -126,7 +128,8 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "y retries 0\n"
                  "y health down=0 up=0 ejected=0\n"
                  "y queue waiting=0 timeouts=0 full=0\n"
-                 "client_connections 7"));
+                 "client_connections 7\n"
+                 "override_ignored invalid=19 not_allowed=20"));
 }
 
 Test(adm_stats, the_json_form_is_one_object_on_one_line)
@@ -145,7 +148,8 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
                  "\"invalid\":0,\"no_node\":0,\"queue\":0},\"latency_1m\":{\"responses\":0,"
                  "\"p50_us\":0,\"p90_us\":0,\"p99_us\":0},\"failovers\":0,\"retries\":0,"
                  "\"health\":{\"down\":0,\"up\":0,\"ejected\":0},\"queue\":{\"waiting\":0,"
-                 "\"timeouts\":0,\"full\":0}}},\"client_connections\":7}"));
+                 "\"timeouts\":0,\"full\":0}}},\"client_connections\":7,"
+                 "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20}}"));
 }
 
 /* The largest figures still fit the one line of JSON whole (no cut object). */
@@ -165,12 +169,15 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
             cs->failures[f] = UINT64_MAX;
     }
     fx_stats->client_connections = UINT64_MAX;
+    fx_stats->override_invalid = fx_stats->override_not_allowed = UINT64_MAX;
     fx_st.stats = fx_stats;
     reply = run("show stats json", ADM_OK);
     cr_assert(ne(ptr,
                  strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
                                "18446744073709551615,\"full\":18446744073709551615}}},"
-                               "\"client_connections\":18446744073709551615}"),
+                               "\"client_connections\":18446744073709551615,"
+                               "\"override_ignored\":{\"invalid\":18446744073709551615,"
+                               "\"not_allowed\":18446744073709551615}}"),
                  NULL),
               "%s", reply);
 }

@@ -804,3 +804,45 @@ Test(bal_pin, bal_which_reports_the_pin)
     bal_snapshot_unref(s);
     free(f);
 }
+
+/* What became of the override a request carried, as bal_pick reports it. */
+static enum bal_override_use
+override_of(struct bal_snapshot *s, const char *peer, const char *headers)
+{
+    struct bal_state st = {0};
+    struct bal_choice ch;
+
+    bal_pick(s, req_of(peer, headers), &st, &ch);
+    return ch.override;
+}
+
+/* An ignored override is told apart from none, so the proxy can count it and log it. */
+Test(bal_override, bal_pick_says_what_became_of_an_override)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s;
+
+    snprintf(f->override_header, sizeof(f->override_header), "X-Crossfade-Target");
+    f->cfg.split.override_header = f->override_header;
+    snprintf(f->override_cookie, sizeof(f->override_cookie), "xf_target");
+    f->cfg.split.override_cookie = f->override_cookie;
+    fx_net(f->from, &f->cfg.split.n_override_from, "198.51.100.0/24");
+    s = fx_snap(f);
+    cr_assert(eq(int, override_of(s, "198.51.100.7", "Accept: */*"), BAL_OVERRIDE_NONE));
+    cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: y"),
+                 BAL_OVERRIDE_HONOURED));
+    cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: z"),
+                 BAL_OVERRIDE_INVALID));
+    cr_assert(eq(int, override_of(s, "198.51.100.7", "Cookie: xf_target=maybe"),
+                 BAL_OVERRIDE_INVALID));
+    /* A valid cookie makes up for an invalid header: the override is followed. */
+    cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: z\nCookie: xf_target=y"),
+                 BAL_OVERRIDE_HONOURED));
+    cr_assert(eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: y"),
+                 BAL_OVERRIDE_NOT_ALLOWED));
+    /* From outside override_from, an invalid value is still invalid first. */
+    cr_assert(eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: q"),
+                 BAL_OVERRIDE_INVALID));
+    bal_snapshot_unref(s);
+    free(f);
+}
