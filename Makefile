@@ -1,5 +1,5 @@
 # Makefile -- one non-recursive build for crossfade, its tools and its tests.
-#   make              bin/crossfade and bin/xf-upstream, -O2 -g, warnings as errors
+#   make              bin/crossfade, bin/xfctl, bin/xfbench and bin/xf-upstream, -O2 -g, -Werror
 #   make test         unit and integration suites (Criterion)
 #   make test SAN=address,undefined   the same suites under ASan and UBSan (alias: make asan)
 #   make demo         build, then run the demo (scripts in bench/)
@@ -105,7 +105,7 @@ $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.
 ifneq ($(SAN),)
 TEST_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 endif
-TEST_ENV += XF_BIN=$(abspath $(BIN))
+TEST_ENV += XF_BIN=$(abspath $(BIN)) XF_SRC=$(abspath .)
 CRIT_OPTS ?= --jobs 2
 
 # Criterion 2.4 may count a test whose process a sanitizer aborted at exit as passing: under SAN

@@ -44,7 +44,8 @@ echo "== cluster x (in service): x1 x2 healthy; cluster y (the new version): y1 
 "$BIN/xf-upstream" --listen 127.0.0.1:9202 --name y2 --quiet --error-rate 1 --delay 5 & pids+=($!)
 "$BIN/crossfade" -c config/demo.yaml 2>/tmp/crossfade-demo/crossfade.log >/dev/null & pids+=($!)
 for port in 9101 9102 9201 9202 $PORT; do wait_port "$port" || exit 1; done
-for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+# Up to 10 s for the admin socket to answer and for start-up (the first health checks) to end.
+"$BIN/xfctl" -s "$SOCK" -w 10 show weight >/dev/null || exit 1
 echo "== crossfade on 127.0.0.1:$PORT, admin socket $SOCK (config/demo.yaml)"
 echo
 
