@@ -237,23 +237,44 @@ bench_xfb_acc_close(struct bench_xfb_result *r, const struct bench_xfb_acc *acc)
     w.judged = !w.unknown && w.routed > 0 && w.routed >= o->check_min;
     if (w.judged) {
         double share = (double)w.on_y * 10000.0 / (double)w.routed;
+        double near = share < w.lo_bp ? w.lo_bp : share > w.hi_bp ? w.hi_bp : share;
+        double p = near / 10000.0;
+        /*
+         * The share of a window is a sample: with n responses its noise is sqrt(p(1-p)/n). A
+         * window of few responses (a second of a ramp at a low rate) is allowed four of those
+         * when that is more than --tolerance, so that a correct rollout does not fail by chance
+         * (about 1 in 16,000 windows); a wrong share still fails once the window is large enough
+         * to tell.
+         */
+        double noise = 4.0 * 10000.0 * sqrt(p * (1.0 - p) / (double)w.routed);
+        double allowed = XF_MAX((double)o->tolerance_bp, noise);
+
         w.off_bp = share < w.lo_bp ? w.lo_bp - share : share > w.hi_bp ? share - w.hi_bp : 0;
-        w.ok = w.off_bp <= (double)o->tolerance_bp + 1e-9;
+        w.ok = w.off_bp <= allowed + 1e-9;
         r->njudged++;
-        if (!w.ok && w.hi_bp - w.lo_bp < 0.5)
-            bench_xfb_fail(r,
-                           "y share %.2f %% from %.0fs to %.1fs (%llu responses) but weight %.2f "
-                           "in force: off by %.2f pp, tolerance %.2f pp",
-                           share / 100, w.from_s, w.to_s, (unsigned long long)w.routed,
-                           w.expect_bp / 100, w.off_bp / 100, (double)o->tolerance_bp / 100);
-        else if (!w.ok)
-            bench_xfb_fail(r,
-                           "y share %.2f %% from %.0fs to %.1fs (%llu responses) but weight %.2f "
-                           "in force on average (%.2f to %.2f as the changes reached the "
-                           "traffic): off by %.2f pp, tolerance %.2f pp",
-                           share / 100, w.from_s, w.to_s, (unsigned long long)w.routed,
-                           w.expect_bp / 100, w.lo_bp / 100, w.hi_bp / 100, w.off_bp / 100,
-                           (double)o->tolerance_bp / 100);
+        if (!w.ok) {
+            char how[96];
+
+            if (noise > (double)o->tolerance_bp)
+                snprintf(how, sizeof(how), "allowed %.2f pp (the noise of %llu responses)",
+                         allowed / 100, (unsigned long long)w.routed);
+            else
+                snprintf(how, sizeof(how), "tolerance %.2f pp", allowed / 100);
+            if (w.hi_bp - w.lo_bp < 0.5)
+                bench_xfb_fail(r,
+                               "y share %.2f %% from %.0fs to %.1fs (%llu responses) but weight "
+                               "%.2f in force: off by %.2f pp, %s",
+                               share / 100, w.from_s, w.to_s, (unsigned long long)w.routed,
+                               w.expect_bp / 100, w.off_bp / 100, how);
+            else
+                bench_xfb_fail(r,
+                               "y share %.2f %% from %.0fs to %.1fs (%llu responses) but weight "
+                               "%.2f in force on average (%.2f to %.2f as the changes reached the "
+                               "traffic): off by %.2f pp, %s",
+                               share / 100, w.from_s, w.to_s, (unsigned long long)w.routed,
+                               w.expect_bp / 100, w.lo_bp / 100, w.hi_bp / 100, w.off_bp / 100,
+                               how);
+        }
     }
     if (r->nwindows < BENCH_XFB_WINDOWS_MAX)
         r->windows[r->nwindows++] = w;

@@ -333,7 +333,7 @@ Test(bench_check, a_change_mid_second_gives_the_time_weighted_expectation)
     cr_assert(eq(int, bench_xfb_check(&f->r, mid, 1), 0));
     cr_assert(eq(str, f->r.fails[0],
                  "y share 50.00 % from 5s to 6.0s (1000 responses) but weight 37.50 in force: off "
-                 "by 12.50 pp, tolerance 5.00 pp"));
+                 "by 12.50 pp, allowed 6.12 pp (the noise of 1000 responses)"));
     free(f);
 }
 
@@ -513,5 +513,32 @@ Test(bench_check, the_json_gives_the_history_and_each_windows_range)
               "%s", text);
     free(json);
     free(text);
+    free(f);
+}
+
+/* A window of few responses may stray by its sampling noise (4 standard deviations) when that is
+ * more than --tolerance; a large window is held to --tolerance. */
+Test(bench_check, a_small_window_is_allowed_its_sampling_noise_a_large_one_is_not)
+{
+    double y[NSEC];
+    struct fx *f;
+
+    for (int s = 0; s < NSEC; s++)
+        y[s] = xf_ramp_pct(s);
+    f = fx_new(y, 0);
+    f->o.settle_ms = 0;
+    /* Second 3 of the ramp alone, 100 responses, expecting 27.66 %: 4 sd is 17.9 points, so
+     * 39.66 % (12 points off) is noise, not a fault. */
+    fx_second(f, 3, 100, xf_ramp_pct(3) + 12);
+    cr_assert(eq(int, bench_xfb_check(&f->r, xf_ramp, 6), 1), "%s", fails_text(&f->r));
+    /* The same 12 points over 100,000 responses are no noise. */
+    fx_second(f, 3, 100000, xf_ramp_pct(3) + 12);
+    cr_assert(eq(int, bench_xfb_check(&f->r, xf_ramp, 6), 0));
+    cr_assert(ne(ptr, strstr(f->r.fails[0], "tolerance 5.00 pp"), NULL), "%s", f->r.fails[0]);
+    /* And 30 points over 100 responses are more than the noise: a fault, said as such. */
+    fx_second(f, 3, 100, xf_ramp_pct(3) + 30);
+    cr_assert(eq(int, bench_xfb_check(&f->r, xf_ramp, 6), 0));
+    cr_assert(ne(ptr, strstr(f->r.fails[0], "(the noise of 100 responses)"), NULL), "%s",
+              f->r.fails[0]);
     free(f);
 }
