@@ -326,8 +326,8 @@ struct adm_persist {
  * The cluster layout of a config, as the state file records it: "x=A,B y=C" with each cluster's
  * node addresses as written, sorted, so that the order of the nodes in the file does not count.
  * State written for another layout (nodes added, removed or moved between clusters in the file)
- * is not applied at start-up. Writes into buf (ADM_LAYOUT_MAX; cut, which only makes two long
- * layouts compare as different); returns buf.
+ * is not applied at start-up. Writes into buf (ADM_LAYOUT_MAX; a layout too long for it is cut
+ * and ends in "~" and a hash of the whole, so that any change still shows); returns buf.
  */
 const char *adm_layout(const struct cfg *cfg, char *buf, size_t size);
 

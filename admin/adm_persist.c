@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #define ADM_STATE_FILE_MAX (64u * 1024 * 1024) /* 10,000 pins of 1 KiB escaped fit */
 
 /* ------------------------------------------------------------------ the text */
@@ -73,30 +75,48 @@ adm_persist_cmp(const void *a, const void *b)
 const char *
 adm_layout(const struct cfg *cfg, char *buf, size_t size)
 {
-    size_t o = 0;
+    struct evbuffer *text = evbuffer_new();
+    size_t len;
 
     buf[0] = '\0';
+    if (text == NULL)
+        goto oom;
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *cl = &cfg->clusters[c];
         const char **addrs = calloc(cl->n_nodes ? cl->n_nodes : 1, sizeof(*addrs));
-        int k;
 
-        if (addrs == NULL) {
-            snprintf(buf, size, "?"); /* out of memory: compares unequal to any real layout */
-            return buf;
-        }
+        if (addrs == NULL)
+            goto oom;
         for (size_t i = 0; i < cl->n_nodes; i++)
             addrs[i] = cl->nodes[i].addr.text;
         qsort(addrs, cl->n_nodes, sizeof(*addrs), adm_persist_cmp);
-        k = snprintf(buf + o, size - o, "%s%s=", c > 0 ? " " : "",
-                     cfg_cluster_name((enum cfg_cluster_id)c));
-        o = k > 0 ? XF_MIN(o + (size_t)k, size - 1) : o;
-        for (size_t i = 0; i < cl->n_nodes; i++) {
-            k = snprintf(buf + o, size - o, "%s%s", i > 0 ? "," : "", addrs[i]);
-            o = k > 0 ? XF_MIN(o + (size_t)k, size - 1) : o;
-        }
+        evbuffer_add_printf(text, "%s%s=", c > 0 ? " " : "",
+                            cfg_cluster_name((enum cfg_cluster_id)c));
+        for (size_t i = 0; i < cl->n_nodes; i++)
+            evbuffer_add_printf(text, "%s%s", i > 0 ? "," : "", addrs[i]);
         free(addrs);
     }
+    len = evbuffer_get_length(text);
+    if (len < size) {
+        evbuffer_remove(text, buf, len);
+        buf[len] = '\0';
+    } else {
+        /* Too long to keep whole: its start, and a hash of all of it, which still tells any
+         * change. */
+        const char *all = (const char *)evbuffer_pullup(text, -1);
+        unsigned long long h = all != NULL ? (unsigned long long)XXH3_64bits(all, len) : 0;
+
+        if (size < 24 || all == NULL)
+            goto oom;
+        memcpy(buf, all, size - 19);
+        snprintf(buf + size - 19, 19, "~%016llx", h);
+    }
+    evbuffer_free(text);
+    return buf;
+oom:
+    if (text != NULL)
+        evbuffer_free(text);
+    snprintf(buf, size, "?"); /* compares unequal to any real layout */
     return buf;
 }
 

@@ -715,3 +715,39 @@ Test(adm_state, show_state_says_what_start_found_and_when_it_last_wrote)
     reply = run_ok("show state");
     cr_assert(ne(ptr, strstr(reply, "\nchanges 1, written 1\nsaved 20"), NULL), "%s", reply);
 }
+
+/* The layout a state file records: sorted per cluster, so the order in the file does not count;
+ * swapped clusters differ; a layout too long for the line keeps a hash that tells any change. */
+Test(adm_persist, the_layout_names_each_clusters_nodes_in_order)
+{
+    static const char a[] = "listen: [\"127.0.0.1:8000\"]\n"
+                            "clusters:\n"
+                            "  x: {nodes: [\"10.0.0.2:8000\", \"10.0.0.1:8000\"]}\n"
+                            "  y: {nodes: [\"10.0.1.1:8000\"]}\n";
+    static const char b[] = "listen: [\"127.0.0.1:8000\"]\n"
+                            "clusters:\n"
+                            "  x: {nodes: [\"10.0.1.1:8000\"]}\n"
+                            "  y: {nodes: [\"10.0.0.1:8000\", \"10.0.0.2:8000\"]}\n";
+    struct xf_err err = {{0}};
+    struct cfg *ca = cfg_parse(a, strlen(a), "a.yaml", &err), *cb;
+    char la[ADM_LAYOUT_MAX], lb[ADM_LAYOUT_MAX], small[32], small2[32];
+
+    cr_assert(ne(ptr, ca, NULL), "%s", err.msg);
+    cb = cfg_parse(b, strlen(b), "b.yaml", &err);
+    cr_assert(ne(ptr, cb, NULL), "%s", err.msg);
+    cr_assert(eq(str, (char *)adm_layout(ca, la, sizeof(la)),
+                 "x=10.0.0.1:8000,10.0.0.2:8000 y=10.0.1.1:8000"));
+    cr_assert(eq(str, (char *)adm_layout(cb, lb, sizeof(lb)),
+                 "x=10.0.1.1:8000 y=10.0.0.1:8000,10.0.0.2:8000"));
+    /* Cut to a small buffer: the start, then ~ and 16 hex digits of the whole; two layouts that
+     * share the start still differ. */
+    adm_layout(ca, small, sizeof(small));
+    cr_assert(eq(sz, strlen(small), sizeof(small) - 2));
+    cr_assert(eq(int, strncmp(small, "x=10.0.0.1:80", 13), 0), "%s", small);
+    cr_assert(eq(chr, small[sizeof(small) - 19], '~'), "%s", small);
+    ca->clusters[CFG_CLUSTER_Y].nodes[0].addr.text[7] = '9'; /* 10.0.1.9:8000 */
+    adm_layout(ca, small2, sizeof(small2));
+    cr_assert(ne(str, small, small2));
+    cfg_free(ca);
+    cfg_free(cb);
+}
