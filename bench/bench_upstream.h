@@ -3,6 +3,7 @@
 #define BENCH_UPSTREAM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -83,8 +84,9 @@ struct bench_up_worker {
     char *pattern;               /* owned: BENCH_UP_PATTERN_LEN bytes of 'a' + i % 26 */
     uint32_t error_acc;          /* fault injection accumulators, in ppm */
     uint32_t close_acc;
-    uint64_t requests;
-    uint64_t accepted;
+    /* Written by this loop only (bench_up_count), read by any loop's /_counters. */
+    _Atomic uint64_t requests; /* complete requests, /_counters not counted */
+    _Atomic uint64_t accepted; /* connections accepted */
     uint64_t last_warn_ms;
 };
 
@@ -119,6 +121,7 @@ enum bench_up_route {
     BENCH_UP_ROUTE_ERROR,  /* --error-rate chose this request */
     BENCH_UP_ROUTE_BADARG, /* a known path with a bad number: 400, connection kept */
     BENCH_UP_ROUTE_CONNECT,
+    BENCH_UP_ROUTE_COUNTERS, /* /_counters: what every loop has seen so far */
 };
 
 enum bench_up_framing {
@@ -218,6 +221,15 @@ struct bench_up_conn {
     uint8_t parse_dead; /* a parse error was answered: never parse again */
     uint8_t parse_more; /* paused before message complete: call the parser even without input */
 };
+
+/* Adds one to a counter that only this loop writes: a relaxed load and store, no locked
+ * instruction on the hot path; other loops may read it at any time. */
+static inline void
+bench_up_count(_Atomic uint64_t *n)
+{
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* bench_upstream_conn.c: connections and their I/O. */
 void bench_up_accept_cb(evutil_socket_t lfd, short what, void *arg);

@@ -163,7 +163,7 @@ bench_up_conn_new(struct bench_up_worker *w, int fd)
     if (w->conns != NULL)
         w->conns->prev = c;
     w->conns = c;
-    w->accepted++;
+    bench_up_count(&w->accepted);
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1) {
         /* Loopback Unix sockets aside, this does not fail; serving without it is still right. */
     }

@@ -163,6 +163,7 @@ bench_up_route(struct bench_up_req *q)
         {"/status/", BENCH_UP_ROUTE_STATUS, 599},
         {"/delay/", BENCH_UP_ROUTE_DELAY, BENCH_UP_MS_MAX},
         {"/slowbody/", BENCH_UP_ROUTE_SLOWBODY, BENCH_UP_MS_MAX},
+        {"/_counters", BENCH_UP_ROUTE_COUNTERS, 0},
     };
     const char *u = q->url;
     size_t plen = 0;
@@ -300,6 +301,7 @@ bench_up_on_headers_complete(llhttp_t *p)
     struct bench_up_req *q = &c->req;
     const struct bench_up_cfg *cfg = c->w->cfg;
     int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+    int faults;
 
     q->keep_alive = (uint8_t)llhttp_should_keep_alive(p);
     q->http10 = p->http_major == 0 || (p->http_major == 1 && p->http_minor == 0);
@@ -307,11 +309,14 @@ bench_up_on_headers_complete(llhttp_t *p)
     q->upgrade = p->upgrade;
     if (p->method == HTTP_CONNECT)
         q->route = BENCH_UP_ROUTE_CONNECT;
-    if (q->route == BENCH_UP_ROUTE_CLOSE || bench_up_fault(&c->w->close_acc, cfg->close_ppm)) {
+    /* Asking for the counters is never a fault, nor a turn of the fault accumulators. */
+    faults = q->route != BENCH_UP_ROUTE_COUNTERS;
+    if (q->route == BENCH_UP_ROUTE_CLOSE ||
+        (faults && bench_up_fault(&c->w->close_acc, cfg->close_ppm))) {
         c->closing = 1;
         return HPE_PAUSED;
     }
-    if (bench_up_fault(&c->w->error_acc, cfg->error_ppm))
+    if (faults && bench_up_fault(&c->w->error_acc, cfg->error_ppm))
         q->route = BENCH_UP_ROUTE_ERROR;
     if (q->route == BENCH_UP_ROUTE_COUNT) {
         if (c->xxh == NULL && (c->xxh = XXH64_createState()) == NULL)
@@ -380,7 +385,9 @@ bench_up_on_message_complete(llhttp_t *p)
     struct bench_up_conn *c = p->data;
 
     c->req.complete = 1;
-    c->w->requests++;
+    /* A test polls /_counters while it waits for requests: asking must not change the answer. */
+    if (c->req.route != BENCH_UP_ROUTE_COUNTERS)
+        bench_up_count(&c->w->requests);
     return HPE_PAUSED;
 }
 
@@ -461,6 +468,21 @@ bench_up_resp_wait(struct bench_up_conn *c, uint64_t ms)
         c->resp.waiting = 1;
 }
 
+/* The body of /_counters: the connections and requests of every loop so far. */
+static void
+bench_up_resp_counters(struct bench_up_conn *c, uint64_t *len)
+{
+    const struct bench_up_worker *w = c->w;
+    uint64_t conns = 0, reqs = 0;
+
+    for (unsigned i = 0; i < w->cfg->threads; i++) {
+        conns += atomic_load_explicit(&w->peers[i].accepted, memory_order_relaxed);
+        reqs += atomic_load_explicit(&w->peers[i].requests, memory_order_relaxed);
+    }
+    bench_up_resp_line(&c->resp, len, "connections=%" PRIu64 " requests=%" PRIu64 "\n", conns,
+                       reqs);
+}
+
 /* Chooses status and body for the request's route; adds the route's own delay to `delay`. */
 static void
 bench_up_resp_route(struct bench_up_conn *c, uint64_t *len_out, uint64_t *delay)
@@ -523,6 +545,9 @@ bench_up_resp_route(struct bench_up_conn *c, uint64_t *len_out, uint64_t *delay)
         r->mem = cfg->error_line;
         len = cfg->error_line_len;
         break;
+    case BENCH_UP_ROUTE_COUNTERS:
+        bench_up_resp_counters(c, &len);
+        break;
     case BENCH_UP_ROUTE_CONNECT:
         r->status = 405;
         r->mem = cfg->bad_line;
@@ -546,6 +571,8 @@ bench_up_resp_begin(struct bench_up_conn *c)
     struct bench_up_resp *r = &c->resp;
     uint64_t len = 0, delay = c->w->cfg->delay_ms;
 
+    if (q->route == BENCH_UP_ROUTE_COUNTERS)
+        delay = 0; /* the counters answer at once, whatever --delay says */
     bench_up_resp_clear(r);
     r->status = 200;
     bench_up_resp_route(c, &len, &delay);
