@@ -32,8 +32,8 @@ bench_up_usage(FILE *f)
           "  --quiet             log errors only\n"
           "  --help\n"
           "paths: /echo /count /bytes/N /chunked/N /nolength/N /status/CODE /delay/MS /close\n"
-          "       /headers /slowbody/MS; anything else gets the default answer (see\n"
-          "       docs/xf-upstream.md)\n",
+          "       /headers /slowbody/MS /_counters; anything else gets the default answer\n"
+          "       (see docs/xf-upstream.md)\n",
           f);
 }
 

@@ -798,6 +798,7 @@ h_blackhole_start(void)
     struct sockaddr_in sa = h_loopback(0);
     socklen_t len = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct pollfd pfd[4];
     int port, err;
 
     cr_assert(ge(int, fd, 0), "socket: %s", strerror(errno));
@@ -815,14 +816,68 @@ h_blackhole_start(void)
         if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) == -1 && errno != EINPROGRESS)
             cr_fatal("connect to 127.0.0.1:%d: %s", port, strerror(errno));
         h_keep_fd(c);
+        pfd[i] = (struct pollfd){.fd = c, .events = POLLOUT};
     }
-    h_sleep_ms(50);
+    /* The queue is full once one of them completed (backlog 0 holds one). */
+    cr_assert(gt(int, poll(pfd, 4, H_IO_TIMEOUT_MS), 0),
+              "none of 4 connects to a listener completed within %d ms", H_IO_TIMEOUT_MS);
     err = h_try_connect(port, 300);
     cr_assert(eq(int, err, ETIMEDOUT),
               "a connect to a full listen queue did not time out (%s): the test needs a kernel "
               "that drops SYNs then",
               err == 0 ? "it was accepted" : strerror(err));
     return port;
+}
+
+/* Whether a line of /proc/net/tcp is a loopback socket with those ports (0: any); its state and
+ * receive queue in *state and *rx. */
+static bool
+h_tcp_line(const char *line, int local_port, int remote_port, int *state, unsigned long *rx)
+{
+    unsigned laddr, lport, raddr, rport, st;
+    unsigned long tx;
+
+    if (sscanf(line, " %*u: %8X:%4X %8X:%4X %2X %8lX:%8lX", &laddr, &lport, &raddr, &rport, &st,
+               &tx, rx) != 7)
+        return false;
+    *state = (int)st;
+    /* The addresses are printed as the 32 bits in memory, that is in network order. */
+    return laddr == htonl(INADDR_LOOPBACK) && raddr == htonl(INADDR_LOOPBACK) &&
+           (local_port == 0 || (int)lport == local_port) &&
+           (remote_port == 0 || (int)rport == remote_port);
+}
+
+/* Whether /proc/net/tcp has a matching socket in `state` (0: any) with rx_min bytes to read. */
+static bool
+h_tcp_scan(int local_port, int remote_port, int state, unsigned long rx_min)
+{
+    FILE *f = fopen("/proc/net/tcp", "re");
+    char line[512];
+    bool found = false;
+
+    cr_assert(ne(ptr, f, NULL), "/proc/net/tcp: %s", strerror(errno));
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long rx = 0;
+        int st;
+
+        found = h_tcp_line(line, local_port, remote_port, &st, &rx) &&
+                (state == 0 || st == state) && rx >= rx_min;
+    }
+    fclose(f);
+    return found;
+}
+
+bool
+h_tcp_wait(int local_port, int remote_port, int state, unsigned long rx_min, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    while (!h_tcp_scan(local_port, remote_port, state, rx_min)) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(5);
+    }
+    return true;
 }
 
 /* Waits until the process accepts on `port` (0), or exits or takes too long (-1). */
@@ -931,6 +986,39 @@ h_upstream_kill(struct h_upstream *u)
 
     cr_assert(eq(int, code, 128 + SIGKILL), "xf-upstream %s ended with %d, not by SIGKILL", u->name,
               code);
+}
+
+void
+h_upstream_counters(struct h_upstream *u, uint64_t *connections, uint64_t *requests)
+{
+    unsigned long long conns, reqs;
+    struct h_msg m;
+
+    if (u->counters == NULL)
+        u->counters = h_connect(u->port);
+    cr_assert(eq(int, h_get(u->counters, "/_counters", &m), 0), "xf-upstream %s /_counters: %s",
+              u->name, m.error);
+    cr_assert(eq(int, sscanf(m.body, "connections=%llu requests=%llu", &conns, &reqs), 2),
+              "xf-upstream %s /_counters answered %d \"%s\"", u->name, m.status, m.body);
+    *connections = conns;
+    *requests = reqs;
+}
+
+bool
+h_upstream_wait_requests(struct h_upstream *u, uint64_t n, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        uint64_t conns, reqs;
+
+        h_upstream_counters(u, &conns, &reqs);
+        if (reqs >= n)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(5);
+    }
 }
 
 /* ------------------------------------------------------------------ crossfade */
@@ -1405,7 +1493,7 @@ h_send_pieces(struct h_conn *c, const void *data, size_t len, size_t piece, unsi
         p += n;
         len -= n;
         if (len > 0)
-            h_sleep_ms(pause_ms);
+            h_sleep_ms(pause_ms); /* the pace is what the caller tests */
     }
     return 0;
 }
@@ -1414,6 +1502,17 @@ size_t
 h_pending(const struct h_conn *c)
 {
     return c->len - c->off;
+}
+
+int
+h_conn_port(const struct h_conn *c)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    cr_assert(eq(int, getsockname(c->fd, (struct sockaddr *)&sa, &len), 0), "getsockname: %s",
+              strerror(errno));
+    return ntohs(sa.sin_port);
 }
 
 /*
@@ -1775,6 +1874,7 @@ struct h_fake_conn {
     char *rx; /* every byte received (malloc'd: the thread cannot use h_alloc) */
     size_t rx_len, rx_cap;
     size_t parsed;    /* where the next request starts in rx */
+    size_t settled;   /* rx_len at the end of the fake's last round (h_fake_tally reads up to it) */
     size_t requests;  /* complete requests received */
     bool peer_closed; /* read EOF or a reset */
     bool write_shut;  /* the fake closed its side (it still reads) */
@@ -1792,6 +1892,7 @@ struct h_fake {
     struct h_fake_conn conns[H_FAKE_MAX_CONNS];
     size_t n_conns;
     size_t total_bytes;
+    size_t sentinels;    /* sent to it by h_fake_expect_only_sentinels (the test's thread only) */
     struct h_fake *next; /* the harness's list */
 };
 
@@ -1926,6 +2027,11 @@ h_fake_main(void *arg)
         for (nfds_t i = 2; i < n; i++)
             if (pfd[i].revents != 0)
                 h_fake_read(f, who[i]);
+        /* Every connection that was ready is read: the sentinel counts may look now. */
+        pthread_mutex_lock(&f->mu);
+        for (size_t i = 0; i < f->n_conns; i++)
+            f->conns[i].settled = f->conns[i].rx_len;
+        pthread_mutex_unlock(&f->mu);
     }
     return NULL;
 }
@@ -2106,6 +2212,122 @@ h_fake_wait_peer_closed(struct h_fake *f, size_t i, int timeout_ms)
         h_sleep_ms(5);
     }
     return true;
+}
+
+/* ------------------------------------------------------------------ sentinels */
+
+/* What a fake received up to its last round: requests that are sentinels, that are not, and the
+ * bytes of an unfinished request at the end of a connection. */
+struct h_fake_tally {
+    size_t sentinels, others, stray;
+};
+
+static struct h_fake_tally
+h_fake_tally(struct h_fake *f)
+{
+    struct h_fake_tally t = {0, 0, 0};
+    size_t line = strlen(H_SENTINEL_LINE);
+
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->n_conns; i++) {
+        const char *rx = f->conns[i].rx;
+        size_t at = 0, end = f->conns[i].settled;
+
+        while (at < end) {
+            const char *head_end = memmem(rx + at, end - at, "\r\n\r\n", 4);
+            size_t next;
+
+            if (head_end == NULL)
+                break;
+            next = (size_t)(head_end - rx) + 4;
+            next += h_fake_content_length(rx + at, next - at);
+            if (next > end)
+                break;
+            if (next - at >= line && memcmp(rx + at, H_SENTINEL_LINE, line) == 0)
+                t.sentinels++;
+            else
+                t.others++;
+            at = next;
+        }
+        t.stray += end - at;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return t;
+}
+
+size_t
+h_fake_sentinels(struct h_fake *f)
+{
+    return h_fake_tally(f).sentinels;
+}
+
+size_t
+h_fake_non_sentinels(struct h_fake *f)
+{
+    return h_fake_tally(f).others;
+}
+
+bool
+h_fake_wait_sentinels(struct h_fake *f, size_t n, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    while (h_fake_sentinels(f) < n) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(5);
+    }
+    return true;
+}
+
+int
+h_send_sentinel(int port, const char *headers)
+{
+    struct h_conn *c = h_connect(port);
+    struct h_msg m;
+
+    cr_assert(eq(int,
+                 h_sendf(c, "%sHost: %s\r\n%s\r\n", H_SENTINEL_LINE, H_HOST,
+                         headers != NULL ? headers : ""),
+                 0),
+              "sending the sentinel: %s", strerror(errno));
+    cr_assert(eq(int, h_read_response(c, &m), 0), "no response to the sentinel: %s", m.error);
+    h_close(c);
+    return m.status;
+}
+
+/* Everything f received, connection by connection, for a failure message. */
+static const char *
+h_fake_dump(struct h_fake *f)
+{
+    const char *all = "";
+    size_t n = h_fake_conns(f);
+
+    for (size_t i = 0; i < n; i++)
+        all = h_fmt("%s[connection %zu] \"%s\"\n", all, i, h_fake_received(f, i, NULL));
+    return n > 0 ? all : "(no connection)\n";
+}
+
+void
+h_fake_expect_only_sentinels(struct h_fake *f, int port, const char *headers)
+{
+    struct h_fake_tally t;
+    int status;
+
+    f->sentinels++;
+    status = h_send_sentinel(port, headers);
+    cr_assert(h_fake_wait_sentinels(f, f->sentinels, H_IO_TIMEOUT_MS),
+              "sentinel %zu (answered %d) did not reach the node on port %d; it got:\n%s",
+              f->sentinels, status, f->port, h_fake_dump(f));
+    t = h_fake_tally(f);
+    cr_assert(eq(sz, t.others, (size_t)0),
+              "the node on port %d got %zu request(s) besides the sentinels:\n%s", f->port,
+              t.others, h_fake_dump(f));
+    cr_assert(eq(sz, t.stray, (size_t)0),
+              "the node on port %d got %zu stray byte(s) besides the sentinels:\n%s", f->port,
+              t.stray, h_fake_dump(f));
+    cr_assert(eq(sz, t.sentinels, f->sentinels), "the node on port %d got %zu sentinels, not %zu",
+              f->port, t.sentinels, f->sentinels);
 }
 
 /* ------------------------------------------------------------------ the admin socket */
@@ -2388,6 +2610,40 @@ h_log_line(const char *path, const char *needle)
     free(line);
     fclose(f);
     return found;
+}
+
+bool
+h_admin_wait_stat(int fd, const char *prefix, const char *name, long long want, int timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    while (h_admin_stat(fd, prefix, name) != want) {
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(10);
+    }
+    return true;
+}
+
+void
+h_await_stat(int fd, const char *prefix, const char *name, long long want)
+{
+    cr_assert(h_admin_wait_stat(fd, prefix, name, want, H_IO_TIMEOUT_MS),
+              "show stats \"%s\" %s did not become %lld within %d ms (-1: absent):\n%s", prefix,
+              name != NULL ? name : "", want, H_IO_TIMEOUT_MS, h_admin_cmd(fd, "show stats"));
+}
+
+void
+h_admin_sync(int fd)
+{
+    static char buf[4096];
+
+    /* The first reply may come in the very turn that also handles the events ready before the
+     * call; the second command is read in a later turn, after all of them. */
+    for (int i = 0; i < 2; i++) {
+        h_admin_cmd_buf(fd, "show version", buf, sizeof(buf));
+        cr_assert(ne(ptr, strstr(buf, "\npid "), NULL), "show version: %s", buf);
+    }
 }
 
 void

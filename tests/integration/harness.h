@@ -105,6 +105,18 @@ int h_try_connect(int port, int timeout_ms);
  * fails (it times out). Open until the end of the test. */
 int h_blackhole_start(void);
 
+/* TCP states as /proc/net/tcp numbers them. */
+#define H_TCP_ESTABLISHED 1
+#define H_TCP_CLOSE_WAIT  8 /* the peer's FIN arrived; the owner has not closed yet */
+
+/*
+ * Polls the kernel's view of IPv4 TCP sockets (/proc/net/tcp) until one from local_port to
+ * remote_port on loopback (a port 0 matches any) is in `state` (H_TCP_*; 0: any) with at least
+ * `rx_min` bytes waiting to be read (true), or timeout_ms passed (false). It sees other processes'
+ * sockets: what has reached crossfade's side of a connection, even while crossfade is stopped.
+ */
+bool h_tcp_wait(int local_port, int remote_port, int state, unsigned long rx_min, int timeout_ms);
+
 /* --- xf-upstream --- */
 
 struct h_upstream_opts {
@@ -120,13 +132,22 @@ struct h_upstream {
     struct h_proc *proc;
     int port;
     char name[32];
-    char addr[32]; /* "127.0.0.1:PORT" as it appears in the config and the access log */
+    char addr[32];           /* "127.0.0.1:PORT" as it appears in the config and the access log */
+    struct h_conn *counters; /* the harness's connection for /_counters, opened on first use */
 };
 
 /* Starts bin/xf-upstream on a free loopback port and waits until it accepts; opts may be NULL. */
 struct h_upstream *h_upstream_start(const char *name, const struct h_upstream_opts *opts);
 /* kill -9: the upstream dies at once (its connections are reset) and is reaped. */
 void h_upstream_kill(struct h_upstream *u);
+/*
+ * xf-upstream's own counts (its /_counters): the connections it accepted (the harness's one for
+ * this question included) and the requests it received whole, /_counters not counted. Asserts
+ * that it answers.
+ */
+void h_upstream_counters(struct h_upstream *u, uint64_t *connections, uint64_t *requests);
+/* Waits until u has received at least n requests (true), or timeout_ms passed (false). */
+bool h_upstream_wait_requests(struct h_upstream *u, uint64_t n, int timeout_ms);
 
 /* --- crossfade --- */
 
@@ -249,6 +270,9 @@ int h_send_pieces(struct h_conn *c, const void *data, size_t len, size_t piece, 
 enum h_wait h_conn_wait(struct h_conn *c, int timeout_ms);
 /* Bytes received and not consumed yet. */
 size_t h_pending(const struct h_conn *c);
+/* The local port of the connection: with crossfade's port, it names crossfade's side of it for
+ * h_tcp_wait. */
+int h_conn_port(const struct h_conn *c);
 
 /* Called with each piece of a body as it arrives; return 0 to go on, -1 to stop with an error. */
 typedef int (*h_sink_fn)(void *ctx, const char *data, size_t len);
@@ -318,6 +342,30 @@ bool h_fake_wait_requests(struct h_fake *f, size_t n, int timeout_ms);
 /* Waits until the proxy closed connection i. */
 bool h_fake_wait_peer_closed(struct h_fake *f, size_t i, int timeout_ms);
 
+/*
+ * Sentinels end negative checks ("nothing of that request reached the node"): a sleep before such
+ * a check proves nothing, a sentinel does. crossfade decides what a request causes at the nodes
+ * before it answers it, and it runs one event loop; so once a later request -- the sentinel --
+ * has reached a node, whatever an earlier request made crossfade send to it has arrived too. The
+ * fake reads every connection that is ready in one round, and the counts below are taken between
+ * rounds, so bytes sent on another connection before the sentinel are never missed.
+ */
+#define H_SENTINEL_LINE "GET /h-sentinel HTTP/1.1\r\n" /* how a sentinel starts */
+/* Sends a sentinel through crossfade on `port` on a new connection (`headers`: more header lines
+ * that route it, "X-Key: k\r\n", or NULL), reads its response and closes; returns its status. */
+int h_send_sentinel(int port, const char *headers);
+/* Requests f received that are sentinels, and that are not (as of the fake's last round). */
+size_t h_fake_sentinels(struct h_fake *f);
+size_t h_fake_non_sentinels(struct h_fake *f);
+/* Waits until f has received at least n sentinels (true), or timeout_ms passed (false). */
+bool h_fake_wait_sentinels(struct h_fake *f, size_t n, int timeout_ms);
+/*
+ * Sends a sentinel to f through crossfade on `port` (h_send_sentinel; f must answer it), waits
+ * until f has it, then asserts that f received the test's sentinels and nothing else: no other
+ * request, no stray byte.
+ */
+void h_fake_expect_only_sentinels(struct h_fake *f, int port, const char *headers);
+
 /* --- the admin socket --- */
 
 /* Connects to p's admin socket, retrying while crossfade creates it; closed at teardown. */
@@ -328,6 +376,7 @@ char *h_admin_cmd(int fd, const char *line);
 
 /* The words of a `show nodes` line: cluster address weight state active idle check ejections. */
 #define H_NODE_STATE     3
+#define H_NODE_IDLE      5 /* pooled connections waiting for a request */
 #define H_NODE_CHECK     6
 #define H_NODE_EJECTIONS 7
 
@@ -352,6 +401,13 @@ long long h_admin_stat(int fd, const char *prefix, const char *name);
  * is not there.
  */
 long long h_admin_stat_json(int fd, const char *cluster, const char *object, const char *key);
+/* Polls `show stats` every 10 ms until the counter (h_admin_stat) is `want` (true), or timeout_ms
+ * passed (false). */
+bool h_admin_wait_stat(int fd, const char *prefix, const char *name, long long want,
+                       int timeout_ms);
+/* Waits (at most H_IO_TIMEOUT_MS) until the counter is `want`; fails the test, showing them all,
+ * when it does not come. */
+void h_await_stat(int fd, const char *prefix, const char *name, long long want);
 /* Asserts a counter of show stats (h_admin_stat; -1 when absent), showing them all when not. */
 void h_assert_stat(int fd, const char *prefix, const char *name, long long want);
 /* Asserts a number of show stats json (h_admin_stat_json), showing the object when not. */
@@ -362,6 +418,13 @@ void h_assert_stat_json(int fd, const char *cluster, const char *object, const c
  * (kind as in split.key: "header:X-Key"), by its hash; NULL when none of the first 2000 does.
  */
 const char *h_admin_key_for_node(int fd, const char *kind, const char *addr, unsigned nth);
+
+/*
+ * Two round trips on the admin socket, which is served by crossfade's event loop: when it
+ * returns, crossfade has handled every event that was ready before the call (a FIN that
+ * h_tcp_wait saw arrive, for instance).
+ */
+void h_admin_sync(int fd);
 
 /* --- logs --- */
 

@@ -65,17 +65,9 @@ Test(access_log, lines_reach_the_file_within_a_few_seconds_while_running, .timeo
     struct h_upstream *u = h_upstream_start("u1", NULL);
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
     struct h_msg m;
-    uint64_t deadline;
-    char *log = NULL;
 
     cr_assert(eq(int, h_get(h_connect(p->port), "/log/soon", &m), 0), "%s", m.error);
-    deadline = h_now_ms() + 3000;
-    do {
-        h_sleep_ms(50);
-        log = h_read_file(p->access_log, NULL);
-    } while ((log == NULL || strstr(log, "/log/soon") == NULL) && h_now_ms() < deadline);
-    cr_assert(ne(ptr, log, NULL), "no access log at %s", p->access_log);
-    cr_assert(ne(ptr, strstr(log, "/log/soon"), NULL),
+    cr_assert(h_log_wait(p->access_log, "/log/soon", 3000),
               "the line was not flushed within 3 s (buffered for ~1 s at most)");
     h_proxy_finish(p);
 }

@@ -58,6 +58,15 @@ load_finish(struct h_proc *b, const char *key)
     return strtod(at + strlen(key) + 3, NULL);
 }
 
+/* Waits until the load has brought `u` at least n requests. */
+static void
+wait_load_on(struct h_upstream *u, uint64_t n)
+{
+    cr_assert(h_upstream_wait_requests(u, n, H_IO_TIMEOUT_MS),
+              "the load did not bring %s %llu requests: see xfbench.log", u->name,
+              (unsigned long long)n);
+}
+
 static struct h_proxy *
 load_proxy(const char *weight, struct h_upstream **x, struct h_upstream **y)
 {
@@ -76,7 +85,7 @@ Test(admin_load, after_a_rollback_reply_no_new_request_reaches_y, .timeout = 60)
     struct h_conn *c = h_connect(p->port);
     char *reply;
 
-    h_sleep_ms(1000);
+    wait_load_on(y, 200); /* the rollback comes while the load is on y */
     reply = h_admin_cmd(adm, "rollback");
     cr_assert(eq(int, strncmp(reply, "ok:", 3), 0), "rollback: %s", reply);
     /* Every request sent after the reply -- 400 distinct keys, half of which were on y. */
@@ -100,14 +109,14 @@ Test(admin_load, a_hundred_weight_changes_under_load_lose_no_request, .timeout =
     int adm = h_admin_connect(p);
     struct h_proc *bench = load_start(p, "4s");
 
-    h_sleep_ms(300);
+    wait_load_on(x, 200);
     srand(11);
     for (int i = 0; i < 100; i++) {
         char *reply = h_admin_cmd(adm, h_fmt("set weight %d.%02d", rand() % 101, rand() % 100 / 2));
         cr_assert(
             eq(int, strncmp(reply, "ok", 2) == 0 || strncmp(reply, "error: weight", 13) == 0, 1),
             "change %d: %s", i, reply);
-        h_sleep_ms(20);
+        h_sleep_ms(20); /* paced: the changes are spread over the load, not bunched at its start */
     }
     cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed during the changes");
     h_proxy_finish(p);
@@ -131,7 +140,7 @@ Test(admin_load, hostile_admin_clients_do_not_stop_the_proxy, .timeout = 60)
         if (send(flood, cmds, sizeof(cmds), MSG_NOSIGNAL) == -1 && errno != EAGAIN)
             break;
         send(slow, "s", 1, MSG_NOSIGNAL);
-        h_sleep_ms(5);
+        h_sleep_ms(5); /* paced: one client is slow, the other floods, for the load's duration */
     }
     cr_assert(eq(dbl, load_finish(bench, "errors"), 0), "requests failed");
     /* Another admin client is still served. */

@@ -166,7 +166,7 @@ body_check_sink(void *ctx, const char *data, size_t len)
             b->start_ms = now;
         due = b->start_ms + b->offset * b->pace_ms / b->pace_total;
         if (due > now)
-            h_sleep_ms((unsigned)(due - now));
+            h_sleep_ms((unsigned)(due - now)); /* a slow reader is the behaviour under test */
     }
     return 0;
 }
@@ -340,7 +340,8 @@ lc_teardown(void)
     h_teardown();
 }
 
-/* Sleeps `ms`, in slices, returning early when the node stops. */
+/* Sleeps `ms`, in slices, returning early when the node stops: for scripts whose slowness is the
+ * behaviour under test (a node that stops reading, one that answers late). */
 static void
 node_sleep(struct node *n, unsigned ms)
 {
@@ -430,18 +431,23 @@ Test(connection_lifecycle, a_client_that_half_closes_and_reads_slowly_still_gets
     struct h_proxy *p = proxy_with_upstream((struct h_proxy_opts){.x = {{0}}});
     struct h_conn *c = connect_small_rcvbuf(p->port, SMALL_RCVBUF);
     struct body_check b = {.offset = 0};
+    int adm = h_admin_connect(p);
 
     cr_assert(
         eq(int, h_sendf(c, "GET /bytes/%d HTTP/1.1\r\nHost: %s\r\n\r\n", SLOW_BODY, H_HOST), 0));
     /*
-     * "Nothing more from me", once the response is under way: by then the node has sent all of
-     * it and the proxy holds the end of it, stuck behind the client's small window. A half-close
+     * "Nothing more from me", once the node has sent all of the response (the proxy counts it)
+     * and the proxy holds the end of it, stuck behind the client's small window. A half-close
      * that arrives with the request is seen while it is in flight, which hides a proxy that
      * drops what it still has to write when it reads the EOF later.
      */
-    h_sleep_ms(200);
+    h_await_stat(adm, "x responses", "2xx", 1);
     cr_assert(eq(int, shutdown(c->fd, SHUT_WR), 0), "shutdown: %s", strerror(errno));
-    h_sleep_ms(800);
+    /* The client reads on only once the proxy has had the EOF: it is at the proxy's socket, and
+     * the proxy's loop has gone round since. */
+    cr_assert(h_tcp_wait(p->port, h_conn_port(c), H_TCP_CLOSE_WAIT, 0, H_IO_TIMEOUT_MS),
+              "the client's FIN did not reach the proxy's socket");
+    h_admin_sync(adm);
     expect_whole_body(c, &b, SLOW_BODY);
     h_proxy_finish(p);
 }
@@ -479,9 +485,12 @@ Test(connection_lifecycle, sigterm_during_a_slow_download_lets_the_whole_body_ou
     int code;
 
     h_sendf(c, "GET /bytes/%d HTTP/1.1\r\nHost: %s\r\n\r\n", SLOW_BODY, H_HOST);
-    h_sleep_ms(300); /* the response is under way, stuck behind the client's small window */
+    /* The response is under way, stuck behind the client's small window. */
+    cr_assert(eq(int, h_conn_wait(c, H_IO_TIMEOUT_MS), H_DATA), "no byte of the response came");
     cr_assert(eq(int, kill(p->proc->pid, SIGTERM), 0));
-    h_sleep_ms(700);
+    /* The client reads on only once the proxy has begun its shutdown. */
+    cr_assert(h_log_wait(p->proc->log_path, "event=shutdown in_flight=", H_IO_TIMEOUT_MS),
+              "crossfade did not log the start of its shutdown");
     expect_whole_body(c, &b, SLOW_BODY);
     code = h_proc_wait(p->proc, (int)p->shutdown_ms + 5000);
     cr_assert(eq(int, code, 0), "crossfade exited with %d after SIGTERM and the download", code);
@@ -521,7 +530,7 @@ slow_reader_script(struct node *n, int fd, size_t index)
     cl = strstr(in->buf, "Content-Length:");
     want = cl != NULL ? strtoull(cl + 15, NULL, 10) : 0;
     got = in->len - (size_t)head;
-    node_sleep(n, 2500);
+    node_sleep(n, 2500); /* the pause is the behaviour under test */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
     while (got < want) {
         ssize_t k = node_recv(n, fd, sink, sizeof(sink), 10000);
@@ -703,9 +712,7 @@ Test(connection_lifecycle, seventeen_connection_header_fields_get_400, .timeout 
     (void)h_send_str(c, raw);
     cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
     cr_assert(eq(int, m.status, 400), "17 Connection fields got %d", m.status);
-    h_sleep_ms(100);
-    cr_assert(eq(sz, h_fake_bytes(f), (size_t)0), "the request reached the node: \"%s\"",
-              h_fake_received(f, 0, NULL));
+    h_fake_expect_only_sentinels(f, p->port, NULL); /* the request did not reach the node */
     h_proxy_finish(p);
 }
 
@@ -814,7 +821,7 @@ late_bytes_script(struct node *n, int fd, size_t index)
         late_bytes_log(n, index, in->buf);
         if (answering && strncmp(in->buf, "HEAD ", 5) == 0) {
             node_send(fd, head_reply, sizeof(head_reply) - 1);
-            node_sleep(n, 50);
+            node_sleep(n, 50); /* late bytes, after the proxy took the HEAD response as whole */
             node_send(fd, SPOOF, sizeof(SPOOF) - 1);
             answering = false;
         } else if (answering) {

@@ -17,7 +17,8 @@ TestSuite(health, .init = h_setup, .fini = h_teardown);
 #define OK_REPLY "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Upstream: fake\r\n\r\nok\n"
 #define WAIT_MS  3000 /* the longest wait for a state change that takes a few intervals */
 
-/* Sleeps until h_now_ms() reaches `when` (at once when it has). */
+/* Sleeps until h_now_ms() reaches `when` (at once when it has): for a time that must pass, never
+ * to wait for something to happen. */
 static void
 sleep_until(uint64_t when)
 {
@@ -173,16 +174,14 @@ Test(health, the_health_port_decides_and_rise_brings_it_back, .timeout = H_TEST_
                          hc->port)});
     int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
-    uint64_t t;
 
     wait_node(adm, "y", y1->addr, H_NODE_CHECK, "ok:200", WAIT_MS);
     get_from(c, "y1");
     /* y1's own port still answers; its health port does not. */
     h_upstream_kill(hc);
-    t = h_now_ms();
-    /* 300 ms later at most 2 probes failed: fall is 5 (down 800 ms after the kill at the soonest).
-     */
-    sleep_until(t + 300);
+    /* A failed probe does not take it down: fall is 5 (down 800 ms after the first at the
+     * soonest). */
+    wait_node(adm, "y", y1->addr, H_NODE_CHECK, "fail:refused", WAIT_MS);
     assert_node(adm, "y", y1->addr, H_NODE_STATE, "up");
     wait_node(adm, "y", y1->addr, H_NODE_STATE, "down", WAIT_MS);
     assert_node(adm, "y", y1->addr, H_NODE_CHECK, "fail:refused");
@@ -190,8 +189,7 @@ Test(health, the_health_port_decides_and_rise_brings_it_back, .timeout = H_TEST_
     get_from(c, "x1"); /* y has no healthy node: y's clients fail over to x */
     /* The health port answers again: up after `rise` passes, not before. */
     h_upstream_start("hc2", &(struct h_upstream_opts){.port = hc->port});
-    t = h_now_ms();
-    sleep_until(t + 300); /* at most 2 passes: rise is 5 */
+    wait_node(adm, "y", y1->addr, H_NODE_CHECK, "ok:200", WAIT_MS); /* a pass: rise is 5 */
     assert_node(adm, "y", y1->addr, H_NODE_STATE, "down");
     wait_node(adm, "y", y1->addr, H_NODE_STATE, "up", WAIT_MS);
     assert_node(adm, "y", y1->addr, H_NODE_CHECK, "ok:200");
@@ -376,7 +374,7 @@ Test(health, an_ejection_doubles_and_probation_ejects_at_once, .timeout = H_TEST
         .x_extra = "    outlier: {failures: 2, ejection: 500ms, max_ejection: 10s}\n"});
     int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
-    uint64_t t;
+    uint64_t t, now;
 
     get_until_bad_failed(c, 2, 8);
     t = h_now_ms();
@@ -384,19 +382,21 @@ Test(health, an_ejection_doubles_and_probation_ejects_at_once, .timeout = H_TEST
         get_from(c, "good");
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "1");
     /* After the first ejection (500 ms) the node is back on probation: one failure ejects it. */
-    sleep_until(t + 800);
+    wait_node(adm, "x", bad->addr, H_NODE_STATE, "up", WAIT_MS);
     assert_bad_is_back(c);
     t = h_now_ms();
     assert_node(adm, "x", bad->addr, H_NODE_STATE, "ejected");
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "2");
     for (int i = 0; i < 4; i++)
         get_from(c, "good");
-    /* The second ejection lasts 1000 ms: still out 700 ms later, back by 1500 ms. */
+    /* The second ejection lasts 1000 ms: still out 700 ms later (that time must pass), back by
+     * 1500 ms. */
     sleep_until(t + 700);
     for (int i = 0; i < 4; i++)
         get_from(c, "good");
     assert_node(adm, "x", bad->addr, H_NODE_STATE, "ejected");
-    sleep_until(t + 1500);
+    now = h_now_ms();
+    wait_node(adm, "x", bad->addr, H_NODE_STATE, "up", now < t + 1500 ? (int)(t + 1500 - now) : 0);
     assert_bad_is_back(c);
     assert_node(adm, "x", bad->addr, H_NODE_EJECTIONS, "3");
     h_assert_stat(adm, "x health", "ejected", 3);

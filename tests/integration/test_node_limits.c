@@ -24,6 +24,14 @@ send_get(struct h_conn *c, const char *target)
               "sending GET %s: %s", target, strerror(errno));
 }
 
+/* Sends GET target on c and waits until crossfade has routed it: x's requests count is `nth`. */
+static void
+send_routed(int adm, struct h_conn *c, const char *target, long long nth)
+{
+    send_get(c, target);
+    h_await_stat(adm, "x requests", NULL, nth);
+}
+
 /*
  * Waits for the responses on the n connections, noting in ms[i] when the first byte of each came
  * (milliseconds after t0), then reads them into m[i].
@@ -44,7 +52,7 @@ collect(struct h_conn **c, size_t n, uint64_t t0, uint64_t *ms, struct h_msg *m)
             }
         }
         cr_assert(lt(u64, h_now_ms(), deadline), "%zu responses missing after 10 s", left);
-        h_sleep_ms(2);
+        h_sleep_ms(2); /* a poll: the arrival times are read to within a few ms */
     }
     for (size_t i = 0; i < n; i++)
         cr_assert(eq(int, h_read_response(c[i], &m[i]), 0), "response %zu: %s", i, m[i].error);
@@ -76,10 +84,8 @@ Test(node_limits, a_full_node_queue_answers_503_at_once, .timeout = H_TEST_TIMEO
     int ok = 0, full = 0;
 
     /* One on the node's only connection, one in its queue of one, one over. */
-    for (int i = 0; i < 3; i++) {
-        send_get(c[i], "/delay/500");
-        h_sleep_ms(30);
-    }
+    for (int i = 0; i < 3; i++)
+        send_routed(adm, c[i], "/delay/500", i + 1);
     collect(c, 3, t0, ms, m);
     for (int i = 0; i < 3; i++) {
         if (m[i].status == 200) {
@@ -109,16 +115,19 @@ Test(node_limits, max_connections_bounds_the_conns_to_a_node, .timeout = H_TEST_
     struct h_fake *f = h_fake_start1("", H_FAKE_SILENT);
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
         .x = {{h_fake_port(f), 0, "max_connections: 2"}}, .upstream_response_ms = 500});
+    int adm = h_admin_connect(p);
     struct h_conn *c[5];
     struct h_msg m[5];
     uint64_t ms[5], t0 = h_now_ms();
 
     for (int i = 0; i < 5; i++) {
         c[i] = h_connect(p->port);
-        send_get(c[i], "/");
-        h_sleep_ms(10);
+        send_routed(adm, c[i], "/", i + 1);
     }
-    h_sleep_ms(250);
+    /* Two went to the node, three wait for its connections. */
+    cr_assert(h_fake_wait_requests(f, 2, H_IO_TIMEOUT_MS), "%zu requests reached the node",
+              h_fake_requests_all(f));
+    h_assert_stat(adm, "x queue", "waiting", 3);
     cr_assert(eq(sz, h_fake_conns(f), (size_t)2), "%zu connections to a node of max_connections 2",
               h_fake_conns(f));
     cr_assert(eq(sz, h_fake_requests_all(f), (size_t)2));
@@ -140,8 +149,7 @@ Test(node_limits, a_queued_request_gets_503_after_timeouts_queue, .timeout = H_T
     struct h_msg *m;
     uint64_t t0, ms;
 
-    send_get(c1, "/delay/1000");
-    h_sleep_ms(50);
+    send_routed(adm, c1, "/delay/1000", 1);
     t0 = h_now_ms();
     send_get(c2, "/delay/1000");
     m = read_timed(c2, t0, &ms);
@@ -171,11 +179,9 @@ Test(node_limits, a_waiting_request_is_counted_then_served, .timeout = H_TEST_TI
     struct h_msg *m;
     uint64_t t0 = h_now_ms(), ms1, ms2;
 
-    send_get(c1, "/delay/800");
-    h_sleep_ms(50);
+    send_routed(adm, c1, "/delay/800", 1);
     send_get(c2, "/");
-    h_sleep_ms(200);
-    h_assert_stat(adm, "x queue", "waiting", 1);
+    h_await_stat(adm, "x queue", "waiting", 1);
     m = read_timed(c1, t0, &ms1);
     cr_assert(eq(int, m->status, 200));
     m = read_timed(c2, t0, &ms2);
@@ -197,8 +203,7 @@ Test(node_limits, max_pending_0_answers_503_at_once_when_busy, .timeout = H_TEST
     struct h_msg *m;
     uint64_t t0, ms;
 
-    send_get(c1, "/delay/500");
-    h_sleep_ms(50);
+    send_routed(adm, c1, "/delay/500", 1);
     t0 = h_now_ms();
     send_get(c2, "/");
     m = read_timed(c2, t0, &ms);
@@ -365,21 +370,24 @@ Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_T
     struct h_conn *a = h_connect(p->port), *b = h_connect(p->port), *c = h_connect(p->port);
     struct h_msg *m;
     uint64_t t0, ms;
+    int b_port;
 
-    send_get(a, "/delay/300");
-    h_sleep_ms(50);
+    send_routed(adm, a, "/delay/300", 1);
     cr_assert(
         eq(int,
            h_sendf(b, "POST /count HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\nabc", H_HOST),
            0));
-    h_sleep_ms(50);
+    h_await_stat(adm, "x queue", "waiting", 1);
+    b_port = h_conn_port(b);
     send_get(c, "/");
-    h_sleep_ms(100);
-    h_assert_stat(adm, "x queue", "waiting", 2);
+    h_await_stat(adm, "x queue", "waiting", 2);
     cr_assert(eq(int, kill(p->proc->pid, SIGSTOP), 0));
-    h_sleep_ms(400); /* the node answers a meanwhile */
+    /* The node answers a meanwhile: its answer waits in the proxy's socket. */
+    cr_assert(h_tcp_wait(0, x1->port, H_TCP_ESTABLISHED, 1, H_IO_TIMEOUT_MS),
+              "x1's answer to a did not reach the stopped proxy");
     h_close(b);
-    h_sleep_ms(50);
+    cr_assert(h_tcp_wait(p->port, b_port, H_TCP_CLOSE_WAIT, 0, H_IO_TIMEOUT_MS),
+              "b's FIN did not reach the stopped proxy");
     t0 = h_now_ms();
     cr_assert(eq(int, kill(p->proc->pid, SIGCONT), 0));
     m = read_timed(a, t0, &ms);
@@ -412,11 +420,10 @@ Test(node_limits, draining_a_node_moves_its_waiting_requests, .timeout = H_TEST_
     cr_assert(eq(
         int, h_sendf(a, "GET /delay/1500 HTTP/1.1\r\nHost: %s\r\nX-Key: %s\r\n\r\n", H_HOST, key),
         0));
-    h_sleep_ms(50);
+    h_await_stat(adm, "x requests", NULL, 1);
     cr_assert(
         eq(int, h_sendf(b, "GET / HTTP/1.1\r\nHost: %s\r\nX-Key: %s\r\n\r\n", H_HOST, key), 0));
-    h_sleep_ms(100);
-    h_assert_stat(adm, "x queue", "waiting", 1);
+    h_await_stat(adm, "x queue", "waiting", 1);
     t0 = h_now_ms();
     cr_assert(eq(str, h_admin_cmd(adm, h_fmt("drain node x/%s", addr)),
                  (char *)h_fmt("ok: node x/%s draining (was up)\n", addr)));

@@ -75,7 +75,7 @@ Test(operations, out_of_descriptors_pauses_accepting_logs_once_keeps_the_admin_s
      * process does not spin on the listener that stays readable. */
     cpu0 = h_cpu_ms(p->proc->pid);
     t0 = h_now_ms();
-    h_sleep_ms(1000);
+    h_sleep_ms(1000); /* the second must pass: nothing to wait for, a busy loop to catch */
     cpu1 = h_cpu_ms(p->proc->pid);
     t1 = h_now_ms();
     cr_assert(ge(i64, cpu0, 0LL), "cannot read /proc/%d/stat", (int)p->proc->pid);

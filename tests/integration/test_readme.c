@@ -102,9 +102,9 @@ Test(readme, the_one_minute_tour_runs_as_written, .timeout = 120)
     /* It did what it says: the check passed and the audit trail holds the rollout. */
     cr_assert(ne(ptr, strstr(h_read_file(log, NULL), "check:     passed"), NULL),
               "xfbench's check did not pass:\n%s", h_read_file(log, NULL));
-    cr_assert(ne(ptr, strstr(h_read_file(log, NULL), "\"set weight 50\" weight 0.00 -> 50.00"),
-                 NULL),
-              "show events lacks the rollout:\n%s", h_read_file(log, NULL));
+    cr_assert(
+        ne(ptr, strstr(h_read_file(log, NULL), "\"set weight 50\" weight 0.00 -> 50.00"), NULL),
+        "show events lacks the rollout:\n%s", h_read_file(log, NULL));
     /* Its last lines stopped everything it started: the ports are free again. */
     for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
         uint64_t until = h_now_ms() + 5000;

@@ -18,7 +18,6 @@ TestSuite(retries, .init = h_setup, .fini = h_teardown);
 #define SPLIT      "  key: [\"header:X-Key\"]\n"
 #define NO_OUTLIER "    outlier: {failures: 0}\n" /* no passive ejection: every attempt counts */
 #define OK_REPLY   "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Upstream: good\r\n\r\nok\n"
-#define SETTLE_MS  300 /* time for a retry that should not happen to reach a node */
 
 /* A node that reads each request and closes without answering a byte. */
 static struct h_fake *
@@ -75,27 +74,68 @@ upstream(const struct h_msg *m)
     return u != NULL ? u : "";
 }
 
+/* The sentinels the fakes f[0..n) received. */
+static size_t
+sentinels_of(struct h_fake *const *f, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += h_fake_sentinels(f[i]);
+    return k;
+}
+
+/*
+ * After a request to closers that must not be retried: a sentinel GET with split key `key` goes
+ * to the same closers, and is tried (1 + the retries it adds to x's count) until it gets 502. Once
+ * every attempt has reached a closer, whatever the earlier request caused has too: returns the
+ * requests they got that were not the sentinel.
+ */
+static size_t
+closers_got(const struct h_proxy *p, int adm, struct h_fake *const *f, size_t n, const char *key)
+{
+    long long retries = h_admin_stat(adm, "x retries", NULL);
+    size_t attempts, seen, others = 0;
+    uint64_t deadline;
+    int status = h_send_sentinel(p->port, h_fmt("X-Key: %s\r\n", key));
+
+    cr_assert(eq(int, status, 502), "the sentinel got %d from the closers", status);
+    attempts = (size_t)(1 + h_admin_stat(adm, "x retries", NULL) - retries);
+    deadline = h_now_ms() + H_IO_TIMEOUT_MS;
+    /* A poll of the closers' counts until every attempt is in. */
+    while ((seen = sentinels_of(f, n)) < attempts) {
+        cr_assert(lt(u64, h_now_ms(), deadline), "%zu of the sentinel's %zu attempts arrived", seen,
+                  attempts);
+        h_sleep_ms(5);
+    }
+    cr_assert(eq(sz, seen, attempts), "the sentinel reached the closers %zu times in %zu attempts",
+              seen, attempts);
+    for (size_t i = 0; i < n; i++)
+        others += h_fake_non_sentinels(f[i]);
+    return others;
+}
+
 /* Two closers in x: wherever a request goes first, a retry would reach a node again. */
 static void
 check_body_not_replayed(const char *method)
 {
     struct h_fake *c1 = closer(), *c2 = closer();
+    struct h_fake *both[2] = {c1, c2};
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
         .x = {{h_fake_port(c1)}, {h_fake_port(c2)}}, .split_extra = SPLIT, .x_extra = NO_OUTLIER});
     int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m = request(c, method, "/echo", "k1", "name=value&x=1");
     struct h_fake *first;
+    size_t got;
 
     cr_assert(eq(int, m->status, 502), "%s: status %d", method, m->status);
-    h_sleep_ms(SETTLE_MS);
-    cr_assert(eq(sz, h_fake_requests_all(c1) + h_fake_requests_all(c2), (size_t)1),
-              "the %s reached the nodes %zu times", method,
-              h_fake_requests_all(c1) + h_fake_requests_all(c2));
-    first = h_fake_requests_all(c1) == 1 ? c1 : c2;
+    h_assert_stat(adm, "x retries", NULL, 0);
+    got = closers_got(p, adm, both, 2, "k1");
+    cr_assert(eq(sz, got, (size_t)1), "the %s reached the nodes %zu times", method, got);
+    first = h_fake_non_sentinels(c1) == 1 ? c1 : c2;
     cr_assert(ne(ptr, strstr(h_fake_received(first, 0, NULL), "\r\n\r\nname=value&x=1"), NULL),
               "the node did not get the whole body");
-    h_assert_stat(adm, "x retries", NULL, 0);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -143,6 +183,8 @@ Test(retries, idempotent_methods_are_retried_and_post_is_not, .timeout = H_TEST_
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m;
     size_t n = 0;
+    uint64_t conns, x2_requests;
+    int status;
 
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         m = request(c, methods[i], "/", key, NULL);
@@ -155,9 +197,17 @@ Test(retries, idempotent_methods_are_retried_and_post_is_not, .timeout = H_TEST_
     /* A POST, even without a body: its head was sent, so it is not retried. */
     m = request(c, "POST", "/", key, "");
     cr_assert(eq(int, m->status, 502), "POST: status %d from \"%s\"", m->status, upstream(m));
-    h_sleep_ms(SETTLE_MS);
-    cr_assert(eq(sz, h_fake_requests_all(bad), n + 1));
     h_assert_stat(adm, "x retries", NULL, (long long)n);
+    /* A sentinel GET goes the same way, the closer then x2: once it is answered, x2 has had the
+     * n requests retried above and the sentinel, not the POST. */
+    status = h_send_sentinel(p->port, h_fmt("X-Key: %s\r\n", key));
+    cr_assert(eq(int, status, 200), "the sentinel got %d", status);
+    h_upstream_counters(x2, &conns, &x2_requests);
+    cr_assert(eq(u64, x2_requests, (uint64_t)n + 1),
+              "x2 got %llu requests, %zu retried and the sentinel expected: the POST was retried",
+              (unsigned long long)x2_requests, n);
+    cr_assert(h_fake_wait_sentinels(bad, 1, H_IO_TIMEOUT_MS), "the sentinel missed the closer");
+    cr_assert(eq(sz, h_fake_non_sentinels(bad), n + 1));
     h_close(c);
     h_proxy_finish(p);
 }
@@ -211,15 +261,16 @@ Test(retries, with_retries_0_a_failed_get_gets_502, .timeout = H_TEST_TIMEOUT)
                                              .split_extra = SPLIT,
                                              .extra_yaml = "retries: 0\n"});
     const char *key = key_for(p, h_fake_port(bad));
+    const char *good_key = key_for(p, h_fake_port(good));
     int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m = request(c, "GET", "/", key, NULL);
 
     cr_assert(eq(int, m->status, 502), "status %d from \"%s\"", m->status, upstream(m));
-    h_sleep_ms(SETTLE_MS);
     cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1));
-    cr_assert(eq(sz, h_fake_conns(good), (size_t)0), "retried with retries: 0");
     h_assert_stat(adm, "x retries", NULL, 0);
+    /* Not retried with retries: 0: a sentinel of its own is all the other node gets. */
+    h_fake_expect_only_sentinels(good, p->port, h_fmt("X-Key: %s\r\n", good_key));
     h_close(c);
     h_proxy_finish(p);
 }
@@ -238,13 +289,11 @@ Test(retries, a_get_is_tried_at_most_1_plus_retries_times, .timeout = H_TEST_TIM
 
     /* retries defaults to 2: three attempts, each on a node not tried yet. */
     cr_assert(eq(int, m->status, 502), "status %d", m->status);
-    h_sleep_ms(SETTLE_MS);
-    for (int i = 0; i < 4; i++) {
-        cr_assert(le(sz, h_fake_requests_all(n[i]), (size_t)1), "node %d was tried twice", i);
-        total += h_fake_requests_all(n[i]);
-    }
-    cr_assert(eq(sz, total, (size_t)3), "%zu attempts", total);
     h_assert_stat(adm, "x retries", NULL, 2);
+    total = closers_got(p, adm, n, 4, "k1");
+    for (int i = 0; i < 4; i++)
+        cr_assert(le(sz, h_fake_non_sentinels(n[i]), (size_t)1), "node %d was tried twice", i);
+    cr_assert(eq(sz, total, (size_t)3), "%zu attempts", total);
     h_close(c);
     h_proxy_finish(p);
 }
@@ -274,13 +323,15 @@ Test(retries, no_retry_on_x_when_y_failover_is_off, .timeout = H_TEST_TIMEOUT)
                                                              .y = {{h_fake_port(bad)}},
                                                              .weight = "100",
                                                              .y_extra = "    failover: false\n"});
+    int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m = request(c, "GET", "/", "k1", NULL);
 
     cr_assert(eq(int, m->status, 502), "status %d from \"%s\"", m->status, upstream(m));
-    h_sleep_ms(SETTLE_MS);
     cr_assert(eq(sz, h_fake_requests_all(bad), (size_t)1));
-    cr_assert(eq(sz, h_fake_conns(fx), (size_t)0), "y's request went to x with failover off");
+    /* y's request did not go to x: once every client is on x, a sentinel is all x gets. */
+    cr_assert(eq(int, strncmp(h_admin_cmd(adm, "rollback"), "ok:", 3), 0));
+    h_fake_expect_only_sentinels(fx, p->port, "X-Key: k1\r\n");
     h_close(c);
     h_proxy_finish(p);
 }
@@ -295,11 +346,15 @@ Test(retries, a_pooled_conn_the_node_closed_is_retried_on_a_new_one, .timeout = 
     };
     struct h_fake *f = h_fake_start(replies, 2);
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{h_fake_port(f)}}});
+    int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m = request(c, "GET", "/first", "k1", NULL);
 
     cr_assert(eq(int, m->status, 200), "status %d", m->status);
-    h_sleep_ms(50);
+    /* The second request must find the first connection in the pool. */
+    cr_assert(
+        h_admin_wait_node(adm, "x", addr_of(h_fake_port(f)), H_NODE_IDLE, "1", H_IO_TIMEOUT_MS),
+        "the first connection is not idle in the pool:\n%s", h_admin_cmd(adm, "show nodes"));
     m = request(c, "GET", "/second", "k1", NULL);
     cr_assert(eq(int, m->status, 200), "status %d on the reused connection", m->status);
     cr_assert(eq(sz, h_fake_requests(f, 0), (size_t)2), "the first connection was not reused");
@@ -345,6 +400,7 @@ Test(retries, a_node_closing_idle_conns_at_250ms_fails_nothing, .timeout = H_TES
             cr_assert(eq(int, m.status, 200), "request %u: status %d", sent, m.status);
             sent++;
         }
+        /* The idle time between rounds is the behaviour under test. */
         h_sleep_ms(gaps[round++ % (sizeof(gaps) / sizeof(gaps[0]))]);
     }
     h_close(c[0]);
@@ -366,7 +422,7 @@ Test(retries, a_node_closing_idle_conns_after_1s_fails_nothing, .timeout = H_TES
     cr_assert(eq(int, h_get(c, "/", &m), 0), "%s", m.error);
     cr_assert(eq(int, m.status, 200));
     for (size_t i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
-        h_sleep_ms(gaps[i]);
+        h_sleep_ms(gaps[i]); /* idle about as long as the node waits: the behaviour under test */
         cr_assert(eq(int, h_get(c, "/", &m), 0), "after %u ms: %s", gaps[i], m.error);
         cr_assert(eq(int, m.status, 200), "after %u ms: status %d", gaps[i], m.status);
     }

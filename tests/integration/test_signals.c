@@ -28,7 +28,8 @@ check_graceful_stop(int sig)
     int refused = 0, code;
 
     h_sendf(c, "GET /delay/2000 HTTP/1.1\r\nHost: %s\r\n\r\n", H_HOST);
-    h_sleep_ms(300); /* the request reaches the node */
+    cr_assert(h_upstream_wait_requests(u, 1, H_IO_TIMEOUT_MS),
+              "the request did not reach the node");
     kill(p->proc->pid, sig);
     deadline = h_now_ms() + 1500;
     while (h_now_ms() < deadline && (refused = h_try_connect(p->port, 200)) != ECONNREFUSED)
@@ -61,6 +62,7 @@ Test(signals, a_client_resetting_mid_download_does_not_stop_the_proxy, .timeout 
     struct h_upstream *u = h_upstream_start("u1", NULL);
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
     struct h_conn *c = h_connect(p->port);
+    int adm = h_admin_connect(p);
     struct h_msg m;
 
     h_sendf(c, "GET /bytes/1073741824 HTTP/1.1\r\nHost: %s\r\n\r\n", H_HOST);
@@ -68,7 +70,8 @@ Test(signals, a_client_resetting_mid_download_does_not_stop_the_proxy, .timeout 
     cr_assert(eq(int, m.status, 200));
     cr_assert(eq(int, h_conn_wait(c, H_IO_TIMEOUT_MS), H_DATA), "no body came");
     h_abort(c); /* the proxy's next writes get ECONNRESET, then EPIPE (SIGPIPE unless ignored) */
-    h_sleep_ms(300);
+    /* Once the proxy has closed the connection, it has been through those writes. */
+    h_await_stat(adm, "client_connections", NULL, 0);
     cr_assert(h_proc_alive(p->proc), "crossfade died when a client went away mid-body");
     cr_assert(eq(int, h_get(h_connect(p->port), "/", &m), 0), "%s", m.error);
     cr_assert(eq(int, m.status, 200));

@@ -151,7 +151,7 @@ download_sink(void *ctx, const char *data, size_t len)
     if (!d->paused && d->offset >= (UINT64_C(16) << 20)) {
         /* Stop reading a while: a proxy that does not push back buffers the body meanwhile. */
         d->paused = true;
-        h_sleep_ms(500);
+        h_sleep_ms(500); /* the client's pause is the behaviour under test */
         rss_sample(&d->w);
     }
     if (d->offset % SAMPLE_EVERY < len)

@@ -48,6 +48,8 @@ Test(upstream_pool, requests_from_successive_client_connections_reuse_the_pooled
 {
     struct h_fake *f = h_fake_start1(OK_REPLY, H_FAKE_KEEP);
     struct h_proxy *p = proxy_for(f);
+    int adm = h_admin_connect(p);
+    const char *addr = h_fmt("127.0.0.1:%d", h_fake_port(f));
 
     for (int i = 0; i < 10; i++) {
         struct h_conn *c = h_connect(p->port);
@@ -55,8 +57,10 @@ Test(upstream_pool, requests_from_successive_client_connections_reuse_the_pooled
         get_ok(c, "/", i);
         h_close(c);
         /* Reuse is the point, not how soon after the response the connection is back in the
-         * pool: leave the proxy a moment. */
-        h_sleep_ms(10);
+         * pool: the next client comes once it is. */
+        cr_assert(h_admin_wait_node(adm, "x", addr, H_NODE_IDLE, "1", H_IO_TIMEOUT_MS),
+                  "the node connection is not back in the pool:\n%s",
+                  h_admin_cmd(adm, "show nodes"));
     }
     cr_assert(eq(sz, h_fake_conns(f), (size_t)1),
               "10 clients one after the other opened %zu upstream connections", h_fake_conns(f));

@@ -320,7 +320,9 @@ Test(xfbench, sigint_ends_the_run_early_and_still_reports, .timeout = H_TEST_TIM
     char *json;
     int code;
 
-    h_sleep_ms(1500);
+    /* The run is under way (its signals are set up before its first request). */
+    cr_assert(h_upstream_wait_requests(up, 10, H_IO_TIMEOUT_MS),
+              "xfbench sent no load: see xfbench.log");
     t0 = h_now_ms();
     code = h_proc_stop(p, SIGINT, 5000);
     cr_assert(eq(int, code, 0), "xfbench exited %d after SIGINT", code);
@@ -506,7 +508,7 @@ fake_admin_conn_main(void *arg)
                 rn = snprintf(r, sizeof(r), "ok: watching at %s.%03ldZ weight y 30.00\n", t,
                               ts.tv_nsec / 1000000);
                 send(c->fd, r, (size_t)rn, MSG_NOSIGNAL);
-                h_sleep_ms(c->fa->close_ms);
+                h_sleep_ms(c->fa->close_ms); /* a watch that breaks late: the behaviour */
                 goto out;
             } else {
                 send(c->fd, "error: unknown command\n\n", 24, MSG_NOSIGNAL);

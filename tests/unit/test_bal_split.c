@@ -829,20 +829,19 @@ Test(bal_override, bal_pick_says_what_became_of_an_override)
     fx_net(f->from, &f->cfg.split.n_override_from, "198.51.100.0/24");
     s = fx_snap(f);
     cr_assert(eq(int, override_of(s, "198.51.100.7", "Accept: */*"), BAL_OVERRIDE_NONE));
-    cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: y"),
-                 BAL_OVERRIDE_HONOURED));
-    cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: z"),
-                 BAL_OVERRIDE_INVALID));
-    cr_assert(eq(int, override_of(s, "198.51.100.7", "Cookie: xf_target=maybe"),
-                 BAL_OVERRIDE_INVALID));
+    cr_assert(
+        eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: y"), BAL_OVERRIDE_HONOURED));
+    cr_assert(
+        eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: z"), BAL_OVERRIDE_INVALID));
+    cr_assert(
+        eq(int, override_of(s, "198.51.100.7", "Cookie: xf_target=maybe"), BAL_OVERRIDE_INVALID));
     /* A valid cookie makes up for an invalid header: the override is followed. */
     cr_assert(eq(int, override_of(s, "198.51.100.7", "X-Crossfade-Target: z\nCookie: xf_target=y"),
                  BAL_OVERRIDE_HONOURED));
-    cr_assert(eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: y"),
-                 BAL_OVERRIDE_NOT_ALLOWED));
+    cr_assert(
+        eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: y"), BAL_OVERRIDE_NOT_ALLOWED));
     /* From outside override_from, an invalid value is still invalid first. */
-    cr_assert(eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: q"),
-                 BAL_OVERRIDE_INVALID));
+    cr_assert(eq(int, override_of(s, "192.0.2.1", "X-Crossfade-Target: q"), BAL_OVERRIDE_INVALID));
     bal_snapshot_unref(s);
     free(f);
 }
