@@ -108,10 +108,11 @@ const char *xf_quote(char *buf, const char *s, size_t len);
 
 /*
  * Fatal signals (common/xf_fatal.c). xf_fatal_install catches the signals that would end the
- * process without the event loop seeing them (SIGSEGV, SIGABRT, SIGQUIT, SIGUSR2, ...); on one,
- * the file registered with xf_fatal_unlink_on_exit (the admin socket) is removed if it is still
- * the same file (dev, ino), then the signal takes its course as before (core dumps and sanitizer
- * reports included). One file at a time; xf_fatal_forget unregisters it.
+ * process without the event loop seeing them (SIGSEGV, SIGABRT, SIGQUIT, SIGUSR2, ...), and an
+ * exit() from elsewhere than the normal path; on one, the file registered with
+ * xf_fatal_unlink_on_exit (the admin socket) is removed if it is still the same file (dev, ino),
+ * then the signal takes its course as before (core dumps and sanitizer reports included). One
+ * file at a time; xf_fatal_forget unregisters it.
  */
 void xf_fatal_install(void);
 void xf_fatal_unlink_on_exit(const char *path, unsigned long dev, unsigned long ino);

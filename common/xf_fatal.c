@@ -2,6 +2,7 @@
 #include "common/xf.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,10 +46,25 @@ xf_fatal_handler(int sig)
     }
 }
 
+/* exit() called from anywhere else than main's normal path (a library's fatal error): the file
+ * goes too. The normal path removes it itself and unregisters it first. */
+static void
+xf_fatal_at_exit(void)
+{
+    struct stat st;
+
+    if (xf_fatal_armed && lstat(xf_fatal_path, &st) == 0 && st.st_dev == xf_fatal_dev &&
+        st.st_ino == xf_fatal_ino)
+        unlink(xf_fatal_path);
+    xf_fatal_armed = 0;
+}
+
 void
 xf_fatal_install(void)
 {
     struct sigaction sa;
+
+    atexit(xf_fatal_at_exit);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = xf_fatal_handler;
