@@ -29,7 +29,12 @@
 #define ADM_OUT_HIGH         (64u * 1024)  /* stop running its commands with this much output... */
 #define ADM_OUT_LOW          (16u * 1024)  /* ...until it drained to this */
 #define ADM_OUT_MAX          (256u * 1024) /* a client with more output waiting is dropped */
-#define ADM_WRITE_TIMEOUT_MS 10000 /* a client that reads nothing for this long is dropped */
+#define ADM_WRITE_TIMEOUT_MS 10000  /* a client that reads nothing for this long is dropped */
+#define ADM_IDLE_TIMEOUT_MS  600000 /* a client that sends nothing for this long is closed */
+#define ADM_EVICT_IDLE_MS                                                                          \
+    2000 /* at ADM_MAX_CLIENTS, a new connection closes the client idle                            \
+            the longest, if for at least this long: rollback always gets                           \
+            through */
 
 /* ------------------------------------------------------------------ the server */
 
@@ -384,8 +389,12 @@ struct adm_saver_status {
 /* Starts the writer for `path`. With `keep_bad`, the file found there is renamed to
  * PATH.corrupt before the first write. Returns an owned saver, or NULL with err. */
 struct adm_saver *adm_saver_new(const char *path, bool keep_bad, struct xf_err *err);
-/* Hands a text over to be written (takes ownership of the malloc'd `text`). */
-void adm_saver_submit(struct adm_saver *s, char *text, size_t len);
+/* Hands a text over to be written (takes ownership of the malloc'd `text`); returns its number
+ * (adm_saver_status's `written` reaches it once it, or a later one, is on disk). */
+uint64_t adm_saver_submit(struct adm_saver *s, char *text, size_t len);
+/* An eventfd that becomes readable after each write (read it to clear it): the event loop's
+ * wake-up for replies that wait for the disk. */
+int adm_saver_event_fd(const struct adm_saver *s);
 /* Waits until every text submitted so far is written (or failed). */
 void adm_saver_flush(struct adm_saver *s);
 void adm_saver_status(struct adm_saver *s, struct adm_saver_status *out);
@@ -422,6 +431,7 @@ struct adm_state {
     char load_error[ADM_LAYOUT_MAX * 2 + 1200]; /* why it was unusable or stale */
     uint64_t saved_seq; /* the audit trail's last event handed to the state file's writer */
     bool dirty;         /* a change not handed to the writer yet (adm_state_changed) */
+    uint64_t exec_gen;  /* the state file text the last adm_exec handed to the writer; 0: none */
     const struct xf_stats *stats;     /* borrowed; NULL until adm_server_set_stats */
     adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
     void *node_info_arg;              /* borrowed */
@@ -459,7 +469,10 @@ void adm_ramp_on_timer(evutil_socket_t fd, short what, void *arg);
 /*
  * Runs one command line (without its CR LF) for `peer` and appends its whole reply, closing
  * empty line included, to `out` (nothing for ADM_SILENT). A change is published before this
- * returns, so it is in force for new requests when the client reads the reply.
+ * returns, so it is in force for new requests when the client reads the reply. A change is also
+ * handed to the state file's writer: st->exec_gen says which text (0: nothing to write); the
+ * admin server holds the reply until the writer has it on disk, so that an "ok:" survives a
+ * crash.
  */
 enum adm_result adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line,
                          size_t len, struct evbuffer *out);

@@ -338,6 +338,7 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     long bad = adm_line_bad_byte(line, len);
 
     evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
+    st->exec_gen = 0;
     if (bad >= 0) {
         res = adm_reply_error(&r,
                               "the line holds the control byte 0x%02x at byte %ld; commands "

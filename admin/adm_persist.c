@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -845,6 +846,7 @@ fail:
 /* ------------------------------------------------------------------ the writer thread */
 
 struct adm_saver {
+    int efd; /* owned: an eventfd the writer signals after each write (adm_saver_event_fd) */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* a text came, or stop */
@@ -924,6 +926,12 @@ adm_saver_main(void *arg)
             snprintf(s->st.error, sizeof(s->st.error), "%s", err.msg);
         }
         pthread_cond_broadcast(&s->done);
+        if (s->efd != -1) {
+            uint64_t one = 1;
+
+            /* Wakes the event loop: replies that waited for this write can go. */
+            (void)!write(s->efd, &one, sizeof(one));
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -942,6 +950,13 @@ adm_saver_new(const char *path, bool keep_bad, struct xf_err *err)
         return NULL;
     }
     s->keep_bad = keep_bad;
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd == -1) {
+        xf_err_set(err, "state_file %s: eventfd: %s", path, strerror(errno));
+        free(s->path);
+        free(s);
+        return NULL;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->done, NULL);
@@ -955,6 +970,7 @@ adm_saver_new(const char *path, bool keep_bad, struct xf_err *err)
         pthread_cond_destroy(&s->done);
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->lock);
+        close(s->efd);
         free(s->path);
         free(s);
         return NULL;
@@ -962,16 +978,25 @@ adm_saver_new(const char *path, bool keep_bad, struct xf_err *err)
     return s;
 }
 
-void
+int
+adm_saver_event_fd(const struct adm_saver *s)
+{
+    return s->efd;
+}
+
+uint64_t
 adm_saver_submit(struct adm_saver *s, char *text, size_t len)
 {
+    uint64_t gen;
+
     pthread_mutex_lock(&s->lock);
     free(s->pending); /* an older text nobody wrote yet: this one replaces it */
     s->pending = text;
     s->pending_len = len;
-    s->st.submitted++;
+    gen = ++s->st.submitted;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
+    return gen;
 }
 
 void
@@ -1001,6 +1026,7 @@ adm_saver_free(struct adm_saver *s)
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    close(s->efd);
     free(s->pending);
     pthread_cond_destroy(&s->done);
     pthread_cond_destroy(&s->wake);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -24,10 +25,15 @@ struct adm_client {
     struct bufferevent *bev; /* owned; closes the socket */
     struct adm_framer framer;
     struct adm_peer peer;
-    bool stalled;  /* reading stopped until the output drains below ADM_OUT_LOW */
-    bool eof;      /* the peer sent its last byte: answer what is left, then close */
-    bool closing;  /* no more commands: close once the output is sent */
-    bool watching; /* `watch`: events are streamed to it; what it sends is dropped */
+    bool stalled;     /* reading stopped until the output drains below ADM_OUT_LOW */
+    bool eof;         /* the peer sent its last byte: answer what is left, then close */
+    bool closing;     /* no more commands: close once the output is sent */
+    bool watching;    /* `watch`: events are streamed to it; what it sends is dropped */
+    uint64_t last_ms; /* when it last sent a command, or connected (monotonic) */
+    /* A reply held until the state file's writer has the change on disk (wait_gen written):
+     * no further command of this client runs meanwhile, so replies stay in order. */
+    struct evbuffer *held; /* owned; NULL when no reply is held */
+    uint64_t wait_gen;
     TAILQ_ENTRY(adm_client) link;
 };
 
@@ -46,9 +52,16 @@ struct adm_server {
     unsigned n_watching;
     unsigned next_id;
     uint64_t refused, refuse_logged_ms; /* clients refused at ADM_MAX_CLIENTS, for the log */
+    struct evbuffer *scratch;           /* owned: a command's reply before it goes out or is held */
+    struct event *ev_saved;             /* owned: the state file's writer finished a write */
     int spare_fd;         /* owned: /dev/null, given up to accept an admin client at EMFILE */
     bool relisten_logged; /* an accept failure was logged and descriptors did not come back */
 };
+
+static const struct timeval adm_write_tv = {ADM_WRITE_TIMEOUT_MS / 1000,
+                                            (ADM_WRITE_TIMEOUT_MS % 1000) * 1000};
+static const struct timeval adm_idle_tv = {ADM_IDLE_TIMEOUT_MS / 1000,
+                                           (ADM_IDLE_TIMEOUT_MS % 1000) * 1000};
 
 enum adm_client_rc {
     ADM_CLIENT_ALIVE = 0,
@@ -68,6 +81,8 @@ adm_client_free(struct adm_client *c, const char *why)
     s->n_clients--;
     if (c->watching)
         s->n_watching--;
+    if (c->held != NULL)
+        evbuffer_free(c->held);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -81,12 +96,103 @@ adm_client_drop(struct adm_client *c, const char *why)
     adm_client_free(c, why);
 }
 
+/* Tells a client why it is being closed (one error reply, sent without waiting), logs it, and
+ * frees it. */
+static void adm_client_goodbye(struct adm_client *c, const char *why, const char *fmt, ...)
+    XF_PRINTF(3, 4);
+
+static void
+adm_client_goodbye(struct adm_client *c, const char *why, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg) - 2, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        n = XF_MIN(n, (int)sizeof(msg) - 3);
+        msg[n++] = '\n';
+        msg[n++] = '\n';
+        (void)!send(bufferevent_getfd(c->bev), msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    XF_LOG(XF_LOG_INFO, "admin", "event=client_closed id=%u uid=%ld pid=%ld reason=%s", c->peer.id,
+           c->peer.uid, c->peer.pid, why);
+    adm_client_free(c, why);
+}
+
 /* Stops reading and running commands until the output drained (see adm_client_on_write). */
 static void
 adm_client_stall(struct adm_client *c)
 {
     c->stalled = true;
     bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Whether a reply must wait for the state file text `gen` (0: none) to be written. */
+static bool
+adm_server_must_wait(struct adm_server *s, uint64_t gen)
+{
+    struct adm_saver_status st;
+
+    if (gen == 0 || s->state.saver == NULL)
+        return false;
+    adm_saver_status(s->state.saver, &st);
+    return st.written < gen;
+}
+
+static enum adm_client_rc adm_client_process(struct adm_client *c);
+
+/* Adds a note line before the closing empty line of a held reply: the change it answers is in
+ * force, but the state file could not be written, so a restart would lose it. */
+static void
+adm_server_note_unsaved(struct evbuffer *held, const char *error)
+{
+    size_t len = evbuffer_get_length(held);
+    char *text = malloc(len + 1);
+
+    if (text == NULL || len < 2) {
+        free(text);
+        return;
+    }
+    evbuffer_remove(held, text, len);
+    evbuffer_add(held, text, len - 1); /* without the closing empty line */
+    evbuffer_add_printf(held,
+                        "note: in force, but not written to the state file (%s): a restart "
+                        "would lose it\n\n",
+                        error);
+    free(text);
+}
+
+/*
+ * The writer finished a write: each held reply whose change is on disk goes out (with a note
+ * when the write failed: the change is in force but would not survive a restart), and its
+ * client goes on with its next commands.
+ */
+static void
+adm_server_on_saved(evutil_socket_t fd, short what, void *arg)
+{
+    struct adm_server *s = arg;
+    struct adm_saver_status st;
+    struct adm_client *c, *next;
+    uint64_t count;
+
+    XF_UNUSED(what);
+    (void)!read(fd, &count, sizeof(count));
+    adm_saver_status(s->state.saver, &st);
+    for (c = TAILQ_FIRST(&s->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->held == NULL || st.written < c->wait_gen)
+            continue;
+        if (st.error_wall_ms != 0)
+            adm_server_note_unsaved(c->held, st.error);
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held);
+        evbuffer_free(c->held);
+        c->held = NULL;
+        if (adm_client_process(c) == ADM_CLIENT_GONE)
+            continue;
+    }
 }
 
 /*
@@ -101,6 +207,8 @@ adm_client_process(struct adm_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     unsigned handled = 0;
 
+    if (c->held != NULL)
+        return ADM_CLIENT_ALIVE; /* its last reply waits for the disk (adm_server_on_saved) */
     if (c->watching) {
         /* A watcher only listens: what it sends is dropped, its end of input closes it. */
         evbuffer_drain(in, evbuffer_get_length(in));
@@ -134,13 +242,31 @@ adm_client_process(struct adm_client *c)
         }
         f = adm_frame_next(&c->framer, data, take, c->eof && take == avail, &line_len, &consumed);
         if (f == ADM_FRAME_LINE) {
-            enum adm_result res = adm_exec(&c->srv->state, &c->peer, data, line_len, out);
+            struct adm_state *st = &c->srv->state;
+
+            c->last_ms = xf_now_ms();
+            struct evbuffer *reply = c->srv->scratch;
+            enum adm_result res = adm_exec(st, &c->peer, data, line_len, reply);
 
             if (res == ADM_CLOSE)
                 c->closing = true;
+            if (adm_server_must_wait(c->srv, st->exec_gen)) {
+                /* An "ok:" must survive a crash: the reply goes once the change is on disk. */
+                c->held = evbuffer_new();
+                if (c->held == NULL || evbuffer_add_buffer(c->held, reply) == -1) {
+                    adm_client_drop(c, "out_of_memory");
+                    return ADM_CLIENT_GONE;
+                }
+                c->wait_gen = st->exec_gen;
+                evbuffer_drain(in, consumed);
+                return ADM_CLIENT_ALIVE;
+            }
+            evbuffer_add_buffer(out, reply);
             if (res == ADM_WATCH) {
                 c->watching = true;
                 c->srv->n_watching++;
+                /* A watcher only listens: no idle timeout for it. */
+                bufferevent_set_timeouts(c->bev, NULL, &adm_write_tv);
                 evbuffer_drain(in, consumed);
                 return adm_client_process(c); /* drops the rest: it only listens now */
             }
@@ -205,6 +331,12 @@ adm_client_on_event(struct bufferevent *bev, short what, void *arg)
     struct adm_client *c = arg;
 
     XF_UNUSED(bev);
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+        /* Sent nothing for ADM_IDLE_TIMEOUT_MS: its slot goes back to the pool. */
+        adm_client_goodbye(c, "idle", "error: idle for %ds; closing this admin connection",
+                           ADM_IDLE_TIMEOUT_MS / 1000);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         adm_client_drop(c, "not_reading_its_replies");
         return;
@@ -298,12 +430,38 @@ adm_server_refuse(struct adm_server *s, evutil_socket_t fd)
     }
 }
 
+/*
+ * Every slot is taken: the client idle the longest (a watcher counts from when it subscribed)
+ * leaves its slot to the new one, if it has been idle ADM_EVICT_IDLE_MS at least, so that idle
+ * connections never keep an operator from rolling back. Returns whether a slot was freed.
+ */
+static bool
+adm_server_evict(struct adm_server *s)
+{
+    struct adm_client *c, *oldest = NULL;
+    uint64_t now = xf_now_ms();
+
+    TAILQ_FOREACH(c, &s->clients, link)
+    {
+        if (c->held != NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            continue; /* a reply on its way: not idle */
+        if (oldest == NULL || c->last_ms < oldest->last_ms)
+            oldest = c;
+    }
+    if (oldest == NULL || now - oldest->last_ms < ADM_EVICT_IDLE_MS)
+        return false;
+    adm_client_goodbye(oldest, "evicted",
+                       "error: closed to make room for a new admin connection (%d open; this one "
+                       "idle for %llus)",
+                       ADM_MAX_CLIENTS, (unsigned long long)((now - oldest->last_ms) / 1000));
+    return true;
+}
+
 static void
 adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                      void *arg)
 {
     struct adm_server *s = arg;
-    struct timeval write_tv = {ADM_WRITE_TIMEOUT_MS / 1000, (ADM_WRITE_TIMEOUT_MS % 1000) * 1000};
     struct adm_client *c;
     struct ucred cred;
     socklen_t cred_len = sizeof(cred);
@@ -311,7 +469,7 @@ adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     XF_UNUSED(l);
     XF_UNUSED(sa);
     XF_UNUSED(salen);
-    if (s->n_clients >= ADM_MAX_CLIENTS) {
+    if (s->n_clients >= ADM_MAX_CLIENTS && !adm_server_evict(s)) {
         adm_server_refuse(s, fd);
         return;
     }
@@ -324,6 +482,7 @@ adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
         return;
     }
     c->srv = s;
+    c->last_ms = xf_now_ms();
     c->peer.id = ++s->next_id;
     c->peer.uid = -1;
     c->peer.pid = -1;
@@ -337,7 +496,7 @@ adm_server_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     /* Input is bounded by the read high mark; the write low mark wakes a stalled client. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, ADM_IN_HIGH);
     bufferevent_setwatermark(c->bev, EV_WRITE, ADM_OUT_LOW, 0);
-    bufferevent_set_timeouts(c->bev, NULL, &write_tv);
+    bufferevent_set_timeouts(c->bev, &adm_idle_tv, &adm_write_tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     XF_LOG(XF_LOG_DEBUG, "admin", "event=client_connected id=%u uid=%ld pid=%ld", c->peer.id,
            c->peer.uid, c->peer.pid);
@@ -604,6 +763,19 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
     s->state_ready = true;
     s->state.events.notify = adm_server_on_event;
     s->state.events.notify_arg = s;
+    s->scratch = evbuffer_new();
+    if (s->scratch == NULL) {
+        xf_err_set(err, "admin: out of memory");
+        goto fail;
+    }
+    if (s->state.saver != NULL) {
+        s->ev_saved = event_new(base, adm_saver_event_fd(s->state.saver), EV_READ | EV_PERSIST,
+                                adm_server_on_saved, s);
+        if (s->ev_saved == NULL || event_add(s->ev_saved, NULL) == -1) {
+            xf_err_set(err, "admin: out of memory");
+            goto fail;
+        }
+    }
     s->path = strdup(cfg->admin_socket);
     s->ev_relisten = evtimer_new(base, adm_server_on_relisten, s);
     if (s->path == NULL || s->ev_relisten == NULL) {
@@ -677,6 +849,10 @@ adm_server_free(struct adm_server *s)
         evconnlistener_free(s->listener);
     if (s->ev_relisten != NULL)
         event_free(s->ev_relisten);
+    if (s->ev_saved != NULL)
+        event_free(s->ev_saved);
+    if (s->scratch != NULL)
+        evbuffer_free(s->scratch);
     if (s->spare_fd != -1)
         close(s->spare_fd);
     adm_socket_unlink(s);

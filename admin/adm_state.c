@@ -282,7 +282,7 @@ adm_state_save(struct adm_state *st)
     }
     evbuffer_remove(buf, text, len);
     evbuffer_free(buf);
-    adm_saver_submit(st->saver, text, len);
+    st->exec_gen = adm_saver_submit(st->saver, text, len);
 }
 
 void

@@ -17,6 +17,8 @@
 #define XFCTL_LINE_MAX       4096 /* the server's limit on a command line */
 #define XFCTL_REPLY_MAX      (16u * 1024 * 1024)
 #define XFCTL_TIMEOUT_MS     60000 /* for the whole reply to a command */
+#define XFCTL_BUSY_RETRY_MS  5000  /* how long a command is retried while every slot is taken */
+#define XFCTL_BUSY_REPLY     "error: too many admin connections"
 
 /* Exit statuses. */
 enum xfctl_exit {
@@ -100,10 +102,8 @@ xfctl_send_all(struct xfctl_conn *c, const char *data, size_t len)
 
         if (n == -1 && errno == EINTR)
             continue;
-        if (n == -1) {
-            fprintf(stderr, "xfctl: sending to %s: %s\n", c->path, strerror(errno));
-            return -1;
-        }
+        if (n == -1)
+            return -1; /* errno says why; the caller tells */
         data += n;
         len -= (size_t)n;
     }
@@ -160,6 +160,9 @@ xfctl_read_reply(struct xfctl_conn *c)
             return 0;
         }
         if (n == 0) {
+            if (c->len > 0) /* what the server said before it closed, if anything */
+                fprintf(stderr, "%.*s%s", (int)c->len, c->buf,
+                        c->buf[c->len - 1] == '\n' ? "" : "\n");
             fprintf(stderr, "xfctl: %s closed the connection before the reply ended\n", c->path);
             return 0;
         }
@@ -171,9 +174,10 @@ xfctl_read_reply(struct xfctl_conn *c)
 /*
  * Sends one command line (no LF in it) and prints its reply without the closing empty line: on
  * stdout, or on stderr when it is an error and `errors_to_stderr`. Returns an enum xfctl_exit.
+ * With `busy` not NULL, a refusal for want of admin slots is not printed: *busy says it came.
  */
 static int
-xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr)
+xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr, bool *busy)
 {
     size_t len = strlen(line), end;
     char *msg = malloc(len + 7);
@@ -192,9 +196,33 @@ xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_
     msg[len++] = '\n';
     rc = xfctl_send_all(c, msg, len);
     free(msg);
-    if (rc == -1 || (end = xfctl_read_reply(c)) == 0)
+    if (rc == -1) {
+        int e = errno;
+
+        /* The server may have said why before it closed (too many admin connections, idle):
+         * what it sent is still in our socket. */
+        if ((end = xfctl_read_reply(c)) > 0) {
+            if (busy != NULL && end > sizeof(XFCTL_BUSY_REPLY) - 1 &&
+                memcmp(c->buf, XFCTL_BUSY_REPLY, sizeof(XFCTL_BUSY_REPLY) - 1) == 0) {
+                *busy = true;
+                c->len = 0;
+                return XFCTL_NO_SERVER;
+            }
+            fwrite(c->buf, 1, end - 1, stderr);
+        }
+        fprintf(stderr, "xfctl: sending to %s: %s\n", c->path, strerror(e));
+        return XFCTL_NO_SERVER;
+    }
+    if ((end = xfctl_read_reply(c)) == 0)
         return XFCTL_NO_SERVER;
     failed = end >= 6 && memcmp(c->buf, "error:", 6) == 0;
+    if (busy != NULL && end > sizeof(XFCTL_BUSY_REPLY) - 1 &&
+        memcmp(c->buf, XFCTL_BUSY_REPLY, sizeof(XFCTL_BUSY_REPLY) - 1) == 0) {
+        /* Every admin slot was taken when we connected: the caller may try again. */
+        *busy = true;
+        c->len = 0;
+        return XFCTL_ERROR;
+    }
     fwrite(c->buf, 1, end - 1, failed && errors_to_stderr ? stderr : stdout);
     fflush(stdout);
     memmove(c->buf, c->buf + end, c->len - end);
@@ -213,8 +241,10 @@ xfctl_watch(struct xfctl_conn *c, const char *line)
     char buf[4096];
     bool first = true;
 
-    if (xfctl_send_all(c, line, strlen(line)) == -1 || xfctl_send_all(c, "\n", 1) == -1)
+    if (xfctl_send_all(c, line, strlen(line)) == -1 || xfctl_send_all(c, "\n", 1) == -1) {
+        fprintf(stderr, "xfctl: sending to %s: %s\n", c->path, strerror(errno));
         return XFCTL_NO_SERVER;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 
@@ -271,7 +301,11 @@ xfctl_connect_wait(struct xfctl_conn *c, const char *path, unsigned wait_ms)
         size_t end;
         bool starting;
 
-        if (xfctl_send_all(c, "show version\n", 13) == -1 || (end = xfctl_read_reply(c)) == 0)
+        if (xfctl_send_all(c, "show version\n", 13) == -1) {
+            fprintf(stderr, "xfctl: sending to %s: %s\n", c->path, strerror(errno));
+            return -1;
+        }
+        if ((end = xfctl_read_reply(c)) == 0)
             return -1;
         starting = memmem(c->buf, end, "\nstatus starting\n", 17) != NULL;
         memmove(c->buf, c->buf + end, c->len - end);
@@ -331,7 +365,7 @@ xfctl_session(struct xfctl_conn *c, bool json)
             worst = XF_MAX(worst, xfctl_watch(c, line));
             break; /* the connection is the watch's now */
         }
-        rc = xfctl_command(c, line, json, !tty);
+        rc = xfctl_command(c, line, json, !tty, NULL);
         if (rc == XFCTL_NO_SERVER) {
             worst = rc;
             break;
@@ -423,7 +457,32 @@ main(int argc, char **argv)
             free(c.buf);
             return XFCTL_NO_SERVER;
         }
-        rc = xfctl_is_watch(line) ? xfctl_watch(&c, line) : xfctl_command(&c, line, json, true);
+        if (xfctl_is_watch(line)) {
+            rc = xfctl_watch(&c, line);
+        } else {
+            /* Every slot taken: crossfade closes the longest idle admin connection for a new
+             * one within a few seconds, so a rollback gets through; try again meanwhile. */
+            uint64_t until = xf_now_ms() + XFCTL_BUSY_RETRY_MS;
+            bool busy = false;
+
+            rc = xfctl_command(&c, line, json, true, &busy);
+            while (busy && xf_now_ms() < until) {
+                close(c.fd);
+                usleep(200000);
+                busy = false;
+                if (xfctl_connect(&c, path, false) == -1) {
+                    free(line);
+                    free(c.buf);
+                    return XFCTL_NO_SERVER;
+                }
+                rc = xfctl_command(&c, line, json, true, &busy);
+            }
+            if (busy) {
+                fprintf(stderr, "%s (still after %d s)\n", XFCTL_BUSY_REPLY,
+                        XFCTL_BUSY_RETRY_MS / 1000);
+                rc = XFCTL_NO_SERVER;
+            }
+        }
         free(line);
     } else {
         if ((wait_s >= 0 ? xfctl_connect_wait(&c, path, (unsigned)wait_s * 1000u)

@@ -55,6 +55,8 @@ int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
  * is then failed). */
 char *px_buf_reserve(struct px_buf *b, size_t n);
 void px_buf_consume(struct px_buf *b, size_t n);
+/* Keeps the first n bytes (n <= px_buf_len(b)) and drops the rest. */
+void px_buf_truncate(struct px_buf *b, size_t n);
 /* Makes b hold a copy of n bytes in a block of exactly n (a buffer that will not grow: no
  * 16 KiB minimum). Returns 0, or -1 when out of memory (b empty). */
 int px_buf_dup(struct px_buf *b, const void *p, size_t n);
@@ -96,7 +98,9 @@ bool px_http_value_ok(const char *v, size_t len);
 /*
  * Whether the header value piece starting at `at` begins a continuation line (obs-fold): the bytes
  * before it, past spaces and tabs, end a line instead of being the field's colon. `at` must follow
- * a header name and colon in the same buffer, which llhttp's value spans always do.
+ * a header name and colon in the same buffer, which llhttp's value spans always do. Only for a
+ * piece of at least one byte: llhttp gives an empty value as a zero-length span at the start of
+ * the next line, which this would take for a fold.
  */
 bool px_http_is_fold(const char *at);
 /* Whether a span is a valid token (RFC 9110 tchar+). */

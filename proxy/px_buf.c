@@ -107,6 +107,15 @@ px_buf_consume(struct px_buf *b, size_t n)
         b->start = b->end = 0;
 }
 
+void
+px_buf_truncate(struct px_buf *b, size_t n)
+{
+    if (n < px_buf_len(b))
+        b->end = b->start + n;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+}
+
 int
 px_buf_dup(struct px_buf *b, const void *p, size_t n)
 {

@@ -74,7 +74,8 @@ px_req_on_header_value(llhttp_t *p, const char *at, size_t len)
         return px_req_fail(p, 400, "empty header name");
     if (!px_http_value_ok(at, len))
         return px_req_fail(p, 400, "control character, obs-fold or bare CR in a header value");
-    if (px_http_is_fold(at))
+    /* An empty value (len 0) is a span at the start of the next line: never a fold. */
+    if (len > 0 && px_http_is_fold(at))
         return px_req_fail(p, 400, "obs-fold (a header line continued on the next line)");
     hd = &c->w->hdrs[h->n_hdrs];
     hd->value = at;
@@ -788,6 +789,15 @@ px_txn_error(struct px_txn *t, int status, const char *why)
     if (t->u != NULL) {
         px_upstream_release(t->u, false);
         t->u = NULL;
+    }
+    if (t->resp_started && !t->resp_done && c->sent_total <= t->out_mark) {
+        /* The node's response failed (a malformed chunked body, a cut) before a byte of it went
+         * to the client: what it had queued is taken back and the client gets a 502 like for a
+         * bad head, not a cut connection. */
+        px_buf_truncate(&c->out, (size_t)(t->out_mark - c->sent_total));
+        t->resp_started = false;
+        t->resp_chunked_out = false;
+        t->resp_close_out = false;
     }
     if (t->resp_started && !t->resp_done) {
         /* Part of the response went out: only an abortive close tells the client it is cut. */

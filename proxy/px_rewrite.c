@@ -75,8 +75,7 @@ struct px_req_view {
     const struct xf_hdr *conn[16];
     const struct xf_hdr *te[8];
     const struct xf_hdr *cl[8];
-    const struct xf_hdr *xff[8];
-    size_t n_host, n_conn, n_te, n_cl, n_xff;
+    size_t n_host, n_conn, n_te, n_cl;
     bool expect_100;
 };
 
@@ -103,8 +102,6 @@ px_req_view_build(const struct xf_hdr *hdrs, size_t n, struct px_req_view *v)
             PX_COLLECT(te, n_te);
         else if (xf_span_ieq(nm, len, "content-length"))
             PX_COLLECT(cl, n_cl);
-        else if (xf_span_ieq(nm, len, "x-forwarded-for"))
-            PX_COLLECT(xff, n_xff);
         else if (xf_span_ieq(nm, len, "expect"))
             v->expect_100 = px_http_list_has(h->value, h->value_len, "100-continue");
 #undef PX_COLLECT
@@ -236,9 +233,16 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
         if (px_add_field(out, hd->name, hd->name_len, hd->value, hd->value_len) == -1)
             goto oom;
     }
+    /* Every X-Forwarded-For line, in order, joined, then the client: a gateway that trusts the
+     * right-most hop must find the real client there however many lines came (the head limit
+     * bounds them). Empty ones add nothing. */
     px_buf_append(out, "X-Forwarded-For: ", 17);
-    for (size_t i = 0; i < XF_MIN(v.n_xff, XF_ARRAY_LEN(v.xff)); i++) {
-        px_buf_append(out, v.xff[i]->value, v.xff[i]->value_len);
+    for (size_t i = 0; i < in->n_hdrs; i++) {
+        const struct xf_hdr *hd = &hdrs[i];
+
+        if (hd->value_len == 0 || !xf_span_ieq(hd->name, hd->name_len, "x-forwarded-for"))
+            continue;
+        px_buf_append(out, hd->value, hd->value_len);
         px_buf_append(out, ", ", 2);
     }
     px_add(out, in->client_ip);

@@ -36,6 +36,10 @@ px_resp_on_status(llhttp_t *p, const char *at, size_t len)
 {
     struct px_resp_head *h = px_upstream_head_of(p);
 
+    /* RFC 9112 4: the reason phrase is text, as a header value is; NUL or a control byte there
+     * is refused alike (it would reach the client otherwise). */
+    if (!px_http_value_ok(at, len))
+        return px_resp_fail(p, "control character in the response's reason phrase");
     h->reason = at;
     h->reason_len = len;
     return 0;
@@ -67,7 +71,8 @@ px_resp_on_header_value(llhttp_t *p, const char *at, size_t len)
         return px_resp_fail(p, "empty header name in the response");
     if (!px_http_value_ok(at, len))
         return px_resp_fail(p, "control character or obs-fold in a response header");
-    if (px_http_is_fold(at))
+    /* An empty value (len 0) is a span at the start of the next line: never a fold. */
+    if (len > 0 && px_http_is_fold(at))
         return px_resp_fail(p, "obs-fold in a response header");
     u->w->resp_hdrs[h->n_hdrs].value = at;
     u->w->resp_hdrs[h->n_hdrs].value_len = (uint32_t)len;
