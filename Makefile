@@ -98,6 +98,10 @@ $(BIN)/xfbench: $(XFBENCH_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
 $(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(XFBENCH_LIB_OBJS) $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
 
+# An LD_PRELOAD getaddrinfo for the integration tests: slow and changing DNS answers on demand.
+$(BUILD)/tests/libfakedns.so: tests/integration/shim/fake_dns.c
+	$(call say,CC,$<)mkdir -p $(@D) && $(CC) -shared -fPIC -O1 -g -Wall -Wextra -o $@ $< -ldl
+
 $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.a
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) $(XF_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(LDLIBS)
 
@@ -105,7 +109,7 @@ $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libxf.
 ifneq ($(SAN),)
 TEST_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 endif
-TEST_ENV += XF_BIN=$(abspath $(BIN)) XF_SRC=$(abspath .)
+TEST_ENV += XF_BIN=$(abspath $(BIN)) XF_SRC=$(abspath .) XF_FAKE_DNS_LIB=$(abspath $(BUILD)/tests/libfakedns.so)
 CRIT_OPTS ?= --jobs 2
 
 # Criterion 2.4 may count a test whose process a sanitizer aborted at exit as passing: under SAN
@@ -115,7 +119,7 @@ SAN_CHECK = $(if $(SAN),&& ! grep -nE 'Sanitizer|runtime error:|crashed during i
 unit: deps-check $(BUILD)/tests/unit_tests
 	set -o pipefail; $(TEST_ENV) $(BUILD)/tests/unit_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/unit.log $(call SAN_CHECK,$(BUILD)/unit.log)
 
-integration: deps-check $(PROGS) $(BUILD)/tests/integration_tests
+integration: deps-check $(PROGS) $(BUILD)/tests/integration_tests $(BUILD)/tests/libfakedns.so
 	set -o pipefail; $(TEST_ENV) $(BUILD)/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/integration.log $(call SAN_CHECK,$(BUILD)/integration.log)
 
 test: deps

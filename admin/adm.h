@@ -81,6 +81,9 @@ void adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, voi
  * arg is the adm_server (px_health_event_fn).
  */
 void adm_server_node_event(void *arg, const char *what, const char *from, const char *to);
+/* The resolver `add node` hands host names to (borrowed), so that a slow DNS never stalls the
+ * event loop; without one they are resolved at once. */
+void adm_server_set_resolver(struct adm_server *s, struct cfg_resolver *r);
 /* What `show version` says of the proxy: fn(arg) returns "starting" (the first health checks are
  * not done: connections wait), "serving" or "stopping". Without it the line is left out. */
 void adm_server_set_status(struct adm_server *s, const char *(*fn)(void *arg), void *arg);
@@ -441,14 +444,23 @@ struct adm_state {
     void *published_arg;              /* borrowed */
     const char *(*status)(void *arg); /* NULL until adm_server_set_status */
     void *status_arg;                 /* borrowed */
+    /* Host names of `add node` are resolved off the loop (NULL, as in unit tests: at once). */
+    struct cfg_resolver *resolver; /* borrowed */
+    void *pending;                 /* the job an ADM_PENDING command left, for the server */
+    /* A pending command finished: its whole reply (closing empty line included) is in `reply`
+     * and st->exec_gen says which state file text it waits for; `job` is the one st->pending
+     * named when the command returned ADM_PENDING. */
+    void (*job_done)(void *arg, void *job, struct evbuffer *reply);
+    void *job_done_arg;
 };
 
 enum adm_result {
-    ADM_OK = 0, /* the reply is a success */
-    ADM_ERROR,  /* the reply starts with "error: " */
-    ADM_SILENT, /* a blank line: no reply */
-    ADM_CLOSE,  /* success, and the connection closes after the reply (quit) */
-    ADM_WATCH,  /* success (one line, no closing empty line): the connection streams events */
+    ADM_OK = 0,  /* the reply is a success */
+    ADM_ERROR,   /* the reply starts with "error: " */
+    ADM_SILENT,  /* a blank line: no reply */
+    ADM_CLOSE,   /* success, and the connection closes after the reply (quit) */
+    ADM_WATCH,   /* success (one line, no closing empty line): the connection streams events */
+    ADM_PENDING, /* no reply yet: it comes through st->job_done (st->pending names the job) */
 };
 
 /*

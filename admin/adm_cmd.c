@@ -351,6 +351,8 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     } else {
         res = adm_dispatch(st, peer, &a, &r);
     }
+    if (res == ADM_PENDING)
+        return res; /* its reply comes through st->job_done */
     if (r.failed)
         res = ADM_ERROR;
     adm_state_changed(st); /* what the command changed goes to the state file, once */

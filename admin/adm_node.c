@@ -177,15 +177,19 @@ adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const stru
     return ADM_OK;
 }
 
-/* Publishes `next` (taken), records the change of node c/addr, logs it. */
+/* Publishes `next` (taken), records the change of node c/addr as made by `cmd` (the text of
+ * the command line `a` when NULL), logs it. */
 static void
-adm_node_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-                 struct bal_snapshot *next, enum cfg_cluster_id c, const char *addr,
-                 const char *from, const char *to)
+adm_node_publish_as(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                    const char *cmd_text, struct bal_snapshot *next, enum cfg_cluster_id c,
+                    const char *addr, const char *from, const char *to)
 {
     char cmd[96], what[160], logged[256];
 
-    adm_command_text(a, cmd, sizeof(cmd));
+    if (cmd_text != NULL)
+        snprintf(cmd, sizeof(cmd), "%s", cmd_text);
+    else
+        adm_command_text(a, cmd, sizeof(cmd));
     snprintf(what, sizeof(what), "node %s/%s", cfg_cluster_name(c), addr);
     adm_publish(st, next);
     adm_events_add(&st->events, peer->uid, peer->pid, cmd, what, from, to);
@@ -195,10 +199,89 @@ adm_node_publish(struct adm_state *st, const struct adm_peer *peer, const struct
            adm_log_text(cmd, logged, sizeof(logged)));
 }
 
+static void
+adm_node_publish(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct bal_snapshot *next, enum cfg_cluster_id c, const char *addr,
+                 const char *from, const char *to)
+{
+    adm_node_publish_as(st, peer, a, NULL, next, c, addr, from, to);
+}
+
 static enum adm_result
 adm_node_unknown(struct adm_reply *r, enum cfg_cluster_id c, const char *addr)
 {
     return adm_reply_error(r, "no node %s/%s; show nodes lists them", cfg_cluster_name(c), addr);
+}
+
+/* Adds node `addr` to cluster c with `weight` and answers; the command was parsed (and the
+ * address resolved) already. */
+static enum adm_result
+adm_node_add(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             const char *cmd, enum cfg_cluster_id c, const struct cfg_addr *addr, unsigned weight,
+             struct adm_reply *r)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *next;
+    enum cfg_cluster_id other;
+    char to[48];
+    size_t i;
+
+    next = adm_snapshot_begin(st);
+    if (next == NULL)
+        return adm_reply_error(r, "out of memory; nothing changed");
+    if (bal_snapshot_find(next, addr->text, &other, &i) == 0) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s is already a node of %s", addr->text,
+                               cfg_cluster_name(other));
+    }
+    if (bal_snapshot_add_node(next, c, addr, weight, &err) == -1) {
+        bal_snapshot_unref(next);
+        return adm_reply_error(r, "%s; nothing changed", err.msg);
+    }
+    snprintf(to, sizeof(to), "weight %u up", weight);
+    adm_node_publish_as(st, peer, a, cmd, next, c, addr->text, "-", to);
+    if (st->cfg->clusters[c].health.enabled)
+        adm_reply_line(r,
+                       "ok: added node %s/%s weight %u; it takes requests once it passes %u "
+                       "health checks (show nodes)",
+                       cfg_cluster_name(c), addr->text, weight, st->cfg->clusters[c].health.rise);
+    else
+        adm_reply_line(r, "ok: added node %s/%s weight %u", cfg_cluster_name(c), addr->text,
+                       weight);
+    return ADM_OK;
+}
+
+/* An `add node` whose host name is being resolved off the loop (adm_node_on_resolved). */
+struct adm_add_job {
+    struct adm_state *st; /* borrowed */
+    struct adm_peer peer;
+    enum cfg_cluster_id cluster;
+    unsigned weight;
+    char text[128]; /* the address as typed */
+    char cmd[96];   /* the command, as the audit trail keeps it */
+};
+
+/* cfg_resolved_fn of an `add node`: adds the node, or answers why not, to the client that waits. */
+static void
+adm_node_on_resolved(void *arg, const struct cfg_addr *addr, const char *error)
+{
+    struct adm_add_job *job = arg;
+    struct adm_state *st = job->st;
+    struct adm_reply r = {st->reply, false};
+    char q[ADM_QUOTE_TEXT];
+
+    evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
+    st->exec_gen = 0;
+    if (addr == NULL)
+        adm_reply_error(&r, "bad address %s: %s",
+                        adm_quote(job->text, strlen(job->text), q, sizeof(q)), error);
+    else
+        adm_node_add(st, &job->peer, NULL, job->cmd, job->cluster, addr, job->weight, &r);
+    adm_state_changed(st);
+    evbuffer_add(st->reply, "\n", 1); /* the reply's end */
+    if (st->job_done != NULL)
+        st->job_done(st->job_done_arg, job, st->reply);
+    free(job);
 }
 
 enum adm_result
@@ -206,12 +289,10 @@ adm_cmd_add_node(struct adm_state *st, const struct adm_peer *peer, const struct
                  struct adm_reply *r)
 {
     struct xf_err err = {{0}};
-    struct bal_snapshot *next;
     struct cfg_addr addr;
-    enum cfg_cluster_id c, other;
-    char q[ADM_QUOTE_TEXT], text[128], to[48];
+    enum cfg_cluster_id c;
+    char q[ADM_QUOTE_TEXT], text[128];
     unsigned weight = 1;
-    size_t i;
 
     if (adm_node_cluster(a->v[2], &c) == -1)
         return adm_reply_error(r, "unknown cluster %s; expected x or y",
@@ -227,30 +308,30 @@ adm_cmd_add_node(struct adm_state *st, const struct adm_peer *peer, const struct
                                adm_quote(a->v[3].ptr, a->v[3].len, q, sizeof(q)));
     memcpy(text, a->v[3].ptr, a->v[3].len);
     text[a->v[3].len] = '\0';
+    if (st->resolver != NULL && cfg_addr_is_name(text)) {
+        /* A host name: getaddrinfo may take seconds, which the proxy's loop must not wait. The
+         * reply comes when the resolver thread answers (st->job_done). */
+        struct adm_add_job *job = calloc(1, sizeof(*job));
+
+        if (job == NULL)
+            return adm_reply_error(r, "out of memory; nothing changed");
+        job->st = st;
+        job->peer = *peer;
+        job->cluster = c;
+        job->weight = weight;
+        memcpy(job->text, text, sizeof(text));
+        adm_command_text(a, job->cmd, sizeof(job->cmd));
+        if (cfg_resolver_submit(st->resolver, text, adm_node_on_resolved, job) == -1) {
+            free(job);
+            return adm_reply_error(r, "too many host names being resolved; try again");
+        }
+        st->pending = job;
+        return ADM_PENDING;
+    }
     if (cfg_addr_parse(text, &addr, &err) == -1)
         return adm_reply_error(r, "bad address %s: %s",
                                adm_quote(a->v[3].ptr, a->v[3].len, q, sizeof(q)), err.msg);
-    next = adm_snapshot_begin(st);
-    if (next == NULL)
-        return adm_reply_error(r, "out of memory; nothing changed");
-    if (bal_snapshot_find(next, addr.text, &other, &i) == 0) {
-        bal_snapshot_unref(next);
-        return adm_reply_error(r, "%s is already a node of %s", addr.text, cfg_cluster_name(other));
-    }
-    if (bal_snapshot_add_node(next, c, &addr, weight, &err) == -1) {
-        bal_snapshot_unref(next);
-        return adm_reply_error(r, "%s; nothing changed", err.msg);
-    }
-    snprintf(to, sizeof(to), "weight %u up", weight);
-    adm_node_publish(st, peer, a, next, c, addr.text, "-", to);
-    if (st->cfg->clusters[c].health.enabled)
-        adm_reply_line(r,
-                       "ok: added node %s/%s weight %u; it takes requests once it passes %u "
-                       "health checks (show nodes)",
-                       cfg_cluster_name(c), addr.text, weight, st->cfg->clusters[c].health.rise);
-    else
-        adm_reply_line(r, "ok: added node %s/%s weight %u", cfg_cluster_name(c), addr.text, weight);
-    return ADM_OK;
+    return adm_node_add(st, peer, a, NULL, c, &addr, weight, r);
 }
 
 /*

@@ -33,7 +33,8 @@ struct adm_client {
     /* A reply held until the state file's writer has the change on disk (wait_gen written):
      * no further command of this client runs meanwhile, so replies stay in order. */
     struct evbuffer *held; /* owned; NULL when no reply is held */
-    uint64_t wait_gen;
+    uint64_t wait_gen;     /* UINT64_MAX while its command is still pending (job) */
+    void *job;             /* borrowed: the pending command's job (st->job_done names it) */
     TAILQ_ENTRY(adm_client) link;
 };
 
@@ -165,6 +166,44 @@ adm_server_note_unsaved(struct evbuffer *held, const char *error)
     free(text);
 }
 
+/* Sends a held reply and goes on with the client's next commands. */
+static void
+adm_client_release(struct adm_client *c, const struct adm_saver_status *st)
+{
+    if (st != NULL && st->error_wall_ms != 0)
+        adm_server_note_unsaved(c->held, st->error);
+    evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held);
+    evbuffer_free(c->held);
+    c->held = NULL;
+    adm_client_process(c);
+}
+
+/* st->job_done: a pending command finished; its client (if it is still there) gets the reply,
+ * once the change it made is on disk. */
+static void
+adm_server_job_done(void *arg, void *job, struct evbuffer *reply)
+{
+    struct adm_server *s = arg;
+    struct adm_client *c;
+
+    TAILQ_FOREACH(c, &s->clients, link)
+    {
+        if (c->job == job)
+            break;
+    }
+    if (c == NULL) {
+        evbuffer_drain(reply, evbuffer_get_length(reply)); /* its client went away */
+        return;
+    }
+    c->job = NULL;
+    evbuffer_add_buffer(c->held, reply);
+    if (adm_server_must_wait(s, s->state.exec_gen)) {
+        c->wait_gen = s->state.exec_gen;
+        return;
+    }
+    adm_client_release(c, NULL);
+}
+
 /*
  * The writer finished a write: each held reply whose change is on disk goes out (with a note
  * when the write failed: the change is in force but would not survive a restart), and its
@@ -183,15 +222,8 @@ adm_server_on_saved(evutil_socket_t fd, short what, void *arg)
     adm_saver_status(s->state.saver, &st);
     for (c = TAILQ_FIRST(&s->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->held == NULL || st.written < c->wait_gen)
-            continue;
-        if (st.error_wall_ms != 0)
-            adm_server_note_unsaved(c->held, st.error);
-        evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held);
-        evbuffer_free(c->held);
-        c->held = NULL;
-        if (adm_client_process(c) == ADM_CLIENT_GONE)
-            continue;
+        if (c->held != NULL && c->job == NULL && st.written >= c->wait_gen)
+            adm_client_release(c, &st);
     }
 }
 
@@ -250,6 +282,20 @@ adm_client_process(struct adm_client *c)
 
             if (res == ADM_CLOSE)
                 c->closing = true;
+            if (res == ADM_PENDING) {
+                /* No reply yet (a host name being resolved): nothing more runs for this client
+                 * until it comes (adm_server_job_done). */
+                c->held = evbuffer_new();
+                if (c->held == NULL) {
+                    adm_client_drop(c, "out_of_memory");
+                    return ADM_CLIENT_GONE;
+                }
+                c->job = st->pending;
+                st->pending = NULL;
+                c->wait_gen = UINT64_MAX;
+                evbuffer_drain(in, consumed);
+                return ADM_CLIENT_ALIVE;
+            }
             if (adm_server_must_wait(c->srv, st->exec_gen)) {
                 /* An "ok:" must survive a crash: the reply goes once the change is on disk. */
                 c->held = evbuffer_new();
@@ -763,6 +809,8 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
     s->state_ready = true;
     s->state.events.notify = adm_server_on_event;
     s->state.events.notify_arg = s;
+    s->state.job_done = adm_server_job_done;
+    s->state.job_done_arg = s;
     s->scratch = evbuffer_new();
     if (s->scratch == NULL) {
         xf_err_set(err, "admin: out of memory");
@@ -820,6 +868,12 @@ adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *ar
 {
     s->state.health_info = fn;
     s->state.health_info_arg = arg;
+}
+
+void
+adm_server_set_resolver(struct adm_server *s, struct cfg_resolver *r)
+{
+    s->state.resolver = r;
 }
 
 void

@@ -238,6 +238,11 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
                            adm_duration_text(cl->slow_start_ms, d, sizeof(d)));
         else
             adm_reply_line(r, "clusters.%s.slow_start off", name);
+        if (cl->resolve_interval_ms != 0)
+            adm_reply_line(r, "clusters.%s.resolve_interval %s", name,
+                           adm_duration_text(cl->resolve_interval_ms, d, sizeof(d)));
+        else
+            adm_reply_line(r, "clusters.%s.resolve_interval off", name);
         /* The nodes as they are now: those added at run time listed, those deleted not. */
         for (size_t i = 0; i < snap->clusters[c].n_nodes; i++)
             adm_show_node(r, name, cl, &snap->clusters[c], &snap->clusters[c].nodes[i]);

@@ -78,10 +78,12 @@ struct cfg_cluster {
     struct cfg_outlier outlier;
     bool failover; /* with no healthy node, send this cluster's requests to the other one;
                       default true for y, false for x */
-    unsigned max_connections; /* default for the nodes: 0 (no limit) */
-    unsigned max_pending;     /* default for the nodes: 100 */
-    unsigned slow_start_ms;   /* a node coming into service ramps its weight up over this; 0:
-                                 off (default) */
+    unsigned max_connections;     /* default for the nodes: 0 (no limit) */
+    unsigned max_pending;         /* default for the nodes: 100 */
+    unsigned slow_start_ms;       /* a node coming into service ramps its weight up over this; 0:
+                                     off (default) */
+    unsigned resolve_interval_ms; /* nodes named by a host name are looked up again this often;
+                                     0: only at start-up and add node (default) */
 };
 
 enum cfg_key_kind {
@@ -173,6 +175,32 @@ void cfg_free(struct cfg *cfg);
 
 /* Parses "host:port" or "[v6]:port" into `out` (resolving host names). Returns 0 or -1 with err. */
 int cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err);
+/* Whether `text` names its host (cfg_addr_parse would ask the resolver), rather than an IPv4 or
+ * [IPv6] address; false for text that is no address at all. */
+bool cfg_addr_is_name(const char *text);
+
+/*
+ * Host names resolved off the event loop (config/cfg_resolver.c): one thread runs cfg_addr_parse,
+ * which may wait seconds for a slow resolver; the loop watches cfg_resolver_fd and calls
+ * cfg_resolver_collect, which runs each finished lookup's callback on the loop's thread.
+ */
+struct cfg_resolver;
+/* The result of a lookup: addr (borrowed for the call) or NULL with error (borrowed). */
+typedef void (*cfg_resolved_fn)(void *arg, const struct cfg_addr *addr, const char *error);
+struct cfg_resolver *cfg_resolver_new(struct xf_err *err);
+/* Readable when finished lookups wait for cfg_resolver_collect. */
+int cfg_resolver_fd(const struct cfg_resolver *r);
+/* Queues a lookup of "host:port" (copied); fn(arg, ...) runs from cfg_resolver_collect. Returns
+ * 0, or -1 when the text is too long, memory is short or 1024 lookups wait already. */
+int cfg_resolver_submit(struct cfg_resolver *r, const char *text, cfg_resolved_fn fn, void *arg);
+/* Runs the callbacks of the lookups finished so far (clears the fd's readiness). */
+void cfg_resolver_collect(struct cfg_resolver *r);
+/* The callbacks of the lookups queued with `arg` will not run (arg is about to be freed). */
+void cfg_resolver_cancel(struct cfg_resolver *r, void *arg);
+/* Stops the thread (after the lookup under way, if any), runs the callbacks of the lookups left
+ * (finished ones with their result, the others with an error) and frees everything; NULL is a
+ * no-op. */
+void cfg_resolver_free(struct cfg_resolver *r);
 
 /* Parses a duration ("250ms", "3s", "1m", "1h", "1m30s"; a bare number is seconds) into ms. */
 int cfg_duration_parse(const char *text, unsigned *out_ms, struct xf_err *err);

@@ -29,11 +29,12 @@ enum cfg_cluster_key {
     CFG_CLUSTER_HEALTH,
     CFG_CLUSTER_OUTLIER,
     CFG_CLUSTER_SLOW_START,
+    CFG_CLUSTER_RESOLVE_INTERVAL,
     CFG_CLUSTER_KEY_COUNT,
 };
 static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
-    "nodes",       "balance", "failover", "max_connections",
-    "max_pending", "health",  "outlier",  "slow_start",
+    "nodes",  "balance", "failover",   "max_connections",  "max_pending",
+    "health", "outlier", "slow_start", "resolve_interval",
 };
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 
@@ -475,6 +476,20 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
         cfg_get_timeout(ctx, v[CFG_CLUSTER_SLOW_START], cfg_path_key(sub, path, "slow_start"),
                         &cluster->slow_start_ms) == -1)
         return -1;
+    if (v[CFG_CLUSTER_RESOLVE_INTERVAL] != NULL) {
+        char shown[CFG_SHOW_SIZE];
+
+        if (cfg_get_timeout(ctx, v[CFG_CLUSTER_RESOLVE_INTERVAL],
+                            cfg_path_key(sub, path, "resolve_interval"),
+                            &cluster->resolve_interval_ms) == -1)
+            return -1;
+        /* Every node's host name is looked up each interval: more often than a second would
+         * flood the resolver for nothing (DNS answers live seconds at least). */
+        if (cluster->resolve_interval_ms < 1000)
+            return cfg_fail(ctx, v[CFG_CLUSTER_RESOLVE_INTERVAL], sub,
+                            "expected a duration from 1s to 24h, got %s",
+                            cfg_got(v[CFG_CLUSTER_RESOLVE_INTERVAL], shown));
+    }
     return 0;
 }
 

@@ -219,6 +219,18 @@ cfg_addr_split(const char *text, const char *shown, char *host, unsigned *port, 
     return 0;
 }
 
+bool
+cfg_addr_is_name(const char *text)
+{
+    char host[sizeof(((struct cfg_addr *)0)->text)];
+    unsigned port;
+    int family;
+
+    if (strlen(text) >= sizeof(host) || cfg_addr_split(text, "", host, &port, &family, NULL) == -1)
+        return false;
+    return family == AF_UNSPEC;
+}
+
 int
 cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err)
 {

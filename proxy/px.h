@@ -220,6 +220,7 @@ struct px_pool_target {
 struct px_pool {
     uint32_t id;
     unsigned n_idle; /* over every target */
+    unsigned gen;    /* bumped when the node's address changes: older connections are not reused */
     unsigned n_busy;
     bool closing;       /* the node is not up in the current snapshot (draining, disabled, removed):
                            its connections close instead of going back to the pool */
@@ -402,6 +403,9 @@ void px_health_set_events(struct px_health *h, px_health_event_fn fn, void *arg)
 /* Looks at the current snapshot now (arg: the px_health): nodes an admin command added get their
  * records and first probes at once, nodes brought back into service start their slow start. */
 void px_health_refresh(void *arg);
+/* The resolver (borrowed) that looks the nodes' host names up again every
+ * clusters.*.resolve_interval; a node whose name gets a new address is published with it. */
+void px_health_set_resolver(struct px_health *h, struct cfg_resolver *r);
 /* Stops every probe and frees it; NULL is a no-op. */
 void px_health_free(struct px_health *h);
 /* The outcome of one attempt on live traffic for node `id` of cluster `c`: ok, or a connect

@@ -53,6 +53,7 @@ struct px_upstream {
     struct px_worker *w;           /* borrowed */
     struct px_pool *pool;          /* borrowed */
     unsigned target;               /* index of pool->t: the address it is connected to */
+    unsigned gen;                  /* pool->gen when it connected */
     struct px_txn *txn;            /* borrowed: the transaction it serves (which owns it) */
     TAILQ_ENTRY(px_upstream) link; /* in pool->t[target].idle while idle */
     int fd;                        /* owned */

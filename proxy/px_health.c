@@ -2,6 +2,7 @@
  * the snapshots that carry their verdict to the data path. */
 #include "proxy/px.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -91,6 +92,15 @@ struct px_health {
     void *notify_arg;
     px_health_event_fn event; /* a state change, for the admin socket's watchers; may be NULL */
     void *event_arg;
+    struct cfg_resolver *resolver;               /* borrowed; NULL: names not looked up again */
+    struct event *resolve_ev[CFG_CLUSTER_COUNT]; /* owned: clusters.*.resolve_interval */
+    bool lookup_failed[CFG_CLUSTER_COUNT];       /* a failed lookup was logged (once per run) */
+    /* The resolve timers' argument: h, and the cluster in id. */
+    struct px_relookup {
+        struct px_health *h; /* borrowed */
+        uint32_t id;         /* a node's id; for a resolve timer, its cluster */
+        char text[sizeof(((struct cfg_addr *)0)->text)];
+    } resolve_ctx[CFG_CLUSTER_COUNT];
 };
 
 static void px_health_on_probe_timer(evutil_socket_t fd, short what, void *arg);
@@ -632,6 +642,129 @@ px_health_on_eject_end(evutil_socket_t fd, short what, void *arg)
     px_health_publish(n->h);
 }
 
+/* --- host names looked up again (clusters.*.resolve_interval) --- */
+
+/* An address's host as text, for the log. */
+static const char *
+px_health_host_text(const struct cfg_addr *a, char *buf, size_t size)
+{
+    const void *raw = a->sa.ss_family == AF_INET6
+                          ? (const void *)&((const struct sockaddr_in6 *)&a->sa)->sin6_addr
+                          : (const void *)&((const struct sockaddr_in *)&a->sa)->sin_addr;
+
+    if (inet_ntop(a->sa.ss_family, raw, buf, (socklen_t)size) == NULL)
+        snprintf(buf, size, "?");
+    return buf;
+}
+
+/* Publishes a snapshot in which node `id` (still named `text`) has the address `addr`. */
+static void
+px_health_readdress(struct px_health *h, uint32_t id, const char *text, const struct cfg_addr *addr)
+{
+    struct bal_snapshot *cur = bal_router_acquire(h->router), *next = NULL;
+    char was[INET6_ADDRSTRLEN], now[INET6_ADDRSTRLEN];
+
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < cur->clusters[c].n_nodes; i++) {
+            const struct bal_node *n = &cur->clusters[c].nodes[i];
+
+            if (n->id != id || strcmp(n->addr.text, text) != 0)
+                continue;
+            if (n->addr.sa_len == addr->sa_len && memcmp(&n->addr.sa, &addr->sa, addr->sa_len) == 0)
+                goto out; /* the same answer */
+            next = bal_snapshot_copy(cur, cur->version + 1);
+            if (next == NULL) {
+                XF_LOG(XF_LOG_ERR, "health", "event=publish_failed error=\"out of memory\"");
+                goto out;
+            }
+            next->clusters[c].nodes[i].addr = *addr;
+            XF_LOG(XF_LOG_WARN, "health",
+                   "event=node_address_changed cluster=%s node=%s from=%s to=%s",
+                   cfg_cluster_name((enum cfg_cluster_id)c), text,
+                   px_health_host_text(&n->addr, was, sizeof(was)),
+                   px_health_host_text(addr, now, sizeof(now)));
+            if (id < h->n_nodes && h->nodes[id] != NULL)
+                h->nodes[id]->addr = *addr; /* its probes go there too */
+            bal_router_publish(h->router, next);
+            if (h->notify != NULL)
+                h->notify(h->notify_arg);
+            goto out;
+        }
+out:
+    bal_snapshot_unref(cur);
+}
+
+/* cfg_resolved_fn of a node looked up again: a new address is published; a failure keeps the
+ * old one (logged once per run of failures of the cluster). */
+static void
+px_health_on_relooked(void *arg, const struct cfg_addr *addr, const char *error)
+{
+    struct px_relookup *r = arg;
+    struct px_health *h = r->h;
+    struct px_hnode *n = r->id < h->n_nodes ? h->nodes[r->id] : NULL;
+
+    if (n != NULL && strcmp(n->addr.text, r->text) == 0) {
+        if (addr == NULL) {
+            if (!h->lookup_failed[n->cluster])
+                XF_LOG(XF_LOG_WARN, "health",
+                       "event=resolve_failed cluster=%s node=%s error=\"%s\" note=\"the node "
+                       "keeps its last address; logged once until a lookup works\"",
+                       cfg_cluster_name(n->cluster), r->text, error);
+            h->lookup_failed[n->cluster] = true;
+        } else {
+            h->lookup_failed[n->cluster] = false;
+            px_health_readdress(h, r->id, r->text, addr);
+        }
+    }
+    free(r);
+}
+
+/* The resolve timer of a cluster (arg: its timer's index in resolve_ev): each node named by a
+ * host name is looked up again. */
+static void
+px_health_on_resolve_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_health *h = ((struct px_relookup *)arg)->h;
+    enum cfg_cluster_id c = (enum cfg_cluster_id)((struct px_relookup *)arg)->id;
+    struct bal_snapshot *s = bal_router_acquire(h->router);
+    struct timeval tv = px_health_tv(h->cfg->clusters[c].resolve_interval_ms);
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
+        const struct bal_node *n = &s->clusters[c].nodes[i];
+        struct px_relookup *r;
+
+        if (!cfg_addr_is_name(n->addr.text) || (r = calloc(1, sizeof(*r))) == NULL)
+            continue;
+        r->h = h;
+        r->id = n->id;
+        memcpy(r->text, n->addr.text, sizeof(r->text));
+        if (cfg_resolver_submit(h->resolver, r->text, px_health_on_relooked, r) == -1)
+            free(r); /* the resolver is full: the next interval tries again */
+    }
+    bal_snapshot_unref(s);
+    evtimer_add(h->resolve_ev[c], &tv);
+}
+
+void
+px_health_set_resolver(struct px_health *h, struct cfg_resolver *r)
+{
+    h->resolver = r;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        unsigned every = h->cfg->clusters[c].resolve_interval_ms;
+        struct timeval tv = px_health_tv(every);
+
+        if (every == 0 || r == NULL || h->resolve_ev[c] != NULL)
+            continue;
+        h->resolve_ctx[c].h = h;
+        h->resolve_ctx[c].id = (uint32_t)c;
+        h->resolve_ev[c] = evtimer_new(h->base, px_health_on_resolve_timer, &h->resolve_ctx[c]);
+        if (h->resolve_ev[c] != NULL)
+            evtimer_add(h->resolve_ev[c], &tv);
+    }
+}
+
 /* --- records --- */
 
 static void
@@ -831,6 +964,9 @@ px_health_free(struct px_health *h)
         event_free(h->sync_ev);
     if (h->warmup_ev != NULL)
         event_free(h->warmup_ev);
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        if (h->resolve_ev[c] != NULL)
+            event_free(h->resolve_ev[c]);
     free(h);
 }
 

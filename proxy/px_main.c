@@ -52,6 +52,15 @@ px_main_ready(void *arg)
     px_worker_start(arg);
 }
 
+/* The resolver thread finished lookups: their callbacks run here, on the loop's thread. */
+static void
+px_main_on_resolved(evutil_socket_t fd, short what, void *arg)
+{
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    cfg_resolver_collect(arg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -68,6 +77,8 @@ main(int argc, char **argv)
     struct adm_server *adm = NULL;
     struct px_health *health = NULL;
     struct px_main_wired wired = {0};
+    struct cfg_resolver *resolver = NULL;
+    struct event *ev_resolved = NULL;
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
     bool test = false;
@@ -118,6 +129,17 @@ main(int argc, char **argv)
     w = px_worker_new(cfg, &router, &err);
     if (w == NULL || px_worker_listen(w, &err) == -1)
         goto fail;
+    /* Host names met at run time (add node, re-resolving) are looked up by a thread: a slow
+     * resolver must never stall the loop that carries the traffic. */
+    resolver = cfg_resolver_new(&err);
+    if (resolver == NULL)
+        goto fail;
+    ev_resolved = event_new(w->base, cfg_resolver_fd(resolver), EV_READ | EV_PERSIST,
+                            px_main_on_resolved, resolver);
+    if (ev_resolved == NULL || event_add(ev_resolved, NULL) == -1) {
+        xf_err_set(&err, "out of memory");
+        goto fail;
+    }
     adm = adm_server_new(w->base, cfg, &router, &err);
     if (adm == NULL) {
         /*
@@ -136,6 +158,7 @@ main(int argc, char **argv)
         goto fail;
     w->health = health;
     px_health_set_notify(health, px_worker_refresh, w);
+    px_health_set_resolver(health, resolver);
     if (adm != NULL) {
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);
@@ -143,6 +166,7 @@ main(int argc, char **argv)
         adm_server_set_published(adm, px_main_published, &wired);
         px_health_set_events(health, adm_server_node_event, adm);
         adm_server_set_status(adm, px_worker_status, w);
+        adm_server_set_resolver(adm, resolver);
     }
     wired.w = w;
     wired.health = health;
@@ -158,6 +182,11 @@ fail:
     XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
     rc = 1;
 out:
+    if (ev_resolved != NULL)
+        event_free(ev_resolved);
+    /* Before its users: lookups still queued get their callback (with an error) while the admin
+     * socket and the health checks that asked are still there. */
+    cfg_resolver_free(resolver);
     adm_server_free(adm);
     if (w != NULL)
         w->health = NULL;

@@ -317,6 +317,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target, int 
     u->w = w;
     u->pool = pool;
     u->target = target;
+    u->gen = pool->gen;
     u->fd = fd;
     event_assign(&u->rev, w->base, fd, EV_READ | EV_PERSIST, px_upstream_on_read, u);
     event_assign(&u->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_upstream_on_write, u);
@@ -346,7 +347,7 @@ px_upstream_release(struct px_upstream *u, bool reuse)
 
     u->txn = NULL;
     if (!reuse || u->broken || u->state != PX_U_BUSY || px_buf_len(&u->out) > 0 ||
-        px_buf_len(&u->in) > 0 || w->draining || u->pool->closing) {
+        px_buf_len(&u->in) > 0 || w->draining || u->pool->closing || u->gen != u->pool->gen) {
         px_upstream_free(u);
         return;
     }

@@ -23,6 +23,21 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
     return event_base_init_common_timeout(w->base, &tv);
 }
 
+static void px_pool_set_addr(const struct px_worker *w, struct px_pool *pool,
+                             const struct bal_node *node);
+
+/* The node's host name got another address (clusters.*.resolve_interval): connections to the
+ * old one are not used again (idle ones close now, busy ones when their request ends). */
+static void
+px_pool_readdress(struct px_worker *w, struct px_pool *pool, const struct bal_node *node)
+{
+    XF_LOG(XF_LOG_INFO, "proxy", "event=pool_readdressed node=%s idle=%u busy=%u", node->addr.text,
+           pool->n_idle, pool->n_busy);
+    px_pool_close_idle(pool);
+    pool->gen++;
+    px_pool_set_addr(w, pool, node);
+}
+
 /*
  * Marks the pools of nodes that take no new requests in `s` (draining, disabled, down, ejected,
  * weight 0, removed) as closing and closes their idle connections; requests in flight keep theirs
@@ -43,6 +58,9 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
             if (n->id < w->n_pools && w->pools[n->id] != NULL) {
                 struct px_pool *pool = w->pools[n->id];
 
+                if (pool->t[0].addr.sa_len != n->addr.sa_len ||
+                    memcmp(&pool->t[0].addr.sa, &n->addr.sa, n->addr.sa_len) != 0)
+                    px_pool_readdress(w, pool, n);
                 pool->max_conns = n->max_conns;
                 pool->max_pending = n->max_pending;
                 if (bal_node_takes(n))
@@ -178,6 +196,17 @@ px_pool_free(struct px_pool *pool)
     free(pool);
 }
 
+/* Each target's address: the node's, or its host at the target's node_port. */
+static void
+px_pool_set_addr(const struct px_worker *w, struct px_pool *pool, const struct bal_node *node)
+{
+    for (size_t k = 0; k < pool->n_targets; k++) {
+        pool->t[k].addr = node->addr;
+        if (w->target_ports[k] != 0)
+            px_pool_target_addr(&pool->t[k].addr, w->target_ports[k]);
+    }
+}
+
 struct px_pool *
 px_worker_pool(struct px_worker *w, const struct bal_node *node)
 {
@@ -201,12 +230,9 @@ px_worker_pool(struct px_worker *w, const struct bal_node *node)
         pool->max_pending = node->max_pending;
         TAILQ_INIT(&pool->waiting);
         pool->n_targets = w->n_targets;
-        for (size_t k = 0; k < w->n_targets; k++) {
-            pool->t[k].addr = node->addr;
-            if (w->target_ports[k] != 0)
-                px_pool_target_addr(&pool->t[k].addr, w->target_ports[k]);
+        for (size_t k = 0; k < w->n_targets; k++)
             TAILQ_INIT(&pool->t[k].idle);
-        }
+        px_pool_set_addr(w, pool, node);
         w->pools[node->id] = pool;
     }
     return pool;

@@ -435,6 +435,7 @@ Test(adm_config, show_config_has_the_defaults_of_the_new_keys)
                                "clusters.x.outlier.ejection 10s\n"
                                "clusters.x.outlier.max_ejection 5m\n"
                                "clusters.x.slow_start off\n"
+                               "clusters.x.resolve_interval off\n"
                                "clusters.x.node 10.0.0.1:8000 weight 1\n"),
                  NULL),
               "%s", reply);
@@ -491,6 +492,7 @@ Test(adm_config, show_config_gives_health_outlier_and_node_limits_as_set)
                                "clusters.x.health.expect 204\n"
                                "clusters.x.outlier off\n"
                                "clusters.x.slow_start off\n"
+                               "clusters.x.resolve_interval off\n"
                                "clusters.x.node 10.0.0.1:8000 weight 1\n"
                                "clusters.x.node 10.0.0.2:8000 weight 2 max_pending 9\n"),
                  NULL),
@@ -540,6 +542,7 @@ Test(adm_config, show_config_lists_the_nodes_as_they_are_now)
     cr_assert(
         ne(ptr,
            strstr(reply, "\nclusters.x.slow_start 30s\n"
+                         "clusters.x.resolve_interval off\n"
                          "clusters.x.node 10.0.0.1:8000 weight 5 draining (config: weight 1)\n"
                          "clusters.x.node 10.0.0.3:8000 weight 2 (added at run time)\n"
                          "clusters.y.balance "),

@@ -231,7 +231,8 @@ Test(cfg_keys, names_the_closest_key_of_a_cluster)
                           "    nodes: [\"10.0.1.1:8000\"]\n"
                           "    algorithm: hash\n",
                    "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
-                   "balance, failover, max_connections, max_pending, health, outlier, slow_start");
+                   "balance, failover, max_connections, max_pending, health, outlier, slow_start, "
+                   "resolve_interval");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
