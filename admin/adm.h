@@ -447,6 +447,7 @@ struct adm_state {
     /* Host names of `add node` are resolved off the loop (NULL, as in unit tests: at once). */
     struct cfg_resolver *resolver; /* borrowed */
     void *pending;                 /* the job an ADM_PENDING command left, for the server */
+    struct adm_stream *stream;     /* owned until the server takes it: an ADM_MORE reply's rest */
     /* A pending command finished: its whole reply (closing empty line included) is in `reply`
      * and st->exec_gen says which state file text it waits for; `job` is the one st->pending
      * named when the command returned ADM_PENDING. */
@@ -461,6 +462,22 @@ enum adm_result {
     ADM_CLOSE,   /* success, and the connection closes after the reply (quit) */
     ADM_WATCH,   /* success (one line, no closing empty line): the connection streams events */
     ADM_PENDING, /* no reply yet: it comes through st->job_done (st->pending names the job) */
+    ADM_MORE,    /* a first part of a long reply: st->stream gives the rest, a part at a time */
+};
+
+/* Bytes a long reply's part holds, about: the rest waits until the client has read it. */
+#define ADM_STREAM_CHUNK (32u * 1024)
+
+struct adm_reply;
+
+/*
+ * A long reply written a part at a time (show pins with thousands of long keys): next() appends
+ * the next part (about ADM_STREAM_CHUNK bytes of lines) and returns ADM_MORE while more is left,
+ * ADM_OK with the last part; free() releases it, whether or not it was written to the end.
+ */
+struct adm_stream {
+    enum adm_result (*next)(struct adm_state *st, struct adm_stream *s, struct adm_reply *r);
+    void (*free)(struct adm_stream *s);
 };
 
 /*

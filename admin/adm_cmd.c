@@ -353,6 +353,11 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     }
     if (res == ADM_PENDING)
         return res; /* its reply comes through st->job_done */
+    if (res == ADM_MORE) {
+        /* The first part goes out now; the rest, and the closing empty line, later. */
+        evbuffer_add_buffer(out, st->reply);
+        return res;
+    }
     if (r.failed)
         res = ADM_ERROR;
     adm_state_changed(st); /* what the command changed goes to the state file, once */

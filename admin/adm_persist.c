@@ -251,6 +251,17 @@ adm_persist_i64(struct adm_span s, int64_t *out)
     return 0;
 }
 
+/* The times a state file may hold, in ms since 1970: from 2000 to 2100. Anything else is a
+ * damaged file, not a date (a start near INT64_MAX would print as year -292275055). */
+#define ADM_PERSIST_TIME_MIN_MS INT64_C(946684800000)
+#define ADM_PERSIST_TIME_MAX_MS INT64_C(4102444800000)
+
+static bool
+adm_persist_time_ok(int64_t ms)
+{
+    return ms >= ADM_PERSIST_TIME_MIN_MS && ms < ADM_PERSIST_TIME_MAX_MS;
+}
+
 /* A uid or pid: digits, or "-" for none. */
 static int
 adm_persist_id_parse(struct adm_span s, long *out)
@@ -303,6 +314,9 @@ adm_persist_line_freeze(struct adm_persist_ctx *c, const struct adm_args *a, str
         adm_persist_i64(a->v[2], &p->freeze_since) == -1 || p->freeze_since < 0)
         return adm_persist_fail(c, "expected \"freeze off\" or \"freeze on SINCE\" (SINCE in "
                                    "seconds since 1970)");
+    if (p->freeze_since > INT64_MAX / 1000 || !adm_persist_time_ok(p->freeze_since * 1000))
+        return adm_persist_fail(c, "freeze: expected a time from 2000 to 2100, got %lld",
+                                (long long)p->freeze_since);
     p->freeze = true;
     return 0;
 }
@@ -363,16 +377,19 @@ adm_persist_line_ramp(struct adm_persist_ctx *c, const struct adm_args *a, struc
         return adm_persist_fail(c, "ramp: expected from and to apart and a step from 0.01 to "
                                    "their distance");
     r->n_steps = (dist + r->step_bp - 1) / r->step_bp;
-    if (adm_persist_i64(a->v[5], &r->start_ms) == -1)
-        return adm_persist_fail(c, "ramp: expected the start in ms since 1970");
+    if (adm_persist_i64(a->v[5], &r->start_ms) == -1 || !adm_persist_time_ok(r->start_ms))
+        return adm_persist_fail(c, "ramp: expected the start in ms since 1970, from 2000 to 2100");
     if (adm_persist_i64(a->v[6], &v) == -1 || v <= 0 || v > UINT_MAX)
         return adm_persist_fail(c, "ramp: expected a duration in ms from 1 to %u", UINT_MAX);
     r->duration_ms = (uint64_t)v;
     if (adm_persist_i64(a->v[7], &done) == -1 || done < 0 || done >= r->n_steps)
         return adm_persist_fail(c, "ramp: expected the steps done, from 0 to %u", r->n_steps - 1);
     r->done = (unsigned)done;
-    if (adm_persist_i64(a->v[8], &r->paused_ms) == -1)
-        return adm_persist_fail(c, "ramp: expected the pause time in ms since 1970, or 0");
+    if (adm_persist_i64(a->v[8], &r->paused_ms) == -1 ||
+        (r->paused_ms != 0 && !adm_persist_time_ok(r->paused_ms)) ||
+        (r->state == ADM_RAMP_PAUSED) != (r->paused_ms != 0))
+        return adm_persist_fail(c, "ramp: expected the pause time in ms since 1970, from 2000 to "
+                                   "2100, for a paused ramp, and 0 for a running one");
     if (adm_persist_id_parse(a->v[9], &r->uid) == -1 ||
         adm_persist_id_parse(a->v[10], &r->pid) == -1)
         return adm_persist_fail(c, "ramp: expected a uid and a pid (digits, or - for none)");
@@ -459,8 +476,8 @@ adm_persist_line_event(struct adm_persist_ctx *c, const struct adm_args *a, stru
     if (adm_persist_i64(a->v[1], &v) == -1 || v <= 0)
         return adm_persist_fail(c, "event: expected its number, from 1");
     e.seq = (uint64_t)v;
-    if (adm_persist_i64(a->v[2], &e.time_ms) == -1 || e.time_ms < 0)
-        return adm_persist_fail(c, "event: expected its time in ms since 1970");
+    if (adm_persist_i64(a->v[2], &e.time_ms) == -1 || !adm_persist_time_ok(e.time_ms))
+        return adm_persist_fail(c, "event: expected its time in ms since 1970, from 2000 to 2100");
     if (adm_persist_id_parse(a->v[3], &e.uid) == -1 || adm_persist_id_parse(a->v[4], &e.pid) == -1)
         return adm_persist_fail(c, "event: expected a uid and a pid (digits, or - for none)");
     if (adm_persist_event_word(a->v[5], e.what, sizeof(e.what)) == -1 ||

@@ -170,12 +170,50 @@ adm_pin_cmp(const void *x, const void *y, void *arg)
     return la < lb ? -1 : la > lb;
 }
 
+/* `show pins` written a part at a time: 10,000 pins of long keys are megabytes, more than a
+ * reply may hold at once (ADM_OUT_MAX). The snapshot (and so the pin table) is held meanwhile. */
+struct adm_pins_stream {
+    struct adm_stream base;
+    struct bal_snapshot *snap; /* owned reference */
+    size_t *order;             /* owned: the pins' indexes, sorted by key */
+    size_t n, next;
+};
+
+static enum adm_result
+adm_pins_stream_next(struct adm_state *st, struct adm_stream *base, struct adm_reply *r)
+{
+    struct adm_pins_stream *ps = (struct adm_pins_stream *)base;
+
+    XF_UNUSED(st);
+    /* Each line is the command that makes the pin: copy it to pin again elsewhere. */
+    while (ps->next < ps->n && evbuffer_get_length(r->buf) < ADM_STREAM_CHUNK) {
+        const char *key;
+        size_t len;
+        enum cfg_cluster_id side = bal_pins_get(ps->snap->pins, ps->order[ps->next++], &key, &len);
+
+        adm_reply_line(r, "pin %.*s %s", (int)len, key, cfg_cluster_name(side));
+    }
+    return ps->next < ps->n ? ADM_MORE : ADM_OK;
+}
+
+static void
+adm_pins_stream_free(struct adm_stream *base)
+{
+    struct adm_pins_stream *ps = (struct adm_pins_stream *)base;
+
+    bal_snapshot_unref(ps->snap);
+    free(ps->order);
+    free(ps);
+}
+
 enum adm_result
 adm_cmd_show_pins(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                   struct adm_reply *r)
 {
     struct bal_snapshot *snap = bal_router_acquire(st->router);
-    size_t n = bal_pins_count(snap->pins), *order;
+    size_t n = bal_pins_count(snap->pins);
+    struct adm_pins_stream *ps;
+    enum adm_result res;
 
     XF_UNUSED(peer);
     XF_UNUSED(a);
@@ -184,25 +222,25 @@ adm_cmd_show_pins(struct adm_state *st, const struct adm_peer *peer, const struc
         adm_reply_line(r, "no pins");
         return ADM_OK;
     }
-    order = calloc(n, sizeof(*order));
-    if (order == NULL) {
+    ps = calloc(1, sizeof(*ps));
+    if (ps == NULL || (ps->order = calloc(n, sizeof(*ps->order))) == NULL) {
+        free(ps);
         bal_snapshot_unref(snap);
         return adm_reply_error(r, "out of memory");
     }
+    ps->base.next = adm_pins_stream_next;
+    ps->base.free = adm_pins_stream_free;
+    ps->snap = snap;
+    ps->n = n;
     for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    qsort_r(order, n, sizeof(*order), adm_pin_cmp, snap->pins);
-    /* Each line is the command that makes the pin: copy it to pin again elsewhere. */
-    for (size_t i = 0; i < n; i++) {
-        const char *key;
-        size_t len;
-        enum cfg_cluster_id side = bal_pins_get(snap->pins, order[i], &key, &len);
-
-        adm_reply_line(r, "pin %.*s %s", (int)len, key, cfg_cluster_name(side));
-    }
-    free(order);
-    bal_snapshot_unref(snap);
-    return ADM_OK;
+        ps->order[i] = i;
+    qsort_r(ps->order, n, sizeof(*ps->order), adm_pin_cmp, snap->pins);
+    res = adm_pins_stream_next(st, &ps->base, r);
+    if (res == ADM_MORE)
+        st->stream = &ps->base; /* the server asks for the rest as the client reads */
+    else
+        adm_pins_stream_free(&ps->base);
+    return res;
 }
 
 /* ------------------------------------------------------------------ the freeze */

@@ -32,9 +32,10 @@ struct adm_client {
     uint64_t last_ms; /* when it last sent a command, or connected (monotonic) */
     /* A reply held until the state file's writer has the change on disk (wait_gen written):
      * no further command of this client runs meanwhile, so replies stay in order. */
-    struct evbuffer *held; /* owned; NULL when no reply is held */
-    uint64_t wait_gen;     /* UINT64_MAX while its command is still pending (job) */
-    void *job;             /* borrowed: the pending command's job (st->job_done names it) */
+    struct evbuffer *held;     /* owned; NULL when no reply is held */
+    uint64_t wait_gen;         /* UINT64_MAX while its command is still pending (job) */
+    void *job;                 /* borrowed: the pending command's job (st->job_done names it) */
+    struct adm_stream *stream; /* owned: the rest of a long reply, written as the client reads */
     TAILQ_ENTRY(adm_client) link;
 };
 
@@ -84,6 +85,8 @@ adm_client_free(struct adm_client *c, const char *why)
         s->n_watching--;
     if (c->held != NULL)
         evbuffer_free(c->held);
+    if (c->stream != NULL)
+        c->stream->free(c->stream);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -239,8 +242,8 @@ adm_client_process(struct adm_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     unsigned handled = 0;
 
-    if (c->held != NULL)
-        return ADM_CLIENT_ALIVE; /* its last reply waits for the disk (adm_server_on_saved) */
+    if (c->held != NULL || c->stream != NULL)
+        return ADM_CLIENT_ALIVE; /* its reply waits for the disk, a lookup, or to be read */
     if (c->watching) {
         /* A watcher only listens: what it sends is dropped, its end of input closes it. */
         evbuffer_drain(in, evbuffer_get_length(in));
@@ -282,6 +285,14 @@ adm_client_process(struct adm_client *c)
 
             if (res == ADM_CLOSE)
                 c->closing = true;
+            if (res == ADM_MORE) {
+                /* A long reply: its first part goes now, the rest as the client reads. */
+                evbuffer_add_buffer(out, reply);
+                c->stream = st->stream;
+                st->stream = NULL;
+                evbuffer_drain(in, consumed);
+                return ADM_CLIENT_ALIVE;
+            }
             if (res == ADM_PENDING) {
                 /* No reply yet (a host name being resolved): nothing more runs for this client
                  * until it comes (adm_server_job_done). */
@@ -361,6 +372,20 @@ adm_client_on_write(struct bufferevent *bev, void *arg)
     if (c->closing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             adm_client_free(c, c->eof ? "eof" : "quit");
+        return;
+    }
+    if (c->stream != NULL) {
+        /* A long reply: its next part, now that the last one was read. */
+        struct adm_reply r = {c->srv->scratch, false};
+        enum adm_result res = c->stream->next(&c->srv->state, c->stream, &r);
+
+        evbuffer_add_buffer(bufferevent_get_output(bev), c->srv->scratch);
+        if (res == ADM_MORE)
+            return;
+        evbuffer_add(bufferevent_get_output(bev), "\n", 1); /* the reply's end */
+        c->stream->free(c->stream);
+        c->stream = NULL;
+        adm_client_process(c); /* the commands that came meanwhile */
         return;
     }
     if (!c->stalled)
@@ -489,7 +514,8 @@ adm_server_evict(struct adm_server *s)
 
     TAILQ_FOREACH(c, &s->clients, link)
     {
-        if (c->held != NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        if (c->held != NULL || c->stream != NULL ||
+            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
             continue; /* a reply on its way: not idle */
         if (oldest == NULL || c->last_ms < oldest->last_ms)
             oldest = c;

@@ -290,6 +290,8 @@ Test(adm_capacity, the_state_file_keeps_the_pause_reason_and_force)
 
     ramp_until_held();
     p.ramp = fx_st.ramp;
+    /* On the wall clock, as adm_state_save writes it: the fixture's clock starts near 0. */
+    adm_ramp_rebase(&p.ramp, (int64_t)fx_st.mono_ms(), INT64_C(1764470400000));
     adm_layout(fx_cfg, p.layout, sizeof(p.layout));
     adm_persist_format(&p, out);
     len = evbuffer_get_length(out);

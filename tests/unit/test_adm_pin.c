@@ -330,3 +330,52 @@ Test(adm_freeze_alone, without_an_admin_api_listener_the_reply_says_it_blocks_no
                  "get 423 Locked\n"
                  "note: no listener has role admin_api, so the freeze blocks nothing"));
 }
+
+/* show pins with many long keys is written a part at a time (ADM_MORE, st->stream): no part is
+ * much more than ADM_STREAM_CHUNK, and the parts put together are every pin, sorted. */
+Test(adm_pin, a_long_show_pins_comes_in_parts_sorted_and_whole)
+{
+    char line[300], key[220];
+    struct evbuffer *all = evbuffer_new();
+    struct adm_reply r;
+    enum adm_result res;
+    size_t parts = 1, len;
+    char *text;
+
+    memset(key, 'k', 200);
+    key[200] = '\0';
+    for (int i = 599; i >= 0; i--) {
+        snprintf(line, sizeof(line), "pin %04d%s y", i, key);
+        run_ok(line);
+    }
+    res = adm_exec(&fx_st, &(struct adm_peer){1000, 4242, 1}, "show pins", 9, all);
+    cr_assert(eq(int, res, ADM_MORE), "600 pins of 204 bytes were written at once");
+    cr_assert(ne(ptr, fx_st.stream, NULL));
+    cr_assert(le(sz, evbuffer_get_length(all), (size_t)ADM_STREAM_CHUNK + 512));
+    r.buf = fx_st.reply;
+    r.failed = false;
+    do {
+        evbuffer_drain(fx_st.reply, evbuffer_get_length(fx_st.reply));
+        res = fx_st.stream->next(&fx_st, fx_st.stream, &r);
+        cr_assert(le(sz, evbuffer_get_length(fx_st.reply), (size_t)ADM_STREAM_CHUNK + 512));
+        evbuffer_add_buffer(all, fx_st.reply);
+        parts++;
+    } while (res == ADM_MORE);
+    cr_assert(eq(int, res, ADM_OK));
+    fx_st.stream->free(fx_st.stream);
+    fx_st.stream = NULL;
+    cr_assert(ge(sz, parts, (size_t)4), "%zu parts", parts);
+    len = evbuffer_get_length(all);
+    text = calloc(1, len + 1);
+    evbuffer_remove(all, text, len);
+    cr_assert(eq(sz, len, (size_t)600 * strlen("pin 0000") + 600 * (200 + 3)));
+    for (int i = 0; i < 600; i++) {
+        char want[300];
+
+        snprintf(want, sizeof(want), "pin %04d%s y\n", i, key);
+        cr_assert(eq(int, strncmp(text + (size_t)i * strlen(want), want, strlen(want)), 0),
+                  "pin %d is not where the order puts it", i);
+    }
+    free(text);
+    evbuffer_free(all);
+}

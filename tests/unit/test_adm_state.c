@@ -278,13 +278,19 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "freeze, ramp, pin, node or event)"));
     cr_assert(eq(str,
                  (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
-                                     "event 2 0 - - weight 0.00 1.00 set weight 1\n"
-                                     "event 2 0 - - weight 1.00 2.00 set weight 2\n"),
+                                     "event 2 1764470400000 - - weight 0.00 1.00 set weight 1\n"
+                                     "event 2 1764470400000 - - weight 1.00 2.00 set weight 2\n"),
                  "/var/lib/xf/state:5: event: expected the events in the order of their numbers"));
     cr_assert(eq(str,
                  (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
                                      "event 2 x - - weight 0.00 1.00 set weight 1\n"),
-                 "/var/lib/xf/state:4: event: expected its time in ms since 1970"));
+                 "/var/lib/xf/state:4: event: expected its time in ms since 1970, from 2000 to "
+                 "2100"));
+    cr_assert(eq(str,
+                 (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nfreeze on "
+                                     "9223372036854775\n"),
+                 "/var/lib/xf/state:4: freeze: expected a time from 2000 to 2100, got "
+                 "9223372036854775"));
     cr_assert(eq(str,
                  (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nevent 2 0 - - w\n"),
                  "/var/lib/xf/state:4: event: expected SEQ TIME_MS UID PID WHAT OLD NEW COMMAND, "
@@ -320,24 +326,30 @@ Test(adm_persist, a_ramp_line_is_checked_field_by_field)
     static const struct {
         const char *line, *error;
     } cases[] = {
-        {"ramp running 10 50 5 0 600000 3 0 - -\n",
+        {"ramp running 10 50 5 1764470400000 600000 3 0 - -\n",
          "ramp: expected STATE FROM TO STEP START_MS DURATION_MS DONE PAUSED_MS UID PID COMMAND, "
          "got 10 words"},
-        {"ramp going 10 50 5 0 600000 3 0 - - ramp\n",
+        {"ramp going 10 50 5 1764470400000 600000 3 0 - - ramp\n",
          "ramp: expected running, paused or paused_capacity as its state"},
-        {"ramp running 10 50 0 0 600000 3 0 - - ramp\n",
+        {"ramp running 10 50 0 1764470400000 600000 3 0 - - ramp\n",
          "ramp: expected from and to apart and a step from 0.01 to their distance"},
-        {"ramp running 10 50 50 0 600000 3 0 - - ramp\n",
+        {"ramp running 10 50 50 1764470400000 600000 3 0 - - ramp\n",
          "ramp: expected from and to apart and a step from 0.01 to their distance"},
         {"ramp running 10 50 5 x 600000 3 0 - - ramp\n",
-         "ramp: expected the start in ms since 1970"},
-        {"ramp running 10 50 5 0 0 3 0 - - ramp\n",
+         "ramp: expected the start in ms since 1970, from 2000 to 2100"},
+        {"ramp running 10 50 5 9223372036854775000 600000 3 0 - - ramp\n",
+         "ramp: expected the start in ms since 1970, from 2000 to 2100"},
+        {"ramp running 10 50 5 1764470400000 600000 3 1764470400000 - - ramp\n",
+         "ramp: expected the pause time in ms since 1970, from 2000 to 2100, for a paused ramp, "
+         "and 0 for a running one"},
+        {"ramp running 10 50 5 1764470400000 0 3 0 - - ramp\n",
          "ramp: expected a duration in ms from 1 to 4294967295"},
-        {"ramp running 10 50 5 0 600000 8 0 - - ramp\n",
+        {"ramp running 10 50 5 1764470400000 600000 8 0 - - ramp\n",
          "ramp: expected the steps done, from 0 to 7"},
-        {"ramp running 10 50 5 0 600000 3 0 me - ramp\n",
+        {"ramp running 10 50 5 1764470400000 600000 3 0 me - ramp\n",
          "ramp: expected a uid and a pid (digits, or - for none)"},
-        {"ramp running 10 50 5 0 600000 3 0 - - ramp\nramp running 10 50 5 0 600000 3 0 - - r\n",
+        {"ramp running 10 50 5 1764470400000 600000 3 0 - - ramp\nramp running 10 50 5 "
+         "1764470400000 600000 3 0 - - r\n",
          "a second ramp line"},
     };
 
