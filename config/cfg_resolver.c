@@ -33,8 +33,8 @@ struct cfg_resolver {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    struct cfg_lookups todo; /* owned: waiting for the thread */
-    struct cfg_lookups done; /* owned: resolved, waiting for cfg_resolver_collect */
+    struct cfg_lookups todo;    /* owned: waiting for the thread */
+    struct cfg_lookups done;    /* owned: resolved, waiting for cfg_resolver_collect */
     struct cfg_lookup *running; /* the one the thread works on (owned by it meanwhile) */
     size_t n;                   /* lookups in todo, running and done */
     bool stop;

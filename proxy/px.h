@@ -52,8 +52,12 @@ px_buf_head(const struct px_buf *b)
 int px_buf_append(struct px_buf *b, const void *p, size_t n);
 int px_buf_printf(struct px_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
 /* Makes room for at least n more bytes at the end; returns the write pointer, or NULL (the buffer
- * is then failed). */
+ * is then failed). An empty buffer takes a first block of 16 KiB. */
 char *px_buf_reserve(struct px_buf *b, size_t n);
+/* The same for a buffer that usually stays small (a client's partial request head): its first
+ * block is 1 KiB, then it doubles as needed, so that thousands of slow clients hold little. */
+char *px_buf_reserve_small(struct px_buf *b, size_t n);
+int px_buf_append_small(struct px_buf *b, const void *p, size_t n);
 void px_buf_consume(struct px_buf *b, size_t n);
 /* Keeps the first n bytes (n <= px_buf_len(b)) and drops the rest. */
 void px_buf_truncate(struct px_buf *b, size_t n);
@@ -319,12 +323,14 @@ struct px_worker {
     bool failing_over[CFG_CLUSTER_COUNT];          /* logged once per episode */
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
+    unsigned clients_peak; /* the most open at once since memory was last given back */
     bool draining;
     bool accepting;                /* start-up is over: the listeners may accept */
     bool accept_backoff;           /* accept ran out of descriptors: waiting ev_accept_retry */
     uint64_t accept_episode_ms;    /* when the current run of such failures began; 0: none */
     uint64_t accept_failures;      /* failed accepts in that run */
     struct event *ev_accept_retry; /* owned */
+    struct event *ev_trim;         /* owned: gives memory back after a wave of connections */
     struct event *ev_signals[PX_SIGNALS]; /* owned: TERM, INT, HUP, USR1 */
     struct event *ev_deadline;            /* owned */
     int exit_code;

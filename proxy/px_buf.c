@@ -6,10 +6,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define PX_BUF_MIN 16384u
+#define PX_BUF_MIN   16384u /* the first block of an output: a head and some body */
+#define PX_BUF_SMALL 1024u  /* the first block of a partial request head, as nginx's */
 
-char *
-px_buf_reserve(struct px_buf *b, size_t n)
+/* px_buf_reserve with the size of the first block: a buffer grows from `first` bytes, doubling. */
+static char *
+px_buf_grow(struct px_buf *b, size_t n, size_t first)
 {
     size_t len = px_buf_len(b);
     size_t need, cap;
@@ -28,7 +30,7 @@ px_buf_reserve(struct px_buf *b, size_t n)
     need = len + n;
     if (need < len)
         goto fail; /* n so large that the size wraps */
-    cap = b->cap ? b->cap : PX_BUF_MIN;
+    cap = b->cap ? b->cap : first;
     while (cap < need) {
         if (cap > SIZE_MAX / 2)
             goto fail;
@@ -53,6 +55,33 @@ px_buf_reserve(struct px_buf *b, size_t n)
 fail:
     b->failed = true;
     return NULL;
+}
+
+char *
+px_buf_reserve(struct px_buf *b, size_t n)
+{
+    return px_buf_grow(b, n, PX_BUF_MIN);
+}
+
+char *
+px_buf_reserve_small(struct px_buf *b, size_t n)
+{
+    return px_buf_grow(b, n, PX_BUF_SMALL);
+}
+
+int
+px_buf_append_small(struct px_buf *b, const void *p, size_t n)
+{
+    char *dst;
+
+    if (n == 0)
+        return 0;
+    dst = px_buf_grow(b, n, PX_BUF_SMALL);
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, p, n);
+    b->end += n;
+    return 0;
 }
 
 int

@@ -355,12 +355,14 @@ px_client_read(struct px_client *c)
         if (n > 0) {
             rc = px_client_feed(c, w->rbuf, (size_t)n, &consumed);
             if (rc == PX_OK && consumed < (size_t)n && !c->closing &&
-                px_buf_append(&c->in, w->rbuf + consumed, (size_t)n - consumed) == -1)
+                px_buf_append_small(&c->in, w->rbuf + consumed, (size_t)n - consumed) == -1)
                 rc = PX_CLOSE;
             goto fed;
         }
     } else {
-        char *dst = px_buf_reserve(&c->in, 16384);
+        /* Room for as much again as it holds (1 KiB at least): a head that arrives in pieces
+         * grows its buffer by doubling, not by 16 KiB at once. */
+        char *dst = px_buf_reserve_small(&c->in, XF_MAX(px_buf_len(&c->in), (size_t)1024));
         if (dst == NULL)
             return PX_CLOSE;
         n = recv(c->fd, dst, c->in.cap - c->in.end, 0);
@@ -963,6 +965,8 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_client_on_write, c);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    if (w->n_clients > w->clients_peak)
+        w->clients_peak = w->n_clients;
     w->stats->client_connections++;
     px_client_read_on(c);
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,10 +12,14 @@
 #include <unistd.h>
 
 #define PX_RBUF_SIZE (64u * 1024u)
+/* Once this many client connections have closed since the most open at once, their memory is
+ * given back to the system (a flood of slow clients, say: glibc keeps freed heap resident). */
+#define PX_TRIM_CLOSED 2048u
 /* How long accepting pauses after accept ran out of descriptors or memory. */
 #define PX_ACCEPT_RETRY_MS 100u
 
 static void px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg);
+static void px_worker_on_trim(evutil_socket_t fd, short what, void *arg);
 
 static const struct timeval *
 px_worker_timeout(struct px_worker *w, unsigned ms)
@@ -311,8 +316,9 @@ px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *e
     }
     w->ev_accept_retry =
         w->base != NULL ? evtimer_new(w->base, px_worker_on_accept_retry, w) : NULL;
+    w->ev_trim = w->base != NULL ? evtimer_new(w->base, px_worker_on_trim, w) : NULL;
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->snap == NULL || w->stats == NULL || w->ev_accept_retry == NULL) {
+        w->snap == NULL || w->stats == NULL || w->ev_accept_retry == NULL || w->ev_trim == NULL) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
@@ -355,6 +361,18 @@ px_worker_accept_update(struct px_worker *w)
             event_del(&l->ev);
         l->paused = !on;
     }
+}
+
+/* A wave of connections closed (the first of them a second ago): give their memory back. */
+static void
+px_worker_on_trim(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    malloc_trim(0);
+    w->clients_peak = w->n_clients;
 }
 
 /* The back-off after EMFILE/ENFILE/ENOMEM is over: try again. */
@@ -447,6 +465,15 @@ void
 px_worker_client_gone(struct px_worker *w)
 {
     w->n_clients--;
+    /* Thousands of connections gone: their memory goes back to the system a second later, with
+     * whatever else of the wave has closed by then; a longer wave is trimmed again for every
+     * PX_TRIM_CLOSED more. */
+    if (XF_UNLIKELY(w->clients_peak - w->n_clients >= PX_TRIM_CLOSED) &&
+        !evtimer_pending(w->ev_trim, NULL)) {
+        static const struct timeval second = {1, 0};
+
+        evtimer_add(w->ev_trim, &second);
+    }
     if (w->draining) {
         if (w->n_clients == 0)
             event_base_loopexit(w->base, NULL);
@@ -656,6 +683,8 @@ px_worker_free(struct px_worker *w)
     }
     if (w->ev_accept_retry != NULL)
         event_free(w->ev_accept_retry);
+    if (w->ev_trim != NULL)
+        event_free(w->ev_trim);
     px_alog_close(&w->alog);
     for (size_t i = 0; i < PX_SIGNALS; i++)
         if (w->ev_signals[i] != NULL)

@@ -11,8 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-typedef int (*real_gai_fn)(const char *, const char *, const struct addrinfo *,
-                           struct addrinfo **);
+typedef int (*real_gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 
 /* Looks `name` up in the file: 0 with the address text and the delay, or -1. */
 static int
