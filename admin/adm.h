@@ -61,6 +61,9 @@ void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
  */
 typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle);
 void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg);
+/* What `add node` asks before it gives a node the id of one removed earlier: whether the proxy
+ * still holds state under it (bal_id_busy_fn). Without it (the default) every free id is taken. */
+void adm_server_set_id_busy(struct adm_server *s, bal_id_busy_fn fn, void *arg);
 /* What the health checks know of a node, for `show nodes` and the capacity check. */
 struct adm_node_health {
     /* The last active check's result as one word: "-" when none ran or the cluster has no checks;
@@ -438,6 +441,8 @@ struct adm_state {
     const struct xf_stats *stats;     /* borrowed; NULL until adm_server_set_stats */
     adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
     void *node_info_arg;              /* borrowed */
+    bal_id_busy_fn id_busy;           /* NULL until adm_server_set_id_busy */
+    void *id_busy_arg;                /* borrowed */
     adm_health_info_fn health_info;   /* NULL until adm_server_set_health_info */
     void *health_info_arg;            /* borrowed */
     void (*published)(void *arg);     /* NULL until adm_server_set_published */

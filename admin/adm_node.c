@@ -234,7 +234,9 @@ adm_node_add(struct adm_state *st, const struct adm_peer *peer, const struct adm
         return adm_reply_error(r, "%s is already a node of %s", addr->text,
                                cfg_cluster_name(other));
     }
-    if (bal_snapshot_add_node(next, c, addr, weight, &err) == -1) {
+    if (bal_snapshot_add_node(next, c, addr, weight,
+                              bal_snapshot_free_id(next, st->id_busy, st->id_busy_arg),
+                              &err) == -1) {
         bal_snapshot_unref(next);
         return adm_reply_error(r, "%s; nothing changed", err.msg);
     }
@@ -584,7 +586,9 @@ adm_node_apply(struct bal_snapshot *s, const struct adm_node_op *ops, size_t n)
                        op->addr);
                 continue;
             }
-            if (bal_snapshot_add_node(s, op->cluster, &addr, op->weight, &err) == -1)
+            /* At start-up: nothing holds an id yet. */
+            if (bal_snapshot_add_node(s, op->cluster, &addr, op->weight,
+                                      bal_snapshot_free_id(s, NULL, NULL), &err) == -1)
                 return -1;
             break;
         case ADM_NODE_OP_DEL:

@@ -890,6 +890,13 @@ adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg)
 }
 
 void
+adm_server_set_id_busy(struct adm_server *s, bal_id_busy_fn fn, void *arg)
+{
+    s->state.id_busy = fn;
+    s->state.id_busy_arg = arg;
+}
+
+void
 adm_server_set_health_info(struct adm_server *s, adm_health_info_fn fn, void *arg)
 {
     s->state.health_info = fn;

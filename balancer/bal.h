@@ -166,13 +166,27 @@ int bal_snapshot_rebuild(struct bal_snapshot *s, struct xf_err *err);
 int bal_snapshot_find(const struct bal_snapshot *s, const char *addr, enum cfg_cluster_id *c,
                       size_t *i);
 /*
- * Appends a node (address copied, state UP, id s->max_id, which then grows: ids are never reused)
- * to cluster c of a snapshot not published yet, and rebuilds the schedules. In a cluster with
+ * Whether some part of the proxy still keeps state under node id `id` for a node that is gone
+ * (requests in flight, a connection pool): such an id is not given to a new node yet. arg is the
+ * caller's, passed back.
+ */
+typedef bool (*bal_id_busy_fn)(void *arg, uint32_t id);
+/*
+ * The id for a node added to `s`: the lowest that no node of s has and that busy (NULL: none is)
+ * does not hold, or s->max_id when all below are taken. Reusing ids keeps the per-id arrays of
+ * the worker and the health checks as small as the most nodes ever present at once, however many
+ * nodes come and go. O(max_id + nodes).
+ */
+uint32_t bal_snapshot_free_id(const struct bal_snapshot *s, bal_id_busy_fn busy, void *arg);
+/*
+ * Appends a node (address copied, state UP, id `id`, from bal_snapshot_free_id; max_id grows past
+ * it) to cluster c of a snapshot not published yet, and rebuilds the schedules. In a cluster with
  * active checks the node is BAL_HEALTH_PENDING: it takes nothing before it passed them. Returns 0,
  * or -1 with err when out of memory.
  */
 int bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c,
-                          const struct cfg_addr *addr, unsigned weight, struct xf_err *err);
+                          const struct cfg_addr *addr, unsigned weight, uint32_t id,
+                          struct xf_err *err);
 /* Removes node i of cluster c from a snapshot not published yet and rebuilds the schedules.
  * Returns 0, or -1 with err when out of memory. */
 int bal_snapshot_del_node(struct bal_snapshot *s, enum cfg_cluster_id c, size_t i,

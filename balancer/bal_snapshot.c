@@ -218,9 +218,30 @@ bal_snapshot_find(const struct bal_snapshot *s, const char *addr, enum cfg_clust
     return -1;
 }
 
+uint32_t
+bal_snapshot_free_id(const struct bal_snapshot *s, bal_id_busy_fn busy, void *arg)
+{
+    bool *taken = s->max_id > 0 ? calloc(s->max_id, sizeof(*taken)) : NULL;
+    uint32_t id = s->max_id;
+
+    if (taken == NULL)
+        return s->max_id; /* none below, or out of memory: a new one is always right */
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++)
+            if (s->clusters[c].nodes[i].id < s->max_id)
+                taken[s->clusters[c].nodes[i].id] = true;
+    for (uint32_t i = 0; i < s->max_id; i++)
+        if (!taken[i] && (busy == NULL || !busy(arg, i))) {
+            id = i;
+            break;
+        }
+    free(taken);
+    return id;
+}
+
 int
 bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c, const struct cfg_addr *addr,
-                      unsigned weight, struct xf_err *err)
+                      unsigned weight, uint32_t id, struct xf_err *err)
 {
     struct bal_cluster *cl = &s->clusters[c];
     struct bal_node *nodes = realloc(cl->nodes, (cl->n_nodes + 1) * sizeof(*nodes));
@@ -233,7 +254,9 @@ bal_snapshot_add_node(struct bal_snapshot *s, enum cfg_cluster_id c, const struc
     cl->nodes = nodes;
     n = &cl->nodes[cl->n_nodes++];
     memset(n, 0, sizeof(*n));
-    n->id = s->max_id++;
+    n->id = id;
+    if (id >= s->max_id)
+        s->max_id = id + 1;
     n->cluster = c;
     n->weight = weight;
     n->state = BAL_NODE_UP;

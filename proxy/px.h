@@ -228,6 +228,7 @@ struct px_pool {
     unsigned n_busy;
     bool closing;       /* the node is not up in the current snapshot (draining, disabled, removed):
                            its connections close instead of going back to the pool */
+    bool removed;       /* its node is not in the current snapshot: freed once quiet */
     unsigned max_conns; /* busy connections (0: no limit), from the node */
     unsigned max_pending;         /* transactions that may wait for one */
     TAILQ_HEAD(, px_txn) waiting; /* borrowed: transactions waiting for a connection, FIFO */
@@ -377,6 +378,13 @@ void px_worker_begin_shutdown(struct px_worker *w);
  * ago already shows its idle connections closed. Returns 0, or -1 for an id the worker never saw.
  */
 int px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+/*
+ * Whether the worker still holds state under node id `id` (bal_id_busy_fn; arg: the worker):
+ * requests in flight, or the connection pool of a removed node that still has connections or
+ * waiting requests. The pool of a removed node that is quiet is freed here, so its id can go to
+ * a new node.
+ */
+bool px_worker_id_busy(void *arg, uint32_t id);
 
 /* --- health checks (px_health.c): active probes, passive outlier ejection, slow start --- */
 

@@ -856,6 +856,11 @@ px_health_sync(struct px_health *h)
             const struct bal_node *bn = &s->clusters[c].nodes[i];
             struct px_hnode *n = h->nodes[bn->id];
 
+            if (n != NULL && (n->cluster != bn->cluster || strcmp(n->addr.text, bn->addr.text))) {
+                /* The id of a removed node, given to a new one before this sync saw it go. */
+                px_hnode_free(n);
+                n = h->nodes[bn->id] = NULL;
+            }
             if (n == NULL) {
                 n = h->nodes[bn->id] = px_hnode_new(h, bn);
                 warmed = warmed || (n != NULL && n->warm != 0);

@@ -162,6 +162,7 @@ main(int argc, char **argv)
     if (adm != NULL) {
         adm_server_set_stats(adm, w->stats);
         adm_server_set_node_info(adm, px_worker_node_info, w);
+        adm_server_set_id_busy(adm, px_worker_id_busy, w);
         adm_server_set_health_info(adm, px_health_info, health);
         adm_server_set_published(adm, px_main_published, &wired);
         px_health_set_events(health, adm_server_node_event, adm);

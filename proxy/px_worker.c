@@ -30,6 +30,22 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
 
 static void px_pool_set_addr(const struct px_worker *w, struct px_pool *pool,
                              const struct bal_node *node);
+static void px_pool_free(struct px_pool *pool);
+
+/* The pool of a removed node with nothing left in it (no connection, no request in flight or
+ * waiting): freed, and its id free for a new node. Returns whether it was. */
+static bool
+px_worker_pool_reap(struct px_worker *w, uint32_t id)
+{
+    struct px_pool *pool = w->pools[id];
+
+    if (pool == NULL || !pool->removed || pool->n_busy > 0 || pool->n_idle > 0 ||
+        pool->n_waiting > 0 || w->active[id] > 0)
+        return false;
+    px_pool_free(pool);
+    w->pools[id] = NULL;
+    return true;
+}
 
 /* The node's host name got another address (clusters.*.resolve_interval): connections to the
  * old one are not used again (idle ones close now, busy ones when their request ends). */
@@ -55,7 +71,7 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
 {
     for (size_t i = 0; i < w->n_pools; i++)
         if (w->pools[i] != NULL)
-            w->pools[i]->closing = true;
+            w->pools[i]->closing = w->pools[i]->removed = true;
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
         for (size_t i = 0; i < s->clusters[c].n_nodes; i++) {
             const struct bal_node *n = &s->clusters[c].nodes[i];
@@ -63,6 +79,7 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
             if (n->id < w->n_pools && w->pools[n->id] != NULL) {
                 struct px_pool *pool = w->pools[n->id];
 
+                pool->removed = false;
                 if (pool->t[0].addr.sa_len != n->addr.sa_len ||
                     memcmp(&pool->t[0].addr.sa, &n->addr.sa, n->addr.sa_len) != 0)
                     px_pool_readdress(w, pool, n);
@@ -90,11 +107,12 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
                 event_active(&t->qev, EV_WRITE, 1);
             }
         }
-        if (pool->n_idle == 0)
-            continue;
-        XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u",
-               pool->t[0].addr.text, pool->n_idle, pool->n_busy);
-        px_pool_close_idle(pool);
+        if (pool->n_idle > 0) {
+            XF_LOG(XF_LOG_INFO, "proxy", "event=pool_closed node=%s idle=%u busy=%u",
+                   pool->t[0].addr.text, pool->n_idle, pool->n_busy);
+            px_pool_close_idle(pool);
+        }
+        px_worker_pool_reap(w, (uint32_t)i);
     }
 }
 
@@ -157,6 +175,19 @@ px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
     return 0;
 }
 
+bool
+px_worker_id_busy(void *arg, uint32_t id)
+{
+    struct px_worker *w = arg;
+
+    px_worker_snapshot(w);
+    if (id >= w->n_pools)
+        return false;
+    if (w->pools[id] != NULL && !px_worker_pool_reap(w, id))
+        return true;
+    return w->active[id] > 0;
+}
+
 void
 px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps)
 {
@@ -195,6 +226,8 @@ px_pool_free(struct px_pool *pool)
 {
     if (pool == NULL)
         return;
+    if (pool->fault_count > 0)
+        px_pool_fault_summary(pool, "removed");
     px_pool_close_idle(pool);
     if (pool->fault_ev != NULL)
         event_free(pool->fault_ev);

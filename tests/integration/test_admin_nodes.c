@@ -159,6 +159,65 @@ Test(admin_nodes, a_deleted_node_gets_no_more_requests, .timeout = H_TEST_TIMEOU
     h_proxy_finish(p);
 }
 
+/* The `active` column (requests in flight) of node cl/addr in show nodes. */
+static long
+active_of(int fd, const char *cl, const char *addr)
+{
+    const char *line = h_admin_node_line(fd, cl, addr);
+
+    cr_assert(ne(ptr, (void *)line, NULL), "no node %s/%s", cl, addr);
+    return strtol(h_word(line, H_NODE_STATE + 1), NULL, 10); /* active follows state */
+}
+
+Test(admin_nodes, a_removed_nodes_id_waits_for_its_requests_and_nodes_can_come_and_go,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *x2 = h_upstream_start("x2", NULL),
+                      *x3 = h_upstream_start("x3", NULL);
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}}, .balance_x = "round_robin"});
+    struct h_conn *slow = h_connect(p->port), *c = h_connect(p->port);
+    int fd = h_admin_connect(p);
+    struct h_msg m;
+
+    /* A request in flight to x2 when x2 is removed. */
+    h_admin_cmd(fd, h_fmt("add node x %s", x2->addr));
+    h_admin_cmd(fd, h_fmt("drain node x/%s", x1->addr));
+    cr_assert(eq(int, h_send_str(slow, "GET /delay/1500 HTTP/1.1\r\nHost: t\r\n\r\n"), 0));
+    cr_assert(h_upstream_wait_requests(x2, 1, 3000));
+    h_admin_cmd(fd, h_fmt("enable node x/%s", x1->addr));
+    cr_assert(eq(str, h_admin_cmd(fd, h_fmt("del node x/%s", x2->addr)),
+                 h_fmt("ok: deleted node x/%s\n", x2->addr)));
+    /* A node added meanwhile must not inherit it: its own count of requests in flight is 0. */
+    h_admin_cmd(fd, h_fmt("add node x %s", x3->addr));
+    cr_assert(eq(long, active_of(fd, "x", x3->addr), 0L));
+    cr_assert(eq(int, h_read_response(slow, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(str, (char *)h_header(&m, "X-Upstream"), "x2"));
+    /* Nodes that come and go many times, each taking requests while present: every request is
+     * answered by the node it went to, and none is lost. */
+    for (unsigned k = 0; k < 100; k++) {
+        struct h_upstream *u = k % 2 ? x3 : x2, *gone = k % 2 ? x2 : x3;
+        unsigned got = 0;
+
+        cr_assert(eq(str, h_admin_cmd(fd, h_fmt("del node x/%s", gone->addr)),
+                     h_fmt("ok: deleted node x/%s\n", gone->addr)));
+        cr_assert(eq(str, h_admin_cmd(fd, h_fmt("add node x %s", u->addr)),
+                     h_fmt("ok: added node x/%s weight 1\n", u->addr)));
+        for (unsigned i = 0; i < 2; i++) {
+            const char *name = upstream_of(c);
+
+            cr_assert(strcmp(name, "x1") == 0 || strcmp(name, u->name) == 0, "%s answered", name);
+            got += strcmp(name, u->name) == 0;
+        }
+        cr_assert(eq(u32, got, 1u), "round robin over x1 and %s", u->name);
+        cr_assert(eq(long, active_of(fd, "x", u->addr), 0L));
+    }
+    h_close(slow);
+    h_close(c);
+    h_proxy_finish(p);
+}
+
 Test(admin_nodes, show_nodes_gives_one_line_per_node, .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);

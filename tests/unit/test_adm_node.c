@@ -219,6 +219,47 @@ Test(adm_node, add_node_takes_a_new_id_and_refuses_duplicates)
                  "ok: added node x/10.0.0.7:8000 weight 1"));
 }
 
+/* What the proxy holds, for the test below: one id, or none (UINT32_MAX). */
+static uint32_t held_id = UINT32_MAX;
+
+static bool
+held_id_busy(void *arg, uint32_t id)
+{
+    (void)arg;
+    return id == held_id;
+}
+
+Test(adm_node, a_removed_nodes_id_goes_to_the_next_node_once_the_proxy_let_go_of_it)
+{
+    char cmd[64];
+
+    fx_st.id_busy = held_id_busy;
+    cr_assert(eq(str, (char *)run_ok("add node y 10.0.1.9:8000"),
+                 "ok: added node y/10.0.1.9:8000 weight 1"));
+    cr_assert(eq(u32, node_of(CFG_CLUSTER_Y, "10.0.1.9:8000").id, 3u));
+    run_ok("del node y/10.0.1.9:8000");
+    held_id = 3; /* requests to it still in flight */
+    run_ok("add node y 10.0.1.10:8000");
+    cr_assert(eq(u32, node_of(CFG_CLUSTER_Y, "10.0.1.10:8000").id, 4u));
+    held_id = UINT32_MAX;
+    run_ok("add node x 10.0.0.9:8000");
+    cr_assert(eq(u32, node_of(CFG_CLUSTER_X, "10.0.0.9:8000").id, 3u));
+    /* However many come and go, the ids stay as few as the nodes present at once. */
+    for (unsigned k = 0; k < 2000; k++) {
+        snprintf(cmd, sizeof(cmd), "add node y 10.2.%u.%u:8000", k / 200, k % 200);
+        run_ok(cmd);
+        snprintf(cmd, sizeof(cmd), "del node y/10.2.%u.%u:8000", k / 200, k % 200);
+        run_ok(cmd);
+    }
+    {
+        struct bal_snapshot *snap = bal_router_acquire(&fx_router);
+        uint32_t max_id = snap->max_id;
+
+        bal_snapshot_unref(snap);
+        cr_assert(le(u32, max_id, 6u), "ids grew to %u", max_id);
+    }
+}
+
 Test(adm_node, set_node_weight_changes_it_within_0_to_1000)
 {
     cr_assert(eq(str, (char *)run_ok("set node x/10.0.0.2:8000 weight 7"),

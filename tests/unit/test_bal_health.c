@@ -933,7 +933,11 @@ Test(bal_health_snapshot, an_added_node_takes_the_cluster_limits_and_is_up)
     fx_health(&f, CFG_CLUSTER_Y, 0, BAL_HEALTH_DOWN);
     fx_health(&f, CFG_CLUSTER_Y, 1, BAL_HEALTH_EJECTED);
     snprintf(a.text, sizeof(a.text), "10.0.0.9:80");
-    cr_assert(eq(int, bal_snapshot_add_node(f.s, CFG_CLUSTER_X, &a, 1, &err), 0), "%s", err.msg);
+    cr_assert(eq(int,
+                 bal_snapshot_add_node(f.s, CFG_CLUSTER_X, &a, 1,
+                                       bal_snapshot_free_id(f.s, NULL, NULL), &err),
+                 0),
+              "%s", err.msg);
     n = &f.s->clusters[CFG_CLUSTER_X].nodes[2];
     cr_assert(eq(str, (char *)n->addr.text, "10.0.0.9:80"));
     cr_assert(eq(uint, n->max_conns, 7u), "the cluster's, not the sibling's 3");
@@ -941,7 +945,11 @@ Test(bal_health_snapshot, an_added_node_takes_the_cluster_limits_and_is_up)
     cr_assert(eq(int, (int)n->health, (int)BAL_HEALTH_UP));
     cr_assert(eq(int, (int)n->state, (int)BAL_NODE_UP));
     snprintf(b.text, sizeof(b.text), "10.0.1.9:80");
-    cr_assert(eq(int, bal_snapshot_add_node(f.s, CFG_CLUSTER_Y, &b, 1, &err), 0), "%s", err.msg);
+    cr_assert(eq(int,
+                 bal_snapshot_add_node(f.s, CFG_CLUSTER_Y, &b, 1,
+                                       bal_snapshot_free_id(f.s, NULL, NULL), &err),
+                 0),
+              "%s", err.msg);
     n = &f.s->clusters[CFG_CLUSTER_Y].nodes[2];
     cr_assert(eq(uint, n->max_conns, 0u));
     cr_assert(eq(uint, n->max_pending, 100u));

@@ -175,7 +175,48 @@ Test(bal_node_state, a_cluster_with_every_node_drained_has_no_node)
     bal_snapshot_unref(s);
 }
 
-Test(bal_node_state, an_added_node_takes_a_new_id_and_a_deleted_id_is_never_reused)
+/* A busy callback for the tests: ids below *(uint32_t *)arg are held. */
+static bool
+fx_ids_below_busy(void *arg, uint32_t id)
+{
+    return id < *(const uint32_t *)arg;
+}
+
+Test(bal_node_state, an_added_node_takes_a_new_id_and_a_deleted_one_is_reused_once_free)
+{
+    struct fx f;
+    struct bal_snapshot *s = fx_snap(&f, CFG_BALANCE_ROUND_ROBIN);
+    struct bal_snapshot *c = bal_snapshot_copy(s, 2);
+    struct xf_err err = {{0}};
+    struct cfg_addr a = {0};
+    enum cfg_cluster_id cl;
+    uint32_t held = 5;
+    size_t i;
+
+    cr_assert(eq(u32, s->max_id, 4u));
+    snprintf(a.text, sizeof(a.text), "10.0.0.9:80");
+    cr_assert(eq(u32, bal_snapshot_free_id(c, NULL, NULL), 4u)); /* 0..3 are the config's */
+    cr_assert(eq(int, bal_snapshot_add_node(c, CFG_CLUSTER_X, &a, 3, 4, &err), 0));
+    cr_assert(eq(u32, c->max_id, 5u));
+    cr_assert(eq(int, bal_snapshot_find(c, "10.0.0.9:80", &cl, &i), 0));
+    cr_assert(eq(int, (int)cl, (int)CFG_CLUSTER_X));
+    cr_assert(eq(u32, c->clusters[0].nodes[i].id, 4u));
+    cr_assert(eq(sz, c->clusters[0].n_schedule, (size_t)7));
+    cr_assert(eq(int, bal_snapshot_del_node(c, CFG_CLUSTER_X, i, &err), 0));
+    cr_assert(eq(int, bal_snapshot_find(c, "10.0.0.9:80", &cl, &i), -1));
+    cr_assert(eq(sz, c->clusters[0].n_schedule, (size_t)4));
+    /* Still held (requests in flight to the removed node): a new id. */
+    cr_assert(eq(u32, bal_snapshot_free_id(c, fx_ids_below_busy, &held), 5u));
+    /* Free again: the same id. */
+    cr_assert(eq(u32, bal_snapshot_free_id(c, NULL, NULL), 4u));
+    cr_assert(eq(int, bal_snapshot_add_node(c, CFG_CLUSTER_Y, &a, 1, 4, &err), 0));
+    cr_assert(eq(u32, c->clusters[1].nodes[1].id, 4u));
+    cr_assert(eq(u32, c->max_id, 5u));
+    bal_snapshot_unref(c);
+    bal_snapshot_unref(s);
+}
+
+Test(bal_node_state, nodes_added_and_removed_many_times_keep_the_ids_few)
 {
     struct fx f;
     struct bal_snapshot *s = fx_snap(&f, CFG_BALANCE_ROUND_ROBIN);
@@ -185,19 +226,16 @@ Test(bal_node_state, an_added_node_takes_a_new_id_and_a_deleted_id_is_never_reus
     enum cfg_cluster_id cl;
     size_t i;
 
-    cr_assert(eq(u32, s->max_id, 4u));
-    snprintf(a.text, sizeof(a.text), "10.0.0.9:80");
-    cr_assert(eq(int, bal_snapshot_add_node(c, CFG_CLUSTER_X, &a, 3, &err), 0));
-    cr_assert(eq(u32, c->max_id, 5u));
-    cr_assert(eq(int, bal_snapshot_find(c, "10.0.0.9:80", &cl, &i), 0));
-    cr_assert(eq(int, (int)cl, (int)CFG_CLUSTER_X));
-    cr_assert(eq(u32, c->clusters[0].nodes[i].id, 4u));
-    cr_assert(eq(sz, c->clusters[0].n_schedule, (size_t)7));
-    cr_assert(eq(int, bal_snapshot_del_node(c, CFG_CLUSTER_X, i, &err), 0));
-    cr_assert(eq(int, bal_snapshot_find(c, "10.0.0.9:80", &cl, &i), -1));
-    cr_assert(eq(sz, c->clusters[0].n_schedule, (size_t)4));
-    cr_assert(eq(int, bal_snapshot_add_node(c, CFG_CLUSTER_Y, &a, 1, &err), 0));
-    cr_assert(eq(u32, c->clusters[1].nodes[1].id, 5u));
+    for (unsigned k = 0; k < 20000; k++) {
+        snprintf(a.text, sizeof(a.text), "10.1.%u.%u:80", (k / 250) % 250, k % 250);
+        cr_assert(eq(int,
+                     bal_snapshot_add_node(c, CFG_CLUSTER_Y, &a, 1,
+                                           bal_snapshot_free_id(c, NULL, NULL), &err),
+                     0));
+        cr_assert(eq(int, bal_snapshot_find(c, a.text, &cl, &i), 0));
+        cr_assert(eq(int, bal_snapshot_del_node(c, cl, i, &err), 0));
+    }
+    cr_assert(eq(u32, c->max_id, 5u), "ids grew to %u", c->max_id);
     bal_snapshot_unref(c);
     bal_snapshot_unref(s);
 }
