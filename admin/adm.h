@@ -552,6 +552,13 @@ const struct adm_cmd *adm_cmd_find(const struct adm_args *a);
 /* Writes the error for a line that names no command: the closest commands when there are some
  * within a small edit distance, else a pointer to help. */
 enum adm_result adm_cmd_unknown(const struct adm_args *a, struct adm_reply *r);
+/*
+ * Whether a line names a command with as many words as it takes, as adm_exec would find it,
+ * without running it (its values are checked when it runs): 0, or -1 with the error the admin
+ * socket would answer, without "error: ", in why. For clients that check commands before they
+ * send them (xfbench's rollout).
+ */
+int adm_cmd_check(const char *line, size_t len, char *why, size_t size);
 
 /* The handlers, by file. adm_split.c: */
 enum adm_result adm_cmd_show_weight(struct adm_state *, const struct adm_peer *,

@@ -306,10 +306,10 @@ adm_wants_json(const struct adm_args *a, size_t n_words)
     return a->n > n_words && adm_span_is(a->v[a->n - 1], "json");
 }
 
-/* Runs the command of a line that holds text; the reply goes to r. */
+/* The command of a line that holds text, if it names one with as many words as it takes:
+ * ADM_OK and *cmd, or an error reply in r. */
 static enum adm_result
-adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-             struct adm_reply *r)
+adm_resolve(const struct adm_args *a, struct adm_reply *r, const struct adm_cmd **cmd)
 {
     const struct adm_cmd *c = adm_cmd_find(a);
     size_t n_words, n_args;
@@ -325,7 +325,66 @@ adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm
     }
     if (n_args < c->min_args || n_args > c->max_args)
         return adm_reply_error(r, "usage: %s", c->usage);
-    return c->fn(st, peer, a, r);
+    *cmd = c;
+    return ADM_OK;
+}
+
+/* Runs the command of a line that holds text; the reply goes to r. */
+static enum adm_result
+adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             struct adm_reply *r)
+{
+    const struct adm_cmd *c = NULL;
+    enum adm_result res = adm_resolve(a, r, &c);
+
+    return res != ADM_OK ? res : c->fn(st, peer, a, r);
+}
+
+/* The checks of adm_exec that come before a command runs; the reply's error goes to r. */
+static enum adm_result
+adm_precheck(const char *line, size_t len, struct adm_args *a, struct adm_reply *r)
+{
+    long bad = adm_line_bad_byte(line, len);
+
+    if (bad >= 0)
+        return adm_reply_error(r,
+                               "the line holds the control byte 0x%02x at byte %ld; commands "
+                               "are text",
+                               (unsigned char)line[bad], bad + 1);
+    if (adm_args_split(line, len, a) == -1)
+        return adm_reply_error(r, "too many words (more than %d)", ADM_MAX_ARGS);
+    return a->n == 0 ? ADM_SILENT : ADM_OK;
+}
+
+int
+adm_cmd_check(const char *line, size_t len, char *why, size_t size)
+{
+    struct adm_reply r = {evbuffer_new(), false};
+    const struct adm_cmd *c;
+    struct adm_args a;
+    enum adm_result res;
+    size_t n;
+
+    if (r.buf == NULL) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    res = adm_precheck(line, len, &a, &r);
+    if (res == ADM_SILENT)
+        res = adm_reply_error(&r, "no command");
+    else if (res == ADM_OK)
+        res = adm_resolve(&a, &r, &c);
+    if (res == ADM_OK) {
+        evbuffer_free(r.buf);
+        return 0;
+    }
+    /* "error: TEXT\n" -> TEXT */
+    evbuffer_drain(r.buf, XF_MIN(evbuffer_get_length(r.buf), sizeof("error: ") - 1));
+    n = evbuffer_remove(r.buf, why, size > 0 ? size - 1 : 0) > 0 ? strcspn(why, "\n") : 0;
+    if (size > 0)
+        why[XF_MIN(n, size - 1)] = '\0';
+    evbuffer_free(r.buf);
+    return -1;
 }
 
 enum adm_result
@@ -335,22 +394,14 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
     struct adm_reply r = {st->reply, false};
     struct adm_args a;
     enum adm_result res;
-    long bad = adm_line_bad_byte(line, len);
 
     evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
     st->exec_gen = 0;
-    if (bad >= 0) {
-        res = adm_reply_error(&r,
-                              "the line holds the control byte 0x%02x at byte %ld; commands "
-                              "are text",
-                              (unsigned char)line[bad], bad + 1);
-    } else if (adm_args_split(line, len, &a) == -1) {
-        res = adm_reply_error(&r, "too many words (more than %d)", ADM_MAX_ARGS);
-    } else if (a.n == 0) {
+    res = adm_precheck(line, len, &a, &r);
+    if (res == ADM_SILENT)
         return ADM_SILENT;
-    } else {
+    if (res == ADM_OK)
         res = adm_dispatch(st, peer, &a, &r);
-    }
     if (res == ADM_PENDING)
         return res; /* its reply comes through st->job_done */
     if (res == ADM_MORE) {

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,20 +114,21 @@ char *bench_xfb_weight_text(unsigned bp, char buf[8]);
 /* --- rollout scripts --- */
 
 enum bench_xfb_step_kind {
-    BENCH_XFB_STEP_SET = 0, /* set weight P */
-    BENCH_XFB_STEP_RAMP,    /* ramp P over D [step Q]: xfbench sends the set weight commands */
+    BENCH_XFB_STEP_SET = 0, /* set weight P [force] */
+    BENCH_XFB_STEP_RAMP, /* ramp P over D [step Q] [force]: xfbench sends the set weight commands */
     BENCH_XFB_STEP_ROLLBACK,
     BENCH_XFB_STEP_PROMOTE,
-    BENCH_XFB_STEP_ADMIN, /* admin LINE: LINE is sent as written, its reply recorded */
+    BENCH_XFB_STEP_ADMIN, /* any other admin command (or admin LINE): sent as written */
 };
 
 struct bench_xfb_step {
     uint64_t at_ms; /* offset from the start of the run */
     enum bench_xfb_step_kind kind;
-    unsigned weight_bp;            /* SET, RAMP: the target */
-    uint64_t over_ms;              /* RAMP */
-    unsigned step_bp;              /* RAMP: the change per command; 0: one command per second */
-    char line[BENCH_XFB_LINE_MAX]; /* the admin command (SET, ROLLBACK, PROMOTE, ADMIN) */
+    unsigned weight_bp; /* SET, RAMP: the target */
+    uint64_t over_ms;   /* RAMP */
+    unsigned step_bp;   /* RAMP: the change per command; 0: one command per second */
+    bool force;         /* SET, PROMOTE, RAMP: past y's capacity (each command of a ramp) */
+    char line[BENCH_XFB_LINE_MAX]; /* the admin command as written (all but RAMP) */
     char text[BENCH_XFB_LINE_MAX]; /* the step as written, offset excluded */
 };
 

@@ -645,9 +645,10 @@ bench_xfb_ctl_step_cb(evutil_socket_t fd, short what, void *arg)
         if (step_at <= now && step_at <= ramp_at) {
             bench_xfb_ctl_step(ctl, ctl->next_step++);
         } else if (ramp_at <= now) {
-            char line[32], w[8];
-            snprintf(line, sizeof(line), "set weight %s",
-                     bench_xfb_weight_text(ctl->ramp[ctl->ramp_next].weight_bp, w));
+            char line[40], w[8];
+            snprintf(line, sizeof(line), "set weight %s%s",
+                     bench_xfb_weight_text(ctl->ramp[ctl->ramp_next].weight_bp, w),
+                     ctl->o->script.steps[ctl->ramp_step - 1].force ? " force" : "");
             ctl->ramp_next++;
             bench_xfb_ctl_command(ctl, ctl->ramp_step, line, 1);
         } else {

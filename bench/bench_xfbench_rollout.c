@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin/adm.h"
+
 int
 bench_xfb_fixed_parse(const char *s, size_t len, unsigned decimals, uint64_t max, uint64_t *out)
 {
@@ -132,33 +134,49 @@ bench_xfb_word_is(const struct bench_xfb_words *w, size_t i, const char *lit)
     return i < w->n && xf_span_ieq(w->p[i], w->len[i], lit);
 }
 
-/* The step's command words (from words[1]) into `st`; returns 0, or -1 with the reason in err. */
+/* Whether the step's words from `from` on end with "force" (only there); *n gets their number
+ * without it. */
+static bool
+bench_xfb_force(const struct bench_xfb_words *w, size_t *n)
+{
+    *n = w->n;
+    if (w->n > 2 && bench_xfb_word_is(w, w->n - 1, "force")) {
+        (*n)--;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * The step's command words (from words[1]) into `st`; returns 0, or -1 with the reason in err.
+ * The commands are the admin socket's, as xfctl sends them, checked by the admin socket's own
+ * parser (adm_cmd_check); set weight, promote, rollback and ramp are read too, for the report,
+ * and ramp is run by xfbench itself.
+ */
 static int
 bench_xfb_step_command(const struct bench_xfb_words *w, const char *cmd, size_t cmd_len,
                        struct bench_xfb_step *st, size_t no, struct xf_err *err)
 {
+    char why[256];
     uint64_t v;
+    size_t n;
+    bool force = bench_xfb_force(w, &n);
 
-    if (bench_xfb_word_is(w, 1, "set")) {
-        if (w->n != 4 || !bench_xfb_word_is(w, 2, "weight")) {
-            xf_err_set(err, "rollout step %zu: usage: set weight P", no);
+    if (bench_xfb_word_is(w, 1, "admin")) {
+        const char *rest = w->n > 2 ? w->p[2] : NULL;
+        if (rest == NULL) {
+            xf_err_set(err, "rollout step %zu: usage: admin COMMAND", no);
             return -1;
         }
-        if (bench_xfb_weight_parse(w->p[3], w->len[3], &st->weight_bp) == -1) {
-            xf_err_set(err,
-                       "rollout step %zu: set weight: expected a number from 0 to 100 with at "
-                       "most two decimals, got \"%.*s\"",
-                       no, (int)w->len[3], w->p[3]);
-            return -1;
-        }
-        st->kind = BENCH_XFB_STEP_SET;
-        snprintf(st->line, sizeof(st->line), "set weight %.*s", (int)w->len[3], w->p[3]);
-        return 0;
+        cmd = rest;
+        cmd_len = (size_t)(w->p[w->n - 1] + w->len[w->n - 1] - rest);
     }
-    if (bench_xfb_word_is(w, 1, "ramp")) {
-        if ((w->n != 5 && w->n != 7) || !bench_xfb_word_is(w, 3, "over") ||
-            (w->n == 7 && !bench_xfb_word_is(w, 5, "step"))) {
-            xf_err_set(err, "rollout step %zu: usage: ramp P over DURATION [step P]", no);
+    /* Ramp's other commands (ramp pause ...) are the admin socket's: sent as they are. */
+    if (bench_xfb_word_is(w, 1, "ramp") && !bench_xfb_word_is(w, 2, "pause") &&
+        !bench_xfb_word_is(w, 2, "resume") && !bench_xfb_word_is(w, 2, "cancel")) {
+        if ((n != 5 && n != 7) || !bench_xfb_word_is(w, 3, "over") ||
+            (n == 7 && !bench_xfb_word_is(w, 5, "step"))) {
+            xf_err_set(err, "rollout step %zu: usage: ramp P over DURATION [step P] [force]", no);
             return -1;
         }
         if (bench_xfb_weight_parse(w->p[2], w->len[2], &st->weight_bp) == -1) {
@@ -177,44 +195,44 @@ bench_xfb_step_command(const struct bench_xfb_words *w, const char *cmd, size_t 
                        no, (int)w->len[4], w->p[4]);
             return -1;
         }
-        if (w->n == 7 &&
-            (bench_xfb_fixed_parse(w->p[6], w->len[6], 2, 10000, &v) == -1 || v == 0)) {
+        if (n == 7 && (bench_xfb_fixed_parse(w->p[6], w->len[6], 2, 10000, &v) == -1 || v == 0)) {
             xf_err_set(err,
                        "rollout step %zu: ramp: bad step \"%.*s\"; expected percentage points "
                        "from 0.01 to 100",
                        no, (int)w->len[6], w->p[6]);
             return -1;
         }
-        st->step_bp = w->n == 7 ? (unsigned)v : 0;
+        st->step_bp = n == 7 ? (unsigned)v : 0;
+        st->force = force;
         st->kind = BENCH_XFB_STEP_RAMP;
         return 0;
     }
-    if (bench_xfb_word_is(w, 1, "rollback") || bench_xfb_word_is(w, 1, "promote")) {
-        int rb = bench_xfb_word_is(w, 1, "rollback");
-        if (w->n != 2) {
-            xf_err_set(err, "rollout step %zu: usage: %s (no argument)", no,
-                       rb ? "rollback" : "promote");
+    if (adm_cmd_check(cmd, cmd_len, why, sizeof(why)) == -1) {
+        xf_err_set(err, "rollout step %zu: %s", no, why);
+        return -1;
+    }
+    snprintf(st->line, sizeof(st->line), "%.*s", (int)cmd_len, cmd);
+    st->kind = BENCH_XFB_STEP_ADMIN;
+    if (bench_xfb_word_is(w, 1, "set") && bench_xfb_word_is(w, 2, "weight")) {
+        if (n != 4) {
+            xf_err_set(err, "rollout step %zu: usage: set weight P [force]", no);
             return -1;
         }
-        st->kind = rb ? BENCH_XFB_STEP_ROLLBACK : BENCH_XFB_STEP_PROMOTE;
-        snprintf(st->line, sizeof(st->line), "%s", rb ? "rollback" : "promote");
-        return 0;
-    }
-    if (bench_xfb_word_is(w, 1, "admin")) {
-        const char *rest = w->n > 2 ? w->p[2] : NULL;
-        if (rest == NULL) {
-            xf_err_set(err, "rollout step %zu: usage: admin COMMAND", no);
+        if (bench_xfb_weight_parse(w->p[3], w->len[3], &st->weight_bp) == -1) {
+            xf_err_set(err,
+                       "rollout step %zu: set weight: expected a number from 0 to 100 with at "
+                       "most two decimals, got \"%.*s\"",
+                       no, (int)w->len[3], w->p[3]);
             return -1;
         }
-        st->kind = BENCH_XFB_STEP_ADMIN;
-        snprintf(st->line, sizeof(st->line), "%.*s", (int)(cmd + cmd_len - rest), rest);
-        return 0;
+        st->kind = BENCH_XFB_STEP_SET;
+    } else if (bench_xfb_word_is(w, 1, "rollback") && w->n == 2) {
+        st->kind = BENCH_XFB_STEP_ROLLBACK;
+    } else if (bench_xfb_word_is(w, 1, "promote")) {
+        st->kind = BENCH_XFB_STEP_PROMOTE;
     }
-    xf_err_set(err,
-               "rollout step %zu: unknown command \"%.*s\"; expected set weight P, ramp P over "
-               "DURATION [step P], rollback, promote or admin COMMAND",
-               no, (int)w->len[1], w->p[1]);
-    return -1;
+    st->force = force && st->kind != BENCH_XFB_STEP_ADMIN;
+    return 0;
 }
 
 /* Parses one step's text (trimmed, not empty). */

@@ -280,6 +280,45 @@ Test(xfbench, a_share_off_the_weight_or_a_failed_command_fails_the_check, .timeo
     h_proxy_finish(p);
 }
 
+Test(xfbench, a_rollout_takes_force_and_any_admin_command_as_xfctl_does, .timeout = H_TEST_TIMEOUT)
+{
+    /* y has 1 node against x's 2: it can take 50 %; more needs force, as with xfctl. */
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *x2 = h_upstream_start("x2", NULL);
+    struct h_upstream *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}, {x2->port}},
+                                                             .y = {{y1->port}},
+                                                             .weight = "0",
+                                                             .split_extra = SPLIT_KEY,
+                                                             .log_level = "error"});
+    const char *json_path = h_path("force.json");
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "3s", "-s", (char *)p->admin_socket,
+                       "--rollout", "500ms set weight 80 force; 1s freeze on; 1.5s promote force",
+                       "--check", "--settle", "500ms", "--json", json_path,
+                       (char *)url_of(p->port, "/"), NULL);
+    int fd = h_admin_connect(p);
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(
+        ne(ptr, strstr(json, "\"command\": \"set weight 80 force\", \"reply\": \"ok: "), NULL),
+        "%s", json);
+    cr_assert(ne(ptr, strstr(json, "\"command\": \"promote force\", \"reply\": \"ok: "), NULL),
+              "%s", json);
+    cr_assert(eq(dbl, json_last_num(json, "weight"), 100));
+    cr_assert(ge(dbl, json_last_num(json, "y_share"), 0.999), "%s", json);
+    cr_assert(eq(int, strncmp(h_admin_cmd(fd, "freeze show"), "freeze on since ", 16), 0));
+    /* Without force crossfade refuses, and the check fails on it. */
+    h_admin_cmd(fd, "freeze off");
+    h_admin_cmd(fd, "rollback");
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1500ms", "-s", (char *)p->admin_socket,
+                   "--rollout", "500ms promote", "--check", (char *)url_of(p->port, "/"), NULL);
+    cr_assert(eq(int, code, 1), "%s%s", out, err);
+    cr_assert(ne(ptr, strstr(out, "rollout step 1 \"promote\""), NULL), "%s", out);
+    h_proxy_finish(p);
+}
+
 Test(xfbench, keys_can_travel_in_a_cookie, .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);

@@ -550,3 +550,37 @@ Test(adm_config, show_config_lists_the_nodes_as_they_are_now)
         "%s", reply);
     cr_assert(eq(ptr, strstr(reply, "10.0.0.2:8000"), NULL), "a deleted node is listed: %s", reply);
 }
+
+/* adm_cmd_check's verdict on a line and its reason ("" when it passes). */
+static int
+check_line(const char *line, char *why, size_t size)
+{
+    why[0] = '\0';
+    return adm_cmd_check(line, strlen(line), why, size);
+}
+
+Test(adm_cmd, a_line_is_checked_without_running_it_as_the_socket_would_answer)
+{
+    char why[256];
+
+    cr_assert(eq(int, check_line("promote force", why, sizeof(why)), 0), "%s", why);
+    cr_assert(eq(int, check_line("SET weight 50 force", why, sizeof(why)), 0), "%s", why);
+    cr_assert(eq(int, check_line("show stats json", why, sizeof(why)), 0), "%s", why);
+    cr_assert(eq(int, check_line("ramp pause", why, sizeof(why)), 0), "%s", why);
+    cr_assert(eq(int, check_line("sett weight 5", why, sizeof(why)), -1));
+    cr_assert(
+        eq(str, why, "unknown command \"sett weight 5\"; did you mean \"set weight P [force]\"?"));
+    cr_assert(eq(int, check_line("set weight", why, sizeof(why)), -1));
+    cr_assert(eq(str, why, "usage: set weight P [force]"));
+    cr_assert(eq(int, check_line("show weight json", why, sizeof(why)), -1));
+    cr_assert(eq(str, why, "\"show weight\" has no JSON form"));
+    cr_assert(eq(int, check_line("  ", why, sizeof(why)), -1));
+    cr_assert(eq(str, why, "no command"));
+    cr_assert(eq(int, check_line("rollback\x01", why, sizeof(why)), -1));
+    cr_assert(eq(str, why, "the line holds the control byte 0x01 at byte 9; commands are text"));
+    /* A reason longer than the room is cut, never overrun. */
+    cr_assert(eq(int, check_line("sett weight 5", why, 8), -1));
+    cr_assert(eq(str, why, "unknown"));
+    /* Nothing ran: the weight is the config's. */
+    cr_assert(eq(str, (char *)run_ok("show weight"), "x 75.00\ny 25.00"));
+}

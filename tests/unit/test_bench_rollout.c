@@ -113,6 +113,40 @@ Test(bench_rollout, newlines_blank_steps_case_and_admin_pass_through_are_accepte
     bench_xfb_script_fini(&s);
 }
 
+Test(bench_rollout, the_grammar_is_the_admin_sockets_force_and_any_command_included)
+{
+    struct bench_xfb_script s;
+    struct xf_err err = {{0}};
+
+    cr_assert(eq(int,
+                 bench_xfb_script_parse("1s set weight 50 force; 2s promote force; 3s ramp 80 over "
+                                        "10s step 5 force; 4s ramp pause; 5s drain node "
+                                        "y/10.0.0.1:8000; 6s freeze on; 7s admin set weight 200",
+                                        &s, &err),
+                 0),
+              "%s", err.msg);
+    cr_assert(eq(sz, s.n, 7));
+    cr_assert(eq(int, s.steps[0].kind, BENCH_XFB_STEP_SET));
+    cr_assert(eq(uint, s.steps[0].weight_bp, 5000));
+    cr_assert(s.steps[0].force);
+    cr_assert(eq(str, s.steps[0].line, "set weight 50 force"));
+    cr_assert(eq(int, s.steps[1].kind, BENCH_XFB_STEP_PROMOTE));
+    cr_assert(eq(str, s.steps[1].line, "promote force"));
+    cr_assert(eq(int, s.steps[2].kind, BENCH_XFB_STEP_RAMP));
+    cr_assert(eq(uint, s.steps[2].weight_bp, 8000));
+    cr_assert(eq(uint, s.steps[2].step_bp, 500));
+    cr_assert(s.steps[2].force);
+    for (size_t i = 3; i < 7; i++)
+        cr_assert(eq(int, s.steps[i].kind, BENCH_XFB_STEP_ADMIN), "step %zu", i + 1);
+    cr_assert(eq(str, s.steps[3].line, "ramp pause"));
+    cr_assert(eq(str, s.steps[4].line, "drain node y/10.0.0.1:8000"));
+    cr_assert(eq(str, s.steps[5].line, "freeze on"));
+    /* admin COMMAND is sent as written, a value the server will refuse included. */
+    cr_assert(eq(str, s.steps[6].line, "set weight 200"));
+    cr_assert(not(s.steps[6].force));
+    bench_xfb_script_fini(&s);
+}
+
 /* Parses a bad script and returns the message. */
 static const char *
 error_of(const char *script)
@@ -137,7 +171,10 @@ Test(bench_rollout, bad_offsets_and_unknown_commands_name_the_step)
 {
     ASSERT_ERROR("10x set weight 5", "rollout step 1: bad offset \"10x\"");
     ASSERT_ERROR("1s rollback; soon promote", "rollout step 2: bad offset \"soon\"");
-    ASSERT_ERROR("10s sett weight 5", "rollout step 1: unknown command \"sett\"");
+    /* The admin socket's own words, as xfctl would get them. */
+    ASSERT_ERROR("10s sett weight 5", "rollout step 1: unknown command \"sett weight 5\"; did you "
+                                      "mean \"set weight P [force]\"?");
+    ASSERT_ERROR("10s admin shwo nodes", "rollout step 1: unknown command \"shwo nodes\"");
     ASSERT_ERROR("10s", "rollout step 1: \"10s\" has no command");
     ASSERT_ERROR("5s rollback; 2s promote", "rollout step 2: offset \"2s\" comes before step 1's");
     ASSERT_ERROR("", "rollout: the script has no step");
@@ -148,14 +185,15 @@ Test(bench_rollout, bad_arguments_say_what_is_allowed)
 {
     ASSERT_ERROR("1s set weight 150", "rollout step 1: set weight: expected a number from 0 to "
                                       "100 with at most two decimals, got \"150\"");
-    ASSERT_ERROR("1s set weight", "rollout step 1: usage: set weight P");
-    ASSERT_ERROR("1s set weight 5 now", "rollout step 1: usage: set weight P");
-    ASSERT_ERROR("1s ramp 50 over", "rollout step 1: usage: ramp P over DURATION [step P]");
+    ASSERT_ERROR("1s set weight", "rollout step 1: usage: set weight P [force]");
+    ASSERT_ERROR("1s set weight 5 now", "rollout step 1: usage: set weight P [force]");
+    ASSERT_ERROR("1s ramp 50 over", "rollout step 1: usage: ramp P over DURATION [step P] [force]");
     ASSERT_ERROR("1s ramp 50 in 10s", "rollout step 1: usage: ramp P over DURATION [step P]");
     ASSERT_ERROR("1s ramp 50 over 0s", "rollout step 1: ramp: bad duration \"0s\"");
     ASSERT_ERROR("1s ramp 500 over 10s", "rollout step 1: ramp: expected a weight");
     ASSERT_ERROR("1s ramp 50 over 10s step 0", "rollout step 1: ramp: bad step \"0\"");
-    ASSERT_ERROR("1s rollback now", "rollout step 1: usage: rollback (no argument)");
+    ASSERT_ERROR("1s rollback now", "rollout step 1: usage: rollback");
+    ASSERT_ERROR("1s promote now please", "rollout step 1: usage: promote [force]");
     ASSERT_ERROR("1s admin", "rollout step 1: usage: admin COMMAND");
     ASSERT_ERROR("1s set weight\x01 5", "rollout step 1: control byte 0x01");
 }
