@@ -79,6 +79,32 @@ adm_show_or_dash(const char *s)
     return s != NULL ? s : "-";
 }
 
+/* Who may choose a side with the override header or cookie: the networks, and in words when it is
+ * everyone or no one, so that nobody leaves the public a switch to y without seeing it. */
+static void
+adm_show_override_from(struct adm_reply *r, const struct cfg_split *sp)
+{
+    const char *how = sp->override_header != NULL ? sp->override_header : sp->override_cookie;
+
+    if (how == NULL) {
+        adm_show_cidrs(r, "split.override_from", sp->override_from, sp->n_override_from);
+        adm_reply_line(r, "note: the override header and cookie are off: no client chooses its "
+                          "side");
+    } else if (sp->override_any) {
+        adm_reply_line(r, "split.override_from any");
+        adm_reply_line(r,
+                       "note: WARNING: every client, the public included, can choose its side "
+                       "(%s%s y), even after a rollback; list the testers' networks in "
+                       "split.override_from",
+                       how, sp->override_header != NULL ? ":" : "=");
+    } else if (sp->n_override_from == 0) {
+        adm_reply_line(r, "split.override_from -");
+        adm_reply_line(r, "note: no client may choose its side: overrides are ignored");
+    } else {
+        adm_show_cidrs(r, "split.override_from", sp->override_from, sp->n_override_from);
+    }
+}
+
 static void
 adm_show_split(struct adm_state *st, struct adm_reply *r)
 {
@@ -107,8 +133,8 @@ adm_show_split(struct adm_state *st, struct adm_reply *r)
     adm_show_cidrs(r, "split.trusted_proxies", sp->trusted_proxies, sp->n_trusted_proxies);
     adm_reply_line(r, "split.override_header %s", adm_show_or_dash(sp->override_header));
     adm_reply_line(r, "split.override_cookie %s", adm_show_or_dash(sp->override_cookie));
-    adm_show_cidrs(r, "split.override_from", sp->override_from, sp->n_override_from);
     adm_reply_line(r, "split.expose %s", adm_show_or_dash(sp->expose));
+    adm_show_override_from(r, sp);
 }
 
 /* clusters.NAME.health: "off", or one line per key (host and port "-": the node's). */

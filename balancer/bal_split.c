@@ -55,9 +55,9 @@ bal_override_value(const char *v, size_t len, enum cfg_cluster_id *side)
 
 /*
  * The side a tester override asks for: the override header when its value is valid, else the
- * override cookie; honoured only from override_from (any client when empty). Returns what became
- * of it: HONOURED with *side set, else NONE, INVALID (a value other than x or y, none valid) or
- * NOT_ALLOWED (side untouched).
+ * override cookie; honoured only from override_from (every client with override_any). Returns what
+ * became of it: HONOURED with *side set, else NONE, INVALID (a value other than x or y, none valid)
+ * or NOT_ALLOWED (side untouched).
  */
 static enum bal_override_use
 bal_override(const struct cfg_split *split, const struct bal_request *req,
@@ -82,9 +82,10 @@ bal_override(const struct cfg_split *split, const struct bal_request *req,
     }
     if (!found)
         return use;
-    if (split->n_override_from > 0) {
+    if (!split->override_any) {
         bal_client_addr(split, req, &client);
-        if (!bal_addr_in(&client, split->override_from, split->n_override_from))
+        if (split->n_override_from == 0 ||
+            !bal_addr_in(&client, split->override_from, split->n_override_from))
             return BAL_OVERRIDE_NOT_ALLOWED;
     }
     *side = want;

@@ -118,11 +118,14 @@ struct cfg_split {
     struct cfg_cidr *trusted_proxies; /* owned; may be empty */
     size_t n_trusted_proxies;
     /* Tester override: a request header / cookie whose value x or y forces the side. */
-    char *override_header;          /* owned; default "X-Crossfade-Target"; NULL when off */
-    char *override_cookie;          /* owned; default NULL (off) */
-    struct cfg_cidr *override_from; /* owned; overrides honoured only from these; empty: any */
+    char *override_header; /* owned; default "X-Crossfade-Target"; NULL when off */
+    char *override_cookie; /* owned; default NULL (off) */
+    /* owned; overrides are honoured only from these clients (default: loopback, 127.0.0.0/8 and
+     * ::1); none when empty, unless override_any */
+    struct cfg_cidr *override_from;
     size_t n_override_from;
-    char *expose; /* owned; response header naming cluster and node; NULL (default) when off */
+    bool override_any; /* override_from: any -- every client may choose its side */
+    char *expose;      /* owned; response header naming cluster and node; NULL (default) when off */
 };
 
 /* Every duration in milliseconds. */

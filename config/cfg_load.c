@@ -1029,10 +1029,20 @@ cfg_walk_split(const struct cfg_ctx *ctx, const yaml_node_t *node)
         cfg_get_name_or_off(ctx, v[CFG_SPLIT_OVERRIDE_COOKIE], "split.override_cookie", false,
                             &split->override_cookie) == -1)
         return -1;
-    if (v[CFG_SPLIT_OVERRIDE_FROM] != NULL &&
-        cfg_get_cidrs(ctx, v[CFG_SPLIT_OVERRIDE_FROM], "split.override_from", &split->override_from,
-                      &split->n_override_from) == -1)
-        return -1;
+    if (v[CFG_SPLIT_OVERRIDE_FROM] != NULL) {
+        const yaml_node_t *from = v[CFG_SPLIT_OVERRIDE_FROM];
+
+        /* `any` says in so many words that the public may choose its side. */
+        split->override_any = from->type == YAML_SCALAR_NODE && cfg_is_plain(from) &&
+                              strcmp((const char *)from->data.scalar.value, "any") == 0;
+        if (split->override_any) {
+            XF_FREE(split->override_from);
+            split->n_override_from = 0;
+        } else if (cfg_get_cidrs(ctx, from, "split.override_from", &split->override_from,
+                                 &split->n_override_from) == -1) {
+            return -1;
+        }
+    }
     if (v[CFG_SPLIT_EXPOSE] != NULL &&
         cfg_get_name_or_off(ctx, v[CFG_SPLIT_EXPOSE], "split.expose", true, &split->expose) == -1)
         return -1;
@@ -1232,6 +1242,15 @@ cfg_new_defaults(const char *name)
     }
     cfg->split.n_keys = 1;
     cfg->split.keys[0].kind = CFG_KEY_IP;
+    /* Tester overrides from this machine only, until the operator names the testers' networks. */
+    cfg->split.override_from = calloc(2, sizeof(*cfg->split.override_from));
+    if (cfg->split.override_from == NULL ||
+        cfg_cidr_parse("127.0.0.0/8", &cfg->split.override_from[0], NULL) == -1 ||
+        cfg_cidr_parse("::1", &cfg->split.override_from[1], NULL) == -1) {
+        cfg_free(cfg);
+        return NULL;
+    }
+    cfg->split.n_override_from = 2;
     cfg->timeouts = (struct cfg_timeouts){
         .connect_ms = 3000,
         .client_header_ms = 10000,

@@ -177,6 +177,13 @@ main(int argc, char **argv)
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);
+    if (cfg->split.override_any &&
+        (cfg->split.override_header != NULL || cfg->split.override_cookie != NULL))
+        XF_LOG(XF_LOG_WARN, "main",
+               "event=override_from_any note=\"every client can choose its side with %s, even "
+               "after a rollback: list the testers' networks in split.override_from\"",
+               cfg->split.override_header != NULL ? cfg->split.override_header
+                                                  : cfg->split.override_cookie);
     rc = px_worker_run(w);
     goto out;
 fail:

@@ -169,6 +169,48 @@ Test(split, overrides_from_outside_override_from_are_ignored, .timeout = H_TEST_
     h_proxy_finish(p);
 }
 
+Test(split, by_default_only_this_machine_may_override_and_any_is_warned_about,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x = h_upstream_start("x1", NULL);
+    struct h_upstream *y = h_upstream_start("y1", NULL);
+    /* 127.0.0.1 is a trusted proxy: X-Forwarded-For then names a client from elsewhere. */
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{x->port}},
+                               .y = {{y->port}},
+                               .weight = "0",
+                               .split_extra = SPLIT_KEYS "  trusted_proxies: [\"127.0.0.1\"]\n"});
+    struct h_conn *c = h_connect(p->port);
+    char *log;
+
+    cr_assert(eq(str, (char *)side_of(c, "X-Crossfade-Target: y\r\n", NULL, 0), "y1"),
+              "an override from this machine was ignored");
+    cr_assert(
+        eq(str,
+           (char *)side_of(c, "X-Forwarded-For: 203.0.113.9\r\nX-Crossfade-Target: y\r\n", NULL, 0),
+           "x1"),
+        "an override from the public (203.0.113.9) was honoured by default");
+    h_close(c);
+    h_proxy_finish(p);
+    p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{x->port}},
+        .y = {{y->port}},
+        .weight = "0",
+        .split_extra = SPLIT_KEYS "  trusted_proxies: [\"127.0.0.1\"]\n  override_from: any\n"});
+    c = h_connect(p->port);
+    cr_assert(
+        eq(str,
+           (char *)side_of(c, "X-Forwarded-For: 203.0.113.9\r\nX-Crossfade-Target: y\r\n", NULL, 0),
+           "y1"));
+    log = h_read_file(p->proc->log_path, NULL);
+    cr_assert(ne(ptr,
+                 strstr(log, "WARN main: event=override_from_any note=\"every client can "
+                             "choose its side with X-Crossfade-Target"),
+                 NULL),
+              "%s", log);
+    h_proxy_finish(p);
+}
+
 Test(split, overrides_can_be_switched_off, .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *x = h_upstream_start("x1", NULL);

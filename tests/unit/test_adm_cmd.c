@@ -444,6 +444,51 @@ Test(adm_config, show_config_has_the_defaults_of_the_new_keys)
     cr_assert(ne(ptr, strstr(reply, "\nretries 2\n"), NULL), "%s", reply);
 }
 
+/* show config for fx_yaml with `extra` added to its split section. */
+static const char *
+show_config_with_split(const char *extra)
+{
+    char yaml[2048];
+    const char *at = strstr(fx_yaml, "split:\n");
+
+    cr_assert(ne(ptr, (void *)at, NULL));
+    snprintf(yaml, sizeof(yaml), "%.*s%s%s", (int)(at - fx_yaml + 7), fx_yaml, extra, at + 7);
+    fx_setup_yaml(yaml);
+    return run_ok("show config");
+}
+
+Test(adm_config, show_config_says_who_may_choose_a_side_and_warns_when_everyone_can)
+{
+    const char *reply = show_config_with_split("");
+
+    cr_assert(ne(ptr, strstr(reply, "\nsplit.override_from 127.0.0.0/8 ::1\n"), NULL), "%s", reply);
+    cr_assert(eq(ptr, strstr(reply, "WARNING"), NULL), "%s", reply);
+    fx_teardown();
+    reply = show_config_with_split("  override_from: any\n");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nsplit.override_from any\n"
+                               "note: WARNING: every client, the public included, can choose its "
+                               "side (X-Crossfade-Target: y), even after a rollback; list the "
+                               "testers' networks in split.override_from\n"),
+                 NULL),
+              "%s", reply);
+    fx_teardown();
+    reply = show_config_with_split("  override_from: []\n");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nsplit.override_from -\n"
+                               "note: no client may choose its side: overrides are ignored\n"),
+                 NULL),
+              "%s", reply);
+    fx_teardown();
+    reply = show_config_with_split("  override_from: any\n  override_header: off\n");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nsplit.override_from -\n"
+                               "note: the override header and cookie are off: no client chooses "
+                               "its side\n"),
+                 NULL),
+              "%s", reply);
+}
+
 Test(adm_config, show_config_gives_health_outlier_and_node_limits_as_set)
 {
     static const char yaml[] = "listen:\n"

@@ -27,6 +27,7 @@ fx_load(struct fx *f, unsigned weight, const char *clusters)
     int n = snprintf(yaml, sizeof(yaml),
                      "listen:\n  - address: \"127.0.0.1:8000\"\n"
                      "split:\n  weight: %u\n  key: \"header:X-Client\"\n  seed: \"unit\"\n"
+                     "  override_from: any\n"
                      "clusters:\n%s",
                      weight, clusters);
 

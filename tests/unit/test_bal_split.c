@@ -40,6 +40,7 @@ fx_new(const char *seed, unsigned weight_bp)
     f->cfg.split.keys = f->keys;
     f->cfg.split.trusted_proxies = f->trusted;
     f->cfg.split.override_from = f->from;
+    f->cfg.split.override_any = true; /* a test that lists networks in `from` turns it off */
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
         f->cfg.clusters[c].nodes = f->nodes[c];
     return f;
@@ -596,6 +597,7 @@ Test(bal_override, override_from_restricts_overrides_to_its_networks)
 
     snprintf(f->override_header, sizeof(f->override_header), "X-Crossfade-Target");
     f->cfg.split.override_header = f->override_header;
+    f->cfg.split.override_any = false;
     fx_net(f->from, &f->cfg.split.n_override_from, "198.51.100.0/24");
     fx_net(f->from, &f->cfg.split.n_override_from, "2001:db8:7::/48");
     fx_net(f->trusted, &f->cfg.split.n_trusted_proxies, "10.0.0.0/8");
@@ -817,6 +819,22 @@ override_of(struct bal_snapshot *s, const char *peer, const char *headers)
 }
 
 /* An ignored override is told apart from none, so the proxy can count it and log it. */
+Test(bal_override, an_empty_override_from_honours_no_client)
+{
+    struct fx *f = fx_new("crossfade", 0);
+    struct bal_snapshot *s;
+
+    snprintf(f->override_header, sizeof(f->override_header), "X-Crossfade-Target");
+    f->cfg.split.override_header = f->override_header;
+    f->cfg.split.override_any = false; /* override_from: [] */
+    s = fx_snap(f);
+    cr_assert(
+        eq(int, override_of(s, "127.0.0.1", "X-Crossfade-Target: y"), BAL_OVERRIDE_NOT_ALLOWED));
+    cr_assert(eq(int, override_of(s, "::1", "X-Crossfade-Target: y"), BAL_OVERRIDE_NOT_ALLOWED));
+    bal_snapshot_unref(s);
+    free(f);
+}
+
 Test(bal_override, bal_pick_says_what_became_of_an_override)
 {
     struct fx *f = fx_new("crossfade", 0);
@@ -826,6 +844,7 @@ Test(bal_override, bal_pick_says_what_became_of_an_override)
     f->cfg.split.override_header = f->override_header;
     snprintf(f->override_cookie, sizeof(f->override_cookie), "xf_target");
     f->cfg.split.override_cookie = f->override_cookie;
+    f->cfg.split.override_any = false;
     fx_net(f->from, &f->cfg.split.n_override_from, "198.51.100.0/24");
     s = fx_snap(f);
     cr_assert(eq(int, override_of(s, "198.51.100.7", "Accept: */*"), BAL_OVERRIDE_NONE));

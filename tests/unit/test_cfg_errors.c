@@ -936,6 +936,17 @@ Test(cfg_split_networks, name_the_bad_entry_of_override_from_by_its_index)
                    "10.0.0.0/8 or 2001:db8::/32, got \"localhost\"");
 }
 
+Test(cfg_split_networks, take_any_only_as_the_whole_value_of_override_from)
+{
+    /* In a list, or quoted, it would read as a network: refused, not widened to everyone. */
+    expect_message(BASE "split:\n  override_from: [\"10.0.0.0/8\", any]\n",
+                   "t.yaml:9:33: split.override_from[1]: expected an IPv4 or IPv6 network such as "
+                   "10.0.0.0/8 or 2001:db8::/32, got \"any\"");
+    expect_message(BASE "split:\n  trusted_proxies: any\n",
+                   "t.yaml:9:20: split.trusted_proxies: expected an IPv4 or IPv6 network such as "
+                   "10.0.0.0/8 or 2001:db8::/32, got \"any\"");
+}
+
 Test(cfg_split_networks, refuse_a_prefix_out_of_range)
 {
     expect_message(BASE "split:\n  trusted_proxies: [\"10.0.0.0/33\"]\n",

@@ -340,8 +340,13 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(ptr, cfg->split.trusted_proxies, NULL));
     cr_assert(eq(str, cfg->split.override_header, "X-Crossfade-Target"));
     cr_assert(eq(ptr, cfg->split.override_cookie, NULL));
-    cr_assert(eq(sz, cfg->split.n_override_from, 0));
-    cr_assert(eq(ptr, cfg->split.override_from, NULL));
+    /* Overrides from this machine only until the testers' networks are named. */
+    cr_assert(eq(sz, cfg->split.n_override_from, 2));
+    cr_assert(eq(str, cfg->split.override_from[0].text, "127.0.0.0/8"));
+    cr_assert(eq(uint, cfg->split.override_from[0].prefix, 8));
+    cr_assert(eq(str, cfg->split.override_from[1].text, "::1"));
+    cr_assert(eq(uint, cfg->split.override_from[1].prefix, 128));
+    cr_assert(not(cfg->split.override_any));
     cr_assert(eq(ptr, cfg->split.expose, NULL));
     cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, CFG_BALANCE_HASH));
     cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, CFG_BALANCE_HASH));
@@ -480,6 +485,16 @@ Test(cfg_split_networks, take_an_empty_sequence_as_an_empty_list)
     cr_assert(eq(ptr, cfg->split.trusted_proxies, NULL));
     cr_assert(eq(sz, cfg->split.n_override_from, 0));
     cr_assert(eq(ptr, cfg->split.override_from, NULL));
+    cr_assert(not(cfg->split.override_any), "[] is no client, not every client");
+    cfg_free(cfg);
+}
+
+Test(cfg_split_networks, override_from_any_says_every_client)
+{
+    struct cfg *cfg = parse_ok(BASE "split:\n  override_from: any\n");
+
+    cr_assert(cfg->split.override_any);
+    cr_assert(eq(sz, cfg->split.n_override_from, 0));
     cfg_free(cfg);
 }
 
