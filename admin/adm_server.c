@@ -134,19 +134,29 @@ adm_client_stall(struct adm_client *c)
     bufferevent_disable(c->bev, EV_READ);
 }
 
-/* Whether a reply must wait for the state file text `gen` (0: none) to be written. */
+/* Whether a reply must wait for the state file text `gen` (0: none) to be written; *st gets the
+ * writer's status (error_wall_ms 0 when there is nothing to say). */
 static bool
-adm_server_must_wait(struct adm_server *s, uint64_t gen)
+adm_server_must_wait(struct adm_server *s, uint64_t gen, struct adm_saver_status *st)
 {
-    struct adm_saver_status st;
-
+    memset(st, 0, sizeof(*st));
     if (gen == 0 || s->state.saver == NULL)
         return false;
-    adm_saver_status(s->state.saver, &st);
-    return st.written < gen;
+    adm_saver_status(s->state.saver, st);
+    return st->written < gen;
 }
 
 static enum adm_client_rc adm_client_process(struct adm_client *c);
+static void adm_server_note_unsaved(struct evbuffer *held, const char *error);
+
+/* A reply that need not wait: the write that holds its change is over already, and it may have
+ * failed (a missing directory fails at once, before the reply could be held): say so. */
+static void
+adm_server_note_if_unsaved(struct evbuffer *reply, const struct adm_saver_status *st)
+{
+    if (st->error_wall_ms != 0)
+        adm_server_note_unsaved(reply, st->error);
+}
 
 /* Adds a note line before the closing empty line of a held reply: the change it answers is in
  * force, but the state file could not be written, so a restart would lose it. */
@@ -187,6 +197,7 @@ static void
 adm_server_job_done(void *arg, void *job, struct evbuffer *reply)
 {
     struct adm_server *s = arg;
+    struct adm_saver_status st;
     struct adm_client *c;
 
     TAILQ_FOREACH(c, &s->clients, link)
@@ -200,11 +211,11 @@ adm_server_job_done(void *arg, void *job, struct evbuffer *reply)
     }
     c->job = NULL;
     evbuffer_add_buffer(c->held, reply);
-    if (adm_server_must_wait(s, s->state.exec_gen)) {
+    if (adm_server_must_wait(s, s->state.exec_gen, &st)) {
         c->wait_gen = s->state.exec_gen;
         return;
     }
-    adm_client_release(c, NULL);
+    adm_client_release(c, &st);
 }
 
 /*
@@ -278,6 +289,7 @@ adm_client_process(struct adm_client *c)
         f = adm_frame_next(&c->framer, data, take, c->eof && take == avail, &line_len, &consumed);
         if (f == ADM_FRAME_LINE) {
             struct adm_state *st = &c->srv->state;
+            struct adm_saver_status saved;
 
             c->last_ms = xf_now_ms();
             struct evbuffer *reply = c->srv->scratch;
@@ -307,7 +319,7 @@ adm_client_process(struct adm_client *c)
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
-            if (adm_server_must_wait(c->srv, st->exec_gen)) {
+            if (adm_server_must_wait(c->srv, st->exec_gen, &saved)) {
                 /* An "ok:" must survive a crash: the reply goes once the change is on disk. */
                 c->held = evbuffer_new();
                 if (c->held == NULL || evbuffer_add_buffer(c->held, reply) == -1) {
@@ -318,6 +330,7 @@ adm_client_process(struct adm_client *c)
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
+            adm_server_note_if_unsaved(reply, &saved);
             evbuffer_add_buffer(out, reply);
             if (res == ADM_WATCH) {
                 c->watching = true;
@@ -932,6 +945,12 @@ adm_server_free(struct adm_server *s)
         return;
     while ((c = TAILQ_FIRST(&s->clients)) != NULL)
         adm_client_free(c, "shutdown");
+    /* A bufferevent freed while one of its deferred callbacks waits (clients that hung up just
+     * before the loop stopped: libevent runs 32 deferred callbacks per turn, the rest next turn)
+     * is released by that callback only: one more turn of the loop lets them run (with no
+     * callbacks of ours left on them), so nothing is leaked at exit. */
+    if (s->base != NULL)
+        event_base_loop(s->base, EVLOOP_NONBLOCK);
     if (s->listener != NULL)
         evconnlistener_free(s->listener);
     if (s->ev_relisten != NULL)

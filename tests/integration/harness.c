@@ -1038,16 +1038,17 @@ h_nodes_yaml(const struct h_node *nodes)
 
     for (size_t i = 0; i < H_MAX_NODES && nodes[i].port != 0; i++) {
         const char *sep = i > 0 ? ", " : "";
+        const char *host = nodes[i].host != NULL ? nodes[i].host : "127.0.0.1";
 
         if (nodes[i].extra != NULL)
-            s = h_fmt("%s%s{address: \"127.0.0.1:%d\"%s, %s}", s, sep, nodes[i].port,
+            s = h_fmt("%s%s{address: \"%s:%d\"%s, %s}", s, sep, host, nodes[i].port,
                       nodes[i].weight > 0 ? h_fmt(", weight: %u", nodes[i].weight) : "",
                       nodes[i].extra);
         else if (nodes[i].weight > 0)
-            s = h_fmt("%s%s{address: \"127.0.0.1:%d\", weight: %u}", s, sep, nodes[i].port,
+            s = h_fmt("%s%s{address: \"%s:%d\", weight: %u}", s, sep, host, nodes[i].port,
                       nodes[i].weight);
         else
-            s = h_fmt("%s%s\"127.0.0.1:%d\"", s, sep, nodes[i].port);
+            s = h_fmt("%s%s\"%s:%d\"", s, sep, host, nodes[i].port);
     }
     return h_fmt("%s]", s);
 }
@@ -1117,13 +1118,27 @@ h_proxy_start(const struct h_proxy_opts *o)
 {
     struct h_proxy *p = h_alloc(sizeof(*p));
     const char *log = h_path("crossfade.log");
-    char *env[2] = {NULL, NULL};
+    char *env[4] = {NULL, NULL, NULL, NULL};
+    const char *asan = getenv("ASAN_OPTIONS");
+    size_t n_env = 0;
 
-    if (o->small_quarantine) {
-        const char *asan = getenv("ASAN_OPTIONS");
+    if (o->small_quarantine || o->fake_dns != NULL) {
+        const char *opts = asan != NULL ? asan : "";
 
-        env[0] = h_fmt("ASAN_OPTIONS=%s%squarantine_size_mb=8", asan != NULL ? asan : "",
-                       asan != NULL && *asan != '\0' ? ":" : "");
+        if (o->small_quarantine)
+            opts = h_fmt("%s%squarantine_size_mb=8", opts, *opts != '\0' ? ":" : "");
+        /* A preloaded library comes before the ASan runtime: ASan must not refuse that. */
+        if (o->fake_dns != NULL)
+            opts = h_fmt("%s%sverify_asan_link_order=0", opts, *opts != '\0' ? ":" : "");
+        env[n_env++] = h_fmt("ASAN_OPTIONS=%s", opts);
+    }
+    if (o->fake_dns != NULL) {
+        const char *lib = getenv("XF_FAKE_DNS_LIB");
+
+        cr_assert(lib != NULL && *lib != '\0',
+                  "XF_FAKE_DNS_LIB (the path of libfakedns.so) is not set: make sets it");
+        env[n_env++] = h_fmt("LD_PRELOAD=%s", lib);
+        env[n_env++] = h_fmt("XF_FAKE_DNS=%s", o->fake_dns);
     }
     p->access_log = h_path("access.log");
     p->admin_socket = h_path("admin.sock");

@@ -156,6 +156,9 @@ struct h_node {
     unsigned weight; /* 0: not written (the default weight, 1) */
     /* More keys of the node's mapping ("max_connections: 1, max_pending: 1"); NULL: none. */
     const char *extra;
+    /* The host of the address instead of 127.0.0.1: a name for h_proxy_opts.fake_dns; NULL:
+     * 127.0.0.1. */
+    const char *host;
 };
 
 /* Anything left 0 takes the harness default (the values of the config example in the brief, with
@@ -183,6 +186,9 @@ struct h_proxy_opts {
     /* RLIMIT_NOFILE (soft and hard) of the crossfade process, set in the child before exec;
      * 0: inherited from the test. */
     unsigned nofile;
+    /* When set, crossfade runs with the tests' getaddrinfo (LD_PRELOAD of $XF_FAKE_DNS_LIB,
+     * tests/integration/shim/fake_dns.c), which looks host names up in this file (XF_FAKE_DNS). */
+    const char *fake_dns;
 };
 
 struct h_proxy {
