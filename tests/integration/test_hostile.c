@@ -536,8 +536,7 @@ Test(hostile, admin_clients_that_hang_up_just_before_sigterm_leave_nothing_behin
     struct h_upstream *u = h_upstream_start("x1", NULL);
 
     for (int round = 0; round < 3; round++) {
-        struct h_proxy *p =
-            h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .weight = "30"});
+        struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .weight = "30"});
         int fds[ADMIN_SLOTS];
 
         fill_admin_slots(p, fds);
