@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/bench.sh -- the benchmark behind `make bench`: wrk against xf-upstream alone, crossfade,
 # HAProxy (and nginx when installed) in one run on loopback; CPU per request, system calls per
-# request and memory per idle keep-alive client connection. Stops every process it started.
+# request, memory per idle keep-alive client connection and per slow client (a partial head).
+# Stops every process it started.
 #
 #   bench/bench.sh [--quick] [--no-nginx]
 #   BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_CONNS=50 IDLE_CONNS=2000 STRACE_SECONDS=3
@@ -19,7 +20,7 @@ for arg in "$@"; do
     --quick) QUICK=1 ;;
     --no-nginx) NGINX=0 ;;
     -h | --help)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -488,36 +489,56 @@ conns_on_port() {
     awk -v p="$(printf '%04X' "$1")" '$4 == "01" { split($2, l, ":"); split($3, r, ":")
         if (r[2] == p) n++ } END { print n + 0 }' /proc/net/tcp
 }
-for t in "${PROXIES[@]}"; do
-    of="$TMP/idle-$t.txt"
-    up0=$(conns_on_port "${NODE_PORTS[0]}")
-    r0=$(rss_kb "${PID[$t]}")
-    "$TMP/bench_idle" "$HOST" "${PORT[$t]}" "$IDLE" 120 >"$of" 2>"$TMP/idle-$t.err" &
-    ipid=$!
-    pids+=("$ipid")
-    for _ in $(seq 1 600); do
-        grep -q '^ready' "$of" && break
-        kill -0 "$ipid" 2>/dev/null || break
-        sleep 0.1
+# mem_run MODE: for each proxy, RSS before, with $IDLE connections of bench_idle MODE open
+# ("" or partial), and (partial) 3 s after they closed.
+mem_run() {
+    local mode=$1 t of up0 up1 r0 r1 r2 ipid opened alive
+    for t in "${PROXIES[@]}"; do
+        of="$TMP/idle-$t$mode.txt"
+        up0=$(conns_on_port "${NODE_PORTS[0]}")
+        r0=$(rss_kb "${PID[$t]}")
+        # shellcheck disable=SC2086 # an empty mode is no argument
+        "$TMP/bench_idle" "$HOST" "${PORT[$t]}" "$IDLE" 120 $mode >"$of" 2>"$TMP/idle-$t$mode.err" &
+        ipid=$!
+        pids+=("$ipid")
+        for _ in $(seq 1 600); do
+            grep -q '^ready' "$of" && break
+            kill -0 "$ipid" 2>/dev/null || break
+            sleep 0.1
+        done
+        sleep 1
+        r1=$(rss_kb "${PID[$t]}")
+        up1=$(conns_on_port "${NODE_PORTS[0]}")
+        kill -TERM "$ipid" 2>/dev/null
+        wait "$ipid" 2>/dev/null
+        forget "$ipid"
+        opened=$(awk '/^ready/ { print $2 }' "$of")
+        alive=$(awk '/^alive/ { print $2 }' "$of")
+        if [ -z "$opened" ] || [ "$opened" = 0 ]; then
+            note "$t: no connection opened: $(head -2 "$TMP/idle-$t$mode.err")"
+            continue
+        fi
+        [ -s "$TMP/idle-$t$mode.err" ] && note "$t: $(head -1 "$TMP/idle-$t$mode.err")"
+        printf '   %-10s %6s KiB per connection (RSS %s -> %s KiB over %s connections, %s still open;' \
+            "$t" "$(awk -v a="$r0" -v b="$r1" -v n="$opened" 'BEGIN { printf "%.2f", (b - a) / n }')" \
+            "$r0" "$r1" "$opened" "${alive:-?}"
+        if [ -n "$mode" ]; then
+            sleep 3
+            r2=$(rss_kb "${PID[$t]}")
+            echo " $r2 KiB 3 s after they closed)"
+        else
+            echo " connections to node x1: $up0 -> $up1)"
+        fi
+        sleep 1
     done
-    sleep 1
-    r1=$(rss_kb "${PID[$t]}")
-    up1=$(conns_on_port "${NODE_PORTS[0]}")
-    kill -TERM "$ipid" 2>/dev/null
-    wait "$ipid" 2>/dev/null
-    forget "$ipid"
-    opened=$(awk '/^ready/ { print $2 }' "$of")
-    alive=$(awk '/^alive/ { print $2 }' "$of")
-    if [ -z "$opened" ] || [ "$opened" = 0 ]; then
-        note "$t: no idle connection opened: $(head -2 "$TMP/idle-$t.err")"
-        continue
-    fi
-    [ -s "$TMP/idle-$t.err" ] && note "$t: $(head -1 "$TMP/idle-$t.err")"
-    printf '   %-10s %6s KiB per connection (RSS %s -> %s KiB over %s connections, %s still open;' \
-        "$t" "$(awk -v a="$r0" -v b="$r1" -v n="$opened" 'BEGIN { printf "%.2f", (b - a) / n }')" \
-        "$r0" "$r1" "$opened" "${alive:-?}"
-    echo " connections to node x1: $up0 -> $up1)"
-    sleep 1
-done
+}
+mem_run ""
+
+# ---------------------------------------------------------------------------------------------
+# 4. Memory per slow client: a connection that sent part of a request head and stopped.
+echo
+echo "== memory per slow client ($IDLE connections, each holding 266 bytes of a request head)"
+show "bench_idle $HOST PORT $IDLE 120 partial   # RSS before, once it prints ready, and 3 s after the close"
+mem_run partial
 echo
 echo "== done (load average now: $(cut -d' ' -f1-3 /proc/loadavg)); stopping every process started"

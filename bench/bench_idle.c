@@ -6,13 +6,15 @@
  * sends SIGTERM. Self-contained (libc only) so the script can build it with plain cc:
  *     cc -std=c11 -O2 -Wall -Wextra -o bench_idle bench/bench_idle.c
  *
- * usage: bench_idle HOST PORT N [HOLD_SECONDS]
+ * usage: bench_idle HOST PORT N [HOLD_SECONDS [partial]]
  *   Connects N times to HOST:PORT (an IPv4 or IPv6 literal), one connection after the other; on
  *   each it sends "GET /idle HTTP/1.1" and reads the whole response (a 200 with Content-Length),
- *   then keeps the connection open without sending anything more. Prints "ready OPENED" once all
- *   are open (or the first failure stopped it), then waits for SIGTERM, SIGINT or HOLD_SECONDS
- *   (default 120), prints "alive K of OPENED" (connections the peer had not closed) and exits.
- * Exit status: 0 when all N were opened and answered, 1 when fewer were, 2 on a usage error.
+ *   then keeps the connection open without sending anything more. With `partial`, it sends only
+ *   the first 266 bytes of a request head (a slow client, or a slowloris) and reads nothing. Prints
+ * "ready OPENED" once all are open (or the first failure stopped it), then waits for SIGTERM,
+ * SIGINT or HOLD_SECONDS (default 120), prints "alive K of OPENED" (connections the peer had not
+ * closed) and exits. Exit status: 0 when all N were opened and answered, 1 when fewer were, 2 on a
+ * usage error.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -22,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,13 @@
 
 static const char bench_idle_request[] =
     "GET /idle HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench_idle\r\n\r\n";
+
+/* What a slow client has sent when it stops: a head that is not finished (no empty line). */
+static const char bench_idle_partial[] =
+    "GET /idle HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench_idle\r\nX-Pad: "
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaaaaaaaaaaaaa\r\n";
 
 /* Parses "HOST PORT" into a socket address; returns 0, or -1 if HOST is not an IP literal. */
 static int
@@ -154,9 +164,30 @@ bench_idle_exchange(int fd, const char **why)
     }
 }
 
-/* Opens one connection and runs one exchange on it; returns the fd, or -1 with *why set. */
+/* Sends the partial head; returns 0, or -1 with *why. */
 static int
-bench_idle_open(const struct sockaddr_storage *ss, socklen_t len, const char **why)
+bench_idle_send_partial(int fd, const char **why)
+{
+    size_t sent = 0;
+
+    while (sent < sizeof(bench_idle_partial) - 1) {
+        ssize_t w = send(fd, bench_idle_partial + sent, sizeof(bench_idle_partial) - 1 - sent,
+                         MSG_NOSIGNAL);
+        if (w == -1) {
+            if (errno == EINTR)
+                continue;
+            *why = "send failed";
+            return -1;
+        }
+        sent += (size_t)w;
+    }
+    return 0;
+}
+
+/* Opens one connection and runs one exchange on it (or sends a partial head); returns the fd, or
+ * -1 with *why set. */
+static int
+bench_idle_open(const struct sockaddr_storage *ss, socklen_t len, bool partial, const char **why)
 {
     struct timeval tv = {.tv_sec = BENCH_IDLE_IO_TIMEOUT_S, .tv_usec = 0};
     int one = 1, saved;
@@ -173,7 +204,7 @@ bench_idle_open(const struct sockaddr_storage *ss, socklen_t len, const char **w
         *why = "connect failed";
         goto fail;
     }
-    if (bench_idle_exchange(fd, why) == -1)
+    if ((partial ? bench_idle_send_partial(fd, why) : bench_idle_exchange(fd, why)) == -1)
         goto fail;
     return fd;
 fail:
@@ -208,13 +239,16 @@ main(int argc, char **argv)
     sigset_t set;
     struct timespec ts = {0};
     const char *why = NULL;
+    bool partial = argc == 6 && strcmp(argv[5], "partial") == 0;
 
-    if (argc < 4 || argc > 5 || bench_idle_addr(argv[1], argv[2], &ss, &len) == -1) {
-        fprintf(stderr, "usage: bench_idle HOST PORT N [HOLD_SECONDS] (HOST: an IP literal)\n");
+    if (argc < 4 || argc > 6 || (argc == 6 && !partial) ||
+        bench_idle_addr(argv[1], argv[2], &ss, &len) == -1) {
+        fprintf(stderr, "usage: bench_idle HOST PORT N [HOLD_SECONDS [partial]] (HOST: an IP "
+                        "literal)\n");
         return 2;
     }
     n = strtol(argv[3], NULL, 10);
-    if (argc == 5)
+    if (argc >= 5)
         hold = strtol(argv[4], NULL, 10);
     if (n < 1 || n > 1000000 || hold < 1) {
         fprintf(stderr, "bench_idle: N must be 1..1000000 and HOLD_SECONDS positive\n");
@@ -240,7 +274,7 @@ main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
 
     while (opened < n) {
-        int fd = bench_idle_open(&ss, len, &why);
+        int fd = bench_idle_open(&ss, len, partial, &why);
         if (fd == -1) {
             fprintf(stderr, "bench_idle: connection %d of %ld to %s:%s: %s (errno %d: %s)\n",
                     opened + 1, n, argv[1], argv[2], why, errno, strerror(errno));
