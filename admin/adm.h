@@ -51,9 +51,18 @@ struct adm_server;
  */
 struct adm_server *adm_server_new(struct event_base *base, const struct cfg *cfg,
                                   struct bal_router *router, struct xf_err *err);
-/* The traffic counters `show stats` reads (borrowed: they must outlive the server); NULL, the
- * default, makes `show stats` answer that no counters are available. */
-void adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats);
+/* The traffic counters `show stats` reads: fn(arg, out) adds every worker's to *out (zeroed by
+ * the caller). Without it (the default) `show stats` answers that no counters are available. */
+typedef void (*adm_stats_fn)(void *arg, struct xf_stats *out);
+void adm_server_set_stats(struct adm_server *s, adm_stats_fn fn, void *arg);
+/*
+ * The router version every worker routes with now (fn(arg)): a reply to a command that published
+ * a snapshot is held until each worker has taken it, so that once `ok:` arrives no request on any
+ * connection is routed by the old one. Without it (one loop) nothing waits.
+ */
+void adm_server_set_applied(struct adm_server *s, uint64_t (*fn)(void *arg), void *arg);
+/* The workers took a snapshot: replies held for it may go. */
+void adm_server_applied(struct adm_server *s);
 /*
  * What `show nodes` reads of the proxy per node id: requests in flight and idle pooled
  * connections. fn returns 0, or -1 when it knows nothing of the id; arg is borrowed and passed
@@ -90,6 +99,8 @@ void adm_server_set_resolver(struct adm_server *s, struct cfg_resolver *r);
 /* What `show version` says of the proxy: fn(arg) returns "starting" (the first health checks are
  * not done: connections wait), "serving" or "stopping". Without it the line is left out. */
 void adm_server_set_status(struct adm_server *s, const char *(*fn)(void *arg), void *arg);
+/* How many worker threads carry the traffic, for show version (0, the default: not shown). */
+void adm_server_set_workers(struct adm_server *s, unsigned n);
 /* Calls fn(arg) after every snapshot an admin command publishes (the proxy takes it at once, so
  * a drained node's idle connections close and requests waiting for it move). */
 void adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg);
@@ -438,7 +449,10 @@ struct adm_state {
     uint64_t saved_seq; /* the audit trail's last event handed to the state file's writer */
     bool dirty;         /* a change not handed to the writer yet (adm_state_changed) */
     uint64_t exec_gen;  /* the state file text the last adm_exec handed to the writer; 0: none */
-    const struct xf_stats *stats;     /* borrowed; NULL until adm_server_set_stats */
+    adm_stats_fn stats; /* NULL until adm_server_set_stats */
+    void *stats_arg;    /* borrowed */
+    uint64_t (*applied)(void *arg);   /* NULL until adm_server_set_applied */
+    void *applied_arg;                /* borrowed */
     adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
     void *node_info_arg;              /* borrowed */
     bal_id_busy_fn id_busy;           /* NULL until adm_server_set_id_busy */
@@ -448,6 +462,7 @@ struct adm_state {
     void (*published)(void *arg);     /* NULL until adm_server_set_published */
     void *published_arg;              /* borrowed */
     const char *(*status)(void *arg); /* NULL until adm_server_set_status */
+    unsigned workers;                 /* 0 until adm_server_set_workers */
     void *status_arg;                 /* borrowed */
     /* Host names of `add node` are resolved off the loop (NULL, as in unit tests: at once). */
     struct cfg_resolver *resolver; /* borrowed */

@@ -34,6 +34,7 @@ struct adm_client {
      * no further command of this client runs meanwhile, so replies stay in order. */
     struct evbuffer *held;     /* owned; NULL when no reply is held */
     uint64_t wait_gen;         /* UINT64_MAX while its command is still pending (job) */
+    uint64_t wait_version;     /* ... and the router version every worker must have taken */
     void *job;                 /* borrowed: the pending command's job (st->job_done names it) */
     struct adm_stream *stream; /* owned: the rest of a long reply, written as the client reads */
     TAILQ_ENTRY(adm_client) link;
@@ -134,19 +135,49 @@ adm_client_stall(struct adm_client *c)
     bufferevent_disable(c->bev, EV_READ);
 }
 
-/* Whether a reply must wait for the state file text `gen` (0: none) to be written; *st gets the
- * writer's status (error_wall_ms 0 when there is nothing to say). */
+/* Whether a reply must wait for the state file text `gen` (0: none) to be written, or for every
+ * worker to route by router version `version` (0: none, the command published nothing); *st
+ * gets the writer's status (error_wall_ms 0 when there is nothing to say). */
 static bool
-adm_server_must_wait(struct adm_server *s, uint64_t gen, struct adm_saver_status *st)
+adm_server_must_wait(struct adm_server *s, uint64_t gen, uint64_t version,
+                     struct adm_saver_status *st)
 {
+    bool disk = false;
+
     memset(st, 0, sizeof(*st));
-    if (gen == 0 || s->state.saver == NULL)
+    if (gen != 0 && s->state.saver != NULL) {
+        adm_saver_status(s->state.saver, st);
+        disk = st->written < gen;
+    }
+    return disk || (version != 0 && s->state.applied != NULL &&
+                    s->state.applied(s->state.applied_arg) < version);
+}
+
+/* The router version a command's reply waits for: the current one when the command published
+ * (the version moved from `before`), else 0. */
+static uint64_t
+adm_server_published_version(const struct adm_server *s, uint64_t before)
+{
+    uint64_t now = bal_router_version(s->state.router);
+
+    return now != before ? now : 0;
+}
+
+/* Whether client c's held reply may go: its change is on disk and every worker routes by it. */
+static bool
+adm_client_may_go(const struct adm_server *s, const struct adm_client *c,
+                  const struct adm_saver_status *st)
+{
+    if (c->held == NULL || c->job != NULL)
         return false;
-    adm_saver_status(s->state.saver, st);
-    return st->written < gen;
+    if (s->state.saver != NULL && st->written < c->wait_gen && c->wait_gen != 0)
+        return false;
+    return c->wait_version == 0 || s->state.applied == NULL ||
+           s->state.applied(s->state.applied_arg) >= c->wait_version;
 }
 
 static enum adm_client_rc adm_client_process(struct adm_client *c);
+static void adm_server_release_ready(struct adm_server *s);
 static void adm_server_note_unsaved(struct evbuffer *held, const char *error);
 
 /* A reply that need not wait: the write that holds its change is over already, and it may have
@@ -211,7 +242,9 @@ adm_server_job_done(void *arg, void *job, struct evbuffer *reply)
     }
     c->job = NULL;
     evbuffer_add_buffer(c->held, reply);
-    if (adm_server_must_wait(s, s->state.exec_gen, &st)) {
+    /* wait_version held the router version when the command began. */
+    c->wait_version = adm_server_published_version(s, c->wait_version);
+    if (adm_server_must_wait(s, s->state.exec_gen, c->wait_version, &st)) {
         c->wait_gen = s->state.exec_gen;
         return;
     }
@@ -227,18 +260,43 @@ static void
 adm_server_on_saved(evutil_socket_t fd, short what, void *arg)
 {
     struct adm_server *s = arg;
-    struct adm_saver_status st;
-    struct adm_client *c, *next;
     uint64_t count;
 
     XF_UNUSED(what);
     (void)!read(fd, &count, sizeof(count));
-    adm_saver_status(s->state.saver, &st);
-    for (c = TAILQ_FIRST(&s->clients); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, link);
-        if (c->held != NULL && c->job == NULL && st.written >= c->wait_gen)
-            adm_client_release(c, &st);
+    adm_server_release_ready(s);
+}
+
+/* Each held reply whose change is on disk and taken by every worker goes out. */
+static void
+adm_server_release_ready(struct adm_server *s)
+{
+    struct adm_saver_status st;
+    struct adm_client *c;
+    bool again = true;
+
+    memset(&st, 0, sizeof(st));
+    if (s->state.saver != NULL)
+        adm_saver_status(s->state.saver, &st);
+    /* A released client runs its next commands, which may free other clients (a watcher that
+     * does not read): the walk starts again after each release rather than keep a pointer. */
+    while (again) {
+        again = false;
+        TAILQ_FOREACH(c, &s->clients, link)
+        {
+            if (adm_client_may_go(s, c, &st)) {
+                adm_client_release(c, &st);
+                again = true;
+                break;
+            }
+        }
     }
+}
+
+void
+adm_server_applied(struct adm_server *s)
+{
+    adm_server_release_ready(s);
 }
 
 /*
@@ -293,7 +351,9 @@ adm_client_process(struct adm_client *c)
 
             c->last_ms = xf_now_ms();
             struct evbuffer *reply = c->srv->scratch;
+            uint64_t before = bal_router_version(st->router);
             enum adm_result res = adm_exec(st, &c->peer, data, line_len, reply);
+            uint64_t version = adm_server_published_version(c->srv, before);
 
             if (res == ADM_CLOSE)
                 c->closing = true;
@@ -316,17 +376,20 @@ adm_client_process(struct adm_client *c)
                 c->job = st->pending;
                 st->pending = NULL;
                 c->wait_gen = UINT64_MAX;
+                c->wait_version = before; /* what it publishes is known when it ends */
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
-            if (adm_server_must_wait(c->srv, st->exec_gen, &saved)) {
-                /* An "ok:" must survive a crash: the reply goes once the change is on disk. */
+            if (adm_server_must_wait(c->srv, st->exec_gen, version, &saved)) {
+                /* An "ok:" must survive a crash, and be in force on every worker: the reply
+                 * goes once the change is on disk and each worker routes by it. */
                 c->held = evbuffer_new();
                 if (c->held == NULL || evbuffer_add_buffer(c->held, reply) == -1) {
                     adm_client_drop(c, "out_of_memory");
                     return ADM_CLIENT_GONE;
                 }
                 c->wait_gen = st->exec_gen;
+                c->wait_version = version;
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
@@ -603,9 +666,13 @@ adm_server_on_accept_error(struct evconnlistener *l, void *arg)
     if ((e == EMFILE || e == ENFILE) && s->spare_fd != -1) {
         int fd;
 
+        /* The descriptor freed here must not go to another thread's accept. */
+        __atomic_store_n(&xf_fd_scarce, 1, __ATOMIC_SEQ_CST);
+        xf_fd_lock();
         close(s->spare_fd);
         s->spare_fd = -1;
         fd = accept4(evconnlistener_get_fd(l), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        xf_fd_unlock();
         if (fd != -1) {
             XF_LOG(XF_LOG_WARN, "admin",
                    "event=accept_with_spare error=\"%s\" note=\"out of descriptors: the spare "
@@ -890,9 +957,23 @@ fail:
 }
 
 void
-adm_server_set_stats(struct adm_server *s, const struct xf_stats *stats)
+adm_server_set_stats(struct adm_server *s, adm_stats_fn fn, void *arg)
 {
-    s->state.stats = stats;
+    s->state.stats = fn;
+    s->state.stats_arg = arg;
+}
+
+void
+adm_server_set_workers(struct adm_server *s, unsigned n)
+{
+    s->state.workers = n;
+}
+
+void
+adm_server_set_applied(struct adm_server *s, uint64_t (*fn)(void *arg), void *arg)
+{
+    s->state.applied = fn;
+    s->state.applied_arg = arg;
 }
 
 void

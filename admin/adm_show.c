@@ -311,6 +311,8 @@ adm_cmd_show_version(struct adm_state *st, const struct adm_peer *peer, const st
     adm_reply_line(r, "pid %ld", (long)getpid());
     if (st->status != NULL)
         adm_reply_line(r, "status %s", st->status(st->status_arg));
+    if (st->workers != 0)
+        adm_reply_line(r, "workers %u", st->workers);
     adm_reply_line(r, "started %s", adm_time_text(st->started, when, sizeof(when)));
     adm_reply_line(r, "uptime %llus", (unsigned long long)((xf_now_ms() - st->started_ms) / 1000));
     adm_reply_line(r, "snapshot %llu", (unsigned long long)snap->version);

@@ -143,14 +143,22 @@ enum adm_result
 adm_cmd_show_stats(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                    struct adm_reply *r)
 {
+    struct xf_stats *sum;
+
     XF_UNUSED(peer);
     if (st->stats == NULL)
         return adm_reply_error(r, "no traffic counters: this crossfade does not count yet");
-    if (a->n == 3 && adm_span_is(a->v[2], "json"))
-        adm_stats_json(st, st->stats, r);
-    else if (a->n == 2)
-        adm_stats_text(st, st->stats, r);
-    else
+    if (!(a->n == 2 || (a->n == 3 && adm_span_is(a->v[2], "json"))))
         return adm_reply_error(r, "usage: show stats [json]");
+    /* The workers' counters summed: too large for the stack (a latency window per cluster). */
+    sum = calloc(1, sizeof(*sum));
+    if (sum == NULL)
+        return adm_reply_error(r, "out of memory");
+    st->stats(st->stats_arg, sum);
+    if (a->n == 3)
+        adm_stats_json(st, sum, r);
+    else
+        adm_stats_text(st, sum, r);
+    free(sum);
     return ADM_OK;
 }

@@ -7,6 +7,8 @@
 #   bench/bench.sh [--quick] [--no-nginx]
 #   BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_CONNS=50 IDLE_CONNS=2000 STRACE_SECONDS=3
 #   BENCH_NODES=1 (1 or 2 xf-upstream nodes)  BENCH_PORT=18400 (base of the loopback ports used)
+#   BENCH_WORKERS=1 (crossfade's workers and HAProxy's nbthread; wrk gets as many threads; nginx,
+#   one process without a master here, only runs with 1)
 #   XF_BIN=bin  BENCH_KEEP=1 (keep the temporary folder with configs, logs and raw outputs)
 # Exits non-zero only when the setup fails (a tool missing, a server that does not start);
 # a figure, good or bad, never changes the exit status.
@@ -40,6 +42,7 @@ CONNS=${BENCH_CONNS:-50}
 IDLE=${IDLE_CONNS:-2000}
 STRACE_SECONDS=${STRACE_SECONDS:-3}
 NODES=${BENCH_NODES:-1}
+WORKERS=${BENCH_WORKERS:-1}
 BASE=${BENCH_PORT:-18400}
 BIN=${XF_BIN:-bin}
 HOST=127.0.0.1
@@ -51,7 +54,7 @@ die() {
 note() { echo "bench: $*" >&2; }
 show() { echo "  \$ $*"; }
 
-for v in SECONDS_RUN ROUNDS CONNS IDLE STRACE_SECONDS NODES BASE; do
+for v in SECONDS_RUN ROUNDS CONNS IDLE STRACE_SECONDS NODES WORKERS BASE; do
     if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
         die "$v must be a positive integer, got '${!v}'"
     fi
@@ -99,6 +102,10 @@ for t in wrk haproxy cc awk; do
 done
 if ! [ -x "$BIN/crossfade" ] || ! [ -x "$BIN/xf-upstream" ]; then
     die "$BIN/crossfade or $BIN/xf-upstream missing: run make"
+fi
+if [ "$WORKERS" -gt 1 ] && [ "$NGINX" = auto ]; then
+    NGINX=0
+    note "BENCH_WORKERS=$WORKERS: the nginx yardstick (one process here) is skipped"
 fi
 if [ "$NGINX" = auto ]; then
     if command -v nginx >/dev/null; then NGINX=1; else
@@ -174,13 +181,14 @@ timeouts: {connect: 1s, client_header: 10s, client_idle: 60s, upstream_response:
 limits: {max_connections: $MAXCONN}
 access_log: off
 log_level: warn
+workers: $WORKERS
 EOF
 
 {
     cat <<EOF
-# HAProxy 2.6 under bench/bench.sh: one thread, keep-alive on both sides, no logging.
+# HAProxy 2.6 under bench/bench.sh: $WORKERS thread(s), keep-alive on both sides, no logging.
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn $MAXCONN
     hard-stop-after 2s
 defaults
@@ -253,7 +261,7 @@ echo "== crossfade benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores,"
 echo "   $("$BIN/crossfade" --version 2>&1 | head -1); $(haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3)" \
     "$([ "$NGINX" = 1 ] && nginx -v 2>&1 | sed 's/.*: /; /')" \
     "; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "   wrk -t1 -c$CONNS -d${SECONDS_RUN}s x $ROUNDS rounds; strace ${STRACE_SECONDS}s;" \
+echo "   wrk -t$WORKERS -c$CONNS -d${SECONDS_RUN}s x $ROUNDS rounds; strace ${STRACE_SECONDS}s;" \
     "$IDLE idle connections; $NODES node(s); open files $NOFILE; CLK_TCK $CLK_TCK"
 echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: compare ratios)"
 echo "   configs in $TMP (BENCH_KEEP=1 keeps them)"
@@ -359,7 +367,7 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "-" || b == "-") pri
 # Runs wrk in the background and waits for it, so that a signal stops the script at once.
 run_wrk() { # target seconds outfile
     local url="http://$HOST:${PORT[$1]}/" w rc
-    timeout $(($2 + 20)) wrk -t1 -c"$CONNS" -d"$2"s --timeout 2s --latency "$url" >"$3" 2>&1 &
+    timeout $(($2 + 20)) wrk -t"$WORKERS" -c"$CONNS" -d"$2"s --timeout 2s --latency "$url" >"$3" 2>&1 &
     w=$!
     pids+=("$w")
     wait "$w"
@@ -372,7 +380,7 @@ run_wrk() { # target seconds outfile
 # 1. Throughput and CPU per request: targets interleaved, the order rotated every round.
 echo
 echo "== throughput and CPU per request: $ROUNDS round(s) of ${SECONDS_RUN}s per target"
-show "wrk -t1 -c$CONNS -d${SECONDS_RUN}s --timeout 2s --latency http://$HOST:PORT/"
+show "wrk -t$WORKERS -c$CONNS -d${SECONDS_RUN}s --timeout 2s --latency http://$HOST:PORT/"
 echo "   CPU: (utime + stime) of the target's process from /proc/PID/stat, before and after,"
 echo "   in ticks of 1/$CLK_TCK s, divided by the requests wrk reports; 'node' is the same for the"
 echo "   xf-upstream node(s) behind the proxy. Warm-up: 1 s per target, not recorded."
@@ -442,7 +450,7 @@ PROXIES=(crossfade haproxy)
 if [ "$HAVE_STRACE" = 1 ]; then
     echo
     echo "== system calls per request (strace -c during a ${STRACE_SECONDS}s wrk run)"
-    show "strace -c -f -p PID -o FILE   # then: wrk -t1 -c$CONNS -d${STRACE_SECONDS}s --latency http://$HOST:PORT/"
+    show "strace -c -f -p PID -o FILE   # then: wrk -t$WORKERS -c$CONNS -d${STRACE_SECONDS}s --latency http://$HOST:PORT/"
     for t in "${PROXIES[@]}"; do
         sf="$TMP/strace-$t.txt"
         timeout $((STRACE_SECONDS + 30)) strace -c -f -p "${PID[$t]}" -o "$sf" 2>"$TMP/strace-$t.err" &

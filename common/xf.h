@@ -107,6 +107,17 @@ int xf_resolve(const char *host, const char *port, int passive, struct sockaddr_
 const char *xf_quote(char *buf, const char *s, size_t len);
 
 /*
+ * Descriptors running out (common/xf_util.c). The admin socket keeps a spare descriptor to take
+ * the operator's connection when every other is used; it closes it and accepts at once. With
+ * worker threads accepting too, a worker could take the descriptor in between: once any thread
+ * has run out (xf_fd_scarce set), accepts happen under xf_fd_lock, so the spare goes where it
+ * was meant to. Uncontended, and only while descriptors are scarce.
+ */
+extern int xf_fd_scarce; /* atomic: 1 once a thread ran out of descriptors, 0 when they came back */
+void xf_fd_lock(void);
+void xf_fd_unlock(void);
+
+/*
  * Fatal signals (common/xf_fatal.c). xf_fatal_install catches the signals that would end the
  * process without the event loop seeing them (SIGSEGV, SIGABRT, SIGQUIT, SIGUSR2, ...), and an
  * exit() from elsewhere than the normal path; on one, the file registered with

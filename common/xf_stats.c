@@ -34,11 +34,56 @@ xf_stats_latency(struct xf_cluster_stats *cs, uint64_t us, uint64_t now_s)
 {
     unsigned slot = (unsigned)(now_s % XF_LAT_SLOTS);
 
-    if (cs->lat_slot_second[slot] != now_s) {
-        memset(cs->lat[slot], 0, sizeof(cs->lat[slot]));
-        cs->lat_slot_second[slot] = now_s;
+    if (XF_STAT_GET(cs->lat_slot_second[slot]) != now_s) {
+        /* A reader may see the slot half cleared for a moment: each value it sees is whole. */
+        for (unsigned b = 0; b < XF_LAT_BUCKETS; b++)
+            __atomic_store_n(&cs->lat[slot][b], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&cs->lat_slot_second[slot], now_s, __ATOMIC_RELAXED);
     }
-    cs->lat[slot][xf_lat_bucket(us)]++;
+    XF_STAT_INC(cs->lat[slot][xf_lat_bucket(us)]);
+}
+
+static void
+xf_stats_merge_cluster(struct xf_cluster_stats *d, const struct xf_cluster_stats *s)
+{
+    d->requests += XF_STAT_GET(s->requests);
+    for (size_t i = 0; i < 6; i++)
+        d->responses[i] += XF_STAT_GET(s->responses[i]);
+    for (size_t i = 0; i < XF_FAIL_COUNT; i++)
+        d->failures[i] += XF_STAT_GET(s->failures[i]);
+    d->active += XF_STAT_GET(s->active);
+    d->failovers += XF_STAT_GET(s->failovers);
+    d->retries += XF_STAT_GET(s->retries);
+    d->health_down += XF_STAT_GET(s->health_down);
+    d->health_up += XF_STAT_GET(s->health_up);
+    d->ejections += XF_STAT_GET(s->ejections);
+    d->queue_waiting += XF_STAT_GET(s->queue_waiting);
+    d->queue_timeouts += XF_STAT_GET(s->queue_timeouts);
+    d->queue_full += XF_STAT_GET(s->queue_full);
+    for (unsigned slot = 0; slot < XF_LAT_SLOTS; slot++) {
+        uint64_t sec = XF_STAT_GET(s->lat_slot_second[slot]);
+
+        if (sec == 0 || sec < d->lat_slot_second[slot])
+            continue;
+        if (sec > d->lat_slot_second[slot]) {
+            memset(d->lat[slot], 0, sizeof(d->lat[slot]));
+            d->lat_slot_second[slot] = sec;
+        }
+        for (unsigned b = 0; b < XF_LAT_BUCKETS; b++)
+            d->lat[slot][b] += XF_STAT_GET(s->lat[slot][b]);
+    }
+}
+
+void
+xf_stats_merge(struct xf_stats *dst, const struct xf_stats *src)
+{
+    for (size_t c = 0; c < 2; c++)
+        xf_stats_merge_cluster(&dst->cluster[c], &src->cluster[c]);
+    dst->client_connections += XF_STAT_GET(src->client_connections);
+    dst->override_invalid += XF_STAT_GET(src->override_invalid);
+    dst->override_not_allowed += XF_STAT_GET(src->override_not_allowed);
+    if (dst->started_s == 0)
+        dst->started_s = XF_STAT_GET(src->started_s);
 }
 
 uint64_t

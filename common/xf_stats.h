@@ -38,7 +38,11 @@ struct xf_cluster_stats {
     uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
 };
 
-/* One worker's counters. The admin socket reads them (same thread today; sums them later). */
+/*
+ * One worker's counters: only that worker writes them, the control thread reads and sums them
+ * (xf_stats_merge). Updates are a relaxed atomic load and store, which compile to plain moves
+ * (no lock prefix, no shared cache line): the per-request path pays nothing for the reader.
+ */
 struct xf_stats {
     struct xf_cluster_stats cluster[2]; /* x, y */
     uint64_t client_connections;        /* open now */
@@ -46,6 +50,16 @@ struct xf_stats {
     uint64_t override_not_allowed;      /* ... or from a client outside split.override_from */
     uint64_t started_s;                 /* monotonic second the process started */
 };
+
+#define XF_STAT_ADD(field, n)                                                                      \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define XF_STAT_INC(field) XF_STAT_ADD(field, 1)
+#define XF_STAT_DEC(field) XF_STAT_ADD(field, -1)
+#define XF_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Adds what `src` (another thread's, being written) holds to `dst` (the reader's own): counters
+ * summed, latency slots of the same second summed, newer slots replacing older ones. */
+void xf_stats_merge(struct xf_stats *dst, const struct xf_stats *src);
 
 /* The bucket of a latency in microseconds, and the lower bound of a bucket. */
 unsigned xf_lat_bucket(uint64_t us);

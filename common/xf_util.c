@@ -1,6 +1,7 @@
 /* common/xf_util.c -- time and string helpers with no dependency beyond libc. */
 #include "common/xf.h"
 
+#include <pthread.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,4 +154,19 @@ xf_resolve(const char *host, const char *port, int passive, struct sockaddr_stor
     *out_len = (unsigned)res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
+}
+
+int xf_fd_scarce;
+static pthread_mutex_t xf_fd_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void
+xf_fd_lock(void)
+{
+    pthread_mutex_lock(&xf_fd_mutex);
+}
+
+void
+xf_fd_unlock(void)
+{
+    pthread_mutex_unlock(&xf_fd_mutex);
 }

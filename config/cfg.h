@@ -163,7 +163,14 @@ struct cfg {
     char *access_log; /* owned; "-" for stdout, a path, or NULL when off */
     char *state_file; /* owned; where the admin socket keeps its changes; NULL: off */
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
+    unsigned workers;            /* worker threads, 1..CFG_WORKERS_MAX; 0: auto (the online CPUs) */
 };
+
+#define CFG_WORKERS_MAX 64
+
+/* The number of worker threads `cfg` asks for: workers, or for auto the online CPUs (at most
+ * CFG_WORKERS_MAX, at least 1). */
+unsigned cfg_workers(const struct cfg *cfg);
 
 /*
  * Reads and checks the YAML file at `path`. Returns an owned cfg, or NULL with one message in

@@ -42,11 +42,12 @@ enum cfg_root_key {
     CFG_ROOT_ACCESS_LOG,
     CFG_ROOT_LOG_LEVEL,
     CFG_ROOT_STATE_FILE,
+    CFG_ROOT_WORKERS,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen", "admin",   "split",      "clusters",  "timeouts",
-    "limits", "retries", "access_log", "log_level", "state_file",
+    "listen",  "admin",      "split",     "clusters",   "timeouts", "limits",
+    "retries", "access_log", "log_level", "state_file", "workers",
 };
 
 enum cfg_listen_key {
@@ -1191,6 +1192,28 @@ cfg_walk_state_file(const struct cfg_ctx *ctx, const yaml_node_t *node)
     return cfg_set_string(ctx, &ctx->cfg->state_file, text);
 }
 
+/* workers: auto (0: the number of online CPUs, decided at start-up) or 1..CFG_WORKERS_MAX. */
+static int
+cfg_walk_workers(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    char shown[CFG_SHOW_SIZE];
+    const char *text;
+
+    if (node == NULL)
+        return 0;
+    text = cfg_scalar(ctx, node, "workers", "auto or a number of threads");
+    if (text == NULL)
+        return -1;
+    if (strcmp(text, "auto") == 0) {
+        ctx->cfg->workers = 0;
+        return 0;
+    }
+    if (text[0] < '0' || text[0] > '9')
+        return cfg_fail(ctx, node, "workers", "expected auto or a number from 1 to %d, got %s",
+                        CFG_WORKERS_MAX, cfg_show_str(shown, text));
+    return cfg_get_unsigned(ctx, node, "workers", 1, CFG_WORKERS_MAX, &ctx->cfg->workers);
+}
+
 /* Walks the top-level mapping, one section after the other in the order of the schema. */
 static int
 cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
@@ -1214,7 +1237,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
                           &ctx->cfg->retries) == -1) ||
         cfg_walk_access_log(ctx, v[CFG_ROOT_ACCESS_LOG]) == -1 ||
         cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
-        cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1)
+        cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1 ||
+        cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1)
         return -1;
     return 0;
 }
@@ -1478,6 +1502,19 @@ cfg_load(const char *path, struct xf_err *err)
     cfg = cfg_parse(text, len, path, err);
     free(text);
     return cfg;
+}
+
+unsigned
+cfg_workers(const struct cfg *cfg)
+{
+    long n;
+
+    if (cfg->workers != 0)
+        return cfg->workers;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > CFG_WORKERS_MAX ? CFG_WORKERS_MAX : (unsigned)n;
 }
 
 void

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/queue.h>
 
 #include <event2/event.h>
@@ -223,8 +224,13 @@ struct px_pool_target {
  */
 struct px_pool {
     uint32_t id;
-    unsigned n_idle; /* over every target */
-    unsigned gen;    /* bumped when the node's address changes: older connections are not reused */
+    /* Shared by every worker: the limit's slots taken, the requests waiting and which workers
+     * have some, the node's run of faults. NULL only when out of memory. */
+    struct px_node_share *share; /* borrowed from the control thread's table */
+    bool obs_failed;             /* the last observation sent to the health checks was a failure */
+    uint64_t obs_ok_ms;          /* when the last success was sent */
+    unsigned n_idle;             /* over every target */
+    unsigned gen; /* bumped when the node's address changes: older connections are not reused */
     unsigned n_busy;
     bool closing;       /* the node is not up in the current snapshot (draining, disabled, removed):
                            its connections close instead of going back to the pool */
@@ -256,6 +262,7 @@ struct px_listener {
 struct px_alog {
     int fd; /* -1 when off */
     bool owns_fd;
+    bool pipe; /* not a regular file: written in whole lines of at most PIPE_BUF bytes */
     struct px_buf buf;
     struct event *timer; /* owned */
     uint64_t dropped;
@@ -290,9 +297,80 @@ struct px_snap {
     TAILQ_ENTRY(px_snap) link; /* in w->retired once replaced */
 };
 
-#define PX_SIGNALS 4 /* the signals the event loop handles: TERM, INT, HUP, USR1 */
+#define PX_SIGNALS 4 /* the signals the control thread handles: TERM, INT, HUP, USR1 */
+
+/*
+ * What one worker holds per node id, published for the control thread (show nodes, and whether
+ * an id is free for a new node). Only the worker writes (relaxed atomic stores); it grows by a
+ * copy published through one pointer, and the arrays it replaced stay until the worker is freed,
+ * so a reader never sees freed memory.
+ */
+struct px_usage {
+    size_t n;               /* ids 0..n-1 */
+    uint32_t *active;       /* requests in flight (least_conn reads it too) */
+    uint32_t *idle;         /* idle pooled connections */
+    uint8_t *held;          /* 1: the worker has a pool under the id (connections may remain) */
+    struct px_usage *older; /* owned: the one this replaced */
+};
+
+/*
+ * A node's limit across workers (docs/config.md, "max_connections"): slots are taken with a
+ * compare-and-swap only for nodes that have a limit, so unlimited nodes cost nothing shared.
+ */
+struct px_node_share {
+    unsigned busy;    /* slots taken: busy connections to the node, every worker (atomic) */
+    unsigned waiting; /* requests waiting for a slot, every worker (atomic) */
+    uint64_t waiters; /* bit i: worker i has requests waiting (atomic) */
+    /* The node's current run of faults, seen by any worker: logged once when it begins and
+     * summed up once when it ends (atomic). */
+    unsigned faults;
+    uint64_t fault_first_ms, fault_last_ms;
+};
+
+/* Messages from the control thread: bits set in px_worker.msgs, then its eventfd poked. */
+enum px_msg {
+    PX_MSG_REFRESH = 1u << 0,  /* take the current snapshot now */
+    PX_MSG_START = 1u << 1,    /* start-up is over: accept */
+    PX_MSG_SHUTDOWN = 1u << 2, /* stop accepting and finish (a second time: at once) */
+    PX_MSG_REOPEN = 1u << 3,   /* open the access log's file again */
+    PX_MSG_WAKE = 1u << 4,     /* a slot of a limited node freed elsewhere: look at the queues */
+    PX_MSG_ACCEPT = 1u << 5,   /* limits.max_connections no longer reached: accept again */
+    PX_MSG_RESUME = 1u << 6,   /* the health checks read this worker's reports of failures */
+};
+
+struct px_ctl;
+
+#define PX_OBS_RING 4096u /* a power of two */
+/* A worker tells the health checks of a success at most this often per node, of every failure,
+ * and of the first success after a failure. */
+#define PX_OBS_OK_MS 50u
 
 struct px_worker {
+    unsigned index;             /* 0..n-1 */
+    struct px_ctl *ctl;         /* borrowed */
+    pthread_t thread;           /* valid while `running` */
+    bool running;               /* its thread was started and not joined */
+    int efd;                    /* owned: eventfd the control thread pokes */
+    struct event *ev_msg;       /* owned */
+    unsigned msgs;              /* enum px_msg bits not handled yet (atomic) */
+    uint64_t applied;           /* router version of the snapshot it routes with (atomic) */
+    bool done;                  /* its loop ended (atomic) */
+    bool shutdown_seen;         /* a SHUTDOWN came before */
+    struct px_usage *usage;     /* owned: published through usage_pub */
+    struct px_usage *usage_pub; /* the same, for the control thread (atomic) */
+    struct event *ev_reap;      /* owned: frees the pools of removed nodes once quiet */
+    /* Observations for the health checks (id << 1 | ok), to the control thread: a ring with one
+     * writer (this worker) and one reader (the control thread); head and tail are atomic. */
+    uint32_t obs[PX_OBS_RING];
+    unsigned obs_head, obs_tail;
+    bool obs_poked;       /* the control thread was poked and has not looked yet (atomic) */
+    uint64_t obs_dropped; /* observations lost to a full ring (atomic) */
+    /* The ring position just past the last failure reported, and the last position known to be
+     * read: while the control thread has not read a failure, new requests wait (w->held), so
+     * that a request routed after a failure sees the verdict on it (an ejection), as with one
+     * thread. Costs a compare per request, and a control round trip only after a failure. */
+    unsigned obs_fail_mark, obs_fail_read;
+    TAILQ_HEAD(, px_client) held;  /* borrowed: clients whose next request waits for that */
     struct event_base *base;       /* owned */
     const struct cfg *cfg;         /* borrowed */
     struct bal_router *router;     /* borrowed: where new snapshots are published */
@@ -303,7 +381,7 @@ struct px_worker {
     struct px_pool **pools; /* owned: one per node id, allocated on first use; grows */
     uint16_t *target_ports; /* owned: 0 (the node's own port), then each listener node_port */
     size_t n_targets;
-    uint32_t *active; /* owned: requests in flight per node id (least_conn) */
+    uint32_t *active; /* borrowed from usage: requests in flight per node id (least_conn) */
     size_t n_pools;
     struct px_listener *listeners; /* owned */
     size_t n_listeners;
@@ -320,36 +398,112 @@ struct px_worker {
     char why_buf[192];      /* a formatted error text, used at once */
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
         *tv_upstream_idle, *tv_connect, *tv_queue; /* libevent common timeouts */
-    struct px_health *health;                      /* borrowed; NULL: no passive detection */
-    bool failing_over[CFG_CLUSTER_COUNT];          /* logged once per episode */
+    bool passive; /* observations go to the health checks (px_ctl_observe) */
+    bool failing_over[CFG_CLUSTER_COUNT]; /* logged once per episode */
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
     unsigned clients_peak; /* the most open at once since memory was last given back */
     bool draining;
     bool accepting;                /* start-up is over: the listeners may accept */
     bool accept_backoff;           /* accept ran out of descriptors: waiting ev_accept_retry */
-    uint64_t accept_episode_ms;    /* when the current run of such failures began; 0: none */
-    uint64_t accept_failures;      /* failed accepts in that run */
+    uint64_t accept_episode_ms;    /* when its current run of such failures began; 0: none */
     struct event *ev_accept_retry; /* owned */
     struct event *ev_trim;         /* owned: gives memory back after a wave of connections */
-    struct event *ev_signals[PX_SIGNALS]; /* owned: TERM, INT, HUP, USR1 */
-    struct event *ev_deadline;            /* owned */
+    struct event *ev_deadline;     /* owned */
     int exit_code;
 };
 
-/* Creates a worker on the config and router (both borrowed, must outlive it). */
-struct px_worker *px_worker_new(const struct cfg *cfg, struct bal_router *router,
-                                struct xf_err *err);
-/* Binds the listeners; returns 0 or -1 with err naming the address and the reason. */
+/*
+ * Creates worker `index` of `ctl` (borrowed, with its config and router): its event loop,
+ * buffers, pools and access log. It does not run until px_worker_spawn.
+ */
+struct px_worker *px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err);
+/* Binds its listeners (SO_REUSEPORT: each worker has its own sockets on the same addresses);
+ * returns 0 or -1 with err naming the address and the reason. */
 int px_worker_listen(struct px_worker *w, struct xf_err *err);
-/* Lets the listeners accept: until then connections wait in the kernel's queue (start-up lets the
- * health checks give their first verdicts first). Idempotent. */
-void px_worker_start(struct px_worker *w);
-/* "starting" (not accepting yet), "serving" or "stopping" (arg: the worker), for show version. */
-const char *px_worker_status(void *arg);
-/* Runs the event loop until shutdown; returns the exit status. */
-int px_worker_run(struct px_worker *w);
+/* Starts its thread (signals blocked in it). 0, or -1 with err. */
+int px_worker_spawn(struct px_worker *w, struct xf_err *err);
+/* Sets `msg` bits and wakes the worker (any thread). */
+void px_worker_post(struct px_worker *w, unsigned msg);
+/* Waits for its thread to end (after it finished its shutdown). */
+void px_worker_join(struct px_worker *w);
 void px_worker_free(struct px_worker *w);
+
+/*
+ * The control thread (px_ctl.c): the admin socket, health checks, ramps, the state file, the
+ * resolver and signals run on its event loop; it starts the workers, tells them of each new
+ * snapshot, sums their counters, and waits for every one of them at shutdown. A worker never
+ * waits for it.
+ */
+struct px_ctl {
+    struct event_base *base;    /* owned */
+    const struct cfg *cfg;      /* borrowed */
+    struct bal_router *router;  /* borrowed */
+    struct px_worker **workers; /* owned */
+    unsigned n_workers;
+    int efd;                       /* owned: eventfd the workers poke */
+    struct event *ev_efd;          /* owned */
+    struct xf_stats *stats;        /* owned: the health checks' counters */
+    struct px_health *health;      /* borrowed */
+    struct adm_server *adm;        /* borrowed; NULL without an admin socket */
+    struct px_node_share **shares; /* owned: PX_SHARE_CHUNKS chunks, allocated on first use */
+    struct event *ev_signals[PX_SIGNALS]; /* owned */
+    unsigned clients;                     /* client connections open in every worker (atomic) */
+    unsigned accept_paused;               /* workers in an episode of failed accepts (atomic) */
+    uint64_t accept_episode_ms;           /* when the process's episode began (atomic) */
+    uint64_t accept_failures;             /* failed accepts in it, every worker (atomic) */
+    bool accepting, draining;
+    bool freeing; /* the workers are being freed (threads joined): nothing is posted to them */
+    int exit_code;
+};
+
+#define PX_SHARE_CHUNK  1024u
+#define PX_SHARE_CHUNKS 1024u
+
+/* The control thread on `cfg` and `router` (borrowed) with its workers (not started). */
+struct px_ctl *px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err);
+/* Binds every worker's listeners; 0 or -1 with err. */
+int px_ctl_listen(struct px_ctl *ctl, struct xf_err *err);
+/* Starts the worker threads; 0 or -1 with err. */
+int px_ctl_spawn(struct px_ctl *ctl, struct xf_err *err);
+/* Wires the admin socket and the health checks (both borrowed, either may be NULL). */
+void px_ctl_wire(struct px_ctl *ctl, struct adm_server *adm, struct px_health *health);
+/* Start-up is over: the workers accept (arg: the ctl). */
+void px_ctl_start(void *arg);
+/* A snapshot was published (arg: the ctl): every worker takes it now. */
+void px_ctl_refresh(void *arg);
+/* Runs the control loop until every worker has finished; returns the exit status. */
+int px_ctl_run(struct px_ctl *ctl);
+/* Joins the workers (after px_ctl_run) and frees everything; NULL is a no-op. */
+void px_ctl_free(struct px_ctl *ctl);
+/* A client connection slot under limits.max_connections, for every worker: 0, or -1 at the
+ * limit. Given back with px_ctl_client_put, which lets paused workers accept again. */
+int px_ctl_client_take(struct px_ctl *ctl);
+void px_ctl_client_put(struct px_ctl *ctl);
+/* The share of node id `id` (created on first use; NULL when out of memory or id too large). */
+struct px_node_share *px_ctl_share(struct px_ctl *ctl, uint32_t id);
+/* A worker saw an attempt on node `id` end (ok or failed): told to the health checks. */
+void px_worker_observe(struct px_worker *w, uint32_t id, bool ok);
+/* Whether a failure this worker reported is still unread by the control thread. */
+static inline bool
+px_worker_behind(struct px_worker *w)
+{
+    if (XF_LIKELY(w->obs_fail_mark == w->obs_fail_read))
+        return false;
+    if ((int)(w->obs_fail_mark - __atomic_load_n(&w->obs_head, __ATOMIC_ACQUIRE)) > 0)
+        return true;
+    w->obs_fail_read = w->obs_fail_mark;
+    return false;
+}
+/* Holds client c's next request until px_worker_behind is false (reads stop meanwhile). */
+void px_worker_hold(struct px_worker *w, struct px_client *c);
+/* adm callbacks: the sum of the workers' counters, of their usage of a node id, whether any still
+ * holds the id, the router version every worker has taken, and the proxy's status. */
+void px_ctl_stats(void *arg, struct xf_stats *out);
+int px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+bool px_ctl_id_busy(void *arg, uint32_t id);
+uint64_t px_ctl_applied(void *arg);
+const char *px_ctl_status(void *arg);
 
 /* Internal to proxy/ */
 void px_client_accept(struct px_worker *w, struct px_listener *l, int fd,
@@ -360,9 +514,9 @@ void px_worker_client_gone(struct px_worker *w);
 struct px_snap *px_worker_snapshot(struct px_worker *w);
 /* A transaction that used `ps` ended: a retired snapshot is let go with its last one. */
 void px_worker_snapshot_done(struct px_worker *w, struct px_snap *ps);
-/* Takes the current snapshot now rather than at the next request (arg: the worker), so that pools
- * of nodes taken out close and their waiting requests move at once. */
-void px_worker_refresh(void *arg);
+/* Takes the current snapshot now rather than at the next request, so that pools of nodes taken
+ * out close and their waiting requests move at once; publishes `applied`. */
+void px_worker_refresh(struct px_worker *w);
 /* The pool of a node id (created on first use); NULL when out of memory. */
 struct px_pool *px_worker_pool(struct px_worker *w, const struct bal_node *node);
 /* Closes every idle connection of a pool, of every target. */
@@ -372,19 +526,13 @@ void px_pool_close_idle(struct px_pool *pool);
 const char *px_pool_target_text(const struct px_worker *w, const struct bal_node *node,
                                 unsigned target);
 void px_worker_begin_shutdown(struct px_worker *w);
-/*
- * The admin socket's view of a node id (adm_node_info_fn; arg: the worker): requests in flight
- * and idle pooled connections. Takes the current snapshot first, so that a node drained a moment
- * ago already shows its idle connections closed. Returns 0, or -1 for an id the worker never saw.
- */
-int px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
-/*
- * Whether the worker still holds state under node id `id` (bal_id_busy_fn; arg: the worker):
- * requests in flight, or the connection pool of a removed node that still has connections or
- * waiting requests. The pool of a removed node that is quiet is freed here, so its id can go to
- * a new node.
- */
-bool px_worker_id_busy(void *arg, uint32_t id);
+/* Takes a slot of a limited node (pool->share): 0, or -1 when it is at its limit. */
+int px_pool_slot_take(struct px_pool *pool);
+/* Gives a slot back and wakes a request waiting for one, in this worker or another. */
+void px_pool_slot_put(struct px_pool *pool);
+/* Keeps pool->share's count of waiting requests and this worker's bit in step with n_waiting
+ * (delta +1 or -1). */
+void px_pool_waiting(struct px_pool *pool, int delta);
 
 /* --- health checks (px_health.c): active probes, passive outlier ejection, slow start --- */
 

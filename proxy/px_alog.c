@@ -2,8 +2,10 @@
 #include "proxy/px_conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,8 +36,13 @@ px_alog_open(struct px_worker *w, const char *target, struct xf_err *err)
     if (target == NULL)
         return 0;
     if (strcmp(target, "-") == 0) {
+        struct stat sb;
+
         a->fd = STDOUT_FILENO;
         a->owns_fd = false;
+        /* A regular file takes each O_APPEND write whole; a pipe or a socket only up to
+         * PIPE_BUF bytes. */
+        a->pipe = fstat(a->fd, &sb) == 0 && !S_ISREG(sb.st_mode);
     } else {
         a->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (a->fd == -1) {
@@ -79,7 +86,18 @@ void
 px_alog_flush(struct px_alog *a)
 {
     while (a->fd != -1 && px_buf_len(&a->buf) > 0) {
-        ssize_t n = write(a->fd, px_buf_head(&a->buf), px_buf_len(&a->buf));
+        size_t len = px_buf_len(&a->buf);
+        ssize_t n;
+
+        if (a->pipe && len > PIPE_BUF) {
+            /* Whole lines of at most PIPE_BUF bytes: a pipe keeps only such writes of several
+             * workers from mixing. */
+            const char *head = px_buf_head(&a->buf);
+            const char *nl = memrchr(head, '\n', PIPE_BUF);
+
+            len = nl != NULL ? (size_t)(nl - head) + 1 : PIPE_BUF;
+        }
+        n = write(a->fd, px_buf_head(&a->buf), len);
         if (n == -1) {
             if (errno == EINTR)
                 continue;

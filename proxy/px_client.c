@@ -132,8 +132,8 @@ px_client_read_on(struct px_client *c)
     const struct timeval *tv = NULL;
     struct timeval rem;
 
-    if (c->eof || c->closing)
-        return;
+    if (c->eof || c->closing || c->held)
+        return; /* a held client reads on once released (px_worker_resume) */
     if (c->state == PX_C_HEAD) {
         if (c->head_start_ms != 0) {
             uint64_t now = xf_now_ms(),
@@ -290,6 +290,10 @@ px_client_feed(struct px_client *c, const char *p, size_t n, size_t *consumed)
     c->in_feed = true;
     while (n > 0 && !c->closing && c->state != PX_C_DONE) {
         if (c->state == PX_C_HEAD) {
+            if (XF_UNLIKELY(px_worker_behind(c->w))) {
+                px_worker_hold(c->w, c); /* a failure reported a moment ago: its verdict first */
+                break;
+            }
             if (c->head_start_ms == 0)
                 c->head_start_ms = xf_now_ms();
             rc = px_client_head(c, p, n, &used);
@@ -665,9 +669,9 @@ px_req_on_headers_complete(llhttp_t *p)
         /* Said in the access log and counted: a tester whose override is ignored should know. */
         t->override = (uint8_t)choice.override;
         if (choice.override == BAL_OVERRIDE_INVALID)
-            w->stats->override_invalid++;
+            XF_STAT_INC(w->stats->override_invalid);
         else
-            w->stats->override_not_allowed++;
+            XF_STAT_INC(w->stats->override_not_allowed);
     }
     if (t->node != NULL && t->node_target != 0)
         px_worker_pool(w, t->node); /* so that its target's address is known */
@@ -696,9 +700,9 @@ px_req_on_headers_complete(llhttp_t *p)
     /* A failed-over request counts in both clusters' requests (and the first's failovers), so
      * that requests = responses + failures + active + failovers holds for each. */
     if (choice.failover)
-        w->stats->cluster[choice.assigned].requests++;
-    w->stats->cluster[t->cluster].requests++;
-    w->stats->cluster[t->cluster].active++;
+        XF_STAT_INC(w->stats->cluster[choice.assigned].requests);
+    XF_STAT_INC(w->stats->cluster[t->cluster].requests);
+    XF_STAT_INC(w->stats->cluster[t->cluster].active);
     if (t->node == NULL) {
         px_buf_free(&head);
         c->txn = t;
@@ -714,7 +718,7 @@ px_req_on_headers_complete(llhttp_t *p)
     c->head_start_ms = 0;
     px_client_read_on(c);
     t->t_up_start_us = xf_now_us();
-    w->active[t->node->id]++;
+    XF_STAT_INC(w->active[t->node->id]);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
     /* An idempotent request keeps its head for a replay on another node (until a body byte goes
@@ -899,7 +903,7 @@ px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind)
 {
     if (t->counted && !t->failed) {
         t->failed = true;
-        t->c->w->stats->cluster[t->cluster].failures[kind]++;
+        XF_STAT_INC(t->c->w->stats->cluster[t->cluster].failures[kind]);
     }
     return px_txn_error(t, status, why);
 }
@@ -913,9 +917,9 @@ px_txn_free(struct px_txn *t)
     if (t->counted) {
         struct xf_cluster_stats *cs = &w->stats->cluster[t->cluster];
         uint64_t now = xf_now_us();
-        cs->active--;
+        XF_STAT_DEC(cs->active);
         if (t->status >= 100 && t->status < 600 && t->resp_done) {
-            cs->responses[t->status / 100]++;
+            XF_STAT_INC(cs->responses[t->status / 100]);
             xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
         }
     }
@@ -925,7 +929,7 @@ px_txn_free(struct px_txn *t)
     px_buf_free(&t->replay);
     if (t->snap != NULL) {
         if (t->node != NULL && t->dispatched)
-            w->active[t->node->id]--;
+            XF_STAT_DEC(w->active[t->node->id]);
         px_worker_snapshot_done(w, t->snap);
     }
     free(t);
@@ -967,7 +971,7 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     w->n_clients++;
     if (w->n_clients > w->clients_peak)
         w->clients_peak = w->n_clients;
-    w->stats->client_connections++;
+    XF_STAT_INC(w->stats->client_connections);
     px_client_read_on(c);
 }
 
@@ -1003,7 +1007,9 @@ px_client_free(struct px_client *c)
     px_buf_free(&c->in);
     px_buf_free(&c->out);
     TAILQ_REMOVE(&w->clients, c, link);
-    w->stats->client_connections--;
+    if (c->held)
+        TAILQ_REMOVE(&w->held, c, hlink);
+    XF_STAT_DEC(w->stats->client_connections);
     free(c);
     px_worker_client_gone(w);
 }

@@ -17,18 +17,20 @@ enum px_cstate {
 };
 
 struct px_client {
-    struct px_worker *w;         /* borrowed */
-    struct px_listener *l;       /* borrowed */
-    struct px_txn *txn;          /* owned; NULL between requests */
-    TAILQ_ENTRY(px_client) link; /* in w->clients */
-    int fd;                      /* owned */
-    uint8_t state;               /* enum px_cstate */
-    bool first;                  /* no request seen yet on this connection */
-    bool eof;                    /* the client shut its side */
-    bool read_off;               /* reads stopped (back-pressure, eof, closing) */
-    bool wev_on;                 /* waiting for EV_WRITE */
-    bool closing;                /* close as soon as the output is flushed */
-    bool linger; /* close gracefully: shut our side, drop what the client still sends */
+    struct px_worker *w;          /* borrowed */
+    struct px_listener *l;        /* borrowed */
+    struct px_txn *txn;           /* owned; NULL between requests */
+    TAILQ_ENTRY(px_client) link;  /* in w->clients */
+    TAILQ_ENTRY(px_client) hlink; /* in w->held while `held` */
+    bool held;     /* its next request waits for the health checks to read this worker's reports */
+    int fd;        /* owned */
+    uint8_t state; /* enum px_cstate */
+    bool first;    /* no request seen yet on this connection */
+    bool eof;      /* the client shut its side */
+    bool read_off; /* reads stopped (back-pressure, eof, closing) */
+    bool wev_on;   /* waiting for EV_WRITE */
+    bool closing;  /* close as soon as the output is flushed */
+    bool linger;   /* close gracefully: shut our side, drop what the client still sends */
     bool lingering;
     bool abort;             /* close with a reset: the response was cut */
     bool in_feed;           /* inside px_client_feed: answers wait for it to finish them */
@@ -66,6 +68,7 @@ struct px_upstream {
     bool wev_on;
     bool resp_timer; /* the response timeout is armed on rev (the request was sent) */
     bool broken;     /* must not be reused */
+    bool slot;       /* holds a slot of its node's limit (px_pool_slot_take) */
     uint64_t sent;   /* request bytes written for the transaction it serves */
     struct event rev, wev;
     llhttp_t parser;
@@ -189,15 +192,29 @@ void px_txn_route(struct px_txn *t, const struct bal_choice *ch);
 /* Takes a queued transaction out of its pool's queue (no-op when not queued). A wake-up it had
  * (a slot freed for it) goes to the next waiting transaction. */
 void px_txn_dequeue(struct px_txn *t);
-/* A connection slot of `pool` freed: wakes the first waiting transaction not woken yet. */
-void px_pool_wake(struct px_pool *pool);
-/* A node's connections are all busy at its limit and none to `target` is idle (it would be taken).
- */
+/* A connection slot of `pool` freed: wakes the first waiting transaction not woken yet; false
+ * when there was none. */
+bool px_pool_wake(struct px_pool *pool);
+/* A slot of a limited node is free and no waiter of this worker takes it: tells the next worker
+ * with requests waiting for the node (none: nothing). */
+void px_pool_pass_on(struct px_pool *pool);
+/* Counts idle connections of a pool, and publishes the count for the control thread. */
+static inline void
+px_pool_idle_add(struct px_pool *pool, int delta)
+{
+    pool->n_idle = (unsigned)((int)pool->n_idle + delta);
+    XF_STAT_ADD(pool->w->usage->idle[pool->id], (uint32_t)delta);
+}
+/* A node's connections are all busy at its limit: every slot of it is taken, by any worker (or,
+ * without a shared table, by this one, and none to `target` is idle: it would be taken). */
 static inline bool
 px_pool_full(const struct px_pool *pool, unsigned target)
 {
-    return TAILQ_EMPTY(&pool->t[target].idle) && pool->max_conns > 0 &&
-           pool->n_busy >= pool->max_conns;
+    if (pool->max_conns == 0)
+        return false;
+    if (pool->share != NULL)
+        return __atomic_load_n(&pool->share->busy, __ATOMIC_SEQ_CST) >= pool->max_conns;
+    return TAILQ_EMPTY(&pool->t[target].idle) && pool->n_busy >= pool->max_conns;
 }
 /* Whether the first request waiting for a connection of `pool` could take one now. */
 static inline bool

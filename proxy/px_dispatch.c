@@ -10,8 +10,52 @@ static enum px_rc px_txn_give_up(struct px_txn *t, int status, const char *why, 
 void
 px_txn_observe(struct px_txn *t, bool ok)
 {
-    if (t->c->w->health != NULL && t->node != NULL)
-        px_health_observe(t->c->w->health, t->node->id, ok);
+    if (t->node != NULL)
+        px_worker_observe(t->c->w, t->node->id, ok);
+}
+
+int
+px_pool_slot_take(struct px_pool *pool)
+{
+    unsigned cur = __atomic_load_n(&pool->share->busy, __ATOMIC_SEQ_CST);
+
+    do {
+        if (cur >= pool->max_conns)
+            return -1;
+    } while (!__atomic_compare_exchange_n(&pool->share->busy, &cur, cur + 1, true, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST));
+    return 0;
+}
+
+void
+px_pool_slot_put(struct px_pool *pool)
+{
+    __atomic_fetch_sub(&pool->share->busy, 1, __ATOMIC_SEQ_CST);
+    /* This worker's first waiter not woken yet takes it; else another worker's. */
+    if (!px_pool_wake(pool))
+        px_pool_pass_on(pool);
+}
+
+void
+px_pool_waiting(struct px_pool *pool, int delta)
+{
+    pool->n_waiting = (unsigned)((int)pool->n_waiting + delta);
+    if (pool->share == NULL)
+        return;
+    __atomic_fetch_add(&pool->share->waiting, (unsigned)delta, __ATOMIC_SEQ_CST);
+    if (delta > 0 && pool->n_waiting == 1)
+        __atomic_fetch_or(&pool->share->waiters, 1ull << pool->w->index, __ATOMIC_SEQ_CST);
+    else if (delta < 0 && pool->n_waiting == 0)
+        __atomic_fetch_and(&pool->share->waiters, ~(1ull << pool->w->index), __ATOMIC_SEQ_CST);
+}
+
+/* Requests waiting for the node's connections: in every worker for a node with a limit. */
+static unsigned
+px_pool_queued(const struct px_pool *pool)
+{
+    if (pool->share != NULL)
+        return __atomic_load_n(&pool->share->waiting, __ATOMIC_SEQ_CST);
+    return pool->n_waiting;
 }
 
 struct px_buf *
@@ -24,7 +68,7 @@ px_txn_sink(struct px_txn *t)
     return NULL;
 }
 
-void
+bool
 px_pool_wake(struct px_pool *pool)
 {
     struct px_txn *t;
@@ -34,6 +78,33 @@ px_pool_wake(struct px_pool *pool)
         if (!t->woken) {
             t->woken = true;
             event_active(&t->qev, EV_WRITE, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+px_pool_pass_on(struct px_pool *pool)
+{
+    struct px_worker *w = pool->w;
+    struct px_ctl *ctl = w->ctl;
+    uint64_t others;
+
+    if (pool->share == NULL || pool->max_conns == 0 || ctl->freeing ||
+        __atomic_load_n(&pool->share->busy, __ATOMIC_SEQ_CST) >= pool->max_conns)
+        return;
+    /* After the slot is back: a worker that set its bit before sees the slot when it looks
+     * again after setting it, or is seen here (both sequentially consistent). */
+    others = __atomic_load_n(&pool->share->waiters, __ATOMIC_SEQ_CST) & ~(1ull << w->index);
+    if (others == 0)
+        return;
+    /* The next one after this worker, so that no worker is always served first. */
+    for (unsigned k = 1; k <= ctl->n_workers; k++) {
+        unsigned i = (w->index + k) % ctl->n_workers;
+
+        if (others & (1ull << i)) {
+            px_worker_post(ctl->workers[i], PX_MSG_WAKE);
             return;
         }
     }
@@ -48,16 +119,16 @@ px_txn_dequeue(struct px_txn *t)
     if (!t->queued)
         return;
     TAILQ_REMOVE(&pool->waiting, t, qlink);
-    pool->n_waiting--;
-    t->c->w->stats->cluster[t->cluster].queue_waiting--;
+    px_pool_waiting(pool, -1);
+    XF_STAT_DEC(t->c->w->stats->cluster[t->cluster].queue_waiting);
     event_del(&t->qev);
     t->queued = false;
     t->woken = false;
     t->qpool = NULL;
     /* Leaving without the slot freed for it (an error, the client gone, its time up in the same
      * turn): the next one gets it, or the node would wait for a wake-up that never comes. */
-    if (handoff && pool->n_waiting > 0)
-        px_pool_wake(pool);
+    if (handoff && !px_pool_wake(pool))
+        px_pool_pass_on(pool);
 }
 
 /*
@@ -71,9 +142,9 @@ px_txn_enqueue(struct px_txn *t, struct px_pool *pool, struct px_buf *data, bool
     struct px_worker *w = t->c->w;
     struct xf_cluster_stats *cs = &w->stats->cluster[t->cluster];
 
-    if (!front && pool->n_waiting >= pool->max_pending) {
+    if (!front && px_pool_queued(pool) >= pool->max_pending) {
         px_buf_free(data);
-        cs->queue_full++;
+        XF_STAT_INC(cs->queue_full);
         return px_txn_give_up(t, 503, "the node is at its connection limit and its queue is full",
                               XF_FAIL_QUEUE);
     }
@@ -82,8 +153,8 @@ px_txn_enqueue(struct px_txn *t, struct px_pool *pool, struct px_buf *data, bool
     t->queued = true;
     t->woken = false;
     t->qpool = pool;
-    pool->n_waiting++;
-    cs->queue_waiting++;
+    px_pool_waiting(pool, +1);
+    XF_STAT_INC(cs->queue_waiting);
     if (front) {
         uint64_t now = xf_now_us();
         uint64_t left = t->q_deadline_us > now ? t->q_deadline_us - now : 0;
@@ -98,6 +169,9 @@ px_txn_enqueue(struct px_txn *t, struct px_pool *pool, struct px_buf *data, bool
         event_assign(&t->qev, w->base, -1, 0, px_txn_on_queue, t);
         event_add(&t->qev, w->tv_queue);
     }
+    /* A slot another worker gave back between our try and the bit set in px_pool_waiting. */
+    if (pool->share != NULL && px_pool_next_fits(pool))
+        px_pool_wake(pool);
     return PX_OK;
 }
 
@@ -122,7 +196,7 @@ px_txn_route(struct px_txn *t, const struct bal_choice *ch)
     t->cluster = ch->cluster;
     t->node = ch->node;
     if (ch->failover) {
-        w->stats->cluster[ch->assigned].failovers++;
+        XF_STAT_INC(w->stats->cluster[ch->assigned].failovers);
         px_txn_note_failover(w, ch->assigned, ch->cluster);
     } else if (XF_UNLIKELY(w->failing_over[ch->assigned]) && ch->node != NULL) {
         w->failing_over[ch->assigned] = false;
@@ -154,7 +228,7 @@ px_txn_next_node(struct px_txn *t, bool counted)
         return false;
     /* The old node's count goes before its snapshot may: t->node points into it. */
     if (t->dispatched)
-        w->active[t->node->id]--;
+        XF_STAT_DEC(w->active[t->node->id]);
     if (ps != t->snap) {
         ps->inflight++;
         px_worker_snapshot_done(w, t->snap);
@@ -162,21 +236,21 @@ px_txn_next_node(struct px_txn *t, bool counted)
     }
     t->choice = ch;
     t->node = ch.node;
-    w->active[t->node->id]++;
+    XF_STAT_INC(w->active[t->node->id]);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
     if (counted) {
         t->n_retries++;
-        w->stats->cluster[from].retries++;
+        XF_STAT_INC(w->stats->cluster[from].retries);
     }
     if (ch.cluster != from) {
         struct xf_cluster_stats *old = &w->stats->cluster[from],
                                 *now = &w->stats->cluster[ch.cluster];
 
-        old->active--;
-        now->active++;
-        now->requests++;
-        w->stats->cluster[ch.assigned].failovers++;
+        XF_STAT_DEC(old->active);
+        XF_STAT_INC(now->active);
+        XF_STAT_INC(now->requests);
+        XF_STAT_INC(w->stats->cluster[ch.assigned].failovers);
         t->cluster = ch.cluster;
         px_txn_note_failover(w, ch.assigned, ch.cluster);
     }
@@ -214,6 +288,7 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
         struct px_pool *pool = px_worker_pool(w, t->node);
         struct px_upstream *u;
         int err_status = 502;
+        bool slot;
 
         if (pool == NULL) {
             px_buf_free(data);
@@ -230,9 +305,17 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
         }
         if (px_pool_full(pool, t->node_target) || (!waited && pool->n_waiting > 0))
             return px_txn_enqueue(t, pool, data, waited);
+        /* A node with a limit: a slot of it, taken for every worker at once. */
+        slot = pool->share != NULL && pool->max_conns > 0;
+        if (slot && px_pool_slot_take(pool) == -1)
+            return px_txn_enqueue(t, pool, data, waited);
         u = px_upstream_get(w, pool, t->node_target, &err_status, !t->idempotent);
-        if (u != NULL)
+        if (u != NULL) {
+            u->slot = slot;
             return px_txn_attach(t, u, data);
+        }
+        if (slot)
+            px_pool_slot_put(pool);
         if (err_status == 503) {
             /* Out of sockets or memory here: no fault of the node, and no other node would do. */
             px_buf_free(data);
@@ -314,7 +397,7 @@ px_txn_on_queue(evutil_socket_t fd, short what, void *arg)
     memset(&t->held, 0, sizeof(t->held));
     if (what & EV_TIMEOUT) {
         px_buf_free(&data);
-        c->w->stats->cluster[t->cluster].queue_timeouts++;
+        XF_STAT_INC(c->w->stats->cluster[t->cluster].queue_timeouts);
         rc =
             px_txn_give_up(t, 503, "timed out waiting for a connection to the node", XF_FAIL_QUEUE);
     } else {

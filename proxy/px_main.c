@@ -28,28 +28,22 @@ px_main_usage(FILE *f)
                "lets requests in flight finish (up to timeouts.shutdown) and exits 0.\n");
 }
 
-/* What an admin command's publish reaches: the worker and the health checks. */
+/* What an admin command's publish reaches: the workers and the health checks. */
 struct px_main_wired {
-    struct px_worker *w;
+    struct px_ctl *ctl;
     struct px_health *health;
 };
 
-/* After an admin command published a snapshot: the worker takes it, and the health checks look
+/* After an admin command published a snapshot: every worker takes it, and the health checks look
  * at it at once (a node added gets its first probes now, not at the next sync). */
 static void
 px_main_published(void *arg)
 {
     struct px_main_wired *wired = arg;
 
-    px_worker_refresh(wired->w);
+    px_ctl_refresh(wired->ctl);
     if (wired->health != NULL)
         px_health_refresh(wired->health);
-}
-
-static void
-px_main_ready(void *arg)
-{
-    px_worker_start(arg);
 }
 
 /* The resolver thread finished lookups: their callbacks run here, on the loop's thread. */
@@ -73,7 +67,7 @@ main(int argc, char **argv)
     struct bal_snapshot *snap = NULL;
     struct bal_router router;
     bool routed = false;
-    struct px_worker *w = NULL;
+    struct px_ctl *ctl = NULL;
     struct adm_server *adm = NULL;
     struct px_health *health = NULL;
     struct px_main_wired wired = {0};
@@ -126,21 +120,21 @@ main(int argc, char **argv)
         goto fail;
     bal_router_init(&router, snap);
     routed = true;
-    w = px_worker_new(cfg, &router, &err);
-    if (w == NULL || px_worker_listen(w, &err) == -1)
+    ctl = px_ctl_new(cfg, &router, &err);
+    if (ctl == NULL || px_ctl_listen(ctl, &err) == -1)
         goto fail;
     /* Host names met at run time (add node, re-resolving) are looked up by a thread: a slow
      * resolver must never stall the loop that carries the traffic. */
     resolver = cfg_resolver_new(&err);
     if (resolver == NULL)
         goto fail;
-    ev_resolved = event_new(w->base, cfg_resolver_fd(resolver), EV_READ | EV_PERSIST,
+    ev_resolved = event_new(ctl->base, cfg_resolver_fd(resolver), EV_READ | EV_PERSIST,
                             px_main_on_resolved, resolver);
     if (ev_resolved == NULL || event_add(ev_resolved, NULL) == -1) {
         xf_err_set(&err, "out of memory");
         goto fail;
     }
-    adm = adm_server_new(w->base, cfg, &router, &err);
+    adm = adm_server_new(ctl->base, cfg, &router, &err);
     if (adm == NULL) {
         /*
          * A socket the configuration names (or a state file, which needs it) is required. The
@@ -153,27 +147,33 @@ main(int argc, char **argv)
                err.msg);
     }
     /* After the admin socket: the state file may have added nodes to probe. */
-    health = px_health_new(w->base, cfg, &router, w->stats, &err);
+    health = px_health_new(ctl->base, cfg, &router, ctl->stats, &err);
     if (health == NULL)
         goto fail;
-    w->health = health;
-    px_health_set_notify(health, px_worker_refresh, w);
+    px_health_set_notify(health, px_ctl_refresh, ctl);
     px_health_set_resolver(health, resolver);
+    wired.ctl = ctl;
+    wired.health = health;
+    px_ctl_wire(ctl, adm, health);
     if (adm != NULL) {
-        adm_server_set_stats(adm, w->stats);
-        adm_server_set_node_info(adm, px_worker_node_info, w);
-        adm_server_set_id_busy(adm, px_worker_id_busy, w);
+        adm_server_set_stats(adm, px_ctl_stats, ctl);
+        adm_server_set_node_info(adm, px_ctl_node_info, ctl);
+        adm_server_set_id_busy(adm, px_ctl_id_busy, ctl);
+        adm_server_set_applied(adm, px_ctl_applied, ctl);
         adm_server_set_health_info(adm, px_health_info, health);
         adm_server_set_published(adm, px_main_published, &wired);
         px_health_set_events(health, adm_server_node_event, adm);
-        adm_server_set_status(adm, px_worker_status, w);
+        adm_server_set_status(adm, px_ctl_status, ctl);
+        adm_server_set_workers(adm, ctl->n_workers);
         adm_server_set_resolver(adm, resolver);
     }
-    wired.w = w;
-    wired.health = health;
+    /* What the state file and the health checks published so far is taken before any request. */
+    px_ctl_refresh(ctl);
+    if (px_ctl_spawn(ctl, &err) == -1)
+        goto fail;
     /* The listeners accept once the checks gave their first verdicts (connections wait in the
      * kernel's queue meanwhile), so no client meets a node nobody checked. */
-    px_health_start(health, px_main_ready, w);
+    px_health_start(health, px_ctl_start, ctl);
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);
@@ -184,22 +184,22 @@ main(int argc, char **argv)
                "after a rollback: list the testers' networks in split.override_from\"",
                cfg->split.override_header != NULL ? cfg->split.override_header
                                                   : cfg->split.override_cookie);
-    rc = px_worker_run(w);
+    rc = px_ctl_run(ctl);
     goto out;
 fail:
     XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
     rc = 1;
 out:
+    /* Workers only ever talk to the control thread's loop, which no longer runs: what they
+     * report to may go before them (px_ctl_free stops and joins any still running). */
     if (ev_resolved != NULL)
         event_free(ev_resolved);
     /* Before its users: lookups still queued get their callback (with an error) while the admin
      * socket and the health checks that asked are still there. */
     cfg_resolver_free(resolver);
     adm_server_free(adm);
-    if (w != NULL)
-        w->health = NULL;
     px_health_free(health);
-    px_worker_free(w);
+    px_ctl_free(ctl);
     if (routed)
         bal_router_fini(&router);
     cfg_free(cfg);

@@ -202,14 +202,20 @@ px_pool_fault(struct px_pool *pool, unsigned target, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof(pool->fault_last))
         vsnprintf(pool->fault_last + n, sizeof(pool->fault_last) - (size_t)n, fmt, ap);
     va_end(ap);
-    if (pool->fault_count++ == 0) {
+    if (pool->fault_count++ == 0)
         pool->fault_first_ms = now;
+    pool->fault_last_ms = now;
+    /* The run is the node's, whichever workers see its faults: the first one logs it. */
+    if (pool->share == NULL || __atomic_fetch_add(&pool->share->faults, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (pool->share != NULL)
+            __atomic_store_n(&pool->share->fault_first_ms, now, __ATOMIC_RELAXED);
         XF_LOG(XF_LOG_WARN, "proxy",
                "%s note=\"the node's next faults are counted, not logged, until it answers or "
                "stays quiet %us\"",
                pool->fault_last, PX_FAULT_QUIET_MS / 1000);
     }
-    pool->fault_last_ms = now;
+    if (pool->share != NULL)
+        __atomic_store_n(&pool->share->fault_last_ms, now, __ATOMIC_RELAXED);
     evtimer_add(pool->fault_ev, &quiet);
 }
 
@@ -219,14 +225,23 @@ px_pool_fault_summary(struct px_pool *pool, const char *reason)
     /* The last fault by its event's name only: the summary stays one flat key=value line. */
     const char *ev = strstr(pool->fault_last, "event=");
     int ev_len = ev != NULL ? (int)strcspn(ev + 6, " ") : 1;
+    unsigned n = pool->fault_count;
+    uint64_t first = pool->fault_first_ms, last = pool->fault_last_ms;
 
-    XF_LOG(XF_LOG_WARN, "proxy",
-           "event=node_faults_end node=%s faults=%u for_ms=%llu reason=%s last_fault=%.*s",
-           pool->t[0].addr.text, pool->fault_count,
-           (unsigned long long)(pool->fault_last_ms - pool->fault_first_ms), reason, ev_len,
-           ev != NULL ? ev + 6 : "-");
     pool->fault_count = 0;
     event_del(pool->fault_ev);
+    if (pool->share != NULL) {
+        /* Every worker's faults of the run, summed up by the first worker to see it end. */
+        n = __atomic_exchange_n(&pool->share->faults, 0, __ATOMIC_ACQ_REL);
+        if (n == 0)
+            return;
+        first = __atomic_load_n(&pool->share->fault_first_ms, __ATOMIC_RELAXED);
+        last = __atomic_load_n(&pool->share->fault_last_ms, __ATOMIC_RELAXED);
+    }
+    XF_LOG(XF_LOG_WARN, "proxy",
+           "event=node_faults_end node=%s faults=%u for_ms=%llu reason=%s last_fault=%.*s",
+           pool->t[0].addr.text, n, (unsigned long long)(last > first ? last - first : 0), reason,
+           ev_len, ev != NULL ? ev + 6 : "-");
 }
 
 void
@@ -245,11 +260,15 @@ px_upstream_free(struct px_upstream *u)
     if (u->state == PX_U_IDLE) {
         TAILQ_REMOVE(&u->pool->t[u->target].idle, u, link);
         u->pool->t[u->target].n_idle--;
-        u->pool->n_idle--;
+        px_pool_idle_add(u->pool, -1);
     } else {
         u->pool->n_busy--;
-        if (u->pool->n_waiting > 0)
+        if (u->slot) {
+            u->slot = false;
+            px_pool_slot_put(u->pool);
+        } else if (u->pool->n_waiting > 0) {
             px_pool_wake(u->pool);
+        }
     }
     event_del(&u->rev);
     event_del(&u->wev);
@@ -293,7 +312,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target, int 
         }
         TAILQ_REMOVE(&pt->idle, u, link);
         pt->n_idle--;
-        pool->n_idle--;
+        px_pool_idle_add(pool, -1);
         pool->n_busy++;
         u->state = PX_U_BUSY;
         u->reused = true;
@@ -352,8 +371,12 @@ px_upstream_release(struct px_upstream *u, bool reuse)
         return;
     }
     u->pool->n_busy--;
-    u->pool->n_idle++;
+    px_pool_idle_add(u->pool, +1);
     u->pool->t[u->target].n_idle++;
+    if (u->slot) {
+        u->slot = false;
+        px_pool_slot_put(u->pool);
+    }
     u->state = PX_U_IDLE;
     u->sent = 0;
     u->head_done = false;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@
 #define PX_ACCEPT_RETRY_MS 100u
 
 static void px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg);
+static void px_worker_start(struct px_worker *w);
+static void px_worker_accept_update(struct px_worker *w);
 static void px_worker_on_trim(evutil_socket_t fd, short what, void *arg);
 
 static const struct timeval *
@@ -30,6 +33,15 @@ px_worker_timeout(struct px_worker *w, unsigned ms)
 
 static void px_pool_set_addr(const struct px_worker *w, struct px_pool *pool,
                              const struct bal_node *node);
+
+/* A pool takes its node's limits; a limited node's slots are shared by every worker. */
+static void
+px_pool_set_limits(struct px_worker *w, struct px_pool *pool, const struct bal_node *node)
+{
+    XF_UNUSED(w);
+    pool->max_conns = node->max_conns;
+    pool->max_pending = node->max_pending;
+}
 static void px_pool_free(struct px_pool *pool);
 
 /* The pool of a removed node with nothing left in it (no connection, no request in flight or
@@ -44,6 +56,7 @@ px_worker_pool_reap(struct px_worker *w, uint32_t id)
         return false;
     px_pool_free(pool);
     w->pools[id] = NULL;
+    __atomic_store_n(&w->usage->held[id], 0, __ATOMIC_RELEASE);
     return true;
 }
 
@@ -83,8 +96,7 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
                 if (pool->t[0].addr.sa_len != n->addr.sa_len ||
                     memcmp(&pool->t[0].addr.sa, &n->addr.sa, n->addr.sa_len) != 0)
                     px_pool_readdress(w, pool, n);
-                pool->max_conns = n->max_conns;
-                pool->max_pending = n->max_pending;
+                px_pool_set_limits(w, pool, n);
                 if (bal_node_takes(n))
                     pool->closing = false;
             }
@@ -116,6 +128,65 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
     }
 }
 
+/* A usage table for n ids holding what `old` (may be NULL) holds; NULL when out of memory. */
+static struct px_usage *
+px_usage_new(size_t n, const struct px_usage *old)
+{
+    struct px_usage *u = calloc(1, sizeof(*u) + n * (2 * sizeof(uint32_t) + 1));
+
+    if (u == NULL)
+        return NULL;
+    u->n = n;
+    u->active = (uint32_t *)(u + 1);
+    u->idle = u->active + n;
+    u->held = (uint8_t *)(u->idle + n);
+    if (old != NULL) {
+        for (size_t i = 0; i < old->n; i++) {
+            u->active[i] = XF_STAT_GET(old->active[i]);
+            u->idle[i] = XF_STAT_GET(old->idle[i]);
+            u->held[i] = XF_STAT_GET(old->held[i]);
+        }
+    }
+    return u;
+}
+
+static void
+px_usage_free(struct px_usage *u)
+{
+    while (u != NULL) {
+        struct px_usage *older = u->older;
+        free(u);
+        u = older;
+    }
+}
+
+/* Grows the pools and the usage table to `n` ids. 0, or -1 when out of memory (unchanged). */
+static int
+px_worker_grow(struct px_worker *w, size_t n)
+{
+    struct px_pool **pools;
+    struct px_usage *u;
+
+    if (n <= w->n_pools)
+        return 0;
+    pools = realloc(w->pools, n * sizeof(*pools));
+    if (pools == NULL)
+        return -1;
+    w->pools = pools;
+    u = px_usage_new(n, w->usage);
+    if (u == NULL)
+        return -1;
+    for (size_t i = w->n_pools; i < n; i++)
+        w->pools[i] = NULL;
+    u->older = w->usage;
+    w->usage = u;
+    w->active = u->active;
+    w->bal.active = u->active;
+    w->n_pools = n;
+    __atomic_store_n(&w->usage_pub, u, __ATOMIC_RELEASE);
+    return 0;
+}
+
 struct px_snap *
 px_worker_snapshot(struct px_worker *w)
 {
@@ -136,56 +207,31 @@ px_worker_snapshot(struct px_worker *w)
     }
     w->snap = ps;
     w->snap_version = v;
-    if (ps->s->max_id > w->n_pools) {
-        struct px_pool **pools = realloc(w->pools, ps->s->max_id * sizeof(*pools));
-        uint32_t *active = realloc(w->active, ps->s->max_id * sizeof(*active));
-        if (pools != NULL)
-            w->pools = pools;
-        if (active != NULL)
-            w->active = active;
-        if (pools != NULL && active != NULL) {
-            for (size_t i = w->n_pools; i < ps->s->max_id; i++) {
-                w->pools[i] = NULL;
-                w->active[i] = 0;
-            }
-            w->n_pools = ps->s->max_id;
-        }
-    }
-    w->bal.active = w->active;
+    if (px_worker_grow(w, ps->s->max_id) == -1)
+        XF_LOG(XF_LOG_ERR, "proxy", "event=pools_grow_failed reason=out_of_memory");
     px_worker_pools_follow(w, ps->s);
     return ps;
 }
 
 void
-px_worker_refresh(void *arg)
+px_worker_refresh(struct px_worker *w)
 {
-    px_worker_snapshot(arg);
+    px_worker_snapshot(w);
+    __atomic_store_n(&w->applied, w->snap_version, __ATOMIC_RELEASE);
 }
 
-int
-px_worker_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
+/* Every second while pools of removed nodes remain: those that went quiet are freed, so that
+ * their ids may go to new nodes. */
+static void
+px_worker_on_reap(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
 
-    px_worker_snapshot(w);
-    if (id >= w->n_pools)
-        return -1;
-    *active = w->active[id];
-    *idle = w->pools[id] != NULL ? w->pools[id]->n_idle : 0;
-    return 0;
-}
-
-bool
-px_worker_id_busy(void *arg, uint32_t id)
-{
-    struct px_worker *w = arg;
-
-    px_worker_snapshot(w);
-    if (id >= w->n_pools)
-        return false;
-    if (w->pools[id] != NULL && !px_worker_pool_reap(w, id))
-        return true;
-    return w->active[id] > 0;
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    for (size_t i = 0; i < w->n_pools; i++)
+        if (w->pools[i] != NULL && w->pools[i]->removed)
+            px_worker_pool_reap(w, (uint32_t)i);
 }
 
 void
@@ -264,14 +310,17 @@ px_worker_pool(struct px_worker *w, const struct bal_node *node)
         }
         pool->w = w;
         pool->id = node->id;
-        pool->max_conns = node->max_conns;
-        pool->max_pending = node->max_pending;
+        /* Only here: a pool that started without its share (out of memory) keeps counting
+         * alone, rather than give back what it never counted. */
+        pool->share = px_ctl_share(w->ctl, node->id);
+        px_pool_set_limits(w, pool, node);
         TAILQ_INIT(&pool->waiting);
         pool->n_targets = w->n_targets;
         for (size_t k = 0; k < w->n_targets; k++)
             TAILQ_INIT(&pool->t[k].idle);
         px_pool_set_addr(w, pool, node);
         w->pools[node->id] = pool;
+        __atomic_store_n(&w->usage->held[node->id], 1, __ATOMIC_RELEASE);
     }
     return pool;
 }
@@ -319,19 +368,96 @@ px_worker_target_of(const struct px_worker *w, uint16_t port)
     return 0;
 }
 
-struct px_worker *
-px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
+void
+px_worker_hold(struct px_worker *w, struct px_client *c)
 {
+    if (c->held)
+        return;
+    c->held = true;
+    TAILQ_INSERT_TAIL(&w->held, c, hlink);
+    px_client_read_off(c);
+}
+
+/* The control thread read this worker's reports of failures: held requests go on. */
+static void
+px_worker_resume(struct px_worker *w)
+{
+    struct px_client *c;
+
+    while (!px_worker_behind(w) && (c = TAILQ_FIRST(&w->held)) != NULL) {
+        TAILQ_REMOVE(&w->held, c, hlink);
+        c->held = false;
+        if (px_client_continue(c) == PX_CLOSE)
+            px_client_free(c);
+    }
+}
+
+/* The control thread's messages (enum px_msg), handled in the order that makes sense: a new
+ * snapshot first, shutdown last. */
+static void
+px_worker_on_msg(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+    uint64_t count;
+    unsigned m;
+
+    XF_UNUSED(what);
+    (void)!read(fd, &count, sizeof(count));
+    m = __atomic_exchange_n(&w->msgs, 0, __ATOMIC_ACQ_REL);
+    if (m & PX_MSG_REFRESH) {
+        uint64_t one = 1;
+
+        px_worker_refresh(w);
+        /* Admin replies wait for every worker to route by the new snapshot: say so. */
+        (void)!write(w->ctl->efd, &one, sizeof(one));
+    }
+    if (m & (PX_MSG_RESUME | PX_MSG_REFRESH))
+        px_worker_resume(w);
+    if (m & PX_MSG_ACCEPT)
+        px_worker_accept_update(w);
+    if (m & PX_MSG_WAKE) {
+        /* A slot nobody here takes (the waiter left, or was woken already) goes on. */
+        for (size_t i = 0; i < w->n_pools; i++)
+            if (w->pools[i] != NULL && px_pool_next_fits(w->pools[i]) && !px_pool_wake(w->pools[i]))
+                px_pool_pass_on(w->pools[i]);
+    }
+    if (m & PX_MSG_REOPEN)
+        px_alog_reopen(w);
+    if (m & PX_MSG_START)
+        px_worker_start(w);
+    if (m & PX_MSG_SHUTDOWN)
+        px_worker_begin_shutdown(w);
+}
+
+void
+px_worker_post(struct px_worker *w, unsigned msg)
+{
+    uint64_t one = 1;
+
+    __atomic_fetch_or(&w->msgs, msg, __ATOMIC_ACQ_REL);
+    (void)!write(w->efd, &one, sizeof(one));
+}
+
+struct px_worker *
+px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
+{
+    const struct cfg *cfg = ctl->cfg;
     struct px_worker *w = calloc(1, sizeof(*w));
     const struct cfg_timeouts *to = &cfg->timeouts;
+    static const struct timeval second = {1, 0};
 
     if (w == NULL) {
         xf_err_set(err, "out of memory");
         return NULL;
     }
+    w->index = index;
+    w->ctl = ctl;
     w->cfg = cfg;
-    w->router = router;
+    w->router = ctl->router;
+    w->efd = -1;
+    w->passive = true;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->held);
     TAILQ_INIT(&w->retired);
     px_alog_init(&w->alog);
     w->base = event_base_new();
@@ -343,21 +469,31 @@ px_worker_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *e
     w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
     w->snap = calloc(1, sizeof(*w->snap));
     w->stats = calloc(1, sizeof(*w->stats));
+    w->usage = px_usage_new(0, NULL);
+    w->usage_pub = w->usage;
+    w->active = w->usage != NULL ? w->usage->active : NULL;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (px_worker_targets(w) == -1) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
-    w->ev_accept_retry =
-        w->base != NULL ? evtimer_new(w->base, px_worker_on_accept_retry, w) : NULL;
-    w->ev_trim = w->base != NULL ? evtimer_new(w->base, px_worker_on_trim, w) : NULL;
+    if (w->base != NULL) {
+        w->ev_accept_retry = evtimer_new(w->base, px_worker_on_accept_retry, w);
+        w->ev_trim = evtimer_new(w->base, px_worker_on_trim, w);
+        w->ev_reap = event_new(w->base, -1, EV_PERSIST, px_worker_on_reap, w);
+        if (w->efd != -1)
+            w->ev_msg = event_new(w->base, w->efd, EV_READ | EV_PERSIST, px_worker_on_msg, w);
+    }
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->snap == NULL || w->stats == NULL || w->ev_accept_retry == NULL || w->ev_trim == NULL) {
+        w->snap == NULL || w->stats == NULL || w->usage == NULL || w->ev_accept_retry == NULL ||
+        w->ev_trim == NULL || w->ev_reap == NULL || w->ev_msg == NULL ||
+        event_add(w->ev_msg, NULL) == -1 || event_add(w->ev_reap, &second) == -1) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
-    w->snap->s = bal_router_acquire(router);
+    w->snap->s = bal_router_acquire(w->router);
     w->snap_version = 0; /* the first request takes the current one and sizes the pools */
-    px_worker_snapshot(w);
+    px_worker_refresh(w);
     w->tv_client_idle = px_worker_timeout(w, to->client_idle_ms);
     w->tv_client_header = px_worker_timeout(w, to->client_header_ms);
     w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms);
@@ -381,7 +517,7 @@ static void
 px_worker_accept_update(struct px_worker *w)
 {
     bool on = w->accepting && !w->draining && !w->accept_backoff &&
-              w->n_clients < w->cfg->limits.max_connections;
+              __atomic_load_n(&w->ctl->clients, __ATOMIC_SEQ_CST) < w->cfg->limits.max_connections;
 
     for (size_t k = 0; k < w->n_listeners; k++) {
         struct px_listener *l = &w->listeners[k];
@@ -430,31 +566,42 @@ px_worker_accept_failed(struct px_worker *w, const struct px_listener *l, int e)
 {
     static const struct timeval retry = {.tv_sec = 0, .tv_usec = PX_ACCEPT_RETRY_MS * 1000};
 
-    w->accept_failures++;
+    __atomic_fetch_add(&w->ctl->accept_failures, 1, __ATOMIC_RELAXED);
+    if (e == EMFILE || e == ENFILE)
+        __atomic_store_n(&xf_fd_scarce, 1, __ATOMIC_SEQ_CST);
     if (w->accept_episode_ms == 0) {
         w->accept_episode_ms = xf_now_ms();
-        XF_LOG(XF_LOG_WARN, "proxy",
-               "event=accept_paused listener=%s error=\"%s\" retry_ms=%u open_connections=%u "
-               "note=\"accepting again every %u ms until it works; logged once\"",
-               l->cfg->addr.text, strerror(e), PX_ACCEPT_RETRY_MS, w->n_clients,
-               PX_ACCEPT_RETRY_MS);
+        /* Logged once for the process: every worker runs into the same lack. */
+        if (__atomic_fetch_add(&w->ctl->accept_paused, 1, __ATOMIC_ACQ_REL) == 0) {
+            __atomic_store_n(&w->ctl->accept_episode_ms, w->accept_episode_ms, __ATOMIC_RELAXED);
+            XF_LOG(XF_LOG_WARN, "proxy",
+                   "event=accept_paused listener=%s error=\"%s\" retry_ms=%u open_connections=%u "
+                   "note=\"accepting again every %u ms until it works; logged once\"",
+                   l->cfg->addr.text, strerror(e), PX_ACCEPT_RETRY_MS,
+                   __atomic_load_n(&w->ctl->clients, __ATOMIC_RELAXED), PX_ACCEPT_RETRY_MS);
+        }
     }
     w->accept_backoff = true;
     px_worker_accept_update(w);
     evtimer_add(w->ev_accept_retry, &retry);
 }
 
-/* An accept worked: an episode of failures, if one was running, is over. */
+/* An accept worked, or found nothing to take: this worker's episode of failures, if one was
+ * running, is over; the last worker out of one logs the end of the process's. */
 static void
 px_worker_accept_ok(struct px_worker *w)
 {
     if (XF_LIKELY(w->accept_episode_ms == 0))
         return;
-    XF_LOG(XF_LOG_INFO, "proxy", "event=accept_resumed paused_ms=%llu failed_accepts=%llu",
-           (unsigned long long)(xf_now_ms() - w->accept_episode_ms),
-           (unsigned long long)w->accept_failures);
+    if (__atomic_sub_fetch(&w->ctl->accept_paused, 1, __ATOMIC_ACQ_REL) == 0) {
+        __atomic_store_n(&xf_fd_scarce, 0, __ATOMIC_SEQ_CST);
+        XF_LOG(
+            XF_LOG_INFO, "proxy", "event=accept_resumed paused_ms=%llu failed_accepts=%llu",
+            (unsigned long long)(xf_now_ms() -
+                                 __atomic_load_n(&w->ctl->accept_episode_ms, __ATOMIC_RELAXED)),
+            (unsigned long long)__atomic_exchange_n(&w->ctl->accept_failures, 0, __ATOMIC_RELAXED));
+    }
     w->accept_episode_ms = 0;
-    w->accept_failures = 0;
 }
 
 static void
@@ -470,27 +617,41 @@ px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t sl = sizeof(ss);
         int cfd;
 
-        if (w->n_clients >= w->cfg->limits.max_connections) {
+        unsigned before = w->n_clients;
+
+        if (px_ctl_client_take(w->ctl) == -1) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=max_connections limit=%u",
                    w->cfg->limits.max_connections);
             px_worker_accept_update(w);
             return;
         }
-        cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (XF_LIKELY(__atomic_load_n(&xf_fd_scarce, __ATOMIC_RELAXED) == 0)) {
+            cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        } else {
+            /* Out of descriptors a moment ago: not while the admin socket uses its spare. */
+            xf_fd_lock();
+            cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            xf_fd_unlock();
+        }
         if (cfd == -1) {
             int e = errno;
 
+            px_ctl_client_put(w->ctl);
             if (e == EINTR || e == ECONNABORTED)
                 continue;
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
                 px_worker_accept_failed(w, l, e);
-            else if (e != EAGAIN && e != EWOULDBLOCK)
+            else if (e == EAGAIN || e == EWOULDBLOCK)
+                px_worker_accept_ok(w); /* its queue is empty: it no longer fails */
+            else
                 XF_LOG(XF_LOG_WARN, "proxy", "event=accept_failed listener=%s error=\"%s\"",
                        l->cfg->addr.text, strerror(e));
             return;
         }
         px_worker_accept_ok(w);
         px_client_accept(w, l, cfd, (const struct sockaddr *)&ss);
+        if (w->n_clients == before)
+            px_ctl_client_put(w->ctl); /* it could not be set up (closed) */
     }
 }
 
@@ -498,6 +659,7 @@ void
 px_worker_client_gone(struct px_worker *w)
 {
     w->n_clients--;
+    px_ctl_client_put(w->ctl);
     /* Thousands of connections gone: their memory goes back to the system a second later, with
      * whatever else of the wave has closed by then; a longer wave is trimmed again for every
      * PX_TRIM_CLOSED more. */
@@ -512,27 +674,41 @@ px_worker_client_gone(struct px_worker *w)
             event_base_loopexit(w->base, NULL);
         return;
     }
-    if (w->n_clients + 1 == w->cfg->limits.max_connections)
-        px_worker_accept_update(w);
 }
 
-const char *
-px_worker_status(void *arg)
-{
-    const struct px_worker *w = arg;
-
-    if (w->draining)
-        return "stopping";
-    return w->accepting ? "serving" : "starting";
-}
-
-void
+static void
 px_worker_start(struct px_worker *w)
 {
     if (w->accepting)
         return;
     w->accepting = true;
     px_worker_accept_update(w);
+}
+
+/* Binds one listening socket of `a` with SO_REUSEPORT (reuse: every worker has its own on the
+ * address, and the kernel spreads new connections among them). Returns the fd, or -1 with err. */
+static int
+px_worker_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err)
+{
+    int one = 1, fd;
+
+    fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuse)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (a->sa.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ||
+        (reuse && listen(fd, 4096) == -1)) {
+        xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int
@@ -552,29 +728,30 @@ px_worker_listen(struct px_worker *w, struct xf_err *err)
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         struct px_listener *l = &w->listeners[i];
         const struct cfg_addr *a = &cfg->listeners[i].addr;
-        int one = 1, fd;
+        int fd;
 
         l->w = w;
         l->cfg = &cfg->listeners[i];
         l->target = px_worker_target_of(w, l->cfg->node_port);
-        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd == -1) {
-            xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
-            return -1;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (a->sa.ss_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 || listen(fd, 4096) == -1) {
-            xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+        if (w->index == 0) {
+            /*
+             * SO_REUSEPORT would let this bind share a port another program (or another
+             * crossfade) listens on with it set too. A plain bind first fails on any taken port.
+             */
+            fd = px_worker_bind(a, false, err);
+            if (fd == -1)
+                return -1;
             close(fd);
-            return -1;
         }
+        fd = px_worker_bind(a, true, err);
+        if (fd == -1)
+            return -1;
         l->fd = fd;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
         l->paused = true; /* connections wait in the queue until px_worker_start */
-        XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s", a->text,
-               l->cfg->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy");
+        if (w->index == 0)
+            XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s workers=%u", a->text,
+                   l->cfg->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy", w->ctl->n_workers);
     }
     return 0;
 }
@@ -586,7 +763,8 @@ px_worker_on_deadline(evutil_socket_t fd, short what, void *arg)
 
     XF_UNUSED(fd);
     XF_UNUSED(what);
-    XF_LOG(XF_LOG_WARN, "proxy", "event=shutdown_deadline open_connections=%u", w->n_clients);
+    XF_LOG(XF_LOG_WARN, "proxy", "event=shutdown_deadline worker=%u open_connections=%u", w->index,
+           w->n_clients);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -601,13 +779,11 @@ px_worker_begin_shutdown(struct px_worker *w)
     struct timeval dl = {.tv_sec = (time_t)(w->cfg->timeouts.shutdown_ms / 1000),
                          .tv_usec = (suseconds_t)(w->cfg->timeouts.shutdown_ms % 1000) * 1000};
 
+    /* The control thread logs the shutdown once for the process. */
     if (w->draining) {
-        XF_LOG(XF_LOG_WARN, "proxy", "event=shutdown_now open_connections=%u", w->n_clients);
         event_base_loopexit(w->base, NULL);
         return;
     }
-    XF_LOG(XF_LOG_INFO, "proxy", "event=shutdown in_flight=%u deadline_ms=%u", w->n_clients,
-           w->cfg->timeouts.shutdown_ms);
     w->draining = true;
     for (size_t k = 0; k < w->n_listeners; k++) {
         if (w->listeners[k].fd != -1) {
@@ -640,51 +816,53 @@ px_worker_begin_shutdown(struct px_worker *w)
         evtimer_add(w->ev_deadline, &dl);
 }
 
-/* The signals the event loop handles, and what each does. */
-static const int px_worker_signals[PX_SIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
-
-static void
-px_worker_on_signal(evutil_socket_t sig, short what, void *arg)
+/* The worker's thread: its loop runs until its shutdown is over, then the control thread is
+ * told (done, and a poke of its eventfd). */
+static void *
+px_worker_main(void *arg)
 {
     struct px_worker *w = arg;
+    uint64_t one = 1;
 
-    XF_UNUSED(what);
-    switch (sig) {
-    case SIGTERM:
-    case SIGINT:
-        XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
-        px_worker_begin_shutdown(w);
-        break;
-    case SIGHUP:
-        /* Reload comes with a later issue; until then HUP must not stop the proxy. */
-        XF_LOG(XF_LOG_WARN, "proxy",
-               "event=signal signal=HUP action=none reason=\"reload is not supported yet: restart "
-               "crossfade to apply a changed configuration\"");
-        break;
-    case SIGUSR1:
-        XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=USR1 action=reopen_access_log");
-        px_alog_reopen(w);
-        break;
-    default:
-        break;
-    }
+    event_base_dispatch(w->base);
+    /* Ended at the shutdown deadline with requests waiting: other workers must not count on
+     * this one to take a slot. */
+    for (size_t i = 0; i < w->n_pools; i++)
+        if (w->pools[i] != NULL && w->pools[i]->share != NULL)
+            __atomic_fetch_and(&w->pools[i]->share->waiters, ~(1ull << w->index), __ATOMIC_SEQ_CST);
+    px_alog_flush(&w->alog);
+    __atomic_store_n(&w->applied, UINT64_MAX, __ATOMIC_RELEASE); /* it routes nothing more */
+    __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+    (void)!write(w->ctl->efd, &one, sizeof(one));
+    return NULL;
 }
 
 int
-px_worker_run(struct px_worker *w)
+px_worker_spawn(struct px_worker *w, struct xf_err *err)
 {
-    signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < PX_SIGNALS; i++) {
-        w->ev_signals[i] = evsignal_new(w->base, px_worker_signals[i], px_worker_on_signal, w);
-        if (w->ev_signals[i] == NULL || evsignal_add(w->ev_signals[i], NULL) == -1) {
-            XF_LOG(XF_LOG_ERR, "proxy", "event=signal_setup_failed signal=%d",
-                   px_worker_signals[i]);
-            return 1;
-        }
+    sigset_t all, old;
+    int rc;
+
+    /* Signals go to the control thread: the workers block them all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&w->thread, NULL, px_worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        xf_err_set(err, "cannot start worker thread %u: %s", w->index, strerror(rc));
+        return -1;
     }
-    event_base_dispatch(w->base);
-    XF_LOG(XF_LOG_INFO, "proxy", "event=stopped");
-    return w->exit_code;
+    w->running = true;
+    return 0;
+}
+
+void
+px_worker_join(struct px_worker *w)
+{
+    if (w == NULL || !w->running)
+        return;
+    pthread_join(w->thread, NULL);
+    w->running = false;
 }
 
 void
@@ -718,15 +896,18 @@ px_worker_free(struct px_worker *w)
         event_free(w->ev_accept_retry);
     if (w->ev_trim != NULL)
         event_free(w->ev_trim);
+    if (w->ev_reap != NULL)
+        event_free(w->ev_reap);
+    if (w->ev_msg != NULL)
+        event_free(w->ev_msg);
+    if (w->efd != -1)
+        close(w->efd);
     px_alog_close(&w->alog);
-    for (size_t i = 0; i < PX_SIGNALS; i++)
-        if (w->ev_signals[i] != NULL)
-            event_free(w->ev_signals[i]);
     if (w->ev_deadline != NULL)
         event_free(w->ev_deadline);
     free(w->listeners);
     free(w->pools);
-    free(w->active);
+    px_usage_free(w->usage);
     free(w->stats);
     free(w->hdrs);
     free(w->resp_hdrs);

@@ -47,7 +47,10 @@ Test(upstream_pool, requests_from_successive_client_connections_reuse_the_pooled
      .timeout = H_TEST_TIMEOUT)
 {
     struct h_fake *f = h_fake_start1(OK_REPLY, H_FAKE_KEEP);
-    struct h_proxy *p = proxy_for(f);
+    /* Pools are per worker (docs/architecture.md): with one worker every client meets the same
+     * pool; with more, each worker would keep a connection of its own. */
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{h_fake_port(f)}}, .extra_yaml = "workers: 1\n"});
     int adm = h_admin_connect(p);
     const char *addr = h_fmt("127.0.0.1:%d", h_fake_port(f));
 
@@ -64,6 +67,32 @@ Test(upstream_pool, requests_from_successive_client_connections_reuse_the_pooled
     }
     cr_assert(eq(sz, h_fake_conns(f), (size_t)1),
               "10 clients one after the other opened %zu upstream connections", h_fake_conns(f));
+    h_proxy_finish(p);
+}
+
+Test(upstream_pool, with_two_workers_each_keeps_at_most_one_connection_for_successive_clients,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_fake *f = h_fake_start1(OK_REPLY, H_FAKE_KEEP);
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{h_fake_port(f)}}, .extra_yaml = "workers: 2\n"});
+    int adm = h_admin_connect(p);
+    const char *addr = h_fmt("127.0.0.1:%d", h_fake_port(f));
+
+    for (int i = 0; i < 20; i++) {
+        struct h_conn *c = h_connect(p->port);
+
+        get_ok(c, "/", i);
+        h_close(c);
+        /* Every connection opened so far is back in its worker's pool (show nodes sums them). */
+        cr_assert(h_admin_wait_node(adm, "x", addr, H_NODE_IDLE, h_fmt("%zu", h_fake_conns(f)),
+                                    H_IO_TIMEOUT_MS),
+                  "the node connections are not back in the pools:\n%s",
+                  h_admin_cmd(adm, "show nodes"));
+    }
+    cr_assert(le(sz, h_fake_conns(f), (size_t)2),
+              "20 clients one after the other opened %zu upstream connections with 2 workers",
+              h_fake_conns(f));
     h_proxy_finish(p);
 }
 

@@ -142,9 +142,10 @@ Test(cfg_keys, names_the_closest_key_for_a_typo)
 
 Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
 {
-    expect_message(BASE "frobnicate: 1\n",
-                   "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, retries, access_log, log_level, state_file");
+    expect_message(
+        BASE "frobnicate: 1\n",
+        "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -155,9 +156,10 @@ Test(cfg_keys, hints_up_to_two_edits_away)
 
 Test(cfg_keys, gives_no_hint_three_edits_away)
 {
-    expect_message(BASE "loglvl: info\n",
-                   "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-                   "clusters, timeouts, limits, retries, access_log, log_level, state_file");
+    expect_message(
+        BASE "loglvl: info\n",
+        "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -1155,6 +1157,18 @@ Test(cfg_retries, keep_retries_from_0_to_10)
 }
 
 /* ---- the rest ------------------------------------------------------------------------------- */
+
+Test(cfg_workers, refuses_0_more_than_64_and_words_other_than_auto)
+{
+    expect_message(BASE "workers: 0\n",
+                   "t.yaml:8:10: workers: expected an integer from 1 to 64, got \"0\"");
+    expect_message(BASE "workers: 65\n",
+                   "t.yaml:8:10: workers: expected an integer from 1 to 64, got \"65\"");
+    expect_message(BASE "workers: all\n",
+                   "t.yaml:8:10: workers: expected auto or a number from 1 to 64, got \"all\"");
+    expect_message(BASE "workers: -2\n",
+                   "t.yaml:8:10: workers: expected auto or a number from 1 to 64, got \"-2\"");
+}
 
 Test(cfg_log_level, refuses_an_unknown_level)
 {

@@ -740,6 +740,25 @@ Test(cfg_retries, accepts_0_to_10)
     cfg_free(cfg);
 }
 
+Test(cfg_workers, is_auto_by_default_and_takes_auto_or_1_to_64)
+{
+    struct cfg *cfg = parse_ok(BASE);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    cr_assert(eq(uint, cfg->workers, 0), "auto when not set");
+    cr_assert(eq(uint, cfg_workers(cfg), (unsigned)(cpus > 64 ? 64 : cpus < 1 ? 1 : cpus)));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "workers: auto\n");
+    cr_assert(eq(uint, cfg->workers, 0));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "workers: 1\n");
+    cr_assert(eq(uint, cfg_workers(cfg), 1));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "workers: 64\n");
+    cr_assert(eq(uint, cfg_workers(cfg), 64));
+    cfg_free(cfg);
+}
+
 Test(cfg_access_log, is_off_for_yaml_false_off_or_the_string_off)
 {
     static const char *const offs[] = {"off", "false", "OFF", "False", "no", "\"off\""};
