@@ -118,6 +118,13 @@ void xf_fd_lock(void);
 void xf_fd_unlock(void);
 
 /*
+ * The service manager's notification socket (systemd's Type=notify, without libsystemd): sends
+ * `state` ("READY=1", "STOPPING=1", "STATUS=...") as one datagram to $NOTIFY_SOCKET (a path, or
+ * "@name" for the abstract namespace). Nothing when the variable is unset. 0, or -1 (logged once).
+ */
+int xf_notify(const char *state);
+
+/*
  * Fatal signals (common/xf_fatal.c). xf_fatal_install catches the signals that would end the
  * process without the event loop seeing them (SIGSEGV, SIGABRT, SIGQUIT, SIGUSR2, ...), and an
  * exit() from elsewhere than the normal path; on one, the file registered with

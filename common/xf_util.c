@@ -1,12 +1,18 @@
-/* common/xf_util.c -- time and string helpers with no dependency beyond libc. */
+/* common/xf_util.c -- time and string helpers, the descriptor lock and the service manager's
+ * notification, with no dependency beyond libc. */
 #include "common/xf.h"
 
-#include <pthread.h>
+#include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t
 xf_now_ms(void)
@@ -169,4 +175,36 @@ void
 xf_fd_unlock(void)
 {
     pthread_mutex_unlock(&xf_fd_mutex);
+}
+
+int
+xf_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    size_t len;
+    socklen_t sl;
+    int fd, rc;
+
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sun.sun_path)) {
+        XF_LOG(XF_LOG_WARN, "main", "event=notify_failed socket=\"%s\" error=\"not a socket path\"",
+               path);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, len);
+    if (path[0] == '@')
+        sun.sun_path[0] = '\0'; /* the abstract namespace */
+    sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    rc = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, sl) == -1 ? -1 : 0;
+    if (rc == -1)
+        XF_LOG(XF_LOG_WARN, "main", "event=notify_failed socket=\"%s\" error=\"%s\"", path,
+               strerror(errno));
+    close(fd);
+    return rc;
 }

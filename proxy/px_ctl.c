@@ -45,13 +45,12 @@ px_worker_observe(struct px_worker *w, uint32_t id, bool ok)
         return;
     }
     w->obs[tail & (PX_OBS_RING - 1u)] = id << 1 | (ok ? 1u : 0u);
-    __atomic_store_n(&w->obs_tail, tail + 1u, __ATOMIC_RELEASE);
+    /* Store (tail) then read (poked), against the reader's store (poked) then load (tail): only
+     * sequentially consistent operations on both sides keep each from missing the other's. */
+    __atomic_store_n(&w->obs_tail, tail + 1u, __ATOMIC_SEQ_CST);
     if (!ok)
         w->obs_fail_mark = tail + 1u;
-    /* Store (tail) then load (poked), against the reader's store (poked) then load (tail):
-     * without a full fence each side could miss the other's store. */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!__atomic_exchange_n(&w->obs_poked, true, __ATOMIC_ACQ_REL))
+    if (!__atomic_exchange_n(&w->obs_poked, true, __ATOMIC_SEQ_CST))
         (void)!write(w->ctl->efd, &one, sizeof(one));
 }
 
@@ -63,9 +62,8 @@ px_ctl_drain(struct px_ctl *ctl, struct px_worker *w)
     bool failure = false;
 
     __atomic_store_n(&w->obs_poked, false, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     head = __atomic_load_n(&w->obs_head, __ATOMIC_RELAXED);
-    tail = __atomic_load_n(&w->obs_tail, __ATOMIC_ACQUIRE);
+    tail = __atomic_load_n(&w->obs_tail, __ATOMIC_SEQ_CST);
     while (head != tail) {
         uint32_t e = w->obs[head & (PX_OBS_RING - 1u)];
 
@@ -126,6 +124,8 @@ px_ctl_start(void *arg)
 
     ctl->accepting = true;
     px_ctl_post_all(ctl, PX_MSG_START);
+    /* The listeners accept from now on: a Type=notify unit is started. */
+    xf_notify("READY=1\nSTATUS=serving");
 }
 
 /* --- what the admin socket reads --- */
@@ -266,6 +266,7 @@ px_ctl_shutdown(struct px_ctl *ctl)
         XF_LOG(XF_LOG_INFO, "proxy", "event=shutdown in_flight=%llu deadline_ms=%u",
                (unsigned long long)px_ctl_open_connections(ctl), ctl->cfg->timeouts.shutdown_ms);
         ctl->draining = true;
+        xf_notify("STOPPING=1\nSTATUS=draining");
     }
     px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -715,6 +716,8 @@ int
 px_worker_listen(struct px_worker *w, struct xf_err *err)
 {
     const struct cfg *cfg = w->cfg;
+    const char *env = getenv("XF_LISTEN_SHARED");
+    bool shared = env != NULL && strcmp(env, "1") == 0;
 
     w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
     if (w->listeners == NULL) {
@@ -733,19 +736,37 @@ px_worker_listen(struct px_worker *w, struct xf_err *err)
         l->w = w;
         l->cfg = &cfg->listeners[i];
         l->target = px_worker_target_of(w, l->cfg->node_port);
-        if (w->index == 0) {
-            /*
-             * SO_REUSEPORT would let this bind share a port another program (or another
-             * crossfade) listens on with it set too. A plain bind first fails on any taken port.
-             */
+        if (w->index > 0 && shared) {
+            /* One socket in every worker's loop (a measurement switch: bench/bench_spread.sh). */
+            fd = fcntl(w->ctl->workers[0]->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
+            if (fd == -1) {
+                xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+                return -1;
+            }
+        } else if (shared) {
             fd = px_worker_bind(a, false, err);
+            if (fd == -1 || listen(fd, 4096) == -1) {
+                xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+                if (fd != -1)
+                    close(fd);
+                return -1;
+            }
+        } else {
+            if (w->index == 0) {
+                /*
+                 * SO_REUSEPORT would let this bind share a port another program (or another
+                 * crossfade) listens on with it set too. A plain bind first fails on any taken
+                 * port.
+                 */
+                fd = px_worker_bind(a, false, err);
+                if (fd == -1)
+                    return -1;
+                close(fd);
+            }
+            fd = px_worker_bind(a, true, err);
             if (fd == -1)
                 return -1;
-            close(fd);
         }
-        fd = px_worker_bind(a, true, err);
-        if (fd == -1)
-            return -1;
         l->fd = fd;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
         l->paused = true; /* connections wait in the queue until px_worker_start */
@@ -841,6 +862,7 @@ int
 px_worker_spawn(struct px_worker *w, struct xf_err *err)
 {
     sigset_t all, old;
+    char name[16];
     int rc;
 
     /* Signals go to the control thread: the workers block them all. */
@@ -852,6 +874,9 @@ px_worker_spawn(struct px_worker *w, struct xf_err *err)
         xf_err_set(err, "cannot start worker thread %u: %s", w->index, strerror(rc));
         return -1;
     }
+    /* For top -H, perf and /proc/PID/task: which thread is which. */
+    snprintf(name, sizeof(name), "xf-worker-%u", w->index);
+    pthread_setname_np(w->thread, name);
     w->running = true;
     return 0;
 }

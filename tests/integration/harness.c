@@ -1118,7 +1118,7 @@ h_proxy_start(const struct h_proxy_opts *o)
 {
     struct h_proxy *p = h_alloc(sizeof(*p));
     const char *log = h_path("crossfade.log");
-    char *env[4] = {NULL, NULL, NULL, NULL};
+    char *env[5] = {NULL, NULL, NULL, NULL, NULL};
     const char *asan = getenv("ASAN_OPTIONS");
     size_t n_env = 0;
 
@@ -1140,6 +1140,8 @@ h_proxy_start(const struct h_proxy_opts *o)
         env[n_env++] = h_fmt("LD_PRELOAD=%s", lib);
         env[n_env++] = h_fmt("XF_FAKE_DNS=%s", o->fake_dns);
     }
+    if (o->notify_socket != NULL)
+        env[n_env++] = h_fmt("NOTIFY_SOCKET=%s", o->notify_socket);
     p->access_log = h_path("access.log");
     p->admin_socket = h_path("admin.sock");
     p->shutdown_ms = h_or(o->shutdown_ms, 5000);

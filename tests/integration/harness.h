@@ -189,6 +189,8 @@ struct h_proxy_opts {
     /* When set, crossfade runs with the tests' getaddrinfo (LD_PRELOAD of $XF_FAKE_DNS_LIB,
      * tests/integration/shim/fake_dns.c), which looks host names up in this file (XF_FAKE_DNS). */
     const char *fake_dns;
+    /* When set: crossfade's NOTIFY_SOCKET (systemd's readiness notification goes there). */
+    const char *notify_socket;
 };
 
 struct h_proxy {

@@ -4,9 +4,12 @@
 #include <criterion/new/assert.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
@@ -183,4 +186,47 @@ Test(signals, sigabrt_kills_crossfade_and_removes_the_admin_socket, .timeout = H
 Test(signals, sigusr2_kills_crossfade_and_removes_the_admin_socket, .timeout = H_TEST_TIMEOUT)
 {
     check_fatal_signal_removes_the_admin_socket(SIGUSR2);
+}
+
+/* Reads one datagram from fd within timeout_ms into buf (NUL-terminated); its length or -1. */
+static ssize_t
+recv_notify(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    ssize_t n;
+
+    if (poll(&pfd, 1, timeout_ms) != 1)
+        return -1;
+    n = recv(fd, buf, cap - 1, 0);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
+Test(signals, a_notify_socket_hears_ready_once_serving_and_stopping_at_sigterm,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    const char *path = h_path("notify.sock");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct h_proxy *p;
+    char buf[512];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    cr_assert(ne(int, fd, -1));
+    cr_assert(lt(sz, strlen(path), sizeof(sun.sun_path)));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    cr_assert(eq(int, bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0), "bind %s: %s", path,
+              strerror(errno));
+    /* As systemd runs a Type=notify unit: READY=1 once the listeners accept. */
+    p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .notify_socket = path});
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
+              "no notification after start-up");
+    cr_assert(ne(ptr, strstr(buf, "READY=1"), NULL), "first notification: %s", buf);
+    kill(p->proc->pid, SIGTERM);
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
+              "no notification after SIGTERM");
+    cr_assert(ne(ptr, strstr(buf, "STOPPING=1"), NULL), "notification after SIGTERM: %s", buf);
+    cr_assert(eq(int, h_proc_wait(p->proc, 10000), 0));
+    close(fd);
 }
