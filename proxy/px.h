@@ -68,8 +68,11 @@ int px_buf_dup(struct px_buf *b, const void *p, size_t n);
 /* Appends what `src` holds to `dst` and empties src; no copy when dst is empty. A failed src fails
  * dst. 0, or -1 when out of memory (src is emptied either way). */
 int px_buf_move(struct px_buf *dst, struct px_buf *src);
-/* Frees the memory (the buffer becomes empty, holds nothing, and is no longer failed). */
+/* Frees the memory (the buffer becomes empty, holds nothing, and is no longer failed). A first
+ * block of 16 KiB is kept for the thread's next buffer (a few at most). */
 void px_buf_free(struct px_buf *b);
+/* Frees the blocks the calling thread kept (at the end of a worker thread, and of main). */
+void px_buf_cache_drain(void);
 
 /*
  * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the

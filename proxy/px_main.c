@@ -200,6 +200,7 @@ out:
     adm_server_free(adm);
     px_health_free(health);
     px_ctl_free(ctl);
+    px_buf_cache_drain();
     if (routed)
         bal_router_fini(&router);
     cfg_free(cfg);

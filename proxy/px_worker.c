@@ -852,6 +852,7 @@ px_worker_main(void *arg)
         if (w->pools[i] != NULL && w->pools[i]->share != NULL)
             __atomic_fetch_and(&w->pools[i]->share->waiters, ~(1ull << w->index), __ATOMIC_SEQ_CST);
     px_alog_flush(&w->alog);
+    px_buf_cache_drain(); /* what the worker frees later is freed by the thread that joins it */
     __atomic_store_n(&w->applied, UINT64_MAX, __ATOMIC_RELEASE); /* it routes nothing more */
     __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
     (void)!write(w->ctl->efd, &one, sizeof(one));

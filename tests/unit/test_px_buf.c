@@ -175,3 +175,22 @@ Test(px_buf, send_reports_would_block_and_keeps_the_rest)
     close(sv[0]);
     px_buf_free(&b);
 }
+
+Test(px_buf, a_first_block_given_back_is_taken_by_the_next_buffer_of_the_thread)
+{
+    struct px_buf a = {0}, b = {0};
+    char *first;
+
+    px_buf_cache_drain();
+    cr_assert(eq(int, px_buf_append(&a, "head", 4), 0));
+    cr_assert(eq(sz, a.cap, (size_t)16384));
+    first = a.data;
+    px_buf_free(&a);
+    cr_assert(eq(ptr, a.data, NULL));
+    /* The next output buffer reuses the block: no malloc/free pair per request. */
+    cr_assert(eq(int, px_buf_append(&b, "next", 4), 0));
+    cr_assert(eq(ptr, b.data, first));
+    cr_assert(eq(int, memcmp(px_buf_head(&b), "next", 4), 0));
+    px_buf_free(&b);
+    px_buf_cache_drain();
+}
