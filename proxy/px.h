@@ -343,7 +343,8 @@ enum px_msg {
 
 struct px_ctl;
 
-#define PX_OBS_RING 4096u /* a power of two */
+#define PX_TXN_CACHE 64u   /* transactions a worker keeps for reuse */
+#define PX_OBS_RING  4096u /* a power of two */
 /* A worker tells the health checks of a success at most this often per node, of every failure,
  * and of the first success after a failure. */
 #define PX_OBS_OK_MS 50u
@@ -397,8 +398,10 @@ struct px_worker {
     struct xf_hdr *resp_hdrs;      /* owned: header table of the response head being parsed */
     size_t resp_hdrs_cap;
     struct px_alog alog;
-    struct xf_stats *stats; /* owned: this worker's counters */
-    char why_buf[192];      /* a formatted error text, used at once */
+    struct xf_stats *stats;                 /* owned: this worker's counters */
+    struct px_txn *txn_cache[PX_TXN_CACHE]; /* owned: freed transactions for the next requests */
+    unsigned n_txn_cache;
+    char why_buf[192]; /* a formatted error text, used at once */
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
         *tv_upstream_idle, *tv_connect, *tv_queue; /* libevent common timeouts */
     bool passive; /* observations go to the health checks (px_ctl_observe) */

@@ -639,7 +639,12 @@ px_req_on_headers_complete(llhttp_t *p)
         h->complete = false;
         return px_req_fail(p, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
     }
-    t = calloc(1, sizeof(*t));
+    if (w->n_txn_cache > 0) {
+        t = w->txn_cache[--w->n_txn_cache];
+        memset(t, 0, sizeof(*t));
+    } else {
+        t = calloc(1, sizeof(*t));
+    }
     if (t == NULL) {
         h->complete = false;
         return px_req_fail(p, 500, "out of memory");
@@ -932,7 +937,11 @@ px_txn_free(struct px_txn *t)
             XF_STAT_DEC(w->active[t->node->id]);
         px_worker_snapshot_done(w, t->snap);
     }
-    free(t);
+    /* Kept for the worker's next request (a few: a burst's worth). */
+    if (w->n_txn_cache < PX_TXN_CACHE)
+        w->txn_cache[w->n_txn_cache++] = t;
+    else
+        free(t);
 }
 
 /* --- life cycle --- */

@@ -933,6 +933,8 @@ px_worker_free(struct px_worker *w)
         event_free(w->ev_deadline);
     free(w->listeners);
     free(w->pools);
+    while (w->n_txn_cache > 0)
+        free(w->txn_cache[--w->n_txn_cache]);
     px_usage_free(w->usage);
     free(w->stats);
     free(w->hdrs);
