@@ -256,7 +256,11 @@ struct bench_xfb_counts {
     uint64_t err[BENCH_XFB_ERR_COUNT];
     uint64_t routed; /* responses that carried the route header */
     uint64_t on_y;   /* ... naming cluster y */
-    uint64_t bytes;  /* received */
+    /* The routed ones by the tenth of the second they came in: --check weighs each tenth's
+     * expected share by its responses, so a rate that changes within a second (the warm-up, a
+     * side faster than the other) does not skew a second's expectation. */
+    uint64_t routed_tenth[10];
+    uint64_t bytes; /* received */
 };
 
 void bench_xfb_counts_add(struct bench_xfb_counts *dst, const struct bench_xfb_counts *src);
@@ -502,6 +506,7 @@ struct bench_xfb_worker {
     uint64_t quota; /* -n: requests this worker may still start */
     uint64_t connects;
     int64_t cur_sec;
+    unsigned cur_tenth;           /* the tenth of cur_sec the last count came in */
     struct bench_xfb_counts cur;  /* the current second */
     struct bench_xfb_hist *cur_h; /* owned */
     struct bench_xfb_counts total;

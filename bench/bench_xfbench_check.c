@@ -176,6 +176,44 @@ bench_xfb_expect_span(const struct bench_xfb_result *r, const struct bench_xfb_c
     }
 }
 
+/*
+ * Second s's expectation weighed by its responses: each tenth of the second's own expectation
+ * times the routed responses that came in it. The time-weighted one (e) when no tenth counted any
+ * (counts from before tenths were kept, or a second without routed responses).
+ */
+static void
+bench_xfb_expect_by_responses(const struct bench_xfb_result *r, const struct bench_xfb_change *ch,
+                              size_t n, uint64_t settle_us, uint64_t max_lead, size_t s, uint64_t a,
+                              uint64_t b, const struct bench_xfb_expect *e,
+                              struct bench_xfb_expect *er)
+{
+    const uint64_t *tenth = r->secs[s].c.routed_tenth;
+    double total = 0;
+
+    memset(er, 0, sizeof(*er));
+    for (unsigned i = 0; i < 10; i++) {
+        uint64_t ta = a + (uint64_t)i * 100000u, tb = XF_MIN(ta + 100000u, b);
+        struct bench_xfb_expect ei;
+
+        if (tenth[i] == 0)
+            continue;
+        if (ta >= b) /* a late count past a short last second: the second's end */
+            ta = b > 1 ? b - 1 : 0, tb = b;
+        bench_xfb_expect_span(r, ch, n, settle_us, max_lead, ta, tb, &ei);
+        er->mean += (double)tenth[i] * ei.mean;
+        er->lo += (double)tenth[i] * ei.lo;
+        er->hi += (double)tenth[i] * ei.hi;
+        total += (double)tenth[i];
+    }
+    if (total == 0) {
+        *er = *e;
+        return;
+    }
+    er->mean /= total;
+    er->lo /= total;
+    er->hi /= total;
+}
+
 /* Seconds gathered into one window, before it is judged. */
 struct bench_xfb_acc {
     size_t first, last;
@@ -187,9 +225,10 @@ struct bench_xfb_acc {
     struct bench_xfb_expect prev; /* the last second's */
 };
 
+/* e is the second's expectation over time, er the same weighed by its responses. */
 static void
 bench_xfb_acc_add(struct bench_xfb_acc *acc, const struct bench_xfb_result *r, size_t s,
-                  const struct bench_xfb_expect *e)
+                  const struct bench_xfb_expect *e, const struct bench_xfb_expect *er)
 {
     const struct bench_xfb_sec *sec = &r->secs[s];
     double n = (double)sec->c.routed, t = sec->span_s;
@@ -201,9 +240,9 @@ bench_xfb_acc_add(struct bench_xfb_acc *acc, const struct bench_xfb_result *r, s
     if (e == NULL)
         return;
     /* The share is a mean over responses, so the seconds weigh by their responses. */
-    acc->by_resp.mean += n * e->mean;
-    acc->by_resp.lo += n * e->lo;
-    acc->by_resp.hi += n * e->hi;
+    acc->by_resp.mean += n * er->mean;
+    acc->by_resp.lo += n * er->lo;
+    acc->by_resp.hi += n * er->hi;
     acc->by_time.mean += t * e->mean;
     acc->by_time.lo += t * e->lo;
     acc->by_time.hi += t * e->hi;
@@ -299,7 +338,7 @@ bench_xfb_check_share(struct bench_xfb_result *r, const struct bench_xfb_change 
     const struct bench_xfb_opts *o = r->o;
     uint64_t settle_us = o->settle_ms * 1000, max_lead = 0;
     struct bench_xfb_acc acc;
-    struct bench_xfb_expect e = {0, 0, 0};
+    struct bench_xfb_expect e = {0, 0, 0}, er = {0, 0, 0};
     int open = 0;
 
     if (r->initial_bp < 0)
@@ -334,7 +373,9 @@ bench_xfb_check_share(struct bench_xfb_result *r, const struct bench_xfb_change 
             acc.unknown = unknown;
             open = 1;
         }
-        bench_xfb_acc_add(&acc, r, s, unknown ? NULL : &e);
+        if (!unknown)
+            bench_xfb_expect_by_responses(r, ch, n, settle_us, max_lead, s, a, b, &e, &er);
+        bench_xfb_acc_add(&acc, r, s, unknown ? NULL : &e, &er);
     }
     if (open)
         bench_xfb_acc_close(r, &acc);

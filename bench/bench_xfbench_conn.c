@@ -185,6 +185,7 @@ bench_xfb_worker_counts(struct bench_xfb_worker *w, uint64_t now)
     sec = (int64_t)((now - run->start_ns) / 1000000000u);
     if (sec != w->cur_sec)
         bench_xfb_worker_flush(w, sec);
+    w->cur_tenth = (unsigned)(((now - run->start_ns) % 1000000000u) / 100000000u);
     return &w->cur;
 }
 
@@ -205,6 +206,7 @@ bench_xfb_worker_route(struct bench_xfb_worker *w, struct bench_xfb_counts *c, c
     size_t i;
 
     c->routed++;
+    c->routed_tenth[w->cur_tenth < 10 ? w->cur_tenth : 9]++;
     if (v[0] == 'y' && (len == 1 || v[1] == ' '))
         c->on_y++;
     for (i = 0; i < w->nroutes; i++) {

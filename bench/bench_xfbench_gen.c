@@ -143,6 +143,8 @@ bench_xfb_counts_add(struct bench_xfb_counts *dst, const struct bench_xfb_counts
     for (size_t i = 0; i < BENCH_XFB_ERR_COUNT; i++)
         dst->err[i] += src->err[i];
     dst->routed += src->routed;
+    for (size_t i = 0; i < 10; i++)
+        dst->routed_tenth[i] += src->routed_tenth[i];
     dst->on_y += src->on_y;
     dst->bytes += src->bytes;
 }

@@ -1059,6 +1059,22 @@ h_or(unsigned v, unsigned def)
     return v != 0 ? v : def;
 }
 
+/*
+ * The test's own top-level lines, and `workers: N` from $XF_TEST_WORKERS when it names no worker
+ * count itself: the whole suite can run with more workers than the machine has cores (every
+ * test must hold with any number).
+ */
+static const char *
+h_extra_yaml(const struct h_proxy_opts *o)
+{
+    const char *extra = o->extra_yaml != NULL ? o->extra_yaml : "";
+    const char *n = getenv("XF_TEST_WORKERS");
+
+    if (n == NULL || *n == '\0' || strstr(extra, "workers:") != NULL)
+        return extra;
+    return h_fmt("%sworkers: %s\n", extra, n);
+}
+
 const char *
 h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
 {
@@ -1110,7 +1126,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         h_or(o->max_connections, 20000), h_or(o->max_request_line_bytes, 8192),
         h_or(o->max_header_bytes, 16384), h_or(o->max_headers, 100),
         (unsigned long long)o->max_body_bytes, h_path("access.log"),
-        o->log_level != NULL ? o->log_level : "info", o->extra_yaml != NULL ? o->extra_yaml : "");
+        o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
 }
 
 struct h_proxy *

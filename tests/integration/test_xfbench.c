@@ -292,10 +292,8 @@ Test(xfbench, a_rollout_takes_force_and_any_admin_command_as_xfctl_does, .timeou
                                                              .log_level = "error"});
     const char *json_path = h_path("force.json");
     char *out, *err, *json;
-    /* The steps come after the first second: a second's expected share is its weights averaged
-     * over time, which the warm-up's rising request rate would skew. */
-    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "4s", "-s", (char *)p->admin_socket,
-                       "--rollout", "1500ms set weight 80 force; 2s freeze on; 2.5s promote force",
+    int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "3s", "-s", (char *)p->admin_socket,
+                       "--rollout", "500ms set weight 80 force; 1s freeze on; 1.5s promote force",
                        "--check", "--settle", "500ms", "--json", json_path,
                        (char *)url_of(p->port, "/"), NULL);
     int fd = h_admin_connect(p);

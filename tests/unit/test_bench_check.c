@@ -337,6 +337,30 @@ Test(bench_check, a_change_mid_second_gives_the_time_weighted_expectation)
     free(f);
 }
 
+Test(bench_check, a_second_whose_rate_changes_weighs_each_tenth_by_its_responses)
+{
+    /* 50 % from 5.5 s; the second half of second 5 brings three times the first half's
+     * responses (y is faster, or the load warms up): 200 before, 600 after. */
+    static const struct bench_xfb_change half[] = {{5500000, 5000, 0}};
+    double y[NSEC];
+    struct fx *f;
+
+    for (int s = 0; s < NSEC; s++)
+        y[s] = s < 5 ? 0 : 50;
+    f = fx_new(y, 0);
+    f->o.settle_ms = 0;
+    fx_second(f, 5, 800, 37.5); /* 300 on y: half of the 600 after the change */
+    for (int i = 0; i < 10; i++)
+        f->secs[5].c.routed_tenth[i] = i < 5 ? 40 : 120;
+    /* Over time the second expects 25 %; by its responses 0.5 x 600/800 = 37.5 %, as seen. */
+    cr_assert(eq(int, bench_xfb_check(&f->r, half, 1), 1), "%s", fails_text(&f->r));
+    assert_window(&f->r, 1, 5, 6, 3750, 3750, 3750);
+    /* Without the tenths (as before) the same second would have been judged against 25 %. */
+    memset(f->secs[5].c.routed_tenth, 0, sizeof(f->secs[5].c.routed_tenth));
+    cr_assert(eq(int, bench_xfb_check(&f->r, half, 1), 0));
+    free(f);
+}
+
 Test(bench_check, seconds_with_too_few_responses_are_judged_together_by_their_responses)
 {
     double y[NSEC];
