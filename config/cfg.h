@@ -32,8 +32,8 @@ struct cfg_listener {
 struct cfg_node {
     struct cfg_addr addr;
     unsigned weight;          /* 0..1000, default 1 */
-    unsigned max_connections; /* connections to this node per worker; 0: no limit. Default: the
-                                 cluster's max_connections */
+    unsigned max_connections; /* requests in progress on this node, all workers together; 0: no
+                                 limit. Default: the cluster's max_connections */
     unsigned max_pending;     /* requests waiting for a connection; default: the cluster's */
 };
 
@@ -167,6 +167,28 @@ struct cfg {
 };
 
 #define CFG_WORKERS_MAX 64
+
+/*
+ * What a reload from `old` (running) to `new` would change (config/cfg_diff.c). Nodes are matched
+ * by the address they resolve to, listeners by address, role and node_port. `refused` is set when
+ * a change cannot be applied while crossfade runs (admin.socket, admin.group, workers,
+ * state_file); the rest is counted.
+ */
+struct cfg_diff {
+    char refused[256]; /* why the reload must be refused; "" when it may go on */
+    unsigned listeners_added, listeners_removed;
+    unsigned nodes_added[CFG_CLUSTER_COUNT], nodes_removed[CFG_CLUSTER_COUNT];
+    unsigned nodes_changed[CFG_CLUSTER_COUNT]; /* same address, other weight or limits */
+    bool cluster_changed[CFG_CLUSTER_COUNT];   /* balance, health, outlier, failover, limits... */
+    bool split_changed;                        /* keys, seed, proxies, overrides, expose */
+    bool weight_in_file_changed; /* split.weight: not applied, the weight in force is kept */
+    bool timeouts_changed, limits_changed, retries_changed, access_log_changed, log_level_changed;
+};
+/* Fills *d; returns 0, or -1 when the reload must be refused (d->refused says why). */
+int cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d);
+/* "listeners +1 -0; x nodes +1 -0; y nodes +0 -0; timeouts changed" in buf (size bytes,
+ * NUL-terminated); returns its length. Nodes whose weight or limits changed add " ~N". */
+size_t cfg_diff_text(const struct cfg_diff *d, char *buf, size_t size);
 
 /* The number of worker threads `cfg` asks for: workers, or for auto the online CPUs (at most
  * CFG_WORKERS_MAX, at least 1). */
