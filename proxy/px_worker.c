@@ -21,6 +21,7 @@
 #define PX_ACCEPT_RETRY_MS 100u
 
 static void px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg);
+static void px_listener_on_accept(evutil_socket_t fd, short what, void *arg);
 static void px_worker_start(struct px_worker *w);
 static void px_worker_accept_update(struct px_worker *w);
 static void px_worker_on_trim(evutil_socket_t fd, short what, void *arg);
@@ -555,6 +556,12 @@ px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg)
     XF_UNUSED(what);
     w->accept_backoff = false;
     px_worker_accept_update(w);
+    /* Try now rather than wait for a connection to this worker's queue: an empty queue (EAGAIN)
+     * ends its episode too, so that the process's episode can end (another worker may be taking
+     * every new connection). */
+    for (size_t k = 0; k < w->n_listeners && !w->accept_backoff; k++)
+        if (w->listeners[k].fd != -1 && !w->listeners[k].paused)
+            px_listener_on_accept(w->listeners[k].fd, EV_READ, &w->listeners[k]);
 }
 
 /*
