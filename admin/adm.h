@@ -104,6 +104,22 @@ void adm_server_set_workers(struct adm_server *s, unsigned n);
 /* Calls fn(arg) after every snapshot an admin command publishes (the proxy takes it at once, so
  * a drained node's idle connections close and requests waiting for it move). */
 void adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg);
+/* How the proxy tells `reload` its outcome: once, ok or not, with the reply's text ("listeners
+ * +1 -0; x nodes ..." or why it failed). */
+typedef void (*adm_reload_done_fn)(void *job, bool ok, const char *text);
+/* What `reload` runs: fn(arg, done, job) reloads the configuration and calls done(job, ...) once,
+ * maybe before it returns. Without it (the default) `reload` answers that it is not available. */
+typedef void (*adm_reload_fn)(void *arg, adm_reload_done_fn done, void *job);
+void adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg);
+/*
+ * A reload put `cfg` in force (borrowed: the caller holds it until the next reload or
+ * adm_server_free): `next` (from bal_snapshot_reload; taken) is published, commands and the
+ * state file read cfg from now on, the audit trail records the reload with `text` (what changed)
+ * in the name of the `reload` command that asked, or of SIGHUP, and the state goes to the state
+ * file's writer.
+ */
+void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
+                       const char *text);
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -465,9 +481,15 @@ struct adm_state {
     unsigned workers;                 /* 0 until adm_server_set_workers */
     void *status_arg;                 /* borrowed */
     /* Host names of `add node` are resolved off the loop (NULL, as in unit tests: at once). */
-    struct cfg_resolver *resolver; /* borrowed */
-    void *pending;                 /* the job an ADM_PENDING command left, for the server */
-    struct adm_stream *stream;     /* owned until the server takes it: an ADM_MORE reply's rest */
+    struct cfg_resolver *resolver;      /* borrowed */
+    void *pending;                      /* the job an ADM_PENDING command left, for the server */
+    adm_reload_fn reload;               /* NULL until adm_server_set_reload */
+    void *reload_arg;                   /* borrowed */
+    const struct adm_peer *reload_peer; /* the peer of the `reload` running now; NULL otherwise */
+    char reload_cmd[96];                /* its command text */
+    unsigned reloads;                   /* reloads applied since the start */
+    time_t reloaded;                    /* when the last one was; 0: none */
+    struct adm_stream *stream; /* owned until the server takes it: an ADM_MORE reply's rest */
     /* A pending command finished: its whole reply (closing empty line included) is in `reply`
      * and st->exec_gen says which state file text it waits for; `job` is the one st->pending
      * named when the command returned ADM_PENDING. */
@@ -635,6 +657,10 @@ enum adm_result adm_cmd_enable_node(struct adm_state *, const struct adm_peer *,
                                     const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_del_node(struct adm_state *, const struct adm_peer *,
                                  const struct adm_args *, struct adm_reply *);
+/* adm_reload.c: */
+/* adm_server_reload on the state: publishes, swaps the config, records, saves. */
+void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,
+                      const char *text);
 /* adm_state.c: */
 enum adm_result adm_cmd_show_state(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);

@@ -62,7 +62,8 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_config},
     {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
      adm_cmd_show_version},
-    {"reload", "reload", "re-read the config file (not supported yet)", 0, 0, 0, adm_cmd_reload},
+    {"reload", "reload", "re-read the config file and apply it without dropping a connection", 0, 0,
+     0, adm_cmd_reload},
     {"watch", "watch",
      "stream the changes as they happen (weight, ramps, pins, freeze, nodes, health), one line "
      "each, until you disconnect",

@@ -1011,6 +1011,20 @@ adm_server_set_status(struct adm_server *s, const char *(*fn)(void *arg), void *
 }
 
 void
+adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg)
+{
+    s->state.reload = fn;
+    s->state.reload_arg = arg;
+}
+
+void
+adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
+                  const char *text)
+{
+    adm_state_reload(&s->state, cfg, next, text);
+}
+
+void
 adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg)
 {
     s->state.published = fn;

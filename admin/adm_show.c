@@ -316,18 +316,14 @@ adm_cmd_show_version(struct adm_state *st, const struct adm_peer *peer, const st
     adm_reply_line(r, "started %s", adm_time_text(st->started, when, sizeof(when)));
     adm_reply_line(r, "uptime %llus", (unsigned long long)((xf_now_ms() - st->started_ms) / 1000));
     adm_reply_line(r, "snapshot %llu", (unsigned long long)snap->version);
+    adm_reply_line(r, "config %s", st->cfg->path);
+    if (st->reloaded != 0)
+        adm_reply_line(r, "reloads %u, last %s", st->reloads,
+                       adm_time_text(st->reloaded, when, sizeof(when)));
+    else
+        adm_reply_line(r, "reloads 0");
     bal_snapshot_unref(snap);
     return ADM_OK;
-}
-
-enum adm_result
-adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-               struct adm_reply *r)
-{
-    XF_UNUSED(st);
-    XF_UNUSED(peer);
-    XF_UNUSED(a);
-    return adm_reply_error(r, "reload is not supported yet");
 }
 
 enum adm_result

@@ -81,7 +81,8 @@ struct bal_snapshot {
     uint64_t version;
     unsigned weight_bp;            /* percent of clients to y, in hundredths (0..10000) */
     uint64_t seed_hash;            /* XXH3_64bits(split.seed) */
-    const struct cfg_split *split; /* borrowed from the config: keys, overrides, trusted proxies */
+    const struct cfg *cfg;         /* a hold on the config it was built from (cfg_ref) */
+    const struct cfg_split *split; /* cfg's split: keys, overrides, trusted proxies */
     struct bal_cluster clusters[CFG_CLUSTER_COUNT];
     uint32_t max_id; /* node ids run from 0 to max_id - 1 (some may be unused) */
     /* The upgrade freeze: writes through admin_api listeners get 423 while it is on. */
@@ -178,6 +179,19 @@ typedef bool (*bal_id_busy_fn)(void *arg, uint32_t id);
  * nodes come and go. O(max_id + nodes).
  */
 uint32_t bal_snapshot_free_id(const struct bal_snapshot *s, bal_id_busy_fn busy, void *arg);
+/*
+ * The snapshot a reload puts in force: `cur` (the one running) taken from the config `old` to
+ * `new` with the runtime state kept -- the weight, the freeze, the pins, and what the operator
+ * did to nodes (added, deleted, drained, disabled, reweighted: each node's difference from
+ * `old`), and every node's id, health and slow start. A node new in the file gets a free id
+ * (neither in `cur` nor held by `busy`, as in bal_snapshot_free_id) and, in a cluster with checks,
+ * waits for them; a node gone from the file leaves (requests in flight end on it). Cluster
+ * settings and the split's rules come from `new`, which the snapshot holds. Returns an owned
+ * snapshot not published yet, or NULL with err when out of memory.
+ */
+struct bal_snapshot *bal_snapshot_reload(const struct bal_snapshot *cur, const struct cfg *old,
+                                         const struct cfg *new, bal_id_busy_fn busy, void *arg,
+                                         uint64_t version, struct xf_err *err);
 /*
  * Appends a node (address copied, state UP, id `id`, from bal_snapshot_free_id; max_id grows past
  * it) to cluster c of a snapshot not published yet, and rebuilds the schedules. In a cluster with

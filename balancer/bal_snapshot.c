@@ -108,6 +108,7 @@ bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev, uint64_
     atomic_init(&snap->refs, 1);
     snap->version = version;
     snap->weight_bp = cfg->split.weight_bp;
+    snap->cfg = cfg_ref(cfg);
     snap->split = &cfg->split;
     snap->seed_hash = XXH3_64bits(cfg->split.seed, strlen(cfg->split.seed));
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
@@ -162,6 +163,7 @@ bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
     copy->version = version;
     copy->weight_bp = s->weight_bp;
     copy->seed_hash = s->seed_hash;
+    copy->cfg = cfg_ref(s->cfg);
     copy->split = s->split;
     copy->max_id = s->max_id;
     copy->freeze = s->freeze;
@@ -362,6 +364,7 @@ bal_snapshot_unref(struct bal_snapshot *s)
         XF_FREE(s->clusters[c].schedule);
     }
     bal_pins_unref(s->pins);
+    cfg_free(s->cfg);
     free(s);
 }
 

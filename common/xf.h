@@ -44,7 +44,8 @@ enum xf_log_level {
     XF_LOG_ERR,
 };
 
-/* The one process-wide logging threshold; set once at start-up, read on every XF_LOG. */
+/* The one process-wide logging threshold; set at start-up and by a reload, read on every XF_LOG
+ * (atomically, relaxed: a plain load). */
 extern enum xf_log_level xf_log_min;
 
 /*
@@ -56,7 +57,7 @@ void xf_log_write(enum xf_log_level level, const char *module, const char *fmt, 
 
 #define XF_LOG(level, module, ...)                                                                 \
     do {                                                                                           \
-        if ((level) >= xf_log_min)                                                                 \
+        if ((level) >= __atomic_load_n(&xf_log_min, __ATOMIC_RELAXED))                             \
             xf_log_write((level), (module), __VA_ARGS__);                                          \
     } while (0)
 
@@ -123,6 +124,8 @@ void xf_fd_unlock(void);
  * "@name" for the abstract namespace). Nothing when the variable is unset. 0, or -1 (logged once).
  */
 int xf_notify(const char *state);
+/* RELOADING=1 with the monotonic time, as systemd asks for it at the start of a reload. */
+int xf_notify_reloading(void);
 
 /*
  * Fatal signals (common/xf_fatal.c). xf_fatal_install catches the signals that would end the

@@ -208,3 +208,16 @@ xf_notify(const char *state)
     close(fd);
     return rc;
 }
+
+int
+xf_notify_reloading(void)
+{
+    struct timespec ts;
+    char msg[96];
+
+    /* systemd (253 and later, Type=notify-reload) wants the monotonic time with RELOADING=1. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
+    return xf_notify(msg);
+}

@@ -147,8 +147,14 @@ struct cfg_limits {
     uint64_t max_body_bytes;         /* 0 = no limit -> 413 */
 };
 
+/*
+ * A configuration is immutable once loaded; it is shared by whatever routes or serves with it and
+ * freed by the last of them (cfg_ref, cfg_free): a reload puts a new one in force while requests
+ * routed with the old one finish with it.
+ */
 struct cfg {
-    char *path;                     /* owned: the file it was read from */
+    unsigned refs; /* holders (atomic); 0 for a struct not made by cfg_parse: not counted */
+    char *path;    /* owned: the file it was read from */
     struct cfg_listener *listeners; /* owned, n_listeners >= 1 */
     size_t n_listeners;
     char *admin_socket; /* owned; default "/run/crossfade/admin.sock" */
@@ -203,7 +209,12 @@ struct cfg *cfg_load(const char *path, struct xf_err *err);
 /* The same from a string; `name` stands for the file name in messages. */
 struct cfg *cfg_parse(const char *text, size_t len, const char *name, struct xf_err *err);
 
-void cfg_free(struct cfg *cfg);
+/* Another holder of `cfg` (the count is the one part of a cfg that changes); returns cfg. A cfg
+ * with refs 0 (a test's struct on the stack) is not counted: its owner keeps it alive. */
+const struct cfg *cfg_ref(const struct cfg *cfg);
+/* Lets go of one hold: the last one frees it. NULL, and a cfg with refs 0, are no-ops. Any
+ * thread may let go. */
+void cfg_free(const struct cfg *cfg);
 
 /* Parses "host:port" or "[v6]:port" into `out` (resolving host names). Returns 0 or -1 with err. */
 int cfg_addr_parse(const char *text, struct cfg_addr *out, struct xf_err *err);

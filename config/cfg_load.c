@@ -1253,6 +1253,7 @@ cfg_new_defaults(const char *name)
 
     if (cfg == NULL)
         return NULL;
+    cfg->refs = 1;
     cfg->path = strdup(name);
     cfg->admin_socket = strdup(CFG_DEFAULT_ADMIN_SOCKET);
     cfg->split.seed = strdup(CFG_DEFAULT_SEED);
@@ -1517,10 +1518,23 @@ cfg_workers(const struct cfg *cfg)
     return n > CFG_WORKERS_MAX ? CFG_WORKERS_MAX : (unsigned)n;
 }
 
-void
-cfg_free(struct cfg *cfg)
+const struct cfg *
+cfg_ref(const struct cfg *cfg)
 {
-    if (cfg == NULL)
+    struct cfg *c = (struct cfg *)cfg; /* the count only */
+
+    if (c != NULL && __atomic_load_n(&c->refs, __ATOMIC_RELAXED) != 0)
+        __atomic_fetch_add(&c->refs, 1, __ATOMIC_RELAXED);
+    return cfg;
+}
+
+void
+cfg_free(const struct cfg *cfg_const)
+{
+    struct cfg *cfg = (struct cfg *)cfg_const; /* the last holder owns it */
+
+    if (cfg == NULL || __atomic_load_n(&cfg->refs, __ATOMIC_RELAXED) == 0 ||
+        __atomic_fetch_sub(&cfg->refs, 1, __ATOMIC_ACQ_REL) != 1)
         return;
     free(cfg->path);
     free(cfg->listeners);

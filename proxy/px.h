@@ -245,20 +245,24 @@ struct px_pool {
     /* A run of faults of the node seen by this worker (docs/architecture.md, "Logs"). */
     unsigned fault_count; /* faults in the run; 0: none running */
     uint64_t fault_first_ms, fault_last_ms;
-    char fault_last[96];    /* the last fault, as logged */
-    struct event *fault_ev; /* owned: ends a run that stayed quiet */
-    struct px_worker *w;    /* borrowed */
-    size_t n_targets;
-    struct px_pool_target t[]; /* n_targets of them */
+    char fault_last[96];      /* the last fault, as logged */
+    struct event *fault_ev;   /* owned: ends a run that stayed quiet */
+    struct px_worker *w;      /* borrowed */
+    size_t n_targets;         /* fewer than the worker's after a reload added a node_port: grown
+                                 at the pool's next use (px_worker_pool) */
+    struct px_pool_target *t; /* owned: n_targets of them */
 };
 
+/* A listening address of one worker. It outlives a reload that removes it (closed, kept in
+ * w->gone_listeners) for as long as the worker runs: connections it took point to it. */
 struct px_listener {
-    struct px_worker *w;            /* borrowed */
-    const struct cfg_listener *cfg; /* borrowed */
-    unsigned target;                /* where its requests go: index of w->target_ports */
-    int fd;
-    struct event ev;
+    struct px_worker *w;      /* borrowed */
+    struct cfg_listener conf; /* copied from the config in force */
+    unsigned target;          /* where its requests go: index of w->target_ports */
+    int fd;                   /* -1 once closed */
+    struct event ev;          /* assigned by the worker that owns it */
     bool paused; /* its event is not armed: not accepting (see px_worker_accept_update) */
+    struct px_listener *next_gone; /* in w->gone_listeners once a reload removed it */
 };
 
 /* Buffered access log of one worker; flushed by size and by a 1 s timer, never per request. */
@@ -339,6 +343,25 @@ enum px_msg {
     PX_MSG_WAKE = 1u << 4,     /* a slot of a limited node freed elsewhere: look at the queues */
     PX_MSG_ACCEPT = 1u << 5,   /* limits.max_connections no longer reached: accept again */
     PX_MSG_RESUME = 1u << 6,   /* the health checks read this worker's reports of failures */
+    PX_MSG_RELOAD = 1u << 7,   /* a reload: take w->reload_msg, then say so in w->reloaded */
+};
+
+/*
+ * A reload handed to one worker: everything it needs that could fail to allocate is made by the
+ * control thread beforehand, so the worker's part cannot fail. Written before PX_MSG_RELOAD is
+ * posted, read once by the worker; one reload at a time.
+ */
+struct px_reload_msg {
+    uint64_t gen;          /* the reload's number: w->reloaded takes it when done */
+    const struct cfg *cfg; /* a hold, the worker's from now on */
+    /* The new config's listeners in its order: a new one (bound for this worker, conf set) where
+     * the worker has none at the address, NULL where it has (it keeps its socket). Owned by the
+     * message until the worker takes them. */
+    struct px_listener **listeners;
+    uint16_t *target_ports; /* the worker's targets with the new node_ports after them */
+    size_t n_targets;
+    struct xf_hdr *hdrs, *resp_hdrs; /* larger header tables (limits.max_headers rose), or NULL */
+    size_t hdrs_cap, resp_hdrs_cap;
 };
 
 struct px_ctl;
@@ -350,19 +373,21 @@ struct px_ctl;
 #define PX_OBS_OK_MS 50u
 
 struct px_worker {
-    unsigned index;             /* 0..n-1 */
-    struct px_ctl *ctl;         /* borrowed */
-    pthread_t thread;           /* valid while `running` */
-    bool running;               /* its thread was started and not joined */
-    int efd;                    /* owned: eventfd the control thread pokes */
-    struct event *ev_msg;       /* owned */
-    unsigned msgs;              /* enum px_msg bits not handled yet (atomic) */
-    uint64_t applied;           /* router version of the snapshot it routes with (atomic) */
-    bool done;                  /* its loop ended (atomic) */
-    bool shutdown_seen;         /* a SHUTDOWN came before */
-    struct px_usage *usage;     /* owned: published through usage_pub */
-    struct px_usage *usage_pub; /* the same, for the control thread (atomic) */
-    struct event *ev_reap;      /* owned: frees the pools of removed nodes once quiet */
+    unsigned index;                  /* 0..n-1 */
+    struct px_ctl *ctl;              /* borrowed */
+    pthread_t thread;                /* valid while `running` */
+    bool running;                    /* its thread was started and not joined */
+    int efd;                         /* owned: eventfd the control thread pokes */
+    struct event *ev_msg;            /* owned */
+    unsigned msgs;                   /* enum px_msg bits not handled yet (atomic) */
+    uint64_t applied;                /* router version of the snapshot it routes with (atomic) */
+    struct px_reload_msg reload_msg; /* see PX_MSG_RELOAD */
+    uint64_t reloaded;               /* the last reload it applied (atomic) */
+    bool done;                       /* its loop ended (atomic) */
+    bool shutdown_seen;              /* a SHUTDOWN came before */
+    struct px_usage *usage;          /* owned: published through usage_pub */
+    struct px_usage *usage_pub;      /* the same, for the control thread (atomic) */
+    struct event *ev_reap;           /* owned: frees the pools of removed nodes once quiet */
     /* Observations for the health checks (id << 1 | ok), to the control thread: a ring with one
      * writer (this worker) and one reader (the control thread); head and tail are atomic. */
     uint32_t obs[PX_OBS_RING];
@@ -376,7 +401,7 @@ struct px_worker {
     unsigned obs_fail_mark, obs_fail_read;
     TAILQ_HEAD(, px_client) held;  /* borrowed: clients whose next request waits for that */
     struct event_base *base;       /* owned */
-    const struct cfg *cfg;         /* borrowed */
+    const struct cfg *cfg;         /* a hold: the config this worker serves with */
     struct bal_router *router;     /* borrowed: where new snapshots are published */
     struct px_snap *snap;          /* owned: the snapshot new requests are routed with */
     uint64_t snap_version;         /* the router version snap was taken at */
@@ -387,9 +412,10 @@ struct px_worker {
     size_t n_targets;
     uint32_t *active; /* borrowed from usage: requests in flight per node id (least_conn) */
     size_t n_pools;
-    struct px_listener *listeners; /* owned */
+    struct px_listener **listeners; /* owned: the config's, in its order */
     size_t n_listeners;
-    char *rbuf; /* owned: the read scratch buffer */
+    struct px_listener *gone_listeners; /* owned: removed by reloads, closed; a list */
+    char *rbuf;                         /* owned: the read scratch buffer */
     size_t rbuf_cap;
     struct xf_hdr *hdrs; /* owned: header table of the head being parsed */
     size_t hdrs_cap;
@@ -403,8 +429,9 @@ struct px_worker {
     unsigned n_txn_cache;
     char why_buf[192]; /* a formatted error text, used at once */
     const struct timeval *tv_client_idle, *tv_client_header, *tv_upstream_response,
-        *tv_upstream_idle, *tv_connect, *tv_queue; /* libevent common timeouts */
-    bool passive; /* observations go to the health checks (px_ctl_observe) */
+        *tv_upstream_idle, *tv_connect, *tv_queue; /* libevent common timeouts, or tv_plain */
+    struct timeval tv_plain[6]; /* the same when a base has no common timeout left to give */
+    bool passive;               /* observations go to the health checks (px_ctl_observe) */
     bool failing_over[CFG_CLUSTER_COUNT]; /* logged once per episode */
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
@@ -424,9 +451,6 @@ struct px_worker {
  * buffers, pools and access log. It does not run until px_worker_spawn.
  */
 struct px_worker *px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err);
-/* Binds its listeners (SO_REUSEPORT: each worker has its own sockets on the same addresses);
- * returns 0 or -1 with err naming the address and the reason. */
-int px_worker_listen(struct px_worker *w, struct xf_err *err);
 /* Starts its thread (signals blocked in it). 0, or -1 with err. */
 int px_worker_spawn(struct px_worker *w, struct xf_err *err);
 /* Sets `msg` bits and wakes the worker (any thread). */
@@ -443,7 +467,8 @@ void px_worker_free(struct px_worker *w);
  */
 struct px_ctl {
     struct event_base *base;    /* owned */
-    const struct cfg *cfg;      /* borrowed */
+    const struct cfg *cfg;      /* a hold: the config in force (workers take it at a reload) */
+    unsigned max_clients;       /* its limits.max_connections, for the workers (atomic) */
     struct bal_router *router;  /* borrowed */
     struct px_worker **workers; /* owned */
     unsigned n_workers;
@@ -461,6 +486,14 @@ struct px_ctl {
     bool accepting, draining;
     bool freeing; /* the workers are being freed (threads joined): nothing is posted to them */
     int exit_code;
+    /* Reloads (px_reload.c): one at a time; the one under way waits for every worker. */
+    uint64_t reload_gen;   /* the last reload handed to the workers */
+    bool reloading;        /* it is not applied by every worker yet */
+    bool reload_again;     /* a SIGHUP came meanwhile: reload once more */
+    char reload_text[512]; /* what it changed: the reply's text */
+    void (*reload_done)(void *arg, bool ok, const char *text); /* who waits for it; may be NULL */
+    void *reload_done_arg;
+    unsigned reloads; /* reloads applied since the start */
 };
 
 #define PX_SHARE_CHUNK  1024u
@@ -468,12 +501,25 @@ struct px_ctl {
 
 /* The control thread on `cfg` and `router` (borrowed) with its workers (not started). */
 struct px_ctl *px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err);
-/* Binds every worker's listeners; 0 or -1 with err. */
+/* Binds every worker's listeners (SO_REUSEPORT: each worker has its own sockets on the same
+ * addresses); 0 or -1 with err naming the address and the reason. */
 int px_ctl_listen(struct px_ctl *ctl, struct xf_err *err);
 /* Starts the worker threads; 0 or -1 with err. */
 int px_ctl_spawn(struct px_ctl *ctl, struct xf_err *err);
 /* Wires the admin socket and the health checks (both borrowed, either may be NULL). */
 void px_ctl_wire(struct px_ctl *ctl, struct adm_server *adm, struct px_health *health);
+/*
+ * Reloads the configuration from the file it was read from (px_reload.c): reads and checks it,
+ * refuses a change that cannot be made while running, opens the new listeners and builds the new
+ * snapshot; only then puts it all in force -- the admin socket and the health checks at once,
+ * each worker at its next turn. done(arg, ok, text) (may be NULL) is called once: before this
+ * returns when the reload fails or must wait for one under way (text: why), else when every
+ * worker has applied it (text: what changed). Either way the outcome is logged.
+ */
+void px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *text),
+                   void *arg);
+/* A worker poked: the reload under way ends once every worker has applied it. */
+void px_reload_check(struct px_ctl *ctl);
 /* Start-up is over: the workers accept (arg: the ctl). */
 void px_ctl_start(void *arg);
 /* A snapshot was published (arg: the ctl): every worker takes it now. */
@@ -575,6 +621,9 @@ void px_health_refresh(void *arg);
  * clusters.*.resolve_interval; a node whose name gets a new address is published with it. */
 void px_health_set_resolver(struct px_health *h, struct cfg_resolver *r);
 /* Stops every probe and frees it; NULL is a no-op. */
+/* A reload put `cfg` (borrowed, from now on instead of the one before) in force, its snapshot
+ * published already: checks turned on or off per cluster, resolve intervals. */
+void px_health_reload(struct px_health *h, const struct cfg *cfg);
 void px_health_free(struct px_health *h);
 /* The outcome of one attempt on live traffic for node `id` of cluster `c`: ok, or a connect
  * failure, timeout, reset, invalid response or 5xx. May publish a snapshot (ejection). */

@@ -662,7 +662,7 @@ px_req_on_headers_complete(llhttp_t *p)
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     t->snap = px_worker_snapshot(w);
     t->snap->inflight++;
-    t->x_only = c->l->cfg->role == CFG_ROLE_ADMIN_API;
+    t->x_only = c->l->conf.role == CFG_ROLE_ADMIN_API;
     t->node_target = (uint8_t)c->l->target;
     if (t->x_only)
         px_req_pick_admin_api(w, t->snap->s, &breq, &choice);
@@ -687,7 +687,7 @@ px_req_on_headers_complete(llhttp_t *p)
         status = 503;
         why = "the proxy is out of memory";
     }
-    if (status == 0 && c->l->cfg->role == CFG_ROLE_ADMIN_API && t->snap->s->freeze &&
+    if (status == 0 && c->l->conf.role == CFG_ROLE_ADMIN_API && t->snap->s->freeze &&
         !px_req_is_read(p->method)) {
         why = px_req_freeze_why(w, t->snap->s);
         status = 423;

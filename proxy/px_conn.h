@@ -231,4 +231,30 @@ void px_txn_observe(struct px_txn *t, bool ok);
 /* px_alog.c */
 void px_alog_txn(struct px_worker *w, const struct px_txn *t);
 
+/* --- listeners and reloads (px_worker.c, px_reload.c) --- */
+
+/* Binds one listening socket at `a`, with SO_REUSEPORT when `reuse` (then listening too). Returns
+ * the fd, or -1 with err naming the address. */
+int px_listen_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err);
+/* Opens the sockets of one listening address, one per worker of ctl, into fds[0..n_workers):
+ * after a plain bind proves the port free, each its own SO_REUSEPORT socket (or, with
+ * XF_LISTEN_SHARED=1, one socket shared). 0, or -1 with err (nothing left open). */
+int px_listener_open(struct px_ctl *ctl, const struct cfg_addr *a, int *fds, struct xf_err *err);
+/* Gives listener l (fd set) to worker w: its event, not armed yet (px_worker_accept_update). */
+void px_listener_arm(struct px_worker *w, struct px_listener *l);
+/* Stops accepting on l and closes its socket; a closed one is a no-op. */
+void px_listener_close(struct px_listener *l);
+void px_listener_on_accept(evutil_socket_t fd, short what, void *arg);
+/* Arms or disarms w's listeners after whatever decides it changed. */
+void px_worker_accept_update(struct px_worker *w);
+/* The index in w->target_ports of a listener's node_port. */
+unsigned px_worker_target_of(const struct px_worker *w, uint16_t port);
+/* Sets w's libevent timeouts from w->cfg->timeouts. */
+void px_worker_timeouts_set(struct px_worker *w);
+/* Applies w->reload_msg on the worker's thread (PX_MSG_RELOAD): its config, listeners, targets,
+ * header tables, timeouts and access log. Cannot fail. */
+void px_worker_reload(struct px_worker *w);
+/* Frees what a reload message still owns (one the worker never took). */
+void px_reload_msg_fini(struct px_reload_msg *m);
+
 #endif

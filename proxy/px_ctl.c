@@ -94,6 +94,7 @@ px_ctl_on_poke(evutil_socket_t fd, short what, void *arg)
         if (__atomic_load_n(&ctl->workers[i]->done, __ATOMIC_ACQUIRE))
             done++;
     }
+    px_reload_check(ctl);
     if (ctl->adm != NULL)
         adm_server_applied(ctl->adm);
     if (done == ctl->n_workers)
@@ -203,9 +204,10 @@ int
 px_ctl_client_take(struct px_ctl *ctl)
 {
     unsigned cur = __atomic_load_n(&ctl->clients, __ATOMIC_SEQ_CST);
+    unsigned max = __atomic_load_n(&ctl->max_clients, __ATOMIC_RELAXED);
 
     do {
-        if (cur >= ctl->cfg->limits.max_connections)
+        if (cur >= max)
             return -1;
     } while (!__atomic_compare_exchange_n(&ctl->clients, &cur, cur + 1, true, __ATOMIC_SEQ_CST,
                                           __ATOMIC_SEQ_CST));
@@ -216,7 +218,8 @@ void
 px_ctl_client_put(struct px_ctl *ctl)
 {
     /* From the limit to below it: workers that stopped accepting start again. */
-    if (__atomic_fetch_sub(&ctl->clients, 1, __ATOMIC_SEQ_CST) == ctl->cfg->limits.max_connections)
+    if (__atomic_fetch_sub(&ctl->clients, 1, __ATOMIC_SEQ_CST) ==
+        __atomic_load_n(&ctl->max_clients, __ATOMIC_RELAXED))
         px_ctl_post_all(ctl, PX_MSG_ACCEPT);
 }
 
@@ -288,10 +291,8 @@ px_ctl_on_signal(evutil_socket_t sig, short what, void *arg)
         px_ctl_shutdown(ctl);
         break;
     case SIGHUP:
-        /* Reload comes with a later step; until then HUP must not stop the proxy. */
-        XF_LOG(XF_LOG_WARN, "proxy",
-               "event=signal signal=HUP action=none reason=\"reload is not supported yet: restart "
-               "crossfade to apply a changed configuration\"");
+        XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=HUP action=reload");
+        px_ctl_reload(ctl, NULL, NULL);
         break;
     case SIGUSR1:
         XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=USR1 action=reopen_access_log");
@@ -313,7 +314,8 @@ px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
         xf_err_set(err, "out of memory");
         return NULL;
     }
-    ctl->cfg = cfg;
+    ctl->cfg = cfg_ref(cfg);
+    ctl->max_clients = cfg->limits.max_connections;
     ctl->router = router;
     ctl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctl->base = event_base_new();
@@ -340,15 +342,6 @@ px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
 fail:
     px_ctl_free(ctl);
     return NULL;
-}
-
-int
-px_ctl_listen(struct px_ctl *ctl, struct xf_err *err)
-{
-    for (unsigned i = 0; i < ctl->n_workers; i++)
-        if (px_worker_listen(ctl->workers[i], err) == -1)
-            return -1;
-    return 0;
 }
 
 int
@@ -424,6 +417,7 @@ px_ctl_free(struct px_ctl *ctl)
         free(ctl->shares[k]);
     free(ctl->shares);
     free(ctl->stats);
+    cfg_free(ctl->cfg);
     if (ctl->base != NULL)
         event_base_free(ctl->base);
     free(ctl);

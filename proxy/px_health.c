@@ -957,6 +957,53 @@ px_health_refresh(void *arg)
     px_health_sync(arg);
 }
 
+/*
+ * A reload put `cfg` in force (the snapshot with its nodes is published already): the records
+ * follow it. A cluster whose checks went off puts its nodes in service (an ejection stays); one
+ * whose checks came on keeps its nodes in service and starts probing them; other settings are
+ * read from cfg at their next use. The resolve timers take their new intervals.
+ */
+void
+px_health_reload(struct px_health *h, const struct cfg *cfg)
+{
+    const struct cfg *old = h->cfg;
+
+    h->cfg = cfg;
+    for (size_t i = 0; i < h->n_nodes; i++) {
+        struct px_hnode *n = h->nodes[i];
+        const struct cfg_health *hc, *oh;
+
+        if (n == NULL)
+            continue;
+        hc = &cfg->clusters[n->cluster].health;
+        oh = &old->clusters[n->cluster].health;
+        if (!hc->enabled && oh->enabled) {
+            px_health_probe_end(n);
+            event_del(n->probe_ev);
+            n->active = PX_H_UP;
+            n->verdict = true;
+            n->ok_run = n->fail_run = 0;
+            snprintf(n->last, sizeof(n->last), "-");
+        } else if (hc->enabled && !oh->enabled) {
+            n->ok_run = n->fail_run = 0;
+            px_health_schedule(n, (unsigned)(px_health_rand(h) %
+                                             (XF_MIN(hc->interval_ms, PX_HEALTH_FIRST_MS) + 1u)));
+        }
+    }
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        if (cfg->clusters[c].resolve_interval_ms == old->clusters[c].resolve_interval_ms)
+            continue;
+        if (h->resolve_ev[c] != NULL) {
+            event_free(h->resolve_ev[c]);
+            h->resolve_ev[c] = NULL;
+        }
+    }
+    px_health_set_resolver(h, h->resolver);
+    px_health_sync(h);
+    px_health_publish(h);
+    px_health_check_ready(h);
+}
+
 void
 px_health_free(struct px_health *h)
 {

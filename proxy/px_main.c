@@ -25,7 +25,9 @@ px_main_usage(FILE *f)
                "  -V, --version      show the version and exit\n"
                "\n"
                "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops accepting,\n"
-               "lets requests in flight finish (up to timeouts.shutdown) and exits 0.\n");
+               "lets requests in flight finish (up to timeouts.shutdown) and exits 0. SIGHUP\n"
+               "re-reads the configuration file and applies it without dropping a connection\n"
+               "(an invalid file changes nothing); SIGUSR1 reopens the access log.\n");
 }
 
 /* What an admin command's publish reaches: the workers and the health checks. */
@@ -44,6 +46,13 @@ px_main_published(void *arg)
     px_ctl_refresh(wired->ctl);
     if (wired->health != NULL)
         px_health_refresh(wired->health);
+}
+
+/* adm_reload_fn: `reload` on the admin socket reloads as SIGHUP does, and answers when done. */
+static void
+px_main_reload(void *arg, adm_reload_done_fn done, void *job)
+{
+    px_ctl_reload(arg, done, job);
 }
 
 /* The resolver thread finished lookups: their callbacks run here, on the loop's thread. */
@@ -166,6 +175,7 @@ main(int argc, char **argv)
         adm_server_set_status(adm, px_ctl_status, ctl);
         adm_server_set_workers(adm, ctl->n_workers);
         adm_server_set_resolver(adm, resolver);
+        adm_server_set_reload(adm, px_main_reload, ctl);
     }
     /* What the state file and the health checks published so far is taken before any request. */
     px_ctl_refresh(ctl);

@@ -21,16 +21,34 @@
 #define PX_ACCEPT_RETRY_MS 100u
 
 static void px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg);
-static void px_listener_on_accept(evutil_socket_t fd, short what, void *arg);
 static void px_worker_start(struct px_worker *w);
-static void px_worker_accept_update(struct px_worker *w);
 static void px_worker_on_trim(evutil_socket_t fd, short what, void *arg);
 
 static const struct timeval *
-px_worker_timeout(struct px_worker *w, unsigned ms)
+px_worker_timeout(struct px_worker *w, unsigned ms, size_t slot)
 {
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    return event_base_init_common_timeout(w->base, &tv);
+    const struct timeval *common = event_base_init_common_timeout(w->base, &tv);
+
+    /* A base has 256 common timeouts; reloads that change durations again and again could use
+     * them up: then a plain timeout (a heap entry per connection) does the same job. */
+    if (common != NULL)
+        return common;
+    w->tv_plain[slot] = tv;
+    return &w->tv_plain[slot];
+}
+
+void
+px_worker_timeouts_set(struct px_worker *w)
+{
+    const struct cfg_timeouts *to = &w->cfg->timeouts;
+
+    w->tv_client_idle = px_worker_timeout(w, to->client_idle_ms, 0);
+    w->tv_client_header = px_worker_timeout(w, to->client_header_ms, 1);
+    w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms, 2);
+    w->tv_upstream_idle = px_worker_timeout(w, to->upstream_idle_ms, 3);
+    w->tv_connect = px_worker_timeout(w, to->connect_ms, 4);
+    w->tv_queue = px_worker_timeout(w, to->queue_ms, 5);
 }
 
 static void px_pool_set_addr(const struct px_worker *w, struct px_pool *pool,
@@ -279,6 +297,7 @@ px_pool_free(struct px_pool *pool)
     px_pool_close_idle(pool);
     if (pool->fault_ev != NULL)
         event_free(pool->fault_ev);
+    free(pool->t);
     free(pool);
 }
 
@@ -293,6 +312,32 @@ px_pool_set_addr(const struct px_worker *w, struct px_pool *pool, const struct b
     }
 }
 
+/*
+ * A reload added a listener with another node_port: the pool gets its targets. The idle lists
+ * move to the new array (each connection knows its target by index). 0, or -1 when out of
+ * memory (the pool is unchanged).
+ */
+static int
+px_pool_grow_targets(struct px_worker *w, struct px_pool *pool, const struct bal_node *node)
+{
+    struct px_pool_target *t = calloc(w->n_targets, sizeof(*t));
+
+    if (t == NULL)
+        return -1;
+    for (size_t k = 0; k < w->n_targets; k++) {
+        TAILQ_INIT(&t[k].idle);
+        if (k < pool->n_targets) {
+            TAILQ_CONCAT(&t[k].idle, &pool->t[k].idle, link);
+            t[k].n_idle = pool->t[k].n_idle;
+        }
+    }
+    free(pool->t);
+    pool->t = t;
+    pool->n_targets = w->n_targets;
+    px_pool_set_addr(w, pool, node);
+    return 0;
+}
+
 struct px_pool *
 px_worker_pool(struct px_worker *w, const struct bal_node *node)
 {
@@ -301,12 +346,17 @@ px_worker_pool(struct px_worker *w, const struct bal_node *node)
     if (node->id >= w->n_pools)
         return NULL;
     pool = w->pools[node->id];
+    if (pool != NULL && XF_UNLIKELY(pool->n_targets < w->n_targets))
+        return px_pool_grow_targets(w, pool, node) == 0 ? pool : NULL;
     if (pool == NULL) {
-        pool = calloc(1, sizeof(*pool) + w->n_targets * sizeof(pool->t[0]));
+        pool = calloc(1, sizeof(*pool));
         if (pool == NULL)
             return NULL;
-        pool->fault_ev = evtimer_new(w->base, px_pool_on_fault_quiet, pool);
+        pool->t = calloc(w->n_targets, sizeof(*pool->t));
+        pool->fault_ev =
+            pool->t != NULL ? evtimer_new(w->base, px_pool_on_fault_quiet, pool) : NULL;
         if (pool->fault_ev == NULL) {
+            free(pool->t);
             free(pool);
             return NULL;
         }
@@ -361,7 +411,7 @@ px_worker_targets(struct px_worker *w)
 }
 
 /* The target index of a listener's node_port. */
-static unsigned
+unsigned
 px_worker_target_of(const struct px_worker *w, uint16_t port)
 {
     for (size_t k = 0; k < w->n_targets; k++)
@@ -406,6 +456,16 @@ px_worker_on_msg(evutil_socket_t fd, short what, void *arg)
     XF_UNUSED(what);
     (void)!read(fd, &count, sizeof(count));
     m = __atomic_exchange_n(&w->msgs, 0, __ATOMIC_ACQ_REL);
+    if (m & PX_MSG_RELOAD) {
+        uint64_t one = 1;
+
+        /* Its snapshot was published first: the new config and the snapshot built from it
+         * are taken together. */
+        px_worker_reload(w);
+        px_worker_refresh(w);
+        __atomic_store_n(&w->reloaded, w->reload_msg.gen, __ATOMIC_RELEASE);
+        (void)!write(w->ctl->efd, &one, sizeof(one));
+    }
     if (m & PX_MSG_REFRESH) {
         uint64_t one = 1;
 
@@ -413,7 +473,7 @@ px_worker_on_msg(evutil_socket_t fd, short what, void *arg)
         /* Admin replies wait for every worker to route by the new snapshot: say so. */
         (void)!write(w->ctl->efd, &one, sizeof(one));
     }
-    if (m & (PX_MSG_RESUME | PX_MSG_REFRESH))
+    if (m & (PX_MSG_RESUME | PX_MSG_REFRESH | PX_MSG_RELOAD))
         px_worker_resume(w);
     if (m & PX_MSG_ACCEPT)
         px_worker_accept_update(w);
@@ -445,7 +505,6 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
 {
     const struct cfg *cfg = ctl->cfg;
     struct px_worker *w = calloc(1, sizeof(*w));
-    const struct cfg_timeouts *to = &cfg->timeouts;
     static const struct timeval second = {1, 0};
 
     if (w == NULL) {
@@ -454,7 +513,7 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
     }
     w->index = index;
     w->ctl = ctl;
-    w->cfg = cfg;
+    w->cfg = cfg_ref(cfg);
     w->router = ctl->router;
     w->efd = -1;
     w->passive = true;
@@ -496,12 +555,7 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
     w->snap->s = bal_router_acquire(w->router);
     w->snap_version = 0; /* the first request takes the current one and sizes the pools */
     px_worker_refresh(w);
-    w->tv_client_idle = px_worker_timeout(w, to->client_idle_ms);
-    w->tv_client_header = px_worker_timeout(w, to->client_header_ms);
-    w->tv_upstream_response = px_worker_timeout(w, to->upstream_response_ms);
-    w->tv_upstream_idle = px_worker_timeout(w, to->upstream_idle_ms);
-    w->tv_connect = px_worker_timeout(w, to->connect_ms);
-    w->tv_queue = px_worker_timeout(w, to->queue_ms);
+    px_worker_timeouts_set(w);
     if (px_alog_open(w, cfg->access_log, err) == -1)
         goto fail;
     return w;
@@ -515,14 +569,15 @@ fail:
  * not shutting down, below limits.max_connections, and outside a back-off after accept ran out of
  * descriptors or memory. Called wherever one of those changes.
  */
-static void
+void
 px_worker_accept_update(struct px_worker *w)
 {
     bool on = w->accepting && !w->draining && !w->accept_backoff &&
-              __atomic_load_n(&w->ctl->clients, __ATOMIC_SEQ_CST) < w->cfg->limits.max_connections;
+              __atomic_load_n(&w->ctl->clients, __ATOMIC_SEQ_CST) <
+                  __atomic_load_n(&w->ctl->max_clients, __ATOMIC_RELAXED);
 
     for (size_t k = 0; k < w->n_listeners; k++) {
-        struct px_listener *l = &w->listeners[k];
+        struct px_listener *l = w->listeners[k];
 
         if (l->fd == -1 || l->paused == !on)
             continue;
@@ -560,8 +615,8 @@ px_worker_on_accept_retry(evutil_socket_t fd, short what, void *arg)
      * ends its episode too, so that the process's episode can end (another worker may be taking
      * every new connection). */
     for (size_t k = 0; k < w->n_listeners && !w->accept_backoff; k++)
-        if (w->listeners[k].fd != -1 && !w->listeners[k].paused)
-            px_listener_on_accept(w->listeners[k].fd, EV_READ, &w->listeners[k]);
+        if (w->listeners[k]->fd != -1 && !w->listeners[k]->paused)
+            px_listener_on_accept(w->listeners[k]->fd, EV_READ, w->listeners[k]);
 }
 
 /*
@@ -585,7 +640,7 @@ px_worker_accept_failed(struct px_worker *w, const struct px_listener *l, int e)
             XF_LOG(XF_LOG_WARN, "proxy",
                    "event=accept_paused listener=%s error=\"%s\" retry_ms=%u open_connections=%u "
                    "note=\"accepting again every %u ms until it works; logged once\"",
-                   l->cfg->addr.text, strerror(e), PX_ACCEPT_RETRY_MS,
+                   l->conf.addr.text, strerror(e), PX_ACCEPT_RETRY_MS,
                    __atomic_load_n(&w->ctl->clients, __ATOMIC_RELAXED), PX_ACCEPT_RETRY_MS);
         }
     }
@@ -612,7 +667,7 @@ px_worker_accept_ok(struct px_worker *w)
     w->accept_episode_ms = 0;
 }
 
-static void
+void
 px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct px_listener *l = arg;
@@ -653,7 +708,7 @@ px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
                 px_worker_accept_ok(w); /* its queue is empty: it no longer fails */
             else
                 XF_LOG(XF_LOG_WARN, "proxy", "event=accept_failed listener=%s error=\"%s\"",
-                       l->cfg->addr.text, strerror(e));
+                       l->conf.addr.text, strerror(e));
             return;
         }
         px_worker_accept_ok(w);
@@ -695,8 +750,8 @@ px_worker_start(struct px_worker *w)
 
 /* Binds one listening socket of `a` with SO_REUSEPORT (reuse: every worker has its own on the
  * address, and the kernel spreads new connections among them). Returns the fd, or -1 with err. */
-static int
-px_worker_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err)
+int
+px_listen_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err)
 {
     int one = 1, fd;
 
@@ -719,69 +774,126 @@ px_worker_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err)
     return fd;
 }
 
-int
-px_worker_listen(struct px_worker *w, struct xf_err *err)
+void
+px_listener_close(struct px_listener *l)
 {
-    const struct cfg *cfg = w->cfg;
+    if (l->fd == -1)
+        return;
+    if (!l->paused)
+        event_del(&l->ev);
+    close(l->fd);
+    l->fd = -1;
+}
+
+void
+px_listener_arm(struct px_worker *w, struct px_listener *l)
+{
+    l->w = w;
+    event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
+    l->paused = true; /* connections wait in the queue until px_worker_accept_update arms it */
+}
+
+int
+px_listener_open(struct px_ctl *ctl, const struct cfg_addr *a, int *fds, struct xf_err *err)
+{
     const char *env = getenv("XF_LISTEN_SHARED");
     bool shared = env != NULL && strcmp(env, "1") == 0;
+    int fd;
 
-    w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
-    if (w->listeners == NULL) {
+    for (unsigned i = 0; i < ctl->n_workers; i++)
+        fds[i] = -1;
+    if (shared) {
+        /* One socket in every worker's loop (a measurement switch: bench/bench_spread.sh). */
+        fd = px_listen_bind(a, false, err);
+        if (fd == -1)
+            return -1;
+        if (listen(fd, 4096) == -1) {
+            xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        fds[0] = fd;
+        for (unsigned i = 1; i < ctl->n_workers; i++) {
+            fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (fds[i] == -1) {
+                xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
+                goto fail;
+            }
+        }
+        return 0;
+    }
+    /*
+     * SO_REUSEPORT would let this bind share a port another program (or another crossfade)
+     * listens on with it set too. A plain bind first fails on any taken port.
+     */
+    fd = px_listen_bind(a, false, err);
+    if (fd == -1)
+        return -1;
+    close(fd);
+    for (unsigned i = 0; i < ctl->n_workers; i++) {
+        fds[i] = px_listen_bind(a, true, err);
+        if (fds[i] == -1)
+            goto fail;
+    }
+    return 0;
+fail:
+    for (unsigned i = 0; i < ctl->n_workers; i++)
+        if (fds[i] != -1)
+            close(fds[i]);
+    return -1;
+}
+
+int
+px_ctl_listen(struct px_ctl *ctl, struct xf_err *err)
+{
+    const struct cfg *cfg = ctl->cfg;
+    int *fds = calloc(ctl->n_workers, sizeof(*fds));
+
+    if (fds == NULL) {
         xf_err_set(err, "out of memory");
         return -1;
     }
-    w->n_listeners = cfg->n_listeners;
-    /* Only what was opened is closed if a later listener fails: none is open yet. */
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        w->listeners[i].fd = -1;
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        struct px_listener *l = &w->listeners[i];
-        const struct cfg_addr *a = &cfg->listeners[i].addr;
-        int fd;
+    for (unsigned i = 0; i < ctl->n_workers; i++) {
+        struct px_worker *w = ctl->workers[i];
 
-        l->w = w;
-        l->cfg = &cfg->listeners[i];
-        l->target = px_worker_target_of(w, l->cfg->node_port);
-        if (w->index > 0 && shared) {
-            /* One socket in every worker's loop (a measurement switch: bench/bench_spread.sh). */
-            fd = fcntl(w->ctl->workers[0]->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
-            if (fd == -1) {
-                xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
-                return -1;
-            }
-        } else if (shared) {
-            fd = px_worker_bind(a, false, err);
-            if (fd == -1 || listen(fd, 4096) == -1) {
-                xf_err_set(err, "listen %s: %s", a->text, strerror(errno));
-                if (fd != -1)
-                    close(fd);
-                return -1;
-            }
-        } else {
-            if (w->index == 0) {
-                /*
-                 * SO_REUSEPORT would let this bind share a port another program (or another
-                 * crossfade) listens on with it set too. A plain bind first fails on any taken
-                 * port.
-                 */
-                fd = px_worker_bind(a, false, err);
-                if (fd == -1)
-                    return -1;
-                close(fd);
-            }
-            fd = px_worker_bind(a, true, err);
-            if (fd == -1)
-                return -1;
+        w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
+        if (w->listeners == NULL) {
+            xf_err_set(err, "out of memory");
+            goto fail;
         }
-        l->fd = fd;
-        event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, px_listener_on_accept, l);
-        l->paused = true; /* connections wait in the queue until px_worker_start */
-        if (w->index == 0)
-            XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s workers=%u", a->text,
-                   l->cfg->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy", w->ctl->n_workers);
+        w->n_listeners = cfg->n_listeners;
+        for (size_t k = 0; k < cfg->n_listeners; k++) {
+            w->listeners[k] = calloc(1, sizeof(*w->listeners[k]));
+            if (w->listeners[k] == NULL) {
+                xf_err_set(err, "out of memory");
+                goto fail;
+            }
+            w->listeners[k]->fd = -1;
+        }
     }
+    for (size_t k = 0; k < cfg->n_listeners; k++) {
+        const struct cfg_listener *lc = &cfg->listeners[k];
+
+        /* Only what was opened is closed if a later listener fails (px_worker_free). */
+        if (px_listener_open(ctl, &lc->addr, fds, err) == -1)
+            goto fail;
+        for (unsigned i = 0; i < ctl->n_workers; i++) {
+            struct px_worker *w = ctl->workers[i];
+            struct px_listener *l = w->listeners[k];
+
+            l->conf = *lc;
+            l->target = px_worker_target_of(w, lc->node_port);
+            l->fd = fds[i];
+            px_listener_arm(w, l);
+        }
+        XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s workers=%u", lc->addr.text,
+               lc->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy", ctl->n_workers);
+    }
+    free(fds);
     return 0;
+fail:
+    free(fds);
+    return -1;
 }
 
 static void
@@ -813,14 +925,8 @@ px_worker_begin_shutdown(struct px_worker *w)
         return;
     }
     w->draining = true;
-    for (size_t k = 0; k < w->n_listeners; k++) {
-        if (w->listeners[k].fd != -1) {
-            if (!w->listeners[k].paused)
-                event_del(&w->listeners[k].ev);
-            close(w->listeners[k].fd);
-            w->listeners[k].fd = -1;
-        }
-    }
+    for (size_t k = 0; k < w->n_listeners; k++)
+        px_listener_close(w->listeners[k]);
     for (size_t i = 0; i < w->n_pools; i++)
         if (w->pools[i] != NULL)
             px_pool_close_idle(w->pools[i]);
@@ -860,7 +966,8 @@ px_worker_main(void *arg)
             __atomic_fetch_and(&w->pools[i]->share->waiters, ~(1ull << w->index), __ATOMIC_SEQ_CST);
     px_alog_flush(&w->alog);
     px_buf_cache_drain(); /* what the worker frees later is freed by the thread that joins it */
-    __atomic_store_n(&w->applied, UINT64_MAX, __ATOMIC_RELEASE); /* it routes nothing more */
+    __atomic_store_n(&w->applied, UINT64_MAX, __ATOMIC_RELEASE);  /* it routes nothing more */
+    __atomic_store_n(&w->reloaded, UINT64_MAX, __ATOMIC_RELEASE); /* nor waits for a reload */
     __atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
     (void)!write(w->ctl->efd, &one, sizeof(one));
     return NULL;
@@ -918,13 +1025,19 @@ px_worker_free(struct px_worker *w)
         bal_snapshot_unref(w->snap->s);
         free(w->snap);
     }
-    for (size_t k = 0; k < w->n_listeners; k++) {
-        if (w->listeners[k].fd != -1) {
-            if (!w->listeners[k].paused)
-                event_del(&w->listeners[k].ev);
-            close(w->listeners[k].fd);
-        }
+    for (size_t k = 0; w->listeners != NULL && k < w->n_listeners; k++) {
+        if (w->listeners[k] != NULL)
+            px_listener_close(w->listeners[k]);
+        free(w->listeners[k]);
     }
+    while (w->gone_listeners != NULL) {
+        struct px_listener *l = w->gone_listeners;
+
+        w->gone_listeners = l->next_gone;
+        free(l);
+    }
+    px_reload_msg_fini(&w->reload_msg);
+    cfg_free(w->cfg);
     if (w->ev_accept_retry != NULL)
         event_free(w->ev_accept_retry);
     if (w->ev_trim != NULL)

@@ -177,11 +177,6 @@ Test(adm_cmd, too_many_words_are_refused)
                  "error: too many words (more than 16)"));
 }
 
-Test(adm_cmd, reload_says_it_is_not_supported_yet)
-{
-    cr_assert(eq(str, (char *)run_error("reload"), "error: reload is not supported yet"));
-}
-
 Test(adm_cmd, quit_answers_and_asks_for_the_connection_to_close)
 {
     enum adm_result res;

@@ -1,0 +1,93 @@
+/* admin/adm_reload.c -- `reload`: the proxy re-reads its configuration; the admin side answers
+ * once every worker applied it, and keeps the new configuration for its commands and the state
+ * file. */
+#include "admin/adm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A `reload` waiting for its outcome. */
+struct adm_reload_job {
+    struct adm_state *st; /* borrowed */
+    bool in_exec;         /* the proxy is still inside the call adm_cmd_reload made */
+    bool finished, ok;    /* the outcome came during that call */
+    uint64_t gen;         /* the state file text holding the reload: the reply waits for it */
+    char text[1024];
+};
+
+/* adm_reload_done_fn: the outcome, kept for adm_cmd_reload when it came during its call, else
+ * sent to the client that waits (adm_server_job_done). */
+static void
+adm_reload_done(void *arg, bool ok, const char *text)
+{
+    struct adm_reload_job *job = arg;
+    struct adm_state *st = job->st;
+    struct adm_reply r = {st->reply, false};
+
+    if (job->in_exec) {
+        job->finished = true;
+        job->ok = ok;
+        snprintf(job->text, sizeof(job->text), "%s", text);
+        return;
+    }
+    evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
+    if (ok)
+        adm_reply_line(&r, "ok: %s", text);
+    else
+        adm_reply_error(&r, "%s", text);
+    evbuffer_add(st->reply, "\n", 1); /* the reply's end */
+    st->exec_gen = job->gen;
+    if (st->job_done != NULL)
+        st->job_done(st->job_done_arg, job, st->reply);
+    free(job);
+}
+
+enum adm_result
+adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+               struct adm_reply *r)
+{
+    struct adm_reload_job *job;
+
+    if (st->reload == NULL)
+        return adm_reply_error(r, "reload is not available in this process");
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return adm_reply_error(r, "out of memory");
+    job->st = st;
+    job->in_exec = true;
+    st->reload_peer = peer;
+    adm_command_text(a, st->reload_cmd, sizeof(st->reload_cmd));
+    st->exec_gen = 0;
+    st->reload(st->reload_arg, adm_reload_done, job);
+    st->reload_peer = NULL;
+    job->in_exec = false;
+    if (job->finished) {
+        enum adm_result res = ADM_OK;
+
+        if (job->ok)
+            adm_reply_line(r, "ok: %s", job->text);
+        else
+            res = adm_reply_error(r, "%s", job->text);
+        free(job);
+        return res;
+    }
+    /* Applied here; the reply goes once every worker has it (and the state file). */
+    job->gen = st->exec_gen;
+    st->pending = job;
+    return ADM_PENDING;
+}
+
+void
+adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,
+                 const char *text)
+{
+    const struct adm_peer *p = st->reload_peer;
+
+    st->cfg = cfg;
+    adm_publish(st, next);
+    st->reloads++;
+    st->reloaded = time(NULL);
+    adm_events_add(&st->events, p != NULL ? p->uid : -1, p != NULL ? p->pid : -1,
+                   p != NULL ? st->reload_cmd : "SIGHUP", "config", "-", text);
+    adm_state_changed(st);
+}
