@@ -243,6 +243,19 @@ fail:
     return -1;
 }
 
+/* Whether a split's seed or keys changed: the same client may then hash to the other side. */
+static bool
+px_reload_moves_clients(const struct cfg_split *a, const struct cfg_split *b)
+{
+    if (strcmp(a->seed, b->seed) != 0 || a->n_keys != b->n_keys)
+        return true;
+    for (size_t i = 0; i < a->n_keys; i++)
+        if (a->keys[i].kind != b->keys[i].kind ||
+            !px_reload_str_eq(a->keys[i].name, b->keys[i].name))
+            return true;
+    return false;
+}
+
 /* A new access log must open before anything changes: the workers open it in turn. */
 static int
 px_reload_check_alog(const struct cfg *old, const struct cfg *cfg, struct xf_err *err)
@@ -370,6 +383,17 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
         px_ctl_refresh(ctl);
         if (ctl->health != NULL)
             px_health_refresh(ctl->health);
+    }
+    if (d.split_changed) {
+        struct bal_snapshot *now = bal_router_acquire(ctl->router);
+
+        if (now->weight_bp > 0 && now->weight_bp < BAL_BUCKETS &&
+            px_reload_moves_clients(&old->split, &cfg->split))
+            XF_LOG(XF_LOG_WARN, "proxy",
+                   "event=reload_split_changed weight_bp=%u note=\"the split's seed or keys "
+                   "changed while both sides take clients: clients move between x and y\"",
+                   now->weight_bp);
+        bal_snapshot_unref(now);
     }
     ctl->cfg = cfg; /* the load's hold */
     more_clients = cfg->limits.max_connections > old->limits.max_connections;

@@ -209,7 +209,7 @@ recv_notify(int fd, char *buf, size_t cap, int timeout_ms)
     return n;
 }
 
-Test(signals, a_notify_socket_hears_ready_once_serving_and_stopping_at_sigterm,
+Test(signals, a_notify_socket_hears_ready_once_serving_reloading_around_a_reload_and_stopping,
      .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *u = h_upstream_start("u1", NULL);
@@ -229,6 +229,15 @@ Test(signals, a_notify_socket_hears_ready_once_serving_and_stopping_at_sigterm,
     cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
               "no notification after start-up");
     cr_assert(ne(ptr, strstr(buf, "READY=1"), NULL), "first notification: %s", buf);
+    /* systemctl reload: RELOADING=1 (with the monotonic time systemd 253+ asks for), then
+     * READY=1 once every worker has the file. */
+    kill(p->proc->pid, SIGHUP);
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
+              "no notification after SIGHUP");
+    cr_assert(ne(ptr, strstr(buf, "RELOADING=1\nMONOTONIC_USEC="), NULL), "at SIGHUP: %s", buf);
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
+              "no notification after the reload");
+    cr_assert(ne(ptr, strstr(buf, "READY=1"), NULL), "after the reload: %s", buf);
     kill(p->proc->pid, SIGTERM);
     cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
               "no notification after SIGTERM");
