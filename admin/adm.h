@@ -104,6 +104,10 @@ void adm_server_set_workers(struct adm_server *s, unsigned n);
 /* Calls fn(arg) after every snapshot an admin command publishes (the proxy takes it at once, so
  * a drained node's idle connections close and requests waiting for it move). */
 void adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg);
+/* The listening sockets a binary upgrade hands over: fills fds (at most cap) and returns how many
+ * there are (more than cap: call again with room). */
+typedef size_t (*adm_listen_fds_fn)(void *arg, int *fds, size_t cap);
+
 /* How the proxy tells `reload` its outcome: once, ok or not, with the reply's text ("listeners
  * +1 -0; x nodes ..." or why it failed). */
 typedef void (*adm_reload_done_fn)(void *job, bool ok, const char *text);
@@ -120,6 +124,43 @@ void adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg);
  */
 void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
                        const char *text);
+/*
+ * Binary upgrade, the old process's side: `takeover` sends fn's listening sockets (SCM_RIGHTS) and
+ * the state to the admin client that asks (crossfade --takeover), after which state changes are
+ * refused until it says `takeover done` -- then handed_over(arg) stops this process -- or goes
+ * away, or ADM_TAKEOVER_DEADLINE_MS pass: then this process goes on as before.
+ */
+#define ADM_TAKEOVER_DEADLINE_MS 60000
+void adm_server_set_takeover(struct adm_server *s, adm_listen_fds_fn fn,
+                             void (*handed_over)(void *arg, long new_pid), void *arg);
+
+/* The new process's side (a blocking client, run before the event loops start). */
+struct adm_takeover {
+    int fd;       /* the admin connection to the old process */
+    long old_pid; /* the old process */
+    int *fds;     /* owned: the listening sockets received */
+    size_t n_fds;
+    char *state; /* owned: the state, as the state file would hold it */
+    size_t state_len;
+};
+/* Connects to the admin socket at `path` and asks for the sockets and the state. Returns an owned
+ * takeover, or NULL with err (no crossfade answering, a refusal, a broken reply). */
+struct adm_takeover *adm_takeover_begin(const char *path, struct xf_err *err);
+/* Tells the old process to stop accepting and finish (`takeover done`): 0, or -1 with err. */
+int adm_takeover_done(struct adm_takeover *t, struct xf_err *err);
+/* Closes the connection and the sockets nobody took (fds set to -1 were taken). */
+void adm_takeover_free(struct adm_takeover *t);
+/*
+ * adm_server_new for a process taking over from `t`: the state comes from t (applied whatever the
+ * configuration's layout; node changes that no longer fit are skipped), and the socket is bound at
+ * admin.socket + ".takeover" until adm_server_claim renames it over the old process's.
+ */
+struct adm_server *adm_server_new_takeover(struct event_base *base, const struct cfg *cfg,
+                                           struct bal_router *router, const struct adm_takeover *t,
+                                           struct xf_err *err);
+/* Moves the socket to admin.socket (atomically replacing the old process's). 0, or -1 with err. */
+int adm_server_claim(struct adm_server *s, struct xf_err *err);
+
 /* Closes every admin client and the listener, and removes the socket file if it is still ours.
  * NULL is a no-op. Call before the event base is freed. */
 void adm_server_free(struct adm_server *s);
@@ -489,6 +530,19 @@ struct adm_state {
     char reload_cmd[96];                /* its command text */
     unsigned reloads;                   /* reloads applied since the start */
     time_t reloaded;                    /* when the last one was; 0: none */
+    /* Binary upgrade (adm_takeover.c), the old process's side. */
+    adm_listen_fds_fn listen_fds; /* NULL until adm_server_set_takeover: no takeover */
+    void (*handed_over)(void *arg, long new_pid); /* it took over: stop accepting, finish */
+    void *takeover_arg;                           /* borrowed */
+    bool handover;             /* the state went to a new process: changes are refused */
+    bool handed;               /* ... and it took over: this process only finishes */
+    unsigned handover_client;  /* the admin connection of the new process */
+    long handover_pid;         /* the new process */
+    struct event *handover_ev; /* owned: the deadline for its `takeover done` */
+    /* The new process's side: the state came from the old one, not from the state file. */
+    const char *inherit; /* borrowed during adm_state_init; NULL: none */
+    size_t inherit_len;
+    long inherit_pid;
     struct adm_stream *stream; /* owned until the server takes it: an ADM_MORE reply's rest */
     /* A pending command finished: its whole reply (closing empty line included) is in `reply`
      * and st->exec_gen says which state file text it waits for; `job` is the one st->pending
@@ -498,13 +552,14 @@ struct adm_state {
 };
 
 enum adm_result {
-    ADM_OK = 0,  /* the reply is a success */
-    ADM_ERROR,   /* the reply starts with "error: " */
-    ADM_SILENT,  /* a blank line: no reply */
-    ADM_CLOSE,   /* success, and the connection closes after the reply (quit) */
-    ADM_WATCH,   /* success (one line, no closing empty line): the connection streams events */
-    ADM_PENDING, /* no reply yet: it comes through st->job_done (st->pending names the job) */
-    ADM_MORE,    /* a first part of a long reply: st->stream gives the rest, a part at a time */
+    ADM_OK = 0,   /* the reply is a success */
+    ADM_ERROR,    /* the reply starts with "error: " */
+    ADM_SILENT,   /* a blank line: no reply */
+    ADM_CLOSE,    /* success, and the connection closes after the reply (quit) */
+    ADM_WATCH,    /* success (one line, no closing empty line): the connection streams events */
+    ADM_PENDING,  /* no reply yet: it comes through st->job_done (st->pending names the job) */
+    ADM_MORE,     /* a first part of a long reply: st->stream gives the rest, a part at a time */
+    ADM_TAKEOVER, /* `takeover`: the server sends the listening sockets and the state itself */
 };
 
 /* Bytes a long reply's part holds, about: the rest waits until the client has read it. */
@@ -530,6 +585,11 @@ struct adm_stream {
  */
 int adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
                    struct event_base *base, struct xf_err *err);
+/* adm_state_init for a process taking over: the state is `inherit` (the old process's text, as
+ * the state file holds it; borrowed for the call), not the state file. */
+int adm_state_init_from(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
+                        struct event_base *base, const char *inherit, size_t inherit_len,
+                        long inherit_pid, struct xf_err *err);
 /* Stops the ramp timer, writes the state file's last text, and releases what `st` owns. */
 void adm_state_fini(struct adm_state *st);
 /* Publishes the ramp's steps due by st->mono_ms() and arms the timer for the next one. */
@@ -570,6 +630,7 @@ typedef enum adm_result (*adm_cmd_fn)(struct adm_state *st, const struct adm_pee
 enum adm_cmd_flag {
     ADM_CMD_JSON = 1u << 0,     /* takes a trailing "json" (xfctl -j); the handler checks it */
     ADM_CMD_RAW_ARGS = 1u << 1, /* takes the rest of the line as typed: no word count check */
+    ADM_CMD_CHANGES = 1u << 2,  /* changes the state: refused while it is being handed over */
 };
 
 /* One entry of the command table (admin/adm_cmd.c). */
@@ -657,6 +718,19 @@ enum adm_result adm_cmd_enable_node(struct adm_state *, const struct adm_peer *,
                                     const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_del_node(struct adm_state *, const struct adm_peer *,
                                  const struct adm_args *, struct adm_reply *);
+/* adm_takeover.c: */
+enum adm_result adm_cmd_takeover(struct adm_state *, const struct adm_peer *,
+                                 const struct adm_args *, struct adm_reply *);
+/* Sends the listening sockets and the state on `fd` (the client's; nothing of it may be waiting
+ * to be sent), the state's text going to `out`. Starts the handover. 0, or -1 with err. */
+int adm_takeover_send(struct adm_state *st, const struct adm_peer *peer, int fd,
+                      struct evbuffer *out, struct xf_err *err);
+/* The client of the handover went away, or its deadline passed, before `takeover done`: this
+ * process goes on as before. */
+void adm_takeover_abandon(struct adm_state *st, const char *why);
+/* The state as the state file holds it (malloc'd, *len bytes), or NULL when out of memory. */
+char *adm_state_text(struct adm_state *st, size_t *len);
+
 /* adm_reload.c: */
 /* adm_server_reload on the state: publishes, swaps the config, records, saves. */
 void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,

@@ -14,41 +14,46 @@ static const struct adm_cmd adm_cmds[] = {
     {"show weight", "show weight", "the share of clients on x and on y, in percent", 0, 0, 0,
      adm_cmd_show_weight},
     {"set weight", "set weight P [force]",
-     "send P percent of clients to y (0 to 100, two decimals; force: past y's capacity)", 1, 2, 0,
-     adm_cmd_set_weight},
-    {"rollback", "rollback", "send every client to x at once (weight 0); cancels a ramp", 0, 0, 0,
-     adm_cmd_rollback},
+     "send P percent of clients to y (0 to 100, two decimals; force: past y's capacity)", 1, 2,
+     ADM_CMD_CHANGES, adm_cmd_set_weight},
+    {"rollback", "rollback", "send every client to x at once (weight 0); cancels a ramp", 0, 0,
+     ADM_CMD_CHANGES, adm_cmd_rollback},
     {"promote", "promote [force]", "send every client to y (weight 100; force: past y's capacity)",
-     0, 1, 0, adm_cmd_promote},
+     0, 1, ADM_CMD_CHANGES, adm_cmd_promote},
     {"ramp", "ramp TO over DURATION [step P] [force]",
      "move the weight to TO in even steps (default 1 point) over DURATION; pauses at y's capacity",
-     1, 6, 0, adm_cmd_ramp},
-    {"ramp pause", "ramp pause", "hold the ramp at its current step", 0, 0, 0, adm_cmd_ramp_pause},
-    {"ramp resume", "ramp resume", "go on with a paused ramp at the same pace", 0, 0, 0,
-     adm_cmd_ramp_resume},
-    {"ramp cancel", "ramp cancel", "stop the ramp where it is", 0, 0, 0, adm_cmd_ramp_cancel},
+     1, 6, ADM_CMD_CHANGES, adm_cmd_ramp},
+    {"ramp pause", "ramp pause", "hold the ramp at its current step", 0, 0, ADM_CMD_CHANGES,
+     adm_cmd_ramp_pause},
+    {"ramp resume", "ramp resume", "go on with a paused ramp at the same pace", 0, 0,
+     ADM_CMD_CHANGES, adm_cmd_ramp_resume},
+    {"ramp cancel", "ramp cancel", "stop the ramp where it is", 0, 0, ADM_CMD_CHANGES,
+     adm_cmd_ramp_cancel},
     {"show ramp", "show ramp", "the ramp's progress, its next step and when", 0, 0, 0,
      adm_cmd_show_ramp},
     {"pin", "pin KEY x|y", "send a split key to x or to y whatever the weight", 2, ADM_MAX_ARGS,
-     ADM_CMD_RAW_ARGS, adm_cmd_pin},
+     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES, adm_cmd_pin},
     {"unpin", "unpin KEY", "let a pinned key follow the weight again", 1, ADM_MAX_ARGS,
-     ADM_CMD_RAW_ARGS, adm_cmd_unpin},
+     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES, adm_cmd_unpin},
     {"show pins", "show pins", "the pinned keys and their side", 0, 0, 0, adm_cmd_show_pins},
     {"show nodes", "show nodes",
      "each node: weight, state, requests in flight, idle connections, last check, ejections", 0, 0,
      0, adm_cmd_show_nodes},
     {"add node", "add node CLUSTER ADDRESS [weight W]", "add a node to x or y (weight 0 to 1000)",
-     2, 4, 0, adm_cmd_add_node},
-    {"set node", "set node CLUSTER/ADDRESS weight W", "change a node's weight (0 to 1000)", 3, 3, 0,
-     adm_cmd_set_node},
+     2, 4, ADM_CMD_CHANGES, adm_cmd_add_node},
+    {"set node", "set node CLUSTER/ADDRESS weight W", "change a node's weight (0 to 1000)", 3, 3,
+     ADM_CMD_CHANGES, adm_cmd_set_node},
     {"drain node", "drain node CLUSTER/ADDRESS",
-     "stop new requests to the node; idle pooled connections close", 1, 1, 0, adm_cmd_drain_node},
+     "stop new requests to the node; idle pooled connections close", 1, 1, ADM_CMD_CHANGES,
+     adm_cmd_drain_node},
     {"enable node", "enable node CLUSTER/ADDRESS", "let a drained node take requests again", 1, 1,
-     0, adm_cmd_enable_node},
+     ADM_CMD_CHANGES, adm_cmd_enable_node},
     {"del node", "del node CLUSTER/ADDRESS [force]",
-     "remove a node (force: even the last one of its cluster)", 1, 2, 0, adm_cmd_del_node},
+     "remove a node (force: even the last one of its cluster)", 1, 2, ADM_CMD_CHANGES,
+     adm_cmd_del_node},
     {"freeze", "freeze on|off|show",
-     "the upgrade freeze: 423 for writes through admin_api listeners", 1, 1, 0, adm_cmd_freeze},
+     "the upgrade freeze: 423 for writes through admin_api listeners", 1, 1, ADM_CMD_CHANGES,
+     adm_cmd_freeze},
     {"which", "which KEY", "where a key goes now: KIND:NAME=VALUE, ip=ADDRESS or a bare value", 1,
      ADM_MAX_ARGS, ADM_CMD_RAW_ARGS, adm_cmd_which},
     {"show stats", "show stats [json]",
@@ -63,11 +68,14 @@ static const struct adm_cmd adm_cmds[] = {
     {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
      adm_cmd_show_version},
     {"reload", "reload", "re-read the config file and apply it without dropping a connection", 0, 0,
-     0, adm_cmd_reload},
+     ADM_CMD_CHANGES, adm_cmd_reload},
     {"watch", "watch",
      "stream the changes as they happen (weight, ramps, pins, freeze, nodes, health), one line "
      "each, until you disconnect",
      0, 0, 0, adm_cmd_watch},
+    {"takeover", "takeover [done]",
+     "for crossfade --takeover: hand the listening sockets and the state to a new process", 0, 1,
+     ADM_CMD_CHANGES, adm_cmd_takeover},
     {"quit", "quit", "close this admin connection", 0, 0, 0, adm_cmd_quit},
 };
 
@@ -338,7 +346,18 @@ adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm
     const struct adm_cmd *c = NULL;
     enum adm_result res = adm_resolve(a, r, &c);
 
-    return res != ADM_OK ? res : c->fn(st, peer, a, r);
+    if (res != ADM_OK)
+        return res;
+    /* Between the state handed to a new process and its taking over, a change made here would
+     * be lost with this process: refused (adm_takeover.c). `takeover done` itself goes on. */
+    if ((c->flags & ADM_CMD_CHANGES) && st->handover && c->fn != adm_cmd_takeover &&
+        !(c->fn == adm_cmd_freeze && adm_span_is(a->v[a->n - 1], "show")))
+        return adm_reply_error(r,
+                               "a binary upgrade is under way: this process handed its state to "
+                               "crossfade pid %ld, which takes over in a moment; run the command "
+                               "again then",
+                               st->handover_pid);
+    return c->fn(st, peer, a, r);
 }
 
 /* The checks of adm_exec that come before a command runs; the reply's error goes to r. */
@@ -403,8 +422,8 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
         return ADM_SILENT;
     if (res == ADM_OK)
         res = adm_dispatch(st, peer, &a, &r);
-    if (res == ADM_PENDING)
-        return res; /* its reply comes through st->job_done */
+    if (res == ADM_PENDING || res == ADM_TAKEOVER)
+        return res; /* its reply comes through st->job_done, or the server sends it */
     if (res == ADM_MORE) {
         /* The first part goes out now; the rest, and the closing empty line, later. */
         evbuffer_add_buffer(out, st->reply);

@@ -57,8 +57,10 @@ struct adm_server {
     uint64_t refused, refuse_logged_ms; /* clients refused at ADM_MAX_CLIENTS, for the log */
     struct evbuffer *scratch;           /* owned: a command's reply before it goes out or is held */
     struct event *ev_saved;             /* owned: the state file's writer finished a write */
-    int spare_fd;         /* owned: /dev/null, given up to accept an admin client at EMFILE */
-    bool relisten_logged; /* an accept failure was logged and descriptors did not come back */
+    int spare_fd;              /* owned: /dev/null, given up to accept an admin client at EMFILE */
+    bool relisten_logged;      /* an accept failure was logged and descriptors did not come back */
+    struct event *ev_handover; /* owned: the deadline of a takeover's `takeover done` */
+    char *final_path;          /* owned: admin.socket while bound aside for a takeover; NULL */
 };
 
 static const struct timeval adm_write_tv = {ADM_WRITE_TIMEOUT_MS / 1000,
@@ -82,6 +84,12 @@ adm_client_free(struct adm_client *c, const char *why)
            c->peer.uid, why);
     TAILQ_REMOVE(&s->clients, c, link);
     s->n_clients--;
+    if (s->state.handover && !s->state.handed && c->peer.id == s->state.handover_client) {
+        /* The new process gave up (or failed, or its deadline passed): this one goes on. */
+        if (s->ev_handover != NULL)
+            event_del(s->ev_handover);
+        adm_takeover_abandon(&s->state, why);
+    }
     if (c->watching)
         s->n_watching--;
     if (c->held != NULL)
@@ -178,6 +186,35 @@ adm_client_may_go(const struct adm_server *s, const struct adm_client *c,
 
 static enum adm_client_rc adm_client_process(struct adm_client *c);
 static void adm_server_release_ready(struct adm_server *s);
+
+/* A takeover's new process did not say `takeover done` in time: it is dropped, which gives the
+ * state back to this process (adm_client_free). */
+static void
+adm_server_on_handover_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct adm_server *s = arg;
+    struct adm_client *c;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    TAILQ_FOREACH(c, &s->clients, link)
+    {
+        if (c->peer.id == s->state.handover_client) {
+            adm_client_drop(c, "takeover_deadline");
+            return;
+        }
+    }
+}
+
+static int
+adm_server_handover_arm(struct adm_server *s)
+{
+    static const struct timeval tv = {ADM_TAKEOVER_DEADLINE_MS / 1000, 0};
+
+    if (s->ev_handover == NULL)
+        s->ev_handover = evtimer_new(s->base, adm_server_on_handover_deadline, s);
+    return s->ev_handover != NULL ? evtimer_add(s->ev_handover, &tv) : -1;
+}
 static void adm_server_note_unsaved(struct evbuffer *held, const char *error);
 
 /* A reply that need not wait: the write that holds its change is over already, and it may have
@@ -364,6 +401,27 @@ adm_client_process(struct adm_client *c)
                 st->stream = NULL;
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
+            }
+            if (res == ADM_TAKEOVER) {
+                struct xf_err err = {{0}};
+
+                evbuffer_drain(in, consumed);
+                /* The sockets go on the connection itself, before anything else it is sent. */
+                if (evbuffer_get_length(out) > 0) {
+                    adm_write_error(out, "takeover must be the first command of its connection");
+                    continue;
+                }
+                if (adm_takeover_send(st, &c->peer, bufferevent_getfd(c->bev), out, &err) == -1) {
+                    XF_LOG(XF_LOG_ERR, "admin", "event=takeover_failed pid=%ld error=\"%s\"",
+                           c->peer.pid, err.msg);
+                    adm_client_drop(c, "takeover_failed");
+                    return ADM_CLIENT_GONE;
+                }
+                if (adm_server_handover_arm(c->srv) == -1) {
+                    adm_client_drop(c, "out_of_memory");
+                    return ADM_CLIENT_GONE;
+                }
+                continue;
             }
             if (res == ADM_PENDING) {
                 /* No reply yet (a host name being resolved): nothing more runs for this client
@@ -900,6 +958,13 @@ struct adm_server *
 adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router *router,
                struct xf_err *err)
 {
+    return adm_server_new_takeover(base, cfg, router, NULL, err);
+}
+
+struct adm_server *
+adm_server_new_takeover(struct event_base *base, const struct cfg *cfg, struct bal_router *router,
+                        const struct adm_takeover *t, struct xf_err *err)
+{
     struct adm_server *s = calloc(1, sizeof(*s));
     int fd;
 
@@ -910,7 +975,8 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
     s->base = base;
     s->spare_fd = -1;
     TAILQ_INIT(&s->clients);
-    if (adm_state_init(&s->state, cfg, router, base, err) == -1)
+    if (adm_state_init_from(&s->state, cfg, router, base, t != NULL ? t->state : NULL,
+                            t != NULL ? t->state_len : 0, t != NULL ? t->old_pid : 0, err) == -1)
         goto fail;
     s->state_ready = true;
     s->state.events.notify = adm_server_on_event;
@@ -930,7 +996,17 @@ adm_server_new(struct event_base *base, const struct cfg *cfg, struct bal_router
             goto fail;
         }
     }
-    s->path = strdup(cfg->admin_socket);
+    if (t != NULL) {
+        /* Aside until adm_server_claim: the old process answers on admin.socket meanwhile. */
+        s->final_path = strdup(cfg->admin_socket);
+        size_t n = strlen(cfg->admin_socket) + sizeof(".takeover");
+
+        s->path = s->final_path != NULL ? malloc(n) : NULL;
+        if (s->path != NULL)
+            snprintf(s->path, n, "%s.takeover", cfg->admin_socket);
+    } else {
+        s->path = strdup(cfg->admin_socket);
+    }
     s->ev_relisten = evtimer_new(base, adm_server_on_relisten, s);
     if (s->path == NULL || s->ev_relisten == NULL) {
         xf_err_set(err, "admin: out of memory");
@@ -1052,6 +1128,8 @@ adm_server_free(struct adm_server *s)
         event_free(s->ev_relisten);
     if (s->ev_saved != NULL)
         event_free(s->ev_saved);
+    if (s->ev_handover != NULL)
+        event_free(s->ev_handover);
     if (s->scratch != NULL)
         evbuffer_free(s->scratch);
     if (s->spare_fd != -1)
@@ -1060,5 +1138,35 @@ adm_server_free(struct adm_server *s)
     if (s->state_ready)
         adm_state_fini(&s->state);
     free(s->path);
+    free(s->final_path);
     free(s);
+}
+
+void
+adm_server_set_takeover(struct adm_server *s, adm_listen_fds_fn fn,
+                        void (*handed_over)(void *arg, long new_pid), void *arg)
+{
+    s->state.listen_fds = fn;
+    s->state.handed_over = handed_over;
+    s->state.takeover_arg = arg;
+}
+
+int
+adm_server_claim(struct adm_server *s, struct xf_err *err)
+{
+    if (s->final_path == NULL)
+        return 0;
+    /* rename(2) replaces the old process's socket file at once: a client connecting now reaches
+     * one of the two, never neither. */
+    if (rename(s->path, s->final_path) == -1) {
+        xf_err_set(err, "admin.socket: cannot move %s to %s: %s", s->path, s->final_path,
+                   strerror(errno));
+        return -1;
+    }
+    free(s->path);
+    s->path = s->final_path;
+    s->final_path = NULL;
+    xf_fatal_unlink_on_exit(s->path, (unsigned long)s->dev, (unsigned long)s->ino);
+    XF_LOG(XF_LOG_INFO, "admin", "event=listening socket=%s reason=takeover", s->path);
+    return 0;
 }

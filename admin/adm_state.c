@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int64_t
 adm_state_wall_ms(void)
@@ -179,14 +180,69 @@ adm_state_load(struct adm_state *st, const char *start_weight, struct xf_err *er
     return st->saver != NULL ? 0 : -1;
 }
 
+/*
+ * The state a process taking over was handed (crossfade --takeover): applied whatever the layout
+ * (the weight in force must survive a binary upgrade; node changes that no longer fit are
+ * skipped), recorded, and written to the state file at once, for the new configuration's layout.
+ */
+static int
+adm_state_inherit(struct adm_state *st, struct xf_err *err)
+{
+    struct adm_persist *p = calloc(1, sizeof(*p));
+    struct xf_err e = {{0}};
+    char from[32], to[32];
+
+    if (p == NULL) {
+        xf_err_set(err, "admin: out of memory");
+        return -1;
+    }
+    if (adm_persist_parse(st->inherit, st->inherit_len, "the state handed over", p, &e) == -1) {
+        xf_err_set(err, "%s", e.msg);
+        free(p);
+        return -1;
+    }
+    for (size_t i = 0; i < p->n_events; i++)
+        adm_events_restore(&st->events, &p->events[i]);
+    snprintf(from, sizeof(from), "pid %ld", st->inherit_pid);
+    snprintf(to, sizeof(to), "pid %ld", (long)getpid());
+    adm_events_add(&st->events, -1, -1, "takeover", "process", from, to);
+    if (adm_state_restore(st, p) == -1) {
+        adm_persist_fini(p);
+        free(p);
+        xf_err_set(err, "admin: out of memory");
+        return -1;
+    }
+    adm_persist_fini(p);
+    free(p);
+    st->loaded = ADM_LOAD_OK;
+    if (st->cfg->state_file != NULL) {
+        st->saver = adm_saver_new(st->cfg->state_file, false, err);
+        if (st->saver == NULL)
+            return -1;
+    }
+    st->dirty = true; /* the file gets this process's layout with the next save, at once */
+    return 0;
+}
+
 int
 adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
                struct event_base *base, struct xf_err *err)
+{
+    return adm_state_init_from(st, cfg, router, base, NULL, 0, 0, err);
+}
+
+int
+adm_state_init_from(struct adm_state *st, const struct cfg *cfg, struct bal_router *router,
+                    struct event_base *base, const char *inherit, size_t inherit_len,
+                    long inherit_pid, struct xf_err *err)
 {
     struct bal_snapshot *snap;
     char w[ADM_WEIGHT_TEXT];
 
     memset(st, 0, sizeof(*st));
+    st->inherit = inherit;
+    st->inherit_len = inherit_len;
+    st->inherit_pid = inherit_pid;
     st->cfg = cfg;
     st->router = router;
     st->base = base;
@@ -204,6 +260,16 @@ adm_state_init(struct adm_state *st, const struct cfg *cfg, struct bal_router *r
     snap = bal_router_acquire(router);
     adm_weight_text(snap->weight_bp, w);
     bal_snapshot_unref(snap);
+    if (inherit != NULL) {
+        if (adm_state_inherit(st, err) == -1) {
+            adm_state_fini(st);
+            return -1;
+        }
+        st->inherit = NULL;
+        adm_ramp_tick(st); /* the ramp goes on where the old process left it */
+        adm_state_changed(st);
+        return 0;
+    }
     if (cfg->state_file == NULL)
         adm_events_add(&st->events, -1, -1, "start", "weight", "-", w);
     if (cfg->state_file != NULL) {
@@ -233,18 +299,14 @@ adm_state_fini(struct adm_state *st)
     st->reply = NULL;
 }
 
-void
-adm_state_save(struct adm_state *st)
+char *
+adm_state_text(struct adm_state *st, size_t *len)
 {
     struct adm_persist p;
-    struct bal_snapshot *snap;
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
     struct evbuffer *buf;
-    size_t len;
     char *text;
 
-    if (st->saver == NULL)
-        return;
-    snap = bal_router_acquire(st->router);
     memset(&p, 0, sizeof(p));
     adm_layout(st->cfg, p.layout, sizeof(p.layout));
     p.weight_bp = snap->weight_bp;
@@ -256,32 +318,46 @@ adm_state_save(struct adm_state *st)
     p.events = st->events.n > 0 ? calloc(st->events.n, sizeof(*p.events)) : NULL;
     if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
         (st->events.n > 0 && p.events == NULL)) {
-        XF_LOG(XF_LOG_ERR, "admin", "event=state_file_write_failed error=\"out of memory\"");
         free(p.nodes);
         free(p.events);
         bal_snapshot_unref(snap);
-        return;
+        return NULL;
     }
     for (size_t i = 0; i < st->events.n; i++)
         p.events[p.n_events++] = *adm_events_get(&st->events, i);
-    st->saved_seq = st->events.seq;
-    st->dirty = false;
     buf = evbuffer_new();
     if (buf != NULL)
         adm_persist_format(&p, buf);
     free(p.nodes);
     free(p.events);
     bal_snapshot_unref(snap);
-    len = buf != NULL ? evbuffer_get_length(buf) : 0;
-    text = buf != NULL ? malloc(len) : NULL;
+    *len = buf != NULL ? evbuffer_get_length(buf) : 0;
+    text = buf != NULL ? malloc(*len + 1) : NULL;
+    if (text != NULL) {
+        evbuffer_remove(buf, text, *len);
+        text[*len] = '\0';
+    }
+    if (buf != NULL)
+        evbuffer_free(buf);
+    return text;
+}
+
+void
+adm_state_save(struct adm_state *st)
+{
+    size_t len;
+    char *text;
+
+    /* Once a new process took the state over, the state file is its to write. */
+    if (st->saver == NULL || st->handover)
+        return;
+    text = adm_state_text(st, &len);
     if (text == NULL) {
         XF_LOG(XF_LOG_ERR, "admin", "event=state_file_write_failed error=\"out of memory\"");
-        if (buf != NULL)
-            evbuffer_free(buf);
         return;
     }
-    evbuffer_remove(buf, text, len);
-    evbuffer_free(buf);
+    st->saved_seq = st->events.seq;
+    st->dirty = false;
     st->exec_gen = adm_saver_submit(st->saver, text, len);
 }
 

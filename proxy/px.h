@@ -484,6 +484,7 @@ struct px_ctl {
     uint64_t accept_episode_ms;           /* when the process's episode began (atomic) */
     uint64_t accept_failures;             /* failed accepts in it, every worker (atomic) */
     bool accepting, draining;
+    bool handed;  /* a new process took over (binary upgrade): this one only finishes */
     bool freeing; /* the workers are being freed (threads joined): nothing is posted to them */
     int exit_code;
     /* Reloads (px_reload.c): one at a time; the one under way waits for every worker. */
@@ -502,8 +503,10 @@ struct px_ctl {
 /* The control thread on `cfg` and `router` (borrowed) with its workers (not started). */
 struct px_ctl *px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err);
 /* Binds every worker's listeners (SO_REUSEPORT: each worker has its own sockets on the same
- * addresses); 0 or -1 with err naming the address and the reason. */
-int px_ctl_listen(struct px_ctl *ctl, struct xf_err *err);
+ * addresses); 0 or -1 with err naming the address and the reason. A process taking over passes
+ * the sockets it was handed (inherited, n_inherited): those at a listener's address are served
+ * instead of new ones (the ones taken are set to -1; those of no listener are closed). */
+int px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_err *err);
 /* Starts the worker threads; 0 or -1 with err. */
 int px_ctl_spawn(struct px_ctl *ctl, struct xf_err *err);
 /* Wires the admin socket and the health checks (both borrowed, either may be NULL). */
@@ -518,6 +521,13 @@ void px_ctl_wire(struct px_ctl *ctl, struct adm_server *adm, struct px_health *h
  */
 void px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *text),
                    void *arg);
+/* adm_listen_fds_fn (arg: the ctl): every worker's listening sockets, for a binary upgrade;
+ * SIZE_MAX while a reload is under way. */
+size_t px_ctl_listen_fds(void *arg, int *fds, size_t cap);
+/* Ends the process before it accepted anything (a takeover that failed at its last step). */
+void px_ctl_stop_now(struct px_ctl *ctl);
+/* The new process took over (arg: the ctl): stop accepting, finish, exit 0. */
+void px_ctl_handed_over(void *arg, long new_pid);
 /* A worker poked: the reload under way ends once every worker has applied it. */
 void px_reload_check(struct px_ctl *ctl);
 /* Start-up is over: the workers accept (arg: the ctl). */

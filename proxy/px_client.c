@@ -126,6 +126,9 @@ static const llhttp_settings_t px_req_settings = {
 
 /* --- reading --- */
 
+static const struct timeval px_client_drain_tv = {PX_DRAIN_IDLE_MS / 1000,
+                                                  (PX_DRAIN_IDLE_MS % 1000) * 1000};
+
 void
 px_client_read_on(struct px_client *c)
 {
@@ -144,6 +147,8 @@ px_client_read_on(struct px_client *c)
             tv = &rem;
         } else if (px_buf_len(&c->out) == 0) {
             tv = c->first ? c->w->tv_client_header : c->w->tv_client_idle;
+            if (XF_UNLIKELY(c->w->draining))
+                tv = &px_client_drain_tv; /* stopping: its next request, or it closes soon */
         } /* else: a response is still being written; the write timeout governs */
     } else if (c->state == PX_C_BODY) {
         tv = c->w->tv_client_idle;

@@ -9,6 +9,10 @@
 #define PX_LOW_MARK  (64u * 1024u)
 /* How long a closing connection reads and drops what its client still sends. */
 #define PX_LINGER_MS 2000
+/* While stopping (shutdown, or a takeover), how long an idle keep-alive connection stays open for
+ * its client's next request, which is answered with Connection: close: closing it at once would
+ * fail a request the client sends at that moment (clients do not all retry). */
+#define PX_DRAIN_IDLE_MS 1000
 
 enum px_cstate {
     PX_C_HEAD = 0, /* waiting for, or reading, a request head */

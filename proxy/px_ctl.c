@@ -269,9 +269,59 @@ px_ctl_shutdown(struct px_ctl *ctl)
         XF_LOG(XF_LOG_INFO, "proxy", "event=shutdown in_flight=%llu deadline_ms=%u",
                (unsigned long long)px_ctl_open_connections(ctl), ctl->cfg->timeouts.shutdown_ms);
         ctl->draining = true;
-        xf_notify("STOPPING=1\nSTATUS=draining");
+        if (!ctl->handed)
+            xf_notify("STOPPING=1\nSTATUS=draining");
     }
     px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
+}
+
+void
+px_ctl_stop_now(struct px_ctl *ctl)
+{
+    ctl->draining = true;
+    /* Nothing was accepted: each worker ends its loop at once. */
+    px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
+}
+
+size_t
+px_ctl_listen_fds(void *arg, int *fds, size_t cap)
+{
+    struct px_ctl *ctl = arg;
+    size_t n = 0;
+
+    /* The workers' listener arrays change only in a reload, which the control thread waits for:
+     * outside one they are stable to read here. */
+    if (ctl->reloading || ctl->draining)
+        return SIZE_MAX;
+    for (unsigned i = 0; i < ctl->n_workers; i++) {
+        const struct px_worker *w = ctl->workers[i];
+
+        for (size_t k = 0; k < w->n_listeners; k++) {
+            if (w->listeners[k]->fd == -1)
+                continue;
+            if (n < cap)
+                fds[n] = w->listeners[k]->fd;
+            n++;
+        }
+    }
+    return n;
+}
+
+void
+px_ctl_handed_over(void *arg, long new_pid)
+{
+    struct px_ctl *ctl = arg;
+    char msg[64];
+
+    /* Under systemd the new process is the service from now on (it must run in the unit's
+     * cgroup: `xfctl upgrade` starts it there). This one's STOPPING=1 is not sent. */
+    snprintf(msg, sizeof(msg), "MAINPID=%ld", new_pid);
+    xf_notify(msg);
+    ctl->handed = true;
+    XF_LOG(XF_LOG_INFO, "proxy",
+           "event=taken_over note=\"the new process accepts on the same "
+           "sockets; this one finishes its connections and exits\"");
+    px_ctl_shutdown(ctl);
 }
 
 /* --- signals --- */

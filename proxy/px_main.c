@@ -14,13 +14,16 @@
 static void
 px_main_usage(FILE *f)
 {
-    fprintf(f, "usage: crossfade [-t] [-c FILE]\n"
+    fprintf(f, "usage: crossfade [-t] [-c FILE] [--takeover]\n"
                "\n"
                "Splits live HTTP traffic between two clusters of gateways, x and y, during an\n"
                "upgrade, and rolls back at once.\n"
                "\n"
                "  -c, --config FILE  configuration file (default " PX_DEFAULT_CONFIG ")\n"
                "  -t, --test         check the configuration file and exit: 0 if valid, 2 if not\n"
+               "      --takeover     binary upgrade: take the listening sockets and the state of\n"
+               "                     the crossfade answering on admin.socket, serve, then have it\n"
+               "                     finish and exit (exit 1, the old one untouched, on failure)\n"
                "  -h, --help         show this help and exit\n"
                "  -V, --version      show the version and exit\n"
                "\n"
@@ -48,6 +51,42 @@ px_main_published(void *arg)
         px_health_refresh(wired->health);
 }
 
+/* A process taking over (--takeover), once its checks gave their first verdicts. */
+struct px_main_takeover {
+    struct px_ctl *ctl;
+    struct adm_server *adm;
+    struct adm_takeover *tk;
+};
+static struct px_main_takeover takeover_ctx;
+
+/*
+ * Ready to serve: the old process is told to stop accepting (`takeover done`), then this one
+ * accepts on the same sockets -- connections arriving meanwhile wait in their queues -- and its
+ * admin socket replaces the old one's. If the old process does not agree, this one stops without
+ * having served anything and the old one goes on.
+ */
+static void
+px_main_took_over(void *arg)
+{
+    struct px_main_takeover *t = arg;
+    struct xf_err err = {{0}};
+
+    if (adm_takeover_done(t->tk, &err) == -1) {
+        XF_LOG(XF_LOG_ERR, "main",
+               "event=takeover_failed error=\"%s\" note=\"exiting; the old "
+               "process goes on serving\"",
+               err.msg);
+        fprintf(stderr, "crossfade: --takeover: %s; the old process goes on serving\n", err.msg);
+        t->ctl->exit_code = 1;
+        px_ctl_stop_now(t->ctl);
+        return;
+    }
+    px_ctl_start(t->ctl);
+    if (adm_server_claim(t->adm, &err) == -1)
+        XF_LOG(XF_LOG_ERR, "main", "event=admin_socket_claim_failed error=\"%s\"", err.msg);
+    XF_LOG(XF_LOG_INFO, "main", "event=takeover_complete old_pid=%ld", t->tk->old_pid);
+}
+
 /* adm_reload_fn: `reload` on the admin socket reloads as SIGHUP does, and answers when done. */
 static void
 px_main_reload(void *arg, adm_reload_done_fn done, void *job)
@@ -67,11 +106,10 @@ px_main_on_resolved(evutil_socket_t fd, short what, void *arg)
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"test", no_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"takeover", no_argument, NULL, 'T'},     {NULL, 0, NULL, 0}};
     const char *path = PX_DEFAULT_CONFIG;
     struct bal_snapshot *snap = NULL;
     struct bal_router router;
@@ -84,7 +122,8 @@ main(int argc, char **argv)
     struct event *ev_resolved = NULL;
     struct cfg *cfg = NULL;
     struct xf_err err = {{0}};
-    bool test = false;
+    bool test = false, takeover = false;
+    struct adm_takeover *tk = NULL;
     int opt, rc = 1;
 
     while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
@@ -94,6 +133,9 @@ main(int argc, char **argv)
             break;
         case 't':
             test = true;
+            break;
+        case 'T':
+            takeover = true;
             break;
         case 'h':
             px_main_usage(stdout);
@@ -124,13 +166,25 @@ main(int argc, char **argv)
     }
     xf_log_min = cfg->log_level;
     xf_fatal_install();
+    if (takeover) {
+        /* First of all: with nothing to take over, nothing else is started. */
+        tk = adm_takeover_begin(cfg->admin_socket, &err);
+        if (tk == NULL) {
+            fprintf(stderr, "crossfade: --takeover: %s\n", err.msg);
+            cfg_free(cfg);
+            return 1;
+        }
+        XF_LOG(XF_LOG_INFO, "main", "event=takeover_begin old_pid=%ld sockets=%zu", tk->old_pid,
+               tk->n_fds);
+    }
     snap = bal_snapshot_new(cfg, NULL, 1, &err);
     if (snap == NULL)
         goto fail;
     bal_router_init(&router, snap);
     routed = true;
     ctl = px_ctl_new(cfg, &router, &err);
-    if (ctl == NULL || px_ctl_listen(ctl, &err) == -1)
+    if (ctl == NULL ||
+        px_ctl_listen(ctl, tk != NULL ? tk->fds : NULL, tk != NULL ? tk->n_fds : 0, &err) == -1)
         goto fail;
     /* Host names met at run time (add node, re-resolving) are looked up by a thread: a slow
      * resolver must never stall the loop that carries the traffic. */
@@ -143,7 +197,9 @@ main(int argc, char **argv)
         xf_err_set(&err, "out of memory");
         goto fail;
     }
-    adm = adm_server_new(ctl->base, cfg, &router, &err);
+    adm = adm_server_new_takeover(ctl->base, cfg, &router, tk, &err);
+    if (adm == NULL && tk != NULL)
+        goto fail; /* the admin socket is how the old process is told: required */
     if (adm == NULL) {
         /*
          * A socket the configuration names (or a state file, which needs it) is required. The
@@ -176,6 +232,7 @@ main(int argc, char **argv)
         adm_server_set_workers(adm, ctl->n_workers);
         adm_server_set_resolver(adm, resolver);
         adm_server_set_reload(adm, px_main_reload, ctl);
+        adm_server_set_takeover(adm, px_ctl_listen_fds, px_ctl_handed_over, ctl);
     }
     /* What the state file and the health checks published so far is taken before any request. */
     px_ctl_refresh(ctl);
@@ -183,7 +240,14 @@ main(int argc, char **argv)
         goto fail;
     /* The listeners accept once the checks gave their first verdicts (connections wait in the
      * kernel's queue meanwhile), so no client meets a node nobody checked. */
-    px_health_start(health, px_ctl_start, ctl);
+    if (tk != NULL) {
+        takeover_ctx.ctl = ctl;
+        takeover_ctx.adm = adm;
+        takeover_ctx.tk = tk;
+        px_health_start(health, px_main_took_over, &takeover_ctx);
+    } else {
+        px_health_start(health, px_ctl_start, ctl);
+    }
     XF_LOG(XF_LOG_INFO, "main", "event=started version=%s config=%s x_nodes=%zu y_nodes=%zu",
            XF_VERSION, path, cfg->clusters[CFG_CLUSTER_X].n_nodes,
            cfg->clusters[CFG_CLUSTER_Y].n_nodes);
@@ -198,8 +262,14 @@ main(int argc, char **argv)
     goto out;
 fail:
     XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
+    if (tk != NULL)
+        fprintf(stderr, "crossfade: --takeover: %s (pid %ld goes on serving)\n", err.msg,
+                tk->old_pid);
     rc = 1;
 out:
+    /* The connection to the old process closes here: if it had not been told `takeover done`,
+     * it goes on as before. */
+    adm_takeover_free(tk);
     /* Workers only ever talk to the control thread's loop, which no longer runs: what they
      * report to may go before them (px_ctl_free stops and joins any still running). */
     if (ev_resolved != NULL)

@@ -843,56 +843,150 @@ fail:
     return -1;
 }
 
+/* Whether the listening socket fd is bound to a's address (one handed over by a takeover). */
+static bool
+px_fd_is_at(int fd, const struct cfg_addr *a)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1 || ss.ss_family != a->sa.ss_family)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)&ss;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)&a->sa;
+
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&ss;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)&a->sa;
+
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* The sockets of listener k for every worker: the ones handed over at its address first (taken
+ * from `inherited`: set to -1), new SO_REUSEPORT ones for workers left over. Sockets handed over
+ * beyond one per worker are returned in extra (n_extra of them): they must still be served, their
+ * queues hold connections. 0, or -1 with err. */
+static int
+px_ctl_listen_inherited(struct px_ctl *ctl, const struct cfg_addr *a, int *inherited,
+                        size_t n_inherited, int *fds, int *extra, size_t *n_extra,
+                        struct xf_err *err)
+{
+    unsigned got = 0;
+
+    *n_extra = 0;
+    for (size_t j = 0; j < n_inherited; j++) {
+        if (inherited[j] == -1 || !px_fd_is_at(inherited[j], a))
+            continue;
+        if (got < ctl->n_workers)
+            fds[got++] = inherited[j];
+        else
+            extra[(*n_extra)++] = inherited[j];
+        inherited[j] = -1;
+    }
+    if (got == 0)
+        return px_listener_open(ctl, a, fds, err);
+    for (unsigned i = got; i < ctl->n_workers; i++) {
+        /* More workers than the old process had: a socket of their own joins the group (no
+         * plain bind first: the port is this process's already). */
+        fds[i] = px_listen_bind(a, true, err);
+        if (fds[i] == -1) {
+            for (unsigned k = 0; k < i; k++)
+                close(fds[k]);
+            for (size_t k = 0; k < *n_extra; k++)
+                close(extra[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Gives worker w the socket fd for config listener lc, at w->listeners[slot]. */
+static int
+px_ctl_give(struct px_worker *w, size_t slot, const struct cfg_listener *lc, int fd)
+{
+    struct px_listener *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return -1;
+    l->conf = *lc;
+    l->target = px_worker_target_of(w, lc->node_port);
+    l->fd = fd;
+    px_listener_arm(w, l);
+    w->listeners[slot] = l;
+    return 0;
+}
+
 int
-px_ctl_listen(struct px_ctl *ctl, struct xf_err *err)
+px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_err *err)
 {
     const struct cfg *cfg = ctl->cfg;
     int *fds = calloc(ctl->n_workers, sizeof(*fds));
+    int *extra = calloc(n_inherited + 1, sizeof(*extra));
+    size_t n_extra;
 
-    if (fds == NULL) {
-        xf_err_set(err, "out of memory");
-        return -1;
-    }
+    if (fds == NULL || extra == NULL)
+        goto oom;
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         struct px_worker *w = ctl->workers[i];
 
-        w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
-        if (w->listeners == NULL) {
-            xf_err_set(err, "out of memory");
-            goto fail;
-        }
+        /* Room for a socket of every listener, and for any handed over beyond one per worker. */
+        w->listeners = calloc(cfg->n_listeners + n_inherited, sizeof(*w->listeners));
+        if (w->listeners == NULL)
+            goto oom;
         w->n_listeners = cfg->n_listeners;
-        for (size_t k = 0; k < cfg->n_listeners; k++) {
-            w->listeners[k] = calloc(1, sizeof(*w->listeners[k]));
-            if (w->listeners[k] == NULL) {
-                xf_err_set(err, "out of memory");
-                goto fail;
-            }
-            w->listeners[k]->fd = -1;
-        }
     }
     for (size_t k = 0; k < cfg->n_listeners; k++) {
         const struct cfg_listener *lc = &cfg->listeners[k];
 
-        /* Only what was opened is closed if a later listener fails (px_worker_free). */
-        if (px_listener_open(ctl, &lc->addr, fds, err) == -1)
+        if (px_ctl_listen_inherited(ctl, &lc->addr, inherited, n_inherited, fds, extra, &n_extra,
+                                    err) == -1)
             goto fail;
-        for (unsigned i = 0; i < ctl->n_workers; i++) {
-            struct px_worker *w = ctl->workers[i];
-            struct px_listener *l = w->listeners[k];
+        for (unsigned i = 0; i < ctl->n_workers; i++)
+            if (px_ctl_give(ctl->workers[i], k, lc, fds[i]) == -1) {
+                for (unsigned j = i; j < ctl->n_workers; j++)
+                    close(fds[j]);
+                for (size_t j = 0; j < n_extra; j++)
+                    close(extra[j]);
+                goto oom;
+            }
+        for (size_t j = 0; j < n_extra; j++) {
+            struct px_worker *w = ctl->workers[j % ctl->n_workers];
 
-            l->conf = *lc;
-            l->target = px_worker_target_of(w, lc->node_port);
-            l->fd = fds[i];
-            px_listener_arm(w, l);
+            if (px_ctl_give(w, w->n_listeners, lc, extra[j]) == -1) {
+                for (size_t m = j; m < n_extra; m++)
+                    close(extra[m]);
+                goto oom;
+            }
+            w->n_listeners++;
         }
-        XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s workers=%u", lc->addr.text,
-               lc->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy", ctl->n_workers);
+        XF_LOG(XF_LOG_INFO, "proxy", "event=listening address=%s role=%s workers=%u%s",
+               lc->addr.text, lc->role == CFG_ROLE_ADMIN_API ? "admin_api" : "proxy",
+               ctl->n_workers, n_inherited > 0 ? " from=takeover" : "");
+    }
+    for (size_t j = 0; j < n_inherited; j++) {
+        if (inherited[j] == -1)
+            continue;
+        /* Handed over for an address the new configuration does not listen on. */
+        XF_LOG(XF_LOG_WARN, "proxy",
+               "event=listener_closed reason=not_in_configuration note=\"a socket handed over by "
+               "the old process listens on an address this configuration has no listener for\"");
+        close(inherited[j]);
+        inherited[j] = -1;
     }
     free(fds);
+    free(extra);
     return 0;
+oom:
+    xf_err_set(err, "out of memory");
 fail:
     free(fds);
+    free(extra);
     return -1;
 }
 
@@ -935,7 +1029,10 @@ px_worker_begin_shutdown(struct px_worker *w)
         if (c->txn != NULL || px_buf_len(&c->in) > 0)
             continue; /* in flight: it ends with Connection: close */
         if (px_buf_len(&c->out) == 0) {
-            px_client_free(c);
+            /* Idle: its next request is served with Connection: close, or it closes when
+             * PX_DRAIN_IDLE_MS pass without one (px_client_read_on). */
+            if (!c->read_off)
+                px_client_read_on(c);
         } else {
             c->closing = true; /* a response is still being written: close once it is out */
             px_client_read_off(c);
