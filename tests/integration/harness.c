@@ -1899,6 +1899,22 @@ h_get(struct h_conn *c, const char *target, struct h_msg *m)
     return h_read_response(c, m);
 }
 
+const char *
+h_served_by(struct h_conn *c, const char *key)
+{
+    struct h_msg *m = h_alloc(sizeof(*m));
+
+    cr_assert(eq(int,
+                 h_sendf(c, "GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n", H_HOST,
+                         key != NULL ? h_fmt("X-Key: %s\r\n", key) : ""),
+                 0),
+              "send: %s", strerror(errno));
+    cr_assert(eq(int, h_read_response(c, m), 0), "no response: %s", m->error);
+    cr_assert(eq(int, m->status, 200), "status %d: %s", m->status, m->body != NULL ? m->body : "");
+    cr_assert(ne(ptr, (void *)h_header(m, "X-Upstream"), NULL), "no X-Upstream header");
+    return h_header(m, "X-Upstream");
+}
+
 /* ------------------------------------------------------------------ the fake upstream */
 
 /* One accepted connection. Touched by the fake's thread under the mutex. */

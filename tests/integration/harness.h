@@ -305,6 +305,9 @@ int h_read_until_close(struct h_conn *c, char **out, size_t *len, int timeout_ms
 
 /* Sends "GET target HTTP/1.1" with Host: H_HOST and reads the response. */
 int h_get(struct h_conn *c, const char *target, struct h_msg *m);
+/* GET / on c with X-Key: key (none when NULL), for split.key header:X-Key; asserts a 200 and
+ * returns the X-Upstream of the node that answered (harness-owned). */
+const char *h_served_by(struct h_conn *c, const char *key);
 
 /* --- a fake upstream: a thread of the test process that records every byte it receives --- */
 

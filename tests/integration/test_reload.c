@@ -197,23 +197,6 @@ sighup(const struct h_proxy *p, size_t nth, const char *result)
 
 /* ------------------------------------------------------------------ traffic */
 
-/* GET / on c; asserts a 200 and returns the X-Upstream of the node that answered. */
-static const char *
-served_by(struct h_conn *c, const char *key)
-{
-    struct h_msg *m = h_alloc(sizeof(*m));
-
-    cr_assert(eq(int,
-                 h_sendf(c, "GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n", H_HOST,
-                         key != NULL ? h_fmt("X-Key: %s\r\n", key) : ""),
-                 0),
-              "send: %s", strerror(errno));
-    cr_assert(eq(int, h_read_response(c, m), 0), "no response: %s", m->error);
-    cr_assert(eq(int, m->status, 200), "status %d: %s", m->status, m->body != NULL ? m->body : "");
-    cr_assert(ne(ptr, (void *)h_header(m, "X-Upstream"), NULL), "no X-Upstream header");
-    return h_header(m, "X-Upstream");
-}
-
 /* Polls connects to port until one is refused (true) or timeout_ms passed (false). */
 static bool
 wait_refused(int port, int timeout_ms)
@@ -378,7 +361,7 @@ Test(reload, reload_opens_an_added_listener_and_a_removed_one_lets_its_open_conn
     struct h_conn *main_conn = h_connect(p->port), *kept;
     int err;
 
-    cr_assert(eq(str, (char *)served_by(main_conn, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(main_conn, NULL), "x1"));
     cr_assert(eq(int, h_try_connect(more, 1000), ECONNREFUSED), "port %d is taken already", more);
 
     install_config(p, config_text(p, &o, more));
@@ -389,19 +372,19 @@ Test(reload, reload_opens_an_added_listener_and_a_removed_one_lets_its_open_conn
               "(%s)",
               more, strerror(err));
     kept = h_connect(more);
-    cr_assert(eq(str, (char *)served_by(kept, NULL), "x1"), "the added listener does not proxy");
+    cr_assert(eq(str, (char *)h_served_by(kept, NULL), "x1"), "the added listener does not proxy");
     /* The connection open on the first listener did not notice. */
-    cr_assert(eq(str, (char *)served_by(main_conn, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(main_conn, NULL), "x1"));
 
     /* Remove it again, with `kept` open and idle on it. */
     install_config(p, config_text(p, &o, 0));
     reload_ok(adm, "ok: listeners +0 -1; x nodes +0 -0; y nodes +0 -0");
     cr_assert(wait_refused(more, 5000),
               "the removed listener 127.0.0.1:%d still accepts 5 s after the reload", more);
-    cr_assert(eq(str, (char *)served_by(kept, NULL), "x1"),
+    cr_assert(eq(str, (char *)h_served_by(kept, NULL), "x1"),
               "the keep-alive connection on the removed listener was not served");
-    cr_assert(eq(str, (char *)served_by(main_conn, NULL), "x1"));
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(main_conn, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
     h_proxy_finish(p);
 }
 
@@ -423,7 +406,7 @@ Test(reload, reload_of_an_invalid_file_answers_file_line_column_and_changes_noth
     struct h_proxy_opts unknown = o, out_of_range = o;
     const char *bad[3];
 
-    cr_assert(eq(str, (char *)served_by(c, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"));
     /* An unclosed flow sequence; a key that does not exist (with a listener that must not open);
      * a node weight past 1000. */
     bad[0] = replace_once(config_text(p, &o, 0), "clusters:\n", "oops: [1, 2\nclusters:\n");
@@ -446,8 +429,8 @@ Test(reload, reload_of_an_invalid_file_answers_file_line_column_and_changes_noth
                   "file %d: show config changed after a refused reload", i);
         cr_assert(eq(int, h_try_connect(more, 1000), ECONNREFUSED),
                   "file %d: a listener of the invalid file opened", i);
-        cr_assert(eq(str, (char *)served_by(c, NULL), "x1"), "file %d", i);
-        cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"), "file %d", i);
+        cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"), "file %d", i);
+        cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"), "file %d", i);
     }
     cr_assert(h_proc_alive(p->proc));
     h_proxy_finish(p);
@@ -470,7 +453,7 @@ Test(reload, sighup_with_an_invalid_file_logs_the_error_and_keeps_serving_then_a
     struct h_proxy_opts bad = o, fixed = o;
     const char *where, *line;
 
-    cr_assert(eq(str, (char *)served_by(c, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"));
     bad.extra_yaml = "frobnicate: 1\n";
     bad.y[1].port = y2->port;
     install_config(p, config_text(p, &bad, 0));
@@ -482,8 +465,8 @@ Test(reload, sighup_with_an_invalid_file_logs_the_error_and_keeps_serving_then_a
               "show config changed after a failed reload");
     cr_assert(eq(ptr, (void *)h_admin_node_line(adm, "y", y2->addr), NULL),
               "a node of the invalid file was added");
-    cr_assert(eq(str, (char *)served_by(c, NULL), "x1"));
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
 
     /* The same change without the unknown key. */
     fixed.y[1].port = y2->port;
@@ -493,7 +476,7 @@ Test(reload, sighup_with_an_invalid_file_logs_the_error_and_keeps_serving_then_a
               "the reload's log line does not give its summary: %s", line);
     cr_assert(ne(ptr, (void *)h_admin_node_line(adm, "y", y2->addr), NULL),
               "the fixed file's node is not in show nodes:\n%s", h_admin_cmd(adm, "show nodes"));
-    cr_assert(eq(str, (char *)served_by(c, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"));
     h_proxy_finish(p);
 }
 
@@ -534,7 +517,7 @@ Test(reload, reload_changing_workers_or_the_state_file_is_refused_naming_the_key
                   "the listener of the refused file opened (%s)", key[i]);
         cr_assert(eq(ptr, (void *)h_admin_node_line(adm, "y", y2->addr), NULL),
                   "the node of the refused file was added (%s)", key[i]);
-        cr_assert(eq(str, (char *)served_by(c, NULL), "x1"));
+        cr_assert(eq(str, (char *)h_served_by(c, NULL), "x1"));
     }
     cr_assert(ne(int, access(state, F_OK), 0), "the refused state file %s was created", state);
     h_proxy_finish(p);
@@ -565,7 +548,7 @@ Test(reload, sighup_moving_the_admin_socket_is_refused_and_the_socket_stays,
     cr_assert(eq(str, h_admin_cmd(h_admin_connect(p), "show config"), config_before),
               "a new connection to the admin socket does not work after the refused reload");
     cr_assert(ne(int, access(moved, F_OK), 0), "a socket was created at %s", moved);
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
     h_proxy_finish(p);
 }
 
@@ -615,7 +598,7 @@ Test(reload, reload_keeps_the_weight_pins_freeze_and_node_changes_made_at_run_ti
     cr_assert(ne(ptr, (void *)h_admin_node_line(adm, "x", x3->addr), NULL),
               "the node added at run time is gone:\n%s", h_admin_cmd(adm, "show nodes"));
     /* And the pin still routes: tester-7 goes to y, to one of its two nodes. */
-    y_node = served_by(c, "tester-7");
+    y_node = h_served_by(c, "tester-7");
     cr_assert(strcmp(y_node, "y1") == 0 || strcmp(y_node, "y2") == 0, "the pinned key went to %s",
               y_node);
     h_proxy_finish(p);
@@ -682,7 +665,7 @@ Test(reload, a_request_in_flight_on_a_node_removed_by_reload_finishes_there,
     cr_assert(eq(int, m.status, 200), "the request in flight: status %d", m.status);
     cr_assert(eq(str, (char *)h_header(&m, "X-Upstream"), "y1"),
               "the request in flight was answered by %s", h_header(&m, "X-Upstream"));
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), key), "y2"),
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), key), "y2"),
               "after the reload the key still goes to the removed node");
     h_proxy_finish(p);
 }

@@ -291,23 +291,6 @@ takeover_wait(struct h_proxy *old, struct h_proxy *next)
 
 /* ------------------------------------------------------------------ traffic */
 
-/* GET / on c (with X-Key: key unless NULL); asserts a 200 and returns its X-Upstream. */
-static const char *
-served_by(struct h_conn *c, const char *key)
-{
-    struct h_msg *m = h_alloc(sizeof(*m));
-
-    cr_assert(eq(int,
-                 h_sendf(c, "GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n", H_HOST,
-                         key != NULL ? h_fmt("X-Key: %s\r\n", key) : ""),
-                 0),
-              "send: %s", strerror(errno));
-    cr_assert(eq(int, h_read_response(c, m), 0), "no response: %s", m->error);
-    cr_assert(eq(int, m->status, 200), "status %d: %s", m->status, m->body != NULL ? m->body : "");
-    cr_assert(ne(ptr, (void *)h_header(m, "X-Upstream"), NULL), "no X-Upstream header");
-    return h_header(m, "X-Upstream");
-}
-
 /* The requests the upstreams received so far, all together (xf-upstream's own counts). */
 static uint64_t
 served_total(struct h_upstream *const *ups, size_t n)
@@ -758,7 +741,7 @@ Test(takeover, under_keep_alive_load_no_request_fails_and_weight_pins_freeze_car
                   has_field(line, h_fmt("%d", next->proc->pid)),
               "the takeover entry does not name both pids: %s", line);
     /* The pin still routes, in the new process. */
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), "tester-7"), "y1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), "tester-7"), "y1"));
     h_proxy_finish(next);
 }
 
@@ -861,7 +844,7 @@ Test(takeover, a_new_process_that_fails_after_asking_exits_1_and_the_old_serves_
     struct load_result r;
     int held_port, held = hold_port(&held_port), code, adm;
 
-    cr_assert(eq(str, (char *)served_by(kept, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(kept, NULL), "x1"));
     bench = load_start(p, LOAD_CONN_PER_REQ);
     cr_assert(wait_served_more(ups, 2, 300, H_IO_TIMEOUT_MS), "the load did not get going");
 
@@ -891,9 +874,9 @@ Test(takeover, a_new_process_that_fails_after_asking_exits_1_and_the_old_serves_
     cr_assert(eq(dbl, r.connect_errors, 0.0), "%.0f connects were refused or failed",
               r.connect_errors);
     cr_assert(eq(dbl, r.errors, 0.0), "%.0f requests failed around the failed takeover", r.errors);
-    cr_assert(eq(str, (char *)served_by(kept, NULL), "x1"),
+    cr_assert(eq(str, (char *)h_served_by(kept, NULL), "x1"),
               "the keep-alive connection opened before was not served");
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
     cr_assert(h_proc_alive(p->proc), "the old crossfade exited (%d)", p->proc->code);
 
     /* Its admin socket is still its own, and takes changes again. */
@@ -987,7 +970,7 @@ Test(takeover, a_raw_handover_refuses_changes_until_its_connection_closes, .time
     /* `takeover done` belongs to the connection that asked. */
     expect_reply(adm, "takeover done", "error: no takeover is under way on this connection\n");
     /* Requests are served meanwhile, with the state in force. */
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), "tester-7"), "y1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), "tester-7"), "y1"));
     cr_assert(h_proc_alive(p->proc));
 
     /* The taker goes away without `takeover done`: the old process goes on as before. */
@@ -1000,7 +983,7 @@ Test(takeover, a_raw_handover_refuses_changes_until_its_connection_closes, .time
     expect_reply(adm, "freeze show", "freeze off\n");
     expect_reply(adm, "set weight 40", "ok: weight y 40.00 (was 30.00)\n");
     cr_assert(eq(int, strncmp(h_admin_cmd(adm, "freeze on"), "ok: freeze on", 13), 0));
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), "tester-7"), "y1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), "tester-7"), "y1"));
     cr_assert(eq(long, admin_pid(adm), (long)p->proc->pid));
     h_proxy_finish(p);
 }
@@ -1076,7 +1059,7 @@ Test(takeover, a_second_takeover_during_a_handover_is_refused_and_changes_nothin
     expect_reply(adm, "set weight 40", refusal((long)getpid()));
     cr_assert(eq(long, admin_pid(h_admin_connect(p)), (long)p->proc->pid),
               "the admin socket does not lead to the old process any more");
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
 
     close(h.fd);
     cr_assert(h_log_wait(p->proc->log_path, "event=takeover_abandoned", H_IO_TIMEOUT_MS),
@@ -1227,7 +1210,7 @@ Test(takeover, the_old_process_finishes_its_requests_in_flight_and_closes_idle_c
     uint64_t conns, reqs;
     int adm;
 
-    cr_assert(eq(str, (char *)served_by(idle, NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(idle, NULL), "x1"));
     h_upstream_counters(x1, &conns, &reqs);
     cr_assert(eq(int, h_sendf(busy, "GET /delay/3000 HTTP/1.1\r\nHost: %s\r\n\r\n", H_HOST), 0));
     cr_assert(h_upstream_wait_requests(x1, reqs + 1, H_IO_TIMEOUT_MS),
@@ -1248,7 +1231,7 @@ Test(takeover, the_old_process_finishes_its_requests_in_flight_and_closes_idle_c
     cr_assert(h_log_wait(next->proc->log_path, "event=takeover_complete", H_IO_TIMEOUT_MS));
     adm = h_admin_connect(next);
     cr_assert(eq(long, admin_pid(adm), (long)next->proc->pid));
-    cr_assert(eq(str, (char *)served_by(h_connect(p->port), NULL), "x1"));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
     h_assert_stat(adm, "x requests", NULL, 1);
 
     /* The idle connection is closed by the old process, with nothing sent. */
