@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -449,6 +450,60 @@ h_setup(void)
     /* A write to a socket the proxy closed must fail with EPIPE, not kill the test. */
     signal(SIGPIPE, SIG_IGN);
     memset(&h_state, 0, sizeof(h_state));
+    /* A process that a test's crossfade starts (`reexec`) outlives its parent: it comes to the
+     * test process, which can wait for it and stops it at teardown. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/* Kills and reaps every child of the test process still there: the orphans that came to it as
+ * a subreaper and were never registered (h_adopt). */
+static void
+h_reap_orphans(void)
+{
+    for (int round = 0; round < 3; round++) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        bool found = false;
+
+        if (d == NULL)
+            return;
+        while ((e = readdir(d)) != NULL) {
+            char path[64], buf[512], *rp;
+            long pid = strtol(e->d_name, NULL, 10), ppid;
+            FILE *f;
+
+            if (pid <= 0)
+                continue;
+            snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+            f = fopen(path, "re");
+            if (f == NULL)
+                continue;
+            rp = fgets(buf, sizeof(buf), f) != NULL ? strrchr(buf, ')') : NULL;
+            fclose(f);
+            /* "pid (comm) state ppid ...": comm may hold anything but not after its last ')'. */
+            if (rp == NULL || sscanf(rp + 1, " %*c %ld", &ppid) != 1 || ppid != (long)getpid())
+                continue;
+            found = true;
+            kill((pid_t)pid, SIGKILL);
+            waitpid((pid_t)pid, NULL, 0);
+        }
+        closedir(d);
+        if (!found)
+            return;
+    }
+}
+
+struct h_proc *
+h_adopt(const char *name, pid_t pid, const char *log_path)
+{
+    struct h_proc *p = h_alloc(sizeof(*p));
+
+    cr_assert(lt(sz, h_state.n_procs, (size_t)H_MAX_PROCS), "too many processes in one test");
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
+    p->pid = pid;
+    h_state.procs[h_state.n_procs++] = p;
+    return p;
 }
 
 /* Admin socket connections the test opened (h_admin_connect), closed at teardown. */
@@ -473,6 +528,7 @@ h_teardown(void)
     }
     while (h_state.fakes != NULL)
         h_fake_stop(h_state.fakes);
+    h_reap_orphans();
     if (h_state.own_dir && getenv("XF_KEEP_TEST_DIRS") == NULL)
         h_rm_rf(h_state.dir);
     h_free_all();
@@ -1166,7 +1222,7 @@ h_proxy_start(const struct h_proxy_opts *o)
 
         p->port = h_free_port();
         p->cfg_path = h_proxy_write_config("crossfade.yaml", o, p->port);
-        argv[0] = (char *)h_bin("crossfade");
+        argv[0] = (char *)(o->binary != NULL ? o->binary : h_bin("crossfade"));
         argv[1] = "-c";
         argv[2] = (char *)p->cfg_path;
         argv[3] = NULL;

@@ -77,6 +77,10 @@ struct h_proc {
 
 /* "$XF_BIN/<name>" (XF_BIN defaults to ./bin). */
 const char *h_bin(const char *name);
+/* Registers a process the test did not start but that is its child (an orphan of a process the
+ * test started: the test process is a child subreaper), so that it is waited for with
+ * h_proc_wait and stopped at teardown. Processes left unregistered are killed at teardown too. */
+struct h_proc *h_adopt(const char *name, pid_t pid, const char *log_path);
 /* Starts argv[0] with stdout and stderr appended to `log_path`, stdin from /dev/null, and dies with
  * the test. `env_extra` ("KEY=VALUE" strings, NULL-terminated, may be NULL) overrides the
  * environment. The process is stopped at teardown. */
@@ -191,6 +195,8 @@ struct h_proxy_opts {
     const char *fake_dns;
     /* When set: crossfade's NOTIFY_SOCKET (systemd's readiness notification goes there). */
     const char *notify_socket;
+    /* The crossfade binary to run; NULL: h_bin("crossfade"). */
+    const char *binary;
 };
 
 struct h_proxy {
