@@ -115,6 +115,13 @@ typedef void (*adm_reload_done_fn)(void *job, bool ok, const char *text);
  * maybe before it returns. Without it (the default) `reload` answers that it is not available. */
 typedef void (*adm_reload_fn)(void *arg, adm_reload_done_fn done, void *job);
 void adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg);
+/* What `reexec` runs (a binary upgrade the proxy starts itself): fn(arg, done, job) starts the
+ * new process and calls done(job, ...) once -- before it returns when it cannot start it, else
+ * when the new process took over or failed. Without it `reexec` is not available. */
+void adm_server_set_reexec(struct adm_server *s, adm_reload_fn fn, void *arg);
+/* The pid of the process a handover of the state went to, which has not taken over yet; 0 when
+ * no takeover is under way. */
+long adm_server_handover_pid(const struct adm_server *s);
 /*
  * A reload put `cfg` in force (borrowed: the caller holds it until the next reload or
  * adm_server_free): `next` (from bal_snapshot_reload; taken) is published, commands and the
@@ -530,6 +537,8 @@ struct adm_state {
     char reload_cmd[96];                /* its command text */
     unsigned reloads;                   /* reloads applied since the start */
     time_t reloaded;                    /* when the last one was; 0: none */
+    adm_reload_fn reexec;               /* NULL until adm_server_set_reexec */
+    void *reexec_arg;                   /* borrowed */
     /* Binary upgrade (adm_takeover.c), the old process's side. */
     adm_listen_fds_fn listen_fds; /* NULL until adm_server_set_takeover: no takeover */
     void (*handed_over)(void *arg, long new_pid); /* it took over: stop accepting, finish */
@@ -679,6 +688,8 @@ enum adm_result adm_cmd_show_config(struct adm_state *, const struct adm_peer *,
 enum adm_result adm_cmd_show_version(struct adm_state *, const struct adm_peer *,
                                      const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_reload(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                               struct adm_reply *);
+enum adm_result adm_cmd_reexec(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                                struct adm_reply *);
 enum adm_result adm_cmd_quit(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                              struct adm_reply *);

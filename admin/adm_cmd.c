@@ -69,6 +69,10 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_version},
     {"reload", "reload", "re-read the config file and apply it without dropping a connection", 0, 0,
      ADM_CMD_CHANGES, adm_cmd_reload},
+    {"reexec", "reexec",
+     "binary upgrade: start the crossfade binary installed at this one's path and hand over to it "
+     "without dropping a connection",
+     0, 0, ADM_CMD_CHANGES, adm_cmd_reexec},
     {"watch", "watch",
      "stream the changes as they happen (weight, ramps, pins, freeze, nodes, health), one line "
      "each, until you disconnect",

@@ -1,12 +1,13 @@
 /* admin/adm_reload.c -- `reload`: the proxy re-reads its configuration; the admin side answers
  * once every worker applied it, and keeps the new configuration for its commands and the state
- * file. */
+ * file. `reexec`: the proxy starts its binary again to take over (a binary upgrade); the answer
+ * comes once the new process took over, or failed. */
 #include "admin/adm.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A `reload` waiting for its outcome. */
+/* A `reload` or a `reexec` waiting for its outcome. */
 struct adm_reload_job {
     struct adm_state *st; /* borrowed */
     bool in_exec;         /* the proxy is still inside the call adm_cmd_reload made */
@@ -42,24 +43,19 @@ adm_reload_done(void *arg, bool ok, const char *text)
     free(job);
 }
 
-enum adm_result
-adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-               struct adm_reply *r)
+/* Runs fn(arg, adm_reload_done, job): the reply now when the outcome came during the call, else
+ * ADM_PENDING (it comes through st->job_done once every worker has it, and the state file). */
+static enum adm_result
+adm_job_run(struct adm_state *st, adm_reload_fn fn, void *arg, struct adm_reply *r)
 {
-    struct adm_reload_job *job;
+    struct adm_reload_job *job = calloc(1, sizeof(*job));
 
-    if (st->reload == NULL)
-        return adm_reply_error(r, "reload is not available in this process");
-    job = calloc(1, sizeof(*job));
     if (job == NULL)
         return adm_reply_error(r, "out of memory");
     job->st = st;
     job->in_exec = true;
-    st->reload_peer = peer;
-    adm_command_text(a, st->reload_cmd, sizeof(st->reload_cmd));
     st->exec_gen = 0;
-    st->reload(st->reload_arg, adm_reload_done, job);
-    st->reload_peer = NULL;
+    fn(arg, adm_reload_done, job);
     job->in_exec = false;
     if (job->finished) {
         enum adm_result res = ADM_OK;
@@ -71,10 +67,40 @@ adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct a
         free(job);
         return res;
     }
-    /* Applied here; the reply goes once every worker has it (and the state file). */
     job->gen = st->exec_gen;
     st->pending = job;
     return ADM_PENDING;
+}
+
+enum adm_result
+adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+               struct adm_reply *r)
+{
+    enum adm_result res;
+
+    if (st->reload == NULL)
+        return adm_reply_error(r, "reload is not available in this process");
+    st->reload_peer = peer;
+    adm_command_text(a, st->reload_cmd, sizeof(st->reload_cmd));
+    res = adm_job_run(st, st->reload, st->reload_arg, r);
+    st->reload_peer = NULL;
+    return res;
+}
+
+enum adm_result
+adm_cmd_reexec(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+               struct adm_reply *r)
+{
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    if (st->reexec == NULL || st->listen_fds == NULL)
+        return adm_reply_error(r, "reexec is not available in this process");
+    if (st->status != NULL && strcmp(st->status(st->status_arg), "serving") != 0)
+        return adm_reply_error(r, "this crossfade is %s: try again once it serves",
+                               st->status(st->status_arg));
+    if (st->listen_fds(st->takeover_arg, NULL, 0) == SIZE_MAX)
+        return adm_reply_error(r, "a reload is under way: try again once it has finished");
+    return adm_job_run(st, st->reexec, st->reexec_arg, r);
 }
 
 void

@@ -1094,6 +1094,19 @@ adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg)
 }
 
 void
+adm_server_set_reexec(struct adm_server *s, adm_reload_fn fn, void *arg)
+{
+    s->state.reexec = fn;
+    s->state.reexec_arg = arg;
+}
+
+long
+adm_server_handover_pid(const struct adm_server *s)
+{
+    return s->state.handover && !s->state.handed ? s->state.handover_pid : 0;
+}
+
+void
 adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
                   const char *text)
 {
@@ -1114,8 +1127,15 @@ adm_server_free(struct adm_server *s)
 
     if (s == NULL)
         return;
-    while ((c = TAILQ_FIRST(&s->clients)) != NULL)
+    while ((c = TAILQ_FIRST(&s->clients)) != NULL) {
+        /* A reply the loop had no turn left to send (`reexec`'s, when the process stops right
+         * after the handover) goes now, as far as the socket takes it without waiting. */
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        if (evbuffer_get_length(out) > 0)
+            (void)evbuffer_write(out, bufferevent_getfd(c->bev));
         adm_client_free(c, "shutdown");
+    }
     /* A bufferevent freed while one of its deferred callbacks waits (clients that hung up just
      * before the loop stopped: libevent runs 32 deferred callbacks per turn, the rest next turn)
      * is released by that callback only: one more turn of the loop lets them run (with no

@@ -38,6 +38,10 @@ adm_cmd_takeover(struct adm_state *st, const struct adm_peer *peer, const struct
             return adm_reply_error(r, "usage: takeover [done]");
         if (!st->handover || st->handed || peer->id != st->handover_client)
             return adm_reply_error(r, "no takeover is under way on this connection");
+        /* Told to stop meanwhile (SIGTERM): the sockets close with this process. */
+        if (st->status != NULL && strcmp(st->status(st->status_arg), "serving") != 0)
+            return adm_reply_error(r, "this crossfade is %s: the takeover is off",
+                                   st->status(st->status_arg));
         st->handed = true;
         XF_LOG(XF_LOG_INFO, "admin",
                "event=takeover_done new_pid=%ld note=\"this process stops accepting and "

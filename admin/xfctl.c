@@ -17,8 +17,11 @@
 #define XFCTL_LINE_MAX       4096 /* the server's limit on a command line */
 #define XFCTL_REPLY_MAX      (16u * 1024 * 1024)
 #define XFCTL_TIMEOUT_MS     60000 /* for the whole reply to a command */
-#define XFCTL_BUSY_RETRY_MS  5000  /* how long a command is retried while every slot is taken */
-#define XFCTL_BUSY_REPLY     "error: too many admin connections"
+/* `reexec` answers once the new process took over: its start-up, its first health checks, and
+ * the handover (each under a deadline in crossfade) come first. */
+#define XFCTL_REEXEC_TIMEOUT_MS 150000
+#define XFCTL_BUSY_RETRY_MS     5000 /* how long a command is retried while every slot is taken */
+#define XFCTL_BUSY_REPLY        "error: too many admin connections"
 
 /* Exit statuses. */
 enum xfctl_exit {
@@ -33,6 +36,7 @@ struct xfctl_conn {
     const char *path; /* borrowed */
     char *buf;        /* owned */
     size_t len, cap;
+    int timeout_ms; /* for the reply to the command sent last */
 };
 
 static void
@@ -144,12 +148,11 @@ xfctl_read_reply(struct xfctl_conn *c)
             c->buf = p;
             c->cap = cap;
         }
-        rc = poll(&pfd, 1, XFCTL_TIMEOUT_MS);
+        rc = poll(&pfd, 1, c->timeout_ms);
         if (rc == -1 && errno == EINTR)
             continue;
         if (rc == 0) {
-            fprintf(stderr, "xfctl: no reply from %s within %d s\n", c->path,
-                    XFCTL_TIMEOUT_MS / 1000);
+            fprintf(stderr, "xfctl: no reply from %s within %d s\n", c->path, c->timeout_ms / 1000);
             return 0;
         }
         n = rc == -1 ? -1 : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
@@ -171,6 +174,16 @@ xfctl_read_reply(struct xfctl_conn *c)
     return end;
 }
 
+/* Whether a command line is the one word `word` (any case, blanks around). */
+static bool
+xfctl_is_word(const char *line, const char *word)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t n = strcspn(p, " \t"), wl = strlen(word);
+
+    return n == wl && strncasecmp(p, word, wl) == 0 && p[n + strspn(p + n, " \t")] == '\0';
+}
+
 /*
  * Sends one command line (no LF in it) and prints its reply without the closing empty line: on
  * stdout, or on stderr when it is an error and `errors_to_stderr`. Returns an enum xfctl_exit.
@@ -189,6 +202,7 @@ xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_
         return XFCTL_NO_SERVER;
     }
     memcpy(msg, line, len);
+    c->timeout_ms = xfctl_is_word(line, "reexec") ? XFCTL_REEXEC_TIMEOUT_MS : XFCTL_TIMEOUT_MS;
     if (json) {
         memcpy(msg + len, " json", 5);
         len += 5;
@@ -273,10 +287,7 @@ xfctl_watch(struct xfctl_conn *c, const char *line)
 static bool
 xfctl_is_watch(const char *line)
 {
-    const char *p = line + strspn(line, " \t");
-    size_t n = strcspn(p, " \t");
-
-    return n == 5 && strncasecmp(p, "watch", 5) == 0 && p[n + strspn(p + n, " \t")] == '\0';
+    return xfctl_is_word(line, "watch");
 }
 
 /*
@@ -385,7 +396,7 @@ main(int argc, char **argv)
         {"wait", required_argument, NULL, 'w'},   {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *path = getenv("CROSSFADE_SOCKET");
-    struct xfctl_conn c = {.fd = -1};
+    struct xfctl_conn c = {.fd = -1, .timeout_ms = XFCTL_TIMEOUT_MS};
     bool json = false;
     long wait_s = -1;
     char *end;

@@ -304,7 +304,7 @@ struct px_snap {
     TAILQ_ENTRY(px_snap) link; /* in w->retired once replaced */
 };
 
-#define PX_SIGNALS 4 /* the signals the control thread handles: TERM, INT, HUP, USR1 */
+#define PX_SIGNALS 5 /* the signals the control thread handles: TERM, INT, HUP, USR1, CHLD */
 
 /*
  * What one worker holds per node id, published for the control thread (show nodes, and whether
@@ -495,6 +495,16 @@ struct px_ctl {
     void (*reload_done)(void *arg, bool ok, const char *text); /* who waits for it; may be NULL */
     void *reload_done_arg;
     unsigned reloads; /* reloads applied since the start */
+    /* A binary upgrade this process starts itself (px_reexec.c, `reexec`): one at a time. */
+    char *exe;                     /* owned: this binary's path, read at start; NULL: unknown */
+    long reexec_pid;               /* the new process; 0: none */
+    int reexec_fd;                 /* owned: the pipe it writes why it failed to; -1: none */
+    struct event *ev_reexec;       /* owned: its deadline to begin the handover */
+    struct event *ev_reexec_reply; /* owned: the outcome, given to `done` from the loop */
+    void (*reexec_done)(void *arg, bool ok, const char *text); /* who waits; NULL once told */
+    void *reexec_done_arg;
+    bool reexec_finished, reexec_ok; /* the outcome is known (and what it is) */
+    char reexec_text[768];
 };
 
 #define PX_SHARE_CHUNK  1024u
@@ -528,6 +538,29 @@ size_t px_ctl_listen_fds(void *arg, int *fds, size_t cap);
 void px_ctl_stop_now(struct px_ctl *ctl);
 /* The new process took over (arg: the ctl): stop accepting, finish, exit 0. */
 void px_ctl_handed_over(void *arg, long new_pid);
+/*
+ * Binary upgrade started from here (px_reexec.c; arg: the ctl): runs the binary installed at this
+ * process's path (read at start) with `-c FILE --takeover` in this process's cgroup and session,
+ * so under systemd the new process belongs to the service. done(arg, ok, text) is called once:
+ * before this returns when it cannot start, else from the loop when the new process took over
+ * (text: both pids) or exited or did not begin within its deadline (text: why, as the new process
+ * said it).
+ */
+void px_ctl_reexec(void *arg, void (*done)(void *arg, bool ok, const char *text), void *done_arg);
+/* Records this binary's path for px_ctl_reexec; 0, or -1 with err. */
+int px_reexec_init(struct px_ctl *ctl, struct xf_err *err);
+/* SIGCHLD: reaps the children; the one px_ctl_reexec started tells its outcome if it exited. */
+void px_reexec_reap(struct px_ctl *ctl);
+/* The state went to new_pid, which took over: `reexec` answers if that is its process. */
+void px_reexec_handed(struct px_ctl *ctl, long new_pid);
+/* The process begins to stop (why: "this crossfade is stopping (SIGTERM)"): a `reexec` whose
+ * new process has not taken over fails. */
+void px_reexec_stopping(struct px_ctl *ctl, const char *why);
+/* The control loop has ended: a `reexec` still waiting for its reply gets it now (the admin
+ * socket sends it as the process exits). */
+void px_reexec_settle(struct px_ctl *ctl);
+/* Frees what px_reexec_init and px_ctl_reexec hold. */
+void px_reexec_fini(struct px_ctl *ctl);
 /* A worker poked: the reload under way ends once every worker has applied it. */
 void px_reload_check(struct px_ctl *ctl);
 /* Start-up is over: the workers accept (arg: the ctl). */

@@ -271,6 +271,7 @@ px_ctl_shutdown(struct px_ctl *ctl)
         ctl->draining = true;
         if (!ctl->handed)
             xf_notify("STOPPING=1\nSTATUS=draining");
+        px_reexec_stopping(ctl, "this crossfade is stopping");
     }
     px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
 }
@@ -314,10 +315,11 @@ px_ctl_handed_over(void *arg, long new_pid)
     char msg[64];
 
     /* Under systemd the new process is the service from now on (it must run in the unit's
-     * cgroup: `xfctl upgrade` starts it there). This one's STOPPING=1 is not sent. */
+     * cgroup: `xfctl reexec` starts it there). This one's STOPPING=1 is not sent. */
     snprintf(msg, sizeof(msg), "MAINPID=%ld", new_pid);
     xf_notify(msg);
     ctl->handed = true;
+    px_reexec_handed(ctl, new_pid);
     XF_LOG(XF_LOG_INFO, "proxy",
            "event=taken_over note=\"the new process accepts on the same "
            "sockets; this one finishes its connections and exits\"");
@@ -326,7 +328,7 @@ px_ctl_handed_over(void *arg, long new_pid)
 
 /* --- signals --- */
 
-static const int px_ctl_signals[PX_SIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+static const int px_ctl_signals[PX_SIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
 
 static void
 px_ctl_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -348,6 +350,9 @@ px_ctl_on_signal(evutil_socket_t sig, short what, void *arg)
         XF_LOG(XF_LOG_INFO, "proxy", "event=signal signal=USR1 action=reopen_access_log");
         px_ctl_post_all(ctl, PX_MSG_REOPEN);
         break;
+    case SIGCHLD:
+        px_reexec_reap(ctl);
+        break;
     default:
         break;
     }
@@ -367,6 +372,7 @@ px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
     ctl->cfg = cfg_ref(cfg);
     ctl->max_clients = cfg->limits.max_connections;
     ctl->router = router;
+    ctl->reexec_fd = -1;
     ctl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctl->base = event_base_new();
     ctl->stats = calloc(1, sizeof(*ctl->stats));
@@ -383,6 +389,8 @@ px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
         xf_err_set(err, "out of memory setting up the control thread");
         goto fail;
     }
+    if (px_reexec_init(ctl, err) == -1)
+        goto fail;
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         ctl->workers[i] = px_worker_new(ctl, i, err);
         if (ctl->workers[i] == NULL)
@@ -432,6 +440,7 @@ px_ctl_run(struct px_ctl *ctl)
     /* Every worker has finished: none runs past this. */
     for (unsigned i = 0; i < ctl->n_workers; i++)
         px_worker_join(ctl->workers[i]);
+    px_reexec_settle(ctl);
     XF_LOG(XF_LOG_INFO, "proxy", "event=stopped");
     return ctl->exit_code;
 }
@@ -456,6 +465,7 @@ px_ctl_free(struct px_ctl *ctl)
         ctl->workers[i] = NULL;
     }
     free(ctl->workers);
+    px_reexec_fini(ctl);
     for (size_t i = 0; i < PX_SIGNALS; i++)
         if (ctl->ev_signals[i] != NULL)
             event_free(ctl->ev_signals[i]);

@@ -2,9 +2,14 @@
  */
 #include "proxy/px.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/adm.h"
 
@@ -14,7 +19,7 @@
 static void
 px_main_usage(FILE *f)
 {
-    fprintf(f, "usage: crossfade [-t] [-c FILE] [--takeover]\n"
+    fprintf(f, "usage: crossfade [-t] [-c FILE] [--takeover [--status-fd FD]]\n"
                "\n"
                "Splits live HTTP traffic between two clusters of gateways, x and y, during an\n"
                "upgrade, and rolls back at once.\n"
@@ -24,6 +29,8 @@ px_main_usage(FILE *f)
                "      --takeover     binary upgrade: take the listening sockets and the state of\n"
                "                     the crossfade answering on admin.socket, serve, then have it\n"
                "                     finish and exit (exit 1, the old one untouched, on failure)\n"
+               "      --status-fd FD with --takeover: also write why it failed to FD (how\n"
+               "                     `xfctl reexec` learns it; closed once it took over)\n"
                "  -h, --help         show this help and exit\n"
                "  -V, --version      show the version and exit\n"
                "\n"
@@ -31,6 +38,31 @@ px_main_usage(FILE *f)
                "lets requests in flight finish (up to timeouts.shutdown) and exits 0. SIGHUP\n"
                "re-reads the configuration file and applies it without dropping a connection\n"
                "(an invalid file changes nothing); SIGUSR1 reopens the access log.\n");
+}
+
+/* --status-fd: where a takeover's failure is also written; -1: nowhere. */
+static int px_main_status_fd = -1;
+
+/* A takeover failed: why, on stderr and on the status fd (the reply of the `reexec` that
+ * started this process). */
+static void XF_PRINTF(1, 2) px_main_takeover_failed(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "crossfade: --takeover: %s\n", msg);
+    if (px_main_status_fd != -1 && n > 0) {
+        size_t len = XF_MIN((size_t)n, sizeof(msg) - 1);
+        ssize_t w;
+
+        do
+            w = write(px_main_status_fd, msg, len);
+        while (w == -1 && errno == EINTR);
+    }
 }
 
 /* What an admin command's publish reaches: the workers and the health checks. */
@@ -76,7 +108,7 @@ px_main_took_over(void *arg)
                "event=takeover_failed error=\"%s\" note=\"exiting; the old "
                "process goes on serving\"",
                err.msg);
-        fprintf(stderr, "crossfade: --takeover: %s; the old process goes on serving\n", err.msg);
+        px_main_takeover_failed("%s; the old process goes on serving", err.msg);
         t->ctl->exit_code = 1;
         px_ctl_stop_now(t->ctl);
         return;
@@ -85,6 +117,10 @@ px_main_took_over(void *arg)
     if (adm_server_claim(t->adm, &err) == -1)
         XF_LOG(XF_LOG_ERR, "main", "event=admin_socket_claim_failed error=\"%s\"", err.msg);
     XF_LOG(XF_LOG_INFO, "main", "event=takeover_complete old_pid=%ld", t->tk->old_pid);
+    if (px_main_status_fd != -1) {
+        close(px_main_status_fd);
+        px_main_status_fd = -1;
+    }
 }
 
 /* adm_reload_fn: `reload` on the admin socket reloads as SIGHUP does, and answers when done. */
@@ -106,10 +142,13 @@ px_main_on_resolved(evutil_socket_t fd, short what, void *arg)
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {"takeover", no_argument, NULL, 'T'},     {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"test", no_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"takeover", no_argument, NULL, 'T'},
+                                         {"status-fd", required_argument, NULL, 'S'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = PX_DEFAULT_CONFIG;
     struct bal_snapshot *snap = NULL;
     struct bal_router router;
@@ -137,6 +176,23 @@ main(int argc, char **argv)
         case 'T':
             takeover = true;
             break;
+        case 'S': {
+            char *end;
+            long fd;
+
+            errno = 0;
+            fd = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || fd < 0 || fd > INT32_MAX ||
+                fcntl((int)fd, F_GETFD) == -1) {
+                fprintf(stderr, "crossfade: --status-fd: \"%s\" is not an open file descriptor\n",
+                        optarg);
+                return 2;
+            }
+            px_main_status_fd = (int)fd;
+            /* Not for what this process starts (its own reexec). */
+            (void)fcntl(px_main_status_fd, F_SETFD, FD_CLOEXEC);
+            break;
+        }
         case 'h':
             px_main_usage(stdout);
             return 0;
@@ -154,9 +210,16 @@ main(int argc, char **argv)
         px_main_usage(stderr);
         return 2;
     }
+    if (px_main_status_fd != -1 && !takeover) {
+        fprintf(stderr, "crossfade: --status-fd goes with --takeover\n");
+        return 2;
+    }
     cfg = cfg_load(path, &err);
     if (cfg == NULL) {
-        fprintf(stderr, "%s\n", err.msg);
+        if (takeover)
+            px_main_takeover_failed("%s", err.msg);
+        else
+            fprintf(stderr, "%s\n", err.msg);
         return 2;
     }
     if (test) {
@@ -170,7 +233,7 @@ main(int argc, char **argv)
         /* First of all: with nothing to take over, nothing else is started. */
         tk = adm_takeover_begin(cfg->admin_socket, &err);
         if (tk == NULL) {
-            fprintf(stderr, "crossfade: --takeover: %s\n", err.msg);
+            px_main_takeover_failed("%s", err.msg);
             cfg_free(cfg);
             return 1;
         }
@@ -233,6 +296,7 @@ main(int argc, char **argv)
         adm_server_set_resolver(adm, resolver);
         adm_server_set_reload(adm, px_main_reload, ctl);
         adm_server_set_takeover(adm, px_ctl_listen_fds, px_ctl_handed_over, ctl);
+        adm_server_set_reexec(adm, px_ctl_reexec, ctl);
     }
     /* What the state file and the health checks published so far is taken before any request. */
     px_ctl_refresh(ctl);
@@ -263,8 +327,7 @@ main(int argc, char **argv)
 fail:
     XF_LOG(XF_LOG_ERR, "main", "event=start_failed error=\"%s\"", err.msg);
     if (tk != NULL)
-        fprintf(stderr, "crossfade: --takeover: %s (pid %ld goes on serving)\n", err.msg,
-                tk->old_pid);
+        px_main_takeover_failed("%s (pid %ld goes on serving)", err.msg, tk->old_pid);
     rc = 1;
 out:
     /* The connection to the old process closes here: if it had not been told `takeover done`,

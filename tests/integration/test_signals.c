@@ -245,3 +245,52 @@ Test(signals, a_notify_socket_hears_ready_once_serving_reloading_around_a_reload
     cr_assert(eq(int, h_proc_wait(p->proc, 10000), 0));
     close(fd);
 }
+
+/*
+ * Under systemd, `reexec` moves the service to the new process: the old one says
+ * MAINPID=<new pid> (systemd accepts it: the new process is its child, in the unit's cgroup)
+ * and no STOPPING=1, as the service goes on; the new one says READY=1, and STOPPING=1 when it is
+ * stopped in turn.
+ */
+Test(signals, reexec_tells_the_notify_socket_the_new_main_pid_and_not_stopping,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    const char *path = h_path("notify.sock"), *reply, *heard = "";
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct h_proxy *p;
+    struct h_proc *next;
+    char buf[512];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), adm;
+    long pid;
+
+    cr_assert(ne(int, fd, -1));
+    cr_assert(lt(sz, strlen(path), sizeof(sun.sun_path)));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    cr_assert(eq(int, bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0), "bind %s: %s", path,
+              strerror(errno));
+    p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .notify_socket = path});
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0));
+    cr_assert(ne(ptr, strstr(buf, "READY=1"), NULL), "first notification: %s", buf);
+
+    adm = h_admin_connect(p);
+    reply = h_admin_cmd(adm, "reexec");
+    cr_assert(eq(int, strncmp(reply, "ok: pid ", 8), 0), "reexec answered: %s", reply);
+    pid = strtol(reply + 8, NULL, 10);
+    cr_assert(eq(int, h_proc_wait(p->proc, (int)p->shutdown_ms + 5000), 0));
+    next = h_adopt("reexec", (pid_t)pid, p->proc->log_path);
+    /* Everything said until the old process exited, by both processes. */
+    while (recv_notify(fd, buf, sizeof(buf), 200) > 0)
+        heard = h_fmt("%s%s\n--\n", heard, buf);
+    cr_assert(ne(ptr, strstr(heard, h_fmt("MAINPID=%ld\n", pid)), NULL),
+              "no MAINPID=%ld among:\n%s", pid, heard);
+    cr_assert(ne(ptr, strstr(heard, "READY=1"), NULL), "the new process said no READY=1:\n%s",
+              heard);
+    cr_assert(eq(ptr, strstr(heard, "STOPPING=1"), NULL), "STOPPING=1 across a reexec:\n%s", heard);
+    kill(next->pid, SIGTERM);
+    cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
+              "no notification after SIGTERM to the new process");
+    cr_assert(ne(ptr, strstr(buf, "STOPPING=1"), NULL), "after SIGTERM: %s", buf);
+    cr_assert(eq(int, h_proc_wait(next, 10000), 0));
+    close(fd);
+}

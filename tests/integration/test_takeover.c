@@ -925,6 +925,7 @@ Test(takeover, a_raw_handover_refuses_changes_until_its_connection_closes, .time
         h_fmt("enable node x/%s", x1->addr),
         h_fmt("del node y/%s force", y1->addr),
         "reload",
+        "reexec",
     };
 
     expect_reply(adm, "set weight 30", "ok: weight y 30.00 (was 0.00)\n");
@@ -1249,4 +1250,308 @@ Test(takeover, the_old_process_finishes_its_requests_in_flight_and_closes_idle_c
 
     takeover_wait(p, next);
     h_proxy_finish(next);
+}
+
+/* ------------------------------------------------------------------ reexec */
+
+/* Sends an admin command without waiting for its reply. */
+static void
+admin_send(int adm, const char *line)
+{
+    const char *msg = h_fmt("%s\n", line);
+
+    cr_assert(eq(long, (long)send(adm, msg, strlen(msg), MSG_NOSIGNAL), (long)strlen(msg)));
+}
+
+/* The reply to a command sent with admin_send (without its closing empty line), within
+ * timeout_ms. */
+static const char *
+admin_reply(int adm, int timeout_ms)
+{
+    char *buf = h_alloc(8192);
+    size_t len = 0;
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        struct pollfd pfd = {.fd = adm, .events = POLLIN};
+        char *end = strstr(buf, "\n\n");
+        uint64_t now = h_now_ms();
+        int left = now < deadline ? (int)(deadline - now) : 0;
+        ssize_t n;
+
+        if (end != NULL) {
+            end[1] = '\0';
+            return buf;
+        }
+        cr_assert(lt(sz, len, (size_t)8191), "reply too long: %s", buf);
+        cr_assert(eq(int, poll(&pfd, 1, left), 1), "no reply within %d ms", timeout_ms);
+        n = recv(adm, buf + len, 8191 - len, 0);
+        cr_assert(gt(long, (long)n, 0L), "the admin socket closed before the reply: %s", buf);
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+}
+
+/* `reexec` answers once the new process took over: start-up and first checks come first. */
+#define REEXEC_REPLY_MS 30000
+
+/*
+ * Asserts that `reply` is reexec's success for the old process `old`: "ok: pid NEW (EXE) took
+ * over; pid OLD finishes its connections and exits", with EXE the binary old runs. Returns NEW.
+ */
+static long
+reexec_new_pid(const char *reply, const struct h_proxy *old, const char *exe)
+{
+    long pid;
+    const char *want;
+
+    cr_assert(eq(int, strncmp(reply, "ok: pid ", 8), 0), "reexec answered: %s", reply);
+    pid = strtol(reply + 8, NULL, 10);
+    cr_assert(gt(long, pid, 0L), "reexec answered: %s", reply);
+    cr_assert(ne(long, pid, (long)old->proc->pid), "reexec names the old pid: %s", reply);
+    want = h_fmt("ok: pid %ld (%s) took over; pid %d finishes its connections and exits\n", pid,
+                 exe, old->proc->pid);
+    cr_assert(eq(str, (char *)reply, (char *)want), "reexec answered:\n%s\nexpected:\n%s", reply,
+              want);
+    return pid;
+}
+
+/*
+ * After a successful reexec: the old process exits 0 within its shutdown time, and the new one,
+ * its orphan, comes to the test (a subreaper) alive. Returns the new one as a proxy on old's
+ * port and admin socket, registered with the harness (stopped at teardown).
+ */
+static struct h_proxy *
+reexec_adopt(struct h_proxy *old, long pid)
+{
+    struct h_proxy *next = h_alloc(sizeof(*next));
+    int code = h_proc_wait(old->proc, (int)(old->shutdown_ms + TAKEOVER_SLACK_MS));
+
+    cr_assert(eq(int, code, 0), "the old crossfade exited with %d after the reexec (-1: runs on)",
+              code);
+    *next = *old;
+    next->proc = h_adopt("reexec", (pid_t)pid, old->proc->log_path);
+    cr_assert(h_proc_alive(next->proc), "the new crossfade (pid %ld) is gone: see %s", pid,
+              old->proc->log_path);
+    return next;
+}
+
+/* The binary a process runs (/proc/PID/exe). */
+static const char *
+exe_of(long pid)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink(h_fmt("/proc/%ld/exe", pid), exe, sizeof(exe) - 1);
+
+    cr_assert(gt(long, (long)n, 0L), "readlink /proc/%ld/exe: %s", pid, strerror(errno));
+    return h_fmt("%.*s", (int)n, exe);
+}
+
+/* Writes an executable file at path (0755). */
+static void
+install_binary(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "we");
+
+    cr_assert(ne(ptr, (void *)f, NULL), "%s: %s", path, strerror(errno));
+    cr_assert(eq(sz, fwrite(data, 1, len, f), len));
+    cr_assert(eq(int, fclose(f), 0));
+    cr_assert(eq(int, chmod(path, 0755), 0));
+}
+
+/* Whether the process is gone or a zombie. */
+static bool
+proc_gone(long pid)
+{
+    const char *stat = h_read_file(h_fmt("/proc/%ld/stat", pid), NULL);
+    const char *rp = stat != NULL ? strrchr(stat, ')') : NULL;
+
+    return rp == NULL || rp[1] == '\0' || rp[2] == 'Z';
+}
+
+/*
+ * `reexec` (`xfctl reexec`) under keep-alive load with workers: 2: the crossfade binary at the
+ * running one's path is started with --takeover by crossfade itself; the reply names both pids
+ * once the new one took over; not one request fails; the old one exits 0; the new one answers
+ * on the admin socket with the weight, pins and freeze of the old one, and the audit trail.
+ */
+Test(takeover, reexec_under_load_starts_the_installed_binary_which_takes_over, .timeout = 90)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_upstream *const ups[] = {x1, y1};
+    struct h_proxy_opts o = {
+        .x = {{x1->port}}, .y = {{y1->port}}, .split_extra = SPLIT, .extra_yaml = "workers: 2\n"};
+    struct h_proxy *p = h_proxy_start(&o), *next;
+    int adm = h_admin_connect(p);
+    const char *freeze_before, *exe = exe_of(p->proc->pid);
+    struct h_proc *bench;
+    struct load_result r;
+    long pid;
+
+    expect_reply(adm, "set weight 30", "ok: weight y 30.00 (was 0.00)\n");
+    expect_reply(adm, "pin tester-7 y", "ok: pinned \"tester-7\" to y\n");
+    cr_assert(eq(int, strncmp(h_admin_cmd(adm, "freeze on"), "ok: freeze on", 13), 0));
+    freeze_before = freeze_state(adm);
+
+    bench = load_start(p, LOAD_KEEP_ALIVE);
+    cr_assert(wait_served_more(ups, 2, 500, H_IO_TIMEOUT_MS), "the load did not get going");
+    admin_send(adm, "reexec");
+    pid = reexec_new_pid(admin_reply(adm, REEXEC_REPLY_MS), p, exe);
+    next = reexec_adopt(p, pid);
+    cr_assert(wait_served_more(ups, 2, 1000, H_IO_TIMEOUT_MS),
+              "the load did not go on after the old process exited");
+    r = load_stop(bench);
+    cr_assert(eq(dbl, r.errors, 0.0), "%.0f requests failed across the reexec (see run.json)",
+              r.errors);
+
+    /* The new process, the same binary, runs with --takeover on the same file. */
+    cr_assert(
+        ne(ptr, strstr(h_read_file(h_fmt("/proc/%ld/cmdline", pid), NULL), "crossfade"), NULL));
+    adm = h_admin_connect(next);
+    cr_assert(eq(long, admin_pid(adm), pid), "show version does not name the new process");
+    expect_reply(adm, "show weight", "x 70.00\ny 30.00\n");
+    cr_assert(ne(ptr, strstr(h_admin_cmd(adm, "show pins"), "pin tester-7 y\n"), NULL),
+              "the pin was lost");
+    cr_assert(eq(str, (char *)freeze_state(adm), (char *)freeze_before));
+    cr_assert(ne(ptr, strstr(h_admin_cmd(adm, "show events"), "\"set weight 30\""), NULL),
+              "the audit trail was lost");
+    expect_log(p->proc->log_path, "event=reexec_started", h_fmt("pid=%ld", pid));
+    expect_log(p->proc->log_path, "event=reexec result=ok", h_fmt("pid=%ld", pid));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), "tester-7"), "y1"));
+    /* And it serves on by itself: a second reexec from it works the same way. */
+    admin_send(adm, "reexec");
+    pid = reexec_new_pid(admin_reply(adm, REEXEC_REPLY_MS), next, exe);
+    next = reexec_adopt(next, pid);
+    adm = h_admin_connect(next);
+    cr_assert(eq(long, admin_pid(adm), pid));
+    expect_reply(adm, "show weight", "x 70.00\ny 30.00\n");
+    h_proxy_finish(next);
+}
+
+/*
+ * A file that became invalid since the start: the new process exits 2 at once, and `reexec`
+ * answers with its error as `crossfade -t` prints it (FILE:LINE:COL), the new process's pid and
+ * status. The old one goes on serving and takes changes (no handover is left hanging).
+ */
+Test(takeover, reexec_with_an_invalid_file_answers_the_error_and_the_old_serves_on, .timeout = 60)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy_opts o = {.x = {{x1->port}}, .y = {{y1->port}}, .split_extra = SPLIT};
+    struct h_proxy *p = h_proxy_start(&o);
+    int adm = h_admin_connect(p);
+    const char *text = h_read_file(p->cfg_path, NULL), *reply, *want_err, *bad;
+    char *err = NULL;
+    char *argv[] = {(char *)h_bin("crossfade"), "-t", "-c", NULL, NULL};
+
+    cr_assert(ne(ptr, (void *)text, NULL));
+    bad = h_write_file("crossfade.yaml", "%sbogus_key: 1\n", text);
+    argv[3] = (char *)bad;
+    cr_assert(eq(int, h_run(argv, H_IO_TIMEOUT_MS, NULL, &err), 2), "crossfade -t accepts it");
+    want_err = h_fmt("%.*s", (int)strcspn(err, "\n"), err);
+    cr_assert(ne(ptr, strstr(want_err, "bogus_key"), NULL), "crossfade -t said: %s", err);
+
+    reply = h_admin_cmd(adm, "reexec");
+    cr_assert(eq(int, strncmp(reply, "error: the new process (pid ", 28), 0), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, h_fmt(") exited with status 2: %s;", want_err)), NULL),
+              "the reply does not carry crossfade -t's error (%s):\n%s", want_err, reply);
+    cr_assert(ne(ptr, strstr(reply, "this process goes on serving\n"), NULL), "%s", reply);
+    expect_log(p->proc->log_path, "event=reexec result=failed", NULL);
+
+    cr_assert(eq(long, admin_pid(adm), (long)p->proc->pid));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
+    expect_reply(adm, "set weight 20", "ok: weight y 20.00 (was 0.00)\n");
+    /* Fixed, it works. */
+    h_write_file("crossfade.yaml", "%s", text);
+    h_proxy_finish(
+        reexec_adopt(p, reexec_new_pid(h_admin_cmd(adm, "reexec"), p, exe_of(p->proc->pid))));
+}
+
+/*
+ * The binary is the one installed at the running one's path, read at start: removed, `reexec`
+ * says it cannot run it and nothing changes; installed again (a new file moved over the path, as
+ * `install` does, while the running one's file is deleted), that new file is what runs.
+ */
+Test(takeover, reexec_runs_the_file_installed_at_the_path_and_says_when_there_is_none,
+     .timeout = 60)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    const char *copy = h_path("crossfade-installed"), *staged = h_path("crossfade-staged");
+    const char *bin, *reply;
+    size_t len = 0;
+    struct h_proxy_opts o = {.x = {{x1->port}}, .y = {{y1->port}}, .binary = copy};
+    struct h_proxy *p;
+    int adm;
+    long pid;
+
+    bin = h_read_file(h_bin("crossfade"), &len);
+    cr_assert(ne(ptr, (void *)bin, NULL));
+    install_binary(copy, bin, len);
+    p = h_proxy_start(&o);
+    adm = h_admin_connect(p);
+    cr_assert(eq(str, (char *)exe_of(p->proc->pid), (char *)copy));
+
+    cr_assert(eq(int, unlink(copy), 0));
+    reply = h_admin_cmd(adm, "reexec");
+    cr_assert(eq(str, (char *)reply,
+                 h_fmt("error: cannot run %s: No such file or directory; this process goes on "
+                       "serving\n",
+                       copy)));
+    cr_assert(eq(long, admin_pid(adm), (long)p->proc->pid));
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
+
+    /* A new file at the path: that is what runs. */
+    install_binary(staged, bin, len);
+    cr_assert(eq(int, rename(staged, copy), 0));
+    pid = reexec_new_pid(h_admin_cmd(adm, "reexec"), p, copy);
+    cr_assert(eq(str, (char *)exe_of(pid), (char *)copy));
+    h_proxy_finish(reexec_adopt(p, pid));
+}
+
+/*
+ * One reexec at a time: a second one while the first one's process starts is refused naming
+ * it. A crossfade told to stop (SIGTERM) meanwhile answers the first one that it failed, stops
+ * the process it started (which has not accepted anything), and exits 0. The binary here is a
+ * script that never takes over.
+ */
+Test(takeover, a_second_reexec_is_refused_and_a_stop_ends_the_one_under_way, .timeout = 60)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
+    const char *copy = h_path("crossfade-installed"), *staged = h_path("crossfade-staged");
+    const char *script = "#!/bin/sh\nexec sleep 30\n", *bin;
+    size_t len = 0;
+    struct h_proxy_opts o = {.x = {{x1->port}}, .binary = copy};
+    struct h_proxy *p;
+    int adm, adm2;
+    long pid;
+
+    bin = h_read_file(h_bin("crossfade"), &len);
+    cr_assert(ne(ptr, (void *)bin, NULL));
+    install_binary(copy, bin, len);
+    p = h_proxy_start(&o);
+    adm = h_admin_connect(p);
+    adm2 = h_admin_connect(p);
+    install_binary(staged, script, strlen(script));
+    cr_assert(eq(int, rename(staged, copy), 0));
+
+    admin_send(adm, "reexec");
+    cr_assert(h_log_wait(p->proc->log_path, "event=reexec_started", H_IO_TIMEOUT_MS));
+    pid = strtol(strstr(h_log_line(p->proc->log_path, "event=reexec_started"), " pid=") + 5, NULL,
+                 10);
+    cr_assert(gt(long, pid, 0L));
+    expect_reply(adm2, "reexec", h_fmt("error: a reexec is under way already (pid %ld)\n", pid));
+    /* It waits; requests are served meanwhile. */
+    cr_assert(eq(int, poll(&(struct pollfd){.fd = adm, .events = POLLIN}, 1, 300), 0),
+              "reexec answered before its process took over or failed");
+    cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
+
+    cr_assert(eq(int, kill(p->proc->pid, SIGTERM), 0));
+    cr_assert(eq(str, (char *)admin_reply(adm, H_IO_TIMEOUT_MS),
+                 h_fmt("error: this crossfade is stopping: the new process (pid %ld) cannot take "
+                       "over\n",
+                       pid)));
+    cr_assert(eq(int, h_proc_wait(p->proc, (int)p->shutdown_ms + 5000), 0));
+    for (uint64_t until = h_now_ms() + H_IO_TIMEOUT_MS; !proc_gone(pid);) {
+        cr_assert(lt(u64, h_now_ms(), until), "pid %ld still runs after its parent stopped", pid);
+        h_sleep_ms(20);
+    }
 }
