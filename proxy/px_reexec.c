@@ -63,8 +63,7 @@ px_reexec_init(struct px_ctl *ctl, struct xf_err *err)
 
 /* The outcome goes to the waiting `reexec` from the loop, never from inside an admin command
  * (the handover ends inside `takeover done`'s). */
-static void
-px_reexec_finish(struct px_ctl *ctl, bool ok, const char *fmt, ...) XF_PRINTF(3, 4);
+static void px_reexec_finish(struct px_ctl *ctl, bool ok, const char *fmt, ...) XF_PRINTF(3, 4);
 
 static void
 px_reexec_finish(struct px_ctl *ctl, bool ok, const char *fmt, ...)
@@ -135,8 +134,7 @@ px_reexec_spawn(struct px_ctl *ctl, int wfd, pid_t *pid)
     sigset_t none, dfl;
     char fdtext[16];
     int rc;
-    char *argv[] = {ctl->exe,      "-c",   ctl->cfg->path, "--takeover", "--status-fd",
-                    fdtext,        NULL};
+    char *argv[] = {ctl->exe, "-c", ctl->cfg->path, "--takeover", "--status-fd", fdtext, NULL};
 
     snprintf(fdtext, sizeof(fdtext), "%d", PX_REEXEC_STATUS_FD);
     sigemptyset(&none);
@@ -187,8 +185,9 @@ px_ctl_reexec(void *arg, void (*done)(void *arg, bool ok, const char *text), voi
         goto refuse;
     }
     if (ctl->exe == NULL) {
-        snprintf(why, sizeof(why), "this crossfade could not tell its binary's path at start "
-                                   "(no /proc/self/exe): start crossfade --takeover by hand");
+        snprintf(why, sizeof(why),
+                 "this crossfade could not tell its binary's path at start "
+                 "(no /proc/self/exe): start crossfade --takeover by hand");
         goto refuse;
     }
     if (access(ctl->exe, X_OK) == -1) {
@@ -225,8 +224,8 @@ px_ctl_reexec(void *arg, void (*done)(void *arg, bool ok, const char *text), voi
     ctl->reexec_done_arg = done_arg;
     ctl->reexec_finished = false;
     event_add(ctl->ev_reexec, &begin);
-    XF_LOG(XF_LOG_INFO, "proxy", "event=reexec_started pid=%ld exe=\"%s\" config=\"%s\"",
-           (long)pid, ctl->exe, ctl->cfg->path);
+    XF_LOG(XF_LOG_INFO, "proxy", "event=reexec_started pid=%ld exe=\"%s\" config=\"%s\"", (long)pid,
+           ctl->exe, ctl->cfg->path);
     return;
 refuse:
     XF_LOG(XF_LOG_WARN, "proxy", "event=reexec result=refused reason=\"%s\"", why);
