@@ -2461,30 +2461,45 @@ h_admin_connect(const struct h_proxy *p)
     return fd;
 }
 
+void
+h_admin_send(int fd, const char *line)
+{
+    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
+    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
+}
+
 char *
-h_admin_cmd(int fd, const char *line)
+h_admin_reply(int fd, int timeout_ms)
 {
     char *buf = h_alloc(65536);
     size_t len = 0;
+    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
 
-    cr_assert(eq(long, (long)send(fd, line, strlen(line), MSG_NOSIGNAL), (long)strlen(line)));
-    cr_assert(eq(long, (long)send(fd, "\n", 1, MSG_NOSIGNAL), 1L));
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         char *end = strstr(buf, "\n\n");
+        uint64_t now = h_now_ms();
         ssize_t n;
 
         if (end != NULL) {
             end[1] = '\0';
             return buf;
         }
-        cr_assert(lt(sz, len, (size_t)65535), "reply to \"%s\" too long", line);
-        cr_assert(eq(int, poll(&pfd, 1, H_IO_TIMEOUT_MS), 1), "no reply to \"%s\"", line);
+        cr_assert(lt(sz, len, (size_t)65535), "reply too long: %s", buf);
+        cr_assert(eq(int, poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0), 1),
+                  "no whole reply within %d ms; so far: %s", timeout_ms, buf);
         n = recv(fd, buf + len, 65535 - len, 0);
-        cr_assert(gt(long, (long)n, 0L), "the admin socket closed during \"%s\"", line);
+        cr_assert(gt(long, (long)n, 0L), "the admin socket closed before the reply ended: %s", buf);
         len += (size_t)n;
         buf[len] = '\0';
     }
+}
+
+char *
+h_admin_cmd(int fd, const char *line)
+{
+    h_admin_send(fd, line);
+    return h_admin_reply(fd, H_IO_TIMEOUT_MS);
 }
 
 /*

@@ -390,6 +390,10 @@ int h_admin_connect(const struct h_proxy *p);
 /* Sends one command line and returns its reply without the closing empty line (each line ends
  * with LF; harness-owned memory). */
 char *h_admin_cmd(int fd, const char *line);
+/* h_admin_cmd in two halves, for a command whose reply comes later: sends the line, ... */
+void h_admin_send(int fd, const char *line);
+/* ... then reads the reply (as h_admin_cmd returns it) within timeout_ms. */
+char *h_admin_reply(int fd, int timeout_ms);
 
 /* The words of a `show nodes` line: cluster address weight state active idle check ejections. */
 #define H_NODE_STATE     3

@@ -209,14 +209,11 @@ recv_notify(int fd, char *buf, size_t cap, int timeout_ms)
     return n;
 }
 
-Test(signals, a_notify_socket_hears_ready_once_serving_reloading_around_a_reload_and_stopping,
-     .timeout = H_TEST_TIMEOUT)
+/* A datagram socket bound at path, as systemd's NOTIFY_SOCKET. */
+static int
+notify_listen(const char *path)
 {
-    struct h_upstream *u = h_upstream_start("u1", NULL);
-    const char *path = h_path("notify.sock");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    struct h_proxy *p;
-    char buf[512];
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
     cr_assert(ne(int, fd, -1));
@@ -224,6 +221,17 @@ Test(signals, a_notify_socket_hears_ready_once_serving_reloading_around_a_reload
     memcpy(sun.sun_path, path, strlen(path) + 1);
     cr_assert(eq(int, bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0), "bind %s: %s", path,
               strerror(errno));
+    return fd;
+}
+
+Test(signals, a_notify_socket_hears_ready_once_serving_reloading_around_a_reload_and_stopping,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    const char *path = h_path("notify.sock");
+    struct h_proxy *p;
+    char buf[512];
+    int fd = notify_listen(path);
     /* As systemd runs a Type=notify unit: READY=1 once the listeners accept. */
     p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .notify_socket = path});
     cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0),
@@ -257,24 +265,18 @@ Test(signals, reexec_tells_the_notify_socket_the_new_main_pid_and_not_stopping,
 {
     struct h_upstream *u = h_upstream_start("u1", NULL);
     const char *path = h_path("notify.sock"), *reply, *heard = "";
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct h_proxy *p;
     struct h_proc *next;
     char buf[512];
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), adm;
+    int fd = notify_listen(path), adm;
     long pid;
-
-    cr_assert(ne(int, fd, -1));
-    cr_assert(lt(sz, strlen(path), sizeof(sun.sun_path)));
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    cr_assert(eq(int, bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0), "bind %s: %s", path,
-              strerror(errno));
     p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .notify_socket = path});
     cr_assert(gt(sz, (size_t)recv_notify(fd, buf, sizeof(buf), H_IO_TIMEOUT_MS), 0));
     cr_assert(ne(ptr, strstr(buf, "READY=1"), NULL), "first notification: %s", buf);
 
     adm = h_admin_connect(p);
-    reply = h_admin_cmd(adm, "reexec");
+    h_admin_send(adm, "reexec");
+    reply = h_admin_reply(adm, 30000);
     cr_assert(eq(int, strncmp(reply, "ok: pid ", 8), 0), "reexec answered: %s", reply);
     pid = strtol(reply + 8, NULL, 10);
     cr_assert(eq(int, h_proc_wait(p->proc, (int)p->shutdown_ms + 5000), 0));

@@ -1254,44 +1254,6 @@ Test(takeover, the_old_process_finishes_its_requests_in_flight_and_closes_idle_c
 
 /* ------------------------------------------------------------------ reexec */
 
-/* Sends an admin command without waiting for its reply. */
-static void
-admin_send(int adm, const char *line)
-{
-    const char *msg = h_fmt("%s\n", line);
-
-    cr_assert(eq(long, (long)send(adm, msg, strlen(msg), MSG_NOSIGNAL), (long)strlen(msg)));
-}
-
-/* The reply to a command sent with admin_send (without its closing empty line), within
- * timeout_ms. */
-static const char *
-admin_reply(int adm, int timeout_ms)
-{
-    char *buf = h_alloc(8192);
-    size_t len = 0;
-    uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
-
-    for (;;) {
-        struct pollfd pfd = {.fd = adm, .events = POLLIN};
-        char *end = strstr(buf, "\n\n");
-        uint64_t now = h_now_ms();
-        int left = now < deadline ? (int)(deadline - now) : 0;
-        ssize_t n;
-
-        if (end != NULL) {
-            end[1] = '\0';
-            return buf;
-        }
-        cr_assert(lt(sz, len, (size_t)8191), "reply too long: %s", buf);
-        cr_assert(eq(int, poll(&pfd, 1, left), 1), "no reply within %d ms", timeout_ms);
-        n = recv(adm, buf + len, 8191 - len, 0);
-        cr_assert(gt(long, (long)n, 0L), "the admin socket closed before the reply: %s", buf);
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-}
-
 /* `reexec` answers once the new process took over: start-up and first checks come first. */
 #define REEXEC_REPLY_MS 30000
 
@@ -1359,6 +1321,25 @@ install_binary(const char *path, const char *data, size_t len)
     cr_assert(eq(int, chmod(path, 0755), 0));
 }
 
+/*
+ * Starts crossfade as `o` says, run from a copy of the binary installed at NAME in the scratch
+ * directory (o->binary is set to it), so that the test may replace or remove the file; returns
+ * the proxy, and the binary's bytes in *bin and *len for the test to install again.
+ */
+static struct h_proxy *
+start_from_copy(struct h_proxy_opts *o, const char *name, const char **bin, size_t *len)
+{
+    struct h_proxy *p;
+
+    *bin = h_read_file(h_bin("crossfade"), len);
+    cr_assert(ne(ptr, (void *)*bin, NULL));
+    o->binary = h_path(name);
+    install_binary(o->binary, *bin, *len);
+    p = h_proxy_start(o);
+    cr_assert(eq(str, (char *)exe_of(p->proc->pid), (char *)o->binary));
+    return p;
+}
+
 /* Whether the process is gone or a zombie. */
 static bool
 proc_gone(long pid)
@@ -1395,8 +1376,8 @@ Test(takeover, reexec_under_load_starts_the_installed_binary_which_takes_over, .
 
     bench = load_start(p, LOAD_KEEP_ALIVE);
     cr_assert(wait_served_more(ups, 2, 500, H_IO_TIMEOUT_MS), "the load did not get going");
-    admin_send(adm, "reexec");
-    pid = reexec_new_pid(admin_reply(adm, REEXEC_REPLY_MS), p, exe);
+    h_admin_send(adm, "reexec");
+    pid = reexec_new_pid(h_admin_reply(adm, REEXEC_REPLY_MS), p, exe);
     next = reexec_adopt(p, pid);
     cr_assert(wait_served_more(ups, 2, 1000, H_IO_TIMEOUT_MS),
               "the load did not go on after the old process exited");
@@ -1419,8 +1400,8 @@ Test(takeover, reexec_under_load_starts_the_installed_binary_which_takes_over, .
     expect_log(p->proc->log_path, "event=reexec result=ok", h_fmt("pid=%ld", pid));
     cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), "tester-7"), "y1"));
     /* And it serves on by itself: a second reexec from it works the same way. */
-    admin_send(adm, "reexec");
-    pid = reexec_new_pid(admin_reply(adm, REEXEC_REPLY_MS), next, exe);
+    h_admin_send(adm, "reexec");
+    pid = reexec_new_pid(h_admin_reply(adm, REEXEC_REPLY_MS), next, exe);
     next = reexec_adopt(next, pid);
     adm = h_admin_connect(next);
     cr_assert(eq(long, admin_pid(adm), pid));
@@ -1462,8 +1443,9 @@ Test(takeover, reexec_with_an_invalid_file_answers_the_error_and_the_old_serves_
     expect_reply(adm, "set weight 20", "ok: weight y 20.00 (was 0.00)\n");
     /* Fixed, it works. */
     h_write_file("crossfade.yaml", "%s", text);
-    h_proxy_finish(
-        reexec_adopt(p, reexec_new_pid(h_admin_cmd(adm, "reexec"), p, exe_of(p->proc->pid))));
+    h_admin_send(adm, "reexec");
+    h_proxy_finish(reexec_adopt(
+        p, reexec_new_pid(h_admin_reply(adm, REEXEC_REPLY_MS), p, exe_of(p->proc->pid))));
 }
 
 /*
@@ -1475,20 +1457,14 @@ Test(takeover, reexec_runs_the_file_installed_at_the_path_and_says_when_there_is
      .timeout = 60)
 {
     struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
-    const char *copy = h_path("crossfade-installed"), *staged = h_path("crossfade-staged");
-    const char *bin, *reply;
+    const char *staged = h_path("crossfade-staged"), *bin, *reply, *copy;
     size_t len = 0;
-    struct h_proxy_opts o = {.x = {{x1->port}}, .y = {{y1->port}}, .binary = copy};
-    struct h_proxy *p;
-    int adm;
+    struct h_proxy_opts o = {.x = {{x1->port}}, .y = {{y1->port}}};
+    struct h_proxy *p = start_from_copy(&o, "crossfade-installed", &bin, &len);
+    int adm = h_admin_connect(p);
     long pid;
 
-    bin = h_read_file(h_bin("crossfade"), &len);
-    cr_assert(ne(ptr, (void *)bin, NULL));
-    install_binary(copy, bin, len);
-    p = h_proxy_start(&o);
-    adm = h_admin_connect(p);
-    cr_assert(eq(str, (char *)exe_of(p->proc->pid), (char *)copy));
+    copy = o.binary;
 
     cr_assert(eq(int, unlink(copy), 0));
     reply = h_admin_cmd(adm, "reexec");
@@ -1502,7 +1478,8 @@ Test(takeover, reexec_runs_the_file_installed_at_the_path_and_says_when_there_is
     /* A new file at the path: that is what runs. */
     install_binary(staged, bin, len);
     cr_assert(eq(int, rename(staged, copy), 0));
-    pid = reexec_new_pid(h_admin_cmd(adm, "reexec"), p, copy);
+    h_admin_send(adm, "reexec");
+    pid = reexec_new_pid(h_admin_reply(adm, REEXEC_REPLY_MS), p, copy);
     cr_assert(eq(str, (char *)exe_of(pid), (char *)copy));
     h_proxy_finish(reexec_adopt(p, pid));
 }
@@ -1516,24 +1493,17 @@ Test(takeover, reexec_runs_the_file_installed_at_the_path_and_says_when_there_is
 Test(takeover, a_second_reexec_is_refused_and_a_stop_ends_the_one_under_way, .timeout = 60)
 {
     struct h_upstream *x1 = h_upstream_start("x1", NULL);
-    const char *copy = h_path("crossfade-installed"), *staged = h_path("crossfade-staged");
-    const char *script = "#!/bin/sh\nexec sleep 30\n", *bin;
+    const char *staged = h_path("crossfade-staged"), *script = "#!/bin/sh\nexec sleep 30\n", *bin;
     size_t len = 0;
-    struct h_proxy_opts o = {.x = {{x1->port}}, .binary = copy};
-    struct h_proxy *p;
-    int adm, adm2;
+    struct h_proxy_opts o = {.x = {{x1->port}}};
+    struct h_proxy *p = start_from_copy(&o, "crossfade-installed", &bin, &len);
+    int adm = h_admin_connect(p), adm2 = h_admin_connect(p);
     long pid;
 
-    bin = h_read_file(h_bin("crossfade"), &len);
-    cr_assert(ne(ptr, (void *)bin, NULL));
-    install_binary(copy, bin, len);
-    p = h_proxy_start(&o);
-    adm = h_admin_connect(p);
-    adm2 = h_admin_connect(p);
     install_binary(staged, script, strlen(script));
-    cr_assert(eq(int, rename(staged, copy), 0));
+    cr_assert(eq(int, rename(staged, o.binary), 0));
 
-    admin_send(adm, "reexec");
+    h_admin_send(adm, "reexec");
     cr_assert(h_log_wait(p->proc->log_path, "event=reexec_started", H_IO_TIMEOUT_MS));
     pid = strtol(strstr(h_log_line(p->proc->log_path, "event=reexec_started"), " pid=") + 5, NULL,
                  10);
@@ -1545,7 +1515,7 @@ Test(takeover, a_second_reexec_is_refused_and_a_stop_ends_the_one_under_way, .ti
     cr_assert(eq(str, (char *)h_served_by(h_connect(p->port), NULL), "x1"));
 
     cr_assert(eq(int, kill(p->proc->pid, SIGTERM), 0));
-    cr_assert(eq(str, (char *)admin_reply(adm, H_IO_TIMEOUT_MS),
+    cr_assert(eq(str, (char *)h_admin_reply(adm, H_IO_TIMEOUT_MS),
                  h_fmt("error: this crossfade is stopping: the new process (pid %ld) cannot take "
                        "over\n",
                        pid)));
