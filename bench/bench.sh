@@ -10,6 +10,8 @@
 #   BENCH_WORKERS=1 (crossfade's workers and HAProxy's nbthread; wrk gets as many threads; nginx,
 #   one process without a master here, only runs with 1)
 #   XF_BIN=bin  BENCH_KEEP=1 (keep the temporary folder with configs, logs and raw outputs)
+#   BENCH_PIN=1 (with BENCH_WORKERS=1: the proxies on CPU 0, the node and wrk on CPU 1, so that
+#   a proxy's CPU per request is not mixed with theirs on a shared core)
 # Exits non-zero only when the setup fails (a tool missing, a server that does not start);
 # a figure, good or bad, never changes the exit status.
 set -u
@@ -43,6 +45,7 @@ IDLE=${IDLE_CONNS:-2000}
 STRACE_SECONDS=${STRACE_SECONDS:-3}
 NODES=${BENCH_NODES:-1}
 WORKERS=${BENCH_WORKERS:-1}
+PIN=${BENCH_PIN:-0}
 BASE=${BENCH_PORT:-18400}
 BIN=${XF_BIN:-bin}
 HOST=127.0.0.1
@@ -60,6 +63,15 @@ for v in SECONDS_RUN ROUNDS CONNS IDLE STRACE_SECONDS NODES WORKERS BASE; do
     fi
 done
 [ "$NODES" -le 2 ] || die "BENCH_NODES must be 1 or 2"
+PIN_PROXY=
+PIN_LOAD=
+if [ "$PIN" = 1 ]; then
+    [ "$WORKERS" = 1 ] || die "BENCH_PIN=1 goes with BENCH_WORKERS=1 (one core for the proxy)"
+    [ "$(nproc)" -ge 2 ] || die "BENCH_PIN=1 needs two cores"
+    command -v taskset >/dev/null || die "taskset is not installed (util-linux)"
+    PIN_PROXY="taskset -c 0"
+    PIN_LOAD="taskset -c 1"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Processes and clean-up: every process started is recorded here and stopped on exit.
@@ -262,7 +274,8 @@ echo "   $("$BIN/crossfade" --version 2>&1 | head -1); $(haproxy -v 2>&1 | head 
     "$([ "$NGINX" = 1 ] && nginx -v 2>&1 | sed 's/.*: /; /')" \
     "; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "   wrk -t$WORKERS -c$CONNS -d${SECONDS_RUN}s x $ROUNDS rounds; strace ${STRACE_SECONDS}s;" \
-    "$IDLE idle connections; $NODES node(s); open files $NOFILE; CLK_TCK $CLK_TCK"
+    "$IDLE idle connections; $NODES node(s); open files $NOFILE; CLK_TCK $CLK_TCK" \
+    "$([ "$PIN" = 1 ] && echo "; proxies on CPU 0, node and wrk on CPU 1")"
 echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: compare ratios)"
 echo "   configs in $TMP (BENCH_KEEP=1 keeps them)"
 echo
@@ -272,7 +285,7 @@ i=0
 for p in "${NODE_PORTS[@]}"; do
     i=$((i + 1))
     show "$BIN/xf-upstream --listen $HOST:$p --name x$i --quiet"
-    "$BIN/xf-upstream" --listen "$HOST:$p" --name "x$i" --quiet 2>"$TMP/node$i.log" &
+    $PIN_LOAD "$BIN/xf-upstream" --listen "$HOST:$p" --name "x$i" --quiet 2>"$TMP/node$i.log" &
     pids+=("$!")
     NODE_PIDS+=("$!")
 done
@@ -281,21 +294,21 @@ for p in "${NODE_PORTS[@]}"; do wait_port "$p" || die "xf-upstream did not liste
 "$BIN/crossfade" -t -c "$TMP/crossfade.yaml" >"$TMP/crossfade-check.log" 2>&1 ||
     die "crossfade rejects its config: $(cat "$TMP/crossfade-check.log")"
 show "$BIN/crossfade -c $TMP/crossfade.yaml"
-"$BIN/crossfade" -c "$TMP/crossfade.yaml" >"$TMP/crossfade.out" 2>"$TMP/crossfade.log" &
+$PIN_PROXY "$BIN/crossfade" -c "$TMP/crossfade.yaml" >"$TMP/crossfade.out" 2>"$TMP/crossfade.log" &
 XF_PID=$!
 pids+=("$XF_PID")
 
 haproxy -c -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 ||
     die "haproxy rejects its config: $(cat "$TMP/haproxy-check.log")"
 show "haproxy -db -f $TMP/haproxy.cfg"
-haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+$PIN_PROXY haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HA_PID=$!
 pids+=("$HA_PID")
 
 NG_PID=
 if [ "$NGINX" = 1 ]; then
     show "nginx -c $TMP/nginx.conf"
-    nginx -c "$TMP/nginx.conf" >"$TMP/nginx.out" 2>&1 &
+    $PIN_PROXY nginx -c "$TMP/nginx.conf" >"$TMP/nginx.out" 2>&1 &
     NG_PID=$!
     pids+=("$NG_PID")
 fi
@@ -367,7 +380,7 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "-" || b == "-") pri
 # Runs wrk in the background and waits for it, so that a signal stops the script at once.
 run_wrk() { # target seconds outfile
     local url="http://$HOST:${PORT[$1]}/" w rc
-    timeout $(($2 + 20)) wrk -t"$WORKERS" -c"$CONNS" -d"$2"s --timeout 2s --latency "$url" >"$3" 2>&1 &
+    timeout $(($2 + 20)) $PIN_LOAD wrk -t"$WORKERS" -c"$CONNS" -d"$2"s --timeout 2s --latency "$url" >"$3" 2>&1 &
     w=$!
     pids+=("$w")
     wait "$w"
