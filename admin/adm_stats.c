@@ -89,6 +89,12 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
     adm_reply_line(r, "override_ignored invalid=%llu not_allowed=%llu",
                    (unsigned long long)s->override_invalid,
                    (unsigned long long)s->override_not_allowed);
+    adm_reply_line(r, "tls_handshakes completed=%llu resumed=%llu failed=%llu",
+                   (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_resumed,
+                   (unsigned long long)s->tls_failed);
+    adm_reply_line(r, "tls_node_handshakes completed=%llu resumed=%llu failed=%llu",
+                   (unsigned long long)s->tls_node_handshakes,
+                   (unsigned long long)s->tls_node_resumed, (unsigned long long)s->tls_node_failed);
 }
 
 /* The same as one JSON object on one line. */
@@ -132,9 +138,14 @@ adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                  (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
     }
     ADM_JSON("},\"client_connections\":%llu,\"override_ignored\":{\"invalid\":%llu,"
-             "\"not_allowed\":%llu}}",
+             "\"not_allowed\":%llu},\"tls_handshakes\":{\"completed\":%llu,\"resumed\":%llu,"
+             "\"failed\":%llu},\"tls_node_handshakes\":{\"completed\":%llu,\"resumed\":%llu,"
+             "\"failed\":%llu}}",
              (unsigned long long)s->client_connections, (unsigned long long)s->override_invalid,
-             (unsigned long long)s->override_not_allowed);
+             (unsigned long long)s->override_not_allowed, (unsigned long long)s->tls_handshakes,
+             (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failed,
+             (unsigned long long)s->tls_node_handshakes, (unsigned long long)s->tls_node_resumed,
+             (unsigned long long)s->tls_node_failed);
 #undef ADM_JSON
     adm_reply_line(r, "%s", buf);
 }

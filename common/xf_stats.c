@@ -82,6 +82,12 @@ xf_stats_merge(struct xf_stats *dst, const struct xf_stats *src)
     dst->client_connections += XF_STAT_GET(src->client_connections);
     dst->override_invalid += XF_STAT_GET(src->override_invalid);
     dst->override_not_allowed += XF_STAT_GET(src->override_not_allowed);
+    dst->tls_handshakes += XF_STAT_GET(src->tls_handshakes);
+    dst->tls_resumed += XF_STAT_GET(src->tls_resumed);
+    dst->tls_failed += XF_STAT_GET(src->tls_failed);
+    dst->tls_node_handshakes += XF_STAT_GET(src->tls_node_handshakes);
+    dst->tls_node_resumed += XF_STAT_GET(src->tls_node_resumed);
+    dst->tls_node_failed += XF_STAT_GET(src->tls_node_failed);
     if (dst->started_s == 0)
         dst->started_s = XF_STAT_GET(src->started_s);
 }

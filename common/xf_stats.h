@@ -48,6 +48,12 @@ struct xf_stats {
     uint64_t client_connections;        /* open now */
     uint64_t override_invalid;          /* tester overrides ignored: a value other than x or y */
     uint64_t override_not_allowed;      /* ... or from a client outside split.override_from */
+    uint64_t tls_handshakes;            /* clients' TLS handshakes completed */
+    uint64_t tls_resumed;               /* ... of which resumed a session (ticket or cache) */
+    uint64_t tls_failed;                /* clients' handshakes that failed or timed out */
+    uint64_t tls_node_handshakes;       /* TLS handshakes with nodes completed */
+    uint64_t tls_node_resumed;          /* ... of which resumed a session */
+    uint64_t tls_node_failed;           /* ... that failed (verification, protocol, timeout) */
     uint64_t started_s;                 /* monotonic second the process started */
 };
 

@@ -10,6 +10,9 @@
 
 #include "common/xf.h"
 
+/* The size of a "FILE:LINE:COL: key.path" prefix kept for a later message (struct cfg_file). */
+#define CFG_AT_MAX 192
+
 /* An address as written ("127.0.0.1:8000", "[::1]:8000", "localhost:8000"), resolved at load. */
 struct cfg_addr {
     struct sockaddr_storage sa;
@@ -22,11 +25,52 @@ enum cfg_role {
     CFG_ROLE_ADMIN_API, /* proxies to x only; subject to the freeze (issue 4) */
 };
 
+/*
+ * A file the configuration names (a certificate, a key, a CA bundle), with where it names it, so
+ * that the checks made when the file is read can point at the line: `at` reads
+ * "FILE:LINE:COL: listen[0].tls.certificates[1].key", like the walk's own messages.
+ */
+struct cfg_file {
+    char *path; /* owned; NULL: not set */
+    char at[CFG_AT_MAX];
+};
+
+/* listen[].tls.certificates[]: a certificate chain, its key, and the SNI names it serves. */
+struct cfg_tls_cert {
+    struct cfg_file cert, key;
+    char **names;   /* owned, each owned: names given in the file (`names:`); none: the names */
+    size_t n_names; /* the certificate itself holds (subject alternative names, else the CN) */
+    char at[CFG_AT_MAX]; /* the entry itself */
+};
+
+enum cfg_tls_verify {
+    CFG_TLS_VERIFY_OFF = 0,  /* no client certificate is asked for (default) */
+    CFG_TLS_VERIFY_OPTIONAL, /* asked for; one that does not verify is ignored */
+    CFG_TLS_VERIFY_REQUIRED, /* asked for; the handshake fails without a valid one */
+};
+
+#define CFG_TLS_V12 1u
+#define CFG_TLS_V13 2u
+
+/* listen[].tls: crossfade terminates TLS on this listener. */
+struct cfg_tls_listen {
+    struct cfg_tls_cert *certs; /* owned, n_certs >= 1; the first is the default */
+    size_t n_certs;
+    unsigned protocols;        /* CFG_TLS_V12 | CFG_TLS_V13 (default both) */
+    char *ciphers;             /* owned; TLS 1.2 cipher list (OpenSSL syntax); NULL: the default */
+    char *ciphersuites;        /* owned; TLS 1.3 suites; NULL: the default */
+    struct cfg_file client_ca; /* CAs that sign client certificates; path NULL: none */
+    enum cfg_tls_verify verify_client;
+    char at[CFG_AT_MAX]; /* "FILE:LINE:COL: listen[0].tls" */
+    char ciphers_at[CFG_AT_MAX], ciphersuites_at[CFG_AT_MAX];
+};
+
 struct cfg_listener {
     struct cfg_addr addr;
     enum cfg_role role;
     uint16_t node_port; /* requests taken here go to each node's host at this port; 0 (default):
                            the node's own port */
+    struct cfg_tls_listen *tls; /* owned by the cfg (copies borrow it); NULL: plain HTTP */
 };
 
 struct cfg_node {
@@ -70,6 +114,16 @@ struct cfg_outlier {
     unsigned max_ejection_ms; /* 5m: the longest ejection */
 };
 
+/* clusters.NAME.tls: crossfade speaks TLS to the cluster's nodes. */
+struct cfg_tls_node {
+    bool verify;          /* the node's certificate is checked (default true) */
+    struct cfg_file ca;   /* the CAs that sign the nodes' certificates; NULL: the system's */
+    char *sni;            /* owned; the name sent and checked; NULL: each node's host name */
+    struct cfg_file cert; /* a client certificate for mTLS to the nodes; NULL: none */
+    struct cfg_file key;
+    char at[CFG_AT_MAX]; /* "FILE:LINE:COL: clusters.y.tls" */
+};
+
 struct cfg_cluster {
     struct cfg_node *nodes; /* owned */
     size_t n_nodes;
@@ -84,6 +138,7 @@ struct cfg_cluster {
                                      off (default) */
     unsigned resolve_interval_ms; /* nodes named by a host name are looked up again this often;
                                      0: only at start-up and add node (default) */
+    struct cfg_tls_node *tls;     /* owned; NULL: plain HTTP to the nodes (default) */
 };
 
 enum cfg_key_kind {
@@ -137,6 +192,7 @@ struct cfg_timeouts {
     unsigned upstream_idle_ms;     /* 30s */
     unsigned shutdown_ms;          /* 10s: how long SIGTERM waits for in-flight requests */
     unsigned queue_ms;             /* 5s: how long a request waits for a node connection */
+    unsigned tls_handshake_ms;     /* 10s: a client's TLS handshake, from its connection */
 };
 
 struct cfg_limits {
@@ -170,6 +226,7 @@ struct cfg {
     char *state_file; /* owned; where the admin socket keeps its changes; NULL: off */
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
     unsigned workers;            /* worker threads, 1..CFG_WORKERS_MAX; 0: auto (the online CPUs) */
+    unsigned tls_ticket_rotation_ms; /* tls.ticket_rotation: 1h; a session ticket key's life */
 };
 
 #define CFG_WORKERS_MAX 64

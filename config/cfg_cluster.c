@@ -30,11 +30,12 @@ enum cfg_cluster_key {
     CFG_CLUSTER_OUTLIER,
     CFG_CLUSTER_SLOW_START,
     CFG_CLUSTER_RESOLVE_INTERVAL,
+    CFG_CLUSTER_TLS,
     CFG_CLUSTER_KEY_COUNT,
 };
 static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
     "nodes",  "balance", "failover",   "max_connections",  "max_pending",
-    "health", "outlier", "slow_start", "resolve_interval",
+    "health", "outlier", "slow_start", "resolve_interval", "tls",
 };
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 
@@ -490,6 +491,10 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
                             "expected a duration from 1s to 24h, got %s",
                             cfg_got(v[CFG_CLUSTER_RESOLVE_INTERVAL], shown));
     }
+    if (v[CFG_CLUSTER_TLS] != NULL &&
+        cfg_walk_cluster_tls(ctx, v[CFG_CLUSTER_TLS], cfg_path_key(sub, path, "tls"), cluster) ==
+            -1)
+        return -1;
     return 0;
 }
 

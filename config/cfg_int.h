@@ -69,4 +69,18 @@ int cfg_get_bool(const struct cfg_ctx *ctx, const yaml_node_t *node, const char 
  */
 int cfg_walk_clusters(const struct cfg_ctx *ctx, const yaml_node_t *root, const yaml_node_t *node);
 
+/* ---- TLS (cfg_tls.c) ----------------------------------------------------------------------- */
+
+/* listen[i].tls at `path`: fills l->tls (owned by the cfg even on failure). 0, or -1. */
+int cfg_walk_listener_tls(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                          struct cfg_listener *l);
+/* The top-level tls section (ticket_rotation); node may be NULL. 0, or -1 with a message. */
+int cfg_walk_tls(const struct cfg_ctx *ctx, const yaml_node_t *node);
+void cfg_tls_listen_free(struct cfg_tls_listen *t);
+/* clusters.NAME.tls at `path`: a mapping, or true for the defaults. Fills c->tls (owned by the
+ * cfg even on failure). 0, or -1 with a message. */
+int cfg_walk_cluster_tls(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                         struct cfg_cluster *c);
+void cfg_tls_node_free(struct cfg_tls_node *t);
+
 #endif

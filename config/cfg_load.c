@@ -43,20 +43,23 @@ enum cfg_root_key {
     CFG_ROOT_LOG_LEVEL,
     CFG_ROOT_STATE_FILE,
     CFG_ROOT_WORKERS,
+    CFG_ROOT_TLS,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
     "listen",  "admin",      "split",     "clusters",   "timeouts", "limits",
-    "retries", "access_log", "log_level", "state_file", "workers",
+    "retries", "access_log", "log_level", "state_file", "workers",  "tls",
 };
 
 enum cfg_listen_key {
     CFG_LISTEN_ADDRESS = 0,
     CFG_LISTEN_ROLE,
     CFG_LISTEN_NODE_PORT,
+    CFG_LISTEN_TLS,
     CFG_LISTEN_COUNT,
 };
-static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {"address", "role", "node_port"};
+static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {"address", "role", "node_port",
+                                                              "tls"};
 static const char *const cfg_role_names[] = {"proxy", "admin_api"}; /* by enum cfg_role */
 
 enum cfg_admin_key {
@@ -90,11 +93,12 @@ enum cfg_timeout_key {
     CFG_TIMEOUT_UPSTREAM_IDLE,
     CFG_TIMEOUT_SHUTDOWN,
     CFG_TIMEOUT_QUEUE,
+    CFG_TIMEOUT_TLS_HANDSHAKE,
     CFG_TIMEOUT_COUNT,
 };
 static const char *const cfg_timeout_keys[CFG_TIMEOUT_COUNT] = {
     "connect",       "client_header", "client_idle", "upstream_response",
-    "upstream_idle", "shutdown",      "queue",
+    "upstream_idle", "shutdown",      "queue",       "tls_handshake",
 };
 
 enum cfg_limit_key {
@@ -637,6 +641,9 @@ cfg_walk_listener(const struct cfg_ctx *ctx, const yaml_node_t *item, size_t i)
     }
     if (item->type != YAML_MAPPING_NODE)
         return 0;
+    if (v[CFG_LISTEN_TLS] != NULL &&
+        cfg_walk_listener_tls(ctx, v[CFG_LISTEN_TLS], cfg_path_key(sub, path, "tls"), l) == -1)
+        return -1;
     if (v[CFG_LISTEN_NODE_PORT] != NULL) {
         unsigned port;
 
@@ -1056,7 +1063,7 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
     struct cfg_timeouts *t = &ctx->cfg->timeouts;
     unsigned *const dst[CFG_TIMEOUT_COUNT] = {
         &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms, &t->upstream_response_ms,
-        &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,
+        &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,       &t->tls_handshake_ms,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_TIMEOUT_COUNT];
@@ -1238,7 +1245,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_access_log(ctx, v[CFG_ROOT_ACCESS_LOG]) == -1 ||
         cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
         cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1 ||
-        cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1)
+        cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1 ||
+        cfg_walk_tls(ctx, v[CFG_ROOT_TLS]) == -1)
         return -1;
     return 0;
 }
@@ -1284,7 +1292,9 @@ cfg_new_defaults(const char *name)
         .upstream_idle_ms = 30000,
         .shutdown_ms = 10000,
         .queue_ms = 5000,
+        .tls_handshake_ms = 10000,
     };
+    cfg->tls_ticket_rotation_ms = 3600u * 1000u;
     cfg->limits = (struct cfg_limits){
         .max_connections = 20000,
         .max_request_line_bytes = 8192,
@@ -1537,6 +1547,8 @@ cfg_free(const struct cfg *cfg_const)
         __atomic_fetch_sub(&cfg->refs, 1, __ATOMIC_ACQ_REL) != 1)
         return;
     free(cfg->path);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        cfg_tls_listen_free(cfg->listeners[i].tls);
     free(cfg->listeners);
     free(cfg->admin_socket);
     free(cfg->admin_group);
@@ -1551,6 +1563,7 @@ cfg_free(const struct cfg *cfg_const)
         free(cfg->clusters[i].nodes);
         free(cfg->clusters[i].health.path);
         free(cfg->clusters[i].health.host);
+        cfg_tls_node_free(cfg->clusters[i].tls);
     }
     free(cfg->access_log);
     free(cfg->state_file);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <llhttp.h>
+#include <openssl/ssl.h>
 
 #include "balancer/bal.h"
 #include "common/xf.h"
@@ -218,6 +219,8 @@ struct px_pool_target {
     struct cfg_addr addr; /* the node's address, or its host at the target's port */
     TAILQ_HEAD(, px_upstream) idle;
     unsigned n_idle;
+    SSL_SESSION *tls_sess; /* owned: the last TLS session the node gave, to resume; or NULL */
+    unsigned tls_sess_gen; /* w->node_tls_gen when it was made: older ones are not offered */
 };
 
 /*
@@ -245,7 +248,7 @@ struct px_pool {
     /* A run of faults of the node seen by this worker (docs/architecture.md, "Logs"). */
     unsigned fault_count; /* faults in the run; 0: none running */
     uint64_t fault_first_ms, fault_last_ms;
-    char fault_last[96];      /* the last fault, as logged */
+    char fault_last[256];     /* the last fault, as logged */
     struct event *fault_ev;   /* owned: ends a run that stayed quiet */
     struct px_worker *w;      /* borrowed */
     size_t n_targets;         /* fewer than the worker's after a reload added a node_port: grown
@@ -261,7 +264,8 @@ struct px_listener {
     unsigned target;          /* where its requests go: index of w->target_ports */
     int fd;                   /* -1 once closed */
     struct event ev;          /* assigned by the worker that owns it */
-    bool paused; /* its event is not armed: not accepting (see px_worker_accept_update) */
+    bool paused;  /* its event is not armed: not accepting (see px_worker_accept_update) */
+    SSL_CTX *tls; /* a counted reference (SSL_CTX_up_ref): TLS is terminated here; NULL: plain */
     struct px_listener *next_gone; /* in w->gone_listeners once a reload removed it */
 };
 
@@ -362,7 +366,40 @@ struct px_reload_msg {
     size_t n_targets;
     struct xf_hdr *hdrs, *resp_hdrs; /* larger header tables (limits.max_headers rose), or NULL */
     size_t hdrs_cap, resp_hdrs_cap;
+    SSL_CTX **tls; /* owned: each listener's TLS context (a reference each), NULL for plain ones */
+    SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned references: TLS to each cluster's nodes */
 };
+
+/* --- TLS contexts (px_tls.c; a client connection's TLS is in px_conn.h) --- */
+
+/* Process-wide set-up (the ticket keys' master secret); once, before any context. 0, or -1. */
+int px_tls_init(struct xf_err *err);
+/* The life of a session ticket key (tls.ticket_rotation); read by every worker's handshakes. */
+void px_tls_set_rotation(unsigned rotation_ms);
+/*
+ * A listener's TLS context, its certificates read and checked (chain, key match, names, dates:
+ * expired ones are warned about, not refused), SNI choosing among them. Returns a reference the
+ * caller frees with SSL_CTX_free, or NULL with err ("FILE:LINE:COL: key.path: what is wrong").
+ */
+SSL_CTX *px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms,
+                           struct xf_err *err);
+/* Contexts for each of cfg's listeners (NULL for plain ones) into *out, owned by the caller
+ * (px_tls_set_free with cfg->n_listeners). 0, or -1 with err and nothing left allocated. */
+int px_tls_set_new(const struct cfg *cfg, SSL_CTX ***out, struct xf_err *err);
+void px_tls_set_free(SSL_CTX **set, size_t n);
+/* The client contexts for each cluster's nodes (NULL where plain) into out: the CAs, the client
+ * certificate, resumption. 0, or -1 with err and out all NULL. */
+int px_tls_nodes_new(const struct cfg *cfg, SSL_CTX *out[CFG_CLUSTER_COUNT], struct xf_err *err);
+void px_tls_nodes_free(SSL_CTX *set[CFG_CLUSTER_COUNT]);
+/* Moves references: frees dst's, takes src's (src emptied). */
+void px_tls_nodes_move(SSL_CTX *dst[CFG_CLUSTER_COUNT], SSL_CTX *src[CFG_CLUSTER_COUNT]);
+/* Copies references (each taken again). */
+void px_tls_nodes_copy(SSL_CTX *dst[CFG_CLUSTER_COUNT], SSL_CTX *const src[CFG_CLUSTER_COUNT]);
+/* A client session toward a node at addr_text ("host:port") with ctx: the name sent and checked
+ * is sni, else the host (an IP address is checked, not sent). NULL when out of memory. */
+SSL *px_tls_node_ssl(SSL_CTX *ctx, const char *sni, const char *addr_text);
+/* RFC 6125: whether a certificate's name (a leading "*." stands for one label) covers host. */
+bool px_tls_name_match(const char *pattern, const char *host);
 
 struct px_ctl;
 
@@ -399,12 +436,14 @@ struct px_worker {
      * that a request routed after a failure sees the verdict on it (an ejection), as with one
      * thread. Costs a compare per request, and a control round trip only after a failure. */
     unsigned obs_fail_mark, obs_fail_read;
-    TAILQ_HEAD(, px_client) held;  /* borrowed: clients whose next request waits for that */
-    struct event_base *base;       /* owned */
-    const struct cfg *cfg;         /* a hold: the config this worker serves with */
-    struct bal_router *router;     /* borrowed: where new snapshots are published */
-    struct px_snap *snap;          /* owned: the snapshot new requests are routed with */
-    uint64_t snap_version;         /* the router version snap was taken at */
+    TAILQ_HEAD(, px_client) held;         /* borrowed: clients whose next request waits for that */
+    struct event_base *base;              /* owned */
+    const struct cfg *cfg;                /* a hold: the config this worker serves with */
+    SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned references: TLS to each cluster's nodes */
+    unsigned node_tls_gen;     /* bumped when they change: sessions of older ones are not resumed */
+    struct bal_router *router; /* borrowed: where new snapshots are published */
+    struct px_snap *snap;      /* owned: the snapshot new requests are routed with */
+    uint64_t snap_version;     /* the router version snap was taken at */
     TAILQ_HEAD(, px_snap) retired; /* owned: older snapshots still used by transactions */
     struct bal_state bal;
     struct px_pool **pools; /* owned: one per node id, allocated on first use; grows */
@@ -433,6 +472,8 @@ struct px_worker {
     struct timeval tv_plain[6]; /* the same when a base has no common timeout left to give */
     bool passive;               /* observations go to the health checks (px_ctl_observe) */
     bool failing_over[CFG_CLUSTER_COUNT]; /* logged once per episode */
+    uint64_t tls_log_window_ms;           /* failed handshakes logged: the window's start, */
+    unsigned tls_log_n, tls_log_dropped;  /* lines written in it, lines left out */
     TAILQ_HEAD(, px_client) clients;
     unsigned n_clients;
     unsigned clients_peak; /* the most open at once since memory was last given back */
@@ -472,11 +513,13 @@ struct px_ctl {
     struct bal_router *router;  /* borrowed */
     struct px_worker **workers; /* owned */
     unsigned n_workers;
-    int efd;                       /* owned: eventfd the workers poke */
-    struct event *ev_efd;          /* owned */
-    struct xf_stats *stats;        /* owned: the health checks' counters */
-    struct px_health *health;      /* borrowed */
-    struct adm_server *adm;        /* borrowed; NULL without an admin socket */
+    SSL_CTX **tls; /* owned: the TLS context of each of cfg's listeners (NULL: plain) */
+    SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned: TLS to each cluster's nodes (NULL: plain) */
+    int efd;                              /* owned: eventfd the workers poke */
+    struct event *ev_efd;                 /* owned */
+    struct xf_stats *stats;               /* owned: the health checks' counters */
+    struct px_health *health;             /* borrowed */
+    struct adm_server *adm;               /* borrowed; NULL without an admin socket */
     struct px_node_share **shares; /* owned: PX_SHARE_CHUNKS chunks, allocated on first use */
     struct event *ev_signals[PX_SIGNALS]; /* owned */
     unsigned clients;                     /* client connections open in every worker (atomic) */
@@ -663,6 +706,9 @@ void px_health_refresh(void *arg);
 /* The resolver (borrowed) that looks the nodes' host names up again every
  * clusters.*.resolve_interval; a node whose name gets a new address is published with it. */
 void px_health_set_resolver(struct px_health *h, struct cfg_resolver *r);
+/* The TLS contexts of each cluster's nodes (px_ctl's node_tls, which reloads update in place):
+ * a TLS cluster's nodes are probed over TLS. */
+void px_health_set_tls(struct px_health *h, SSL_CTX *const *node_tls);
 /* Stops every probe and frees it; NULL is a no-op. */
 /* A reload put `cfg` (borrowed, from now on instead of the one before) in force, its snapshot
  * published already: checks turned on or off per cluster, resolve intervals. */

@@ -137,7 +137,14 @@ px_client_read_on(struct px_client *c)
 
     if (c->eof || c->closing || c->held)
         return; /* a held client reads on once released (px_worker_resume) */
-    if (c->state == PX_C_HEAD) {
+    if (XF_UNLIKELY(c->tls_hs)) {
+        /* The handshake's time runs from the connection, whatever trickles in meanwhile. */
+        uint64_t now = xf_now_ms();
+        uint64_t left = c->tls_hs_end_ms > now ? c->tls_hs_end_ms - now : 1;
+        rem.tv_sec = (time_t)(left / 1000);
+        rem.tv_usec = (suseconds_t)(left % 1000) * 1000;
+        tv = &rem;
+    } else if (c->state == PX_C_HEAD) {
         if (c->head_start_ms != 0) {
             uint64_t now = xf_now_ms(),
                      end = c->head_start_ms + c->w->cfg->timeouts.client_header_ms;
@@ -155,6 +162,18 @@ px_client_read_on(struct px_client *c)
     }
     px_ev_arm(&c->rev, tv);
     c->read_off = false;
+    /* Bytes TLS already took from the socket wake no event: read them now. */
+    if (XF_UNLIKELY(c->ssl != NULL) && px_tls_pending(c))
+        event_active(&c->rev, EV_READ, 1);
+}
+
+/* recv for the connection, through TLS on a TLS listener. */
+static inline ssize_t
+px_client_recv(struct px_client *c, void *buf, size_t len)
+{
+    if (c->ssl == NULL)
+        return recv(c->fd, buf, len, 0);
+    return px_tls_recv(c->ssl, buf, len, &c->tls_read_ww);
 }
 
 void
@@ -360,7 +379,7 @@ px_client_read(struct px_client *c)
     ssize_t n;
 
     if (px_buf_len(&c->in) == 0) {
-        n = recv(c->fd, w->rbuf, w->rbuf_cap, 0);
+        n = px_client_recv(c, w->rbuf, w->rbuf_cap);
         if (n > 0) {
             rc = px_client_feed(c, w->rbuf, (size_t)n, &consumed);
             if (rc == PX_OK && consumed < (size_t)n && !c->closing &&
@@ -374,7 +393,7 @@ px_client_read(struct px_client *c)
         char *dst = px_buf_reserve_small(&c->in, XF_MAX(px_buf_len(&c->in), (size_t)1024));
         if (dst == NULL)
             return PX_CLOSE;
-        n = recv(c->fd, dst, c->in.cap - c->in.end, 0);
+        n = px_client_recv(c, dst, c->in.cap - c->in.end);
         if (n > 0) {
             c->in.end += (size_t)n;
             rc = px_client_feed(c, px_buf_head(&c->in), px_buf_len(&c->in), &consumed);
@@ -385,8 +404,13 @@ px_client_read(struct px_client *c)
     }
     if (n == 0)
         return px_client_on_eof(c);
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        if (XF_UNLIKELY(c->tls_read_ww) && !c->wev_on) {
+            event_add(&c->wev, c->w->tv_client_idle); /* TLS must write before it reads on */
+            c->wev_on = true;
+        }
         return PX_OK;
+    }
     return PX_CLOSE;
 fed:
     if (rc == PX_CLOSE)
@@ -405,7 +429,31 @@ fed:
         px_client_read_off(c);
     else if (c->state == PX_C_HEAD && px_buf_len(&c->in) > 0 && c->head_start_ms != 0)
         px_client_read_on(c); /* re-arm the header deadline */
+    else if (XF_UNLIKELY(c->ssl != NULL) && !c->read_off && px_tls_pending(c))
+        event_active(&c->rev, EV_READ, 1);
     return rc;
+}
+
+/* The TLS handshake goes on (either event); once done, whatever came with it is read. */
+static void
+px_client_on_handshake(struct px_client *c, short what)
+{
+    enum px_rc rc;
+
+    if (what & EV_TIMEOUT) {
+        XF_STAT_INC(c->w->stats->tls_failed);
+        px_client_free(c); /* a stalled handshake: nothing was asked, nothing to answer */
+        return;
+    }
+    rc = px_tls_handshake(c);
+    if (rc == PX_AGAIN)
+        return;
+    if (rc == PX_OK) {
+        px_client_read_on(c); /* the header timeout from now on */
+        rc = px_client_read(c);
+    }
+    if (rc == PX_CLOSE)
+        px_client_free(c);
 }
 
 static void
@@ -432,6 +480,10 @@ px_client_on_read(evutil_socket_t fd, short what, void *arg)
             px_client_free(c);
         return;
     }
+    if (XF_UNLIKELY(c->tls_hs)) {
+        px_client_on_handshake(c, what);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         px_client_on_timeout(c);
         return;
@@ -446,9 +498,20 @@ px_client_on_write(evutil_socket_t fd, short what, void *arg)
     struct px_client *c = arg;
 
     XF_UNUSED(fd);
+    if (XF_UNLIKELY(c->tls_hs)) {
+        px_client_on_handshake(c, what);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         px_client_free(c);
         return;
+    }
+    if (XF_UNLIKELY(c->tls_read_ww)) {
+        c->tls_read_ww = false;
+        if (px_client_read(c) == PX_CLOSE) {
+            px_client_free(c);
+            return;
+        }
     }
     if (px_client_flush(c) == PX_CLOSE)
         px_client_free(c);
@@ -457,7 +520,8 @@ px_client_on_write(evutil_socket_t fd, short what, void *arg)
 enum px_rc
 px_client_flush(struct px_client *c)
 {
-    enum px_rc rc = px_buf_send(&c->out, c->fd, &c->sent_total);
+    enum px_rc rc = XF_LIKELY(c->ssl == NULL) ? px_buf_send(&c->out, c->fd, &c->sent_total)
+                                              : px_tls_send(c->ssl, &c->out, &c->sent_total);
 
     if (rc == PX_CLOSE)
         return PX_CLOSE;
@@ -500,6 +564,7 @@ px_client_linger(struct px_client *c)
 
     if (c->lingering)
         return PX_OK;
+    px_tls_client_shut(c);
     if (shutdown(c->fd, SHUT_WR) == -1)
         return PX_CLOSE;
     c->lingering = true;
@@ -632,7 +697,7 @@ px_req_on_headers_complete(llhttp_t *p)
                            .hdrs = w->hdrs,
                            .n_hdrs = h->n_hdrs,
                            .client_ip = c->ip,
-                           .proto = "http",
+                           .proto = c->ssl != NULL ? "https" : "http",
                            .max_body = w->cfg->limits.max_body_bytes};
 
     h->complete = true;
@@ -986,6 +1051,10 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     if (w->n_clients > w->clients_peak)
         w->clients_peak = w->n_clients;
     XF_STAT_INC(w->stats->client_connections);
+    if (l->tls != NULL && px_tls_client_start(c, l->tls) == -1) {
+        px_client_free(c);
+        return;
+    }
     px_client_read_on(c);
 }
 
@@ -1017,6 +1086,7 @@ px_client_free(struct px_client *c)
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
+    px_tls_client_close(c);
     close(c->fd);
     px_buf_free(&c->in);
     px_buf_free(&c->out);

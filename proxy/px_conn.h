@@ -47,6 +47,11 @@ struct px_client {
     struct px_buf out;    /* bytes waiting to be written to the client */
     struct bal_addr peer; /* the TCP peer, for the split's ip key */
     char ip[46];
+    SSL *ssl;               /* owned; NULL on a plain listener */
+    bool tls_hs;            /* the TLS handshake is under way */
+    bool tls_shut;          /* close_notify was sent */
+    bool tls_read_ww;       /* SSL_read waits for the socket to take a write */
+    uint64_t tls_hs_end_ms; /* when an unfinished handshake is given up */
 };
 
 enum px_ustate {
@@ -76,8 +81,14 @@ struct px_upstream {
     uint64_t sent;   /* request bytes written for the transaction it serves */
     struct event rev, wev;
     llhttp_t parser;
-    struct px_buf out; /* request bytes not yet written to the node */
-    struct px_buf in;  /* a partial response head */
+    struct px_buf out;   /* request bytes not yet written to the node */
+    struct px_buf in;    /* a partial response head */
+    SSL *ssl;            /* owned; NULL for a plain node */
+    bool tls_started;    /* connected: the TLS handshake began (state PX_U_CONNECTING until done) */
+    bool tls_hs;         /* the TLS handshake is not over */
+    bool tls_want_write; /* the handshake waits for the socket to take a write */
+    bool tls_read_ww;    /* SSL_read waits for the socket to take a write */
+    unsigned tls_gen;    /* w->node_tls_gen at its start */
 };
 
 /* A run of faults of a node ends after this long without one. */
@@ -136,6 +147,37 @@ struct px_txn {
     char target[384]; /* "METHOD target HTTP/1.x" for the access log, truncated */
 };
 
+/* px_tls.c: a client's TLS (see px.h for the contexts) */
+#define PX_TLS_LOG_BURST        5  /* failed handshakes logged per worker per 10 s */
+#define PX_TLS_EXPIRY_WARN_DAYS 14 /* a certificate's end is warned about this long before */
+/* Starts TLS on c's socket with ctx (the listener's); -1 when it cannot (the caller frees c). */
+int px_tls_client_start(struct px_client *c, SSL_CTX *ctx);
+/* Moves c's handshake on: PX_OK once done, PX_AGAIN while it waits for the socket (its event
+ * armed for the time left), PX_CLOSE when it failed (counted and logged, rate-limited). */
+enum px_rc px_tls_handshake(struct px_client *c);
+/* Sends close_notify once (before a graceful close of our side). */
+void px_tls_client_shut(struct px_client *c);
+/* Ends c's TLS: close_notify unless cut or never established, then frees the session. */
+void px_tls_client_close(struct px_client *c);
+/* Whether c's TLS holds bytes already read from its socket that no read has returned yet. */
+bool px_tls_pending(const struct px_client *c);
+/* SSL_read into buf as recv would: bytes, 0 at the end, -1 with errno (EAGAIN when it must wait:
+ * *want_write set when for the socket to take a write). */
+ssize_t px_tls_recv(SSL *ssl, void *buf, size_t len, bool *want_write);
+/* SSL_write of b's bytes as px_buf_send does. */
+enum px_rc px_tls_send(SSL *ssl, struct px_buf *b, uint64_t *sent);
+/* Starts TLS on u's connected socket with ctx; the name sent and checked is sni, else the host
+ * of u's target (an IP address is checked, not sent). 0, or -1 (u->ssl may be set: freed with
+ * u). */
+int px_tls_upstream_start(struct px_upstream *u, SSL_CTX *ctx, const char *sni);
+/* Moves u's handshake on: PX_OK once done, PX_AGAIN while it waits (u->tls_want_write says for
+ * what), PX_CLOSE when it failed (counted; the reason, with the verification error, in why). */
+enum px_rc px_tls_upstream_handshake(struct px_upstream *u, char *why, size_t size);
+/* An idle TLS connection turned readable: true when it only took post-handshake messages. */
+bool px_tls_upstream_idle_read(struct px_upstream *u);
+/* Ends u's TLS (close_notify when clean and established) and frees the session. */
+void px_tls_upstream_close(struct px_upstream *u, bool clean);
+
 /* px_client.c */
 enum px_rc px_client_flush(struct px_client *c);
 enum px_rc px_client_continue(struct px_client *c);
@@ -152,7 +194,7 @@ enum px_rc px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fa
  * replayed), or a new one connecting. NULL with *err_status (502) when connecting failed at once.
  */
 struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
-                                    int *err_status, bool check);
+                                    enum cfg_cluster_id cluster, int *err_status, bool check);
 enum px_rc px_upstream_flush(struct px_upstream *u);
 void px_upstream_release(struct px_upstream *u, bool reuse);
 /* Closes an idle pooled connection. */

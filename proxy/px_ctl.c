@@ -465,6 +465,8 @@ px_ctl_free(struct px_ctl *ctl)
         ctl->workers[i] = NULL;
     }
     free(ctl->workers);
+    px_tls_set_free(ctl->tls, ctl->cfg != NULL ? ctl->cfg->n_listeners : 0);
+    px_tls_nodes_free(ctl->node_tls);
     px_reexec_fini(ctl);
     for (size_t i = 0; i < PX_SIGNALS; i++)
         if (ctl->ev_signals[i] != NULL)

@@ -309,7 +309,7 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
         slot = pool->share != NULL && pool->max_conns > 0;
         if (slot && px_pool_slot_take(pool) == -1)
             return px_txn_enqueue(t, pool, data, waited);
-        u = px_upstream_get(w, pool, t->node_target, &err_status, !t->idempotent);
+        u = px_upstream_get(w, pool, t->node_target, t->node->cluster, &err_status, !t->idempotent);
         if (u != NULL) {
             u->slot = slot;
             return px_txn_attach(t, u, data);

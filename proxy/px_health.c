@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "admin/adm.h"
 
@@ -92,7 +93,8 @@ struct px_health {
     void *notify_arg;
     px_health_event_fn event; /* a state change, for the admin socket's watchers; may be NULL */
     void *event_arg;
-    struct cfg_resolver *resolver;               /* borrowed; NULL: names not looked up again */
+    struct cfg_resolver *resolver; /* borrowed; NULL: names not looked up again */
+    SSL_CTX *const *node_tls;      /* borrowed (px_ctl's, changed by reloads): TLS per cluster */
     struct event *resolve_ev[CFG_CLUSTER_COUNT]; /* owned: clusters.*.resolve_interval */
     bool lookup_failed[CFG_CLUSTER_COUNT];       /* a failed lookup was logged (once per run) */
     /* The resolve timers' argument: h, and the cluster in id. */
@@ -436,14 +438,16 @@ px_health_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct px_hnode *n = arg;
 
-    XF_UNUSED(bev);
     if (what & BEV_EVENT_CONNECTED) {
         n->connected = true;
         return;
     }
-    /* An error before the connection is a refusal; after it, or an end of stream before a whole
-     * head came, a reset. */
-    px_health_result(n, false, n->connected ? "fail:reset" : "fail:refused");
+    /* An error before the connection is a refusal (or, over TLS, a failed handshake); after
+     * it, or an end of stream before a whole head came, a reset. */
+    if (!n->connected && bufferevent_get_openssl_error(bev) != 0)
+        px_health_result(n, false, "fail:tls");
+    else
+        px_health_result(n, false, n->connected ? "fail:reset" : "fail:refused");
 }
 
 /* The address a node's probes go to: the node's, with health.port when set. */
@@ -470,11 +474,28 @@ px_health_probe_start(struct px_hnode *n)
     socklen_t len;
     struct timeval tv = px_health_tv(hc->timeout_ms);
 
+    SSL_CTX *tls = n->h->node_tls != NULL ? n->h->node_tls[n->cluster] : NULL;
+
     px_health_target(n, &sa, &len);
     n->connected = false;
     n->probe_ms = xf_now_ms();
-    n->bev =
-        bufferevent_socket_new(n->h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (tls != NULL) {
+        /* A TLS cluster is checked over TLS, its certificate verified as for requests; the
+         * connection counts as made once the handshake is over. */
+        const struct cfg_tls_node *t = n->h->cfg->clusters[n->cluster].tls;
+        SSL *ssl = px_tls_node_ssl(tls, t != NULL ? t->sni : NULL, n->addr.text);
+
+        n->bev =
+            ssl == NULL
+                ? NULL
+                : bufferevent_openssl_socket_new(n->h->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (n->bev == NULL)
+            SSL_free(ssl);
+    } else {
+        n->bev =
+            bufferevent_socket_new(n->h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    }
     if (n->bev == NULL) {
         px_health_result(n, false, "fail:refused");
         return;
@@ -745,6 +766,12 @@ px_health_on_resolve_timer(evutil_socket_t fd, short what, void *arg)
     }
     bal_snapshot_unref(s);
     evtimer_add(h->resolve_ev[c], &tv);
+}
+
+void
+px_health_set_tls(struct px_health *h, SSL_CTX *const *node_tls)
+{
+    h->node_tls = node_tls;
 }
 
 void

@@ -223,6 +223,15 @@ main(int argc, char **argv)
         return 2;
     }
     if (test) {
+        SSL_CTX **tls = NULL;
+
+        /* The files the configuration names are part of it: certificates and keys are read. */
+        if (px_tls_set_new(cfg, &tls, &err) == -1) {
+            fprintf(stderr, "%s\n", err.msg);
+            cfg_free(cfg);
+            return 2;
+        }
+        px_tls_set_free(tls, cfg->n_listeners);
         fprintf(stderr, "crossfade: configuration file %s is valid\n", path);
         cfg_free(cfg);
         return 0;
@@ -280,6 +289,7 @@ main(int argc, char **argv)
         goto fail;
     px_health_set_notify(health, px_ctl_refresh, ctl);
     px_health_set_resolver(health, resolver);
+    px_health_set_tls(health, ctl->node_tls);
     wired.ctl = ctl;
     wired.health = health;
     px_ctl_wire(ctl, adm, health);

@@ -35,6 +35,9 @@ px_reload_msg_fini(struct px_reload_msg *m)
             free(m->listeners[i]);
         }
     }
+    px_tls_set_free(m->tls, m->cfg != NULL ? m->cfg->n_listeners : 0);
+    m->tls = NULL;
+    px_tls_nodes_free(m->node_tls);
     free(m->listeners);
     free(m->target_ports);
     free(m->hdrs);
@@ -104,6 +107,11 @@ px_worker_reload(struct px_worker *w)
         }
         if (l == NULL)
             continue; /* cannot be: the control thread chose by the same rule */
+        /* Certificates read again by this reload: new connections take them, open ones keep
+         * theirs. */
+        SSL_CTX_free(l->tls);
+        l->tls = m->tls[i];
+        m->tls[i] = NULL;
         l->conf = *lc;
         l->target = px_worker_target_of(w, lc->node_port);
         ls[n++] = l;
@@ -129,6 +137,10 @@ px_worker_reload(struct px_worker *w)
     }
     w->cfg = cfg;
     m->cfg = NULL;
+    /* TLS to the nodes as the file now says: new connections use it, sessions made before are
+     * not resumed (they were checked against the old settings), pooled connections drain. */
+    px_tls_nodes_move(w->node_tls, m->node_tls);
+    w->node_tls_gen++;
     px_worker_timeouts_set(w);
     if (!px_reload_str_eq(old->access_log, cfg->access_log)) {
         struct xf_err err = {{0}};
@@ -164,7 +176,8 @@ px_reload_listener_new(const struct cfg *old, const struct cfg_listener *lc)
  * stays open).
  */
 static int
-px_reload_prepare(struct px_ctl *ctl, const struct cfg *cfg, struct xf_err *err)
+px_reload_prepare(struct px_ctl *ctl, const struct cfg *cfg, SSL_CTX *const *tls,
+                  SSL_CTX *const *node_tls, struct xf_err *err)
 {
     int *fds = calloc(ctl->n_workers, sizeof(*fds));
     size_t hdrs_cap = cfg->limits.max_headers + 1u;
@@ -178,8 +191,13 @@ px_reload_prepare(struct px_ctl *ctl, const struct cfg *cfg, struct xf_err *err)
 
         m->listeners = calloc(cfg->n_listeners, sizeof(*m->listeners));
         m->target_ports = calloc(w->n_targets + cfg->n_listeners, sizeof(*m->target_ports));
-        if (m->listeners == NULL || m->target_ports == NULL)
+        m->tls = calloc(cfg->n_listeners, sizeof(*m->tls));
+        if (m->listeners == NULL || m->target_ports == NULL || m->tls == NULL)
             goto oom;
+        for (size_t k = 0; k < cfg->n_listeners; k++)
+            if (tls[k] != NULL && SSL_CTX_up_ref(tls[k]) == 1)
+                m->tls[k] = tls[k];
+        px_tls_nodes_copy(m->node_tls, node_tls);
         /* The ports the worker has keep their index (pools and connections hold it). */
         memcpy(m->target_ports, w->target_ports, w->n_targets * sizeof(*m->target_ports));
         m->n_targets = w->n_targets;
@@ -329,6 +347,7 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
     struct bal_snapshot *cur, *next;
     const struct cfg *old = ctl->cfg;
     struct cfg *cfg = NULL;
+    SSL_CTX **tls = NULL, *node_tls[CFG_CLUSTER_COUNT] = {NULL};
     struct cfg_diff d;
     char why[600];
     bool more_clients;
@@ -358,7 +377,10 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
         snprintf(why, sizeof(why), "reload refused: %s", d.refused);
         goto fail;
     }
-    if (px_reload_check_alog(old, cfg, &err) == -1 || px_reload_prepare(ctl, cfg, &err) == -1) {
+    /* Certificates and keys are read again, whether their names in the file changed or not. */
+    if (px_reload_check_alog(old, cfg, &err) == -1 || px_tls_set_new(cfg, &tls, &err) == -1 ||
+        px_tls_nodes_new(cfg, node_tls, &err) == -1 ||
+        px_reload_prepare(ctl, cfg, tls, node_tls, &err) == -1) {
         snprintf(why, sizeof(why), "%s", err.msg);
         goto fail;
     }
@@ -395,6 +417,11 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
                    now->weight_bp);
         bal_snapshot_unref(now);
     }
+    px_tls_set_free(ctl->tls, old->n_listeners);
+    ctl->tls = tls;
+    tls = NULL;
+    px_tls_nodes_move(ctl->node_tls, node_tls);
+    px_tls_set_rotation(cfg->tls_ticket_rotation_ms);
     ctl->cfg = cfg; /* the load's hold */
     more_clients = cfg->limits.max_connections > old->limits.max_connections;
     __atomic_store_n(&ctl->max_clients, cfg->limits.max_connections, __ATOMIC_RELAXED);
@@ -412,6 +439,8 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
     px_reload_check(ctl);
     return;
 fail:
+    px_tls_set_free(tls, cfg != NULL ? cfg->n_listeners : 0);
+    px_tls_nodes_free(node_tls);
     cfg_free(cfg);
     px_reload_end(ctl, done, arg, false, why);
 }

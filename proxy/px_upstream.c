@@ -272,6 +272,7 @@ px_upstream_free(struct px_upstream *u)
     }
     event_del(&u->rev);
     event_del(&u->wev);
+    px_tls_upstream_close(u, !u->broken);
     close(u->fd);
     px_buf_free(&u->in);
     px_buf_free(&u->out);
@@ -296,17 +297,21 @@ px_upstream_alive(const struct px_upstream *u)
 }
 
 struct px_upstream *
-px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target, int *err_status,
-                bool check)
+px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
+                enum cfg_cluster_id cluster, int *err_status, bool check)
 {
     struct px_pool_target *pt = &pool->t[target];
     const struct cfg_addr *addr = &pt->addr;
+    SSL_CTX *tls = w->node_tls[cluster];
     struct px_upstream *u;
     int one = 1, fd;
 
     while ((u = TAILQ_FIRST(&pt->idle)) != NULL) {
-        /* A request that must not be replayed checks first that the node has not closed it. */
-        if (check && !px_upstream_alive(u)) {
+        /* A request that must not be replayed checks first that the node has not closed it.
+         * One made with other TLS settings (a reload changed them) is not reused. */
+        if ((check && !px_upstream_alive(u)) ||
+            (XF_UNLIKELY(u->ssl != NULL || tls != NULL) &&
+             (u->ssl == NULL || tls == NULL || u->tls_gen != w->node_tls_gen))) {
             px_upstream_free(u);
             continue;
         }
@@ -341,12 +346,20 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target, int 
     event_assign(&u->rev, w->base, fd, EV_READ | EV_PERSIST, px_upstream_on_read, u);
     event_assign(&u->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_upstream_on_write, u);
     pool->n_busy++;
-    if (connect(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) == 0) {
+    if (tls != NULL && px_tls_upstream_start(u, tls, w->cfg->clusters[cluster].tls->sni) == -1) {
+        u->state = PX_U_BUSY;
+        px_upstream_free(u);
+        *err_status = 503;
+        return NULL;
+    }
+    if (connect(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) == 0 && tls == NULL) {
         u->state = PX_U_BUSY;
         px_ev_arm(&u->rev, NULL);
         return u;
     }
-    if (errno != EINPROGRESS) {
+    if (tls == NULL && errno != EINPROGRESS) {
+        /* (With TLS, a connect done at once goes the same way as one in progress: the
+         * handshake starts once the socket is writable.) */
         px_pool_fault(pool, target, "event=connect_failed error=\"%s\"", strerror(errno));
         u->state = PX_U_BUSY;
         px_upstream_free(u);
@@ -366,7 +379,8 @@ px_upstream_release(struct px_upstream *u, bool reuse)
 
     u->txn = NULL;
     if (!reuse || u->broken || u->state != PX_U_BUSY || px_buf_len(&u->out) > 0 ||
-        px_buf_len(&u->in) > 0 || w->draining || u->pool->closing || u->gen != u->pool->gen) {
+        px_buf_len(&u->in) > 0 || w->draining || u->pool->closing || u->gen != u->pool->gen ||
+        (u->ssl != NULL && SSL_has_pending(u->ssl))) {
         px_upstream_free(u);
         return;
     }
@@ -405,6 +419,8 @@ px_upstream_read_on(struct px_upstream *u)
         tv = u->w->tv_upstream_response;
     px_ev_arm(&u->rev, tv);
     u->read_off = false;
+    if (XF_UNLIKELY(u->ssl != NULL) && !u->tls_hs && SSL_has_pending(u->ssl))
+        event_active(&u->rev, EV_READ, 1);
 }
 
 void
@@ -442,7 +458,8 @@ px_upstream_flush(struct px_upstream *u)
         rc = px_txn_fail(t, 503, "the proxy is out of memory", XF_FAIL_CONNECT);
         return rc == PX_CLOSE ? PX_CLOSE : PX_OK;
     }
-    rc = px_buf_send(&u->out, u->fd, &u->sent);
+    rc = XF_LIKELY(u->ssl == NULL) ? px_buf_send(&u->out, u->fd, &u->sent)
+                                   : px_tls_send(u->ssl, &u->out, &u->sent);
     if (rc == PX_CLOSE) {
         int e = errno;
         if (!u->reused)
@@ -469,6 +486,57 @@ px_upstream_flush(struct px_upstream *u)
     return PX_OK;
 }
 
+static enum px_rc px_upstream_read(struct px_upstream *u);
+
+/* The connection is ready for the request (connected, and TLS established when it speaks TLS). */
+static void
+px_upstream_connected(struct px_upstream *u)
+{
+    struct px_txn *t = u->txn;
+
+    u->state = PX_U_BUSY;
+    event_del(&u->wev); /* it carried the connect timeout; a blocked send re-arms it */
+    u->wev_on = false;
+    if (t->req_done) {
+        u->resp_timer = true;
+        event_add(&u->rev, u->w->tv_upstream_response);
+    } else {
+        px_ev_arm(&u->rev, NULL);
+    }
+}
+
+/* A step of the TLS handshake with the node, within the connect timeout. The result concerns the
+ * client connection (PX_CLOSE: free it). */
+static enum px_rc
+px_upstream_tls_step(struct px_upstream *u)
+{
+    struct px_txn *t = u->txn;
+    char why[192];
+    enum px_rc rc = px_tls_upstream_handshake(u, why, sizeof(why));
+
+    if (rc == PX_AGAIN) {
+        if (u->tls_want_write) {
+            event_del(&u->rev);
+            event_add(&u->wev, u->w->tv_connect);
+            u->wev_on = true;
+        } else {
+            event_del(&u->wev);
+            u->wev_on = false;
+            event_add(&u->rev, u->w->tv_connect);
+        }
+        return PX_OK;
+    }
+    if (rc == PX_CLOSE) {
+        /* Never a fall back to plain text: the request goes to another node, or gets a 502. */
+        px_pool_fault(u->pool, u->target, "event=tls_handshake_failed reason=\"%s\"", why);
+        u->broken = true;
+        rc = px_txn_retry(t, 502, "the TLS handshake with the node failed", XF_FAIL_CONNECT);
+        return rc == PX_CLOSE ? PX_CLOSE : PX_OK;
+    }
+    px_upstream_connected(u);
+    return px_upstream_flush(u);
+}
+
 static void
 px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -481,8 +549,13 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
 
     if (u->state == PX_U_CONNECTING) {
         if (what & EV_TIMEOUT) {
-            px_pool_fault(u->pool, u->target, "event=connect_timeout");
+            px_pool_fault(u->pool, u->target,
+                          u->tls_started ? "event=tls_handshake_timeout" : "event=connect_timeout");
             rc = px_txn_retry(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
+            goto out;
+        }
+        if (u->tls_started) {
+            rc = px_upstream_tls_step(u);
             goto out;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
@@ -493,18 +566,20 @@ px_upstream_on_write(evutil_socket_t fd, short what, void *arg)
                               soerr == ETIMEDOUT ? XF_FAIL_TIMEOUT : XF_FAIL_CONNECT);
             goto out;
         }
-        u->state = PX_U_BUSY;
-        event_del(&u->wev); /* it carried the connect timeout; a blocked send re-arms it */
-        u->wev_on = false;
-        if (t->req_done) {
-            u->resp_timer = true;
-            event_add(&u->rev, u->w->tv_upstream_response);
-        } else {
-            px_ev_arm(&u->rev, NULL);
+        if (u->ssl != NULL) {
+            u->tls_started = true;
+            rc = px_upstream_tls_step(u);
+            goto out;
         }
+        px_upstream_connected(u);
     } else if (what & EV_TIMEOUT) {
         px_txn_observe(t, false);
         rc = px_txn_fail(t, 504, "timed out sending to the node", XF_FAIL_TIMEOUT);
+        goto out;
+    } else if (XF_UNLIKELY(u->tls_read_ww)) {
+        /* TLS had to write before it could read on: the read goes on now. */
+        u->tls_read_ww = false;
+        rc = px_upstream_read(u); /* may end t and release u: neither is touched after it */
         goto out;
     }
     rc = px_upstream_flush(u);
@@ -610,6 +685,15 @@ px_upstream_on_eof(struct px_upstream *u, int e)
     return px_upstream_fail(t, 502, "the node sent an incomplete response", XF_FAIL_RESET);
 }
 
+/* recv for the connection, through TLS to a TLS cluster's node. */
+static inline ssize_t
+px_upstream_recv(struct px_upstream *u, void *buf, size_t len)
+{
+    if (u->ssl == NULL)
+        return recv(u->fd, buf, len, 0);
+    return px_tls_recv(u->ssl, buf, len, &u->tls_read_ww);
+}
+
 static enum px_rc
 px_upstream_read(struct px_upstream *u)
 {
@@ -620,7 +704,7 @@ px_upstream_read(struct px_upstream *u)
     ssize_t n;
 
     if (px_buf_len(&u->in) == 0) {
-        n = recv(u->fd, w->rbuf, w->rbuf_cap, 0);
+        n = px_upstream_recv(u, w->rbuf, w->rbuf_cap);
         if (n > 0) {
             u->got_bytes = true;
             rc = px_upstream_feed(u, w->rbuf, (size_t)n, &consumed);
@@ -632,7 +716,7 @@ px_upstream_read(struct px_upstream *u)
         char *dst = px_buf_reserve(&u->in, 16384);
         if (dst == NULL)
             return px_upstream_fail(t, 502, "out of memory", XF_FAIL_INVALID);
-        n = recv(u->fd, dst, u->in.cap - u->in.end, 0);
+        n = px_upstream_recv(u, dst, u->in.cap - u->in.end);
         if (n > 0) {
             u->in.end += (size_t)n;
             rc = px_upstream_feed(u, px_buf_head(&u->in), px_buf_len(&u->in), &consumed);
@@ -643,8 +727,13 @@ px_upstream_read(struct px_upstream *u)
     if (n == 0)
         rc = px_upstream_on_eof(u, 0);
     else if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (XF_UNLIKELY(u->tls_read_ww) && !u->wev_on) {
+                event_add(&u->wev, u->w->tv_upstream_response);
+                u->wev_on = true;
+            }
             return PX_OK;
+        }
         rc = px_upstream_on_eof(u, errno);
     }
     if (rc != PX_OK)
@@ -655,6 +744,9 @@ px_upstream_read(struct px_upstream *u)
         px_upstream_release(u, t->req_done && !t->up_close);
         return px_txn_resp_done(t);
     }
+    /* Bytes TLS already took from the socket wake no event: read them next. */
+    if (XF_UNLIKELY(u->ssl != NULL) && !u->read_off && SSL_has_pending(u->ssl))
+        event_active(&u->rev, EV_READ, 1);
     return px_client_flush(t->c);
 }
 
@@ -668,11 +760,26 @@ px_upstream_on_read(evutil_socket_t fd, short what, void *arg)
 
     XF_UNUSED(fd);
     if (u->state == PX_U_IDLE) {
-        /* Idle: a timeout, the node closing, or bytes nobody asked for. None is kept. */
+        /* Idle: a timeout, the node closing, or bytes nobody asked for. None is kept, but for
+         * a TLS 1.3 session ticket, which comes after the handshake. */
+        if (u->ssl != NULL && !(what & EV_TIMEOUT) && px_tls_upstream_idle_read(u))
+            return;
         px_upstream_free(u);
         return;
     }
     c = t->c;
+    if (u->state == PX_U_CONNECTING) {
+        /* Only a TLS handshake reads before the connection is ready. */
+        if (what & EV_TIMEOUT) {
+            px_pool_fault(u->pool, u->target, "event=tls_handshake_timeout");
+            rc = px_txn_retry(t, 504, "timed out connecting to the node", XF_FAIL_TIMEOUT);
+        } else {
+            rc = px_upstream_tls_step(u);
+        }
+        if (rc == PX_CLOSE)
+            px_client_free(c);
+        return;
+    }
     if ((what & EV_TIMEOUT) && !u->resp_timer)
         return; /* an idle timeout that fired as the connection was taken from the pool */
     if (what & EV_TIMEOUT) {

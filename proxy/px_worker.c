@@ -297,6 +297,8 @@ px_pool_free(struct px_pool *pool)
     px_pool_close_idle(pool);
     if (pool->fault_ev != NULL)
         event_free(pool->fault_ev);
+    for (size_t k = 0; k < pool->n_targets; k++)
+        SSL_SESSION_free(pool->t[k].tls_sess);
     free(pool->t);
     free(pool);
 }
@@ -329,6 +331,8 @@ px_pool_grow_targets(struct px_worker *w, struct px_pool *pool, const struct bal
         if (k < pool->n_targets) {
             TAILQ_CONCAT(&t[k].idle, &pool->t[k].idle, link);
             t[k].n_idle = pool->t[k].n_idle;
+            t[k].tls_sess = pool->t[k].tls_sess;
+            t[k].tls_sess_gen = pool->t[k].tls_sess_gen;
         }
     }
     free(pool->t);
@@ -777,6 +781,8 @@ px_listen_bind(const struct cfg_addr *a, bool reuse, struct xf_err *err)
 void
 px_listener_close(struct px_listener *l)
 {
+    SSL_CTX_free(l->tls); /* its connections' sessions hold their own references */
+    l->tls = NULL;
     if (l->fd == -1)
         return;
     if (!l->paused)
@@ -908,12 +914,14 @@ px_ctl_listen_inherited(struct px_ctl *ctl, const struct cfg_addr *a, int *inher
 
 /* Gives worker w the socket fd for config listener lc, at w->listeners[slot]. */
 static int
-px_ctl_give(struct px_worker *w, size_t slot, const struct cfg_listener *lc, int fd)
+px_ctl_give(struct px_worker *w, size_t slot, const struct cfg_listener *lc, int fd, SSL_CTX *tls)
 {
     struct px_listener *l = calloc(1, sizeof(*l));
 
     if (l == NULL)
         return -1;
+    if (tls != NULL && SSL_CTX_up_ref(tls) == 1)
+        l->tls = tls;
     l->conf = *lc;
     l->target = px_worker_target_of(w, lc->node_port);
     l->fd = fd;
@@ -932,8 +940,15 @@ px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_
 
     if (fds == NULL || extra == NULL)
         goto oom;
+    /* The certificates first: a wrong file stops the start before any socket is taken. */
+    if (px_tls_set_new(cfg, &ctl->tls, err) == -1 ||
+        px_tls_nodes_new(cfg, ctl->node_tls, err) == -1)
+        goto fail;
+    px_tls_set_rotation(cfg->tls_ticket_rotation_ms);
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         struct px_worker *w = ctl->workers[i];
+
+        px_tls_nodes_copy(w->node_tls, ctl->node_tls);
 
         /* Room for a socket of every listener, and for any handed over beyond one per worker. */
         w->listeners = calloc(cfg->n_listeners + n_inherited, sizeof(*w->listeners));
@@ -948,7 +963,7 @@ px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_
                                     err) == -1)
             goto fail;
         for (unsigned i = 0; i < ctl->n_workers; i++)
-            if (px_ctl_give(ctl->workers[i], k, lc, fds[i]) == -1) {
+            if (px_ctl_give(ctl->workers[i], k, lc, fds[i], ctl->tls[k]) == -1) {
                 for (unsigned j = i; j < ctl->n_workers; j++)
                     close(fds[j]);
                 for (size_t j = 0; j < n_extra; j++)
@@ -958,7 +973,7 @@ px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_
         for (size_t j = 0; j < n_extra; j++) {
             struct px_worker *w = ctl->workers[j % ctl->n_workers];
 
-            if (px_ctl_give(w, w->n_listeners, lc, extra[j]) == -1) {
+            if (px_ctl_give(w, w->n_listeners, lc, extra[j], ctl->tls[k]) == -1) {
                 for (size_t m = j; m < n_extra; m++)
                     close(extra[m]);
                 goto oom;
@@ -1134,6 +1149,7 @@ px_worker_free(struct px_worker *w)
         free(l);
     }
     px_reload_msg_fini(&w->reload_msg);
+    px_tls_nodes_free(w->node_tls);
     cfg_free(w->cfg);
     if (w->ev_accept_retry != NULL)
         event_free(w->ev_accept_retry);

@@ -102,6 +102,12 @@ fx_fill(void)
     fx_stats->client_connections = 7;
     fx_stats->override_invalid = 19;
     fx_stats->override_not_allowed = 20;
+    fx_stats->tls_handshakes = 21;
+    fx_stats->tls_resumed = 22;
+    fx_stats->tls_failed = 23;
+    fx_stats->tls_node_handshakes = 24;
+    fx_stats->tls_node_resumed = 25;
+    fx_stats->tls_node_failed = 26;
     fx_st.stats = fx_stats_sum;
     fx_st.stats_arg = fx_stats;
 }
@@ -137,7 +143,9 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "y health down=0 up=0 ejected=0\n"
                  "y queue waiting=0 timeouts=0 full=0\n"
                  "client_connections 7\n"
-                 "override_ignored invalid=19 not_allowed=20"));
+                 "override_ignored invalid=19 not_allowed=20\n"
+                 "tls_handshakes completed=21 resumed=22 failed=23\n"
+                 "tls_node_handshakes completed=24 resumed=25 failed=26"));
 }
 
 Test(adm_stats, the_json_form_is_one_object_on_one_line)
@@ -157,7 +165,9 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
                  "\"p50_us\":0,\"p90_us\":0,\"p99_us\":0},\"failovers\":0,\"retries\":0,"
                  "\"health\":{\"down\":0,\"up\":0,\"ejected\":0},\"queue\":{\"waiting\":0,"
                  "\"timeouts\":0,\"full\":0}}},\"client_connections\":7,"
-                 "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20}}"));
+                 "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20},"
+                 "\"tls_handshakes\":{\"completed\":21,\"resumed\":22,\"failed\":23},"
+                 "\"tls_node_handshakes\":{\"completed\":24,\"resumed\":25,\"failed\":26}}"));
 }
 
 /* The largest figures still fit the one line of JSON whole (no cut object). */
@@ -178,15 +188,23 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
     }
     fx_stats->client_connections = UINT64_MAX;
     fx_stats->override_invalid = fx_stats->override_not_allowed = UINT64_MAX;
+    fx_stats->tls_handshakes = fx_stats->tls_resumed = fx_stats->tls_failed = UINT64_MAX;
+    fx_stats->tls_node_handshakes = fx_stats->tls_node_resumed = UINT64_MAX;
+    fx_stats->tls_node_failed = UINT64_MAX;
     fx_st.stats = fx_stats_sum;
     fx_st.stats_arg = fx_stats;
     reply = run("show stats json", ADM_OK);
-    cr_assert(ne(ptr,
-                 strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
-                               "18446744073709551615,\"full\":18446744073709551615}}},"
-                               "\"client_connections\":18446744073709551615,"
-                               "\"override_ignored\":{\"invalid\":18446744073709551615,"
-                               "\"not_allowed\":18446744073709551615}}"),
-                 NULL),
-              "%s", reply);
+    cr_assert(
+        ne(ptr,
+           strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
+                         "18446744073709551615,\"full\":18446744073709551615}}},"
+                         "\"client_connections\":18446744073709551615,"
+                         "\"override_ignored\":{\"invalid\":18446744073709551615,"
+                         "\"not_allowed\":18446744073709551615},"
+                         "\"tls_handshakes\":{\"completed\":18446744073709551615,"
+                         "\"resumed\":18446744073709551615,\"failed\":18446744073709551615},"
+                         "\"tls_node_handshakes\":{\"completed\":18446744073709551615,"
+                         "\"resumed\":18446744073709551615,\"failed\":18446744073709551615}}"),
+           NULL),
+        "%s", reply);
 }

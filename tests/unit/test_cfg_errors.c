@@ -145,7 +145,7 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
     expect_message(
         BASE "frobnicate: 1\n",
         "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers");
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -159,7 +159,7 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
     expect_message(
         BASE "loglvl: info\n",
         "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers");
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -234,7 +234,7 @@ Test(cfg_keys, names_the_closest_key_of_a_cluster)
                           "    algorithm: hash\n",
                    "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
                    "balance, failover, max_connections, max_pending, health, outlier, slow_start, "
-                   "resolve_interval");
+                   "resolve_interval, tls");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
