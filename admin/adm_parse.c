@@ -207,7 +207,7 @@ adm_quote(const char *s, size_t len, char *buf, size_t size)
 static const char *const adm_key_kinds[] = {
     [CFG_KEY_HEADER] = "header", [CFG_KEY_COOKIE] = "cookie",   [CFG_KEY_QUERY] = "query",
     [CFG_KEY_IP] = "ip",         [CFG_KEY_JWT_SUB] = "jwt_sub", [CFG_KEY_BASIC_USER] = "basic_user",
-    [CFG_KEY_RANDOM] = "random",
+    [CFG_KEY_RANDOM] = "random", [CFG_KEY_CERT] = "cert",
 };
 
 const char *

@@ -97,9 +97,19 @@ struct bal_addr {
     uint8_t bytes[16];
 };
 
+/* What the split's cert: keys read of a TLS client's verified certificate. */
+enum bal_cert_field {
+    BAL_CERT_SUBJECT = 0, /* the subject, RFC 2253 ("CN=alice,O=Acme") */
+    BAL_CERT_SAN,         /* the first DNS, email or URI subject alternative name */
+    BAL_CERT_FINGERPRINT, /* SHA-256 of the DER certificate, 64 lower-case hex digits */
+    BAL_CERT_COUNT,
+};
+
 /* What a decision may read of a request. Every span is borrowed for the duration of the call. */
 struct bal_request {
-    struct bal_addr peer;      /* the TCP peer */
+    struct bal_addr peer;             /* the TCP peer */
+    const char *cert[BAL_CERT_COUNT]; /* the client certificate's identity; NULL: none */
+    size_t cert_len[BAL_CERT_COUNT];
     const struct xf_hdr *hdrs; /* the request's header fields, in order */
     size_t n_hdrs;
     const char *target; /* the request target (query:NAME reads its query string) */

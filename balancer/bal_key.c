@@ -730,6 +730,18 @@ bal_key_read(const struct cfg_split *split, const struct cfg_split_key *key,
         bal_key_random(st, k);
         rc = 0;
         break;
+    case CFG_KEY_CERT: {
+        /* "subject", "san" or "fingerprint" (checked at load). */
+        enum bal_cert_field f = key->name[1] == 'u'   ? BAL_CERT_SUBJECT
+                                : key->name[1] == 'a' ? BAL_CERT_SAN
+                                                      : BAL_CERT_FINGERPRINT;
+        if (req->cert[f] != NULL) {
+            k->ptr = req->cert[f];
+            k->len = req->cert_len[f];
+            rc = 0;
+        }
+        break;
+    }
     }
     return rc == 0 && k->len > 0 ? 0 : -1;
 }

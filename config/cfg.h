@@ -149,6 +149,7 @@ enum cfg_key_kind {
     CFG_KEY_JWT_SUB,    /* jwt_sub:HEADER */
     CFG_KEY_BASIC_USER, /* basic_user */
     CFG_KEY_RANDOM,     /* random */
+    CFG_KEY_CERT,       /* cert:subject, cert:san, cert:fingerprint (a TLS client certificate) */
 };
 
 struct cfg_split_key {

@@ -123,16 +123,18 @@ static const struct cfg_limit_range {
 static const char *const cfg_key_kind_names[] = {
     [CFG_KEY_HEADER] = "header", [CFG_KEY_COOKIE] = "cookie",   [CFG_KEY_QUERY] = "query",
     [CFG_KEY_IP] = "ip",         [CFG_KEY_JWT_SUB] = "jwt_sub", [CFG_KEY_BASIC_USER] = "basic_user",
-    [CFG_KEY_RANDOM] = "random",
+    [CFG_KEY_RANDOM] = "random", [CFG_KEY_CERT] = "cert",
 };
 static const char *const cfg_key_kind_args[XF_ARRAY_LEN(cfg_key_kind_names)] = {
     [CFG_KEY_HEADER] = "a header name",
     [CFG_KEY_COOKIE] = "a cookie name",
     [CFG_KEY_QUERY] = "a query parameter name",
     [CFG_KEY_JWT_SUB] = "a header name",
+    [CFG_KEY_CERT] = "subject, san or fingerprint",
 };
 #define CFG_KEY_KINDS_TEXT                                                                         \
-    "header:NAME, cookie:NAME, query:NAME, ip, jwt_sub:HEADER, basic_user or random"
+    "header:NAME, cookie:NAME, query:NAME, ip, jwt_sub:HEADER, basic_user, random or "             \
+    "cert:subject|san|fingerprint"
 
 /* ---- Messages ------------------------------------------------------------------------------ */
 
@@ -767,6 +769,23 @@ static int
 cfg_check_key_name(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
                    enum cfg_key_kind kind, const char *name, const char *shown)
 {
+    if (kind == CFG_KEY_CERT) {
+        bool asked = false;
+
+        if (strcmp(name, "subject") != 0 && strcmp(name, "san") != 0 &&
+            strcmp(name, "fingerprint") != 0)
+            return cfg_fail(ctx, node, path,
+                            "expected cert:subject, cert:san or cert:fingerprint, got %s", shown);
+        for (size_t i = 0; i < ctx->cfg->n_listeners; i++)
+            asked |= ctx->cfg->listeners[i].tls != NULL &&
+                     ctx->cfg->listeners[i].tls->verify_client != CFG_TLS_VERIFY_OFF;
+        if (!asked)
+            return cfg_fail(ctx, node, path,
+                            "%s needs a listener that asks for client certificates "
+                            "(tls.verify_client: optional or required)",
+                            shown);
+        return 0;
+    }
     for (const char *p = name; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
 

@@ -684,6 +684,13 @@ px_req_on_headers_complete(llhttp_t *p)
                                .n_hdrs = h->n_hdrs,
                                .target = h->url,
                                .target_len = h->url_len};
+
+    if (XF_UNLIKELY(c->tls_id != NULL))
+        for (int i = 0; i < BAL_CERT_COUNT; i++)
+            if (c->tls_id_len[i] > 0) {
+                breq.cert[i] = c->tls_id + c->tls_id_off[i];
+                breq.cert_len[i] = c->tls_id_len[i];
+            }
     struct bal_choice choice;
     struct px_txn *t;
     const char *why = NULL;

@@ -52,6 +52,9 @@ struct px_client {
     bool tls_shut;          /* close_notify was sent */
     bool tls_read_ww;       /* SSL_read waits for the socket to take a write */
     uint64_t tls_hs_end_ms; /* when an unfinished handshake is given up */
+    char *tls_id; /* owned: the verified client certificate's identity for the split's cert:
+                     keys, NUL-separated fields at tls_id_off (length 0: absent); NULL: none */
+    uint16_t tls_id_off[BAL_CERT_COUNT], tls_id_len[BAL_CERT_COUNT];
 };
 
 enum px_ustate {

@@ -787,6 +787,79 @@ px_tls_log_failure(struct px_client *c, const char *why)
            c->ip, c->l->conf.addr.text, why);
 }
 
+/* The first DNS, email or URI subject alternative name of x into buf; its length, 0: none. */
+static size_t
+px_tls_first_san(X509 *x, char *buf, size_t size)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    size_t len = 0;
+
+    for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && len == 0; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        const ASN1_IA5STRING *s = g->type == GEN_DNS     ? g->d.dNSName
+                                  : g->type == GEN_EMAIL ? g->d.rfc822Name
+                                  : g->type == GEN_URI   ? g->d.uniformResourceIdentifier
+                                                         : NULL;
+        int n = s != NULL ? ASN1_STRING_length(s) : 0;
+
+        if (n > 0 && (size_t)n < size &&
+            memchr(ASN1_STRING_get0_data(s), '\0', (size_t)n) == NULL) {
+            memcpy(buf, ASN1_STRING_get0_data(s), (size_t)n);
+            len = (size_t)n;
+        }
+    }
+    GENERAL_NAMES_free(sans);
+    buf[len] = '\0';
+    return len;
+}
+
+/*
+ * The identity of a verified client certificate (once per connection, at the handshake): its
+ * subject (RFC 2253), first SAN and SHA-256 fingerprint, for the split's cert: keys. A client
+ * without one, or with one that did not verify (verify_client optional), has none.
+ */
+static void
+px_tls_client_identity(struct px_client *c)
+{
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    char subj[1024], san[512], fp[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    size_t lens[BAL_CERT_COUNT], total = 0;
+    const char *parts[BAL_CERT_COUNT] = {subj, san, fp};
+    BIO *mem;
+    int n;
+
+    if (x == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    subj[0] = '\0';
+    mem = BIO_new(BIO_s_mem());
+    if (mem != NULL && X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+        n = BIO_read(mem, subj, sizeof(subj) - 1);
+        subj[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(mem);
+    lens[BAL_CERT_SUBJECT] = strlen(subj);
+    lens[BAL_CERT_SAN] = px_tls_first_san(x, san, sizeof(san));
+    fp[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &md_len) == 1)
+        for (unsigned i = 0; i < md_len; i++)
+            snprintf(fp + 2 * i, 3, "%02x", md[i]);
+    lens[BAL_CERT_FINGERPRINT] = strlen(fp);
+    for (int i = 0; i < BAL_CERT_COUNT; i++)
+        total += lens[i] + 1;
+    c->tls_id = malloc(total);
+    if (c->tls_id == NULL)
+        return;
+    total = 0;
+    for (int i = 0; i < BAL_CERT_COUNT; i++) {
+        memcpy(c->tls_id + total, parts[i], lens[i] + 1);
+        c->tls_id_off[i] = (uint16_t)total;
+        c->tls_id_len[i] = (uint16_t)lens[i];
+        total += lens[i] + 1;
+    }
+}
+
 int
 px_tls_client_start(struct px_client *c, SSL_CTX *ctx)
 {
@@ -828,6 +901,8 @@ px_tls_handshake(struct px_client *c)
         XF_STAT_INC(c->w->stats->tls_handshakes);
         if (SSL_session_reused(c->ssl))
             XF_STAT_INC(c->w->stats->tls_resumed);
+        if (c->l->conf.tls != NULL && c->l->conf.tls->verify_client != CFG_TLS_VERIFY_OFF)
+            px_tls_client_identity(c);
         return PX_OK;
     }
     err = SSL_get_error(c->ssl, r);
@@ -868,6 +943,7 @@ px_tls_client_close(struct px_client *c)
         SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
     SSL_free(c->ssl);
     c->ssl = NULL;
+    XF_FREE(c->tls_id);
 }
 
 void

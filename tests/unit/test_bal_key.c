@@ -624,3 +624,26 @@ Test(bal_key_ip, ipv4_text_is_byte_for_byte_what_inet_ntop_writes)
         cr_assert(eq(str, mine, theirs));
     }
 }
+
+Test(bal_key_cert, each_cert_key_reads_its_field_and_a_client_without_one_falls_through)
+{
+    struct split_fx f = {0};
+    struct rq r;
+
+    fx_key(&f, CFG_KEY_CERT, "san");
+    fx_key(&f, CFG_KEY_CERT, "subject");
+    rq_init(&r, "192.0.2.1", "/", "");
+    r.req.cert[BAL_CERT_SUBJECT] = "O=Acme,CN=alice";
+    r.req.cert_len[BAL_CERT_SUBJECT] = strlen("O=Acme,CN=alice");
+    r.req.cert[BAL_CERT_FINGERPRINT] = "3a56dc01";
+    r.req.cert_len[BAL_CERT_FINGERPRINT] = 8;
+    expect_key(&f, &r, "O=Acme,CN=alice", 1); /* no SAN: the next key */
+    r.req.cert[BAL_CERT_SAN] = "alice@acme.test";
+    r.req.cert_len[BAL_CERT_SAN] = strlen("alice@acme.test");
+    expect_key(&f, &r, "alice@acme.test", 0);
+    fx_key(&f, CFG_KEY_CERT, "fingerprint");
+    f.keys[0] = f.keys[2];
+    expect_key(&f, &r, "3a56dc01", 0);
+    rq_init(&r, "192.0.2.1", "/", ""); /* no certificate at all: the client address */
+    expect_key(&f, &r, "192.0.2.1", -1);
+}

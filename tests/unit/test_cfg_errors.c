@@ -843,10 +843,10 @@ Test(cfg_split, names_the_key_kinds_for_an_unknown_one)
 {
     expect_message(BASE "split:\n  key: [\"hedaer:X-A\"]\n",
                    "t.yaml:9:9: split.key[0]: expected one of header:NAME, cookie:NAME, "
-                   "query:NAME, ip, jwt_sub:HEADER, basic_user or random, got \"hedaer:X-A\" (did "
-                   "you mean \"header\"?)");
+                   "query:NAME, ip, jwt_sub:HEADER, basic_user, random or "
+                   "cert:subject|san|fingerprint, got \"hedaer:X-A\" (did you mean \"header\"?)");
     expect_error(BASE "split:\n  key: [ip, \"session:x\"]\n",
-                 "t.yaml:9:13: split.key[1]: ", "basic_user or random, got \"session:x\"");
+                 "t.yaml:9:13: split.key[1]: ", "cert:subject|san|fingerprint, got \"session:x\"");
 }
 
 Test(cfg_split, wants_a_name_after_header)

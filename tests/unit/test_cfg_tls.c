@@ -142,3 +142,21 @@ Test(cfg_tls, names_match_as_rfc_6125_says)
     cr_assert(not(px_tls_name_match("*.api.test", ".api.test")), "an empty label is none");
     cr_assert(not(px_tls_name_match("api.test", "api.test.evil")));
 }
+
+Test(cfg_tls, a_cert_split_key_reads_the_client_certificate_of_a_listener_that_asks_for_one)
+{
+    struct cfg *cfg = parse_ok(TLS_LISTEN("      client_ca: /etc/xf/clients.pem\n"
+                                          "      verify_client: optional\n") CLUSTERS
+                               "split: {key: [\"cert:subject\", \"cert:fingerprint\", ip]}\n");
+
+    cr_assert(eq(int, (int)cfg->split.keys[0].kind, (int)CFG_KEY_CERT));
+    cr_assert(eq(str, cfg->split.keys[0].name, "subject"));
+    cr_assert(eq(str, cfg->split.keys[1].name, "fingerprint"));
+    cfg_free(cfg);
+    expect_error(TLS_LISTEN("") CLUSTERS "split: {key: \"cert:san\"}\n",
+                 "t.yaml:12:14: split.key:", "needs a listener that asks for client certificates");
+    expect_error(TLS_LISTEN("      client_ca: /etc/xf/clients.pem\n"
+                            "      verify_client: required\n") CLUSTERS
+                 "split: {key: \"cert:issuer\"}\n",
+                 "t.yaml:14:14: split.key:", "expected cert:subject, cert:san or cert:fingerprint");
+}
