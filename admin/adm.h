@@ -119,6 +119,13 @@ void adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg);
  * new process and calls done(job, ...) once -- before it returns when it cannot start it, else
  * when the new process took over or failed. Without it `reexec` is not available. */
 void adm_server_set_reexec(struct adm_server *s, adm_reload_fn fn, void *arg);
+/* `show tls` writes its lines through line(ctx, text), one per certificate. */
+typedef void (*adm_line_fn)(void *ctx, const char *text);
+typedef void (*adm_tls_show_fn)(void *arg, adm_line_fn line, void *ctx);
+/* What `tls reload` runs (re-reads the certificate files the configuration in force names; done
+ * as for reload) and what `show tls` lists. Without them both answer that TLS is not there. */
+void adm_server_set_tls(struct adm_server *s, adm_reload_fn reload, adm_tls_show_fn show,
+                        void *arg);
 /* The pid of the process a handover of the state went to, which has not taken over yet; 0 when
  * no takeover is under way. */
 long adm_server_handover_pid(const struct adm_server *s);
@@ -539,6 +546,9 @@ struct adm_state {
     time_t reloaded;                    /* when the last one was; 0: none */
     adm_reload_fn reexec;               /* NULL until adm_server_set_reexec */
     void *reexec_arg;                   /* borrowed */
+    adm_reload_fn tls_reload;           /* NULL until adm_server_set_tls */
+    adm_tls_show_fn tls_show;
+    void *tls_arg; /* borrowed */
     /* Binary upgrade (adm_takeover.c), the old process's side. */
     adm_listen_fds_fn listen_fds; /* NULL until adm_server_set_takeover: no takeover */
     void (*handed_over)(void *arg, long new_pid); /* it took over: stop accepting, finish */
@@ -689,6 +699,10 @@ enum adm_result adm_cmd_show_version(struct adm_state *, const struct adm_peer *
                                      const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_reload(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                                struct adm_reply *);
+enum adm_result adm_cmd_tls_reload(struct adm_state *, const struct adm_peer *,
+                                   const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_show_tls(struct adm_state *, const struct adm_peer *,
+                                 const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_reexec(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                                struct adm_reply *);
 enum adm_result adm_cmd_quit(struct adm_state *, const struct adm_peer *, const struct adm_args *,

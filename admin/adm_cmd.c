@@ -69,6 +69,11 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_version},
     {"reload", "reload", "re-read the config file and apply it without dropping a connection", 0, 0,
      ADM_CMD_CHANGES, adm_cmd_reload},
+    {"tls reload", "tls reload",
+     "re-read the certificate and key files; a bad one keeps the old certificates in force", 0, 0,
+     ADM_CMD_CHANGES, adm_cmd_tls_reload},
+    {"show tls", "show tls", "each certificate: its listener, file, names, expiry and days left", 0,
+     0, 0, adm_cmd_show_tls},
     {"reexec", "reexec",
      "binary upgrade: start the crossfade binary installed at this one's path and hand over to it "
      "without dropping a connection",

@@ -88,6 +88,37 @@ adm_cmd_reload(struct adm_state *st, const struct adm_peer *peer, const struct a
 }
 
 enum adm_result
+adm_cmd_tls_reload(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                   struct adm_reply *r)
+{
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    if (st->tls_reload == NULL)
+        return adm_reply_error(r, "tls reload is not available in this process");
+    return adm_job_run(st, st->tls_reload, st->tls_arg, r);
+}
+
+/* adm_line_fn for show tls: one reply line. */
+static void
+adm_tls_line(void *ctx, const char *text)
+{
+    adm_reply_line(ctx, "%s", text);
+}
+
+enum adm_result
+adm_cmd_show_tls(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                 struct adm_reply *r)
+{
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    if (st->tls_show == NULL)
+        return adm_reply_error(r, "show tls is not available in this process");
+    adm_reply_line(r, "listener cert names not_after days_left");
+    st->tls_show(st->tls_arg, adm_tls_line, r);
+    return ADM_OK;
+}
+
+enum adm_result
 adm_cmd_reexec(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                struct adm_reply *r)
 {

@@ -1094,6 +1094,14 @@ adm_server_set_reload(struct adm_server *s, adm_reload_fn fn, void *arg)
 }
 
 void
+adm_server_set_tls(struct adm_server *s, adm_reload_fn reload, adm_tls_show_fn show, void *arg)
+{
+    s->state.tls_reload = reload;
+    s->state.tls_show = show;
+    s->state.tls_arg = arg;
+}
+
+void
 adm_server_set_reexec(struct adm_server *s, adm_reload_fn fn, void *arg)
 {
     s->state.reexec = fn;

@@ -395,6 +395,12 @@ void px_tls_nodes_free(SSL_CTX *set[CFG_CLUSTER_COUNT]);
 void px_tls_nodes_move(SSL_CTX *dst[CFG_CLUSTER_COUNT], SSL_CTX *src[CFG_CLUSTER_COUNT]);
 /* Copies references (each taken again). */
 void px_tls_nodes_copy(SSL_CTX *dst[CFG_CLUSTER_COUNT], SSL_CTX *const src[CFG_CLUSTER_COUNT]);
+/* Calls line(arg, text) for each certificate of a listener's context: "LISTENER CERT NAMES
+ * NOT_AFTER DAYS_LEFT" (names comma-separated, NOT_AFTER in UTC). */
+void px_tls_show(SSL_CTX *ctx, const char *listener, void (*line)(void *arg, const char *text),
+                 void *arg);
+/* Logs a warning for each certificate of ctx that expired or expires within 14 days. */
+void px_tls_warn_expiry(SSL_CTX *ctx);
 /* A client session toward a node at addr_text ("host:port") with ctx: the name sent and checked
  * is sni, else the host (an IP address is checked, not sent). NULL when out of memory. */
 SSL *px_tls_node_ssl(SSL_CTX *ctx, const char *sni, const char *addr_text);
@@ -515,6 +521,7 @@ struct px_ctl {
     unsigned n_workers;
     SSL_CTX **tls; /* owned: the TLS context of each of cfg's listeners (NULL: plain) */
     SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned: TLS to each cluster's nodes (NULL: plain) */
+    struct event *ev_tls_expiry;          /* owned: the daily certificate expiry check */
     int efd;                              /* owned: eventfd the workers poke */
     struct event *ev_efd;                 /* owned */
     struct xf_stats *stats;               /* owned: the health checks' counters */
@@ -533,6 +540,7 @@ struct px_ctl {
     /* Reloads (px_reload.c): one at a time; the one under way waits for every worker. */
     uint64_t reload_gen;   /* the last reload handed to the workers */
     bool reloading;        /* it is not applied by every worker yet */
+    bool reload_tls;       /* the one under way is `tls reload` (certificates only) */
     bool reload_again;     /* a SIGHUP came meanwhile: reload once more */
     char reload_text[512]; /* what it changed: the reply's text */
     void (*reload_done)(void *arg, bool ok, const char *text); /* who waits for it; may be NULL */
@@ -574,6 +582,15 @@ void px_ctl_wire(struct px_ctl *ctl, struct adm_server *adm, struct px_health *h
  */
 void px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *text),
                    void *arg);
+/* adm_reload_fn for `tls reload` (arg: the ctl): the certificate and key files of the
+ * configuration in force read again and put in force in every worker (open connections keep
+ * theirs); a file that is wrong changes nothing and the reply says which. */
+void px_ctl_tls_reload(void *arg, void (*done)(void *arg, bool ok, const char *text),
+                       void *done_arg);
+/* adm_tls_show_fn for `show tls` (arg: the ctl). */
+void px_ctl_tls_show(void *arg, void (*line)(void *ctx, const char *text), void *ctx);
+/* The daily timer (arg: the ctl): a warning for each certificate near or past its end. */
+void px_ctl_tls_expiry(evutil_socket_t fd, short what, void *arg);
 /* adm_listen_fds_fn (arg: the ctl): every worker's listening sockets, for a binary upgrade;
  * SIZE_MAX while a reload is under way. */
 size_t px_ctl_listen_fds(void *arg, int *fds, size_t cap);

@@ -307,6 +307,7 @@ main(int argc, char **argv)
         adm_server_set_reload(adm, px_main_reload, ctl);
         adm_server_set_takeover(adm, px_ctl_listen_fds, px_ctl_handed_over, ctl);
         adm_server_set_reexec(adm, px_ctl_reexec, ctl);
+        adm_server_set_tls(adm, px_ctl_tls_reload, px_ctl_tls_show, ctl);
     }
     /* What the state file and the health checks published so far is taken before any request. */
     px_ctl_refresh(ctl);

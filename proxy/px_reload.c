@@ -307,6 +307,20 @@ px_reload_end(struct px_ctl *ctl, void (*done)(void *, bool, const char *), void
         esc[j++] = *p;
     }
     esc[j] = '\0';
+    if (ctl->reload_tls) {
+        /* Certificates only: the configuration is the same, systemd is not told. */
+        ctl->reload_tls = false;
+        if (ok)
+            XF_LOG(XF_LOG_INFO, "tls", "event=tls_reload result=ok changes=\"%s\"", esc);
+        else
+            XF_LOG(XF_LOG_ERR, "tls",
+                   "event=tls_reload result=failed error=\"%s\" note=\"the certificates in force "
+                   "are unchanged\"",
+                   esc);
+        if (done != NULL)
+            done(arg, ok, text);
+        return;
+    }
     if (ok)
         XF_LOG(XF_LOG_INFO, "proxy", "event=reload result=ok config=%s reloads=%u changes=\"%s\"",
                ctl->cfg->path, ctl->reloads, esc);
@@ -443,4 +457,77 @@ fail:
     px_tls_nodes_free(node_tls);
     cfg_free(cfg);
     px_reload_end(ctl, done, arg, false, why);
+}
+
+/* --- certificates only (`tls reload`) --- */
+
+void
+px_ctl_tls_reload(void *arg, void (*done)(void *arg, bool ok, const char *text), void *done_arg)
+{
+    struct px_ctl *ctl = arg;
+    const struct cfg *cfg = ctl->cfg;
+    SSL_CTX **tls = NULL, *node_tls[CFG_CLUSTER_COUNT] = {NULL};
+    struct xf_err err = {{0}};
+    unsigned n_listeners = 0, n_certs = 0, n_clusters = 0;
+
+    if (ctl->reloading) {
+        done(done_arg, false, "a reload is under way: try again once it has finished");
+        return;
+    }
+    if (ctl->draining) {
+        done(done_arg, false, "crossfade is stopping: nothing to reload");
+        return;
+    }
+    ctl->reload_tls = true;
+    /* The files the configuration in force names, read again: a bad one changes nothing. */
+    if (px_tls_set_new(cfg, &tls, &err) == -1 || px_tls_nodes_new(cfg, node_tls, &err) == -1 ||
+        px_reload_prepare(ctl, cfg, tls, node_tls, &err) == -1) {
+        px_tls_set_free(tls, cfg->n_listeners);
+        px_tls_nodes_free(node_tls);
+        px_reload_end(ctl, done, done_arg, false, err.msg);
+        return;
+    }
+    for (size_t k = 0; k < cfg->n_listeners; k++)
+        if (cfg->listeners[k].tls != NULL) {
+            n_listeners++;
+            n_certs += (unsigned)cfg->listeners[k].tls->n_certs;
+        }
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        n_clusters += cfg->clusters[c].tls != NULL;
+    snprintf(ctl->reload_text, sizeof(ctl->reload_text),
+             "certificates reloaded: %u on %u listener%s; TLS to the nodes of %u cluster%s",
+             n_certs, n_listeners, n_listeners == 1 ? "" : "s", n_clusters,
+             n_clusters == 1 ? "" : "s");
+    px_tls_set_free(ctl->tls, cfg->n_listeners);
+    ctl->tls = tls;
+    px_tls_nodes_move(ctl->node_tls, node_tls);
+    ctl->reload_gen++;
+    ctl->reloading = true;
+    ctl->reload_done = done;
+    ctl->reload_done_arg = done_arg;
+    for (unsigned i = 0; i < ctl->n_workers; i++) {
+        ctl->workers[i]->reload_msg.gen = ctl->reload_gen;
+        px_worker_post(ctl->workers[i], PX_MSG_RELOAD);
+    }
+    px_reload_check(ctl);
+}
+
+void
+px_ctl_tls_show(void *arg, void (*line)(void *ctx, const char *text), void *ctx)
+{
+    struct px_ctl *ctl = arg;
+
+    for (size_t k = 0; ctl->tls != NULL && k < ctl->cfg->n_listeners; k++)
+        px_tls_show(ctl->tls[k], ctl->cfg->listeners[k].addr.text, line, ctx);
+}
+
+void
+px_ctl_tls_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_ctl *ctl = arg;
+
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    for (size_t k = 0; ctl->tls != NULL && k < ctl->cfg->n_listeners; k++)
+        px_tls_warn_expiry(ctl->tls[k]);
 }

@@ -137,6 +137,13 @@ struct px_tls_sni {
         char *name;   /* owned, lower case; "*.example.com" for a wildcard */
         SSL_CTX *ctx; /* a counted reference; NULL: the default context itself */
     } * e;
+    /* What was loaded, for `show tls` and the expiry warnings: one per certificate entry. */
+    size_t n_info;
+    struct px_tls_info {
+        char *path;       /* owned: the certificate file */
+        char *names;      /* owned: the names it serves, comma-separated */
+        time_t not_after; /* when it expires */
+    } * info;
 };
 
 static void
@@ -148,6 +155,11 @@ px_tls_sni_free(struct px_tls_sni *t)
         free(t->e[i].name);
         SSL_CTX_free(t->e[i].ctx);
     }
+    for (size_t i = 0; i < t->n_info; i++) {
+        free(t->info[i].path);
+        free(t->info[i].names);
+    }
+    free(t->info);
     free(t->e);
     free(t);
 }
@@ -390,6 +402,38 @@ px_tls_same_names(char *const *a, size_t na, char *const *b, size_t nb)
     return true;
 }
 
+/* An ASN1 time as seconds since the epoch (0 when unreadable). */
+static time_t
+px_tls_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+/* "a,b,c" (owned by the caller), or "-" for none; NULL when out of memory. */
+static char *
+px_tls_names_join(char *const *names, size_t n)
+{
+    size_t len = 2;
+    char *s;
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    s = malloc(len);
+    if (s == NULL)
+        return NULL;
+    strcpy(s, n == 0 ? "-" : "");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(s, ",");
+        strcat(s, names[i]);
+    }
+    return s;
+}
+
 /* The days from now to `t` (negative once past). */
 static int
 px_tls_days_left(const ASN1_TIME *t)
@@ -581,11 +625,14 @@ px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms, struct x
 {
     unsigned rotation_s = XF_MAX(rotation_ms / 1000u, 1u);
     struct px_tls_group *g = calloc(t->n_certs, sizeof(*g));
+    struct px_tls_info *info = calloc(t->n_certs, sizeof(*info));
     struct px_tls_sni *sni = NULL;
     size_t n = 0;
     SSL_CTX *def = NULL;
 
-    if (g == NULL) {
+    if (g == NULL || info == NULL) {
+        free(g);
+        free(info);
         xf_err_set(err, "%s: out of memory", t->at);
         return NULL;
     }
@@ -600,6 +647,8 @@ px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms, struct x
             goto fail;
         type = 1u << (EVP_PKEY_get_base_id(X509_get0_pubkey(x)) & 31);
         px_tls_check_dates(c, x);
+        info[i].not_after = px_tls_time(X509_get0_notAfter(x));
+        info[i].path = strdup(c->cert.path);
         if (px_tls_cert_names(x, &own, &n_own) == -1) {
             X509_free(x);
             xf_err_set(err, "%s: out of memory", c->at);
@@ -611,6 +660,12 @@ px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms, struct x
             goto fail;
         }
         px_tls_names_free(own, n_own);
+        info[i].names = px_tls_names_join(names, n_names);
+        if (info[i].path == NULL || info[i].names == NULL) {
+            px_tls_names_free(names, n_names);
+            xf_err_set(err, "%s: out of memory", c->at);
+            goto fail;
+        }
         if (n_names == 0 && i > 0) {
             px_tls_names_free(names, n_names);
             xf_err_set(err,
@@ -644,6 +699,11 @@ px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms, struct x
             goto fail;
     }
     sni = px_tls_sni_new(g, n);
+    if (sni != NULL) {
+        sni->info = info;
+        sni->n_info = t->n_certs;
+        info = NULL;
+    }
     if (sni == NULL || SSL_CTX_set_ex_data(g[0].ctx, px_tls_sni_index, sni) != 1) {
         px_tls_sni_free(sni);
         xf_err_set(err, "%s: out of memory", t->at);
@@ -655,6 +715,11 @@ px_tls_listen_new(const struct cfg_tls_listen *t, unsigned rotation_ms, struct x
     g[0].ctx = NULL; /* the caller's; the table holds the others */
 fail:
     px_tls_groups_free(g, n);
+    for (size_t i = 0; info != NULL && i < t->n_certs; i++) {
+        free(info[i].path);
+        free(info[i].names);
+    }
+    free(info);
     return def;
 }
 
@@ -1193,4 +1258,46 @@ px_tls_upstream_close(struct px_upstream *u, bool clean)
     SSL_set_app_data(u->ssl, NULL);
     SSL_free(u->ssl);
     u->ssl = NULL;
+}
+
+/* --- what is loaded --- */
+
+void
+px_tls_show(SSL_CTX *ctx, const char *listener, void (*line)(void *arg, const char *text),
+            void *arg)
+{
+    const struct px_tls_sni *t = ctx != NULL ? SSL_CTX_get_ex_data(ctx, px_tls_sni_index) : NULL;
+    time_t now = time(NULL);
+
+    for (size_t i = 0; t != NULL && i < t->n_info; i++) {
+        const struct px_tls_info *in = &t->info[i];
+        char when[32] = "-", text[1024];
+        struct tm tm;
+
+        if (in->not_after != 0 && gmtime_r(&in->not_after, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(text, sizeof(text), "%s %s %s %s %lld", listener, in->path, in->names, when,
+                 (long long)((in->not_after - now) / 86400));
+        line(arg, text);
+    }
+}
+
+void
+px_tls_warn_expiry(SSL_CTX *ctx)
+{
+    const struct px_tls_sni *t = ctx != NULL ? SSL_CTX_get_ex_data(ctx, px_tls_sni_index) : NULL;
+    time_t now = time(NULL);
+
+    for (size_t i = 0; t != NULL && i < t->n_info; i++) {
+        long long left = (long long)(t->info[i].not_after - now) / 86400;
+
+        if (t->info[i].not_after < now)
+            XF_LOG(XF_LOG_WARN, "tls",
+                   "event=certificate_expired cert=%s days_ago=%lld note=\"clients will refuse "
+                   "it: renew it, then xfctl tls reload\"",
+                   t->info[i].path, -left);
+        else if (left < PX_TLS_EXPIRY_WARN_DAYS)
+            XF_LOG(XF_LOG_WARN, "tls", "event=certificate_expires_soon cert=%s days_left=%lld",
+                   t->info[i].path, left);
+    }
 }
