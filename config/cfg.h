@@ -247,6 +247,7 @@ struct cfg_diff {
     bool split_changed;                        /* keys, seed, proxies, overrides, expose */
     bool weight_in_file_changed; /* split.weight: not applied, the weight in force is kept */
     bool timeouts_changed, limits_changed, retries_changed, access_log_changed, log_level_changed;
+    bool tls_reread; /* the new file has TLS somewhere: its certificate files are read again */
 };
 /* Fills *d; returns 0, or -1 when the reload must be refused (d->refused says why). */
 int cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d);

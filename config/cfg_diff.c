@@ -155,6 +155,10 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
     d->retries_changed = old->retries != new->retries;
     d->access_log_changed = !cfg_diff_str_eq(old->access_log, new->access_log);
     d->log_level_changed = old->log_level != new->log_level;
+    for (size_t i = 0; i < new->n_listeners; i++)
+        d->tls_reread |= new->listeners[i].tls != NULL;
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        d->tls_reread |= new->clusters[c].tls != NULL;
     return 0;
 }
 
@@ -201,6 +205,7 @@ cfg_diff_text(const struct cfg_diff *d, char *buf, size_t size)
     cfg_diff_add(buf, size, &off, d->retries_changed, "retries changed");
     cfg_diff_add(buf, size, &off, d->access_log_changed, "access_log changed");
     cfg_diff_add(buf, size, &off, d->log_level_changed, "log_level changed");
+    cfg_diff_add(buf, size, &off, d->tls_reread, "certificates read again");
     cfg_diff_add(buf, size, &off, d->weight_in_file_changed,
                  "split.weight in the file not applied (the weight in force is kept)");
     return XF_MIN(off, size - 1);
