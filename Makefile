@@ -4,7 +4,7 @@
 #   make test SAN=address,undefined   the same suites under ASan and UBSan (alias: make asan)
 #   make tsan         the same suites under ThreadSanitizer (the workers and the control thread)
 #   make demo         build, then run the demo (scripts in bench/)
-#   make bench        wrk against xf-upstream, crossfade and HAProxy in one run
+#   make bench        wrk against xf-upstream, crossfade and HAProxy in one run, plain and HTTPS
 #   make deps         install the Debian packages the build needs
 #   make format / format-check, V=1 for full command lines, WERROR=0 for packagers
 .DEFAULT_GOAL := all
@@ -151,6 +151,7 @@ demo: deps
 bench: deps
 	$(MAKE) --no-print-directory all
 	bench/bench.sh
+	bench/bench_tls.sh
 
 # The split's decision alone: nanoseconds per bal_pick, per key source.
 $(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a
