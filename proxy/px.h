@@ -401,6 +401,8 @@ void px_tls_show(SSL_CTX *ctx, const char *listener, void (*line)(void *arg, con
                  void *arg);
 /* Logs a warning for each certificate of ctx that expired or expires within 14 days. */
 void px_tls_warn_expiry(SSL_CTX *ctx);
+/* Drops the expired sessions of ctx's session cache (the control thread, once a minute). */
+void px_tls_flush(SSL_CTX *ctx);
 /* A client session toward a node at addr_text ("host:port") with ctx: the name sent and checked
  * is sni, else the host (an IP address is checked, not sent). NULL when out of memory. */
 SSL *px_tls_node_ssl(SSL_CTX *ctx, const char *sni, const char *addr_text);
@@ -521,7 +523,8 @@ struct px_ctl {
     unsigned n_workers;
     SSL_CTX **tls; /* owned: the TLS context of each of cfg's listeners (NULL: plain) */
     SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned: TLS to each cluster's nodes (NULL: plain) */
-    struct event *ev_tls_expiry;          /* owned: the daily certificate expiry check */
+    struct event *ev_tls_tick;            /* owned: px_ctl_tls_tick, each minute */
+    unsigned tls_ticks;                   /* its runs, for the daily expiry check */
     int efd;                              /* owned: eventfd the workers poke */
     struct event *ev_efd;                 /* owned */
     struct xf_stats *stats;               /* owned: the health checks' counters */
@@ -589,8 +592,9 @@ void px_ctl_tls_reload(void *arg, void (*done)(void *arg, bool ok, const char *t
                        void *done_arg);
 /* adm_tls_show_fn for `show tls` (arg: the ctl). */
 void px_ctl_tls_show(void *arg, void (*line)(void *ctx, const char *text), void *ctx);
-/* The daily timer (arg: the ctl): a warning for each certificate near or past its end. */
-void px_ctl_tls_expiry(evutil_socket_t fd, short what, void *arg);
+/* The TLS timer (arg: the ctl), each minute: the session caches' clean-up, and once a day a
+ * warning for each certificate near or past its end. */
+void px_ctl_tls_tick(evutil_socket_t fd, short what, void *arg);
 /* adm_listen_fds_fn (arg: the ctl): every worker's listening sockets, for a binary upgrade;
  * SIZE_MAX while a reload is under way. */
 size_t px_ctl_listen_fds(void *arg, int *fds, size_t cap);

@@ -441,7 +441,7 @@ px_client_on_handshake(struct px_client *c, short what)
     enum px_rc rc;
 
     if (what & EV_TIMEOUT) {
-        XF_STAT_INC(c->w->stats->tls_failed);
+        px_tls_handshake_timeout(c);
         px_client_free(c); /* a stalled handshake: nothing was asked, nothing to answer */
         return;
     }

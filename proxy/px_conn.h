@@ -158,6 +158,8 @@ int px_tls_client_start(struct px_client *c, SSL_CTX *ctx);
 /* Moves c's handshake on: PX_OK once done, PX_AGAIN while it waits for the socket (its event
  * armed for the time left), PX_CLOSE when it failed (counted and logged, rate-limited). */
 enum px_rc px_tls_handshake(struct px_client *c);
+/* Counts and logs (rate-limited) a handshake that ran out of time; the caller frees c. */
+void px_tls_handshake_timeout(struct px_client *c);
 /* Sends close_notify once (before a graceful close of our side). */
 void px_tls_client_shut(struct px_client *c);
 /* Ends c's TLS: close_notify unless cut or never established, then frees the session. */

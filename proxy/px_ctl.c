@@ -467,8 +467,8 @@ px_ctl_free(struct px_ctl *ctl)
     free(ctl->workers);
     px_tls_set_free(ctl->tls, ctl->cfg != NULL ? ctl->cfg->n_listeners : 0);
     px_tls_nodes_free(ctl->node_tls);
-    if (ctl->ev_tls_expiry != NULL)
-        event_free(ctl->ev_tls_expiry);
+    if (ctl->ev_tls_tick != NULL)
+        event_free(ctl->ev_tls_tick);
     px_reexec_fini(ctl);
     for (size_t i = 0; i < PX_SIGNALS; i++)
         if (ctl->ev_signals[i] != NULL)

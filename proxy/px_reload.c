@@ -522,12 +522,16 @@ px_ctl_tls_show(void *arg, void (*line)(void *ctx, const char *text), void *ctx)
 }
 
 void
-px_ctl_tls_expiry(evutil_socket_t fd, short what, void *arg)
+px_ctl_tls_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct px_ctl *ctl = arg;
+    bool daily = ++ctl->tls_ticks % (24u * 60u) == 0;
 
     XF_UNUSED(fd);
     XF_UNUSED(what);
-    for (size_t k = 0; ctl->tls != NULL && k < ctl->cfg->n_listeners; k++)
-        px_tls_warn_expiry(ctl->tls[k]);
+    for (size_t k = 0; ctl->tls != NULL && k < ctl->cfg->n_listeners; k++) {
+        px_tls_flush(ctl->tls[k]);
+        if (daily)
+            px_tls_warn_expiry(ctl->tls[k]);
+    }
 }

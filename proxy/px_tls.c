@@ -272,7 +272,9 @@ px_tls_ctx_base(const struct cfg_tls_listen *t, unsigned rotation_s, struct xf_e
         goto fail;
     }
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"crossfade", 9);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* The cache's clean-up runs on the control thread once a minute (px_tls_flush), not inside a
+     * worker's handshake every 255 connections, where OpenSSL would walk the whole cache. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
     SSL_CTX_set_timeout(ctx, (long)rotation_s);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, px_tls_ticket_cb);
     if (t->client_ca.path != NULL) {
@@ -994,6 +996,13 @@ px_tls_handshake(struct px_client *c)
 }
 
 void
+px_tls_handshake_timeout(struct px_client *c)
+{
+    XF_STAT_INC(c->w->stats->tls_failed);
+    px_tls_log_failure(c, "the handshake did not complete within timeouts.tls_handshake");
+}
+
+void
 px_tls_client_close(struct px_client *c)
 {
     if (c->ssl == NULL)
@@ -1280,6 +1289,13 @@ px_tls_show(SSL_CTX *ctx, const char *listener, void (*line)(void *arg, const ch
                  (long long)((in->not_after - now) / 86400));
         line(arg, text);
     }
+}
+
+void
+px_tls_flush(SSL_CTX *ctx)
+{
+    if (ctx != NULL)
+        SSL_CTX_flush_sessions(ctx, (long)time(NULL));
 }
 
 void

@@ -945,12 +945,12 @@ px_ctl_listen(struct px_ctl *ctl, int *inherited, size_t n_inherited, struct xf_
         px_tls_nodes_new(cfg, ctl->node_tls, err) == -1)
         goto fail;
     px_tls_set_rotation(cfg->tls_ticket_rotation_ms);
-    if (ctl->ev_tls_expiry == NULL) {
-        static const struct timeval day = {.tv_sec = 86400, .tv_usec = 0};
+    if (ctl->ev_tls_tick == NULL) {
+        static const struct timeval minute = {.tv_sec = 60, .tv_usec = 0};
 
-        ctl->ev_tls_expiry = event_new(ctl->base, -1, EV_PERSIST, px_ctl_tls_expiry, ctl);
-        if (ctl->ev_tls_expiry != NULL)
-            event_add(ctl->ev_tls_expiry, &day);
+        ctl->ev_tls_tick = event_new(ctl->base, -1, EV_PERSIST, px_ctl_tls_tick, ctl);
+        if (ctl->ev_tls_tick != NULL)
+            event_add(ctl->ev_tls_tick, &minute);
     }
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         struct px_worker *w = ctl->workers[i];
