@@ -220,11 +220,14 @@ report_pair() { # title, then for each of crossfade and haproxy the lines "rps c
         "$(awk -v a="$xr" -v b="$hr" 'BEGIN {print a / b}')"
 }
 
-echo "== 1. keep-alive HTTPS GETs (wrk), per round: crossfade then HAProxy"
+# The order alternates from round to round, so that neither server always runs first.
+order() { if [ $(($1 % 2)) = 1 ]; then echo crossfade haproxy; else echo haproxy crossfade; fi; }
+
+echo "== 1. keep-alive HTTPS GETs (wrk), the order alternating from round to round"
 : >"$TMP/r.crossfade"
 : >"$TMP/r.haproxy"
 for r in $(seq 1 "$ROUNDS"); do
-    for n in crossfade haproxy; do wrk_run "$n" >>"$TMP/r.$n"; done
+    for n in $(order "$r"); do wrk_run "$n" >>"$TMP/r.$n"; done
     echo "   round $r: crossfade $(tail -1 "$TMP/r.crossfade"), HAProxy $(tail -1 "$TMP/r.haproxy") (req/s, µs CPU/req)"
 done
 report_pair "keep-alive requests"
@@ -234,7 +237,7 @@ echo "== 2. a new TLS connection per request (wrk -H 'Connection: close')"
 : >"$TMP/r.haproxy"
 xb=$(xf_hs)
 for r in $(seq 1 "$ROUNDS"); do
-    for n in crossfade haproxy; do wrk_run "$n" -H 'Connection: close' >>"$TMP/r.$n"; done
+    for n in $(order "$r"); do wrk_run "$n" -H 'Connection: close' >>"$TMP/r.$n"; done
     echo "   round $r: crossfade $(tail -1 "$TMP/r.crossfade"), HAProxy $(tail -1 "$TMP/r.haproxy") (handshakes/s, µs CPU each)"
 done
 xa=$(xf_hs)
@@ -245,7 +248,7 @@ echo "== 3. full handshakes only (2 x openssl s_time -new -time $SECONDS_RUN, no
 : >"$TMP/r.crossfade"
 : >"$TMP/r.haproxy"
 for r in $(seq 1 "$ROUNDS"); do
-    for n in crossfade haproxy; do
+    for n in $(order "$r"); do
         before=$(cpu_ticks "${PID[$n]}")
         st=()
         for k in 1 2; do

@@ -1007,8 +1007,9 @@ px_tls_client_close(struct px_client *c)
 {
     if (c->ssl == NULL)
         return;
-    /* close_notify on a connection that ends in order; a cut one (abort) ends with a reset. */
-    if (!c->tls_hs && !c->abort && !c->tls_shut) {
+    /* close_notify on a connection that ends in order and whose client is still there; a cut one
+     * (abort) ends with a reset. */
+    if (!c->tls_hs && !c->abort && !c->tls_shut && !c->eof) {
         ERR_clear_error();
         SSL_shutdown(c->ssl);
     }
