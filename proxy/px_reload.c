@@ -123,6 +123,8 @@ px_worker_reload(struct px_worker *w)
     w->listeners = ls;
     w->n_listeners = n;
     m->listeners = NULL;
+    px_tls_set_free(m->tls, cfg->n_listeners); /* what no listener took, and the array */
+    m->tls = NULL;
     if (m->hdrs != NULL) {
         free(w->hdrs);
         w->hdrs = m->hdrs;
