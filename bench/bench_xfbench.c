@@ -14,12 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 static void
 bench_xfb_usage(FILE *f)
 {
-    fputs("usage: xfbench [options] URL\n"
+    fputs("usage: xfbench [options] URL      (http://HOST[:PORT]/PATH or https://...)\n"
           "load:\n"
           "  -t, --threads N         event loops (default 2)\n"
           "  -c, --connections N     keep-alive connections, shared by the threads (default 10)\n"
@@ -36,6 +39,10 @@ bench_xfb_usage(FILE *f)
           "  --body-size N           request body of N bytes\n"
           "  --timeout D             a response not complete after D fails (default 2s)\n"
           "  --seed N                random seed of the key draws (default 1)\n"
+          "https:\n"
+          "  --ca FILE               verify the server against the CAs of FILE (PEM; default:\n"
+          "                          the system's CA store)\n"
+          "  --insecure              do not verify the server's certificate\n"
           "split and rollout:\n"
           "  --route-header NAME     crossfade's split.expose header (default X-Crossfade-Route)\n"
           "  -s, --socket PATH       crossfade's admin socket: the weight (each change at its\n"
@@ -113,21 +120,31 @@ bench_xfb_check_header(const char *h, struct xf_err *err)
     return 0;
 }
 
-/* Parses http://HOST[:PORT][/PATH]; resolves HOST ("localhost" is the loopback address). */
+/*
+ * Parses http://HOST[:PORT][/PATH] or https://... (port 80 or 443 by default); resolves HOST
+ * ("localhost" is the loopback address). For https, o->tls_name is the host as written (without
+ * brackets), which the certificate must hold.
+ */
 static int
 bench_xfb_parse_url(struct bench_xfb_opts *o, struct xf_err *err)
 {
-    const char *u = o->url, *auth, *end, *host, *port = "80";
+    const char *u = o->url, *auth, *end, *host, *port;
     char hostbuf[256], portbuf[8];
     const char *why = NULL;
     unsigned alen = 0;
     size_t hlen;
 
-    if (strncasecmp(u, "http://", 7) != 0) {
-        xf_err_set(err, "URL %s: expected http://HOST[:PORT]/PATH (https is not supported)", u);
+    if (strncasecmp(u, "http://", 7) == 0) {
+        auth = u + 7;
+        port = "80";
+    } else if (strncasecmp(u, "https://", 8) == 0) {
+        auth = u + 8;
+        port = "443";
+        o->tls = 1;
+    } else {
+        xf_err_set(err, "URL %s: expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH", u);
         return -1;
     }
-    auth = u + 7;
     end = auth + strcspn(auth, "/?#");
     if (end == auth || (size_t)(end - auth) >= sizeof(o->host) || memchr(auth, '@', end - auth)) {
         xf_err_set(err, "URL %s: bad host", u);
@@ -159,6 +176,16 @@ bench_xfb_parse_url(struct bench_xfb_opts *o, struct xf_err *err)
             port = colon + 1;
     }
     hostbuf[hlen] = '\0';
+    if (hlen == 0) {
+        xf_err_set(err, "URL %s: bad host", u);
+        return -1;
+    }
+    if (o->tls) {
+        unsigned char a6[sizeof(struct in6_addr)];
+        memcpy(o->tls_name, hostbuf, hlen + 1);
+        o->tls_name_is_ip =
+            inet_pton(AF_INET, hostbuf, a6) == 1 || inet_pton(AF_INET6, hostbuf, a6) == 1;
+    }
     {
         uint64_t pv;
         if (bench_xfb_fixed_parse(port, strlen(port), 0, 65535, &pv) == -1 || pv == 0) {
@@ -234,7 +261,18 @@ bench_xfb_opts_finish(struct bench_xfb_opts *o, int have_d, struct xf_err *err)
         xf_err_set(err, "--route-header: expected a header name, got \"%s\"", o->route_header);
         return -1;
     }
-    return bench_xfb_parse_url(o, err);
+    if (o->ca_file != NULL && o->insecure) {
+        xf_err_set(err, "--ca and --insecure: choose one");
+        return -1;
+    }
+    if (bench_xfb_parse_url(o, err) == -1)
+        return -1;
+    if (!o->tls && (o->ca_file != NULL || o->insecure)) {
+        xf_err_set(err, "%s is for https URLs, got %s", o->insecure ? "--insecure" : "--ca",
+                   o->url);
+        return -1;
+    }
+    return 0;
 }
 
 enum bench_xfb_opt {
@@ -254,6 +292,8 @@ enum bench_xfb_opt {
     BENCH_XFB_OPT_WEIGHT,
     BENCH_XFB_OPT_JSON,
     BENCH_XFB_OPT_HTML,
+    BENCH_XFB_OPT_CA,
+    BENCH_XFB_OPT_INSECURE,
 };
 
 static const struct option bench_xfb_longopts[] = {
@@ -271,6 +311,8 @@ static const struct option bench_xfb_longopts[] = {
     {"body-size", required_argument, NULL, BENCH_XFB_OPT_BODY_SIZE},
     {"timeout", required_argument, NULL, BENCH_XFB_OPT_TIMEOUT},
     {"seed", required_argument, NULL, BENCH_XFB_OPT_SEED},
+    {"ca", required_argument, NULL, BENCH_XFB_OPT_CA},
+    {"insecure", no_argument, NULL, BENCH_XFB_OPT_INSECURE},
     {"route-header", required_argument, NULL, BENCH_XFB_OPT_ROUTE_HEADER},
     {"socket", required_argument, NULL, 's'},
     {"rollout", required_argument, NULL, BENCH_XFB_OPT_ROLLOUT},
@@ -387,6 +429,12 @@ bench_xfb_opt_load(struct bench_xfb_opts *o, int opt, const char *arg, struct xf
         return 0;
     case BENCH_XFB_OPT_SEED:
         return bench_xfb_opt_u64("--seed", arg, 0, UINT64_MAX, &o->seed, err);
+    case BENCH_XFB_OPT_CA:
+        o->ca_file = arg;
+        return 0;
+    case BENCH_XFB_OPT_INSECURE:
+        o->insecure = 1;
+        return 0;
     default:
         return 1;
     }
@@ -688,6 +736,12 @@ bench_xfb_collect(struct bench_xfb_run *run, struct bench_xfb_result *r,
         bench_xfb_hist_merge(r->hist, w->total_h);
         r->connects += w->connects;
         r->routes_other += w->routes_other;
+        if (r->tls_version == NULL && w->tls_version != NULL) {
+            r->tls_version = w->tls_version;
+            r->tls_cipher = w->tls_cipher;
+        }
+        if (r->tls_error[0] == '\0' && w->tls_error[0] != '\0')
+            snprintf(r->tls_error, sizeof(r->tls_error), "%s", w->tls_error);
         for (size_t k = 0; k < w->nroutes; k++) {
             size_t j;
             for (j = 0; j < r->nroutes; j++) {
@@ -704,6 +758,10 @@ bench_xfb_collect(struct bench_xfb_run *run, struct bench_xfb_result *r,
                 routes[j].count += w->routes[k].count;
             }
         }
+    }
+    if (r->tls_version == NULL) {
+        r->tls_version = run->tls_version;
+        r->tls_cipher = run->tls_cipher;
     }
     bench_xfb_routes_sort(routes, r->nroutes);
     r->routes = routes;
@@ -886,6 +944,27 @@ out:
     return rc;
 }
 
+/*
+ * https, before the load: a certificate that fails verification stops the run (-1, said on
+ * stderr), since every handshake of the run would fail the same way. A probe that cannot tell (no
+ * connection, a handshake failing otherwise) only warns: the run counts those failures.
+ */
+static int
+bench_xfb_main_probe(struct bench_xfb_run *run)
+{
+    struct xf_err err = {{0}};
+    int rc = bench_xfb_tls_probe(run, &err);
+
+    if (rc == -1) {
+        fprintf(stderr, "xfbench: %s: %s\n", run->o->url, err.msg);
+        return -1;
+    }
+    if (rc == 1)
+        fprintf(stderr, "xfbench: warning: %s: %s; the run goes on and counts the failures\n",
+                run->o->url, err.msg);
+    return 0;
+}
+
 static void
 bench_xfb_main_fini(struct bench_xfb_main *m)
 {
@@ -933,8 +1012,15 @@ main(int argc, char **argv)
         fprintf(stderr, "xfbench: out of memory\n");
         goto out;
     }
+    if (opts.tls && (run.ssl_ctx = bench_xfb_tls_ctx_new(&opts, &err)) == NULL) {
+        fprintf(stderr, "xfbench: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
     if (bench_xfb_template(&run, &err) == -1 || bench_xfb_workers_init(&run, &err) == -1)
         goto fail;
+    if (opts.tls && bench_xfb_main_probe(&run) == -1)
+        goto out;
     if (opts.admin_socket != NULL && (m.ctl = bench_xfb_ctl_new(&opts, &err)) == NULL)
         goto fail;
     if (bench_xfb_main_loop(&m, &err) == -1)
@@ -954,6 +1040,7 @@ out:
     free(run.prefix);
     free(run.suffix);
     free(run.body);
+    SSL_CTX_free(run.ssl_ctx);
     bench_xfb_script_fini(&opts.script);
     libevent_global_shutdown();
     return rc;

@@ -13,13 +13,15 @@
 
 #include <event2/event.h>
 #include <llhttp.h>
+#include <openssl/types.h>
 
 #include "common/xf.h"
 
 /*
  * Two halves. The pure half (bench_xfbench_hist.c, _rollout.c, _gen.c, _watch.c, _check.c,
  * _report.c) does no I/O beyond writing a report to a FILE and is linked into the unit tests. The
- * I/O half (bench_xfbench.c, _conn.c, _ctl.c) runs the load and the rollout; see docs/xfbench.md.
+ * I/O half (bench_xfbench.c, _conn.c, _tls.c, _ctl.c) runs the load and the rollout; see
+ * docs/xfbench.md.
  */
 
 /* --- limits: every list and buffer below is bounded by one of these --- */
@@ -246,10 +248,18 @@ enum bench_xfb_err {
     BENCH_XFB_ERR_PROTOCOL, /* the response could not be parsed */
     BENCH_XFB_ERR_4XX,
     BENCH_XFB_ERR_5XX,
+    /* https only (the reports of an http run leave them out, see bench_xfb_err_kinds): */
+    BENCH_XFB_ERR_TLS,        /* a handshake failed or timed out, or a TLS error after it */
+    BENCH_XFB_ERR_TLS_VERIFY, /* the server's certificate failed verification */
     BENCH_XFB_ERR_COUNT,
 };
 
 extern const char *const bench_xfb_err_names[BENCH_XFB_ERR_COUNT];
+
+struct bench_xfb_opts;
+/* How many error kinds a run's reports list: all of them for https, those before
+ * BENCH_XFB_ERR_TLS for http. */
+size_t bench_xfb_err_kinds(const struct bench_xfb_opts *o);
 
 struct bench_xfb_counts {
     uint64_t responses; /* complete responses, any status */
@@ -260,7 +270,9 @@ struct bench_xfb_counts {
      * expected share by its responses, so a rate that changes within a second (the warm-up, a
      * side faster than the other) does not skew a second's expectation. */
     uint64_t routed_tenth[10];
-    uint64_t bytes; /* received */
+    uint64_t bytes;      /* received (of HTTP: decrypted, for https) */
+    uint64_t handshakes; /* TLS handshakes completed */
+    uint64_t resumed;    /* ... of which resumed a session */
 };
 
 void bench_xfb_counts_add(struct bench_xfb_counts *dst, const struct bench_xfb_counts *src);
@@ -324,6 +336,12 @@ struct bench_xfb_opts {
     char path[2048];
     struct sockaddr_storage addr;
     socklen_t addr_len;
+    int tls;             /* an https URL */
+    const char *ca_file; /* --ca; NULL: the system's CA store */
+    int insecure;        /* --insecure: the certificate is not verified */
+    char tls_name[256];  /* the URL's host without port or brackets: the name (or address) the
+                            certificate must hold, and the SNI */
+    int tls_name_is_ip;  /* ... an IP address: verified as one, and no SNI sent */
     unsigned threads;
     unsigned conns;
     uint64_t duration_ms; /* 0 with -n alone */
@@ -361,6 +379,10 @@ struct bench_xfb_result {
     double elapsed_s;
     struct bench_xfb_counts totals;
     uint64_t connects;
+    /* https: what the handshakes agreed (OpenSSL's static strings; NULL: none completed), and
+     * the first TLS failure of the run ("" when none). */
+    const char *tls_version, *tls_cipher;
+    char tls_error[256];
     struct bench_xfb_hist *hist;    /* borrowed */
     struct bench_xfb_route *routes; /* borrowed, by count, largest first */
     size_t nroutes;
@@ -452,6 +474,7 @@ enum bench_xfb_cstate {
     BENCH_XFB_C_DOWN = 0,   /* no socket: connecting is the next step */
     BENCH_XFB_C_BACKOFF,    /* waiting before reconnecting after a failed connect */
     BENCH_XFB_C_CONNECTING, /* waiting for the connect to finish */
+    BENCH_XFB_C_HANDSHAKE,  /* https: connected, the TLS handshake under way */
     BENCH_XFB_C_IDLE,       /* connected, no request in flight */
     BENCH_XFB_C_SENDING,    /* a request is partly sent */
     BENCH_XFB_C_WAITING,    /* the request is sent; the response is due */
@@ -463,9 +486,14 @@ struct bench_xfb_worker;
 struct bench_xfb_conn {
     struct bench_xfb_worker *w; /* borrowed */
     int fd;                     /* owned, -1 when closed */
-    struct event *rev;          /* owned: EV_READ|EV_PERSIST while connected */
-    struct event *wev;          /* owned: EV_WRITE, armed while connecting or blocked */
-    struct event *tev;          /* owned: due time (open loop) or reconnect back-off */
+    SSL *ssl;                   /* owned: https only, NULL on the plain path and when closed */
+    uint32_t epoch;             /* bumped at each close: tells a callback its socket was replaced */
+    uint8_t tls_live;          /* handshake done, no TLS error, peer not closed: close_notify due */
+    uint8_t tls_write_on_read; /* SSL_write wanted to read first: flush when readable */
+    uint8_t tls_read_on_write; /* SSL_read wanted to write first: read when writable */
+    struct event *rev;         /* owned: EV_READ|EV_PERSIST while connected */
+    struct event *wev;         /* owned: EV_WRITE, armed while connecting or blocked */
+    struct event *tev;         /* owned: due time (open loop) or reconnect back-off */
     enum bench_xfb_cstate st;
     uint64_t index;     /* among every connection of the run */
     uint64_t nth;       /* requests this connection started: the rate schedule's position */
@@ -515,6 +543,12 @@ struct bench_xfb_worker {
     size_t nroutes;
     uint64_t routes_other;
     uint64_t finish_ns; /* when the loop ended; read by main after the join */
+    /* https */
+    /* owned (an SSL_SESSION): the session of the last connection that had one to resume; the
+     * next connection offers it */
+    struct ssl_session_st *sess;
+    const char *tls_version, *tls_cipher; /* of the first handshake (OpenSSL's static strings) */
+    char tls_error[256];                  /* the worker's first TLS failure, "" when none */
 };
 
 /* Everything a run shares between its threads; built by main, read-only once the workers run,
@@ -536,6 +570,9 @@ struct bench_xfb_run {
     size_t route_name_len;
     struct bench_xfb_rate rate; /* --rate: the schedule every connection follows */
     atomic_uint finished;       /* workers whose loop has ended */
+    SSL_CTX *ssl_ctx;           /* owned: https only, shared by the workers (NULL for http) */
+    const char *tls_version, *tls_cipher; /* from the check before the run; NULL: unknown */
+    atomic_int tls_warned;                /* the run's first TLS failure was printed */
 };
 
 uint64_t bench_xfb_now_ns(void);
@@ -552,6 +589,31 @@ void bench_xfb_agg_fini(struct bench_xfb_agg *a);
 /* Closes the seconds below `now_sec` that every worker handed in, and those whose grace has passed
  * (all of them with `all`). Returns the number of closed seconds. */
 size_t bench_xfb_agg_close(struct bench_xfb_agg *a, int64_t now_sec, int all);
+
+/* bench_xfbench_tls.c: https. */
+/* The client context for o (verification by --ca, the system's store, or none with --insecure;
+ * TLS 1.2 and up; sessions handed to the worker of their connection). NULL with err. */
+SSL_CTX *bench_xfb_tls_ctx_new(const struct bench_xfb_opts *o, struct xf_err *err);
+/* A client SSL on fd (borrowed) with the name to verify and the SNI, offering `sess` (may be
+ * NULL). NULL when out of memory. */
+SSL *bench_xfb_tls_new(SSL_CTX *ctx, const struct bench_xfb_opts *o, int fd,
+                       struct ssl_session_st *sess);
+/* A connection of w ends: its session (with the tickets read during its life) becomes the one
+ * w's next connection offers, when it can be resumed; a session that resumed stays as it is. */
+void bench_xfb_tls_keep_session(struct bench_xfb_worker *w, SSL *ssl);
+/* Why the TLS call that returned rc failed (SSL_get_error is not SSL_ERROR_WANT_*): the reason in
+ * buf, and BENCH_XFB_ERR_TLS_VERIFY when the certificate failed verification, BENCH_XFB_ERR_RESET
+ * when the peer reset or closed the TCP connection during a read, else BENCH_XFB_ERR_TLS. Clears
+ * the thread's OpenSSL error queue. */
+enum bench_xfb_err bench_xfb_tls_reason(SSL *ssl, int rc, const struct bench_xfb_opts *o, char *buf,
+                                        size_t size);
+/*
+ * Before the load: one connection and handshake (blocking, at most --timeout), then a clean
+ * close. Returns 0 (sets run->tls_version and tls_cipher), -1 when the certificate failed
+ * verification, 1 when it could not tell (no connection, or a handshake that failed otherwise);
+ * why in err for -1 and 1.
+ */
+int bench_xfb_tls_probe(struct bench_xfb_run *run, struct xf_err *err);
 
 /* bench_xfbench_ctl.c: the admin socket client and the rollout, on the main thread's loop. */
 struct bench_xfb_ctl;

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define BENCH_XFB_BACKOFF_MS 100 /* before reconnecting after a failed connect */
 
@@ -150,7 +152,8 @@ bench_xfb_agg_put(struct bench_xfb_agg *a, unsigned id, int64_t sec,
 static int
 bench_xfb_counts_empty(const struct bench_xfb_counts *c)
 {
-    return c->responses == 0 && bench_xfb_counts_errors(c) == 0 && c->bytes == 0;
+    return c->responses == 0 && bench_xfb_counts_errors(c) == 0 && c->bytes == 0 &&
+           c->handshakes == 0;
 }
 
 /* Hands in the current second and starts second `sec`. */
@@ -334,6 +337,19 @@ static void bench_xfb_conn_next(struct bench_xfb_conn *c);
 static void
 bench_xfb_conn_close(struct bench_xfb_conn *c)
 {
+    if (c->ssl != NULL) {
+        /* One close_notify, not waited for, on a connection whose TLS is still sound. */
+        bench_xfb_tls_keep_session(c->w, c->ssl);
+        if (c->tls_live)
+            SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->tls_live = 0;
+        c->tls_write_on_read = 0;
+        c->tls_read_on_write = 0;
+    }
+    c->epoch++;
     if (c->rev != NULL)
         event_free(c->rev);
     c->rev = NULL;
@@ -388,6 +404,54 @@ bench_xfb_conn_stopping(const struct bench_xfb_conn *c, uint64_t now)
            (run->end_ns != 0 && now >= run->end_ns);
 }
 
+/* A TLS error on an established connection with a request outstanding: counted (tls, or reset
+ * for a reset connection), the connection dropped and a new one opened. */
+static void bench_xfb_conn_tls_error(struct bench_xfb_conn *c, int rc);
+
+/*
+ * https: sends what is left of the request with SSL_write, head then body (one record each at
+ * least). SSL_write takes a single buffer; a partial write (SSL_MODE_ENABLE_PARTIAL_WRITE) moves
+ * on, and a retry after WANT_WRITE repeats the same length from the same offset, as OpenSSL
+ * requires.
+ */
+static void
+bench_xfb_conn_flush_tls(struct bench_xfb_conn *c)
+{
+    const struct bench_xfb_run *run = c->w->run;
+    size_t total = c->out_len + (size_t)run->o->body_size;
+
+    while (c->out_off < total) {
+        const char *p;
+        size_t len;
+        int n;
+
+        if (c->out_off < c->out_len) {
+            p = c->out + c->out_off;
+            len = c->out_len - c->out_off;
+        } else {
+            p = run->body + (c->out_off - c->out_len);
+            len = total - c->out_off;
+        }
+        n = SSL_write(c->ssl, p, (int)XF_MIN(len, (size_t)1 << 30));
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_WRITE:
+            event_add(c->wev, NULL);
+            return;
+        case SSL_ERROR_WANT_READ:
+            c->tls_write_on_read = 1; /* the read event is always armed */
+            return;
+        default:
+            bench_xfb_conn_tls_error(c, n);
+            return;
+        }
+    }
+    c->st = BENCH_XFB_C_WAITING;
+}
+
 /*
  * Sends what is left of the request: head from c->out, body from the run's shared body. A short
  * send means the socket buffer is full: wait for EV_WRITE rather than learn EAGAIN by a second
@@ -403,6 +467,10 @@ bench_xfb_conn_flush(struct bench_xfb_conn *c)
     ssize_t n;
     int niov = 0;
 
+    if (c->ssl != NULL) {
+        bench_xfb_conn_flush_tls(c);
+        return;
+    }
     if (c->out_off < c->out_len) {
         iov[niov].iov_base = c->out + c->out_off;
         iov[niov++].iov_len = c->out_len - c->out_off;
@@ -549,6 +617,7 @@ bench_xfb_conn_parse(struct bench_xfb_conn *c, const char *data, size_t len)
 static void
 bench_xfb_conn_eof(struct bench_xfb_conn *c)
 {
+    c->tls_live = 0; /* no close_notify to a server that has gone */
     if (c->st != BENCH_XFB_C_WAITING && c->st != BENCH_XFB_C_SENDING) {
         bench_xfb_conn_reopen(c);
         return;
@@ -566,6 +635,63 @@ bench_xfb_conn_eof(struct bench_xfb_conn *c)
     bench_xfb_conn_fail(c, BENCH_XFB_ERR_RESET);
 }
 
+static void bench_xfb_conn_handshake(struct bench_xfb_conn *c);
+
+/*
+ * https: reads with SSL_read until it wants more from the socket. A short read says nothing there
+ * (SSL_read returns one record at most), and bytes OpenSSL already holds (SSL_has_pending) wake
+ * no event: so the loop goes on while they are there, until the response is complete.
+ */
+static void
+bench_xfb_conn_read_tls(struct bench_xfb_conn *c)
+{
+    struct bench_xfb_worker *w = c->w;
+    uint32_t epoch = c->epoch;
+
+    if (c->st == BENCH_XFB_C_HANDSHAKE) {
+        bench_xfb_conn_handshake(c);
+        return;
+    }
+    if (c->tls_write_on_read) {
+        c->tls_write_on_read = 0;
+        bench_xfb_conn_flush_tls(c);
+        if (c->epoch != epoch || c->tls_write_on_read)
+            return;
+    }
+    for (;;) {
+        int n = SSL_read(c->ssl, w->rbuf, BENCH_XFB_RBUF);
+        if (n > 0) {
+            struct bench_xfb_counts *cnt = bench_xfb_worker_counts(w, bench_xfb_now_ns());
+            if (cnt != NULL)
+                cnt->bytes += (uint64_t)n;
+            if (bench_xfb_conn_parse(c, w->rbuf, (size_t)n) == -1 &&
+                (c->epoch != epoch || !SSL_has_pending(c->ssl)))
+                return;
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+            return;
+        case SSL_ERROR_WANT_WRITE:
+            c->tls_read_on_write = 1;
+            event_add(c->wev, NULL);
+            return;
+        case SSL_ERROR_ZERO_RETURN:
+            bench_xfb_conn_eof(c);
+            return;
+        default:
+            if (c->st == BENCH_XFB_C_WAITING || c->st == BENCH_XFB_C_SENDING) {
+                bench_xfb_conn_tls_error(c, n);
+            } else {
+                ERR_clear_error();
+                c->tls_live = 0;
+                bench_xfb_conn_reopen(c);
+            }
+            return;
+        }
+    }
+}
+
 static void
 bench_xfb_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -573,6 +699,10 @@ bench_xfb_conn_read_cb(evutil_socket_t fd, short what, void *arg)
     struct bench_xfb_worker *w = c->w;
 
     XF_UNUSED(what);
+    if (c->ssl != NULL) {
+        bench_xfb_conn_read_tls(c);
+        return;
+    }
     for (;;) {
         ssize_t n = recv(fd, w->rbuf, BENCH_XFB_RBUF, 0);
         if (n > 0) {
@@ -599,27 +729,17 @@ bench_xfb_conn_read_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/*
+ * A connect or a handshake failed: count it as `kind` (and under -n it uses up a request), retry
+ * after a pause.
+ */
 static void
-bench_xfb_conn_connected(struct bench_xfb_conn *c)
-{
-    c->w->connects++;
-    if (event_add(c->rev, NULL) == -1) {
-        bench_xfb_conn_fail(c, BENCH_XFB_ERR_CONNECT);
-        return;
-    }
-    llhttp_init(&c->parser, HTTP_RESPONSE, &bench_xfb_resp_settings);
-    c->parser.data = c;
-    bench_xfb_conn_next(c);
-}
-
-/* A connect failed: count it (and under -n it uses up a request), retry after a pause. */
-static void
-bench_xfb_conn_connect_failed(struct bench_xfb_conn *c)
+bench_xfb_conn_connect_failed(struct bench_xfb_conn *c, enum bench_xfb_err kind)
 {
     struct bench_xfb_worker *w = c->w;
     struct timeval tv = {.tv_sec = 0, .tv_usec = BENCH_XFB_BACKOFF_MS * 1000};
 
-    bench_xfb_worker_error(w, BENCH_XFB_ERR_CONNECT);
+    bench_xfb_worker_error(w, kind);
     bench_xfb_conn_close(c);
     if (w->run->o->requests > 0) {
         if (w->quota == 0) {
@@ -632,6 +752,110 @@ bench_xfb_conn_connect_failed(struct bench_xfb_conn *c)
     evtimer_add(c->tev, &tv);
 }
 
+/*
+ * Keeps the worker's first TLS failure for the report, and prints the run's first one at once
+ * (each later one is only counted): a certificate replaced during the run, a server that stopped
+ * speaking TLS, say.
+ */
+static void
+bench_xfb_worker_tls_failure(struct bench_xfb_worker *w, const char *why)
+{
+    uint64_t at = bench_xfb_now_ns() - w->run->start_ns;
+
+    if (w->tls_error[0] == '\0')
+        snprintf(w->tls_error, sizeof(w->tls_error), "at %.2fs: %s", (double)at / 1e9, why);
+    if (atomic_exchange(&w->run->tls_warned, 1) == 0)
+        fprintf(stderr,
+                "xfbench: warning: %s: %s at %.2fs; each such failure is counted in the "
+                "errors (tls, tls_verify), only the first is printed\n",
+                w->run->o->url, why, (double)at / 1e9);
+}
+
+/* A handshake failed (after the connect): counted as tls or tls_verify, retried after a pause. */
+static void
+bench_xfb_conn_handshake_failed(struct bench_xfb_conn *c, enum bench_xfb_err kind, const char *why)
+{
+    bench_xfb_worker_tls_failure(c->w, why);
+    c->tls_live = 0;
+    bench_xfb_conn_connect_failed(c, kind);
+}
+
+static void
+bench_xfb_conn_tls_error(struct bench_xfb_conn *c, int rc)
+{
+    char why[256];
+    enum bench_xfb_err kind = bench_xfb_tls_reason(c->ssl, rc, c->w->run->o, why, sizeof(why));
+
+    c->tls_live = 0;
+    if (kind != BENCH_XFB_ERR_RESET)
+        bench_xfb_worker_tls_failure(c->w, why);
+    bench_xfb_conn_fail(c, kind);
+}
+
+/* Drives the handshake; once done, the first request goes out. */
+static void
+bench_xfb_conn_handshake(struct bench_xfb_conn *c)
+{
+    struct bench_xfb_worker *w = c->w;
+    int n = SSL_do_handshake(c->ssl);
+    char why[256];
+    enum bench_xfb_err kind;
+
+    if (n == 1) {
+        struct bench_xfb_counts *cnt = bench_xfb_worker_counts(w, bench_xfb_now_ns());
+        if (cnt != NULL) {
+            cnt->handshakes++;
+            cnt->resumed += SSL_session_reused(c->ssl) ? 1 : 0;
+        }
+        if (w->tls_version == NULL) {
+            w->tls_version = SSL_get_version(c->ssl);
+            w->tls_cipher = SSL_get_cipher_name(c->ssl);
+        }
+        c->tls_live = 1;
+        c->st = BENCH_XFB_C_IDLE;
+        bench_xfb_conn_next(c);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+        return; /* the read event is always armed */
+    case SSL_ERROR_WANT_WRITE:
+        event_add(c->wev, NULL);
+        return;
+    default:
+        kind = bench_xfb_tls_reason(c->ssl, n, w->run->o, why, sizeof(why));
+        bench_xfb_conn_handshake_failed(
+            c, kind == BENCH_XFB_ERR_TLS_VERIFY ? kind : BENCH_XFB_ERR_TLS, why);
+    }
+}
+
+/* The TCP connection is up: https starts its handshake (offering the worker's last session),
+ * http its first request. */
+static void
+bench_xfb_conn_connected(struct bench_xfb_conn *c)
+{
+    struct bench_xfb_worker *w = c->w;
+
+    w->connects++;
+    if (event_add(c->rev, NULL) == -1) {
+        bench_xfb_conn_fail(c, BENCH_XFB_ERR_CONNECT);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_RESPONSE, &bench_xfb_resp_settings);
+    c->parser.data = c;
+    if (w->run->ssl_ctx != NULL) {
+        c->ssl = bench_xfb_tls_new(w->run->ssl_ctx, w->run->o, c->fd, w->sess);
+        if (c->ssl == NULL) {
+            bench_xfb_conn_handshake_failed(c, BENCH_XFB_ERR_TLS, "cannot create an SSL");
+            return;
+        }
+        c->st = BENCH_XFB_C_HANDSHAKE;
+        bench_xfb_conn_handshake(c);
+        return;
+    }
+    bench_xfb_conn_next(c);
+}
+
 static void
 bench_xfb_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -642,11 +866,20 @@ bench_xfb_conn_write_cb(evutil_socket_t fd, short what, void *arg)
     XF_UNUSED(what);
     if (c->st == BENCH_XFB_C_CONNECTING) {
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0) {
-            bench_xfb_conn_connect_failed(c);
+            bench_xfb_conn_connect_failed(c, BENCH_XFB_ERR_CONNECT);
             return;
         }
         c->st = BENCH_XFB_C_IDLE;
         bench_xfb_conn_connected(c);
+        return;
+    }
+    if (c->st == BENCH_XFB_C_HANDSHAKE) {
+        bench_xfb_conn_handshake(c);
+        return;
+    }
+    if (c->tls_read_on_write) {
+        c->tls_read_on_write = 0;
+        bench_xfb_conn_read_tls(c);
         return;
     }
     if (c->st == BENCH_XFB_C_SENDING)
@@ -681,13 +914,15 @@ bench_xfb_conn_connect(struct bench_xfb_conn *c)
     const struct bench_xfb_opts *o = w->run->o;
     int one = 1;
 
-    if (bench_xfb_conn_stopping(c, bench_xfb_now_ns())) {
+    /* Under -n with every request started, a new connection would carry none (and for https
+     * would count a handshake of no request). */
+    if (bench_xfb_conn_stopping(c, bench_xfb_now_ns()) || (o->requests > 0 && w->quota == 0)) {
         bench_xfb_conn_done(c);
         return;
     }
     c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd == -1) {
-        bench_xfb_conn_connect_failed(c);
+        bench_xfb_conn_connect_failed(c, BENCH_XFB_ERR_CONNECT);
         return;
     }
     if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1) {
@@ -696,7 +931,7 @@ bench_xfb_conn_connect(struct bench_xfb_conn *c)
     c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, bench_xfb_conn_read_cb, c);
     c->wev = event_new(w->base, c->fd, EV_WRITE, bench_xfb_conn_write_cb, c);
     if (c->rev == NULL || c->wev == NULL) {
-        bench_xfb_conn_connect_failed(c);
+        bench_xfb_conn_connect_failed(c, BENCH_XFB_ERR_CONNECT);
         return;
     }
     c->sent_ns = bench_xfb_now_ns();
@@ -706,7 +941,7 @@ bench_xfb_conn_connect(struct bench_xfb_conn *c)
         return;
     }
     if (errno != EINPROGRESS) {
-        bench_xfb_conn_connect_failed(c);
+        bench_xfb_conn_connect_failed(c, BENCH_XFB_ERR_CONNECT);
         return;
     }
     c->st = BENCH_XFB_C_CONNECTING;
@@ -737,7 +972,10 @@ bench_xfb_worker_tick_cb(evutil_socket_t fd, short what, void *arg)
         if (c->st == BENCH_XFB_C_WAITING || c->st == BENCH_XFB_C_SENDING)
             bench_xfb_conn_fail(c, BENCH_XFB_ERR_TIMEOUT);
         else if (c->st == BENCH_XFB_C_CONNECTING)
-            bench_xfb_conn_connect_failed(c);
+            bench_xfb_conn_connect_failed(c, BENCH_XFB_ERR_CONNECT);
+        else if (c->st == BENCH_XFB_C_HANDSHAKE)
+            bench_xfb_conn_handshake_failed(c, BENCH_XFB_ERR_TLS,
+                                            "the handshake was not complete within --timeout");
     }
 }
 
@@ -861,4 +1099,6 @@ bench_xfb_worker_fini(struct bench_xfb_worker *w)
     XF_FREE(w->rbuf);
     XF_FREE(w->cur_h);
     XF_FREE(w->total_h);
+    SSL_SESSION_free(w->sess);
+    w->sess = NULL;
 }

@@ -6,8 +6,14 @@
 #include <string.h>
 
 const char *const bench_xfb_err_names[BENCH_XFB_ERR_COUNT] = {
-    "connect", "timeout", "reset", "protocol", "status_4xx", "status_5xx",
+    "connect", "timeout", "reset", "protocol", "status_4xx", "status_5xx", "tls", "tls_verify",
 };
+
+size_t
+bench_xfb_err_kinds(const struct bench_xfb_opts *o)
+{
+    return o->tls ? BENCH_XFB_ERR_COUNT : BENCH_XFB_ERR_TLS;
+}
 
 void
 bench_xfb_rng_seed(struct bench_xfb_rng *r, uint64_t seed)
@@ -147,6 +153,8 @@ bench_xfb_counts_add(struct bench_xfb_counts *dst, const struct bench_xfb_counts
         dst->routed_tenth[i] += src->routed_tenth[i];
     dst->on_y += src->on_y;
     dst->bytes += src->bytes;
+    dst->handshakes += src->handshakes;
+    dst->resumed += src->resumed;
 }
 
 uint64_t

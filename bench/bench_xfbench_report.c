@@ -49,6 +49,14 @@ bench_xfb_live_line(const struct bench_xfb_opts *o, size_t sec, const struct ben
     snprintf(buf, size, "%s %8.0f req/s  p50 %8s  p99 %8s  errors %llu  %s", where,
              bench_xfb_rps(s), bench_xfb_ms_text(s->p50_ns, p50, sizeof(p50)),
              bench_xfb_ms_text(s->p99_ns, p99, sizeof(p99)), (unsigned long long)errors, share);
+    if (o->tls) {
+        size_t n = strlen(buf);
+        if (n < size)
+            snprintf(buf + n, size - n, "  handshakes %.0f/s (%.0f%% resumed)",
+                     s->span_s > 0 ? (double)s->c.handshakes / s->span_s : 0,
+                     s->c.handshakes > 0 ? (double)s->c.resumed * 100 / (double)s->c.handshakes
+                                         : 0.0);
+    }
 }
 
 /* The "what was run" part shared by the reports. */
@@ -204,6 +212,40 @@ bench_xfb_text_check(const struct bench_xfb_result *r, FILE *f)
         fprintf(f, "             (%zu more windows judged, not listed)\n", r->windows_more);
 }
 
+/* How the server's certificate is checked: "certificate of NAME verified against --ca FILE". */
+static void
+bench_xfb_verify_text(const struct bench_xfb_opts *o, char *buf, size_t size)
+{
+    if (o->insecure)
+        snprintf(buf, size, "certificate not verified (--insecure)");
+    else
+        snprintf(buf, size, "certificate of %s verified against %s%s", o->tls_name,
+                 o->ca_file != NULL ? "--ca " : "the system's CA store",
+                 o->ca_file != NULL ? o->ca_file : "");
+}
+
+/* https: what was agreed, handshakes per second and the share resumed, the first failure. */
+static void
+bench_xfb_text_tls(const struct bench_xfb_result *r, FILE *f)
+{
+    const struct bench_xfb_counts *t = &r->totals;
+    char verify[512];
+
+    if (!r->o->tls)
+        return;
+    bench_xfb_verify_text(r->o, verify, sizeof(verify));
+    if (r->tls_version != NULL)
+        fprintf(f, "  tls:       %s %s, %s\n", r->tls_version, r->tls_cipher, verify);
+    else
+        fprintf(f, "  tls:       no handshake completed (%s)\n", verify);
+    fprintf(f, "             %llu handshakes, %.1f/s, %llu resumed (%.2f%%)\n",
+            (unsigned long long)t->handshakes,
+            r->elapsed_s > 0 ? (double)t->handshakes / r->elapsed_s : 0,
+            (unsigned long long)t->resumed, bench_xfb_pct(t->resumed, t->handshakes));
+    if (r->tls_error[0] != '\0')
+        fprintf(f, "             first failure %s\n", r->tls_error);
+}
+
 int
 bench_xfb_report_text(const struct bench_xfb_result *r, FILE *f)
 {
@@ -221,6 +263,7 @@ bench_xfb_report_text(const struct bench_xfb_result *r, FILE *f)
             (unsigned long long)r->totals.responses,
             r->elapsed_s > 0 ? (double)r->totals.responses / r->elapsed_s : 0,
             (double)r->totals.bytes / (1024.0 * 1024.0), (unsigned long long)r->connects);
+    bench_xfb_text_tls(r, f);
     fprintf(f, "  latency:   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s)%s\n",
             bench_xfb_ms_text(bench_xfb_hist_quantile(h, 0.5), a, sizeof(a)),
             bench_xfb_ms_text(bench_xfb_hist_quantile(h, 0.9), b, sizeof(b)),
@@ -230,7 +273,7 @@ bench_xfb_report_text(const struct bench_xfb_result *r, FILE *f)
             bench_xfb_ms_text(bench_xfb_hist_mean(h), m, sizeof(m)),
             o->rate_milli > 0 ? ", from each request's scheduled time" : "");
     fprintf(f, "  errors:    %llu", (unsigned long long)errors);
-    for (size_t i = 0; errors > 0 && i < BENCH_XFB_ERR_COUNT; i++)
+    for (size_t i = 0; errors > 0 && i < bench_xfb_err_kinds(o); i++)
         fprintf(f, "%s%s %llu", i == 0 ? " -- " : ", ", bench_xfb_err_names[i],
                 (unsigned long long)r->totals.err[i]);
     fputc('\n', f);
@@ -444,7 +487,7 @@ bench_xfb_json_timeline(const struct bench_xfb_result *r, FILE *f)
                 i > 0 ? "," : "", i, s->span_s, (unsigned long long)s->c.responses,
                 bench_xfb_rps(s), (unsigned long long)bench_xfb_counts_errors(&s->c));
         fputs("\"errors_by_kind\": {", f);
-        for (size_t k = 0; k < BENCH_XFB_ERR_COUNT; k++)
+        for (size_t k = 0; k < bench_xfb_err_kinds(r->o); k++)
             fprintf(f, "%s\"%s\": %llu", k > 0 ? ", " : "", bench_xfb_err_names[k],
                     (unsigned long long)s->c.err[k]);
         fprintf(f, "}, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"routed\": %llu, ",
@@ -454,6 +497,9 @@ bench_xfb_json_timeline(const struct bench_xfb_result *r, FILE *f)
             fprintf(f, "\"y_share\": %.4f, ", (double)s->c.on_y / (double)s->c.routed);
         else
             fputs("\"y_share\": null, ", f);
+        if (r->o->tls)
+            fprintf(f, "\"handshakes\": %llu, \"resumed\": %llu, ",
+                    (unsigned long long)s->c.handshakes, (unsigned long long)s->c.resumed);
         bench_xfb_json_weight(f, "weight", s->weight_bp, ", ");
         if (s->weight_bp >= 0 && s->mean_bp >= 0)
             fprintf(f, "\"weight_mean\": %.2f}", s->mean_bp / 100);
@@ -461,6 +507,49 @@ bench_xfb_json_timeline(const struct bench_xfb_result *r, FILE *f)
             fputs("\"weight_mean\": null}", f);
     }
     fprintf(f, "%s]\n", r->nsec > 0 ? "\n  " : "");
+}
+
+/* A string or null. */
+static void
+bench_xfb_json_str_or_null(FILE *f, const char *s)
+{
+    if (s != NULL)
+        bench_xfb_json_str(f, s);
+    else
+        fputs("null", f);
+}
+
+/* https: "tls" with what was agreed, how the certificate was checked, the handshakes; null for
+ * http. */
+static void
+bench_xfb_json_tls(const struct bench_xfb_result *r, FILE *f)
+{
+    const struct bench_xfb_opts *o = r->o;
+    const struct bench_xfb_counts *t = &r->totals;
+
+    if (!o->tls) {
+        fputs("  \"tls\": null,\n", f);
+        return;
+    }
+    fputs("  \"tls\": {\"version\": ", f);
+    bench_xfb_json_str_or_null(f, r->tls_version);
+    fputs(", \"cipher\": ", f);
+    bench_xfb_json_str_or_null(f, r->tls_cipher);
+    fprintf(f, ", \"verify\": \"%s\", \"ca\": ",
+            o->insecure          ? "none"
+            : o->ca_file != NULL ? "ca"
+                                 : "system");
+    bench_xfb_json_str_or_null(f, o->ca_file);
+    fputs(", \"name\": ", f);
+    bench_xfb_json_str(f, o->tls_name);
+    fprintf(f,
+            ", \"handshakes\": %llu, \"handshakes_per_s\": %.1f, \"resumed\": %llu, "
+            "\"resumed_share\": %.4f, \"first_error\": ",
+            (unsigned long long)t->handshakes,
+            r->elapsed_s > 0 ? (double)t->handshakes / r->elapsed_s : 0.0,
+            (unsigned long long)t->resumed, bench_xfb_pct(t->resumed, t->handshakes) / 100);
+    bench_xfb_json_str_or_null(f, r->tls_error[0] != '\0' ? r->tls_error : NULL);
+    fputs("},\n", f);
 }
 
 int
@@ -493,8 +582,9 @@ bench_xfb_report_json(const struct bench_xfb_result *r, FILE *f)
             bench_xfb_json_ms(bench_xfb_hist_quantile(h, 0.99)),
             bench_xfb_json_ms(bench_xfb_hist_quantile(h, 0.999)),
             bench_xfb_json_ms(h->count > 0 ? h->max : 0));
+    bench_xfb_json_tls(r, f);
     fputs("  \"errors\": {", f);
-    for (size_t k = 0; k < BENCH_XFB_ERR_COUNT; k++)
+    for (size_t k = 0; k < bench_xfb_err_kinds(r->o); k++)
         fprintf(f, "%s\"%s\": %llu", k > 0 ? ", " : "", bench_xfb_err_names[k],
                 (unsigned long long)r->totals.err[k]);
     fputs("},\n", f);
@@ -682,7 +772,7 @@ bench_xfb_html_head(const struct bench_xfb_result *r, FILE *f)
 int
 bench_xfb_report_html(const struct bench_xfb_result *r, FILE *f)
 {
-    double *rps = NULL, *p99 = NULL, *y = NULL, *w = NULL;
+    double *rps = NULL, *p99 = NULL, *y = NULL, *w = NULL, *hs = NULL;
     size_t n = r->nsec > 0 ? r->nsec : 1;
     int rc = -1;
     char *summary = NULL;
@@ -693,7 +783,8 @@ bench_xfb_report_html(const struct bench_xfb_result *r, FILE *f)
     p99 = malloc(n * sizeof(double));
     y = malloc(n * sizeof(double));
     w = malloc(n * sizeof(double));
-    if (rps == NULL || p99 == NULL || y == NULL || w == NULL)
+    hs = malloc(n * sizeof(double));
+    if (rps == NULL || p99 == NULL || y == NULL || w == NULL || hs == NULL)
         goto out;
     for (size_t i = 0; i < r->nsec; i++) {
         const struct bench_xfb_sec *s = &r->secs[i];
@@ -701,6 +792,7 @@ bench_xfb_report_html(const struct bench_xfb_result *r, FILE *f)
         p99[i] = s->c.responses > 0 ? (double)s->p99_ns / 1e6 : NAN;
         y[i] = s->c.routed > 0 ? (double)s->c.on_y * 100 / (double)s->c.routed : NAN;
         w[i] = s->weight_bp >= 0 ? (double)s->weight_bp / 100 : NAN;
+        hs[i] = s->span_s > 0 ? (double)s->c.handshakes / s->span_s : 0;
     }
     bench_xfb_html_head(r, f);
     fputs("<p>", f);
@@ -714,6 +806,8 @@ bench_xfb_report_html(const struct bench_xfb_result *r, FILE *f)
     bench_xfb_html_chart(r, &(struct bench_xfb_chart){"requests/s", "", rps, NULL, 0}, f);
     bench_xfb_html_chart(r, &(struct bench_xfb_chart){"p99 latency", "ms", p99, NULL, 0}, f);
     bench_xfb_html_chart(r, &(struct bench_xfb_chart){"share on y", "%", y, w, 100}, f);
+    if (r->o->tls)
+        bench_xfb_html_chart(r, &(struct bench_xfb_chart){"TLS handshakes/s", "", hs, NULL, 0}, f);
     if (r->nevents > 0) {
         fputs("<h2>Rollout</h2>\n<table><tr><th>#</th><th>sent</th><th>command</th><th>reply</th>"
               "</tr>\n",
@@ -743,5 +837,6 @@ out:
     free(p99);
     free(y);
     free(w);
+    free(hs);
     return rc;
 }

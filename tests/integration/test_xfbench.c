@@ -664,3 +664,380 @@ Test(xfbench, a_watch_that_breaks_is_reported_and_nothing_after_it_is_judged,
     cr_assert(ge(int, json_judged_between(json, 29.5, 30.5), 1), "%s", out);
     h_proxy_finish(p);
 }
+
+/* ------------------------------------------------------------------ https */
+
+/* The openssl command-line tool, found in PATH (h_run does not search it). */
+static const char *
+openssl_bin(void)
+{
+    const char *path = getenv("PATH");
+
+    for (const char *dir = path != NULL ? path : "/usr/bin:/bin"; *dir != '\0';) {
+        size_t len = strcspn(dir, ":");
+        const char *bin = h_fmt("%.*s/openssl", (int)len, dir);
+
+        if (len > 0 && access(bin, X_OK) == 0)
+            return bin;
+        dir += len + (dir[len] == ':');
+    }
+    cr_fatal("the openssl command-line tool is not in PATH (package openssl)");
+}
+
+/* Runs the openssl command-line tool with the arguments (NULL-terminated; paths given whole) and
+ * asserts that it succeeds; `what` names the step in the failure. */
+static void
+openssl_run(const char *what, ...)
+{
+    char *argv[40], *out, *err;
+    int n = 0, code;
+    va_list ap;
+
+    argv[n++] = (char *)openssl_bin();
+    va_start(ap, what);
+    while (n < 39 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    code = h_run(argv, 20000, &out, &err);
+    cr_assert(eq(int, code, 0), "openssl (%s) exited %d:\n%s%s", what, code, out, err);
+}
+
+/* A private CA in the test's directory: ca.pem and ca.key (ECDSA P-256). */
+static void
+make_ca(void)
+{
+    openssl_run("the CA", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-days", "30", "-subj", "/CN=xfbench test CA", "-keyout",
+                (char *)h_path("ca.key"), "-out", (char *)h_path("ca.pem"), "-addext",
+                "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+                NULL);
+}
+
+/* NAME.pem and NAME.key: an ECDSA P-256 server certificate signed by the CA, with the subject
+ * alternative names `san` ("DNS:api.test,IP:127.0.0.1"). */
+static void
+make_cert(const char *name, const char *san)
+{
+    const char *ext = h_write_file(h_fmt("%s.ext", name), "subjectAltName=%s\n", san);
+
+    openssl_run("a key and request", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=xfbench test server", "-keyout",
+                (char *)h_path(h_fmt("%s.key", name)), "-out",
+                (char *)h_path(h_fmt("%s.csr", name)), NULL);
+    openssl_run("the certificate", "x509", "-req", "-in", (char *)h_path(h_fmt("%s.csr", name)),
+                "-CA", (char *)h_path("ca.pem"), "-CAkey", (char *)h_path("ca.key"),
+                "-CAcreateserial", "-days", "30", "-extfile", (char *)ext, "-out",
+                (char *)h_path(h_fmt("%s.pem", name)), NULL);
+}
+
+/* The listener's certificates entry for NAME.pem and NAME.key. */
+static const char *
+cert_yaml(const char *name)
+{
+    return h_fmt("{cert: \"%s\", key: \"%s\"}", h_path(h_fmt("%s.pem", name)),
+                 h_path(h_fmt("%s.key", name)));
+}
+
+/*
+ * Starts crossfade as h_proxy_start does, its listener on p->port with TLS and the certificates
+ * `certs` (YAML flow entries, the first the default). Waits until crossfade serves: the admin
+ * socket, not a connection to the listener (which would count a failed handshake).
+ */
+static struct h_proxy *
+tls_proxy_start(const struct h_proxy_opts *o, const char *certs)
+{
+    struct h_proxy *p = h_alloc(sizeof(*p));
+    const char *log = h_path("crossfade.log");
+
+    p->access_log = h_path("access.log");
+    p->admin_socket = h_path("admin.sock");
+    p->shutdown_ms = 5000;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        const char *text, *from;
+        char *argv[4] = {(char *)h_bin("crossfade"), "-c", NULL, NULL};
+        uint64_t until = h_now_ms() + 10000;
+
+        p->port = h_free_port();
+        text = h_read_file(h_proxy_write_config("draft.yaml", o, p->port), NULL);
+        cr_assert(ne(ptr, (void *)text, NULL));
+        from = h_fmt("  - address: \"127.0.0.1:%d\"\n", p->port);
+        cr_assert(ne(ptr, strstr(text, from), NULL), "no listener in:\n%s", text);
+        text = h_fmt("%.*s%s    tls: {certificates: [%s]}\n%s", (int)(strstr(text, from) - text),
+                     text, from, certs, strstr(text, from) + strlen(from));
+        p->cfg_path = h_write_file("crossfade.yaml", "%s", text);
+        argv[2] = (char *)p->cfg_path;
+        p->proc = h_spawn("crossfade", argv, log, NULL);
+        while (h_proc_alive(p->proc) && access(p->admin_socket, F_OK) != 0 && h_now_ms() < until)
+            h_sleep_ms(10);
+        if (h_proc_alive(p->proc)) {
+            h_proxy_wait_serving(p);
+            return p;
+        }
+        if (strstr(h_read_file(log, NULL), "in use") == NULL)
+            break; /* not a port taken meanwhile: retrying will not help */
+    }
+    cr_fatal("crossfade with a TLS listener did not start; its log:\n%s", h_read_file(log, NULL));
+}
+
+/* crossfade in front of x1 and y1 (weight 0), TLS with api.pem: DNS:api.test, IP:127.0.0.1. */
+static struct h_proxy *
+tls_setup(struct h_upstream **x1)
+{
+    struct h_upstream *y1 = h_upstream_start("y1", NULL);
+
+    *x1 = h_upstream_start("x1", NULL);
+    make_ca();
+    make_cert("api", "DNS:api.test,IP:127.0.0.1");
+    return tls_proxy_start(
+        &(struct h_proxy_opts){
+            .x = {{(*x1)->port}}, .y = {{y1->port}}, .weight = "0", .split_extra = SPLIT_KEY},
+        cert_yaml("api"));
+}
+
+static const char *
+https_url_of(int port, const char *path)
+{
+    return h_fmt("https://127.0.0.1:%d%s", port, path);
+}
+
+/* The JSON's "tls" object (asserts it is there). */
+static const char *
+json_tls(const char *json)
+{
+    const char *at = strstr(json, "\"tls\": {\"version\": ");
+
+    cr_assert(ne(ptr, (void *)at, NULL), "no tls object in the JSON:\n%s", json);
+    return at;
+}
+
+Test(xfbench, https_with_the_ca_completes_every_request_and_reports_the_handshakes,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1;
+    struct h_proxy *p = tls_setup(&x1);
+    const char *json_path = h_path("https.json"), *plain_path = h_path("http.json"), *at;
+    char *out, *err, *json;
+    int adm = h_admin_connect(p);
+    int code =
+        xfbench(&out, &err, "-t", "2", "-c", "4", "-d", "1s", "--ca", (char *)h_path("ca.pem"),
+                "--json", json_path, (char *)https_url_of(p->port, "/"), NULL);
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(out, "  tls:       TLSv1.3 "), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "certificate of 127.0.0.1 verified against --ca "), NULL), "%s",
+              out);
+    cr_assert(ne(ptr, strstr(err, "handshakes "), NULL), "no handshakes in the live line:\n%s",
+              err);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(gt(dbl, json_num(json, "responses", NULL), 100), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "errors", NULL), 0), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "tls_verify", NULL), 0), "%s", json);
+    /* Keep-alive: one handshake per connection, none resumed (each thread's first). */
+    at = json_tls(json);
+    cr_assert(ne(ptr, strstr(at, "\"version\": \"TLSv1.3\""), NULL), "%s", at);
+    cr_assert(ne(ptr, strstr(at, "\"verify\": \"ca\""), NULL), "%s", at);
+    cr_assert(eq(dbl, json_num(json, "handshakes", &at), 4), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "resumed", &at), 0), "%s", json);
+    cr_assert(ne(ptr, strstr(json, "\"first_error\": null"), NULL), "%s", json);
+    at = strstr(json, "\"timeline\"");
+    cr_assert(eq(dbl, json_num(json, "handshakes", &at), 4), "the first second: %s", json);
+    /* crossfade completed those four and the check before the run. */
+    h_await_stat(adm, "tls_handshakes", "completed", 5);
+    h_assert_stat(adm, "tls_handshakes", "failed", 0);
+    /* An http run's reports have none of it. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "1", "-n", "10", "-q", "--json", plain_path,
+                   (char *)url_of(x1->port, "/"), NULL);
+    cr_assert(eq(int, code, 0), "%s%s", out, err);
+    cr_assert(eq(ptr, strstr(out, "tls"), NULL), "%s", out);
+    json = h_read_file(plain_path, NULL);
+    cr_assert(ne(ptr, strstr(json, "\"tls\": null,"), NULL), "%s", json);
+    cr_assert(eq(ptr, strstr(json, "handshakes"), NULL), "%s", json);
+    cr_assert(eq(ptr, strstr(json, "tls_verify"), NULL), "%s", json);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, https_with_connection_close_measures_handshakes_and_resumes_sessions,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1;
+    struct h_proxy *p = tls_setup(&x1);
+    const char *json_path = h_path("close.json"), *at;
+    char *out, *err, *json;
+    int adm = h_admin_connect(p);
+    int code = xfbench(&out, &err, "-t", "2", "-c", "4", "-n", "400", "-H", "Connection: close",
+                       "--ca", (char *)h_path("ca.pem"), "--json", json_path,
+                       (char *)https_url_of(p->port, "/"), NULL);
+    double connects, handshakes, resumed;
+
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    json = h_read_file(json_path, NULL);
+    cr_assert(ne(ptr, json, NULL));
+    cr_assert(eq(dbl, json_num(json, "responses", NULL), 400), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "errors", NULL), 0), "%s", json);
+    /* A new connection, so a handshake, per request. A connection opens before it knows whether
+     * a request is left for it: at the end of the -n, each of the 4 may open one too many. */
+    connects = json_num(json, "connects", NULL);
+    cr_assert(ge(dbl, connects, 400), "%s", json);
+    cr_assert(le(dbl, connects, 404), "%s", json);
+    at = json_tls(json);
+    handshakes = json_num(json, "handshakes", &at);
+    cr_assert(eq(dbl, handshakes, connects), "%s", json);
+    cr_assert(gt(dbl, json_num(json, "handshakes_per_s", &at), 0), "%s", json);
+    resumed = json_num(json, "resumed", &at);
+    /* Each thread's session goes from one connection to the next: only the connections that
+     * started before any session was there (4, plus a few racing them) do a full handshake. */
+    cr_assert(gt(dbl, resumed, 0), "no session resumed:\n%s", out);
+    cr_assert(ge(dbl, json_num(json, "resumed_share", &at), 0.9), "%s", out);
+    cr_assert(ne(ptr, strstr(out, h_fmt("%.0f handshakes, ", handshakes)), NULL), "%s", out);
+    /* crossfade saw as many, resumed as many (the check before the run is one full handshake
+     * more). */
+    h_await_stat(adm, "tls_handshakes", "completed", (long long)handshakes + 1);
+    h_await_stat(adm, "tls_handshakes", "resumed", (long long)resumed);
+    h_assert_stat(adm, "tls_handshakes", "failed", 0);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, https_fails_at_the_start_on_a_certificate_it_cannot_verify_and_insecure_works,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1;
+    struct h_proxy *p = tls_setup(&x1);
+    const char *url = https_url_of(p->port, "/"), *json_path = h_path("insecure.json");
+    char *out, *err, *json;
+    int adm = h_admin_connect(p);
+    int code;
+
+    /* The system's CA store does not hold the test's CA. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1s", (char *)url, NULL);
+    cr_assert(eq(int, code, 1), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr,
+                 strstr(err, h_fmt("xfbench: %s: certificate verify failed: unable to get local "
+                                   "issuer certificate (give the server's CA with --ca FILE",
+                                   url)),
+                 NULL),
+              "%s", err);
+    cr_assert(eq(str, out, ""), "a report of a run that did not start:\n%s", out);
+    /* The name must match too: the certificate holds api.test and 127.0.0.1, not localhost. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1s", "--ca", (char *)h_path("ca.pem"),
+                   (char *)h_fmt("https://localhost:%d/", p->port), NULL);
+    cr_assert(eq(int, code, 1), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(err, "certificate verify failed: hostname mismatch"), NULL), "%s",
+              err);
+    /* Only the two checks reached crossfade: no load started. */
+    h_await_stat(adm, "tls_handshakes", "failed", 2);
+    h_assert_stat(adm, "tls_handshakes", "completed", 0);
+    /* --insecure verifies nothing. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1s", "--insecure", "--json", json_path,
+                   (char *)url, NULL);
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(out, "certificate not verified (--insecure)"), NULL), "%s", out);
+    json = h_read_file(json_path, NULL);
+    cr_assert(gt(dbl, json_num(json, "responses", NULL), 100), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "errors", NULL), 0), "%s", json);
+    cr_assert(ne(ptr, strstr(json_tls(json), "\"verify\": \"none\""), NULL), "%s", json);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, https_by_host_name_sends_sni_and_verifies_that_name, .timeout = H_TEST_TIMEOUT)
+{
+    /* The default certificate holds other.test and 127.0.0.1; api.test's is served only to a
+     * client that names it (SNI). */
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *y1 = h_upstream_start("y1", NULL);
+    struct h_proxy *p;
+    const char *dns = h_write_file("hosts", "api.test 127.0.0.1 0\n");
+    const char *lib = getenv("XF_FAKE_DNS_LIB"), *asan = getenv("ASAN_OPTIONS");
+    char *env[4] = {NULL, NULL, NULL, NULL};
+    char *argv[] = {(char *)h_bin("xfbench"), "-t", "1", "-c", "2", "-n", "50", "--ca",
+                    (char *)h_path("ca.pem"), NULL, NULL};
+    struct h_proc *xb;
+    char *out, *err;
+    int code;
+
+    cr_assert(lib != NULL && *lib != '\0',
+              "XF_FAKE_DNS_LIB (the path of libfakedns.so) is not set");
+    make_ca();
+    make_cert("other", "DNS:other.test,IP:127.0.0.1");
+    make_cert("api", "DNS:api.test");
+    p = tls_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}}, .y = {{y1->port}}},
+                        h_fmt("%s, %s", cert_yaml("other"), cert_yaml("api")));
+    env[0] = h_fmt("LD_PRELOAD=%s", lib);
+    env[1] = h_fmt("XF_FAKE_DNS=%s", dns);
+    env[2] = h_fmt("ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan != NULL ? asan : "",
+                   asan != NULL && *asan != '\0' ? ":" : "");
+    argv[9] = (char *)h_fmt("https://api.test:%d/", p->port);
+    xb = h_spawn("xfbench", argv, h_path("xfbench.log"), env);
+    code = h_proc_wait(xb, RUN_MS);
+    out = h_read_file(h_path("xfbench.log"), NULL);
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s", code, out);
+    cr_assert(ne(ptr, strstr(out, "certificate of api.test verified against --ca "), NULL), "%s",
+              out);
+    cr_assert(ne(ptr, strstr(out, "errors:    0\n"), NULL), "%s", out);
+    /* By address: no SNI, so the default certificate, verified against the address. */
+    code = xfbench(&out, &err, "-t", "1", "-c", "2", "-n", "50", "--ca", (char *)h_path("ca.pem"),
+                   (char *)https_url_of(p->port, "/"), NULL);
+    cr_assert(eq(int, code, 0), "xfbench exited %d:\n%s%s", code, out, err);
+    cr_assert(ne(ptr, strstr(out, "certificate of 127.0.0.1 verified against --ca "), NULL), "%s",
+              out);
+    h_proxy_finish(p);
+}
+
+Test(xfbench, https_to_a_server_without_tls_counts_tls_errors_with_their_reason,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *up = h_upstream_start("x1", NULL);
+    const char *json_path = h_path("plain.json"), *at;
+    char *out, *err, *json;
+    int code = xfbench(&out, &err, "-t", "1", "-c", "2", "-d", "1s", "--insecure", "--check",
+                       "--json", json_path, (char *)h_fmt("https://127.0.0.1:%d/", up->port), NULL);
+
+    /* Not a certificate problem: the run goes on, every handshake fails and is counted. */
+    cr_assert(eq(int, code, 1), "--check passed with failed handshakes:\n%s%s", out, err);
+    cr_assert(ne(ptr, strstr(err, "TLS handshake failed: "), NULL), "%s", err);
+    cr_assert(ne(ptr, strstr(out, "no handshake completed"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "first failure at "), NULL), "%s", out);
+    json = h_read_file(json_path, NULL);
+    at = strstr(json, "\"errors\": {");
+    cr_assert(ge(dbl, json_num(json, "tls", &at), 2), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "tls_verify", &at), 0), "%s", json);
+    cr_assert(eq(dbl, json_num(json, "responses", NULL), 0), "%s", json);
+    cr_assert(ne(ptr, strstr(json, "\"version\": null"), NULL), "%s", json);
+    cr_assert(eq(ptr, strstr(json, "\"first_error\": null"), NULL), "%s", json);
+}
+
+Test(xfbench, https_options_are_checked_before_the_run, .timeout = H_TEST_TIMEOUT)
+{
+    static const struct {
+        const char *args[4];
+        const char *url;
+        const char *msg;
+    } cases[] = {
+        {{"--ca", "/nonexistent/ca.pem", NULL},
+         "https://127.0.0.1:1/",
+         "--ca /nonexistent/ca.pem: No such file or directory"},
+        {{"--ca", "/dev/null", NULL},
+         "https://127.0.0.1:1/",
+         "--ca /dev/null: no CA certificate could be read from it"},
+        {{"--ca", "/dev/null", "--insecure", NULL},
+         "https://127.0.0.1:1/",
+         "--ca and --insecure: choose one"},
+        {{"--insecure", NULL}, "http://127.0.0.1:1/", "--insecure is for https URLs"},
+        {{NULL}, "ftp://127.0.0.1:1/", "expected http://HOST[:PORT]/PATH or https://"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[8], *out, *err;
+        int n = 0, code;
+
+        argv[n++] = (char *)h_bin("xfbench");
+        for (int k = 0; cases[i].args[k] != NULL; k++)
+            argv[n++] = (char *)cases[i].args[k];
+        argv[n++] = (char *)cases[i].url;
+        argv[n] = NULL;
+        code = h_run(argv, 10000, &out, &err);
+        cr_assert(eq(int, code, 2), "case %zu exited %d:\n%s", i, code, err);
+        cr_assert(ne(ptr, strstr(err, cases[i].msg), NULL), "case %zu: expected \"%s\" in:\n%s", i,
+                  cases[i].msg, err);
+    }
+}
