@@ -139,18 +139,11 @@ px_client_read_on(struct px_client *c)
         return; /* a held client reads on once released (px_worker_resume) */
     if (XF_UNLIKELY(c->tls_hs)) {
         /* The handshake's time runs from the connection, whatever trickles in meanwhile. */
-        uint64_t now = xf_now_ms();
-        uint64_t left = c->tls_hs_end_ms > now ? c->tls_hs_end_ms - now : 1;
-        rem.tv_sec = (time_t)(left / 1000);
-        rem.tv_usec = (suseconds_t)(left % 1000) * 1000;
+        rem = px_tv_until(c->tls_hs_end_ms);
         tv = &rem;
     } else if (c->state == PX_C_HEAD) {
         if (c->head_start_ms != 0) {
-            uint64_t now = xf_now_ms(),
-                     end = c->head_start_ms + c->w->cfg->timeouts.client_header_ms;
-            uint64_t left = end > now ? end - now : 1;
-            rem.tv_sec = (time_t)(left / 1000);
-            rem.tv_usec = (suseconds_t)(left % 1000) * 1000;
+            rem = px_tv_until(c->head_start_ms + c->w->cfg->timeouts.client_header_ms);
             tv = &rem;
         } else if (px_buf_len(&c->out) == 0) {
             tv = c->first ? c->w->tv_client_header : c->w->tv_client_idle;

@@ -150,6 +150,16 @@ struct px_txn {
     char target[384]; /* "METHOD target HTTP/1.x" for the access log, truncated */
 };
 
+/* The time from now until the monotonic deadline end_ms (at least 1 ms), for an event_add. */
+static inline struct timeval
+px_tv_until(uint64_t end_ms)
+{
+    uint64_t now = xf_now_ms(), left = end_ms > now ? end_ms - now : 1;
+
+    return (struct timeval){.tv_sec = (time_t)(left / 1000),
+                            .tv_usec = (suseconds_t)(left % 1000) * 1000};
+}
+
 /* px_tls.c: a client's TLS (see px.h for the contexts) */
 #define PX_TLS_LOG_BURST        5  /* failed handshakes logged per worker per 10 s */
 #define PX_TLS_EXPIRY_WARN_DAYS 14 /* a certificate's end is warned about this long before */

@@ -943,10 +943,7 @@ px_tls_client_start(struct px_client *c, SSL_CTX *ctx)
 static void
 px_tls_hs_wait(struct px_client *c, struct event *ev)
 {
-    uint64_t now = xf_now_ms();
-    uint64_t left = c->tls_hs_end_ms > now ? c->tls_hs_end_ms - now : 1;
-    struct timeval tv = {.tv_sec = (time_t)(left / 1000),
-                         .tv_usec = (suseconds_t)(left % 1000) * 1000};
+    struct timeval tv = px_tv_until(c->tls_hs_end_ms);
 
     event_add(ev, &tv);
 }
