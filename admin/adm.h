@@ -147,6 +147,13 @@ void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_s
 #define ADM_TAKEOVER_DEADLINE_MS 60000
 void adm_server_set_takeover(struct adm_server *s, adm_listen_fds_fn fn,
                              void (*handed_over)(void *arg, long new_pid), void *arg);
+/* The secret a takeover also hands over (the TLS ticket secret, so that the new process resumes
+ * the sessions of the old one): fn fills out (at most cap bytes) and returns its length, 0 for
+ * none. Without it none is sent. */
+#define ADM_TAKEOVER_SECRET_MAX 64
+void adm_server_set_takeover_secret(struct adm_server *s,
+                                    size_t (*fn)(void *arg, unsigned char *out, size_t cap),
+                                    void *arg);
 
 /* The new process's side (a blocking client, run before the event loops start). */
 struct adm_takeover {
@@ -156,6 +163,8 @@ struct adm_takeover {
     size_t n_fds;
     char *state; /* owned: the state, as the state file would hold it */
     size_t state_len;
+    unsigned char secret[ADM_TAKEOVER_SECRET_MAX]; /* the old one's secret; wiped at free */
+    size_t secret_len;                             /* 0: it sent none (an older crossfade) */
 };
 /* Connects to the admin socket at `path` and asks for the sockets and the state. Returns an owned
  * takeover, or NULL with err (no crossfade answering, a refusal, a broken reply). */
@@ -553,6 +562,8 @@ struct adm_state {
     adm_listen_fds_fn listen_fds; /* NULL until adm_server_set_takeover: no takeover */
     void (*handed_over)(void *arg, long new_pid); /* it took over: stop accepting, finish */
     void *takeover_arg;                           /* borrowed */
+    size_t (*secret)(void *arg, unsigned char *out, size_t cap); /* NULL: no secret */
+    void *secret_arg;                                            /* borrowed */
     bool handover;             /* the state went to a new process: changes are refused */
     bool handed;               /* ... and it took over: this process only finishes */
     unsigned handover_client;  /* the admin connection of the new process */

@@ -1179,6 +1179,14 @@ adm_server_set_takeover(struct adm_server *s, adm_listen_fds_fn fn,
     s->state.takeover_arg = arg;
 }
 
+void
+adm_server_set_takeover_secret(struct adm_server *s,
+                               size_t (*fn)(void *arg, unsigned char *out, size_t cap), void *arg)
+{
+    s->state.secret = fn;
+    s->state.secret_arg = arg;
+}
+
 int
 adm_server_claim(struct adm_server *s, struct xf_err *err)
 {

@@ -4,9 +4,12 @@
  *
  * The exchange, on one admin connection:
  *   new: "takeover\n"
- *   old: "ok: takeover pid PID fds N state BYTES\n", then ceil(N / ADM_TAKEOVER_FDS_PER_MSG)
- *        bytes ".", each carrying that many sockets, then the state (BYTES, as the state file
- *        holds it). State changes are refused from then on.
+ *   old: "ok: takeover pid PID fds N state BYTES[ secret HEX]\n", then
+ *        ceil(N / ADM_TAKEOVER_FDS_PER_MSG) bytes ".", each carrying that many sockets, then the
+ *        state (BYTES, as the state file holds it). The secret is the TLS ticket secret: the new
+ *        process resumes the sessions the old one's clients hold. The admin socket is the
+ *        process's own (mode 0600 by default), and whoever may take its listening sockets may
+ *        have it. State changes are refused from then on.
  *   new: "takeover done\n" once it is ready to accept (or closes the connection: it failed)
  *   old: "ok: ...\n\n", stops accepting and finishes; the new one moves its admin socket over
  *        the old one's.
@@ -14,6 +17,7 @@
 #include "admin/adm.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +105,9 @@ adm_takeover_send(struct adm_state *st, const struct adm_peer *peer, int fd, str
 {
     size_t cap = 64, n, len = 0;
     int *fds = NULL;
-    char *text = NULL, head[128];
+    char *text = NULL, head[128 + 2 * ADM_TAKEOVER_SECRET_MAX];
+    unsigned char secret[ADM_TAKEOVER_SECRET_MAX];
+    size_t secret_len = 0;
     int hl;
 
     for (;;) {
@@ -121,9 +127,20 @@ adm_takeover_send(struct adm_state *st, const struct adm_peer *peer, int fd, str
     text = adm_state_text(st, &len);
     if (text == NULL)
         goto oom;
-    hl = snprintf(head, sizeof(head), "ok: takeover pid %ld fds %zu state %zu\n", (long)getpid(), n,
+    hl = snprintf(head, sizeof(head), "ok: takeover pid %ld fds %zu state %zu", (long)getpid(), n,
                   len);
-    if (adm_takeover_sendmsg(fd, head, (size_t)hl, NULL, 0) == -1)
+    if (st->secret != NULL)
+        secret_len = XF_MIN(st->secret(st->secret_arg, secret, sizeof(secret)), sizeof(secret));
+    if (secret_len > 0) {
+        hl += snprintf(head + hl, sizeof(head) - (size_t)hl, " secret ");
+        for (size_t i = 0; i < secret_len; i++)
+            hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "%02x", secret[i]);
+        OPENSSL_cleanse(secret, sizeof(secret));
+    }
+    head[hl++] = '\n';
+    hl = adm_takeover_sendmsg(fd, head, (size_t)hl, NULL, 0);
+    OPENSSL_cleanse(head, sizeof(head));
+    if (hl == -1)
         goto send_failed;
     for (size_t i = 0; i < n; i += ADM_TAKEOVER_FDS_PER_MSG)
         if (adm_takeover_sendmsg(fd, ".", 1, fds + i, XF_MIN(n - i, ADM_TAKEOVER_FDS_PER_MSG)) ==
@@ -223,6 +240,29 @@ adm_takeover_recv(struct adm_takeover *t, char *buf, size_t cap, size_t *fd_cap)
     return n;
 }
 
+/* The optional " secret HEX" of the head line (len bytes) into t->secret: 0, or -1 when it is
+ * there but not an even number of hexadecimal digits that fits. */
+static int
+adm_takeover_secret(struct adm_takeover *t, const char *line, size_t len)
+{
+    const char *at = memmem(line, len, " secret ", 8), *end = line + len;
+
+    if (at == NULL)
+        return 0; /* an older crossfade: its clients make full handshakes once */
+    at += 8;
+    if ((size_t)(end - at) % 2 != 0 || (size_t)(end - at) / 2 > sizeof(t->secret))
+        return -1;
+    for (t->secret_len = 0; at < end; at += 2) {
+        int hi = OPENSSL_hexchar2int((unsigned char)at[0]);
+        int lo = OPENSSL_hexchar2int((unsigned char)at[1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        t->secret[t->secret_len++] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 struct adm_takeover *
 adm_takeover_begin(const char *path, struct xf_err *err)
 {
@@ -278,7 +318,12 @@ adm_takeover_begin(const char *path, struct xf_err *err)
                 xf_err_set(err, "the running crossfade answered %.*s", (int)(head - 1), buf);
                 goto fail;
             }
+            if (adm_takeover_secret(t, buf, head - 1) == -1) {
+                xf_err_set(err, "the running crossfade sent a secret that is not hexadecimal");
+                goto fail;
+            }
             dots = (want_fds + ADM_TAKEOVER_FDS_PER_MSG - 1) / ADM_TAKEOVER_FDS_PER_MSG;
+            OPENSSL_cleanse(buf, head);
             memmove(buf, buf + head, len - head);
             len -= head;
         }
@@ -372,5 +417,6 @@ adm_takeover_free(struct adm_takeover *t)
             close(t->fds[i]);
     free(t->fds);
     free(t->state);
+    OPENSSL_cleanse(t->secret, sizeof(t->secret));
     free(t);
 }

@@ -215,12 +215,17 @@ struct px_txn;
  * node_port (targets 1..). Connections to one target never serve another, so each has its idle
  * list; the limits and the queue are the node's, shared by its targets.
  */
+#define PX_TLS_NODE_SESSIONS 2
 struct px_pool_target {
     struct cfg_addr addr; /* the node's address, or its host at the target's port */
     TAILQ_HEAD(, px_upstream) idle;
     unsigned n_idle;
-    SSL_SESSION *tls_sess; /* owned: the last TLS session the node gave, to resume; or NULL */
-    unsigned tls_sess_gen; /* w->node_tls_gen when it was made: older ones are not offered */
+    /* Owned: the last TLS sessions the node gave, newest last, to resume. A TLS 1.3 session is
+     * offered once (RFC 8446 C.4: OpenSSL resumes it once), and a node gives two tickets after a
+     * full handshake and one after a resumption, so each connection finds one. */
+    SSL_SESSION *tls_sess[PX_TLS_NODE_SESSIONS];
+    uint8_t n_tls_sess;
+    unsigned tls_sess_gen; /* w->node_tls_gen when they were made: older ones are not offered */
 };
 
 /*
@@ -376,6 +381,12 @@ struct px_reload_msg {
 int px_tls_init(struct xf_err *err);
 /* The life of a session ticket key (tls.ticket_rotation); read by every worker's handshakes. */
 void px_tls_set_rotation(unsigned rotation_ms);
+/* The ticket secret, for a binary upgrade: copies it into out (cap >= 32) and returns its length
+ * (arg unused: the adm_server_set_takeover_secret callback). */
+size_t px_tls_ticket_secret(void *arg, unsigned char *out, size_t cap);
+/* The new process of a binary upgrade takes the old one's ticket secret (before the workers
+ * start), so that the tickets its clients hold still resume: 0, or -1 with err (not 32 bytes). */
+int px_tls_ticket_secret_set(const unsigned char *secret, size_t len, struct xf_err *err);
 /*
  * A listener's TLS context, its certificates read and checked (chain, key match, names, dates:
  * expired ones are warned about, not refused), SNI choosing among them. Returns a reference the

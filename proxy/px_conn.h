@@ -190,6 +190,8 @@ int px_tls_upstream_start(struct px_upstream *u, SSL_CTX *ctx, const char *sni);
 enum px_rc px_tls_upstream_handshake(struct px_upstream *u, char *why, size_t size);
 /* An idle TLS connection turned readable: true when it only took post-handshake messages. */
 bool px_tls_upstream_idle_read(struct px_upstream *u);
+/* Frees the sessions kept to resume at a pool's target. */
+void px_tls_node_sessions_free(struct px_pool_target *pt);
 /* Ends u's TLS (close_notify when clean and established) and frees the session. */
 void px_tls_upstream_close(struct px_upstream *u, bool clean);
 

@@ -248,6 +248,9 @@ main(int argc, char **argv)
         }
         XF_LOG(XF_LOG_INFO, "main", "event=takeover_begin old_pid=%ld sockets=%zu", tk->old_pid,
                tk->n_fds);
+        /* Before any worker derives a ticket key: the old one's clients resume here. */
+        if (tk->secret_len > 0 && px_tls_ticket_secret_set(tk->secret, tk->secret_len, &err) == -1)
+            goto fail;
     }
     snap = bal_snapshot_new(cfg, NULL, 1, &err);
     if (snap == NULL)
@@ -306,6 +309,7 @@ main(int argc, char **argv)
         adm_server_set_resolver(adm, resolver);
         adm_server_set_reload(adm, px_main_reload, ctl);
         adm_server_set_takeover(adm, px_ctl_listen_fds, px_ctl_handed_over, ctl);
+        adm_server_set_takeover_secret(adm, px_tls_ticket_secret, NULL);
         adm_server_set_reexec(adm, px_ctl_reexec, ctl);
         adm_server_set_tls(adm, px_ctl_tls_reload, px_ctl_tls_show, ctl);
     }

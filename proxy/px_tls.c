@@ -25,7 +25,8 @@
  * Ticket keys are derived, not stored: the key of rotation period e is HMAC(master, e), so every
  * worker computes the same keys without sharing or locking anything, a key lives one period for
  * new tickets and one more for resumption, and nothing is ever written to disk. The master secret
- * is drawn at start and lives only in this process's memory.
+ * is drawn at start and lives only in memory: a binary upgrade hands it to the new process over
+ * the admin socket, with the listening sockets.
  */
 static unsigned char px_tls_master[32];
 static unsigned px_tls_rotation_s = 3600; /* written before the workers start, and by reloads */
@@ -88,8 +89,8 @@ px_tls_tkey_use(const struct px_tls_tkey *k, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *
     return 0;
 }
 
-/* OpenSSL's ticket key callback: 1 (done), 2 (decrypted with last period's key: renew), 0 (not
- * ours or too old: a full handshake), -1 (error). */
+/* OpenSSL's ticket key callback: 1 (done), 2 (renew: decrypted with last period's key, or TLS
+ * 1.3), 0 (not ours or too old: a full handshake), -1 (error). */
 static int
 px_tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                  EVP_MAC_CTX *hctx, int enc)
@@ -97,7 +98,6 @@ px_tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CT
     uint64_t epoch = (uint64_t)time(NULL) / __atomic_load_n(&px_tls_rotation_s, __ATOMIC_RELAXED);
     const struct px_tls_tkey *k;
 
-    XF_UNUSED(ssl);
     if (enc) {
         k = px_tls_tkey(epoch);
         if (k == NULL || RAND_bytes(iv, 16) != 1)
@@ -110,7 +110,11 @@ px_tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CT
         if (k == NULL)
             return -1;
         if (memcmp(name, k->name, sizeof(k->name)) == 0)
-            return px_tls_tkey_use(k, cctx, hctx, iv, 0) == -1 ? -1 : back == 0 ? 1 : 2;
+            /* 2 also for TLS 1.3: OpenSSL then sends the resumed client a new ticket, without
+             * which its next connection (a TLS 1.3 session resumes once) would be a full one. */
+            return px_tls_tkey_use(k, cctx, hctx, iv, 0) == -1      ? -1
+                   : back == 0 && SSL_version(ssl) < TLS1_3_VERSION ? 1
+                                                                    : 2;
     }
     return 0;
 }
@@ -738,6 +742,29 @@ px_tls_init(struct xf_err *err)
     return 0;
 }
 
+size_t
+px_tls_ticket_secret(void *arg, unsigned char *out, size_t cap)
+{
+    (void)arg;
+    if (cap < sizeof(px_tls_master))
+        return 0;
+    memcpy(out, px_tls_master, sizeof(px_tls_master));
+    return sizeof(px_tls_master);
+}
+
+int
+px_tls_ticket_secret_set(const unsigned char *secret, size_t len, struct xf_err *err)
+{
+    if (px_tls_init(err) == -1)
+        return -1;
+    if (len != sizeof(px_tls_master)) {
+        xf_err_set(err, "the ticket secret has %zu bytes, not %zu", len, sizeof(px_tls_master));
+        return -1;
+    }
+    memcpy(px_tls_master, secret, len);
+    return 0;
+}
+
 void
 px_tls_set_rotation(unsigned rotation_ms)
 {
@@ -1036,8 +1063,16 @@ px_tls_pending(const struct px_client *c)
 
 /* --- the nodes' side --- */
 
+void
+px_tls_node_sessions_free(struct px_pool_target *pt)
+{
+    for (uint8_t i = 0; i < pt->n_tls_sess; i++)
+        SSL_SESSION_free(pt->tls_sess[i]);
+    pt->n_tls_sess = 0;
+}
+
 /* A session a node gave (TLS 1.3 sends it after the handshake): kept in the pool's target to
- * resume the next connection there. */
+ * resume the next connections there, the oldest dropped when there is no room. */
 static int
 px_tls_node_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
@@ -1047,8 +1082,14 @@ px_tls_node_session_cb(SSL *ssl, SSL_SESSION *sess)
     if (u == NULL || u->target >= u->pool->n_targets || !SSL_SESSION_is_resumable(sess))
         return 0;
     pt = &u->pool->t[u->target];
-    SSL_SESSION_free(pt->tls_sess);
-    pt->tls_sess = sess; /* the reference is ours */
+    if (pt->tls_sess_gen != u->tls_gen)
+        px_tls_node_sessions_free(pt);
+    if (pt->n_tls_sess == PX_TLS_NODE_SESSIONS) {
+        SSL_SESSION_free(pt->tls_sess[0]);
+        memmove(pt->tls_sess, pt->tls_sess + 1, sizeof(pt->tls_sess[0]) * (pt->n_tls_sess - 1u));
+        pt->n_tls_sess--;
+    }
+    pt->tls_sess[pt->n_tls_sess++] = sess; /* the reference is ours */
     pt->tls_sess_gen = u->tls_gen;
     return 1;
 }
@@ -1198,8 +1239,18 @@ px_tls_upstream_start(struct px_upstream *u, SSL_CTX *ctx, const char *sni)
         return -1;
     SSL_set_app_data(u->ssl, u);
     u->tls_gen = u->w->node_tls_gen;
-    if (pt->tls_sess != NULL && pt->tls_sess_gen == u->tls_gen)
-        SSL_set_session(u->ssl, pt->tls_sess);
+    if (pt->tls_sess_gen != u->tls_gen)
+        px_tls_node_sessions_free(pt);
+    if (pt->n_tls_sess > 0) {
+        SSL_SESSION *sess = pt->tls_sess[pt->n_tls_sess - 1];
+
+        SSL_set_session(u->ssl, sess);
+        /* A TLS 1.3 session resumes once; a TLS 1.2 one stays for the next connections. */
+        if (SSL_SESSION_get_protocol_version(sess) >= TLS1_3_VERSION) {
+            SSL_SESSION_free(sess);
+            pt->n_tls_sess--;
+        }
+    }
     u->tls_hs = true;
     return 0;
 }

@@ -298,7 +298,7 @@ px_pool_free(struct px_pool *pool)
     if (pool->fault_ev != NULL)
         event_free(pool->fault_ev);
     for (size_t k = 0; k < pool->n_targets; k++)
-        SSL_SESSION_free(pool->t[k].tls_sess);
+        px_tls_node_sessions_free(&pool->t[k]);
     free(pool->t);
     free(pool);
 }
@@ -331,7 +331,8 @@ px_pool_grow_targets(struct px_worker *w, struct px_pool *pool, const struct bal
         if (k < pool->n_targets) {
             TAILQ_CONCAT(&t[k].idle, &pool->t[k].idle, link);
             t[k].n_idle = pool->t[k].n_idle;
-            t[k].tls_sess = pool->t[k].tls_sess;
+            memcpy(t[k].tls_sess, pool->t[k].tls_sess, sizeof(t[k].tls_sess));
+            t[k].n_tls_sess = pool->t[k].n_tls_sess;
             t[k].tls_sess_gen = pool->t[k].tls_sess_gen;
         }
     }

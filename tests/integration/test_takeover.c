@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/tls_helpers.h"
 
 /*
  * Every process a test starts, the second crossfade included, goes through h_spawn (directly, or
@@ -28,7 +29,7 @@
  * on every path out of the test (a failed assertion too), and PR_SET_PDEATHSIG kills it with the
  * test process when a timeout ends the test before its .fini.
  */
-TestSuite(takeover, .init = h_setup, .fini = h_teardown);
+TestSuite(takeover, .init = h_setup, .fini = ht_teardown); /* ht_: the TLS test's sessions */
 
 #define SPLIT "  key: [\"header:X-Key\"]\n" /* split.key: the tests route by X-Key */
 /* The most sockets a raw handover accepts: the tests' processes have one listener, a few
@@ -1406,6 +1407,42 @@ Test(takeover, reexec_under_load_starts_the_installed_binary_which_takes_over, .
     adm = h_admin_connect(next);
     cr_assert(eq(long, admin_pid(adm), pid));
     expect_reply(adm, "show weight", "x 70.00\ny 30.00\n");
+    h_proxy_finish(next);
+}
+
+/*
+ * A binary upgrade hands the TLS ticket secret over with the sockets: a TLS 1.3 session the old
+ * process gave resumes on the new one (no full handshake for every client at each upgrade), and
+ * the new one counts it in show stats.
+ */
+Test(takeover, a_tls_session_of_the_old_process_resumes_on_the_new_one, .timeout = 60)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
+    struct h_proxy_opts o = {.x = {{x1->port}}};
+    struct ht_opts tls = {.sni = "api.test", .min_version = TLS1_3_VERSION};
+    struct ht_proxy *tp;
+    struct ht_result first, again;
+    struct h_proxy *next;
+    const char *stats;
+    long pid;
+    int adm;
+
+    ht_certs_make("ca ca 'Test CA'\n"
+                  "leaf api ca /CN=api.test \"$ec\" \"$srv\nsubjectAltName = DNS:api.test\" 1\n");
+    tp = ht_proxy_start("crossfade", &(struct ht_listen){.certs = {ht_made("api")}}, &o);
+    first = ht_served(tp->tls_port, &tls, "before the reexec");
+    cr_assert(ne(ptr, first.session, NULL), "the old process gave no session");
+    h_admin_send(tp->adm, "reexec");
+    pid = reexec_new_pid(h_admin_reply(tp->adm, REEXEC_REPLY_MS), tp->p, exe_of(tp->p->proc->pid));
+    next = reexec_adopt(tp->p, pid);
+    tls.session = first.session;
+    again = ht_served(tp->tls_port, &tls, "after the reexec");
+    cr_assert(again.reused, "the session of the old process did not resume on the new one");
+    adm = h_admin_connect(next);
+    cr_assert(eq(long, admin_pid(adm), pid), "show version does not name the new process");
+    stats = h_admin_cmd(adm, "show stats");
+    cr_assert(ne(ptr, strstr(stats, "tls_handshakes completed=1 resumed=1 failed=0\n"), NULL),
+              "the new process does not count one resumed handshake:\n%s", stats);
     h_proxy_finish(next);
 }
 

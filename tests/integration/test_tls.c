@@ -7,16 +7,10 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -26,67 +20,11 @@
 #include <openssl/x509.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/tls_helpers.h"
 
-static void tls_teardown(void);
-
-TestSuite(tls, .init = h_setup, .fini = tls_teardown);
-
-/* The sessions the tests kept to resume (SSL_get1_session), freed at teardown. */
-static SSL_SESSION *tls_sessions[16];
-static size_t tls_n_sessions;
-
-static void
-tls_teardown(void)
-{
-    for (size_t i = 0; i < tls_n_sessions; i++)
-        SSL_SESSION_free(tls_sessions[i]);
-    tls_n_sessions = 0;
-    h_teardown();
-}
+TestSuite(tls, .init = h_setup, .fini = ht_teardown);
 
 /* ------------------------------------------------------------------ files and tools */
-
-/* `text` with the first `from` replaced by `to` (harness-owned); asserts that `from` is there. */
-static const char *
-replace_once(const char *text, const char *from, const char *to)
-{
-    const char *at = strstr(text, from);
-
-    cr_assert(ne(ptr, (void *)at, NULL), "\"%s\" is not in:\n%s", from, text);
-    return h_fmt("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-}
-
-/* The path of a program in $PATH (harness-owned), or NULL: h_run executes a path, not a name. */
-static const char *
-tool(const char *name)
-{
-    const char *path = getenv("PATH");
-
-    if (path == NULL)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path != '\0') {
-        size_t n = strcspn(path, ":");
-        const char *full = h_fmt("%.*s/%s", (int)n, n > 0 ? path : ".", name);
-
-        if (access(full, X_OK) == 0)
-            return full;
-        path += n + (path[n] == ':' ? 1 : 0);
-    }
-    return NULL;
-}
-
-/* The certificate (NAME.pem) and the key (NAME.key) that certs_make made. */
-static const char *
-pem(const char *name)
-{
-    return h_path(h_fmt("%s.pem", name));
-}
-
-static const char *
-key(const char *name)
-{
-    return h_path(h_fmt("%s.key", name));
-}
 
 /*
  * The test's certificates, made in its scratch directory by one shell running the openssl tool
@@ -102,46 +40,19 @@ key(const char *name)
 static void
 certs_make(void)
 {
-    static const char script[] =
-        "set -e\n"
-        "printf '[req]\\ndistinguished_name = dn\\n[dn]\\n[ca]\\n"
-        "basicConstraints = critical,CA:TRUE\\nkeyUsage = critical,keyCertSign,cRLSign\\n"
-        "subjectKeyIdentifier = hash\\n' > req.cnf\n"
-        "ec='-newkey ec -pkeyopt ec_paramgen_curve:P-256'\n"
-        "srv='basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth'\n"
-        "cli='basicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth'\n"
-        "ca() {\n"
-        "    \"$OPENSSL\" req -x509 $ec -nodes -days 30 -config req.cnf -extensions ca \\\n"
-        "        -subj \"/CN=$2\" -keyout \"$1.key\" -out \"$1.pem\"\n"
-        "}\n"
-        "leaf() {\n"
-        "    \"$OPENSSL\" req -new $4 -nodes -config req.cnf -subj \"/CN=$3\" \\\n"
-        "        -keyout \"$1.key\" -out \"$1.csr\"\n"
-        "    printf '%s\\n' \"$5\" > \"$1.ext\"\n"
-        "    \"$OPENSSL\" x509 -req -in \"$1.csr\" -CA \"$2.pem\" -CAkey \"$2.key\" \\\n"
-        "        -set_serial \"$6\" -days 30 -extfile \"$1.ext\" -out \"$1.pem\"\n"
-        "}\n"
-        "ca ca 'Test CA'\n"
-        "leaf api ca api.test \"$ec\" \"$srv\nsubjectAltName = DNS:api.test,DNS:*.api.test\" 1\n"
-        "leaf renewed ca renewed.api.test \"$ec\" \\\n"
-        "    \"$srv\nsubjectAltName = DNS:api.test,DNS:*.api.test\" 2\n"
-        "leaf legacy ca legacy.test '-newkey rsa:2048' \\\n"
-        "    \"$srv\nsubjectAltName = DNS:legacy.test\" 3\n"
-        "leaf fallback ca fallback.test \"$ec\" \"$srv\nsubjectAltName = DNS:fallback.test\" 4\n"
-        "ca clientca 'Client CA'\n"
-        "leaf client clientca client-1 \"$ec\" \"$cli\" 5\n"
-        "ca foreignca 'Foreign CA'\n"
-        "leaf foreign foreignca intruder \"$ec\" \"$cli\" 6\n";
-    const char *openssl = tool("openssl");
-    const char *cmd;
-    char *err = NULL;
-    int code;
-
-    cr_assert(ne(ptr, (void *)openssl, NULL), "the openssl tool is not in PATH (package openssl)");
-    cmd = h_fmt("cd '%s' && OPENSSL='%s' && %s", h_dir(), openssl, script);
-    code = h_run((char *[]){"/bin/sh", "-c", (char *)cmd, NULL}, 20000, NULL, &err);
-    cr_assert(eq(int, code, 0), "making the certificates failed (%d):\n%s", code,
-              err != NULL ? err : "");
+    ht_certs_make("ca ca 'Test CA'\n"
+                  "leaf api ca /CN=api.test \"$ec\" \\\n"
+                  "    \"$srv\nsubjectAltName = DNS:api.test,DNS:*.api.test\" 1\n"
+                  "leaf renewed ca /CN=renewed.api.test \"$ec\" \\\n"
+                  "    \"$srv\nsubjectAltName = DNS:api.test,DNS:*.api.test\" 2\n"
+                  "leaf legacy ca /CN=legacy.test '-newkey rsa:2048' \\\n"
+                  "    \"$srv\nsubjectAltName = DNS:legacy.test\" 3\n"
+                  "leaf fallback ca /CN=fallback.test \"$ec\" \\\n"
+                  "    \"$srv\nsubjectAltName = DNS:fallback.test\" 4\n"
+                  "ca clientca 'Client CA'\n"
+                  "leaf client clientca /CN=client-1 \"$ec\" \"$cli\" 5\n"
+                  "ca foreignca 'Foreign CA'\n"
+                  "leaf foreign foreignca /CN=intruder \"$ec\" \"$cli\" 6\n");
 }
 
 /* A self-signed ECDSA certificate for `cn` whose validity ended yesterday (NAME.pem, NAME.key),
@@ -167,12 +78,12 @@ cert_make_expired(const char *name, const char *cn)
                  1));
     cr_assert(eq(int, X509_set_issuer_name(x, subject), 1));
     cr_assert(gt(int, X509_sign(x, pkey, EVP_sha256()), 0), "X509_sign failed");
-    f = fopen(pem(name), "w");
-    cr_assert(ne(ptr, f, NULL), "%s: %s", pem(name), strerror(errno));
+    f = fopen(ht_pem(name), "w");
+    cr_assert(ne(ptr, f, NULL), "%s: %s", ht_pem(name), strerror(errno));
     cr_assert(eq(int, PEM_write_X509(f, x), 1));
     fclose(f);
-    f = fopen(key(name), "w");
-    cr_assert(ne(ptr, f, NULL), "%s: %s", key(name), strerror(errno));
+    f = fopen(ht_key(name), "w");
+    cr_assert(ne(ptr, f, NULL), "%s: %s", ht_key(name), strerror(errno));
     cr_assert(eq(int, PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL), 1));
     fclose(f);
     X509_free(x);
@@ -193,330 +104,36 @@ install_file(const char *from, const char *to)
 
 /* ------------------------------------------------------------------ crossfade with TLS */
 
-struct tls_cert {
-    const char *cert, *key; /* paths */
-};
-
-/* The certificate NAME.pem with its key NAME.key. */
-static struct tls_cert
-made(const char *name)
+/* The harness's config with the TLS listener `t` and a plain one; cluster x is the node on x_port
+ * (which takes every request). */
+static const struct h_proxy_opts *
+x_only(int x_port)
 {
-    return (struct tls_cert){pem(name), key(name)};
+    struct h_proxy_opts *o = h_alloc(sizeof(*o));
+
+    o->x[0].port = x_port;
+    o->extra_yaml = "tls: {ticket_rotation: 1h}\n";
+    return o;
 }
 
-/* The TLS listener of the config; anything left 0 is not written (crossfade's default). */
-struct tls_listen {
-    struct tls_cert certs[4]; /* the first is the default; a NULL cert ends the list */
-    const char *protocols;    /* written as is: "[TLSv1.3]" */
-    const char *client_ca;    /* a path */
-    const char *verify_client;
-    unsigned handshake_ms; /* timeouts.tls_handshake */
-};
-
-/*
- * The harness's config (cluster x: the node on x_port; the plain listener on plain_port) with a
- * TLS listener on tls_port as listen[0], written to `file`. The certificates are written in block
- * style, one key a line, so that a line and a column name each file.
- */
-static const char *
-tls_config_write(const char *file, const struct tls_listen *t, int tls_port, int plain_port,
-                 int x_port)
+/* Starts x1 (cluster x's node, which takes every request) and crossfade with the TLS listener `t`
+ * and a plain one (ht_proxy_start). */
+static struct ht_proxy *
+tls_start(const struct ht_listen *t)
 {
-    struct h_proxy_opts o = {.x = {{x_port}}, .extra_yaml = "tls: {ticket_rotation: 1h}\n"};
-    const char *text = h_read_file(h_proxy_write_config(file, &o, plain_port), NULL);
-    const char *listen;
+    struct h_upstream *x1 = h_upstream_start("x1", NULL);
 
-    cr_assert(ne(ptr, (void *)text, NULL), "cannot read back the config written for the test");
-    listen = h_fmt("listen:\n"
-                   "  - address: \"127.0.0.1:%d\"\n"
-                   "    tls:\n"
-                   "      certificates:\n",
-                   tls_port);
-    for (size_t i = 0; i < 4 && t->certs[i].cert != NULL; i++)
-        listen = h_fmt("%s        - cert: \"%s\"\n"
-                       "          key: \"%s\"\n",
-                       listen, t->certs[i].cert, t->certs[i].key);
-    if (t->protocols != NULL)
-        listen = h_fmt("%s      protocols: %s\n", listen, t->protocols);
-    if (t->client_ca != NULL)
-        listen = h_fmt("%s      client_ca: \"%s\"\n", listen, t->client_ca);
-    if (t->verify_client != NULL)
-        listen = h_fmt("%s      verify_client: %s\n", listen, t->verify_client);
-    text = replace_once(text, "listen:\n", listen);
-    if (t->handshake_ms != 0)
-        text = replace_once(text, "shutdown: 5s",
-                            h_fmt("shutdown: 5s, tls_handshake: %ums", t->handshake_ms));
-    return h_write_file(file, "%s", text);
-}
-
-struct tls_proxy {
-    struct h_proxy *p; /* p->port: the plain listener; stopped by h_proxy_finish */
-    int tls_port;
-    struct h_upstream *x1; /* the node of cluster x, which takes every request */
-    int adm;               /* an admin connection */
-};
-
-/* Whether crossfade's log says it listens on 127.0.0.1:port. */
-static bool
-logged_listening(const struct h_proxy *p, int port)
-{
-    return h_log_count(p->proc->log_path, h_fmt("event=listening address=127.0.0.1:%d ", port)) > 0;
-}
-
-/*
- * Starts x1 and crossfade with the TLS listener `t` and a plain one, and waits until both listen
- * and crossfade serves. Nothing connects to the TLS port on the way, so the TLS counters of
- * `show stats` start at 0.
- */
-static struct tls_proxy *
-tls_start(const struct tls_listen *t)
-{
-    struct tls_proxy *tp = h_alloc(sizeof(*tp));
-    struct h_proxy *p = h_alloc(sizeof(*p));
-    const char *log = h_path("crossfade.log");
-    char *text;
-    size_t len;
-
-    tp->x1 = h_upstream_start("x1", NULL);
-    p->access_log = h_path("access.log");
-    p->admin_socket = h_path("admin.sock");
-    p->shutdown_ms = 5000;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        uint64_t deadline = h_now_ms() + 10000;
-        char *argv[4];
-
-        p->port = h_free_port();
-        do
-            tp->tls_port = h_free_port();
-        while (tp->tls_port == p->port);
-        p->cfg_path = tls_config_write("crossfade.yaml", t, tp->tls_port, p->port, tp->x1->port);
-        argv[0] = (char *)h_bin("crossfade");
-        argv[1] = "-c";
-        argv[2] = (char *)p->cfg_path;
-        argv[3] = NULL;
-        p->proc = h_spawn("crossfade", argv, log, NULL);
-        while (h_proc_alive(p->proc) && h_now_ms() < deadline &&
-               !(logged_listening(p, tp->tls_port) && logged_listening(p, p->port)))
-            h_sleep_ms(10);
-        if (h_proc_alive(p->proc) && logged_listening(p, tp->tls_port) &&
-            logged_listening(p, p->port)) {
-            h_proxy_wait_serving(p);
-            tp->p = p;
-            tp->adm = h_admin_connect(p);
-            return tp;
-        }
-        /* Another process took one of the ports meanwhile: try others. */
-        text = h_read_file(log, &len);
-        if (h_proc_alive(p->proc) || text == NULL || h_memcasemem(text, len, "in use") == NULL)
-            break;
-    }
-    h_proc_stop(p->proc, SIGKILL, 5000);
-    cr_fatal("crossfade did not start with its TLS listener on 127.0.0.1:%d; its log:\n%s",
-             tp->tls_port, h_read_file(log, NULL));
+    return ht_proxy_start("crossfade", t, x_only(x1->port));
 }
 
 /* ------------------------------------------------------------------ the test's TLS client */
-
-struct tls_opts {
-    const char *sni;       /* the server name sent; NULL: none */
-    int min_version;       /* TLS1_2_VERSION, TLS1_3_VERSION; 0: OpenSSL's default */
-    int max_version;       /* likewise */
-    const char *cert;      /* a client certificate (and `key`); NULL: none */
-    const char *key;       /* the client certificate's key */
-    SSL_SESSION *session;  /* offered for resumption; NULL: none */
-    bool no_tickets;       /* SSL_OP_NO_TICKET: a TLS 1.2 session resumes from the server's cache */
-    const char *target;    /* of the GET; NULL: "/" */
-    const char *more_head; /* more header lines ("X-A: b\r\n"); NULL: none */
-};
-
-struct tls_result {
-    bool handshake;       /* SSL_connect completed */
-    const char *error;    /* why the exchange stopped short of a response; NULL when it did not */
-    int version;          /* the version agreed (TLS1_2_VERSION...) */
-    const char *cn;       /* the common name of the certificate the server presented */
-    bool reused;          /* the session offered was resumed */
-    bool cert_requested;  /* the server asked for a client certificate (sent its CA names) */
-    int status;           /* the HTTP status of the response; 0: none */
-    const char *body;     /* the response's body ("" when none) */
-    size_t body_len;      /* its length */
-    SSL_SESSION *session; /* the session to resume next (freed at teardown); NULL: none */
-};
-
-/* Why the last OpenSSL call on ssl failed (harness-owned). */
-static const char *
-tls_why(SSL *ssl, int r)
-{
-    int err = SSL_get_error(ssl, r);
-    unsigned long e = ERR_peek_last_error();
-
-    if (e != 0)
-        return h_fmt("%s", ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e)
-                                                              : "unknown OpenSSL error");
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-        (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)))
-        return "timed out (5 s without a byte)";
-    if (err == SSL_ERROR_SYSCALL && errno != 0)
-        return h_fmt("%s", strerror(errno));
-    return "the server closed the connection";
-}
-
-/* A TCP connection to 127.0.0.1:port whose reads and writes give up after 5 s. */
-static int
-tls_connect_tcp(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 5};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    cr_assert(ge(int, fd, 0), "socket: %s", strerror(errno));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0),
-              "connect to 127.0.0.1:%d: %s", port, strerror(errno));
-    return fd;
-}
-
-/* Sends "GET target" (Connection: close) on ssl and reads until the server closes; fills r. */
-static void
-tls_exchange(SSL *ssl, const struct tls_opts *o, struct tls_result *r)
-{
-    const char *req =
-        h_fmt("GET %s HTTP/1.1\r\nHost: api.test\r\n%sConnection: close\r\n\r\n",
-              o->target != NULL ? o->target : "/", o->more_head != NULL ? o->more_head : "");
-    char *resp = h_alloc(1), buf[16384];
-    size_t len = 0;
-    const char *end, *cl;
-    int n;
-
-    ERR_clear_error();
-    n = SSL_write(ssl, req, (int)strlen(req));
-    if (n <= 0) {
-        r->error = h_fmt("sending the request: %s", tls_why(ssl, n));
-        return;
-    }
-    for (;;) {
-        ERR_clear_error();
-        errno = 0;
-        n = SSL_read(ssl, buf, sizeof(buf));
-        if (n <= 0)
-            break;
-        resp = h_realloc(resp, len + (size_t)n + 1);
-        memcpy(resp + len, buf, (size_t)n);
-        len += (size_t)n;
-        resp[len] = '\0';
-    }
-    /* The end: close_notify, or a close (SSL_OP_IGNORE_UNEXPECTED_EOF). Else an alert, a reset
-     * or the time out. */
-    if (SSL_get_error(ssl, n) != SSL_ERROR_ZERO_RETURN)
-        r->error = h_fmt("reading the response: %s", tls_why(ssl, n));
-    if (sscanf(resp, "HTTP/1.%*d %d", &r->status) != 1)
-        r->status = 0;
-    end = strstr(resp, "\r\n\r\n");
-    r->body = end != NULL ? end + 4 : "";
-    r->body_len = end != NULL ? len - (size_t)(end + 4 - resp) : 0;
-    /* A close is taken as the end: the body must then be as long as the head said. */
-    cl = end != NULL ? h_memcasemem(resp, (size_t)(end - resp), "\r\nContent-Length:") : NULL;
-    if (cl != NULL && r->error == NULL && strtoull(cl + 17, NULL, 10) != r->body_len)
-        r->error = h_fmt("the response ended after %zu bytes of its body (Content-Length:%.*s)",
-                         r->body_len, (int)strcspn(cl + 17, "\r"), cl + 17);
-    if (r->status == 0 && r->error == NULL)
-        r->error = h_fmt("no HTTP response (%zu bytes received)", len);
-}
-
-/*
- * One connection to 127.0.0.1:port: the TLS handshake as `o` says, then (when it completed) GET
- * o->target with Connection: close, and the response read until the server closes. Never
- * asserts on what the server does: the result says it, the caller judges.
- */
-static struct tls_result
-tls_get(int port, const struct tls_opts *o)
-{
-    struct tls_result r = {.body = ""};
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    const STACK_OF(X509_NAME) * asked;
-    X509 *peer;
-    SSL *ssl;
-    int fd, n;
-
-    cr_assert(ne(ptr, ctx, NULL));
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    /* A close without close_notify after the response ends it, as for curl. */
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (o->min_version != 0)
-        cr_assert(eq(int, SSL_CTX_set_min_proto_version(ctx, o->min_version), 1));
-    if (o->max_version != 0)
-        cr_assert(eq(int, SSL_CTX_set_max_proto_version(ctx, o->max_version), 1));
-    if (o->no_tickets)
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    if (o->cert != NULL) {
-        cr_assert(eq(int, SSL_CTX_use_certificate_chain_file(ctx, o->cert), 1), "%s", o->cert);
-        cr_assert(eq(int, SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM), 1), "%s",
-                  o->key);
-    }
-    ssl = SSL_new(ctx);
-    cr_assert(ne(ptr, ssl, NULL));
-    fd = tls_connect_tcp(port);
-    cr_assert(eq(int, SSL_set_fd(ssl, fd), 1));
-    if (o->sni != NULL)
-        cr_assert(eq(int, SSL_set_tlsext_host_name(ssl, o->sni), 1));
-    if (o->session != NULL)
-        cr_assert(eq(int, SSL_set_session(ssl, o->session), 1));
-    ERR_clear_error();
-    errno = 0;
-    n = SSL_connect(ssl);
-    if (n == 1) {
-        r.handshake = true;
-        r.version = SSL_version(ssl);
-        r.reused = SSL_session_reused(ssl) == 1;
-        asked = SSL_get_client_CA_list(ssl);
-        r.cert_requested = asked != NULL && sk_X509_NAME_num(asked) > 0;
-        peer = SSL_get0_peer_certificate(ssl);
-        if (peer != NULL) {
-            char cn[256];
-
-            if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
-                                          sizeof(cn)) > 0)
-                r.cn = h_fmt("%s", cn);
-        }
-        tls_exchange(ssl, o, &r);
-        /* After the response: a TLS 1.3 server sends its tickets after the handshake. */
-        r.session = SSL_get1_session(ssl);
-        if (r.session != NULL) {
-            cr_assert(lt(sz, tls_n_sessions, sizeof(tls_sessions) / sizeof(tls_sessions[0])));
-            tls_sessions[tls_n_sessions++] = r.session;
-        }
-        /* Sent before the free, so that OpenSSL keeps the session resumable. */
-        ERR_clear_error();
-        SSL_shutdown(ssl);
-    } else {
-        r.error = h_fmt("handshake: %s", tls_why(ssl, n));
-    }
-    ERR_clear_error();
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    close(fd);
-    return r;
-}
-
-/* tls_get that must be served: asserts a 200 from x1 and returns the result. */
-static struct tls_result
-tls_served(int port, const struct tls_opts *o, const char *what)
-{
-    struct tls_result r = tls_get(port, o);
-
-    cr_assert(r.handshake, "%s: the handshake failed: %s", what, r.error);
-    cr_assert(eq(ptr, (void *)r.error, NULL), "%s: %s", what, r.error);
-    cr_assert(eq(int, r.status, 200), "%s: status %d", what, r.status);
-    return r;
-}
 
 /* The CN of the certificate a client sending `sni` (NULL: none) gets; asserts it is served. */
 static const char *
 cn_for(int port, const char *sni)
 {
-    struct tls_result r =
-        tls_served(port, &(struct tls_opts){.sni = sni}, h_fmt("SNI %s", sni ? sni : "(none)"));
+    struct ht_result r =
+        ht_served(port, &(struct ht_opts){.sni = sni}, h_fmt("SNI %s", sni ? sni : "(none)"));
 
     cr_assert(ne(ptr, (void *)r.cn, NULL), "SNI %s: the certificate has no CN", sni);
     cr_assert(eq(str, (char *)r.body, "x1\n"), "SNI %s: the body is not x1's", sni);
@@ -598,7 +215,7 @@ struct tls_counts {
 
 /* The `tls_handshakes completed=N resumed=N failed=N` line of `xfctl -s SOCK show stats`. */
 static struct tls_counts
-xfctl_counts(const struct tls_proxy *tp, const char **line_out)
+xfctl_counts(const struct ht_proxy *tp, const char **line_out)
 {
     char *out = NULL, *err = NULL;
     int code = h_run((char *[]){(char *)h_bin("xfctl"), "-s", (char *)tp->p->admin_socket, "show",
@@ -625,7 +242,7 @@ xfctl_counts(const struct tls_proxy *tp, const char **line_out)
 /* Waits until show stats counts `want` failed client handshakes; fails the test if they do not
  * come within H_IO_TIMEOUT_MS. */
 static void
-await_failed(const struct tls_proxy *tp, long long want)
+await_failed(const struct ht_proxy *tp, long long want)
 {
     cr_assert(h_admin_wait_stat(tp->adm, "tls_handshakes", "failed", want, H_IO_TIMEOUT_MS),
               "show stats does not count %lld failed handshakes:\n%s", want,
@@ -685,11 +302,12 @@ position_of(const char *cfg_path, const char *needle)
 Test(tls, sni_picks_each_certificate_and_an_unknown_name_or_none_gets_the_first,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     int port;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("fallback"), made("api"), made("legacy")}});
+    tp = tls_start(
+        &(struct ht_listen){.certs = {ht_made("fallback"), ht_made("api"), ht_made("legacy")}});
     port = tp->tls_port;
     cr_assert(eq(str, (char *)cn_for(port, "api.test"), "api.test"));
     cr_assert(eq(str, (char *)cn_for(port, "legacy.test"), "legacy.test"));
@@ -710,10 +328,10 @@ Test(tls, sni_picks_each_certificate_and_an_unknown_name_or_none_gets_the_first,
  * (RSA) is served by name only. */
 Test(tls, sni_with_api_first_serves_legacy_by_name_and_api_otherwise, .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api"), made("legacy")}});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api"), ht_made("legacy")}});
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "legacy.test"), "legacy.test"));
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "api.test"), "api.test"));
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "other.example"), "api.test"));
@@ -723,23 +341,23 @@ Test(tls, sni_with_api_first_serves_legacy_by_name_and_api_otherwise, .timeout =
 
 Test(tls, tls_1_2_and_tls_1_3_each_complete_and_are_served, .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
-    struct tls_result r;
+    struct ht_proxy *tp;
+    struct ht_result r;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}});
-    r = tls_served(tp->tls_port,
-                   &(struct tls_opts){.sni = "api.test",
-                                      .min_version = TLS1_2_VERSION,
-                                      .max_version = TLS1_2_VERSION},
-                   "TLS 1.2");
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}});
+    r = ht_served(tp->tls_port,
+                  &(struct ht_opts){.sni = "api.test",
+                                    .min_version = TLS1_2_VERSION,
+                                    .max_version = TLS1_2_VERSION},
+                  "TLS 1.2");
     cr_assert(eq(int, r.version, TLS1_2_VERSION));
     cr_assert(eq(str, (char *)r.body, "x1\n"));
-    r = tls_served(tp->tls_port,
-                   &(struct tls_opts){.sni = "api.test",
-                                      .min_version = TLS1_3_VERSION,
-                                      .max_version = TLS1_3_VERSION},
-                   "TLS 1.3");
+    r = ht_served(tp->tls_port,
+                  &(struct ht_opts){.sni = "api.test",
+                                    .min_version = TLS1_3_VERSION,
+                                    .max_version = TLS1_3_VERSION},
+                  "TLS 1.3");
     cr_assert(eq(int, r.version, TLS1_3_VERSION));
     cr_assert(eq(str, (char *)r.body, "x1\n"));
     h_proxy_finish(tp->p);
@@ -748,14 +366,14 @@ Test(tls, tls_1_2_and_tls_1_3_each_complete_and_are_served, .timeout = H_TEST_TI
 Test(tls, protocols_tls_1_3_only_refuses_a_tls_1_2_client_at_the_handshake,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
-    struct tls_result r;
+    struct ht_proxy *tp;
+    struct ht_result r;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}, .protocols = "[TLSv1.3]"});
-    r = tls_get(tp->tls_port, &(struct tls_opts){.sni = "api.test",
-                                                 .min_version = TLS1_2_VERSION,
-                                                 .max_version = TLS1_2_VERSION});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}, .protocols = "[TLSv1.3]"});
+    r = ht_get(tp->tls_port, &(struct ht_opts){.sni = "api.test",
+                                               .min_version = TLS1_2_VERSION,
+                                               .max_version = TLS1_2_VERSION});
     cr_assert(not(r.handshake),
               "a TLS 1.2 client completed a handshake with [TLSv1.3] (version %x)",
               (unsigned)r.version);
@@ -764,7 +382,7 @@ Test(tls, protocols_tls_1_3_only_refuses_a_tls_1_2_client_at_the_handshake,
     cr_assert(h_log_wait(tp->p->proc->log_path, "event=tls_handshake_failed", H_IO_TIMEOUT_MS),
               "the refused handshake was not logged");
     /* A TLS 1.3 client still is served. */
-    r = tls_served(tp->tls_port, &(struct tls_opts){.sni = "api.test"}, "TLS 1.3");
+    r = ht_served(tp->tls_port, &(struct ht_opts){.sni = "api.test"}, "TLS 1.3");
     cr_assert(eq(int, r.version, TLS1_3_VERSION));
     h_proxy_finish(tp->p);
 }
@@ -773,9 +391,9 @@ Test(tls, protocols_tls_1_3_only_refuses_a_tls_1_2_client_at_the_handshake,
 
 /*
  * Each way to resume -- TLS 1.3 (tickets), TLS 1.2 with a ticket, TLS 1.2 from the server's
- * session cache (the client refuses tickets) -- resumes the session of the connection before;
- * `xfctl show stats` counts 6 completed handshakes of which 3 resumed, and one failed (bytes
- * that are not TLS).
+ * session cache (the client refuses tickets) -- resumes the session of the connection before,
+ * twice in a row; `xfctl show stats` counts 9 completed handshakes of which 6 resumed, and one
+ * failed (bytes that are not TLS).
  */
 Test(tls, sessions_resume_with_tls_1_3_and_tls_1_2_and_show_stats_counts_them,
      .timeout = H_TEST_TIMEOUT)
@@ -787,35 +405,41 @@ Test(tls, sessions_resume_with_tls_1_3_and_tls_1_2_and_show_stats_counts_them,
     } ways[3] = {{"TLS 1.3", TLS1_3_VERSION, false},
                  {"TLS 1.2 with a ticket", TLS1_2_VERSION, false},
                  {"TLS 1.2 from the session cache", TLS1_2_VERSION, true}};
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     struct tls_counts n;
     const char *line, *got;
     struct h_conn *c;
     size_t got_len;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}});
     n = xfctl_counts(tp, &line);
     cr_assert(eq(str, (char *)line, "tls_handshakes completed=0 resumed=0 failed=0"));
     for (int i = 0; i < 3; i++) {
-        struct tls_opts o = {.sni = "api.test",
-                             .min_version = ways[i].version,
-                             .max_version = ways[i].version,
-                             .no_tickets = ways[i].no_tickets};
-        struct tls_result first = tls_served(tp->tls_port, &o, ways[i].what), second;
+        struct ht_opts o = {.sni = "api.test",
+                            .min_version = ways[i].version,
+                            .max_version = ways[i].version,
+                            .no_tickets = ways[i].no_tickets};
+        struct ht_result first = ht_served(tp->tls_port, &o, ways[i].what), second, third;
 
         cr_assert(not(first.reused), "%s: the first connection resumed a session", ways[i].what);
         cr_assert(ne(ptr, first.session, NULL), "%s: no session to resume", ways[i].what);
         cr_assert(eq(int, SSL_SESSION_is_resumable(first.session), 1),
                   "%s: the server gave no session that can be resumed", ways[i].what);
         o.session = first.session;
-        second = tls_served(tp->tls_port, &o, ways[i].what);
+        second = ht_served(tp->tls_port, &o, ways[i].what);
         cr_assert(second.reused, "%s: the second connection did not resume the session",
                   ways[i].what);
         cr_assert(eq(int, second.version, ways[i].version));
+        /* A client that resumes each time from the session it holds last: a TLS 1.3 session
+         * resumes once, so the resumed connection must have brought a new ticket. */
+        o.session = second.session;
+        third = ht_served(tp->tls_port, &o, ways[i].what);
+        cr_assert(third.reused, "%s: the third connection did not resume the second's session",
+                  ways[i].what);
         n = xfctl_counts(tp, &line);
-        cr_assert(eq(i64, n.completed, 2 * (i + 1)), "after %s: %s", ways[i].what, line);
-        cr_assert(eq(i64, n.resumed, i + 1), "after %s: %s", ways[i].what, line);
+        cr_assert(eq(i64, n.completed, 3 * (i + 1)), "after %s: %s", ways[i].what, line);
+        cr_assert(eq(i64, n.resumed, 2 * (i + 1)), "after %s: %s", ways[i].what, line);
     }
     /* One failed handshake: bytes that are not TLS. */
     c = h_connect(tp->tls_port);
@@ -823,7 +447,7 @@ Test(tls, sessions_resume_with_tls_1_3_and_tls_1_2_and_show_stats_counts_them,
     cr_assert(closed_within(c, 5000, &got, &got_len), "the connection was not closed");
     await_failed(tp, 1);
     xfctl_counts(tp, &line);
-    cr_assert(eq(str, (char *)line, "tls_handshakes completed=6 resumed=3 failed=1"));
+    cr_assert(eq(str, (char *)line, "tls_handshakes completed=9 resumed=6 failed=1"));
     h_proxy_finish(tp->p);
 }
 
@@ -832,18 +456,18 @@ Test(tls, sessions_resume_with_tls_1_3_and_tls_1_2_and_show_stats_counts_them,
 Test(tls, x_forwarded_proto_is_https_from_the_tls_listener_and_http_from_the_plain_one,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
-    struct tls_result r;
+    struct ht_proxy *tp;
+    struct ht_result r;
     struct h_msg seen, m;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}});
     /* The client claims http: crossfade replaces it. */
-    r = tls_served(tp->tls_port,
-                   &(struct tls_opts){.sni = "api.test",
-                                      .target = "/echo",
-                                      .more_head = "X-Forwarded-Proto: http\r\n"},
-                   "GET /echo over TLS");
+    r = ht_served(tp->tls_port,
+                  &(struct ht_opts){.sni = "api.test",
+                                    .target = "/echo",
+                                    .more_head = "X-Forwarded-Proto: http\r\n"},
+                  "GET /echo over TLS");
     cr_assert(eq(int, h_parse_request_head(r.body, r.body_len, &seen), 0),
               "x1's echo does not parse (%s):\n%s", seen.error, r.body);
     cr_assert(eq(sz, h_header_count(&seen, "X-Forwarded-Proto"), (size_t)1), "%s", seen.head);
@@ -868,32 +492,32 @@ Test(tls, verify_client_required_serves_only_a_certificate_signed_by_client_ca,
      .timeout = H_TEST_TIMEOUT)
 {
     static const int versions[2] = {TLS1_2_VERSION, TLS1_3_VERSION};
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){
-        .certs = {made("api")}, .client_ca = pem("clientca"), .verify_client = "required"});
+    tp = tls_start(&(struct ht_listen){
+        .certs = {ht_made("api")}, .client_ca = ht_pem("clientca"), .verify_client = "required"});
     for (int i = 0; i < 2; i++) {
         const char *v = versions[i] == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3";
-        struct tls_opts o = {
+        struct ht_opts o = {
             .sni = "api.test", .min_version = versions[i], .max_version = versions[i]};
-        struct tls_result r;
+        struct ht_result r;
 
-        r = tls_get(tp->tls_port, &o);
+        r = ht_get(tp->tls_port, &o);
         cr_assert(eq(int, r.status, 0), "%s: a client without a certificate was served", v);
         cr_assert(ne(ptr, (void *)r.error, NULL));
         await_failed(tp, 2 * i + 1);
 
-        o.cert = pem("foreign");
-        o.key = key("foreign");
-        r = tls_get(tp->tls_port, &o);
+        o.cert = ht_pem("foreign");
+        o.key = ht_key("foreign");
+        r = ht_get(tp->tls_port, &o);
         cr_assert(eq(int, r.status, 0),
                   "%s: a client with a certificate from another CA was served", v);
         await_failed(tp, 2 * i + 2);
 
-        o.cert = pem("client");
-        o.key = key("client");
-        r = tls_served(tp->tls_port, &o, h_fmt("%s with a certificate of client_ca", v));
+        o.cert = ht_pem("client");
+        o.key = ht_key("client");
+        r = ht_served(tp->tls_port, &o, h_fmt("%s with a certificate of client_ca", v));
         cr_assert(r.cert_requested, "%s: the server did not ask for a certificate", v);
         cr_assert(eq(str, (char *)r.body, "x1\n"));
     }
@@ -911,33 +535,33 @@ Test(tls, verify_client_required_serves_only_a_certificate_signed_by_client_ca,
 Test(tls, verify_client_optional_serves_clients_without_a_certificate_or_with_a_foreign_one,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
-    struct tls_result r;
+    struct ht_proxy *tp;
+    struct ht_result r;
     struct tls_counts n;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){
-        .certs = {made("api")}, .client_ca = pem("clientca"), .verify_client = "optional"});
-    r = tls_served(tp->tls_port, &(struct tls_opts){.sni = "api.test"}, "no certificate");
+    tp = tls_start(&(struct ht_listen){
+        .certs = {ht_made("api")}, .client_ca = ht_pem("clientca"), .verify_client = "optional"});
+    r = ht_served(tp->tls_port, &(struct ht_opts){.sni = "api.test"}, "no certificate");
     cr_assert(r.cert_requested, "verify_client optional did not ask for a certificate");
     cr_assert(eq(str, (char *)r.body, "x1\n"));
-    r = tls_served(
+    r = ht_served(
         tp->tls_port,
-        &(struct tls_opts){.sni = "api.test", .cert = pem("foreign"), .key = key("foreign")},
+        &(struct ht_opts){.sni = "api.test", .cert = ht_pem("foreign"), .key = ht_key("foreign")},
         "a certificate of another CA");
     cr_assert(eq(str, (char *)r.body, "x1\n"));
-    r = tls_served(
+    r = ht_served(
         tp->tls_port,
-        &(struct tls_opts){.sni = "api.test", .cert = pem("client"), .key = key("client")},
+        &(struct ht_opts){.sni = "api.test", .cert = ht_pem("client"), .key = ht_key("client")},
         "a certificate of client_ca");
     cr_assert(eq(str, (char *)r.body, "x1\n"));
-    r = tls_served(tp->tls_port,
-                   &(struct tls_opts){.sni = "api.test",
-                                      .min_version = TLS1_2_VERSION,
-                                      .max_version = TLS1_2_VERSION,
-                                      .cert = pem("foreign"),
-                                      .key = key("foreign")},
-                   "TLS 1.2, a certificate of another CA");
+    r = ht_served(tp->tls_port,
+                  &(struct ht_opts){.sni = "api.test",
+                                    .min_version = TLS1_2_VERSION,
+                                    .max_version = TLS1_2_VERSION,
+                                    .cert = ht_pem("foreign"),
+                                    .key = ht_key("foreign")},
+                  "TLS 1.2, a certificate of another CA");
     cr_assert(eq(str, (char *)r.body, "x1\n"));
     n = xfctl_counts(tp, NULL);
     cr_assert(eq(i64, n.completed, 4), "four clients were served: %lld completed handshakes",
@@ -956,7 +580,7 @@ Test(tls, verify_client_optional_serves_clients_without_a_certificate_or_with_a_
 Test(tls, plain_http_or_garbage_to_the_tls_port_is_closed_without_a_response,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     unsigned char garbage[512];
     const char *got;
     size_t got_len;
@@ -964,7 +588,7 @@ Test(tls, plain_http_or_garbage_to_the_tls_port_is_closed_without_a_response,
     uint32_t seed = 12345;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}});
 
     c = h_connect(tp->tls_port);
     cr_assert(eq(int, h_send_str(c, "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), 0));
@@ -1009,7 +633,7 @@ Test(tls, plain_http_or_garbage_to_the_tls_port_is_closed_without_a_response,
 Test(tls, a_stalled_or_trickling_handshake_is_closed_after_timeouts_tls_handshake,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     const unsigned char *hello;
     size_t hello_len, sent = 0, got_len;
     const char *got;
@@ -1018,7 +642,7 @@ Test(tls, a_stalled_or_trickling_handshake_is_closed_after_timeouts_tls_handshak
     uint64_t deadline;
 
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api")}, .handshake_ms = 1000});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api")}, .handshake_ms = 1000});
     hello = client_hello(&hello_len);
 
     c = h_connect(tp->tls_port);
@@ -1068,7 +692,7 @@ Test(tls, a_missing_mismatched_or_non_pem_file_fails_the_check_and_the_start_nam
      .timeout = H_TEST_TIMEOUT)
 {
     struct {
-        struct tls_listen t;
+        struct ht_listen t;
         const char *bad_file; /* the value the error points at */
         const char *key_path; /* the config key the error names */
         const char *message;  /* part of the message */
@@ -1080,35 +704,36 @@ Test(tls, a_missing_mismatched_or_non_pem_file_fails_the_check_and_the_start_nam
     certs_make();
     notpem = h_write_file("notpem.pem", "this is not a certificate\n");
     x1 = h_upstream_start("x1", NULL);
-    cases[0].t = (struct tls_listen){.certs = {{pem("api"), missing}}};
+    cases[0].t = (struct ht_listen){.certs = {{ht_pem("api"), missing}}};
     cases[0].bad_file = missing;
     cases[0].key_path = "listen[0].tls.certificates[0].key";
     cases[0].message = h_fmt("cannot read %s", missing);
     /* Another ECDSA key: the values differ. */
-    cases[1].t = (struct tls_listen){.certs = {{pem("api"), key("renewed")}}};
-    cases[1].bad_file = key("renewed");
+    cases[1].t = (struct ht_listen){.certs = {{ht_pem("api"), ht_key("renewed")}}};
+    cases[1].bad_file = ht_key("renewed");
     cases[1].key_path = "listen[0].tls.certificates[0].key";
-    cases[1].message =
-        h_fmt("the key in %s does not match the certificate in %s", key("renewed"), pem("api"));
+    cases[1].message = h_fmt("the key in %s does not match the certificate in %s",
+                             ht_key("renewed"), ht_pem("api"));
     /* An RSA key for an ECDSA certificate: the types differ. */
-    cases[2].t = (struct tls_listen){.certs = {{pem("api"), key("legacy")}}};
-    cases[2].bad_file = key("legacy");
+    cases[2].t = (struct ht_listen){.certs = {{ht_pem("api"), ht_key("legacy")}}};
+    cases[2].bad_file = ht_key("legacy");
     cases[2].key_path = "listen[0].tls.certificates[0].key";
-    cases[2].message =
-        h_fmt("the key in %s does not match the certificate in %s", key("legacy"), pem("api"));
-    cases[3].t = (struct tls_listen){.certs = {{notpem, key("api")}}};
+    cases[2].message = h_fmt("the key in %s does not match the certificate in %s", ht_key("legacy"),
+                             ht_pem("api"));
+    cases[3].t = (struct ht_listen){.certs = {{notpem, ht_key("api")}}};
     cases[3].bad_file = notpem;
     cases[3].key_path = "listen[0].tls.certificates[0].cert";
     cases[3].message = h_fmt("%s holds no PEM certificate", notpem);
     /* The second entry: its index is named. */
-    cases[4].t = (struct tls_listen){.certs = {made("api"), {pem("legacy"), key("fallback")}}};
-    cases[4].bad_file = key("fallback");
+    cases[4].t =
+        (struct ht_listen){.certs = {ht_made("api"), {ht_pem("legacy"), ht_key("fallback")}}};
+    cases[4].bad_file = ht_key("fallback");
     cases[4].key_path = "listen[0].tls.certificates[1].key";
-    cases[4].message = h_fmt("the key in %s does not match", key("fallback"));
+    cases[4].message = h_fmt("the key in %s does not match", ht_key("fallback"));
 
     for (int i = 0; i < 5; i++) {
-        const char *cfg = tls_config_write(h_fmt("bad%d.yaml", i), &cases[i].t, h_free_port(),
-                                           h_free_port(), x1->port);
+        const char *cfg = ht_config_write(h_fmt("bad%d.yaml", i), &cases[i].t, h_free_port(),
+                                          h_free_port(), x_only(x1->port));
         const char *want = h_fmt("%s%s: ", position_of(cfg, h_fmt("\"%s\"", cases[i].bad_file)),
                                  cases[i].key_path);
         const char *log = h_path(h_fmt("start%d.log", i));
@@ -1145,16 +770,16 @@ Test(tls, a_missing_mismatched_or_non_pem_file_fails_the_check_and_the_start_nam
 Test(tls, an_expired_certificate_is_served_and_logged_as_certificate_expired,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     const char *line;
 
     cert_make_expired("expired", "expired.test");
-    tp = tls_start(&(struct tls_listen){.certs = {made("expired")}});
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("expired")}});
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "expired.test"), "expired.test"));
     cr_assert(h_log_wait(tp->p->proc->log_path, "event=certificate_expired", H_IO_TIMEOUT_MS),
               "no event=certificate_expired in crossfade's log");
     line = h_log_line(tp->p->proc->log_path, "event=certificate_expired");
-    cr_assert(ne(ptr, strstr(line, pem("expired")), NULL), "the line does not name the file: %s",
+    cr_assert(ne(ptr, strstr(line, ht_pem("expired")), NULL), "the line does not name the file: %s",
               line);
     h_proxy_finish(tp->p);
 }
@@ -1179,32 +804,34 @@ Test(tls, curl_and_python_verify_the_certificate_and_get_the_answer, .timeout = 
         "                break\n"
         "            data += b\n"
         "sys.stdout.write(data.decode())\n";
-    const char *curl = tool("curl"), *py = tool("python3");
-    struct tls_proxy *tp;
+    const char *curl = ht_tool("curl"), *py = ht_tool("python3");
+    struct ht_proxy *tp;
     char *out = NULL, *err = NULL;
     int code;
 
     cr_assert(ne(ptr, (void *)curl, NULL), "curl is not in PATH (package curl)");
     certs_make();
-    tp = tls_start(&(struct tls_listen){.certs = {made("api"), made("legacy")}});
-    code = h_run((char *[]){(char *)curl, "-sS", "--max-time", "10", "--cacert", (char *)pem("ca"),
-                            "--resolve", (char *)h_fmt("api.test:%d:127.0.0.1", tp->tls_port),
-                            (char *)h_fmt("https://api.test:%d/", tp->tls_port), NULL},
-                 15000, &out, &err);
+    tp = tls_start(&(struct ht_listen){.certs = {ht_made("api"), ht_made("legacy")}});
+    code =
+        h_run((char *[]){(char *)curl, "-sS", "--max-time", "10", "--cacert", (char *)ht_pem("ca"),
+                         "--resolve", (char *)h_fmt("api.test:%d:127.0.0.1", tp->tls_port),
+                         (char *)h_fmt("https://api.test:%d/", tp->tls_port), NULL},
+              15000, &out, &err);
     cr_assert(eq(int, code, 0), "curl exited %d: %s", code, err != NULL ? err : "");
     cr_assert(eq(str, out, "x1\n"), "curl got: %s", out);
     /* The name of the second certificate verifies as well. */
-    code = h_run((char *[]){(char *)curl, "-sS", "--max-time", "10", "--cacert", (char *)pem("ca"),
-                            "--resolve", (char *)h_fmt("legacy.test:%d:127.0.0.1", tp->tls_port),
-                            (char *)h_fmt("https://legacy.test:%d/", tp->tls_port), NULL},
-                 15000, &out, &err);
+    code =
+        h_run((char *[]){(char *)curl, "-sS", "--max-time", "10", "--cacert", (char *)ht_pem("ca"),
+                         "--resolve", (char *)h_fmt("legacy.test:%d:127.0.0.1", tp->tls_port),
+                         (char *)h_fmt("https://legacy.test:%d/", tp->tls_port), NULL},
+              15000, &out, &err);
     cr_assert(eq(int, code, 0), "curl to legacy.test exited %d: %s", code, err != NULL ? err : "");
     cr_assert(eq(str, out, "x1\n"), "curl got: %s", out);
 
     if (py == NULL) {
         cr_log_info("python3 is not in PATH: its part of the test was skipped");
     } else {
-        code = h_run((char *[]){(char *)py, "-c", (char *)python, (char *)pem("ca"),
+        code = h_run((char *[]){(char *)py, "-c", (char *)python, (char *)ht_pem("ca"),
                                 (char *)h_fmt("%d", tp->tls_port), NULL},
                      15000, &out, &err);
         cr_assert(eq(int, code, 0), "python3 exited %d: %s", code, err != NULL ? err : "");
@@ -1219,7 +846,7 @@ Test(tls, curl_and_python_verify_the_certificate_and_get_the_answer, .timeout = 
 /* Runs `xfctl -s SOCK WORDS...` and returns its stdout and stderr together (harness-owned);
  * *code gets its exit code. */
 static const char *
-xfctl(const struct tls_proxy *tp, const char *w1, const char *w2, int *code)
+xfctl(const struct ht_proxy *tp, const char *w1, const char *w2, int *code)
 {
     char *out = NULL, *err = NULL;
 
@@ -1239,20 +866,20 @@ Test(tls, reload_serves_a_renewed_certificate_and_refuses_a_key_that_does_not_ma
      .timeout = H_TEST_TIMEOUT)
 {
     const char *served_pem, *served_key, *reply;
-    struct tls_proxy *tp;
+    struct ht_proxy *tp;
     uint64_t deadline;
     int code;
 
     certs_make();
     served_pem = h_path("served.pem");
     served_key = h_path("served.key");
-    install_file(pem("api"), served_pem);
-    install_file(key("api"), served_key);
-    tp = tls_start(&(struct tls_listen){.certs = {{served_pem, served_key}, made("legacy")}});
+    install_file(ht_pem("api"), served_pem);
+    install_file(ht_key("api"), served_key);
+    tp = tls_start(&(struct ht_listen){.certs = {{served_pem, served_key}, ht_made("legacy")}});
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "api.test"), "api.test"));
 
-    install_file(pem("renewed"), served_pem);
-    install_file(key("renewed"), served_key);
+    install_file(ht_pem("renewed"), served_pem);
+    install_file(ht_key("renewed"), served_key);
     reply = xfctl(tp, "reload", NULL, &code);
     cr_assert(eq(int, code, 0), "xfctl reload exited %d: %s", code, reply);
     cr_assert(eq(int, strncmp(reply, "ok: ", 4), 0), "reload answered: %s", reply);
@@ -1263,7 +890,7 @@ Test(tls, reload_serves_a_renewed_certificate_and_refuses_a_key_that_does_not_ma
     cr_assert(eq(str, (char *)cn_for(tp->tls_port, "legacy.test"), "legacy.test"));
 
     /* A key of another certificate where the renewed key was. */
-    install_file(key("api"), served_key);
+    install_file(ht_key("api"), served_key);
     reply = xfctl(tp, "reload", NULL, &code);
     cr_assert(eq(int, strncmp(reply, "error:", 6), 0), "reload with a wrong key answered: %s",
               reply);
@@ -1282,7 +909,7 @@ Test(tls, reload_serves_a_renewed_certificate_and_refuses_a_key_that_does_not_ma
               "after the refused reloads, the certificate in force no longer serves");
 
     /* A good pair again, applied by SIGHUP: new connections get it once the reload is done. */
-    install_file(pem("api"), served_pem);
+    install_file(ht_pem("api"), served_pem);
     cr_assert(eq(int, kill(tp->p->proc->pid, SIGHUP), 0), "kill: %s", strerror(errno));
     deadline = h_now_ms() + H_IO_TIMEOUT_MS;
     while (strcmp(cn_for(tp->tls_port, "api.test"), "api.test") != 0) {
