@@ -68,7 +68,8 @@ void adm_server_applied(struct adm_server *s);
  * connections. fn returns 0, or -1 when it knows nothing of the id; arg is borrowed and passed
  * back. Without it (the default) `show nodes` prints "-" for both.
  */
-typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+typedef int (*adm_node_info_fn)(void *arg, uint32_t id, unsigned *active, unsigned *idle,
+                                unsigned *tunnels);
 void adm_server_set_node_info(struct adm_server *s, adm_node_info_fn fn, void *arg);
 /* What `add node` asks before it gives a node the id of one removed earlier: whether the proxy
  * still holds state under it (bal_id_busy_fn). Without it (the default) every free id is taken. */
@@ -742,6 +743,8 @@ enum adm_result adm_cmd_show_pins(struct adm_state *, const struct adm_peer *,
 enum adm_result adm_cmd_freeze(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                                struct adm_reply *);
 /* adm_node.c: */
+enum adm_result adm_cmd_show_tunnels(struct adm_state *, const struct adm_peer *,
+                                     const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_show_nodes(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_add_node(struct adm_state *, const struct adm_peer *,

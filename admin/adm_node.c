@@ -90,9 +90,9 @@ adm_node_ref(struct adm_span s, enum cfg_cluster_id *c, char *addr, size_t size,
 static void
 adm_node_pool_columns(struct adm_state *st, uint32_t id, char *active, char *idle, size_t size)
 {
-    unsigned a = 0, i = 0;
+    unsigned a = 0, i = 0, t = 0;
 
-    if (st->node_info != NULL && st->node_info(st->node_info_arg, id, &a, &i) == 0) {
+    if (st->node_info != NULL && st->node_info(st->node_info_arg, id, &a, &i, &t) == 0) {
         snprintf(active, size, "%u", a);
         snprintf(idle, size, "%u", i);
     } else {
@@ -173,6 +173,34 @@ adm_cmd_show_nodes(struct adm_state *st, const struct adm_peer *peer, const stru
                            ejections, note[0] != '\0' ? note : "-");
         }
     }
+    bal_snapshot_unref(snap);
+    return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_show_tunnels(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+                     struct adm_reply *r)
+{
+    struct bal_snapshot *snap = bal_router_acquire(st->router);
+    unsigned total[CFG_CLUSTER_COUNT] = {0};
+
+    XF_UNUSED(peer);
+    XF_UNUSED(a);
+    adm_reply_line(r, "cluster address tunnels");
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        const struct bal_cluster *cl = &snap->clusters[c];
+
+        for (size_t i = 0; i < cl->n_nodes; i++) {
+            const struct bal_node *n = &cl->nodes[i];
+            unsigned active = 0, idle = 0, tunnels = 0;
+
+            if (st->node_info != NULL)
+                st->node_info(st->node_info_arg, n->id, &active, &idle, &tunnels);
+            total[c] += tunnels;
+            adm_reply_line(r, "%s %s %u", cfg_cluster_name(n->cluster), n->addr.text, tunnels);
+        }
+    }
+    adm_reply_line(r, "total x=%u y=%u", total[CFG_CLUSTER_X], total[CFG_CLUSTER_Y]);
     bal_snapshot_unref(snap);
     return ADM_OK;
 }

@@ -147,6 +147,26 @@ adm_split_force(const struct adm_args *a, size_t n_words, bool *force)
     return 0;
 }
 
+/* After a rollback: how many of y's tunnels (WebSocket) close, and over how long. */
+static void
+adm_split_tunnels_note(struct adm_state *st, struct adm_reply *r)
+{
+    struct xf_stats *sum;
+    unsigned rate = st->cfg->tunnels.close_rate;
+    uint64_t n;
+
+    if (st->stats == NULL || (sum = calloc(1, sizeof(*sum))) == NULL)
+        return;
+    st->stats(st->stats_arg, sum);
+    n = sum->cluster[CFG_CLUSTER_Y].tunnels;
+    free(sum);
+    if (n > 0)
+        adm_reply_line(r,
+                       "note: %llu tunnels on y close over about %llus (tunnels.close_rate %u per "
+                       "second; a pinned client's stays), WebSocket ones with a close frame 1001",
+                       (unsigned long long)n, (unsigned long long)((n + rate - 1) / rate), rate);
+}
+
 /*
  * Sets the weight and answers "ok: <verb>weight y NEW (was OLD)". Raising it past what y can take
  * now (adm_capacity_check) is refused unless `force`; a forced one gets a note. A ramp in
@@ -181,6 +201,8 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
         adm_reply_line(r, "ok: %sweight y %s (unchanged)%s", verb, to, cancelled);
     else
         adm_reply_line(r, "ok: %sweight y %s (was %s)%s", verb, to, from, cancelled);
+    if (bp == 0 && old != 0)
+        adm_split_tunnels_note(st, r);
     if (over) {
         XF_LOG(XF_LOG_WARN, "admin",
                "event=capacity_forced weight=%s capacity=%s uid=%ld pid=%ld cmd=\"%s\"", to,

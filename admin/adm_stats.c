@@ -84,6 +84,8 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
         adm_reply_line(r, "%s queue waiting=%llu timeouts=%llu full=%llu", name,
                        (unsigned long long)cs->queue_waiting,
                        (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
+        adm_reply_line(r, "%s tunnels open=%llu total=%llu", name, (unsigned long long)cs->tunnels,
+                       (unsigned long long)cs->tunnels_total);
     }
     adm_reply_line(r, "client_connections %llu", (unsigned long long)s->client_connections);
     adm_reply_line(r, "override_ignored invalid=%llu not_allowed=%llu",
@@ -101,7 +103,7 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
 static void
 adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply *r)
 {
-    char buf[4096]; /* two clusters of 25 counters of up to 20 digits, and their names */
+    char buf[4096]; /* two clusters of 27 counters of up to 20 digits, and their names */
     size_t o = 0;
     int n;
 
@@ -131,11 +133,13 @@ adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
                  (unsigned long long)lat_n, (unsigned long long)us[0], (unsigned long long)us[1],
                  (unsigned long long)us[2]);
         ADM_JSON(",\"failovers\":%llu,\"retries\":%llu,\"health\":{\"down\":%llu,\"up\":%llu,"
-                 "\"ejected\":%llu},\"queue\":{\"waiting\":%llu,\"timeouts\":%llu,\"full\":%llu}}",
+                 "\"ejected\":%llu},\"queue\":{\"waiting\":%llu,\"timeouts\":%llu,\"full\":%llu},"
+                 "\"tunnels\":{\"open\":%llu,\"total\":%llu}}",
                  (unsigned long long)cs->failovers, (unsigned long long)cs->retries,
                  (unsigned long long)cs->health_down, (unsigned long long)cs->health_up,
                  (unsigned long long)cs->ejections, (unsigned long long)cs->queue_waiting,
-                 (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full);
+                 (unsigned long long)cs->queue_timeouts, (unsigned long long)cs->queue_full,
+                 (unsigned long long)cs->tunnels, (unsigned long long)cs->tunnels_total);
     }
     ADM_JSON("},\"client_connections\":%llu,\"override_ignored\":{\"invalid\":%llu,"
              "\"not_allowed\":%llu},\"tls_handshakes\":{\"completed\":%llu,\"resumed\":%llu,"

@@ -60,6 +60,8 @@ xf_stats_merge_cluster(struct xf_cluster_stats *d, const struct xf_cluster_stats
     d->queue_waiting += XF_STAT_GET(s->queue_waiting);
     d->queue_timeouts += XF_STAT_GET(s->queue_timeouts);
     d->queue_full += XF_STAT_GET(s->queue_full);
+    d->tunnels += XF_STAT_GET(s->tunnels);
+    d->tunnels_total += XF_STAT_GET(s->tunnels_total);
     for (unsigned slot = 0; slot < XF_LAT_SLOTS; slot++) {
         uint64_t sec = XF_STAT_GET(s->lat_slot_second[slot]);
 

@@ -34,6 +34,8 @@ struct xf_cluster_stats {
     uint64_t queue_waiting;          /* requests waiting for a node connection now */
     uint64_t queue_timeouts;         /* requests that waited too long (503) */
     uint64_t queue_full;             /* requests refused by a full queue (503) */
+    uint64_t tunnels;                /* tunnels open now (after a 101): also in active */
+    uint64_t tunnels_total;          /* tunnels opened */
     uint32_t lat[XF_LAT_SLOTS][XF_LAT_BUCKETS]; /* response times, per second slot */
     uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
 };

@@ -194,6 +194,7 @@ struct cfg_timeouts {
     unsigned shutdown_ms;          /* 10s: how long SIGTERM waits for in-flight requests */
     unsigned queue_ms;             /* 5s: how long a request waits for a node connection */
     unsigned tls_handshake_ms;     /* 10s: a client's TLS handshake, from its connection */
+    unsigned tunnel_idle_ms;       /* 1h: a tunnel (WebSocket) with no byte either way */
 };
 
 struct cfg_limits {
@@ -228,6 +229,11 @@ struct cfg {
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
     unsigned workers;            /* worker threads, 1..CFG_WORKERS_MAX; 0: auto (the online CPUs) */
     unsigned tls_ticket_rotation_ms; /* tls.ticket_rotation: 1h; a session ticket key's life */
+    /* tunnels: how tunnels (WebSocket) leave a side they no longer belong to (docs/tunnels.md). */
+    struct {
+        unsigned close_rate; /* 200: tunnels closed per second, the whole process */
+        bool follow_weight;  /* false: a tunnel moves only on rollback, drain, del */
+    } tunnels;
 };
 
 #define CFG_WORKERS_MAX 64

@@ -44,11 +44,12 @@ enum cfg_root_key {
     CFG_ROOT_STATE_FILE,
     CFG_ROOT_WORKERS,
     CFG_ROOT_TLS,
+    CFG_ROOT_TUNNELS,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen",  "admin",      "split",     "clusters",   "timeouts", "limits",
-    "retries", "access_log", "log_level", "state_file", "workers",  "tls",
+    "listen",     "admin",     "split",      "clusters", "timeouts", "limits",  "retries",
+    "access_log", "log_level", "state_file", "workers",  "tls",      "tunnels",
 };
 
 enum cfg_listen_key {
@@ -94,11 +95,12 @@ enum cfg_timeout_key {
     CFG_TIMEOUT_SHUTDOWN,
     CFG_TIMEOUT_QUEUE,
     CFG_TIMEOUT_TLS_HANDSHAKE,
+    CFG_TIMEOUT_TUNNEL_IDLE,
     CFG_TIMEOUT_COUNT,
 };
 static const char *const cfg_timeout_keys[CFG_TIMEOUT_COUNT] = {
-    "connect",       "client_header", "client_idle", "upstream_response",
-    "upstream_idle", "shutdown",      "queue",       "tls_handshake",
+    "connect",  "client_header", "client_idle",   "upstream_response", "upstream_idle",
+    "shutdown", "queue",         "tls_handshake", "tunnel_idle",
 };
 
 enum cfg_limit_key {
@@ -1083,6 +1085,7 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
     unsigned *const dst[CFG_TIMEOUT_COUNT] = {
         &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms, &t->upstream_response_ms,
         &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,       &t->tls_handshake_ms,
+        &t->tunnel_idle_ms,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_TIMEOUT_COUNT];
@@ -1097,6 +1100,34 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
                             dst[i]) == -1)
             return -1;
     }
+    return 0;
+}
+
+enum cfg_tunnels_key {
+    CFG_TUNNELS_CLOSE_RATE = 0,
+    CFG_TUNNELS_FOLLOW_WEIGHT,
+    CFG_TUNNELS_COUNT,
+};
+static const char *const cfg_tunnels_keys[CFG_TUNNELS_COUNT] = {"close_rate", "follow_weight"};
+
+/* tunnels: {close_rate, follow_weight}: how tunnels leave a side they no longer belong to. */
+static int
+cfg_walk_tunnels(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    yaml_node_t *v[CFG_TUNNELS_COUNT];
+
+    if (node == NULL)
+        return 0;
+    if (cfg_map_lookup(ctx, node, "tunnels", cfg_tunnels_keys, CFG_TUNNELS_COUNT, v) == -1)
+        return -1;
+    if (v[CFG_TUNNELS_CLOSE_RATE] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_TUNNELS_CLOSE_RATE], "tunnels.close_rate", 1, 100000,
+                         &ctx->cfg->tunnels.close_rate) == -1)
+        return -1;
+    if (v[CFG_TUNNELS_FOLLOW_WEIGHT] != NULL &&
+        cfg_get_bool(ctx, v[CFG_TUNNELS_FOLLOW_WEIGHT], "tunnels.follow_weight",
+                     &ctx->cfg->tunnels.follow_weight) == -1)
+        return -1;
     return 0;
 }
 
@@ -1265,7 +1296,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
         cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1 ||
         cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1 ||
-        cfg_walk_tls(ctx, v[CFG_ROOT_TLS]) == -1)
+        cfg_walk_tls(ctx, v[CFG_ROOT_TLS]) == -1 ||
+        cfg_walk_tunnels(ctx, v[CFG_ROOT_TUNNELS]) == -1)
         return -1;
     return 0;
 }
@@ -1312,8 +1344,10 @@ cfg_new_defaults(const char *name)
         .shutdown_ms = 10000,
         .queue_ms = 5000,
         .tls_handshake_ms = 10000,
+        .tunnel_idle_ms = 3600u * 1000u,
     };
     cfg->tls_ticket_rotation_ms = 3600u * 1000u;
+    cfg->tunnels.close_rate = 200;
     cfg->limits = (struct cfg_limits){
         .max_connections = 20000,
         .max_request_line_bytes = 8192,

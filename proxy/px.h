@@ -120,6 +120,12 @@ bool px_http_host_ok(const char *v, size_t len);
 bool px_http_is_hop(const char *name, size_t len);
 /* Whether a comma-separated list contains `token` (case-insensitive), e.g. Connection: close. */
 bool px_http_list_has(const char *v, size_t len, const char *token);
+/* The same with a token of tlen bytes. */
+bool px_http_list_has_n(const char *v, size_t len, const char *token, size_t tlen);
+/* Calls fn(arg, element, length) on each trimmed, non-empty element of a comma-separated list,
+ * until fn returns true; returns whether one did. */
+bool px_http_list_each(const char *v, size_t len, bool (*fn)(void *arg, const char *tok, size_t n),
+                       void *arg);
 /* Whether the header `name` is listed in any of the Connection values. */
 bool px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, const char *name,
                         size_t len);
@@ -161,6 +167,10 @@ struct px_req_out {
     bool has_length; /* ... or with this Content-Length */
     uint64_t content_length;
     bool close; /* the client sent Connection: close (forwarded, node conn not reused) */
+    /* The protocols offered to the node (Upgrade minus h2c, comma-joined); length 0: no
+     * upgrade, the Upgrade fields were dropped. */
+    char upgrade[128];
+    size_t upgrade_len;
 };
 
 /*
@@ -180,11 +190,12 @@ struct px_resp_in {
     uint8_t http_major;
     const struct xf_hdr *hdrs;
     size_t n_hdrs;
-    uint8_t req_method;       /* llhttp_method_t of the request */
-    uint8_t client_minor;     /* HTTP/1.minor of the client */
-    bool client_ka;           /* the client connection may stay open */
-    const char *expose_name;  /* split.expose: a header naming the route; NULL when off */
-    const char *expose_value; /* its value: "CLUSTER NODE" */
+    uint8_t req_method;        /* llhttp_method_t of the request */
+    uint8_t client_minor;      /* HTTP/1.minor of the client */
+    bool client_ka;            /* the client connection may stay open */
+    const char *expose_name;   /* split.expose: a header naming the route; NULL when off */
+    const char *expose_value;  /* its value: "CLUSTER NODE" */
+    const char *upgrade_offer; /* the protocols the request offered (px_req_out); NULL: none */
 };
 
 struct px_resp_out {
@@ -194,6 +205,8 @@ struct px_resp_out {
     bool close_out;   /* the body to the client ends with the connection */
     bool ka;          /* the client connection stays open after it */
     bool suspect;     /* HEAD, or framing on a 204/304: the node connection is not reused */
+    bool upgrade;     /* a 101 to an offered protocol: the connection becomes a tunnel */
+    bool websocket;   /* ... to WebSocket (RFC 6455) */
 };
 
 /*
@@ -209,6 +222,7 @@ struct px_worker;
 struct px_client;
 struct px_upstream;
 struct px_txn;
+struct px_tunnel;
 
 /*
  * Where a worker connects for a node: its own address (target 0), or its host at a listener's
@@ -325,6 +339,7 @@ struct px_usage {
     size_t n;               /* ids 0..n-1 */
     uint32_t *active;       /* requests in flight (least_conn reads it too) */
     uint32_t *idle;         /* idle pooled connections */
+    uint32_t *tunnels;      /* tunnels open (WebSocket): also counted in active */
     uint8_t *held;          /* 1: the worker has a pool under the id (connections may remain) */
     struct px_usage *older; /* owned: the one this replaced */
 };
@@ -494,6 +509,12 @@ struct px_worker {
     uint64_t tls_log_window_ms;           /* failed handshakes logged: the window's start, */
     unsigned tls_log_n, tls_log_dropped;  /* lines written in it, lines left out */
     TAILQ_HEAD(, px_client) clients;
+    TAILQ_HEAD(, px_tunnel) tunnels;        /* borrowed: the clients' tunnels */
+    TAILQ_HEAD(, px_tunnel) tunnels_doomed; /* borrowed: those to close (px_tunnel_follow) */
+    struct event *ev_tunnel_close;          /* owned: closes doomed tunnels at the rate */
+    double tunnel_close_budget;             /* closings the rate allows and not done yet */
+    uint64_t tunnel_close_ms;               /* the last tick of ev_tunnel_close */
+    uint64_t tunnel_rng;                    /* xorshift state: the ticks' jitter */
     unsigned n_clients;
     unsigned clients_peak; /* the most open at once since memory was last given back */
     bool draining;
@@ -670,7 +691,7 @@ void px_worker_hold(struct px_worker *w, struct px_client *c);
 /* adm callbacks: the sum of the workers' counters, of their usage of a node id, whether any still
  * holds the id, the router version every worker has taken, and the proxy's status. */
 void px_ctl_stats(void *arg, struct xf_stats *out);
-int px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle);
+int px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle, unsigned *tunnels);
 bool px_ctl_id_busy(void *arg, uint32_t id);
 uint64_t px_ctl_applied(void *arg);
 const char *px_ctl_status(void *arg);

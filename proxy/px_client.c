@@ -665,6 +665,27 @@ px_req_pick_admin_api(struct px_worker *w, const struct bal_snapshot *s,
                                      &w->bal, NULL, 0);
 }
 
+/* An upgrade request (a tunnel if the node agrees) keeps what it offered, for the 101, and its
+ * split key, so that its tunnel can tell later whether the key moved to the other side. 0, or
+ * -1 when out of memory. */
+static int
+px_req_keep_upgrade(struct px_txn *t, const struct px_req_out *res, const struct bal_request *breq)
+{
+    struct bal_key key;
+
+    t->upgrade = strdup(res->upgrade);
+    if (t->upgrade == NULL)
+        return -1;
+    bal_key_find(t->snap->s->split, breq, &t->c->w->bal, &key);
+    t->key = malloc(key.len + 1);
+    if (t->key == NULL)
+        return -1;
+    memcpy(t->key, key.ptr, key.len);
+    t->key[key.len] = '\0';
+    t->key_len = key.len;
+    return 0;
+}
+
 /* Runs inside on_headers_complete: checks the head, picks a node and queues the request. */
 static int
 px_req_on_headers_complete(llhttp_t *p)
@@ -770,6 +791,12 @@ px_req_on_headers_complete(llhttp_t *p)
     }
     t->req_chunked = res.chunked;
     t->up_close = res.close;
+    if (XF_UNLIKELY(res.upgrade_len > 0) && px_req_keep_upgrade(t, &res, &breq) == -1) {
+        px_buf_free(&head);
+        px_txn_free(t);
+        h->complete = false;
+        return px_req_fail(p, 503, "the proxy is out of memory");
+    }
     t->counted = true;
     px_txn_route(t, &choice);
     /* A failed-over request counts in both clusters' requests (and the first's failovers), so
@@ -995,8 +1022,14 @@ px_txn_free(struct px_txn *t)
         XF_STAT_DEC(cs->active);
         if (t->status >= 100 && t->status < 600 && t->resp_done) {
             XF_STAT_INC(cs->responses[t->status / 100]);
-            xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
+            /* A tunnel's life is not a response time. */
+            if (!t->tunnel)
+                xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
         }
+    }
+    if (XF_UNLIKELY(t->upgrade != NULL)) {
+        XF_FREE(t->upgrade);
+        XF_FREE(t->key);
     }
 
     px_txn_dequeue(t);
@@ -1066,6 +1099,8 @@ px_client_free(struct px_client *c)
     if (c == NULL)
         return;
     w = c->w;
+    if (XF_UNLIKELY(c->tunnel != NULL))
+        px_tunnel_free(c->tunnel);
     if (c->txn != NULL) {
         struct px_txn *t = c->txn;
         if (t->resp_started && !t->resp_done)

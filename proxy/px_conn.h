@@ -55,6 +55,7 @@ struct px_client {
     char *tls_id; /* owned: the verified client certificate's identity for the split's cert:
                      keys, NUL-separated fields at tls_id_off (length 0: absent); NULL: none */
     uint16_t tls_id_off[BAL_CERT_COUNT], tls_id_len[BAL_CERT_COUNT];
+    struct px_tunnel *tunnel; /* owned: after a 101, the tunnel that relays its bytes */
 };
 
 enum px_ustate {
@@ -148,6 +149,11 @@ struct px_txn {
     uint64_t t_start_us, t_up_start_us, t_up_end_us;
     size_t target_len;
     char target[384]; /* "METHOD target HTTP/1.x" for the access log, truncated */
+    char *upgrade;    /* owned: the protocols offered to the node (Upgrade); NULL: none */
+    char *key;        /* owned with upgrade: its split key's bytes (NUL-terminated) */
+    size_t key_len;
+    bool tunnel;    /* a 101 turned it into a tunnel: logged when the tunnel closes */
+    bool websocket; /* ... a WebSocket */
 };
 
 /* The time from now until the monotonic deadline end_ms (at least 1 ms), for an event_add. */
@@ -195,6 +201,50 @@ void px_tls_node_sessions_free(struct px_pool_target *pt);
 /* Ends u's TLS (close_notify when clean and established) and frees the session. */
 void px_tls_upstream_close(struct px_upstream *u, bool clean);
 
+/* px_tunnel.c: a client and a node connection joined after a 101 */
+struct px_tunnel {
+    struct px_worker *w;         /* borrowed */
+    struct px_client *c;         /* borrowed: it owns the tunnel (c->tunnel) */
+    struct px_upstream *u;       /* owned */
+    struct px_txn *t;            /* owned: the request that opened it, logged at the end */
+    TAILQ_ENTRY(px_tunnel) link; /* in w->tunnels */
+    struct event rev[2], wev[2]; /* on each side's socket: [0] the client's, [1] the node's */
+    struct event idle;           /* timeouts.tunnel_idle, checked against active_ms */
+    uint64_t active_ms;          /* when a byte last moved either way */
+    uint64_t bytes[2];           /* relayed: [0] from the client, [1] from the node */
+    bool eof[2];                 /* [i] stopped sending (end of stream, or close_notify) */
+    bool shut[2];                /* our sending to [i] is over (shut down once drained) */
+    bool read_off[2];            /* reading from [i] stopped: its peer's output is full */
+    bool wev_on[2];
+    bool read_ww[2]; /* TLS: reading [i] waits for its socket to take a write */
+    /* Where it belongs (px_tunnel_follow): its node, and whether its key still goes there. */
+    uint32_t node_id;
+    enum cfg_cluster_id cluster;
+    bool keyed;    /* the side followed its key (not an override, not an admin_api listener) */
+    bool doomed;   /* it no longer belongs where it is: in w->tunnels_doomed, closed at a rate */
+    bool retiring; /* being closed: a WebSocket close frame waits for a frame boundary */
+    TAILQ_ENTRY(px_tunnel) dlink; /* in w->tunnels_doomed while doomed */
+    /* A WebSocket (RFC 6455): the framing of what the node sends, so that a close frame of
+     * crossfade's own goes in between two frames. */
+    bool ws;
+    uint8_t ws_hdr_len; /* bytes of a frame header read so far */
+    uint8_t ws_hdr[14]; /* the frame header being read */
+    uint64_t ws_left;   /* payload bytes of the current frame still to come */
+};
+/* The node's 101 went into c->out: t's client and node connections become a tunnel (t->u is
+ * taken). PX_OK, or PX_CLOSE when the client must go (px_client_free ends the tunnel). */
+enum px_rc px_tunnel_start(struct px_txn *t);
+/* Ends the tunnel of c (called by px_client_free): the node connection closes, the request is
+ * logged with the bytes each way and its duration. */
+void px_tunnel_free(struct px_tunnel *tun);
+/*
+ * A new snapshot: each tunnel whose node was drained or removed, or whose key now goes to the
+ * other side -- on a rollback (weight 0), or on any change with tunnels.follow_weight -- is
+ * doomed, to be closed at tunnels.close_rate (this worker's share), a WebSocket with a close
+ * frame (1001, going away) first. One that belongs again (the weight went back up) is spared.
+ */
+void px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s);
+
 /* px_client.c */
 enum px_rc px_client_flush(struct px_client *c);
 enum px_rc px_client_continue(struct px_client *c);
@@ -216,6 +266,8 @@ enum px_rc px_upstream_flush(struct px_upstream *u);
 void px_upstream_release(struct px_upstream *u, bool reuse);
 /* Closes an idle pooled connection. */
 void px_upstream_release_idle(struct px_upstream *u);
+/* Closes a connection, idle or busy (a tunnel's): the pool's counts and the node's slot follow. */
+void px_upstream_free(struct px_upstream *u);
 void px_upstream_read_on(struct px_upstream *u);
 void px_upstream_read_off(struct px_upstream *u);
 void px_upstream_arm_response_timeout(struct px_upstream *u);

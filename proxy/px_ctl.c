@@ -142,12 +142,12 @@ px_ctl_stats(void *arg, struct xf_stats *out)
 }
 
 int
-px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
+px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle, unsigned *tunnels)
 {
     struct px_ctl *ctl = arg;
     bool known = false;
 
-    *active = *idle = 0;
+    *active = *idle = *tunnels = 0;
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         const struct px_usage *u = __atomic_load_n(&ctl->workers[i]->usage_pub, __ATOMIC_ACQUIRE);
 
@@ -156,6 +156,7 @@ px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
         known = true;
         *active += XF_STAT_GET(u->active[id]);
         *idle += XF_STAT_GET(u->idle[id]);
+        *tunnels += XF_STAT_GET(u->tunnels[id]);
     }
     return known ? 0 : -1;
 }

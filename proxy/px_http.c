@@ -104,9 +104,9 @@ px_http_is_hop(const char *name, size_t len)
     return false;
 }
 
-/* Calls back on each trimmed, non-empty element of a comma-separated list; stops on true. */
-static bool
-px_http_list_find(const char *v, size_t len, const char *token, size_t tlen)
+bool
+px_http_list_each(const char *v, size_t len, bool (*fn)(void *arg, const char *tok, size_t n),
+                  void *arg)
 {
     size_t i = 0;
 
@@ -120,16 +120,38 @@ px_http_list_find(const char *v, size_t len, const char *token, size_t tlen)
         e = i;
         while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (e - s == tlen && strncasecmp(v + s, token, tlen) == 0)
+        if (e > s && fn(arg, v + s, e - s))
             return true;
     }
     return false;
 }
 
+struct px_http_token {
+    const char *p;
+    size_t n;
+};
+
+/* px_http_list_each: whether an element is the token (ignoring case). */
+static bool
+px_http_token_is(void *arg, const char *tok, size_t n)
+{
+    const struct px_http_token *t = arg;
+
+    return n == t->n && strncasecmp(tok, t->p, n) == 0;
+}
+
+bool
+px_http_list_has_n(const char *v, size_t len, const char *token, size_t tlen)
+{
+    struct px_http_token t = {token, tlen};
+
+    return tlen > 0 && px_http_list_each(v, len, px_http_token_is, &t);
+}
+
 bool
 px_http_list_has(const char *v, size_t len, const char *token)
 {
-    return px_http_list_find(v, len, token, strlen(token));
+    return px_http_list_has_n(v, len, token, strlen(token));
 }
 
 bool
@@ -137,7 +159,7 @@ px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, const 
                    size_t len)
 {
     for (size_t i = 0; i < n_conn; i++)
-        if (px_http_list_find(conn_hdrs[i]->value, conn_hdrs[i]->value_len, name, len))
+        if (px_http_list_has_n(conn_hdrs[i]->value, conn_hdrs[i]->value_len, name, len))
             return true;
     return false;
 }

@@ -75,7 +75,8 @@ struct px_req_view {
     const struct xf_hdr *conn[16];
     const struct xf_hdr *te[8];
     const struct xf_hdr *cl[8];
-    size_t n_host, n_conn, n_te, n_cl;
+    const struct xf_hdr *upgrade[4];
+    size_t n_host, n_conn, n_te, n_cl, n_upgrade;
     bool expect_100;
 };
 
@@ -104,6 +105,8 @@ px_req_view_build(const struct xf_hdr *hdrs, size_t n, struct px_req_view *v)
             PX_COLLECT(cl, n_cl);
         else if (xf_span_ieq(nm, len, "expect"))
             v->expect_100 = px_http_list_has(h->value, h->value_len, "100-continue");
+        else if (xf_span_ieq(nm, len, "upgrade"))
+            PX_COLLECT(upgrade, n_upgrade);
 #undef PX_COLLECT
     }
 }
@@ -149,6 +152,39 @@ px_req_absolute(const char *url, size_t len, const char **auth, size_t *auth_len
         *path_len = (size_t)(url + len - *path);
     }
     return 0;
+}
+
+/* Calls fn(arg, token, len) on each protocol of the Upgrade fields hdrs[0..n) (RFC 9110 7.8)
+ * until fn returns true; returns whether one did. */
+static bool
+px_upgrade_each(const struct xf_hdr *const hdrs[], size_t n,
+                bool (*fn)(void *arg, const char *tok, size_t len), void *arg)
+{
+    for (size_t k = 0; k < n; k++)
+        if (px_http_list_each(hdrs[k]->value, hdrs[k]->value_len, fn, arg))
+            return true;
+    return false;
+}
+
+/* px_upgrade_each: appends a protocol other than h2c to the offer (res->upgrade), comma-joined;
+ * true (stop) when it does not fit. */
+static bool
+px_upgrade_offer_add(void *arg, const char *tok, size_t len)
+{
+    struct px_req_out *res = arg;
+    size_t sep = res->upgrade_len > 0 ? 2 : 0;
+
+    /* h2c would turn the connection into HTTP/2 in clear text, which crossfade does not relay
+     * as HTTP: it is taken out of the offer, never tunnelled (RFC 9113 dropped it too). */
+    if (len == 3 && strncasecmp(tok, "h2c", 3) == 0)
+        return false;
+    if (res->upgrade_len + sep + len >= sizeof(res->upgrade))
+        return true;
+    memcpy(res->upgrade + res->upgrade_len, ", ", sep);
+    memcpy(res->upgrade + res->upgrade_len + sep, tok, len);
+    res->upgrade_len += sep + len;
+    res->upgrade[res->upgrade_len] = '\0';
+    return false;
 }
 
 int
@@ -254,8 +290,23 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     for (size_t i = 0; i < XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)); i++)
         if (px_http_list_has(v.conn[i]->value, v.conn[i]->value_len, "close"))
             res->close = true;
-    if (res->close)
+    /* An upgrade (WebSocket): from an HTTP/1.1 request without a body whose Connection names
+     * it; the node's 101 then turns the connection into a tunnel (px_tunnel.c). Otherwise the
+     * Upgrade fields are dropped as hop-by-hop and the request is plain HTTP. */
+    if (v.n_upgrade > 0 && v.n_upgrade <= XF_ARRAY_LEN(v.upgrade) && !http10 && te == PX_TE_NONE &&
+        cl == 0 && in->method != HTTP_HEAD &&
+        px_http_conn_names(v.conn, XF_MIN(v.n_conn, XF_ARRAY_LEN(v.conn)), "upgrade", 7) &&
+        (px_upgrade_each(v.upgrade, v.n_upgrade, px_upgrade_offer_add, res) ||
+         res->upgrade_len == 0))
+        res->upgrade_len = 0; /* nothing left to offer (h2c only), or too long an offer */
+    if (res->close && res->upgrade_len > 0)
+        px_buf_append(out, "Connection: close, upgrade\r\n", 28);
+    else if (res->close)
         px_buf_append(out, "Connection: close\r\n", 19);
+    else if (res->upgrade_len > 0)
+        px_buf_append(out, "Connection: upgrade\r\n", 21);
+    if (res->upgrade_len > 0)
+        px_add_field(out, "Upgrade", 7, res->upgrade, res->upgrade_len);
     if (res->chunked)
         px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
     else if (v.n_cl > 0)
@@ -283,13 +334,55 @@ px_resp_copy_headers(struct px_buf *out, const struct xf_hdr *hdrs, size_t n,
     return 0;
 }
 
+/* px_upgrade_each: true (stop) when a protocol of the 101 is not in the client's offer (arg). */
+static bool
+px_upgrade_not_offered(void *arg, const char *tok, size_t len)
+{
+    return !px_http_list_has_n(arg, strlen(arg), tok, len);
+}
+
+/*
+ * A 101 (Switching Protocols): only for a request that offered an upgrade, and only to protocols
+ * it offered (RFC 9110 15.2.2, 7.8); the client gets the head with Connection and Upgrade of the
+ * proxy's own, and the connection becomes a tunnel.
+ */
+static int
+px_rewrite_switch(const struct px_resp_in *in, struct px_buf *out, struct px_resp_out *res,
+                  const char **why, const struct xf_hdr *const conn[], size_t n_conn,
+                  const struct xf_hdr *const up[], size_t n_up)
+{
+    if (in->upgrade_offer == NULL)
+        return *why = "the node switched protocols without being asked", -1;
+    if (n_up == 0)
+        return *why = "the node switched protocols without naming one (no Upgrade)", -1;
+    if (px_upgrade_each(up, n_up, px_upgrade_not_offered, (void *)in->upgrade_offer))
+        return *why = "the node switched to a protocol the client did not offer", -1;
+    px_add_status_line(out, 101, in->reason, in->reason_len);
+    if (px_resp_copy_headers(out, in->hdrs, in->n_hdrs, conn, n_conn) == -1)
+        return *why = "out of memory", -1;
+    px_buf_append(out, "Connection: upgrade\r\nUpgrade: ", 30);
+    for (size_t i = 0; i < n_up; i++) {
+        if (i > 0)
+            px_buf_append(out, ", ", 2);
+        px_buf_append(out, up[i]->value, up[i]->value_len);
+    }
+    if (px_buf_append(out, "\r\n\r\n", 4) == -1)
+        return *why = "out of memory", -1;
+    res->upgrade = true;
+    res->no_body = true;
+    for (size_t i = 0; i < n_up; i++)
+        if (px_http_list_has(up[i]->value, up[i]->value_len, "websocket"))
+            res->websocket = true;
+    return 0;
+}
+
 int
 px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_resp_out *res,
                     const char **why)
 {
     const struct xf_hdr *hdrs = in->hdrs;
-    const struct xf_hdr *conn[16], *te[8], *cl[8];
-    size_t n_conn = 0, n_te = 0, n_cl = 0;
+    const struct xf_hdr *conn[16], *te[8], *cl[8], *up[4];
+    size_t n_conn = 0, n_te = 0, n_cl = 0, n_up = 0;
     int status = in->status;
     uint64_t len = 0;
     enum px_te tek;
@@ -299,8 +392,6 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
         return *why = "the response is not HTTP/1.x", -1;
     if (status < 100 || status > 599)
         return *why = "invalid response status", -1;
-    if (status == 101)
-        return *why = "the node switched protocols without being asked", -1;
     for (size_t i = 0; i < in->n_hdrs; i++) {
         const struct xf_hdr *hd = &hdrs[i];
         if (!px_http_token_ok(hd->name, hd->name_len))
@@ -317,8 +408,14 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
             if (n_cl == XF_ARRAY_LEN(cl))
                 return *why = "too many Content-Length fields", -1;
             cl[n_cl++] = hd;
+        } else if (xf_span_ieq(hd->name, hd->name_len, "upgrade")) {
+            if (n_up == XF_ARRAY_LEN(up))
+                return *why = "too many Upgrade fields in the response", -1;
+            up[n_up++] = hd;
         }
     }
+    if (status == 101)
+        return px_rewrite_switch(in, out, res, why, conn, n_conn, up, n_up);
     if (status < 200) {
         /* Interim: forwarded to HTTP/1.1 clients only, then the final response follows. */
         res->interim = true;

@@ -110,7 +110,8 @@ px_resp_on_headers_complete(llhttp_t *p)
                             .n_hdrs = h->n_hdrs,
                             .req_method = t->method,
                             .client_minor = t->minor,
-                            .client_ka = t->client_ka && !c->w->draining};
+                            .client_ka = t->client_ka && !c->w->draining,
+                            .upgrade_offer = t->upgrade};
     struct px_resp_out res;
     const char *why = NULL;
     char route[sizeof(t->node->addr.text) + 4];
@@ -140,6 +141,12 @@ px_resp_on_headers_complete(llhttp_t *p)
     t->ka = res.ka;
     t->resp_started = true;
     u->head_done = true;
+    if (XF_UNLIKELY(res.upgrade)) {
+        t->tunnel = true; /* what follows the head is the new protocol's: px_upstream_feed */
+        t->websocket = res.websocket;
+        u->broken = true;
+        return 2;
+    }
     return res.no_body ? 1 : 0;
 }
 
@@ -166,7 +173,7 @@ px_resp_on_message_complete(llhttp_t *p)
     struct px_upstream *u = p->data;
     struct px_txn *t = u->txn;
 
-    if (u->interim)
+    if (u->interim || t->tunnel)
         return HPE_PAUSED;
     if (t->resp_chunked_out)
         px_buf_append(&t->c->out, "0\r\n\r\n", 5);
@@ -254,7 +261,7 @@ px_pool_on_fault_quiet(evutil_socket_t fd, short what, void *arg)
 
 /* --- pool and connections --- */
 
-static void
+void
 px_upstream_free(struct px_upstream *u)
 {
     if (u->state == PX_U_IDLE) {
@@ -638,6 +645,13 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
             u->interim = false;
             continue; /* a 1xx went by: the next head is the final one, or another 1xx */
         }
+        if (XF_UNLIKELY(t->tunnel)) {
+            /* A 101: what the node sent after it is already the tunnel's, for the client. */
+            if (n > 0 && px_buf_append(&t->c->out, p, n) == -1)
+                return px_upstream_fail(t, 502, "out of memory", XF_FAIL_INVALID);
+            *consumed += n;
+            return PX_OK;
+        }
         if (n > 0) {
             /* Bytes after a complete response: never forwarded, and the connection not reused. */
             px_pool_fault(u->pool, u->target, "event=extra_bytes bytes=%zu", n);
@@ -738,6 +752,8 @@ px_upstream_read(struct px_upstream *u)
     }
     if (rc != PX_OK)
         return rc == PX_CLOSE ? PX_CLOSE : PX_OK; /* PX_DONE: t and u are gone */
+    if (XF_UNLIKELY(t->tunnel))
+        return px_tunnel_start(t);
     if (t->resp_done) {
         t->u = NULL;
         t->t_up_end_us = xf_now_us();

@@ -152,18 +152,20 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
 static struct px_usage *
 px_usage_new(size_t n, const struct px_usage *old)
 {
-    struct px_usage *u = calloc(1, sizeof(*u) + n * (2 * sizeof(uint32_t) + 1));
+    struct px_usage *u = calloc(1, sizeof(*u) + n * (3 * sizeof(uint32_t) + 1));
 
     if (u == NULL)
         return NULL;
     u->n = n;
     u->active = (uint32_t *)(u + 1);
     u->idle = u->active + n;
-    u->held = (uint8_t *)(u->idle + n);
+    u->tunnels = u->idle + n;
+    u->held = (uint8_t *)(u->tunnels + n);
     if (old != NULL) {
         for (size_t i = 0; i < old->n; i++) {
             u->active[i] = XF_STAT_GET(old->active[i]);
             u->idle[i] = XF_STAT_GET(old->idle[i]);
+            u->tunnels[i] = XF_STAT_GET(old->tunnels[i]);
             u->held[i] = XF_STAT_GET(old->held[i]);
         }
     }
@@ -230,6 +232,8 @@ px_worker_snapshot(struct px_worker *w)
     if (px_worker_grow(w, ps->s->max_id) == -1)
         XF_LOG(XF_LOG_ERR, "proxy", "event=pools_grow_failed reason=out_of_memory");
     px_worker_pools_follow(w, ps->s);
+    if (XF_UNLIKELY(!TAILQ_EMPTY(&w->tunnels)))
+        px_tunnel_follow(w, ps->s);
     return ps;
 }
 
@@ -523,6 +527,8 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
     w->efd = -1;
     w->passive = true;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->tunnels);
+    TAILQ_INIT(&w->tunnels_doomed);
     TAILQ_INIT(&w->held);
     TAILQ_INIT(&w->retired);
     px_alog_init(&w->alog);
@@ -1049,8 +1055,8 @@ px_worker_begin_shutdown(struct px_worker *w)
             px_pool_close_idle(w->pools[i]);
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->txn != NULL || px_buf_len(&c->in) > 0)
-            continue; /* in flight: it ends with Connection: close */
+        if (c->txn != NULL || c->tunnel != NULL || px_buf_len(&c->in) > 0)
+            continue; /* in flight: it ends with Connection: close; a tunnel, at the deadline */
         if (px_buf_len(&c->out) == 0) {
             /* Idle: its next request is served with Connection: close, or it closes when
              * PX_DRAIN_IDLE_MS pass without one (px_client_read_on). */
@@ -1172,6 +1178,8 @@ px_worker_free(struct px_worker *w)
     px_alog_close(&w->alog);
     if (w->ev_deadline != NULL)
         event_free(w->ev_deadline);
+    if (w->ev_tunnel_close != NULL)
+        event_free(w->ev_tunnel_close);
     free(w->listeners);
     free(w->pools);
     while (w->n_txn_cache > 0)

@@ -1159,7 +1159,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "%s"
         "    nodes: %s\n"
         "timeouts: {connect: %s, client_header: %s, client_idle: %s, upstream_response: %s, "
-        "upstream_idle: %s, shutdown: %s%s}\n"
+        "upstream_idle: %s, shutdown: %s%s%s}\n"
         "limits: {max_connections: %u, max_request_line_bytes: %u, max_header_bytes: %u, "
         "max_headers: %u, max_body_bytes: %llu}\n"
         "access_log: \"%s\"\n"
@@ -1179,6 +1179,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         h_duration(h_or(o->upstream_response_ms, 60000)),
         h_duration(h_or(o->upstream_idle_ms, 30000)), h_duration(h_or(o->shutdown_ms, 5000)),
         o->queue_ms != 0 ? h_fmt(", queue: %s", h_duration(o->queue_ms)) : "",
+        o->tunnel_idle_ms != 0 ? h_fmt(", tunnel_idle: %s", h_duration(o->tunnel_idle_ms)) : "",
         h_or(o->max_connections, 20000), h_or(o->max_request_line_bytes, 8192),
         h_or(o->max_header_bytes, 16384), h_or(o->max_headers, 100),
         (unsigned long long)o->max_body_bytes, h_path("access.log"),
@@ -2783,4 +2784,19 @@ h_assert_stat_json(int fd, const char *cluster, const char *object, const char *
     cr_assert(eq(i64, got, want), "show stats json %s %s %s: %lld, expected %lld (-1: absent):\n%s",
               cluster, object != NULL ? object : "", key, got, want,
               h_admin_cmd(fd, "show stats json"));
+}
+
+bool
+h_under_sanitizer(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return true;
+#endif
+#endif
+    const char *bin = getenv("XF_BIN");
+
+    return bin != NULL && (strstr(bin, "/san/") != NULL || strstr(bin, "/tsan/") != NULL);
 }

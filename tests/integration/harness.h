@@ -184,6 +184,7 @@ struct h_proxy_opts {
     const char *x_extra, *y_extra; /* more lines under clusters.x / clusters.y, each indented four
                                       spaces ("    failover: true\n") */
     unsigned queue_ms;             /* timeouts.queue; 0: not written */
+    unsigned tunnel_idle_ms;       /* timeouts.tunnel_idle; 0: not written */
     /* More keys of the admin_api listener's mapping ("node_port: 9001"); NULL: none. Needs
      * admin_api_port. */
     const char *admin_api_extra;
@@ -455,5 +456,9 @@ bool h_log_wait(const char *path, const char *needle, int timeout_ms);
 size_t h_log_count(const char *path, const char *needle);
 /* The first line of the file that holds `needle`, without its LF (harness-owned), or NULL. */
 const char *h_log_line(const char *path, const char *needle);
+
+/* Whether crossfade runs under a sanitizer, whose allocator makes RSS figures loose: this test
+ * program is built with the same flags (build/san/), or XF_BIN names a sanitizer build. */
+bool h_under_sanitizer(void);
 
 #endif

@@ -844,23 +844,6 @@ Test(hostile, show_pins_returns_ten_thousand_long_pins_in_full, .timeout = H_TES
 #define SLOW_CLIENTS     2000
 #define SLOW_MAX_KIB_PER 4 /* on average; it was about 13 before heads started in 1 KiB */
 
-/* Whether crossfade runs under a sanitizer, whose allocator makes RSS meaningless: this test
- * program is built with the same flags (build/san/), or XF_BIN names the sanitizer build. */
-static bool
-under_sanitizer(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    return true;
-#endif
-#endif
-    const char *bin = getenv("XF_BIN");
-
-    return bin != NULL && (strstr(bin, "/san/") != NULL || strstr(bin, "/tsan/") != NULL);
-}
-
 /* Raises the soft RLIMIT_NOFILE of the test to at least `want` (asserts that it can). */
 static void
 nofile_at_least(rlim_t want)
@@ -890,7 +873,7 @@ Test(hostile, a_partial_request_head_costs_less_than_4_kib_per_connection,
     struct h_msg m;
     int fd;
 
-    if (under_sanitizer())
+    if (h_under_sanitizer())
         cr_skip_test("RSS says nothing of live memory under the sanitizers' allocator");
     nofile_at_least(SLOW_CLIENTS + 256);
     u = h_upstream_start("x1", NULL);

@@ -31,11 +31,12 @@ node_of(enum cfg_cluster_id c, const char *addr)
 }
 
 static int
-fx_info(void *arg, uint32_t id, unsigned *active, unsigned *idle)
+fx_info(void *arg, uint32_t id, unsigned *active, unsigned *idle, unsigned *tunnels)
 {
     XF_UNUSED(arg);
     *active = id;
     *idle = 2 * id;
+    *tunnels = 3 * id;
     return 0;
 }
 
@@ -52,6 +53,32 @@ Test(adm_node, show_nodes_lists_every_node_with_its_state)
                  "x 10.0.0.1:8000 1 up 0 0 - - -\n"
                  "x 10.0.0.2:8000 1 up 1 2 - - -\n"
                  "y 10.0.1.1:8000 1 up 2 4 - - -"));
+}
+
+Test(adm_node, show_tunnels_counts_each_nodes_tunnels_and_each_clusters_total)
+{
+    cr_assert(eq(str, (char *)run_ok("show tunnels"),
+                 "cluster address tunnels\n"
+                 "x 10.0.0.1:8000 0\n"
+                 "x 10.0.0.2:8000 0\n"
+                 "y 10.0.1.1:8000 0\n"
+                 "total x=0 y=0"));
+    fx_st.node_info = fx_info;
+    cr_assert(eq(str, (char *)run_ok("show tunnels"),
+                 "cluster address tunnels\n"
+                 "x 10.0.0.1:8000 0\n"
+                 "x 10.0.0.2:8000 3\n"
+                 "y 10.0.1.1:8000 6\n"
+                 "total x=3 y=6"));
+    /* A node added at run time is listed with the others. */
+    run_ok("add node y 10.0.1.2:8000");
+    cr_assert(eq(str, (char *)run_ok("show tunnels"),
+                 "cluster address tunnels\n"
+                 "x 10.0.0.1:8000 0\n"
+                 "x 10.0.0.2:8000 3\n"
+                 "y 10.0.1.1:8000 6\n"
+                 "y 10.0.1.2:8000 9\n"
+                 "total x=3 y=15"));
 }
 
 /* What the health checks know, by node id: id 0 was never checked, id 1 failed with a 503 and

@@ -96,6 +96,8 @@ fx_fill(void)
     x->queue_waiting = 16;
     x->queue_timeouts = 17;
     x->queue_full = 18;
+    x->tunnels = 27;
+    x->tunnels_total = 28;
     for (uint64_t i = 1; i <= 100; i++)
         xf_stats_latency(x, i * 1000, 450 + i % 50);
     xf_stats_latency(x, 9000000, 380);
@@ -133,6 +135,7 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "x retries 12\n"
                  "x health down=13 up=14 ejected=15\n"
                  "x queue waiting=16 timeouts=17 full=18\n"
+                 "x tunnels open=27 total=28\n"
                  "y requests 0\n"
                  "y active 0\n"
                  "y responses 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0\n"
@@ -142,6 +145,7 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "y retries 0\n"
                  "y health down=0 up=0 ejected=0\n"
                  "y queue waiting=0 timeouts=0 full=0\n"
+                 "y tunnels open=0 total=0\n"
                  "client_connections 7\n"
                  "override_ignored invalid=19 not_allowed=20\n"
                  "tls_handshakes completed=21 resumed=22 failed=23\n"
@@ -158,13 +162,14 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
                  "\"latency_1m\":{\"responses\":100,\"p50_us\":49152,\"p90_us\":81920,"
                  "\"p99_us\":98304},\"failovers\":11,\"retries\":12,\"health\":{\"down\":13,"
                  "\"up\":14,\"ejected\":15},\"queue\":{\"waiting\":16,\"timeouts\":17,"
-                 "\"full\":18}},"
+                 "\"full\":18},\"tunnels\":{\"open\":27,\"total\":28}},"
                  "\"y\":{\"requests\":0,\"active\":0,\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,"
                  "\"4xx\":0,\"5xx\":0},\"failures\":{\"connect\":0,\"timeout\":0,\"reset\":0,"
                  "\"invalid\":0,\"no_node\":0,\"queue\":0},\"latency_1m\":{\"responses\":0,"
                  "\"p50_us\":0,\"p90_us\":0,\"p99_us\":0},\"failovers\":0,\"retries\":0,"
                  "\"health\":{\"down\":0,\"up\":0,\"ejected\":0},\"queue\":{\"waiting\":0,"
-                 "\"timeouts\":0,\"full\":0}}},\"client_connections\":7,"
+                 "\"timeouts\":0,\"full\":0},\"tunnels\":{\"open\":0,\"total\":0}}},"
+                 "\"client_connections\":7,"
                  "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20},"
                  "\"tls_handshakes\":{\"completed\":21,\"resumed\":22,\"failed\":23},"
                  "\"tls_node_handshakes\":{\"completed\":24,\"resumed\":25,\"failed\":26}}"));
@@ -181,6 +186,7 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
         cs->requests = cs->active = cs->failovers = cs->retries = UINT64_MAX;
         cs->health_down = cs->health_up = cs->ejections = UINT64_MAX;
         cs->queue_waiting = cs->queue_timeouts = cs->queue_full = UINT64_MAX;
+        cs->tunnels = cs->tunnels_total = UINT64_MAX;
         for (int k = 0; k < 6; k++)
             cs->responses[k] = UINT64_MAX;
         for (int f = 0; f < XF_FAIL_COUNT; f++)
@@ -197,7 +203,9 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
     cr_assert(
         ne(ptr,
            strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
-                         "18446744073709551615,\"full\":18446744073709551615}}},"
+                         "18446744073709551615,\"full\":18446744073709551615},"
+                         "\"tunnels\":{\"open\":18446744073709551615,"
+                         "\"total\":18446744073709551615}}},"
                          "\"client_connections\":18446744073709551615,"
                          "\"override_ignored\":{\"invalid\":18446744073709551615,"
                          "\"not_allowed\":18446744073709551615},"

@@ -145,7 +145,8 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
     expect_message(
         BASE "frobnicate: 1\n",
         "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls");
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls, "
+        "tunnels");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -159,7 +160,8 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
     expect_message(
         BASE "loglvl: info\n",
         "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls");
+        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls, "
+        "tunnels");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -1072,7 +1074,7 @@ Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
 {
     static const char *const names[] = {
         "connect",       "client_header", "client_idle", "upstream_response",
-        "upstream_idle", "shutdown",      "queue"};
+        "upstream_idle", "shutdown",      "queue",       "tunnel_idle"};
     static const char *const bad[] = {"0", "0s", "0ms", "25h", "24h1ms"};
 
     for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
@@ -1087,6 +1089,33 @@ Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
             expect_error(yaml, prefix, fragment);
         }
     }
+}
+
+/* ---- tunnels -------------------------------------------------------------------------------- */
+
+Test(cfg_tunnels, reads_close_rate_and_follow_weight)
+{
+    static const char yaml[] = BASE "tunnels: {close_rate: 500, follow_weight: true}\n";
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+
+    cr_assert(not(eq(ptr, cfg, NULL)), "%s", err.msg);
+    cr_assert(eq(uint, cfg->tunnels.close_rate, 500));
+    cr_assert(cfg->tunnels.follow_weight);
+    cfg_free(cfg);
+}
+
+Test(cfg_tunnels, close_rate_is_a_count_per_second_and_follow_weight_a_boolean)
+{
+    expect_error(BASE "tunnels:\n  close_rate: 0\n", "t.yaml:9:15: tunnels.close_rate: ",
+                 "expected an integer from 1 to 100000, got \"0\"");
+    expect_error(BASE "tunnels:\n  close_rate: 100001\n",
+                 "t.yaml:9:15: tunnels.close_rate: ", "got \"100001\"");
+    expect_error(BASE "tunnels:\n  close_rate: fast\n",
+                 "t.yaml:9:15: tunnels.close_rate: ", "got \"fast\"");
+    expect_error(BASE "tunnels:\n  follow_weight: sometimes\n",
+                 "t.yaml:9:18: tunnels.follow_weight: ", "sometimes");
+    expect_error(BASE "tunnels:\n  close_rates: 5\n", "t.yaml:9:3: tunnels: ", "close_rate");
 }
 
 /* ---- limits --------------------------------------------------------------------------------- */

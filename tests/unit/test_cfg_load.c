@@ -357,6 +357,9 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(uint, cfg->timeouts.upstream_idle_ms, 30000));
     cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 10000));
     cr_assert(eq(uint, cfg->timeouts.queue_ms, 5000));
+    cr_assert(eq(uint, cfg->timeouts.tunnel_idle_ms, 3600000));
+    cr_assert(eq(uint, cfg->tunnels.close_rate, 200));
+    cr_assert(not(cfg->tunnels.follow_weight));
     cr_assert(eq(uint, cfg->retries, 2));
     cr_assert(eq(uint, cfg->limits.max_connections, 20000));
     cr_assert(eq(uint, cfg->limits.max_request_line_bytes, 8192));

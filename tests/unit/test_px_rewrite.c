@@ -238,6 +238,154 @@ Test(px_rewrite_request, refuses_a_declared_body_over_the_limit_with_413)
     cr_assert(eq(int, req_status(HTTP_POST, 1, "/", "Host: h\nContent-Length: 1000"), 0));
 }
 
+/* The head forwarded for an upgrade request: asserts px_rewrite_request accepted it. */
+static char *
+upgrade_run(struct req_case *k, int method, int minor, const char *headers)
+{
+    char *out = req_run(k, method, minor, "/ws", headers);
+
+    cr_assert(eq(int, k->status, 0), "refused (%s)", k->why != NULL ? k->why : "");
+    return out;
+}
+
+/* Whether the forwarded head offers no upgrade at all: no Upgrade field, no upgrade token. */
+static void
+assert_no_upgrade(const struct req_case *k, const char *out)
+{
+    cr_assert(eq(sz, k->res.upgrade_len, (size_t)0), "offer \"%s\" for:\n%s", k->res.upgrade, out);
+    cr_assert(eq(ptr, strstr(out, "Upgrade"), NULL), "an Upgrade field reached the node:\n%s", out);
+    cr_assert(eq(ptr, strstr(out, "upgrade"), NULL), "an upgrade token reached the node:\n%s", out);
+}
+
+Test(px_rewrite_request, forwards_a_websocket_upgrade_with_connection_upgrade)
+{
+    struct req_case k;
+    char *out =
+        upgrade_run(&k, HTTP_GET, 1,
+                    "Host: h\nConnection: Upgrade\nUpgrade: websocket\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13");
+
+    cr_assert(ne(ptr, strstr(out, "\r\nConnection: upgrade\r\n"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: websocket\r\n"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), NULL),
+              "%s", out);
+    cr_assert(ne(ptr, strstr(out, "\r\nSec-WebSocket-Version: 13\r\n"), NULL), "%s", out);
+    cr_assert(eq(ptr, strstr(out, "Connection: Upgrade"), NULL), "the client's field went on");
+    cr_assert(eq(str, k.res.upgrade, "websocket"));
+    cr_assert(eq(sz, k.res.upgrade_len, strlen("websocket")));
+    cr_assert_not(k.res.close);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, joins_the_offered_protocols_of_every_upgrade_field)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_GET, 1,
+                            "Host: h\nConnection: keep-alive, upgrade\nUpgrade: websocket , foo/2\n"
+                            "Upgrade: bar");
+
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: websocket, foo/2, bar\r\n"), NULL), "%s", out);
+    cr_assert(eq(str, k.res.upgrade, "websocket, foo/2, bar"));
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, drops_an_upgrade_that_offers_only_h2c)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_GET, 1,
+                            "Host: h\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\n"
+                            "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA");
+
+    assert_no_upgrade(&k, out);
+    cr_assert(eq(ptr, strstr(out, "h2c"), NULL), "%s", out);
+    cr_assert(eq(ptr, strstr(out, "HTTP2-Settings"), NULL), "%s", out);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, takes_h2c_out_of_an_offer_and_keeps_the_rest)
+{
+    struct req_case k;
+    char *out =
+        upgrade_run(&k, HTTP_GET, 1, "Host: h\nConnection: Upgrade\nUpgrade: H2C, websocket");
+
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: websocket\r\n"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "\r\nConnection: upgrade\r\n"), NULL), "%s", out);
+    cr_assert(eq(ptr, strstr(out, "2C"), NULL), "%s", out);
+    cr_assert(eq(str, k.res.upgrade, "websocket"));
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, drops_an_upgrade_that_connection_does_not_name)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_GET, 1, "Host: h\nUpgrade: websocket");
+
+    assert_no_upgrade(&k, out);
+    px_buf_free(&k.out);
+    out = upgrade_run(&k, HTTP_GET, 1, "Host: h\nConnection: keep-alive\nUpgrade: websocket");
+    assert_no_upgrade(&k, out);
+    px_buf_free(&k.out);
+    /* Connection names upgrade, but there is no Upgrade field to go with it. */
+    out = upgrade_run(&k, HTTP_GET, 1, "Host: h\nConnection: upgrade");
+    assert_no_upgrade(&k, out);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, drops_the_upgrade_of_an_http_1_0_request)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_GET, 0, "Host: h\nConnection: upgrade\nUpgrade: websocket");
+
+    assert_no_upgrade(&k, out);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, drops_the_upgrade_of_a_head_request)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_HEAD, 1, "Host: h\nConnection: upgrade\nUpgrade: websocket");
+
+    assert_no_upgrade(&k, out);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, drops_the_upgrade_of_a_request_with_a_body)
+{
+    struct req_case k;
+    char *out = upgrade_run(&k, HTTP_POST, 1,
+                            "Host: h\nConnection: upgrade\nUpgrade: websocket\nContent-Length: 5");
+
+    assert_no_upgrade(&k, out);
+    cr_assert(ne(ptr, strstr(out, "Content-Length: 5\r\n"), NULL), "%s", out);
+    px_buf_free(&k.out);
+    out = upgrade_run(&k, HTTP_POST, 1,
+                      "Host: h\nConnection: upgrade\nUpgrade: websocket\n"
+                      "Transfer-Encoding: chunked");
+    assert_no_upgrade(&k, out);
+    cr_assert(k.res.chunked);
+    px_buf_free(&k.out);
+    /* An empty body is no body: the upgrade goes on. */
+    out = upgrade_run(&k, HTTP_GET, 1,
+                      "Host: h\nConnection: upgrade\nUpgrade: websocket\nContent-Length: 0");
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: websocket\r\n"), NULL), "%s", out);
+    cr_assert(eq(str, k.res.upgrade, "websocket"));
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_request, forwards_close_and_upgrade_in_one_connection_field)
+{
+    struct req_case k;
+    char *out =
+        upgrade_run(&k, HTTP_GET, 1, "Host: h\nConnection: close, Upgrade\nUpgrade: websocket");
+
+    cr_assert(k.res.close);
+    cr_assert(ne(ptr, strstr(out, "\r\nConnection: close, upgrade\r\n"), NULL), "%s", out);
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: websocket\r\n"), NULL), "%s", out);
+    cr_assert(eq(ptr, strstr(out, "Connection: close\r\n"), NULL), "%s", out);
+    cr_assert(eq(str, k.res.upgrade, "websocket"));
+    px_buf_free(&k.out);
+}
+
 struct resp_case {
     struct hset hs;
     struct px_resp_out res;
@@ -402,4 +550,106 @@ Test(px_rewrite_response, names_the_route_in_the_expose_header_when_asked)
     cr_assert(ne(ptr, strstr(out.data, "X-Crossfade-Route: y 10.0.1.1:8000\r\n"), NULL), "%s",
               out.data);
     px_buf_free(&out);
+}
+
+/* A 101 to a request that offered `offer` (NULL: none). */
+static char *
+switch_run(struct resp_case *k, const char *offer, const char *headers)
+{
+    struct px_resp_in in;
+
+    hset_parse(&k->hs, headers);
+    in = (struct px_resp_in){.status = 101,
+                             .reason = "Switching Protocols",
+                             .reason_len = strlen("Switching Protocols"),
+                             .http_major = 1,
+                             .hdrs = k->hs.h,
+                             .n_hdrs = k->hs.n,
+                             .req_method = HTTP_GET,
+                             .client_minor = 1,
+                             .client_ka = true,
+                             .upgrade_offer = offer};
+    memset(&k->out, 0, sizeof(k->out));
+    memset(&k->res, 0, sizeof(k->res));
+    k->why = NULL;
+    k->rc = px_rewrite_response(&in, &k->out, &k->res, &k->why);
+    px_buf_append(&k->out, "", 1);
+    return k->out.data;
+}
+
+Test(px_rewrite_response, refuses_a_101_to_a_request_that_offered_no_upgrade)
+{
+    struct resp_case k;
+
+    switch_run(&k, NULL, "Upgrade: websocket\nConnection: Upgrade");
+    cr_assert(eq(int, k.rc, -1));
+    cr_assert(eq(str, (char *)k.why, "the node switched protocols without being asked"));
+    cr_assert_not(k.res.upgrade);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_response, turns_a_101_to_an_offered_protocol_into_a_tunnel)
+{
+    struct resp_case k;
+    char *out = switch_run(&k, "websocket",
+                           "Upgrade: WebSocket\nConnection: Upgrade, X-Hop\nX-Hop: h\n"
+                           "Keep-Alive: timeout=5\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\n"
+                           "Sec-WebSocket-Protocol: chat");
+
+    cr_assert(eq(int, k.rc, 0), "%s", k.why != NULL ? k.why : "");
+    cr_assert(k.res.upgrade);
+    cr_assert(k.res.no_body, "bytes after a 101 are the tunnel's, not a body");
+    /* The node's end-to-end fields, then the proxy's own Connection and the node's protocol. */
+    cr_assert(eq(str, out,
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                 "Sec-WebSocket-Protocol: chat\r\n"
+                 "Connection: upgrade\r\n"
+                 "Upgrade: WebSocket\r\n"
+                 "\r\n"));
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_response, accepts_a_101_to_one_protocol_of_several_offered)
+{
+    struct resp_case k;
+    char *out = switch_run(&k, "websocket, foo/2", "Upgrade: foo/2\nConnection: upgrade");
+
+    cr_assert(eq(int, k.rc, 0), "%s", k.why != NULL ? k.why : "");
+    cr_assert(k.res.upgrade);
+    cr_assert(ne(ptr, strstr(out, "\r\nUpgrade: foo/2\r\n"), NULL), "%s", out);
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_response, refuses_a_101_to_a_protocol_that_was_not_offered)
+{
+    struct resp_case k;
+
+    switch_run(&k, "websocket", "Upgrade: other\nConnection: upgrade");
+    cr_assert(eq(int, k.rc, -1));
+    cr_assert(eq(str, (char *)k.why, "the node switched to a protocol the client did not offer"));
+    cr_assert_not(k.res.upgrade);
+    px_buf_free(&k.out);
+    /* One offered protocol does not excuse another that was not. */
+    switch_run(&k, "websocket", "Upgrade: websocket, other\nConnection: upgrade");
+    cr_assert(eq(int, k.rc, -1));
+    cr_assert_not(k.res.upgrade);
+    px_buf_free(&k.out);
+    /* h2c is never offered to the node, whatever the client asked. */
+    switch_run(&k, "websocket", "Upgrade: h2c\nConnection: upgrade");
+    cr_assert(eq(int, k.rc, -1));
+    px_buf_free(&k.out);
+}
+
+Test(px_rewrite_response, refuses_a_101_without_an_upgrade_field)
+{
+    struct resp_case k;
+
+    switch_run(&k, "websocket", "Connection: upgrade\nSec-WebSocket-Accept: x");
+    cr_assert(eq(int, k.rc, -1));
+    cr_assert(
+        eq(str, (char *)k.why, "the node switched protocols without naming one (no Upgrade)"));
+    cr_assert_not(k.res.upgrade);
+    px_buf_free(&k.out);
 }
