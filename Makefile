@@ -152,6 +152,7 @@ bench: deps
 	$(MAKE) --no-print-directory all
 	bench/bench.sh
 	bench/bench_tls.sh
+	bench/bench_tunnels.sh
 
 # The split's decision alone: nanoseconds per bal_pick, per key source.
 $(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a

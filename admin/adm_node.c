@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The cluster named by a span ("x" or "y"); 0, or -1. */
@@ -198,6 +199,17 @@ adm_cmd_show_tunnels(struct adm_state *st, const struct adm_peer *peer, const st
                 st->node_info(st->node_info_arg, n->id, &active, &idle, &tunnels);
             total[c] += tunnels;
             adm_reply_line(r, "%s %s %u", cfg_cluster_name(n->cluster), n->addr.text, tunnels);
+        }
+    }
+    /* The totals count the tunnels of removed nodes too, still open while they close. */
+    if (st->stats != NULL) {
+        struct xf_stats *sum = calloc(1, sizeof(*sum));
+
+        if (sum != NULL) {
+            st->stats(st->stats_arg, sum);
+            for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+                total[c] = (unsigned)XF_MAX((uint64_t)total[c], sum->cluster[c].tunnels);
+            free(sum);
         }
     }
     adm_reply_line(r, "total x=%u y=%u", total[CFG_CLUSTER_X], total[CFG_CLUSTER_Y]);

@@ -147,19 +147,28 @@ adm_split_force(const struct adm_args *a, size_t n_words, bool *force)
     return 0;
 }
 
-/* After a rollback: how many of y's tunnels (WebSocket) close, and over how long. */
-static void
-adm_split_tunnels_note(struct adm_state *st, struct adm_reply *r)
+/* y's tunnels (WebSocket) open now: counted before a rollback is published, since the workers
+ * begin closing them at once. */
+static uint64_t
+adm_split_y_tunnels(struct adm_state *st)
 {
     struct xf_stats *sum;
-    unsigned rate = st->cfg->tunnels.close_rate;
     uint64_t n;
 
     if (st->stats == NULL || (sum = calloc(1, sizeof(*sum))) == NULL)
-        return;
+        return 0;
     st->stats(st->stats_arg, sum);
     n = sum->cluster[CFG_CLUSTER_Y].tunnels;
     free(sum);
+    return n;
+}
+
+/* After a rollback: how many of y's n tunnels close, and over how long. */
+static void
+adm_split_tunnels_note(struct adm_state *st, struct adm_reply *r, uint64_t n)
+{
+    unsigned rate = st->cfg->tunnels.close_rate;
+
     if (n > 0)
         adm_reply_line(r,
                        "note: %llu tunnels on y close over about %llus (tunnels.close_rate %u per "
@@ -180,6 +189,7 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
     char cancelled[64] = "", why[ADM_WHY_SIZE] = "", logged[256], cap_text[ADM_WEIGHT_TEXT];
     struct bal_snapshot *snap = bal_router_acquire(st->router);
     unsigned old, target, cap;
+    uint64_t y_tunnels;
     bool over = adm_capacity_check(st, snap, bp, &cap, why, sizeof(why)) == -1;
 
     bal_snapshot_unref(snap);
@@ -189,6 +199,7 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
     if (adm_ramp_stop(st, peer->uid, peer->pid, cmd, &target))
         snprintf(cancelled, sizeof(cancelled), "; cancelled the ramp to %s",
                  adm_weight_text(target, ramp_to));
+    y_tunnels = bp == 0 ? adm_split_y_tunnels(st) : 0;
     if (adm_weight_apply(st, peer->uid, peer->pid, cmd, bp, &old) == -1) {
         st->dirty = true;
         return adm_reply_error(r, "out of memory; the weight is unchanged%s", cancelled);
@@ -202,7 +213,7 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
     else
         adm_reply_line(r, "ok: %sweight y %s (was %s)%s", verb, to, from, cancelled);
     if (bp == 0 && old != 0)
-        adm_split_tunnels_note(st, r);
+        adm_split_tunnels_note(st, r, y_tunnels);
     if (over) {
         XF_LOG(XF_LOG_WARN, "admin",
                "event=capacity_forced weight=%s capacity=%s uid=%ld pid=%ld cmd=\"%s\"", to,

@@ -1035,11 +1035,10 @@ px_txn_free(struct px_txn *t)
     px_txn_dequeue(t);
     px_buf_free(&t->held);
     px_buf_free(&t->replay);
-    if (t->snap != NULL) {
-        if (t->node != NULL && t->dispatched)
-            XF_STAT_DEC(w->active[t->node->id]);
+    if (t->node != NULL && t->dispatched)
+        XF_STAT_DEC(w->active[t->node->id]);
+    if (t->snap != NULL) /* a tunnel's transaction let go of its snapshot (px_tunnel_start) */
         px_worker_snapshot_done(w, t->snap);
-    }
     /* Kept for the worker's next request (a few: a burst's worth). */
     if (w->n_txn_cache < PX_TXN_CACHE)
         w->txn_cache[w->n_txn_cache++] = t;

@@ -152,8 +152,9 @@ struct px_txn {
     char *upgrade;    /* owned: the protocols offered to the node (Upgrade); NULL: none */
     char *key;        /* owned with upgrade: its split key's bytes (NUL-terminated) */
     size_t key_len;
-    bool tunnel;    /* a 101 turned it into a tunnel: logged when the tunnel closes */
-    bool websocket; /* ... a WebSocket */
+    bool tunnel;           /* a 101 turned it into a tunnel: logged when the tunnel closes */
+    bool websocket;        /* ... a WebSocket */
+    uint32_t tunnel_early; /* bytes the node sent after its 101, in the client's output */
 };
 
 /* The time from now until the monotonic deadline end_ms (at least 1 ms), for an event_add. */
@@ -217,12 +218,16 @@ struct px_tunnel {
     bool read_off[2];            /* reading from [i] stopped: its peer's output is full */
     bool wev_on[2];
     bool read_ww[2]; /* TLS: reading [i] waits for its socket to take a write */
+    /* Its node, copied: the transaction lets go of its snapshot (t->node points here), which a
+     * long-lived tunnel would otherwise keep, with every other, for hours. */
+    struct bal_node node;
     /* Where it belongs (px_tunnel_follow): its node, and whether its key still goes there. */
     uint32_t node_id;
     enum cfg_cluster_id cluster;
     bool keyed;    /* the side followed its key (not an override, not an admin_api listener) */
     bool doomed;   /* it no longer belongs where it is: in w->tunnels_doomed, closed at a rate */
     bool retiring; /* being closed: a WebSocket close frame waits for a frame boundary */
+    bool failed;   /* a side failed (reset, error): the client is reset, not closed in order */
     TAILQ_ENTRY(px_tunnel) dlink; /* in w->tunnels_doomed while doomed */
     /* A WebSocket (RFC 6455): the framing of what the node sends, so that a close frame of
      * crossfade's own goes in between two frames. */

@@ -341,6 +341,16 @@ px_upgrade_not_offered(void *arg, const char *tok, size_t len)
     return !px_http_list_has_n(arg, strlen(arg), tok, len);
 }
 
+/* px_upgrade_each: stops at the first protocol. */
+static bool
+px_upgrade_any(void *arg, const char *tok, size_t len)
+{
+    XF_UNUSED(arg);
+    XF_UNUSED(tok);
+    XF_UNUSED(len);
+    return true;
+}
+
 /*
  * A 101 (Switching Protocols): only for a request that offered an upgrade, and only to protocols
  * it offered (RFC 9110 15.2.2, 7.8); the client gets the head with Connection and Upgrade of the
@@ -357,9 +367,14 @@ px_rewrite_switch(const struct px_resp_in *in, struct px_buf *out, struct px_res
         return *why = "the node switched protocols without naming one (no Upgrade)", -1;
     if (px_upgrade_each(up, n_up, px_upgrade_not_offered, (void *)in->upgrade_offer))
         return *why = "the node switched to a protocol the client did not offer", -1;
+    if (!px_upgrade_each(up, n_up, px_upgrade_any, NULL))
+        return *why = "the node switched protocols without naming one (an empty Upgrade)", -1;
     px_add_status_line(out, 101, in->reason, in->reason_len);
     if (px_resp_copy_headers(out, in->hdrs, in->n_hdrs, conn, n_conn) == -1)
         return *why = "out of memory", -1;
+    if (in->expose_name != NULL)
+        px_add_field(out, in->expose_name, strlen(in->expose_name), in->expose_value,
+                     strlen(in->expose_value));
     px_buf_append(out, "Connection: upgrade\r\nUpgrade: ", 30);
     for (size_t i = 0; i < n_up; i++) {
         if (i > 0)

@@ -122,8 +122,10 @@ px_tun_flush(struct px_tunnel *tun, int i)
         SSL *ssl = px_tun_ssl(tun, i);
 
         rc = ssl == NULL ? px_buf_send(out, px_tun_fd(tun, i), sent) : px_tls_send(ssl, out, sent);
-        if (rc == PX_CLOSE)
+        if (rc == PX_CLOSE) {
+            tun->failed = true;
             return PX_CLOSE;
+        }
     }
     px_tun_wev(tun, i, rc == PX_AGAIN || tun->read_ww[i]);
     if (px_buf_len(out) < PX_LOW_MARK)
@@ -239,12 +241,18 @@ px_tun_pump(struct px_tunnel *tun, int s)
             px_tun_read_off(tun, s);
             break;
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            tun->failed = true;
             return PX_CLOSE;
+        }
         if (tun->read_ww[s])
             px_tun_wev(tun, s, true); /* TLS must write before it reads on */
         break;
     }
+    /* Records TLS took from the socket in one read (read_ahead) wake no event: on with them. */
+    if (!tun->read_off[s] && !tun->eof[s] && px_tun_ssl(tun, s) != NULL &&
+        SSL_has_pending(px_tun_ssl(tun, s)))
+        event_active(&tun->rev[s], EV_READ, 1);
     return px_tun_flush(tun, !s);
 }
 
@@ -255,14 +263,18 @@ px_tun_event(struct px_tunnel *tun, int i, bool writable)
 
     if (writable && tun->read_ww[i]) {
         tun->read_ww[i] = false;
-        rc = px_tun_pump(tun, i);
+        rc = tun->eof[i] ? PX_OK : px_tun_pump(tun, i);
         if (rc == PX_OK)
             rc = px_tun_flush(tun, i);
     } else {
         rc = writable ? px_tun_flush(tun, i) : px_tun_pump(tun, i);
     }
-    if (rc == PX_CLOSE)
+    if (rc == PX_CLOSE) {
+        /* A side that failed is not passed on as an orderly end: the client gets a reset. */
+        if (tun->failed)
+            tun->c->abort = true;
         px_client_free(tun->c); /* ends the tunnel */
+    }
 }
 
 static void
@@ -352,10 +364,24 @@ px_tunnel_start(struct px_txn *t)
     evtimer_assign(&tun->idle, w->base, px_tun_on_idle, tun);
     tun->read_off[0] = tun->read_off[1] = true;
     tun->eof[0] = c->eof;
-    tun->node_id = t->node->id;
+    tun->node = *t->node;
+    t->node = &tun->node;
+    t->choice.node = NULL;
+    px_worker_snapshot_done(w, t->snap);
+    t->snap = NULL;
+    px_buf_free(&t->replay);
+    px_buf_free(&t->held);
+    px_buf_free(&u->in);
+    tun->node_id = tun->node.id;
     tun->cluster = t->cluster;
     tun->keyed = !t->x_only && t->choice.reason != BAL_REASON_OVERRIDE;
     tun->ws = t->websocket;
+    /* The node's first frames may have come with its 101: the framing is followed from there. */
+    if (tun->ws && t->tunnel_early > 0 && t->tunnel_early <= px_buf_len(&c->out))
+        px_tun_ws_advance(tun,
+                          (const unsigned char *)px_buf_head(&c->out) + px_buf_len(&c->out) -
+                              t->tunnel_early,
+                          t->tunnel_early, false);
     TAILQ_INSERT_TAIL(&w->tunnels, tun, link);
     XF_STAT_INC(w->stats->cluster[t->cluster].tunnels);
     XF_STAT_INC(w->stats->cluster[t->cluster].tunnels_total);
@@ -412,10 +438,11 @@ px_tunnel_free(struct px_tunnel *tun)
 
 /* Whether tun still belongs where it is under snapshot s. */
 static bool
-px_tun_belongs(const struct px_tunnel *tun, const struct bal_snapshot *s)
+px_tun_belongs(const struct px_tunnel *tun, const struct bal_snapshot *s,
+               const struct bal_node *const *by_id)
 {
-    const struct bal_node *n = bal_snapshot_node(s, tun->node_id);
-    const struct cfg_addr *addr = &tun->u->pool->t[0].addr;
+    const struct bal_node *n = tun->node_id < s->max_id ? by_id[tun->node_id] : NULL;
+    const struct cfg_addr *addr = &tun->node.addr;
     enum cfg_cluster_id side;
     const struct px_txn *t = tun->t;
 
@@ -428,7 +455,7 @@ px_tun_belongs(const struct px_tunnel *tun, const struct bal_snapshot *s)
     side = t->choice.bucket < s->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
     if (s->pins != NULL)
         bal_pins_find(s->pins, t->key, t->key_len, &side);
-    if (side == t->choice.assigned)
+    if (side == tun->cluster)
         return true;
     /* Its key went to the other side: it moves on a rollback (weight 0), or on any change when
      * tunnels follow the weight. */
@@ -473,6 +500,8 @@ px_tun_retire(struct px_tunnel *tun)
     }
     tun->retiring = true;
     evtimer_add(&tun->idle, &tv); /* the idle timer becomes the close handshake's deadline */
+    if (tun->eof[1])
+        return; /* the node ended first (its own close frame): the tunnel ends as it goes */
     if (px_tun_ws_boundary(tun)) {
         px_tun_ws_close(tun);
         if (px_tun_flush(tun, 0) == PX_CLOSE)
@@ -506,16 +535,24 @@ px_tun_on_close_tick(evutil_socket_t fd, short what, void *arg)
 void
 px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s)
 {
+    const struct bal_node **by_id = calloc(XF_MAX(s->max_id, 1u), sizeof(*by_id));
     struct px_tunnel *tun;
     bool was_idle = TAILQ_EMPTY(&w->tunnels_doomed);
 
+    if (by_id == NULL)
+        return; /* out of memory: judged at the next snapshot */
+    /* The nodes by id, so that a pass costs tunnels + nodes, not their product. */
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
+        for (size_t i = 0; i < s->clusters[c].n_nodes; i++)
+            if (s->clusters[c].nodes[i].id < s->max_id)
+                by_id[s->clusters[c].nodes[i].id] = &s->clusters[c].nodes[i];
     TAILQ_FOREACH(tun, &w->tunnels, link)
     {
         bool belongs;
 
         if (tun->retiring)
             continue;
-        belongs = px_tun_belongs(tun, s);
+        belongs = px_tun_belongs(tun, s, by_id);
         if (!belongs && !tun->doomed) {
             /* At the head or the tail at random: the closings mix nodes and clients. */
             if (px_tun_rand(w) & 1u)
@@ -528,6 +565,7 @@ px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s)
             tun->doomed = false;
         }
     }
+    free(by_id);
     if (!was_idle || TAILQ_EMPTY(&w->tunnels_doomed))
         return;
     if (w->ev_tunnel_close == NULL) {

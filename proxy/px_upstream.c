@@ -649,6 +649,7 @@ px_upstream_feed(struct px_upstream *u, const char *p, size_t n, size_t *consume
             /* A 101: what the node sent after it is already the tunnel's, for the client. */
             if (n > 0 && px_buf_append(&t->c->out, p, n) == -1)
                 return px_upstream_fail(t, 502, "out of memory", XF_FAIL_INVALID);
+            t->tunnel_early = (uint32_t)n;
             *consumed += n;
             return PX_OK;
         }
