@@ -121,12 +121,15 @@ CRIT_OPTS ?= --jobs 2
 # Criterion 2.4 may count a test whose process a sanitizer aborted at exit as passing: under SAN
 # the output is also searched for sanitizer reports, and any makes the run fail.
 SAN_CHECK = $(if $(SAN),&& ! grep -nE 'Sanitizer|runtime error:|crashed during its setup or teardown' $(1))
+# A failed run ends with what failed and why: the processes' logs the harness prints can push the
+# assertion far above the last lines a CI job shows.
+FAIL_SUMMARY = { echo '==== what failed (from $(1)) ===='; grep -nE -A5 'Assertion Failed|Test Crashed|Timed out|\[FAIL\]|Sanitizer|runtime error:' $(1) | grep -vE '^[0-9]+-[0-9T:.-]+Z ' | head -n 80; exit 1; }
 
 unit: deps-check $(BUILD)/tests/unit_tests
-	set -o pipefail; $(TEST_ENV) $(BUILD)/tests/unit_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/unit.log $(call SAN_CHECK,$(BUILD)/unit.log)
+	set -o pipefail; { $(TEST_ENV) $(BUILD)/tests/unit_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/unit.log $(call SAN_CHECK,$(BUILD)/unit.log); } || $(call FAIL_SUMMARY,$(BUILD)/unit.log)
 
 integration: deps-check $(PROGS) $(BUILD)/tests/integration_tests $(BUILD)/tests/libfakedns.so
-	set -o pipefail; $(TEST_ENV) $(BUILD)/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/integration.log $(call SAN_CHECK,$(BUILD)/integration.log)
+	set -o pipefail; { $(TEST_ENV) $(BUILD)/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee $(BUILD)/integration.log $(call SAN_CHECK,$(BUILD)/integration.log); } || $(call FAIL_SUMMARY,$(BUILD)/integration.log)
 
 test: deps
 	$(MAKE) --no-print-directory unit integration
