@@ -97,6 +97,9 @@ adm_stats_text(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
     adm_reply_line(r, "tls_node_handshakes completed=%llu resumed=%llu failed=%llu",
                    (unsigned long long)s->tls_node_handshakes,
                    (unsigned long long)s->tls_node_resumed, (unsigned long long)s->tls_node_failed);
+    adm_reply_line(r, "tcp connections=%llu no_sni=%llu proxy_refused=%llu",
+                   (unsigned long long)s->tcp_connections, (unsigned long long)s->tcp_no_sni,
+                   (unsigned long long)s->proxy_refused);
 }
 
 /* The same as one JSON object on one line. */
@@ -144,12 +147,14 @@ adm_stats_json(struct adm_state *st, const struct xf_stats *s, struct adm_reply 
     ADM_JSON("},\"client_connections\":%llu,\"override_ignored\":{\"invalid\":%llu,"
              "\"not_allowed\":%llu},\"tls_handshakes\":{\"completed\":%llu,\"resumed\":%llu,"
              "\"failed\":%llu},\"tls_node_handshakes\":{\"completed\":%llu,\"resumed\":%llu,"
-             "\"failed\":%llu}}",
+             "\"failed\":%llu},\"tcp\":{\"connections\":%llu,\"no_sni\":%llu,"
+             "\"proxy_refused\":%llu}}",
              (unsigned long long)s->client_connections, (unsigned long long)s->override_invalid,
              (unsigned long long)s->override_not_allowed, (unsigned long long)s->tls_handshakes,
              (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failed,
              (unsigned long long)s->tls_node_handshakes, (unsigned long long)s->tls_node_resumed,
-             (unsigned long long)s->tls_node_failed);
+             (unsigned long long)s->tls_node_failed, (unsigned long long)s->tcp_connections,
+             (unsigned long long)s->tcp_no_sni, (unsigned long long)s->proxy_refused);
 #undef ADM_JSON
     adm_reply_line(r, "%s", buf);
 }

@@ -255,6 +255,10 @@ void bal_snapshot_unref(struct bal_snapshot *s);
  */
 int bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
              struct bal_choice *out);
+/* As bal_pick for a key given as bytes (a tcp-mode connection's address text or server name): the
+ * same bucket, pins and nodes as a request with that key; no override. */
+int bal_pick_key(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_state *st,
+                 struct bal_choice *out);
 /*
  * Another node for a request that failed on the node of `ch` before any response byte: by the
  * same balance in the same cluster (hash: the next best by ch->khash), skipping the ids in

@@ -92,33 +92,20 @@ bal_override(const struct cfg_split *split, const struct bal_request *req,
     return BAL_OVERRIDE_HONOURED;
 }
 
-int
-bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
-         struct bal_choice *out)
+/* The node of the side chosen in out->cluster for a key (khash kept for a retry), failing over
+ * when that side has none and allows it. */
+static int
+bal_pick_node(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_state *st,
+              struct bal_choice *out)
 {
-    struct bal_key key; /* not zeroed: only the bytes written by the key readers are read */
-    enum cfg_cluster_id side;
+    enum cfg_cluster_id side = out->cluster;
 
-    out->key_index = bal_key_find(snap->split, req, st, &key);
-    out->bucket = bal_bucket(key.ptr, key.len, snap->seed_hash);
-    side = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
-    out->reason = BAL_REASON_WEIGHT;
-    /* A pin beats the weight; an honoured override (a tester's own request) beats both. */
-    if (snap->pins != NULL && bal_pins_find(snap->pins, key.ptr, key.len, &side) == 0)
-        out->reason = BAL_REASON_PIN;
-    out->override = BAL_OVERRIDE_NONE;
-    if (snap->split->override_header != NULL || snap->split->override_cookie != NULL) {
-        out->override = bal_override(snap->split, req, &side);
-        if (out->override == BAL_OVERRIDE_HONOURED)
-            out->reason = BAL_REASON_OVERRIDE;
-    }
-    out->cluster = side;
     out->assigned = side;
     out->failover = false;
     /* The key's node hash, kept for a retry; only hash balance reads it. */
     out->khash = snap->clusters[CFG_CLUSTER_X].balance == CFG_BALANCE_HASH ||
                          snap->clusters[CFG_CLUSTER_Y].balance == CFG_BALANCE_HASH
-                     ? bal_node_key_hash(key.ptr, key.len, snap->seed_hash)
+                     ? bal_node_key_hash(key, len, snap->seed_hash)
                      : 0;
     out->node = bal_node_pick_hashed(&snap->clusters[side], side, out->khash, st, NULL, 0);
     if (out->node == NULL && snap->clusters[side].failover) {
@@ -131,6 +118,49 @@ bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct 
         }
     }
     return out->node != NULL ? 0 : -1;
+}
+
+/* The side of a key by its bucket against the weight, a pin beating the weight. */
+static enum cfg_cluster_id
+bal_pick_side(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_choice *out)
+{
+    enum cfg_cluster_id side;
+
+    out->bucket = bal_bucket(key, len, snap->seed_hash);
+    side = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+    out->reason = BAL_REASON_WEIGHT;
+    if (snap->pins != NULL && bal_pins_find(snap->pins, key, len, &side) == 0)
+        out->reason = BAL_REASON_PIN;
+    out->override = BAL_OVERRIDE_NONE;
+    return side;
+}
+
+int
+bal_pick(const struct bal_snapshot *snap, const struct bal_request *req, struct bal_state *st,
+         struct bal_choice *out)
+{
+    struct bal_key key; /* not zeroed: only the bytes written by the key readers are read */
+    enum cfg_cluster_id side;
+
+    out->key_index = bal_key_find(snap->split, req, st, &key);
+    side = bal_pick_side(snap, key.ptr, key.len, out);
+    /* An honoured override (a tester's own request) beats the weight and the pins. */
+    if (snap->split->override_header != NULL || snap->split->override_cookie != NULL) {
+        out->override = bal_override(snap->split, req, &side);
+        if (out->override == BAL_OVERRIDE_HONOURED)
+            out->reason = BAL_REASON_OVERRIDE;
+    }
+    out->cluster = side;
+    return bal_pick_node(snap, key.ptr, key.len, st, out);
+}
+
+int
+bal_pick_key(const struct bal_snapshot *snap, const char *key, size_t len, struct bal_state *st,
+             struct bal_choice *out)
+{
+    out->key_index = -1;
+    out->cluster = bal_pick_side(snap, key, len, out);
+    return bal_pick_node(snap, key, len, st, out);
 }
 
 int

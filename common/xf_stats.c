@@ -90,6 +90,9 @@ xf_stats_merge(struct xf_stats *dst, const struct xf_stats *src)
     dst->tls_node_handshakes += XF_STAT_GET(src->tls_node_handshakes);
     dst->tls_node_resumed += XF_STAT_GET(src->tls_node_resumed);
     dst->tls_node_failed += XF_STAT_GET(src->tls_node_failed);
+    dst->tcp_connections += XF_STAT_GET(src->tcp_connections);
+    dst->tcp_no_sni += XF_STAT_GET(src->tcp_no_sni);
+    dst->proxy_refused += XF_STAT_GET(src->proxy_refused);
     if (dst->started_s == 0)
         dst->started_s = XF_STAT_GET(src->started_s);
 }

@@ -56,6 +56,9 @@ struct xf_stats {
     uint64_t tls_node_handshakes;       /* TLS handshakes with nodes completed */
     uint64_t tls_node_resumed;          /* ... of which resumed a session */
     uint64_t tls_node_failed;           /* ... that failed (verification, protocol, timeout) */
+    uint64_t tcp_connections;           /* tcp-mode connections taken */
+    uint64_t tcp_no_sni;                /* ... keyed on sni that gave none: split on the ip */
+    uint64_t proxy_refused;             /* connections closed for their PROXY header */
     uint64_t started_s;                 /* monotonic second the process started */
 };
 

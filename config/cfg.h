@@ -65,11 +65,25 @@ struct cfg_tls_listen {
     char ciphers_at[CFG_AT_MAX], ciphersuites_at[CFG_AT_MAX];
 };
 
+enum cfg_mode {
+    CFG_MODE_HTTP = 0, /* HTTP/1.1 requests, each split on split.key (default) */
+    CFG_MODE_TCP,      /* a byte stream relayed to one node, split on the listener's key */
+};
+
+/* What a tcp-mode listener splits on. */
+enum cfg_l4_key {
+    CFG_L4_KEY_IP = 0, /* the client's address (default) */
+    CFG_L4_KEY_SNI,    /* the server name of the TLS ClientHello, read without terminating TLS */
+};
+
 struct cfg_listener {
     struct cfg_addr addr;
     enum cfg_role role;
-    uint16_t node_port; /* requests taken here go to each node's host at this port; 0 (default):
-                           the node's own port */
+    enum cfg_mode mode;
+    enum cfg_l4_key key; /* tcp mode only */
+    bool proxy_protocol; /* a PROXY v1/v2 header starts each connection (from trusted_proxies) */
+    uint16_t node_port;  /* requests taken here go to each node's host at this port; 0 (default):
+                            the node's own port */
     struct cfg_tls_listen *tls; /* owned by the cfg (copies borrow it); NULL: plain HTTP */
 };
 
@@ -139,6 +153,7 @@ struct cfg_cluster {
     unsigned resolve_interval_ms; /* nodes named by a host name are looked up again this often;
                                      0: only at start-up and add node (default) */
     struct cfg_tls_node *tls;     /* owned; NULL: plain HTTP to the nodes (default) */
+    unsigned proxy_protocol;      /* PROXY header version sent to the nodes: 1 or 2; 0: none */
 };
 
 enum cfg_key_kind {
@@ -195,6 +210,7 @@ struct cfg_timeouts {
     unsigned queue_ms;             /* 5s: how long a request waits for a node connection */
     unsigned tls_handshake_ms;     /* 10s: a client's TLS handshake, from its connection */
     unsigned tunnel_idle_ms;       /* 1h: a tunnel (WebSocket) with no byte either way */
+    unsigned tcp_hello_ms; /* 5s: a tcp-mode sni listener waits this long for the ClientHello */
 };
 
 struct cfg_limits {

@@ -31,13 +31,16 @@ enum cfg_cluster_key {
     CFG_CLUSTER_SLOW_START,
     CFG_CLUSTER_RESOLVE_INTERVAL,
     CFG_CLUSTER_TLS,
+    CFG_CLUSTER_PROXY_PROTOCOL,
     CFG_CLUSTER_KEY_COUNT,
 };
 static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
-    "nodes",  "balance", "failover",   "max_connections",  "max_pending",
-    "health", "outlier", "slow_start", "resolve_interval", "tls",
+    "nodes",          "balance", "failover",   "max_connections",  "max_pending",
+    "health",         "outlier", "slow_start", "resolve_interval", "tls",
+    "proxy_protocol",
 };
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
+static const char *const cfg_pp_names[] = {"off", "v1", "v2"}; /* by version */
 
 enum cfg_node_key {
     CFG_NODE_ADDRESS = 0,
@@ -285,27 +288,6 @@ cfg_walk_node(const struct cfg_ctx *ctx, const yaml_node_t *item, const char *no
 }
 
 /* clusters.NAME.balance: how a cluster spreads its requests over its nodes. */
-static int
-cfg_get_balance(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
-                enum cfg_balance *out)
-{
-    static const char what[] = "hash, round_robin or least_conn";
-    char shown[CFG_SHOW_SIZE], hint[64];
-    const char *text = cfg_scalar(ctx, node, path, what);
-
-    if (text == NULL)
-        return -1;
-    for (size_t b = 0; b < XF_ARRAY_LEN(cfg_balance_names); b++) {
-        if (strcmp(text, cfg_balance_names[b]) == 0) {
-            *out = (enum cfg_balance)b;
-            return 0;
-        }
-    }
-    return cfg_fail(
-        ctx, node, path, "expected %s, got %s%s", what, cfg_show_str(shown, text),
-        cfg_hint(hint, sizeof(hint), text, cfg_balance_names, XF_ARRAY_LEN(cfg_balance_names)));
-}
-
 /*
  * clusters.NAME.health (`path` is "clusters.NAME.health"): present, it turns the checks on with
  * a default for each key left out. The timeout may not exceed the interval, so that a node has at
@@ -457,9 +439,19 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
         return -1;
     if (cfg_walk_nodes(ctx, node, v[CFG_CLUSTER_NODES], path, id) == -1)
         return -1;
-    if (v[CFG_CLUSTER_BALANCE] != NULL &&
-        cfg_get_balance(ctx, v[CFG_CLUSTER_BALANCE], cfg_path_key(sub, path, "balance"),
-                        &cluster->balance) == -1)
+    if (v[CFG_CLUSTER_BALANCE] != NULL) {
+        unsigned b;
+
+        if (cfg_get_choice(ctx, v[CFG_CLUSTER_BALANCE], cfg_path_key(sub, path, "balance"),
+                           cfg_balance_names, XF_ARRAY_LEN(cfg_balance_names),
+                           "hash, round_robin or least_conn", &b) == -1)
+            return -1;
+        cluster->balance = (enum cfg_balance)b;
+    }
+    if (v[CFG_CLUSTER_PROXY_PROTOCOL] != NULL &&
+        cfg_get_choice(ctx, v[CFG_CLUSTER_PROXY_PROTOCOL],
+                       cfg_path_key(sub, path, "proxy_protocol"), cfg_pp_names,
+                       XF_ARRAY_LEN(cfg_pp_names), "v1, v2 or off", &cluster->proxy_protocol) == -1)
         return -1;
     if (v[CFG_CLUSTER_FAILOVER] != NULL &&
         cfg_get_bool(ctx, v[CFG_CLUSTER_FAILOVER], cfg_path_key(sub, path, "failover"),

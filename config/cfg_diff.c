@@ -24,7 +24,8 @@ static bool
 cfg_diff_listener_eq(const struct cfg_listener *a, const struct cfg_listener *b)
 {
     return cfg_diff_addr_eq(&a->addr, &b->addr) && a->role == b->role &&
-           a->node_port == b->node_port;
+           a->node_port == b->node_port && a->mode == b->mode && a->key == b->key &&
+           a->proxy_protocol == b->proxy_protocol;
 }
 
 /* The index of the node of `cl` at `addr`, or -1. */
@@ -55,7 +56,8 @@ cfg_diff_cluster_eq(const struct cfg_cluster *a, const struct cfg_cluster *b)
            memcmp(&a->outlier, &b->outlier, sizeof(a->outlier)) == 0 &&
            a->failover == b->failover && a->max_connections == b->max_connections &&
            a->max_pending == b->max_pending && a->slow_start_ms == b->slow_start_ms &&
-           a->resolve_interval_ms == b->resolve_interval_ms;
+           a->resolve_interval_ms == b->resolve_interval_ms &&
+           a->proxy_protocol == b->proxy_protocol;
 }
 
 static bool

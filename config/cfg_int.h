@@ -60,6 +60,9 @@ bool cfg_addr_same(const struct cfg_addr *a, const struct cfg_addr *b);
 int cfg_get_timeout(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
                     unsigned *out_ms);
 int cfg_get_bool(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, bool *out);
+/* One of n words (`what` lists them for the error, with a did-you-mean hint): its index in *out. */
+int cfg_get_choice(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                   const char *const *names, size_t n, const char *what, unsigned *out);
 
 /* ---- Sections (cfg_cluster.c) -------------------------------------------------------------- */
 

@@ -57,11 +57,16 @@ enum cfg_listen_key {
     CFG_LISTEN_ROLE,
     CFG_LISTEN_NODE_PORT,
     CFG_LISTEN_TLS,
+    CFG_LISTEN_MODE,
+    CFG_LISTEN_KEY,
+    CFG_LISTEN_PROXY_PROTOCOL,
     CFG_LISTEN_COUNT,
 };
-static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {"address", "role", "node_port",
-                                                              "tls"};
+static const char *const cfg_listen_keys[CFG_LISTEN_COUNT] = {
+    "address", "role", "node_port", "tls", "mode", "key", "proxy_protocol"};
 static const char *const cfg_role_names[] = {"proxy", "admin_api"}; /* by enum cfg_role */
+static const char *const cfg_mode_names[] = {"http", "tcp"};        /* by enum cfg_mode */
+static const char *const cfg_l4_key_names[] = {"ip", "sni"};        /* by enum cfg_l4_key */
 
 enum cfg_admin_key {
     CFG_ADMIN_SOCKET = 0,
@@ -96,11 +101,12 @@ enum cfg_timeout_key {
     CFG_TIMEOUT_QUEUE,
     CFG_TIMEOUT_TLS_HANDSHAKE,
     CFG_TIMEOUT_TUNNEL_IDLE,
+    CFG_TIMEOUT_TCP_HELLO,
     CFG_TIMEOUT_COUNT,
 };
 static const char *const cfg_timeout_keys[CFG_TIMEOUT_COUNT] = {
     "connect",  "client_header", "client_idle",   "upstream_response", "upstream_idle",
-    "shutdown", "queue",         "tls_handshake", "tunnel_idle",
+    "shutdown", "queue",         "tls_handshake", "tunnel_idle",       "tcp_hello",
 };
 
 enum cfg_limit_key {
@@ -578,6 +584,25 @@ cfg_get_bool(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *pat
     return 0;
 }
 
+int
+cfg_get_choice(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+               const char *const *names, size_t n, const char *what, unsigned *out)
+{
+    char shown[CFG_SHOW_SIZE], hint[64];
+    const char *text = cfg_scalar(ctx, node, path, what);
+
+    if (text == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *out = (unsigned)i;
+            return 0;
+        }
+    }
+    return cfg_fail(ctx, node, path, "expected %s, got %s%s", what, cfg_show_str(shown, text),
+                    cfg_hint(hint, sizeof(hint), text, names, n));
+}
+
 /* Parses a percentage 0..100 with at most two decimals into hundredths ("12.5" -> 1250). */
 static int
 cfg_percent_parse(const char *text, unsigned *out_bp)
@@ -616,10 +641,10 @@ cfg_walk_listener(const struct cfg_ctx *ctx, const yaml_node_t *item, size_t i)
 {
     struct cfg_listener *l = &ctx->cfg->listeners[i];
     char path[CFG_PATH_MAX], addr_path[CFG_PATH_MAX], sub[CFG_PATH_MAX];
-    char shown[CFG_SHOW_SIZE], hint[64];
+    char shown[CFG_SHOW_SIZE];
     yaml_node_t *v[CFG_LISTEN_COUNT] = {NULL};
     const yaml_node_t *addr_node = item;
-    const char *role;
+    unsigned choice = 0;
 
     cfg_path_index(path, "listen", i);
     memcpy(addr_path, path, sizeof(path));
@@ -656,22 +681,42 @@ cfg_walk_listener(const struct cfg_ctx *ctx, const yaml_node_t *item, size_t i)
             return -1;
         l->node_port = (uint16_t)port;
     }
-    if (v[CFG_LISTEN_ROLE] == NULL)
-        return 0;
-    cfg_path_key(sub, path, "role");
-    role = cfg_scalar(ctx, v[CFG_LISTEN_ROLE], sub, "proxy or admin_api");
-    if (role == NULL)
+    if (v[CFG_LISTEN_ROLE] != NULL &&
+        cfg_get_choice(ctx, v[CFG_LISTEN_ROLE], cfg_path_key(sub, path, "role"), cfg_role_names,
+                       XF_ARRAY_LEN(cfg_role_names), "proxy or admin_api", &choice) == -1)
         return -1;
-    for (size_t r = 0; r < XF_ARRAY_LEN(cfg_role_names); r++) {
-        if (strcmp(role, cfg_role_names[r]) == 0) {
-            l->role = (enum cfg_role)r;
-            return 0;
-        }
+    l->role = (enum cfg_role)choice;
+    choice = 0;
+    if (v[CFG_LISTEN_MODE] != NULL &&
+        cfg_get_choice(ctx, v[CFG_LISTEN_MODE], cfg_path_key(sub, path, "mode"), cfg_mode_names,
+                       XF_ARRAY_LEN(cfg_mode_names), "http or tcp", &choice) == -1)
+        return -1;
+    l->mode = (enum cfg_mode)choice;
+    choice = 0;
+    if (v[CFG_LISTEN_KEY] != NULL &&
+        cfg_get_choice(ctx, v[CFG_LISTEN_KEY], cfg_path_key(sub, path, "key"), cfg_l4_key_names,
+                       XF_ARRAY_LEN(cfg_l4_key_names), "ip or sni", &choice) == -1)
+        return -1;
+    l->key = (enum cfg_l4_key)choice;
+    if (v[CFG_LISTEN_PROXY_PROTOCOL] != NULL &&
+        cfg_get_bool(ctx, v[CFG_LISTEN_PROXY_PROTOCOL], cfg_path_key(sub, path, "proxy_protocol"),
+                     &l->proxy_protocol) == -1)
+        return -1;
+    if (l->mode == CFG_MODE_TCP) {
+        /* The bytes go through as they come: nothing here reads HTTP or speaks TLS. */
+        if (v[CFG_LISTEN_TLS] != NULL)
+            return cfg_fail(ctx, v[CFG_LISTEN_TLS], cfg_path_key(sub, path, "tls"),
+                            "expected no tls on a tcp-mode listener, which passes TLS through to "
+                            "the nodes (use mode: http to terminate it here)");
+        if (l->role == CFG_ROLE_ADMIN_API)
+            return cfg_fail(ctx, v[CFG_LISTEN_ROLE], cfg_path_key(sub, path, "role"),
+                            "expected proxy on a tcp-mode listener: the freeze of an admin_api "
+                            "listener reads HTTP methods");
+    } else if (v[CFG_LISTEN_KEY] != NULL) {
+        return cfg_fail(ctx, v[CFG_LISTEN_KEY], cfg_path_key(sub, path, "key"),
+                        "expected key only with mode: tcp (an http listener uses split.key)");
     }
-    return cfg_fail(
-        ctx, v[CFG_LISTEN_ROLE], sub, "expected proxy or admin_api, got %s%s",
-        cfg_show_str(shown, role),
-        cfg_hint(hint, sizeof(hint), role, cfg_role_names, XF_ARRAY_LEN(cfg_role_names)));
+    return 0;
 }
 
 static int
@@ -1085,7 +1130,7 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
     unsigned *const dst[CFG_TIMEOUT_COUNT] = {
         &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms, &t->upstream_response_ms,
         &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,       &t->tls_handshake_ms,
-        &t->tunnel_idle_ms,
+        &t->tunnel_idle_ms,   &t->tcp_hello_ms,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_TIMEOUT_COUNT];
@@ -1272,6 +1317,33 @@ cfg_walk_workers(const struct cfg_ctx *ctx, const yaml_node_t *node)
 }
 
 /* Walks the top-level mapping, one section after the other in the order of the schema. */
+/* A listener that takes PROXY headers takes them from split.trusted_proxies only: with none
+ * listed it could take no connection. Checked once both are read (`listen`: the sequence). */
+static int
+cfg_check_proxy_protocol(const struct cfg_ctx *ctx, const yaml_node_t *listen)
+{
+    char path[CFG_PATH_MAX], sub[CFG_PATH_MAX];
+
+    if (ctx->cfg->split.n_trusted_proxies > 0)
+        return 0;
+    for (size_t i = 0; i < ctx->cfg->n_listeners; i++) {
+        const yaml_node_t *item = cfg_node(ctx, listen->data.sequence.items.start[i]);
+
+        if (!ctx->cfg->listeners[i].proxy_protocol)
+            continue;
+        for (const yaml_node_pair_t *pair = item->data.mapping.pairs.start;
+             pair < item->data.mapping.pairs.top; pair++)
+            if (cfg_scalar_is(cfg_node(ctx, pair->key), "proxy_protocol"))
+                return cfg_fail(
+                    ctx, cfg_node(ctx, pair->value),
+                    cfg_path_key(sub, cfg_path_index(path, "listen", i), "proxy_protocol"),
+                    "expected split.trusted_proxies to name the balancers that send "
+                    "the PROXY header: it is accepted from them only, and none are "
+                    "listed");
+    }
+    return 0;
+}
+
 static int
 cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
 {
@@ -1286,6 +1358,7 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_listen(ctx, root, v[CFG_ROOT_LISTEN]) == -1 ||
         cfg_walk_admin(ctx, v[CFG_ROOT_ADMIN]) == -1 ||
         cfg_walk_split(ctx, v[CFG_ROOT_SPLIT]) == -1 ||
+        cfg_check_proxy_protocol(ctx, v[CFG_ROOT_LISTEN]) == -1 ||
         cfg_walk_clusters(ctx, root, v[CFG_ROOT_CLUSTERS]) == -1 ||
         cfg_walk_timeouts(ctx, v[CFG_ROOT_TIMEOUTS]) == -1 ||
         cfg_walk_limits(ctx, v[CFG_ROOT_LIMITS]) == -1 ||
@@ -1345,6 +1418,7 @@ cfg_new_defaults(const char *name)
         .queue_ms = 5000,
         .tls_handshake_ms = 10000,
         .tunnel_idle_ms = 3600u * 1000u,
+        .tcp_hello_ms = 5000,
     };
     cfg->tls_ticket_rotation_ms = 3600u * 1000u;
     cfg->tunnels.close_rate = 200;

@@ -145,6 +145,54 @@ int px_http_cl_parse(const struct xf_hdr *cl[], size_t n, uint64_t *out);
 /* The reason phrase of a status the proxy generates. */
 const char *px_http_reason(int status);
 
+/* --- before the payload (px_l4.c): PROXY protocol headers and a ClientHello's server name; pure
+ * functions, unit tested --- */
+
+#define PX_PP1_MAX 107 /* the longest v1 line, CRLF included */
+#define PX_PP2_MAX                                                                                 \
+    1040 /* the longest v2 header accepted: 16 bytes and 1024 of addresses and TLVs */
+
+enum px_pp_rc {
+    PX_PP_MORE = 0, /* a header may still come: read more */
+    PX_PP_DONE,     /* a complete header of out->len bytes */
+    PX_PP_BAD,      /* not a PROXY header, or a malformed one (out->why) */
+};
+
+/* A PROXY header read: the client's address and the one it connected to, when it says them
+ * (TCP over IPv4 or IPv6 from a PROXY command; not for LOCAL, UNKNOWN or other families). */
+struct px_pp {
+    size_t len; /* the header's length once PX_PP_DONE */
+    bool have_addr;
+    struct sockaddr_storage src, dst;
+    const char *why; /* static text, for PX_PP_BAD */
+};
+
+/* Reads a v1 or v2 header at the start of the n bytes of buf. */
+enum px_pp_rc px_pp_parse(const void *buf, size_t n, struct px_pp *out);
+/* Writes a header of `version` (1 or 2) saying that src connected to dst (a v1 UNKNOWN, or a v2
+ * with no address, when they are not both IPv4 or both IPv6). Returns its length, or 0 when it
+ * does not fit in cap (108 bytes always do). */
+size_t px_pp_build(int version, const struct sockaddr_storage *src,
+                   const struct sockaddr_storage *dst, char *buf, size_t cap);
+
+#define PX_HELLO_MAX (16384 + 5) /* the bytes of a ClientHello read at most, records included */
+#define PX_SNI_MAX   253         /* a DNS name's longest text */
+
+enum px_sni_rc {
+    PX_SNI_MORE = 0, /* the ClientHello is not complete yet */
+    PX_SNI_FOUND,    /* out->name holds the server name, lower-cased */
+    PX_SNI_NONE,     /* no name: not TLS, no server_name, malformed, too large (out->why) */
+};
+
+struct px_sni {
+    char name[PX_SNI_MAX + 1];
+    size_t len;
+    const char *why; /* static text, for PX_SNI_NONE */
+};
+
+/* Reads the server name from the first n bytes a client sent (TLS records, not decrypted). */
+enum px_sni_rc px_sni_parse(const void *buf, size_t n, struct px_sni *out);
+
 /* --- rewriting heads (px_rewrite.c): pure functions, unit tested --- */
 
 /* A parsed request head and what the proxy knows of its client. */
@@ -443,6 +491,18 @@ struct px_ctl;
  * and of the first success after a failure. */
 #define PX_OBS_OK_MS 50u
 
+/* Lines of one kind, at most PX_LOG_BURST per 10 s per worker; the rest are counted and said once
+ * their window ends (px_ratelog_allow). */
+#define PX_LOG_BURST 5
+struct px_ratelog {
+    uint64_t window_ms; /* the window's start */
+    unsigned n;         /* lines written in it */
+    unsigned dropped;   /* lines left out */
+};
+/* Whether a line may be written now; a window that ended with lines left out is summed up first
+ * ("event=EVENT worker=N suppressed=K" at WARN in `module`). */
+bool px_ratelog_allow(struct px_ratelog *r, const char *module, const char *event, unsigned worker);
+
 struct px_worker {
     unsigned index;                  /* 0..n-1 */
     struct px_ctl *ctl;              /* borrowed */
@@ -506,8 +566,8 @@ struct px_worker {
     struct timeval tv_plain[6]; /* the same when a base has no common timeout left to give */
     bool passive;               /* observations go to the health checks (px_ctl_observe) */
     bool failing_over[CFG_CLUSTER_COUNT]; /* logged once per episode */
-    uint64_t tls_log_window_ms;           /* failed handshakes logged: the window's start, */
-    unsigned tls_log_n, tls_log_dropped;  /* lines written in it, lines left out */
+    struct px_ratelog tls_log;            /* failed handshakes */
+    struct px_ratelog l4_log;             /* refused PROXY headers, relays that found no node */
     TAILQ_HEAD(, px_client) clients;
     TAILQ_HEAD(, px_tunnel) tunnels;        /* borrowed: the clients' tunnels */
     TAILQ_HEAD(, px_tunnel) tunnels_doomed; /* borrowed: those to close (px_tunnel_follow) */
@@ -697,6 +757,8 @@ uint64_t px_ctl_applied(void *arg);
 const char *px_ctl_status(void *arg);
 
 /* Internal to proxy/ */
+/* Takes fd, and the client slot taken for it (px_ctl_client_take): both go with the client, or at
+ * once when it cannot be set up. */
 void px_client_accept(struct px_worker *w, struct px_listener *l, int fd,
                       const struct sockaddr *sa);
 void px_client_free(struct px_client *c);

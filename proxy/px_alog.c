@@ -151,6 +151,7 @@ px_alog_txn(struct px_worker *w, const struct px_txn *t)
     uint64_t up = 0;
     struct timespec ts;
     struct tm tm;
+    char status[12];
 
     if (a->fd == -1)
         return;
@@ -162,11 +163,15 @@ px_alog_txn(struct px_worker *w, const struct px_txn *t)
         up = (t->t_up_end_us ? t->t_up_end_us : now) - t->t_up_start_us;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
+    if (XF_UNLIKELY(t->raw) && t->tunnel)
+        snprintf(status, sizeof(status), "-"); /* relayed bytes: no status to tell */
+    else
+        snprintf(status, sizeof(status), "%d", t->status);
     px_buf_printf(
-        &a->buf, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s \"%.*s\" %d %llu %llu %.3f %.3f%s\n",
+        &a->buf, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s \"%.*s\" %s %llu %llu %.3f %.3f%s\n",
         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t->c->ip,
         px_alog_cluster(t), t->node ? px_pool_target_text(w, t->node, t->node_target) : "-",
-        (int)t->target_len, t->target, t->status, (unsigned long long)t->bytes_in,
+        (int)t->target_len, t->target, status, (unsigned long long)t->bytes_in,
         (unsigned long long)t->bytes_out, (double)up / 1000.0,
         (double)(now - t->t_start_us) / 1000.0,
         t->override == BAL_OVERRIDE_INVALID       ? " override=invalid"

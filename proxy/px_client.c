@@ -473,6 +473,10 @@ px_client_on_read(evutil_socket_t fd, short what, void *arg)
             px_client_free(c);
         return;
     }
+    if (XF_UNLIKELY(c->pre != PX_PRE_NONE)) {
+        px_tcp_on_read(c, what);
+        return;
+    }
     if (XF_UNLIKELY(c->tls_hs)) {
         px_client_on_handshake(c, what);
         return;
@@ -730,19 +734,11 @@ px_req_on_headers_complete(llhttp_t *p)
         h->complete = false;
         return px_req_fail(p, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
     }
-    if (w->n_txn_cache > 0) {
-        t = w->txn_cache[--w->n_txn_cache];
-        memset(t, 0, sizeof(*t));
-    } else {
-        t = calloc(1, sizeof(*t));
-    }
+    t = px_txn_new(c);
     if (t == NULL) {
         h->complete = false;
         return px_req_fail(p, 500, "out of memory");
     }
-    t->c = c;
-    t->t_start_us = xf_now_us();
-    t->out_mark = c->sent_total + px_buf_len(&c->out);
     t->method = p->method;
     t->idempotent = px_req_is_idempotent(p->method);
     t->minor = p->http_minor;
@@ -884,6 +880,26 @@ px_req_on_message_complete(llhttp_t *p)
 
 /* --- transactions --- */
 
+struct px_txn *
+px_txn_new(struct px_client *c)
+{
+    struct px_worker *w = c->w;
+    struct px_txn *t;
+
+    if (w->n_txn_cache > 0) {
+        t = w->txn_cache[--w->n_txn_cache];
+        memset(t, 0, sizeof(*t));
+    } else {
+        t = calloc(1, sizeof(*t));
+    }
+    if (t == NULL)
+        return NULL;
+    t->c = c;
+    t->t_start_us = xf_now_us();
+    t->out_mark = c->sent_total + px_buf_len(&c->out);
+    return t;
+}
+
 /*
  * Answers the transaction with an error of the proxy's own when no response byte went out yet;
  * otherwise the client connection can only be cut. The node connection is dropped.
@@ -924,6 +940,14 @@ px_txn_error(struct px_txn *t, int status, const char *why)
     XF_LOG(XF_LOG_DEBUG, "proxy", "event=error client=%s status=%d reason=\"%s\"", c->ip, status,
            why);
     t->status = status;
+    if (XF_UNLIKELY(t->raw)) {
+        /* A tcp-mode connection has no HTTP to answer in: it is closed (logged with the status
+         * an HTTP client would have had). */
+        t->resp_started = true;
+        t->resp_done = true;
+        c->closing = true;
+        return PX_CLOSE;
+    }
     /* After a node fault the connection can go on; after a refused request body it cannot. */
     t->ka = t->client_ka && status >= 500 && !c->w->draining;
     px_client_simple_response(c, status, why, !t->ka, t->minor);
@@ -1027,7 +1051,7 @@ px_txn_free(struct px_txn *t)
                 xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
         }
     }
-    if (XF_UNLIKELY(t->upgrade != NULL)) {
+    if (XF_UNLIKELY(t->key != NULL)) {
         XF_FREE(t->upgrade);
         XF_FREE(t->key);
     }
@@ -1056,6 +1080,7 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
 
     if (c == NULL) {
         close(fd);
+        px_ctl_client_put(w->ctl); /* the slot taken for it (px_client_free gives it back later) */
         return;
     }
     c->w = w;
@@ -1083,7 +1108,17 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     if (w->n_clients > w->clients_peak)
         w->clients_peak = w->n_clients;
     XF_STAT_INC(w->stats->client_connections);
-    if (l->tls != NULL && px_tls_client_start(c, l->tls) == -1) {
+    if (XF_UNLIKELY(l->conf.mode != CFG_MODE_HTTP || l->conf.proxy_protocol)) {
+        px_tcp_accept(c); /* a PROXY header first, or a relay */
+        return;
+    }
+    px_client_start(c);
+}
+
+void
+px_client_start(struct px_client *c)
+{
+    if (c->l->tls != NULL && px_tls_client_start(c, c->l->tls) == -1) {
         px_client_free(c);
         return;
     }
@@ -1124,6 +1159,7 @@ px_client_free(struct px_client *c)
     close(c->fd);
     px_buf_free(&c->in);
     px_buf_free(&c->out);
+    free(c->pp_addrs);
     TAILQ_REMOVE(&w->clients, c, link);
     if (c->held)
         TAILQ_REMOVE(&w->held, c, hlink);

@@ -56,6 +56,18 @@ struct px_client {
                      keys, NUL-separated fields at tls_id_off (length 0: absent); NULL: none */
     uint16_t tls_id_off[BAL_CERT_COUNT], tls_id_len[BAL_CERT_COUNT];
     struct px_tunnel *tunnel; /* owned: after a 101, the tunnel that relays its bytes */
+    /* Before HTTP or the relay (px_tcp.c): a PROXY header to read, a ClientHello to peek at. */
+    bool raw;            /* a tcp-mode listener's: its bytes are relayed, never parsed */
+    uint8_t pre;         /* enum px_pre */
+    uint64_t pre_end_ms; /* when the PROXY header or the ClientHello is given up */
+    struct sockaddr_storage *pp_addrs; /* owned: [0] client, [1] destination, from its PROXY
+                                          header; NULL: the socket's own */
+};
+
+enum px_pre {
+    PX_PRE_NONE = 0, /* HTTP requests (or, raw, the relay) */
+    PX_PRE_PROXY,    /* reading the PROXY header (listen[].proxy_protocol) */
+    PX_PRE_HELLO,    /* raw, key sni: reading the ClientHello into c->in */
 };
 
 enum px_ustate {
@@ -93,6 +105,7 @@ struct px_upstream {
     bool tls_want_write; /* the handshake waits for the socket to take a write */
     bool tls_read_ww;    /* SSL_read waits for the socket to take a write */
     unsigned tls_gen;    /* w->node_tls_gen at its start */
+    uint8_t pp_len;      /* the PROXY header at the start of out (clusters.*.proxy_protocol) */
 };
 
 /* A run of faults of a node ends after this long without one. */
@@ -152,6 +165,7 @@ struct px_txn {
     char *upgrade;    /* owned: the protocols offered to the node (Upgrade); NULL: none */
     char *key;        /* owned with upgrade: its split key's bytes (NUL-terminated) */
     size_t key_len;
+    bool raw;              /* a tcp-mode connection: relayed as a tunnel once connected */
     bool tunnel;           /* a 101 turned it into a tunnel: logged when the tunnel closes */
     bool websocket;        /* ... a WebSocket */
     uint32_t tunnel_early; /* bytes the node sent after its 101, in the client's output */
@@ -168,7 +182,6 @@ px_tv_until(uint64_t end_ms)
 }
 
 /* px_tls.c: a client's TLS (see px.h for the contexts) */
-#define PX_TLS_LOG_BURST        5  /* failed handshakes logged per worker per 10 s */
 #define PX_TLS_EXPIRY_WARN_DAYS 14 /* a certificate's end is warned about this long before */
 /* Starts TLS on c's socket with ctx (the listener's); -1 when it cannot (the caller frees c). */
 int px_tls_client_start(struct px_client *c, SSL_CTX *ctx);
@@ -250,7 +263,21 @@ void px_tunnel_free(struct px_tunnel *tun);
  */
 void px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s);
 
+/* px_tcp.c: before HTTP or the relay */
+/* A new connection of c->l: a PROXY header to read first, else px_tcp_begin. Frees c when it
+ * must go. */
+void px_tcp_accept(struct px_client *c);
+/* A read event while c->pre is set (the PROXY header, the ClientHello, or their deadline). */
+void px_tcp_on_read(struct px_client *c, short what);
+/* The PROXY header for a new connection to t's node when its cluster sends one, into u->out
+ * (u->pp_len set); 0, or -1 when out of memory. */
+int px_tcp_pp_out(struct px_txn *t, struct px_upstream *u);
+
 /* px_client.c */
+/* A transaction for c, zeroed (from the worker's cache when it can); NULL when out of memory. */
+struct px_txn *px_txn_new(struct px_client *c);
+/* The connection goes on with HTTP, or TLS then HTTP, after what came before (px_tcp.c). */
+void px_client_start(struct px_client *c);
 enum px_rc px_client_flush(struct px_client *c);
 enum px_rc px_client_continue(struct px_client *c);
 void px_client_read_on(struct px_client *c);
@@ -262,11 +289,16 @@ void px_txn_free(struct px_txn *t);
 enum px_rc px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind);
 
 /* px_upstream.c */
-/* An idle connection of the pool (checked with a peek first when `check`: a request that cannot be
- * replayed), or a new one connecting. NULL with *err_status (502) when connecting failed at once.
- */
+enum px_reuse {
+    PX_REUSE_ANY = 0, /* an idle connection as it is (a request that may be replayed) */
+    PX_REUSE_CHECKED, /* ... checked with a peek first (one that cannot be) */
+    PX_REUSE_NONE,    /* a new connection (a tcp-mode relay) */
+};
+/* An idle connection of the pool as `reuse` allows, or a new one connecting. NULL with
+ * *err_status (502) when connecting failed at once. */
 struct px_upstream *px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
-                                    enum cfg_cluster_id cluster, int *err_status, bool check);
+                                    enum cfg_cluster_id cluster, int *err_status,
+                                    enum px_reuse reuse);
 enum px_rc px_upstream_flush(struct px_upstream *u);
 void px_upstream_release(struct px_upstream *u, bool reuse);
 /* Closes an idle pooled connection. */

@@ -271,6 +271,11 @@ px_txn_attach(struct px_txn *t, struct px_upstream *u, struct px_buf *data)
     t->u = u;
     u->txn = t;
     u->sent = 0;
+    if (XF_UNLIKELY(t->c->w->cfg->clusters[t->cluster].proxy_protocol != 0) &&
+        px_tcp_pp_out(t, u) == -1) {
+        px_buf_free(data);
+        return px_txn_give_up(t, 502, "out of memory", XF_FAIL_CONNECT);
+    }
     if (px_buf_move(&u->out, data) == -1)
         return px_txn_give_up(t, 502, "out of memory", XF_FAIL_CONNECT);
     if (t->req_done)
@@ -309,7 +314,10 @@ px_txn_dispatch_at(struct px_txn *t, struct px_buf *data, bool waited)
         slot = pool->share != NULL && pool->max_conns > 0;
         if (slot && px_pool_slot_take(pool) == -1)
             return px_txn_enqueue(t, pool, data, waited);
-        u = px_upstream_get(w, pool, t->node_target, t->node->cluster, &err_status, !t->idempotent);
+        u = px_upstream_get(w, pool, t->node_target, t->node->cluster, &err_status,
+                            t->raw          ? PX_REUSE_NONE
+                            : t->idempotent ? PX_REUSE_ANY
+                                            : PX_REUSE_CHECKED);
         if (u != NULL) {
             u->slot = slot;
             return px_txn_attach(t, u, data);
@@ -353,9 +361,10 @@ px_txn_retry(struct px_txn *t, int status, const char *why, enum xf_fail kind)
         px_txn_observe(t, false);
     if (t->resp_started || u->got_bytes)
         goto fail;
-    if (u->sent == 0)
+    if (u->sent == 0) {
         replay = px_buf_move(&data, &u->out) == 0; /* nothing went out: every byte is still here */
-    else if (t->idempotent && px_buf_len(&t->replay) > 0)
+        px_buf_consume(&data, u->pp_len);          /* but the PROXY header: the next says its own */
+    } else if (t->idempotent && px_buf_len(&t->replay) > 0)
         replay = px_buf_append(&data, px_buf_head(&t->replay), px_buf_len(&t->replay)) == 0;
     if (!replay)
         goto fail;

@@ -856,29 +856,13 @@ px_tls_send(SSL *ssl, struct px_buf *b, uint64_t *sent)
 
 /* --- a client's connection --- */
 
-/* A failed handshake, logged at most PX_TLS_LOG_BURST times per 10 s per worker; the rest are
- * counted and said once the window ends. */
+/* A failed handshake: logged, rate-limited (px_ratelog_allow). */
 static void
 px_tls_log_failure(struct px_client *c, const char *why)
 {
-    struct px_worker *w = c->w;
-    uint64_t now = xf_now_ms();
-
-    if (now >= w->tls_log_window_ms + 10000u) {
-        if (w->tls_log_dropped > 0)
-            XF_LOG(XF_LOG_WARN, "tls", "event=tls_handshake_failed worker=%u suppressed=%u",
-                   w->index, w->tls_log_dropped);
-        w->tls_log_window_ms = now;
-        w->tls_log_n = 0;
-        w->tls_log_dropped = 0;
-    }
-    if (w->tls_log_n >= PX_TLS_LOG_BURST) {
-        w->tls_log_dropped++;
-        return;
-    }
-    w->tls_log_n++;
-    XF_LOG(XF_LOG_WARN, "tls", "event=tls_handshake_failed client=%s listener=%s reason=\"%s\"",
-           c->ip, c->l->conf.addr.text, why);
+    if (px_ratelog_allow(&c->w->tls_log, "tls", "tls_handshake_failed", c->w->index))
+        XF_LOG(XF_LOG_WARN, "tls", "event=tls_handshake_failed client=%s listener=%s reason=\"%s\"",
+               c->ip, c->l->conf.addr.text, why);
 }
 
 /* The first DNS, email or URI subject alternative name of x into buf; its length, 0: none. */

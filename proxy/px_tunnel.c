@@ -341,6 +341,14 @@ px_tunnel_start(struct px_txn *t)
 
     if (tun == NULL)
         return PX_CLOSE; /* the client goes, and with it the transaction and u */
+    if (t->raw) {
+        /* A tcp-mode connection: relayed from its node's connect; logged as relayed (2xx). */
+        t->tunnel = true;
+        t->status = 200;
+        t->resp_started = true;
+        t->resp_done = true;
+        c->state = PX_C_HEAD;
+    }
     tun->w = w;
     tun->c = c;
     tun->u = u;

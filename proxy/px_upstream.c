@@ -305,7 +305,7 @@ px_upstream_alive(const struct px_upstream *u)
 
 struct px_upstream *
 px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
-                enum cfg_cluster_id cluster, int *err_status, bool check)
+                enum cfg_cluster_id cluster, int *err_status, enum px_reuse reuse)
 {
     struct px_pool_target *pt = &pool->t[target];
     const struct cfg_addr *addr = &pt->addr;
@@ -313,10 +313,10 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
     struct px_upstream *u;
     int one = 1, fd;
 
-    while ((u = TAILQ_FIRST(&pt->idle)) != NULL) {
+    while (reuse != PX_REUSE_NONE && (u = TAILQ_FIRST(&pt->idle)) != NULL) {
         /* A request that must not be replayed checks first that the node has not closed it.
          * One made with other TLS settings (a reload changed them) is not reused. */
-        if ((check && !px_upstream_alive(u)) ||
+        if ((reuse == PX_REUSE_CHECKED && !px_upstream_alive(u)) ||
             (XF_UNLIKELY(u->ssl != NULL || tls != NULL) &&
              (u->ssl == NULL || tls == NULL || u->tls_gen != w->node_tls_gen))) {
             px_upstream_free(u);
@@ -454,6 +454,8 @@ px_upstream_flush(struct px_upstream *u)
     struct px_txn *t = u->txn;
     enum px_rc rc;
 
+    if (XF_UNLIKELY(t->raw) && u->state == PX_U_BUSY)
+        return px_tunnel_start(t); /* connected: a tcp-mode connection's relay begins */
     if (u->state == PX_U_CONNECTING) {
         if (px_buf_len(&u->out) > PX_HIGH_MARK)
             px_client_read_off(t->c); /* resumed once the connection drains what waits */

@@ -691,8 +691,6 @@ px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t sl = sizeof(ss);
         int cfd;
 
-        unsigned before = w->n_clients;
-
         if (px_ctl_client_take(w->ctl) == -1) {
             XF_LOG(XF_LOG_WARN, "proxy", "event=max_connections limit=%u",
                    w->cfg->limits.max_connections);
@@ -723,9 +721,7 @@ px_listener_on_accept(evutil_socket_t fd, short what, void *arg)
             return;
         }
         px_worker_accept_ok(w);
-        px_client_accept(w, l, cfd, (const struct sockaddr *)&ss);
-        if (w->n_clients == before)
-            px_ctl_client_put(w->ctl); /* it could not be set up (closed) */
+        px_client_accept(w, l, cfd, (const struct sockaddr *)&ss); /* takes the slot */
     }
 }
 
@@ -1192,4 +1188,25 @@ px_worker_free(struct px_worker *w)
     if (w->base != NULL)
         event_base_free(w->base);
     free(w);
+}
+
+bool
+px_ratelog_allow(struct px_ratelog *r, const char *module, const char *event, unsigned worker)
+{
+    uint64_t now = xf_now_ms();
+
+    if (now >= r->window_ms + 10000u) {
+        if (r->dropped > 0)
+            XF_LOG(XF_LOG_WARN, module, "event=%s worker=%u suppressed=%u", event, worker,
+                   r->dropped);
+        r->window_ms = now;
+        r->n = 0;
+        r->dropped = 0;
+    }
+    if (r->n >= PX_LOG_BURST) {
+        r->dropped++;
+        return false;
+    }
+    r->n++;
+    return true;
 }

@@ -110,6 +110,9 @@ fx_fill(void)
     fx_stats->tls_node_handshakes = 24;
     fx_stats->tls_node_resumed = 25;
     fx_stats->tls_node_failed = 26;
+    fx_stats->tcp_connections = 29;
+    fx_stats->tcp_no_sni = 30;
+    fx_stats->proxy_refused = 31;
     fx_st.stats = fx_stats_sum;
     fx_st.stats_arg = fx_stats;
 }
@@ -149,7 +152,8 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "client_connections 7\n"
                  "override_ignored invalid=19 not_allowed=20\n"
                  "tls_handshakes completed=21 resumed=22 failed=23\n"
-                 "tls_node_handshakes completed=24 resumed=25 failed=26"));
+                 "tls_node_handshakes completed=24 resumed=25 failed=26\n"
+                 "tcp connections=29 no_sni=30 proxy_refused=31"));
 }
 
 Test(adm_stats, the_json_form_is_one_object_on_one_line)
@@ -172,7 +176,8 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
                  "\"client_connections\":7,"
                  "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20},"
                  "\"tls_handshakes\":{\"completed\":21,\"resumed\":22,\"failed\":23},"
-                 "\"tls_node_handshakes\":{\"completed\":24,\"resumed\":25,\"failed\":26}}"));
+                 "\"tls_node_handshakes\":{\"completed\":24,\"resumed\":25,\"failed\":26},"
+                 "\"tcp\":{\"connections\":29,\"no_sni\":30,\"proxy_refused\":31}}"));
 }
 
 /* The largest figures still fit the one line of JSON whole (no cut object). */
@@ -197,22 +202,25 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
     fx_stats->tls_handshakes = fx_stats->tls_resumed = fx_stats->tls_failed = UINT64_MAX;
     fx_stats->tls_node_handshakes = fx_stats->tls_node_resumed = UINT64_MAX;
     fx_stats->tls_node_failed = UINT64_MAX;
+    fx_stats->tcp_connections = fx_stats->tcp_no_sni = fx_stats->proxy_refused = UINT64_MAX;
     fx_st.stats = fx_stats_sum;
     fx_st.stats_arg = fx_stats;
     reply = run("show stats json", ADM_OK);
-    cr_assert(
-        ne(ptr,
-           strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
-                         "18446744073709551615,\"full\":18446744073709551615},"
-                         "\"tunnels\":{\"open\":18446744073709551615,"
-                         "\"total\":18446744073709551615}}},"
-                         "\"client_connections\":18446744073709551615,"
-                         "\"override_ignored\":{\"invalid\":18446744073709551615,"
-                         "\"not_allowed\":18446744073709551615},"
-                         "\"tls_handshakes\":{\"completed\":18446744073709551615,"
-                         "\"resumed\":18446744073709551615,\"failed\":18446744073709551615},"
-                         "\"tls_node_handshakes\":{\"completed\":18446744073709551615,"
-                         "\"resumed\":18446744073709551615,\"failed\":18446744073709551615}}"),
-           NULL),
-        "%s", reply);
+    cr_assert(ne(ptr,
+                 strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
+                               "18446744073709551615,\"full\":18446744073709551615},"
+                               "\"tunnels\":{\"open\":18446744073709551615,"
+                               "\"total\":18446744073709551615}}},"
+                               "\"client_connections\":18446744073709551615,"
+                               "\"override_ignored\":{\"invalid\":18446744073709551615,"
+                               "\"not_allowed\":18446744073709551615},"
+                               "\"tls_handshakes\":{\"completed\":18446744073709551615,"
+                               "\"resumed\":18446744073709551615,\"failed\":18446744073709551615},"
+                               "\"tls_node_handshakes\":{\"completed\":18446744073709551615,"
+                               "\"resumed\":18446744073709551615,\"failed\":18446744073709551615},"
+                               "\"tcp\":{\"connections\":18446744073709551615,"
+                               "\"no_sni\":18446744073709551615,"
+                               "\"proxy_refused\":18446744073709551615}}"),
+                 NULL),
+              "%s", reply);
 }

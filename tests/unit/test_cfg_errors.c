@@ -236,7 +236,7 @@ Test(cfg_keys, names_the_closest_key_of_a_cluster)
                           "    algorithm: hash\n",
                    "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
                    "balance, failover, max_connections, max_pending, health, outlier, slow_start, "
-                   "resolve_interval, tls");
+                   "resolve_interval, tls, proxy_protocol");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
