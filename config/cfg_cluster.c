@@ -487,6 +487,12 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
         cfg_walk_cluster_tls(ctx, v[CFG_CLUSTER_TLS], cfg_path_key(sub, path, "tls"), cluster) ==
             -1)
         return -1;
+    if (cluster->proxy_protocol != 0 && cluster->tls != NULL)
+        return cfg_fail(ctx, v[CFG_CLUSTER_PROXY_PROTOCOL],
+                        cfg_path_key(sub, path, "proxy_protocol"),
+                        "expected off on a cluster with tls: the PROXY header goes before the TLS "
+                        "handshake, which crossfade does not send that way (pass TLS through a "
+                        "tcp-mode listener to a plain cluster instead)");
     return 0;
 }
 

@@ -501,6 +501,12 @@ px_health_probe_start(struct px_hnode *n)
         return;
     }
     bufferevent_setcb(n->bev, px_health_on_read, NULL, px_health_on_event, n);
+    /* A node that takes PROXY headers wants one on every connection: a check says it speaks
+     * for no client (v1 UNKNOWN, v2 LOCAL). */
+    if (n->h->cfg->clusters[n->cluster].proxy_protocol == 1)
+        evbuffer_add(bufferevent_get_output(n->bev), "PROXY UNKNOWN\r\n", 15);
+    else if (n->h->cfg->clusters[n->cluster].proxy_protocol == 2)
+        evbuffer_add(bufferevent_get_output(n->bev), "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
     evbuffer_add_printf(bufferevent_get_output(n->bev),
                         "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: crossfade-health\r\n"
                         "Connection: close\r\n\r\n",

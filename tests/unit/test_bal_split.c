@@ -864,3 +864,45 @@ Test(bal_override, bal_pick_says_what_became_of_an_override)
     bal_snapshot_unref(s);
     free(f);
 }
+
+/* --- bal_pick_key: a tcp-mode connection's key given as bytes --- */
+
+/* Keyed on its address, a connection goes where an HTTP request from that address with no other
+ * key goes: the same bucket, side and node, at every weight; and a pin on the address holds. */
+Test(bal_pick_key, lands_an_address_where_an_http_request_from_it_lands)
+{
+    struct fx *f = fx_new("crossfade", 5000);
+    struct bal_snapshot *s;
+    unsigned on_y = 0;
+
+    fx_key(f, CFG_KEY_HEADER, "x-client"); /* absent from every request: the address decides */
+    s = fx_snap(f);
+    for (unsigned i = 1; i <= 200; i++) {
+        char peer[32];
+        struct bal_choice a, b;
+
+        snprintf(peer, sizeof(peer), "10.%u.%u.7", i / 100, i % 100);
+        cr_assert(eq(int, bal_pick(s, req_of(peer, ""), NULL, &a), 0));
+        cr_assert(eq(int, bal_pick_key(s, peer, strlen(peer), NULL, &b), 0));
+        cr_assert(eq(u32, a.bucket, b.bucket), "%s", peer);
+        cr_assert(eq(int, a.cluster, b.cluster), "%s", peer);
+        cr_assert(eq(ptr, (void *)a.node, (void *)b.node), "%s", peer);
+        cr_assert(eq(int, b.key_index, -1));
+        on_y += b.cluster == CFG_CLUSTER_Y;
+    }
+    cr_assert(gt(uint, on_y, 60u), "%u of 200 to y at 50%%", on_y);
+    cr_assert(lt(uint, on_y, 140u), "%u of 200 to y at 50%%", on_y);
+    fx_pin(s, "10.0.1.7", CFG_CLUSTER_Y);
+    s->weight_bp = 0;
+    {
+        struct bal_choice c;
+
+        cr_assert(eq(int, bal_pick_key(s, "10.0.1.7", 8, NULL, &c), 0));
+        cr_assert(eq(int, c.cluster, CFG_CLUSTER_Y));
+        cr_assert(eq(int, c.reason, BAL_REASON_PIN));
+        cr_assert(eq(int, bal_pick_key(s, "10.0.2.7", 8, NULL, &c), 0));
+        cr_assert(eq(int, c.cluster, CFG_CLUSTER_X));
+    }
+    bal_snapshot_unref(s);
+    free(f);
+}
