@@ -138,6 +138,32 @@ px_tun_flush(struct px_tunnel *tun, int i)
     return PX_OK;
 }
 
+/* Passes n bytes read from one side to side i: written at once when nothing waits there and it
+ * speaks plain TCP (no copy), the rest kept in its output. */
+static enum px_rc
+px_tun_relay(struct px_tunnel *tun, int i, const char *p, size_t n)
+{
+    struct px_buf *out = px_tun_out(tun, i);
+
+    if (px_buf_len(out) == 0 && px_tun_ssl(tun, i) == NULL && !tun->shut[i]) {
+        ssize_t k = send(px_tun_fd(tun, i), p, n, MSG_NOSIGNAL);
+
+        if (k == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            tun->failed = true;
+            return PX_CLOSE;
+        }
+        if (k > 0) {
+            if (i == 0)
+                tun->c->sent_total += (uint64_t)k;
+            else
+                tun->u->sent += (uint64_t)k;
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    return n == 0 || px_buf_append(out, p, n) == 0 ? PX_OK : PX_CLOSE;
+}
+
 /*
  * Follows the WebSocket framing of n bytes the node sent (RFC 6455 5.2; a server's frames are not
  * masked, but a mask is allowed for): returns how many belong to frames up to the first frame
@@ -226,7 +252,7 @@ px_tun_pump(struct px_tunnel *tun, int s)
             tun->active_ms = xf_now_ms();
             if (s == 1 && tun->ws)
                 keep = px_tun_ws_advance(tun, (const unsigned char *)w->rbuf, keep, tun->retiring);
-            if (px_buf_append(out, w->rbuf, keep) == -1)
+            if (px_tun_relay(tun, !s, w->rbuf, keep) == PX_CLOSE)
                 return PX_CLOSE;
             if (s == 1 && tun->retiring && px_tun_ws_boundary(tun)) {
                 px_tun_ws_close(tun); /* the rest, the node's next frames, is not passed on */
@@ -460,7 +486,9 @@ px_tun_belongs(const struct px_tunnel *tun, const struct bal_snapshot *s,
         return false;
     if (!tun->keyed)
         return true;
-    side = t->choice.bucket < s->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
+    /* The bucket under this snapshot's seed: a reload may have changed it. */
+    side = bal_bucket(t->key, t->key_len, s->seed_hash) < s->weight_bp ? CFG_CLUSTER_Y
+                                                                         : CFG_CLUSTER_X;
     if (s->pins != NULL)
         bal_pins_find(s->pins, t->key, t->key_len, &side);
     if (side == tun->cluster)
