@@ -156,6 +156,7 @@ bench: deps
 	bench/bench.sh
 	bench/bench_tls.sh
 	bench/bench_tunnels.sh
+	bench/bench_tcp.sh
 
 # The split's decision alone: nanoseconds per bal_pick, per key source.
 $(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a

@@ -260,6 +260,10 @@ px_tun_pump(struct px_tunnel *tun, int s)
             }
             if (px_tun_flush(tun, !s) == PX_CLOSE)
                 return PX_CLOSE;
+            /* A short read emptied a plain socket: the next recv would only say EAGAIN (the
+             * event fires again when more comes). TLS may hold more records: it reads on. */
+            if ((size_t)n < w->rbuf_cap && px_tun_ssl(tun, s) == NULL)
+                break;
             continue;
         }
         if (n == 0) {
@@ -487,8 +491,8 @@ px_tun_belongs(const struct px_tunnel *tun, const struct bal_snapshot *s,
     if (!tun->keyed)
         return true;
     /* The bucket under this snapshot's seed: a reload may have changed it. */
-    side = bal_bucket(t->key, t->key_len, s->seed_hash) < s->weight_bp ? CFG_CLUSTER_Y
-                                                                         : CFG_CLUSTER_X;
+    side =
+        bal_bucket(t->key, t->key_len, s->seed_hash) < s->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
     if (s->pins != NULL)
         bal_pins_find(s->pins, t->key, t->key_len, &side);
     if (side == tun->cluster)

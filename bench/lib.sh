@@ -1,0 +1,47 @@
+#!/bin/bash
+# bench/lib.sh -- what the benchmark scripts share: processes stopped at exit, free and ready
+# ports, CPU and memory of a process, the median of a column, and an alternating order. Sourced
+# after the script sets BENCH_NAME (for messages), HOST and TMP (a scratch directory, or empty).
+
+pids=()
+die() {
+    echo "$BENCH_NAME: $*" >&2
+    exit 1
+}
+show() { echo "  \$ $*"; }
+
+# Stops every process in pids (TERM, then KILL after 5 s) and removes TMP unless BENCH_KEEP=1.
+bench_cleanup() {
+    local p
+    trap - EXIT INT TERM
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 1 50); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "$BENCH_NAME: kept $TMP"; else rm -rf "$TMP"; fi
+    fi
+}
+trap bench_cleanup EXIT
+trap 'echo "$BENCH_NAME: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        port_busy "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# The order alternates from round to round, so that neither server always runs first.
+order() { if [ $(($1 % 2)) = 1 ]; then echo crossfade haproxy; else echo haproxy crossfade; fi; }
