@@ -573,8 +573,9 @@ struct px_worker {
     TAILQ_HEAD(, px_tunnel) tunnels_doomed; /* borrowed: those to close (px_tunnel_follow) */
     struct event *ev_tunnel_close;          /* owned: closes doomed tunnels at the rate */
     double tunnel_close_budget;             /* closings the rate allows and not done yet */
-    uint64_t tunnel_close_ms;               /* the last tick of ev_tunnel_close */
-    uint64_t tunnel_rng;                    /* xorshift state: the ticks' jitter */
+    double tunnel_drain_rate; /* while stopping: closings per second that end them in time */
+    uint64_t tunnel_close_ms; /* the last tick of ev_tunnel_close */
+    uint64_t tunnel_rng;      /* xorshift state: the ticks' jitter */
     unsigned n_clients;
     unsigned clients_peak; /* the most open at once since memory was last given back */
     bool draining;

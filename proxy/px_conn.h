@@ -262,6 +262,10 @@ void px_tunnel_free(struct px_tunnel *tun);
  * frame (1001, going away) first. One that belongs again (the weight went back up) is spared.
  */
 void px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s);
+/* The worker is stopping (SIGTERM, a takeover): every tunnel is doomed, closed at the configured
+ * rate or faster, so that all are closed in order within 80 % of timeouts.shutdown and their
+ * clients reconnect (to the new process) spread over that time, not all at its deadline. */
+void px_tunnel_drain(struct px_worker *w);
 
 /* px_tcp.c: before HTTP or the relay */
 /* A new connection of c->l: a PROXY header to read first, else px_tcp_begin. Frees c when it

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+static void px_tun_close_start(struct px_worker *w);
+
 static inline int
 px_tun_fd(const struct px_tunnel *tun, int i)
 {
@@ -421,6 +423,15 @@ px_tunnel_start(struct px_txn *t)
                               t->tunnel_early,
                           t->tunnel_early, false);
     TAILQ_INSERT_TAIL(&w->tunnels, tun, link);
+    if (XF_UNLIKELY(w->draining)) {
+        /* Opened while stopping (its request came before): it goes with the others. */
+        bool was_idle = TAILQ_EMPTY(&w->tunnels_doomed);
+
+        TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
+        tun->doomed = true;
+        if (was_idle)
+            px_tun_close_start(w);
+    }
     XF_STAT_INC(w->stats->cluster[t->cluster].tunnels);
     XF_STAT_INC(w->stats->cluster[t->cluster].tunnels_total);
     XF_STAT_INC(w->usage->tunnels[t->node->id]);
@@ -557,6 +568,9 @@ px_tun_on_close_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = xf_now_ms();
     double rate = (double)w->cfg->tunnels.close_rate / (double)XF_MAX(w->ctl->n_workers, 1u);
 
+    if (w->draining && w->tunnel_drain_rate > rate)
+        rate = w->tunnel_drain_rate; /* stopping: all of them before timeouts.shutdown */
+
     XF_UNUSED(fd);
     XF_UNUSED(what);
     w->tunnel_close_budget += rate * (double)(now - w->tunnel_close_ms) / 1000.0;
@@ -572,13 +586,32 @@ px_tun_on_close_tick(evutil_socket_t fd, short what, void *arg)
     px_tun_close_arm(w);
 }
 
+/* Doomed tunnels wait (none were before): the closing starts, a tick's worth at once. */
+static void
+px_tun_close_start(struct px_worker *w)
+{
+    if (TAILQ_EMPTY(&w->tunnels_doomed))
+        return;
+    if (w->ev_tunnel_close == NULL) {
+        w->ev_tunnel_close = evtimer_new(w->base, px_tun_on_close_tick, w);
+        if (w->ev_tunnel_close == NULL)
+            return; /* out of memory: they stay until they end */
+    }
+    w->tunnel_close_ms = xf_now_ms();
+    w->tunnel_close_budget = 1.0;
+    px_tun_on_close_tick(-1, 0, w);
+}
+
 void
 px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s)
 {
-    const struct bal_node **by_id = calloc(XF_MAX(s->max_id, 1u), sizeof(*by_id));
+    const struct bal_node **by_id;
     struct px_tunnel *tun;
     bool was_idle = TAILQ_EMPTY(&w->tunnels_doomed);
 
+    if (w->draining)
+        return; /* stopping: every tunnel is on its way out (px_tunnel_drain) */
+    by_id = calloc(XF_MAX(s->max_id, 1u), sizeof(*by_id));
     if (by_id == NULL)
         return; /* out of memory: judged at the next snapshot */
     /* The nodes by id, so that a pass costs tunnels + nodes, not their product. */
@@ -606,15 +639,30 @@ px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s)
         }
     }
     free(by_id);
-    if (!was_idle || TAILQ_EMPTY(&w->tunnels_doomed))
-        return;
-    if (w->ev_tunnel_close == NULL) {
-        w->ev_tunnel_close = evtimer_new(w->base, px_tun_on_close_tick, w);
-        if (w->ev_tunnel_close == NULL)
-            return; /* out of memory: they stay until they end */
+    if (was_idle)
+        px_tun_close_start(w);
+}
+
+void
+px_tunnel_drain(struct px_worker *w)
+{
+    struct px_tunnel *tun;
+    bool was_idle = TAILQ_EMPTY(&w->tunnels_doomed);
+    unsigned n = 0;
+    double window_s = (double)w->cfg->timeouts.shutdown_ms * 0.8 / 1000.0;
+
+    TAILQ_FOREACH(tun, &w->tunnels, link)
+    {
+        if (tun->retiring)
+            continue;
+        if (!tun->doomed) {
+            TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
+            tun->doomed = true;
+        }
+        n++;
     }
-    w->tunnel_close_ms = xf_now_ms();
-    /* The first closings go at once: a share of a tick's worth. */
-    w->tunnel_close_budget = 1.0;
-    px_tun_on_close_tick(-1, 0, w);
+    /* At least the configured rate; faster when that would not close them all in time. */
+    w->tunnel_drain_rate = (double)n / XF_MAX(window_s, 0.05);
+    if (was_idle)
+        px_tun_close_start(w);
 }

@@ -1051,8 +1051,8 @@ px_worker_begin_shutdown(struct px_worker *w)
             px_pool_close_idle(w->pools[i]);
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->txn != NULL || c->tunnel != NULL || px_buf_len(&c->in) > 0)
-            continue; /* in flight: it ends with Connection: close; a tunnel, at the deadline */
+        if (c->txn != NULL || c->tunnel != NULL || px_buf_len(&c->in) > 0 || c->pre != PX_PRE_NONE)
+            continue; /* in flight: it ends with Connection: close; a tunnel, by px_tunnel_drain */
         if (px_buf_len(&c->out) == 0) {
             /* Idle: its next request is served with Connection: close, or it closes when
              * PX_DRAIN_IDLE_MS pass without one (px_client_read_on). */
@@ -1063,6 +1063,7 @@ px_worker_begin_shutdown(struct px_worker *w)
             px_client_read_off(c);
         }
     }
+    px_tunnel_drain(w);
     if (w->n_clients == 0) {
         event_base_loopexit(w->base, NULL);
         return;

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -668,4 +669,42 @@ Test(tunnel_moves, the_close_frame_waits_for_the_end_of_the_node_s_frame, .timeo
     close(t.node);
     close(n->lfd);
     h_proxy_finish(p);
+}
+
+/*
+ * Stopping (SIGTERM; a takeover stops the old process the same way) does not keep tunnels to the
+ * deadline and cut them there: each is closed in order well before timeouts.shutdown (4 s here),
+ * a WebSocket with a close frame 1001 -- while crossfade still runs -- and once the client
+ * answers, nothing is left and crossfade exits 0 before the deadline.
+ */
+Test(tunnel_moves, stopping_closes_tunnels_in_order_before_the_deadline, .timeout = MOVES_TIMEOUT)
+{
+    static const unsigned char going_away[4] = {0x88, 0x02, 0x03, 0xe9};
+    static const unsigned char answer[8] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9};
+    struct raw_node *n = raw_node_start();
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{n->port}}, .shutdown_ms = 4000});
+    struct raw_tunnel t = raw_tunnel_open(p, n, WS_REQUEST("/stopping"), "", "");
+    uint64_t t0;
+    char buf[sizeof(answer)];
+    int code;
+
+    t0 = h_now_ms();
+    cr_assert(eq(int, kill(p->proc->pid, SIGTERM), 0));
+    conn_expect(t.c, (const char *)going_away, sizeof(going_away));
+    cr_log_info("the close frame came %llu ms after SIGTERM",
+                (unsigned long long)(h_now_ms() - t0));
+    cr_assert(h_proc_alive(p->proc), "crossfade exited before the tunnel was closed in order");
+    cr_assert(lt(u64, h_now_ms() - t0, (uint64_t)3500),
+              "the close frame came only %llu ms after SIGTERM (timeouts.shutdown 4 s)",
+              (unsigned long long)(h_now_ms() - t0));
+    /* The client's close answer reaches the node, then the client closes: the tunnel ends. */
+    cr_assert(eq(int, h_send(t.c, (const char *)answer, sizeof(answer)), 0));
+    cr_assert(eq(sz, raw_recv(t.node, buf, sizeof(answer), H_IO_TIMEOUT_MS), sizeof(answer)));
+    h_close(t.c);
+    code = h_proc_wait(p->proc, 3000);
+    cr_assert(eq(int, code, 0), "crossfade did not exit 0 once its tunnel was closed (%d)", code);
+    cr_assert(lt(u64, h_now_ms() - t0, (uint64_t)4000), "crossfade waited for the deadline");
+    close(t.node);
+    close(n->lfd);
 }
