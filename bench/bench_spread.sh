@@ -20,33 +20,16 @@ HOST=127.0.0.1
 NODE_PORT=$((BASE + 1))
 XF_PORT=$((BASE + 10))
 
-die() {
-    echo "bench_spread: $*" >&2
-    exit 1
-}
+BENCH_NAME=bench_spread
+TMP=
+. bench/lib.sh
 for v in WORKERS SECS CONNS ROUNDS BASE; do
     [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a positive integer"
 done
 command -v wrk >/dev/null || die "wrk is not installed (make deps)"
 [ -x "$BIN/crossfade" ] && [ -x "$BIN/xf-upstream" ] || die "$BIN/crossfade or xf-upstream missing: run make"
 
-pids=()
 TMP=$(mktemp -d /tmp/crossfade-spread.XXXXXX) || die "mktemp failed"
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-wait_port() {
-    for _ in $(seq 1 100); do
-        port_busy "$1" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 for p in "$NODE_PORT" "$XF_PORT"; do port_busy "$p" && die "port $p is in use: set BENCH_PORT"; done
 
 "$BIN/xf-upstream" --listen "$HOST:$NODE_PORT" --name x1 --quiet 2>"$TMP/node.log" &

@@ -8,7 +8,7 @@
 # Stops every process it started.
 #
 #   bench/bench_tcp.sh [--quick]
-#   BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_WORKERS=1 BENCH_PORT=18600 XF_BIN=bin BENCH_KEEP=1
+#   BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_WORKERS=1 BENCH_PORT=18700 XF_BIN=bin BENCH_KEEP=1
 # Exits non-zero only when the setup fails; a figure, good or bad, never changes the exit status.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -31,7 +31,7 @@ done
 SECONDS_RUN=${BENCH_SECONDS:-$([ "$QUICK" = 1 ] && echo 3 || echo 10)}
 ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
 WORKERS=${BENCH_WORKERS:-1}
-BASE=${BENCH_PORT:-18600}
+BASE=${BENCH_PORT:-18700}
 BIN=${XF_BIN:-bin}
 for v in SECONDS_RUN ROUNDS WORKERS BASE; do
     [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "$v must be a positive integer, got '${!v}'"

@@ -43,12 +43,10 @@ WORKERS=${BENCH_WORKERS:-1}
 BASE=${BENCH_PORT:-18500}
 BIN=${XF_BIN:-bin}
 HOST=127.0.0.1
+BENCH_NAME=bench_tls
+TMP=
+. bench/lib.sh
 
-die() {
-    echo "bench_tls: $*" >&2
-    exit 1
-}
-show() { echo "  \$ $*"; }
 
 for v in SECONDS_RUN ROUNDS CONNS IDLE WORKERS BASE; do
     if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
@@ -56,27 +54,6 @@ for v in SECONDS_RUN ROUNDS CONNS IDLE WORKERS BASE; do
     fi
 done
 
-pids=()
-TMP=
-cleanup() {
-    local p
-    trap - EXIT INT TERM
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for _ in $(seq 1 50); do
-        local alive=0
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-        if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_tls: kept $TMP"; else rm -rf "$TMP"; fi
-    fi
-}
-trap cleanup EXIT
-trap 'echo "bench_tls: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
 
 for t in wrk haproxy openssl python3 awk; do
     command -v "$t" >/dev/null || die "$t is not installed (make deps installs it)"
@@ -88,23 +65,14 @@ hard=$(ulimit -Hn)
 [ "$(ulimit -n)" -ge $((IDLE * 2 + 200)) ] || IDLE=$((($(ulimit -n) - 200) / 2))
 MAXCONN=$((IDLE * 2 > 4000 ? IDLE * 2 : 4000))
 TMP=$(mktemp -d /tmp/crossfade-bench-tls.XXXXXX) || die "mktemp failed"
-CLK_TCK=$(getconf CLK_TCK)
 
 NODE_PORT=$((BASE + 1))
 Y_PORT=$((BASE + 9))
 XF_PORT=$((BASE + 10))
 HA_PORT=$((BASE + 11))
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 for p in "$NODE_PORT" "$XF_PORT" "$HA_PORT"; do
     port_busy "$p" && die "port $HOST:$p is in use: stop what holds it or set BENCH_PORT"
 done
-wait_port() {
-    for _ in $(seq 1 100); do
-        port_busy "$1" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # --- the certificate: a private CA and an ECDSA P-256 server certificate for 127.0.0.1 -------
 (
@@ -187,9 +155,6 @@ wait_port "$HA_PORT" || die "haproxy did not start: $(tail -3 "$TMP/haproxy.log"
 declare -A PORT=([crossfade]=$XF_PORT [haproxy]=$HA_PORT)
 declare -A PID=([crossfade]=$XF_PID [haproxy]=$HA_PID)
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # crossfade's count of client handshakes and of those resumed: "completed resumed".
 xf_hs() { "$BIN/xfctl" -s "$TMP/admin.sock" show stats | awk '/^tls_handshakes/ {split($2, c, "="); split($3, r, "="); print c[2], r[2]}'; }
 
@@ -220,8 +185,6 @@ report_pair() { # title, then for each of crossfade and haproxy the lines "rps c
         "$(awk -v a="$xr" -v b="$hr" 'BEGIN {print a / b}')"
 }
 
-# The order alternates from round to round, so that neither server always runs first.
-order() { if [ $(($1 % 2)) = 1 ]; then echo crossfade haproxy; else echo haproxy crossfade; fi; }
 
 echo "== 1. keep-alive HTTPS GETs (wrk), the order alternating from round to round"
 : >"$TMP/r.crossfade"

@@ -31,10 +31,9 @@ BIN=${XF_BIN:-bin}
 HOST=127.0.0.1
 PY=/usr/bin/python3
 
-die() {
-    echo "bench_tunnels: $*" >&2
-    exit 1
-}
+BENCH_NAME=bench_tunnels
+TMP=
+. bench/lib.sh
 for v in N RATE WORKERS BASE; do
     if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
         die "$v must be a positive integer, got '${!v}'"
@@ -46,36 +45,14 @@ hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] || ulimit -n "$hard" 2>/dev/null
 [ "$(ulimit -n)" -ge $((N * 3 + 200)) ] || die "ulimit -n $(ulimit -n) is too low for $N tunnels"
 
-pids=()
-TMP=
-cleanup() {
-    local p
-    trap - EXIT INT TERM
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-        if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_tunnels: kept $TMP"; else rm -rf "$TMP"; fi
-    fi
-}
-trap cleanup EXIT
-trap 'echo "bench_tunnels: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
 TMP=$(mktemp -d /tmp/crossfade-bench-tunnels.XXXXXX) || die "mktemp failed"
 
 X_PORT=$((BASE + 1))
 Y_PORT=$((BASE + 2))
 XF_PORT=$((BASE + 10))
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 for p in "$X_PORT" "$Y_PORT" "$XF_PORT"; do
     port_busy "$p" && die "port $HOST:$p is in use: stop what holds it or set BENCH_PORT"
 done
-wait_port() {
-    for _ in $(seq 1 100); do
-        port_busy "$1" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 cat >"$TMP/crossfade.yaml" <<EOF
 # crossfade under bench/bench_tunnels.sh: every client on y, then a rollback.

@@ -793,14 +793,7 @@ px_req_on_headers_complete(llhttp_t *p)
         h->complete = false;
         return px_req_fail(p, 503, "the proxy is out of memory");
     }
-    t->counted = true;
     px_txn_route(t, &choice);
-    /* A failed-over request counts in both clusters' requests (and the first's failovers), so
-     * that requests = responses + failures + active + failovers holds for each. */
-    if (choice.failover)
-        XF_STAT_INC(w->stats->cluster[choice.assigned].requests);
-    XF_STAT_INC(w->stats->cluster[t->cluster].requests);
-    XF_STAT_INC(w->stats->cluster[t->cluster].active);
     if (t->node == NULL) {
         px_buf_free(&head);
         c->txn = t;

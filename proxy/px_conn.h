@@ -343,7 +343,8 @@ enum px_rc px_txn_dispatch(struct px_txn *t, struct px_buf *data);
  * gone either way. Returns PX_CLOSE when the client must be freed, else PX_DONE.
  */
 enum px_rc px_txn_retry(struct px_txn *t, int status, const char *why, enum xf_fail kind);
-/* Sets where t goes (node, cluster, the choice kept for retries); counts and logs a failover. */
+/* Sets where t goes (node, cluster, the choice kept for retries); counts the request in its
+ * cluster (and a failover, logged, in both). */
 void px_txn_route(struct px_txn *t, const struct bal_choice *ch);
 /* Takes a queued transaction out of its pool's queue (no-op when not queued). A wake-up it had
  * (a slot freed for it) goes to the next waiting transaction. */

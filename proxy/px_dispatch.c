@@ -195,6 +195,13 @@ px_txn_route(struct px_txn *t, const struct bal_choice *ch)
     t->choice = *ch;
     t->cluster = ch->cluster;
     t->node = ch->node;
+    t->counted = true;
+    /* A failed-over request counts in both clusters' requests (and the first's failovers), so
+     * that requests = responses + failures + active + failovers holds for each. */
+    if (ch->failover)
+        XF_STAT_INC(w->stats->cluster[ch->assigned].requests);
+    XF_STAT_INC(w->stats->cluster[t->cluster].requests);
+    XF_STAT_INC(w->stats->cluster[t->cluster].active);
     if (ch->failover) {
         XF_STAT_INC(w->stats->cluster[ch->assigned].failovers);
         px_txn_note_failover(w, ch->assigned, ch->cluster);

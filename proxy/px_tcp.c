@@ -178,12 +178,7 @@ px_tcp_route(struct px_client *c, const char *key, size_t key_len, bool sni)
     bal_pick_key(t->snap->s, key, key_len, &w->bal, &choice);
     if (choice.node != NULL && t->node_target != 0)
         px_worker_pool(w, choice.node); /* so that its target's address is known */
-    t->counted = true;
     px_txn_route(t, &choice);
-    if (choice.failover)
-        XF_STAT_INC(w->stats->cluster[choice.assigned].requests);
-    XF_STAT_INC(w->stats->cluster[t->cluster].requests);
-    XF_STAT_INC(w->stats->cluster[t->cluster].active);
     c->txn = t;
     c->first = false;
     c->state = PX_C_DONE;
@@ -289,13 +284,14 @@ px_tcp_on_read(struct px_client *c, short what)
         px_tcp_refuse(c, "proxy_header_refused", "no complete PROXY header in time");
         return;
     }
-    if (c->pre == PX_PRE_PROXY) {
+    if (c->pre == PX_PRE_PROXY)
         rc = px_tcp_read_pp(c);
-    } else {
+    else
         rc = px_tcp_read_hello(c);
-    }
     if (rc == PX_CLOSE)
         px_client_free(c);
+    else if (rc == PX_OK)
+        px_tcp_wait(c); /* what is left of the time: bytes trickling in do not extend it */
 }
 
 int
