@@ -9,6 +9,7 @@
 #
 #   bench/bench_tcp.sh [--quick]
 #   BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_WORKERS=1 BENCH_PORT=18700 XF_BIN=bin BENCH_KEEP=1
+#   BENCH_HAPROXY_EXTRA='option splice-auto' (a line added to HAProxy's defaults)
 # Exits non-zero only when the setup fails; a figure, good or bad, never changes the exit status.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -22,7 +23,7 @@ for arg in "$@"; do
     case $arg in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument $arg (try --help)" ;;
@@ -76,6 +77,7 @@ defaults
     timeout connect 1s
     timeout client 60s
     timeout server 60s
+    ${BENCH_HAPROXY_EXTRA:-}
 frontend fe
     bind $HOST:$HA_PORT
     default_backend x
