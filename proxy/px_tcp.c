@@ -106,7 +106,8 @@ px_tcp_read_pp(struct px_client *c)
     struct px_pp pp;
     ssize_t n;
 
-    memcpy(buf, px_buf_head(&c->in), have);
+    if (have > 0)
+        memcpy(buf, px_buf_head(&c->in), have);
     n = recv(c->fd, buf + have, sizeof(buf) - have, MSG_PEEK);
     if (n == -1)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PX_OK : PX_CLOSE;

@@ -256,7 +256,8 @@ conn_expect(struct h_conn *c, const char *want, size_t len)
     char *buf = h_alloc(len + 1);
     size_t got = tun_min(h_pending(c), len);
 
-    memcpy(buf, c->buf + c->off, got);
+    if (got > 0) /* c->buf is NULL until something was received */
+        memcpy(buf, c->buf + c->off, got);
     c->off += got;
     got += raw_recv(c->fd, buf + got, len - got, H_IO_TIMEOUT_MS);
     cr_assert(eq(sz, got, len), "the client got %zu of %zu bytes (\"%.*s\")", got, len, (int)got,
