@@ -145,7 +145,7 @@ TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 XF_
 tsan: deps
 	$(MAKE) --no-print-directory all SAN=thread
 	$(MAKE) --no-print-directory build/tests/integration_tests build/tests/libfakedns.so
-	set -o pipefail; $(TSAN_ENV) build/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee build/tsan/integration.log && ! grep -nE 'ThreadSanitizer' build/tsan/integration.log
+	set -o pipefail; { $(TSAN_ENV) build/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee build/tsan/integration.log && ! grep -nE 'ThreadSanitizer' build/tsan/integration.log; } || $(call FAIL_SUMMARY,build/tsan/integration.log)
 
 demo: deps
 	$(MAKE) --no-print-directory all
