@@ -125,7 +125,6 @@ bool tm_is_pp(const char *b, size_t len);
 /* Asserts that the node received `want` (len bytes) next on fd. */
 void tm_node_expect(int fd, const void *want, size_t len, const char *what);
 
-
 #define TM_REC_CONNS 16 /* the connections whose first bytes the recorder keeps */
 /* Starts the recorder: a node played by a thread of the test (for a node that must answer while
  * crossfade starts, its health checks), which answers every connection with a fixed 200 and

@@ -448,8 +448,11 @@ Test(tunnels, a_client_half_close_reaches_the_node_which_can_still_answer,
     raw_send(t.node, " and more", 9);
     conn_expect(t.c, " and more", 9);
     /* The node closes: the client sees the end, and the tunnel is over. */
+    /* The node's close reaches the client (a half-close: the tunnel ends when the client's
+     * side ends too). */
     close(t.node);
     cr_assert(conn_eof(t.c, H_IO_TIMEOUT_MS), "the node's close did not reach the client");
+    h_close(t.c);
     h_await_stat(fd, "x tunnels", "open", 0);
     h_assert_stat(fd, "x tunnels", "total", 1);
     close(n->lfd);
@@ -570,6 +573,64 @@ Test(tunnels, a_node_that_does_not_read_stops_the_client_and_memory_stays_flat,
     close(t.node);
     h_await_stat(fd, "x tunnels", "open", 0);
     cr_assert(ge(u64, alog_of(p, "GET /flood HTTP/1.1").in, (unsigned long long)BP_OFFER));
+    close(n->lfd);
+    h_proxy_finish(p);
+}
+
+/* The mirror: a client that reads nothing while its node sends stops the node (its writes
+ * stall), crossfade's memory stays flat, and once the client reads, every byte arrives in order. */
+Test(tunnels, a_client_that_does_not_read_stops_the_node_and_memory_stays_flat,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct raw_node *n = raw_node_start();
+    struct h_proxy *p = raw_proxy(n, 0);
+    int fd = h_admin_connect(p);
+    struct raw_tunnel t = raw_tunnel_open(p, n, WS_REQUEST("/download"), "", "");
+    char *pattern = h_alloc(BP_PIECE + 26), *buf = h_alloc(BP_PIECE);
+    uint64_t sent = 0, got = 0, deadline;
+    long before, after;
+
+    h_pattern_fill(pattern, BP_PIECE + 26, 0);
+    cr_assert(eq(sz, h_pending(t.c), (size_t)0), "bytes after the 101 before the node sent any");
+    h_admin_sync(fd);
+    before = h_rss_kib(p->proc->pid);
+    cr_assert(gt(long, before, 0L), "no VmRSS for crossfade");
+    cr_assert(not(bp_push(t.node, pattern, &sent, BP_OFFER, h_now_ms() + BP_STALL_MS)),
+              "the node sent all %u MiB to a client that reads nothing", BP_OFFER >> 20);
+    h_admin_sync(fd);
+    after = h_rss_kib(p->proc->pid);
+    cr_log_info("the node sent %llu KiB before it stalled; crossfade RSS %ld -> %ld KiB",
+                (unsigned long long)(sent >> 10), before, after);
+    cr_assert(lt(long, after - before, bp_rss_limit_kib()),
+              "crossfade grew from %ld to %ld KiB while %llu KiB waited for the client (limit +%ld "
+              "KiB)",
+              before, after, (unsigned long long)(sent >> 10), bp_rss_limit_kib());
+
+    deadline = h_now_ms() + 60000;
+    while ((sent < BP_OFFER || got < sent) && h_now_ms() < deadline) {
+        ssize_t r;
+
+        if (sent < BP_OFFER)
+            bp_push(t.node, pattern, &sent, BP_OFFER, h_now_ms() + 5);
+        while ((r = recv(t.c->fd, buf, BP_PIECE, MSG_DONTWAIT)) > 0) {
+            long long bad = h_pattern_check(buf, (size_t)r, got);
+
+            cr_assert(eq(i64, bad, -1LL), "byte %llu reached the client altered",
+                      (unsigned long long)(got + (uint64_t)bad));
+            got += (uint64_t)r;
+        }
+        cr_assert(r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                  "the client's connection ended after %llu bytes", (unsigned long long)got);
+        poll(&(struct pollfd){.fd = t.c->fd, .events = POLLIN}, 1, 5);
+    }
+    cr_assert(eq(u64, got, (uint64_t)BP_OFFER), "the client got %llu of %u bytes",
+              (unsigned long long)got, BP_OFFER);
+    /* The node's close reaches the client (a half-close: the tunnel ends when the client's
+     * side ends too). */
+    close(t.node);
+    cr_assert(conn_eof(t.c, H_IO_TIMEOUT_MS), "the node's close did not reach the client");
+    h_close(t.c);
+    h_await_stat(fd, "x tunnels", "open", 0);
     close(n->lfd);
     h_proxy_finish(p);
 }
