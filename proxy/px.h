@@ -571,6 +571,7 @@ struct px_worker {
     TAILQ_HEAD(, px_client) clients;
     TAILQ_HEAD(, px_tunnel) tunnels;        /* borrowed: the clients' tunnels */
     TAILQ_HEAD(, px_tunnel) tunnels_doomed; /* borrowed: those to close (px_tunnel_follow) */
+    unsigned n_doomed;                      /* in tunnels_doomed */
     struct event *ev_tunnel_close;          /* owned: closes doomed tunnels at the rate */
     double tunnel_close_budget;             /* closings the rate allows and not done yet */
     double tunnel_drain_rate; /* while stopping: closings per second that end them in time */
@@ -614,7 +615,8 @@ struct px_ctl {
     struct bal_router *router;  /* borrowed */
     struct px_worker **workers; /* owned */
     unsigned n_workers;
-    SSL_CTX **tls; /* owned: the TLS context of each of cfg's listeners (NULL: plain) */
+    unsigned tunnels_doomed; /* tunnels doomed in every worker (atomic): the close rate's shares */
+    SSL_CTX **tls;           /* owned: the TLS context of each of cfg's listeners (NULL: plain) */
     SSL_CTX *node_tls[CFG_CLUSTER_COUNT]; /* owned: TLS to each cluster's nodes (NULL: plain) */
     struct event *ev_tls_tick;            /* owned: px_ctl_tls_tick, each minute */
     unsigned tls_ticks;                   /* its runs, for the daily expiry check */

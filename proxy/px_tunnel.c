@@ -361,6 +361,33 @@ px_tun_on_idle(evutil_socket_t fd, short what, void *arg)
     px_client_free(tun->c);
 }
 
+/* Puts tun among the worker's doomed tunnels (at the head or the tail), counted for the whole
+ * process too: each worker's share of tunnels.close_rate is its share of the doomed. */
+static void
+px_tun_doom(struct px_tunnel *tun, bool head)
+{
+    struct px_worker *w = tun->w;
+
+    if (head)
+        TAILQ_INSERT_HEAD(&w->tunnels_doomed, tun, dlink);
+    else
+        TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
+    tun->doomed = true;
+    w->n_doomed++;
+    __atomic_fetch_add(&w->ctl->tunnels_doomed, 1, __ATOMIC_RELAXED);
+}
+
+static void
+px_tun_undoom(struct px_tunnel *tun)
+{
+    struct px_worker *w = tun->w;
+
+    TAILQ_REMOVE(&w->tunnels_doomed, tun, dlink);
+    tun->doomed = false;
+    w->n_doomed--;
+    __atomic_fetch_sub(&w->ctl->tunnels_doomed, 1, __ATOMIC_RELAXED);
+}
+
 enum px_rc
 px_tunnel_start(struct px_txn *t)
 {
@@ -427,8 +454,7 @@ px_tunnel_start(struct px_txn *t)
         /* Opened while stopping (its request came before): it goes with the others. */
         bool was_idle = TAILQ_EMPTY(&w->tunnels_doomed);
 
-        TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
-        tun->doomed = true;
+        px_tun_doom(tun, false);
         if (was_idle)
             px_tun_close_start(w);
     }
@@ -468,7 +494,7 @@ px_tunnel_free(struct px_tunnel *tun)
     event_del(&tun->idle);
     TAILQ_REMOVE(&w->tunnels, tun, link);
     if (tun->doomed)
-        TAILQ_REMOVE(&w->tunnels_doomed, tun, dlink);
+        px_tun_undoom(tun);
     XF_STAT_DEC(w->stats->cluster[t->cluster].tunnels);
     XF_STAT_DEC(w->usage->tunnels[t->node->id]);
     tun->u->broken = true; /* never pooled; a close_notify went with our half-close */
@@ -543,8 +569,7 @@ px_tun_retire(struct px_tunnel *tun)
 {
     struct timeval tv = {2, 0};
 
-    TAILQ_REMOVE(&tun->w->tunnels_doomed, tun, dlink);
-    tun->doomed = false;
+    px_tun_undoom(tun);
     if (!tun->ws) {
         px_client_free(tun->c);
         return;
@@ -566,7 +591,10 @@ px_tun_on_close_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
     uint64_t now = xf_now_ms();
-    double rate = (double)w->cfg->tunnels.close_rate / (double)XF_MAX(w->ctl->n_workers, 1u);
+    unsigned all = __atomic_load_n(&w->ctl->tunnels_doomed, __ATOMIC_RELAXED);
+    /* This worker's share of the rate: its share of the tunnels doomed in the whole process. */
+    double rate = (double)w->cfg->tunnels.close_rate * (double)w->n_doomed /
+                  (double)XF_MAX(XF_MAX(all, w->n_doomed), 1u);
 
     if (w->draining && w->tunnel_drain_rate > rate)
         rate = w->tunnel_drain_rate; /* stopping: all of them before timeouts.shutdown */
@@ -628,14 +656,9 @@ px_tunnel_follow(struct px_worker *w, const struct bal_snapshot *s)
         belongs = px_tun_belongs(tun, s, by_id);
         if (!belongs && !tun->doomed) {
             /* At the head or the tail at random: the closings mix nodes and clients. */
-            if (px_tun_rand(w) & 1u)
-                TAILQ_INSERT_HEAD(&w->tunnels_doomed, tun, dlink);
-            else
-                TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
-            tun->doomed = true;
+            px_tun_doom(tun, px_tun_rand(w) & 1u);
         } else if (belongs && tun->doomed) {
-            TAILQ_REMOVE(&w->tunnels_doomed, tun, dlink); /* the change was undone: it stays */
-            tun->doomed = false;
+            px_tun_undoom(tun); /* the change was undone: it stays */
         }
     }
     free(by_id);
@@ -655,10 +678,8 @@ px_tunnel_drain(struct px_worker *w)
     {
         if (tun->retiring)
             continue;
-        if (!tun->doomed) {
-            TAILQ_INSERT_TAIL(&w->tunnels_doomed, tun, dlink);
-            tun->doomed = true;
-        }
+        if (!tun->doomed)
+            px_tun_doom(tun, false);
         n++;
     }
     /* At least the configured rate; faster when that would not close them all in time. */
