@@ -92,26 +92,7 @@ echo "   $("$BIN/crossfade" --version 2>&1 | head -1); $(haproxy -v 2>&1 | head 
     "${SECONDS_RUN}s x $ROUNDS rounds"
 echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: compare ratios)"
 echo
-show "$BIN/xf-upstream --listen $HOST:$NODE_PORT --name x1 --quiet"
-"$BIN/xf-upstream" --listen "$HOST:$NODE_PORT" --name x1 --quiet 2>"$TMP/node.log" &
-pids+=("$!")
-wait_port "$NODE_PORT" || die "xf-upstream did not start"
-"$BIN/crossfade" -t -c "$TMP/crossfade.yaml" >"$TMP/check.log" 2>&1 ||
-    die "crossfade rejects its config: $(cat "$TMP/check.log")"
-show "$BIN/crossfade -c $TMP/crossfade.yaml"
-"$BIN/crossfade" -c "$TMP/crossfade.yaml" >"$TMP/crossfade.out" 2>"$TMP/crossfade.log" &
-XF_PID=$!
-pids+=("$XF_PID")
-haproxy -c -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 ||
-    die "haproxy rejects its config: $(cat "$TMP/haproxy-check.log")"
-show "haproxy -db -f $TMP/haproxy.cfg"
-haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-HA_PID=$!
-pids+=("$HA_PID")
-wait_port "$XF_PORT" || die "crossfade did not start: $(tail -3 "$TMP/crossfade.log")"
-wait_port "$HA_PORT" || die "haproxy did not start: $(tail -3 "$TMP/haproxy.log")"
-declare -A PORT=([crossfade]=$XF_PORT [haproxy]=$HA_PORT)
-declare -A PID=([crossfade]=$XF_PID [haproxy]=$HA_PID)
+bench_start_pair
 
 # wrk bytes read, in bytes, from its "N requests in Ts, SIZE read" line.
 wrk_bytes() {

@@ -45,3 +45,29 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # The order alternates from round to round, so that neither server always runs first.
 order() { if [ $(($1 % 2)) = 1 ]; then echo crossfade haproxy; else echo haproxy crossfade; fi; }
+
+# Starts one xf-upstream node on NODE_PORT, then crossfade ($TMP/crossfade.yaml, on XF_PORT) and
+# HAProxy ($TMP/haproxy.cfg, on HA_PORT), each config checked first; sets XF_PID, HA_PID and the
+# arrays PORT and PID keyed by crossfade and haproxy.
+bench_start_pair() {
+    show "$BIN/xf-upstream --listen $HOST:$NODE_PORT --name x1 --quiet"
+    "$BIN/xf-upstream" --listen "$HOST:$NODE_PORT" --name x1 --quiet 2>"$TMP/node.log" &
+    pids+=("$!")
+    wait_port "$NODE_PORT" || die "xf-upstream did not start"
+    "$BIN/crossfade" -t -c "$TMP/crossfade.yaml" >"$TMP/check.log" 2>&1 ||
+        die "crossfade rejects its config: $(cat "$TMP/check.log")"
+    show "$BIN/crossfade -c $TMP/crossfade.yaml"
+    "$BIN/crossfade" -c "$TMP/crossfade.yaml" >"$TMP/crossfade.out" 2>"$TMP/crossfade.log" &
+    XF_PID=$!
+    pids+=("$XF_PID")
+    haproxy -c -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 ||
+        die "haproxy rejects its config: $(cat "$TMP/haproxy-check.log")"
+    show "haproxy -db -f $TMP/haproxy.cfg"
+    haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+    HA_PID=$!
+    pids+=("$HA_PID")
+    wait_port "$XF_PORT" || die "crossfade did not start: $(tail -3 "$TMP/crossfade.log")"
+    wait_port "$HA_PORT" || die "haproxy did not start: $(tail -3 "$TMP/haproxy.log")"
+    declare -gA PORT=([crossfade]=$XF_PORT [haproxy]=$HA_PORT)
+    declare -gA PID=([crossfade]=$XF_PID [haproxy]=$HA_PID)
+}
