@@ -1066,6 +1066,25 @@ px_txn_free(struct px_txn *t)
 /* --- life cycle --- */
 
 void
+px_client_set_peer(struct px_client *c, const struct sockaddr *sa)
+{
+    memset(&c->peer, 0, sizeof(c->peer));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in4->sin_addr, c->ip, sizeof(c->ip));
+        c->peer.family = AF_INET;
+        memcpy(c->peer.bytes, &in4->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, c->ip, sizeof(c->ip));
+        c->peer.family = AF_INET6;
+        memcpy(c->peer.bytes, &in6->sin6_addr, 16);
+    } else {
+        strcpy(c->ip, "unknown");
+    }
+}
+
+void
 px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struct sockaddr *sa)
 {
     struct px_client *c = calloc(1, sizeof(*c));
@@ -1080,19 +1099,7 @@ px_client_accept(struct px_worker *w, struct px_listener *l, int fd, const struc
     c->l = l;
     c->fd = fd;
     c->first = true;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &in4->sin_addr, c->ip, sizeof(c->ip));
-        c->peer.family = AF_INET;
-        memcpy(c->peer.bytes, &in4->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, c->ip, sizeof(c->ip));
-        c->peer.family = AF_INET6;
-        memcpy(c->peer.bytes, &in6->sin6_addr, 16);
-    } else {
-        strcpy(c->ip, "unknown");
-    }
+    px_client_set_peer(c, sa);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, px_client_on_read, c);
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_client_on_write, c);

@@ -280,6 +280,8 @@ int px_tcp_pp_out(struct px_txn *t, struct px_upstream *u);
 /* px_client.c */
 /* A transaction for c, zeroed (from the worker's cache when it can); NULL when out of memory. */
 struct px_txn *px_txn_new(struct px_client *c);
+/* The client's address (c->peer, c->ip) from sa: the socket's peer, or a PROXY header's. */
+void px_client_set_peer(struct px_client *c, const struct sockaddr *sa);
 /* The connection goes on with HTTP, or TLS then HTTP, after what came before (px_tcp.c). */
 void px_client_start(struct px_client *c);
 enum px_rc px_client_flush(struct px_client *c);

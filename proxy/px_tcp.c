@@ -70,26 +70,12 @@ px_tcp_accept(struct px_client *c)
 static int
 px_tcp_pp_apply(struct px_client *c, const struct px_pp *pp)
 {
-    const struct sockaddr_storage *src = &pp->src;
-
     c->pp_addrs = malloc(2 * sizeof(*c->pp_addrs));
     if (c->pp_addrs == NULL)
         return -1;
     c->pp_addrs[0] = pp->src;
     c->pp_addrs[1] = pp->dst;
-    memset(&c->peer, 0, sizeof(c->peer));
-    if (src->ss_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)src;
-
-        c->peer.family = AF_INET;
-        memcpy(c->peer.bytes, &in4->sin_addr, 4);
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)src;
-
-        c->peer.family = AF_INET6;
-        memcpy(c->peer.bytes, &in6->sin6_addr, 16);
-    }
-    bal_addr_text(&c->peer, c->ip, sizeof(c->ip));
+    px_client_set_peer(c, (const struct sockaddr *)&pp->src);
     return 0;
 }
 
