@@ -64,7 +64,7 @@ endif
 # Module sources: every .c of a module folder goes into libxf.a except the programs' mains.
 MODULES := common config balancer admin proxy
 LIB_SRCS := $(filter-out proxy/px_main.c admin/xfctl.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/adm_page.o
 LLHTTP_SRCS := llhttp.c api.c http.c
 LLHTTP_OBJS := $(LLHTTP_SRCS:%.c=$(BUILD)/llhttp/%.o)
 UPSTREAM_SRCS := $(wildcard bench/bench_upstream*.c)
@@ -82,6 +82,18 @@ all: $(PROGS)
 
 $(BUILD)/%.o: %.c
 	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(XF_CFLAGS) -c -o $@ $<
+
+# The status page (admin/status.html) as a byte array in the binary: no file to install.
+$(BUILD)/gen/adm_page.c: admin/status.html
+	$(call say,GEN,$@)mkdir -p $(@D) && { echo '#include <stddef.h>'; \
+	  echo 'extern const unsigned char adm_status_page[];'; \
+	  echo 'extern const size_t adm_status_page_len;'; \
+	  echo 'const unsigned char adm_status_page[] = {'; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo '};'; \
+	  echo 'const size_t adm_status_page_len = sizeof(adm_status_page);'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/adm_page.o: $(BUILD)/gen/adm_page.c
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(XF_CFLAGS) -c -o $@ $<
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(LLHTTP_CFLAGS) -c -o $@ $<

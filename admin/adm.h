@@ -39,6 +39,7 @@
 /* ------------------------------------------------------------------ the server */
 
 struct adm_server;
+struct adm_monitor;
 
 /*
  * Listens on cfg->admin_socket: creates the parent directory when missing (mode 0700), removes a
@@ -55,6 +56,8 @@ struct adm_server *adm_server_new(struct event_base *base, const struct cfg *cfg
  * the caller). Without it (the default) `show stats` answers that no counters are available. */
 typedef void (*adm_stats_fn)(void *arg, struct xf_stats *out);
 void adm_server_set_stats(struct adm_server *s, adm_stats_fn fn, void *arg);
+/* What the guard, `preview weight`, latency_1m and the HTTP listener read (copied). */
+void adm_server_set_monitor(struct adm_server *s, const struct adm_monitor *m);
 /*
  * The router version every worker routes with now (fn(arg)): a reply to a command that published
  * a snapshot is held until each worker has taken it, so that once `ok:` arrives no request on any
@@ -363,7 +366,11 @@ struct adm_ramp {
     long uid, pid;                    /* who started it: its steps are recorded in their name */
     char command[96];                 /* the command that started it, escaped */
     bool force;                       /* started with "force": its steps skip the capacity check */
-    bool capacity_paused; /* ADM_RAMP_PAUSED by crossfade: a step was over y's capacity */
+    bool capacity_paused;  /* ADM_RAMP_PAUSED by crossfade: a step was over y's capacity */
+    bool guarded;          /* `guarded`: each step waits for the guard's pass over a whole window
+                              after the step before */
+    int64_t guard_held_ms; /* a due step the guard holds, since when; 0: none */
+    int64_t last_step_ms;  /* when the last step was taken (its start for none) */
 };
 
 /*
@@ -512,6 +519,44 @@ struct adm_peer {
  * are published through the router as new snapshots (the weight, the freeze and the pins live
  * there), then handed to the state file's writer.
  */
+/* The guard's verdict on y against x (adm_guard.c). */
+enum adm_verdict {
+    ADM_VERDICT_OFF = 0,      /* not configured, or `guard off` */
+    ADM_VERDICT_INCONCLUSIVE, /* too few requests, or a difference that is not significant */
+    ADM_VERDICT_PASS,
+    ADM_VERDICT_FAIL,
+    ADM_VERDICT_COUNT,
+};
+const char *adm_verdict_name(enum adm_verdict v);
+
+/* One side over the guard's window. */
+struct adm_guard_side {
+    uint64_t requests, errors;
+    uint64_t p50_us, p99_us;
+};
+
+struct adm_guard {
+    bool on;                    /* judging (starts on when the configuration has a guard) */
+    bool tripped;               /* it failed y and acted: upward changes wait for `guard reset` */
+    enum adm_verdict verdict;   /* the latest */
+    char reason[320];           /* the latest verdict in words */
+    char trip[ADM_EVENT_VALUE]; /* what the trip said, while tripped */
+    struct adm_guard_side x, y; /* the latest window's numbers */
+    int64_t pass_since_ms;      /* mono ms since when every verdict passed; 0: the last did not */
+    uint64_t verdicts[ADM_VERDICT_COUNT]; /* how many of each since the start */
+    uint64_t trips;
+    struct event *timer; /* owned: each second */
+};
+
+/* What the proxy keeps of its counters (all on the admin's thread): the seconds (after taking the
+ * latest), the preview, each node's counters. */
+struct adm_monitor {
+    const struct xf_mon *(*mon)(void *arg);
+    int (*preview)(void *arg, unsigned from_bp, unsigned to_bp, struct xf_preview_sum *out);
+    int (*node_stats)(void *arg, uint32_t id, struct xf_node_stats *out);
+    void *arg; /* borrowed */
+};
+
 struct adm_state {
     const struct cfg *cfg;     /* borrowed */
     struct bal_router *router; /* borrowed: where changes are published */
@@ -531,7 +576,9 @@ struct adm_state {
     bool dirty;         /* a change not handed to the writer yet (adm_state_changed) */
     uint64_t exec_gen;  /* the state file text the last adm_exec handed to the writer; 0: none */
     adm_stats_fn stats; /* NULL until adm_server_set_stats */
-    void *stats_arg;    /* borrowed */
+    struct adm_monitor monitor; /* all NULL until adm_server_set_monitor */
+    struct adm_guard guard;
+    void *stats_arg;                  /* borrowed */
     uint64_t (*applied)(void *arg);   /* NULL until adm_server_set_applied */
     void *applied_arg;                /* borrowed */
     adm_node_info_fn node_info;       /* NULL until adm_server_set_node_info */
@@ -778,6 +825,10 @@ void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_sn
 enum adm_result adm_cmd_show_state(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);
 /* adm_stats.c: */
+enum adm_result adm_cmd_preview_weight(struct adm_state *, const struct adm_peer *,
+                                       const struct adm_args *, struct adm_reply *);
+enum adm_result adm_cmd_guard(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                              struct adm_reply *);
 enum adm_result adm_cmd_show_stats(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);
 
@@ -838,5 +889,34 @@ void adm_state_changed(struct adm_state *st);
  * stopped it does.
  */
 bool adm_ramp_stop(struct adm_state *st, long uid, long pid, const char *cmd, unsigned *to_bp);
+/* Pauses a running ramp in the name of uid/pid/cmd (recorded in the audit trail). */
+void adm_ramp_pause(struct adm_state *st, long uid, long pid, const char *cmd);
+
+/* ------------------------------------------------------------------ admin.http (adm_http.c) */
+
+struct adm_http;
+/* Serves /metrics, /api/stats, /healthz and the status page on `addr` for st (borrowed), read
+ * only. Returns an owned listener, or NULL with err naming the address and the reason. */
+struct adm_http *adm_http_new(struct event_base *base, struct adm_state *st,
+                              const struct cfg_addr *addr, struct xf_err *err);
+/* Closes the listener and its connections. NULL is a no-op. */
+void adm_http_free(struct adm_http *h);
+
+/* ------------------------------------------------------------------ the guard (adm_guard.c) */
+
+/* Starts the guard's timer (with a base) and turns it on when cfg has a guard; 0 or -1. */
+int adm_guard_init(struct adm_state *st);
+void adm_guard_fini(struct adm_state *st);
+/* The configuration changed (a reload): a guard added starts, one removed stops. */
+void adm_guard_reconfigure(struct adm_state *st);
+/* Judges y against x now and acts on a failure (the timer's work; tests call it). */
+void adm_guard_tick(struct adm_state *st);
+bool adm_guard_is_on(const struct adm_state *st);
+/* Whether a due ramp step may be taken now (the guard's hold on ramps). */
+bool adm_guard_allows_step(struct adm_state *st, int64_t now_ms);
+/* While tripped, an upward change is refused: writes the error into r and returns true. */
+bool adm_guard_refuses_up(struct adm_state *st, struct adm_reply *r);
+/* The window's two sides, cluster c, over the last `seconds` (zeroed without a monitor). */
+void adm_window(struct adm_state *st, int c, unsigned seconds, struct xf_win *out);
 
 #endif

@@ -95,6 +95,9 @@ adm_ramp_rebase(struct adm_ramp *r, int64_t now_from, int64_t now_to)
 
 /* ------------------------------------------------------------------ the timer */
 
+static unsigned adm_ramp_current(struct adm_state *st);
+static void adm_ramp_guard_release(struct adm_state *st, int64_t now);
+
 static int64_t
 adm_ramp_now(const struct adm_state *st)
 {
@@ -196,6 +199,42 @@ adm_ramp_hold(struct adm_state *st, int64_t now, unsigned cap_bp, const char *wh
 }
 
 void
+adm_ramp_pause(struct adm_state *st, long uid, long pid, const char *cmd)
+{
+    struct adm_ramp *ramp = &st->ramp;
+    char was[64], now_text[64], w[ADM_WEIGHT_TEXT];
+
+    if (ramp->state != ADM_RAMP_RUNNING)
+        return;
+    adm_ramp_text(ramp, was, sizeof(was));
+    adm_ramp_guard_release(st, adm_ramp_now(st));
+    ramp->state = ADM_RAMP_PAUSED;
+    ramp->paused_ms = adm_ramp_now(st);
+    if (st->ramp_timer != NULL)
+        evtimer_del(st->ramp_timer);
+    adm_weight_text(adm_ramp_current(st), w);
+    adm_events_add(&st->events, uid, pid, cmd, "ramp", was,
+                   adm_ramp_text(ramp, now_text, sizeof(now_text)));
+    XF_LOG(XF_LOG_INFO, "admin", "event=ramp_paused weight=%s step=%u/%u uid=%ld pid=%ld", w,
+           ramp->done, ramp->n_steps, uid, pid);
+    st->dirty = true;
+}
+
+/* A ramp held by the guard goes on: its schedule moves by the time it was held, so the steps
+ * after it keep their pace. */
+static void
+adm_ramp_guard_release(struct adm_state *st, int64_t now)
+{
+    struct adm_ramp *r = &st->ramp;
+
+    if (r->guard_held_ms == 0)
+        return;
+    if (now > r->guard_held_ms)
+        r->start_ms += now - r->guard_held_ms;
+    r->guard_held_ms = 0;
+}
+
+void
 adm_ramp_tick(struct adm_state *st)
 {
     struct adm_ramp *r = &st->ramp;
@@ -206,11 +245,27 @@ adm_ramp_tick(struct adm_state *st)
     if (r->state != ADM_RAMP_RUNNING)
         return;
     due = adm_ramp_steps_due(r, now);
+    /* The guard holds a due step until y passes (adm_guard.c); it calls again each second. */
+    if (due > r->done && !adm_guard_allows_step(st, now)) {
+        if (r->guard_held_ms == 0) {
+            r->guard_held_ms = XF_MIN(adm_ramp_due(r, r->done + 1), now);
+            XF_LOG(XF_LOG_INFO, "admin", "event=ramp_held step=%u/%u reason=\"%s\"", r->done + 1,
+                   r->n_steps, st->guard.reason);
+        }
+        if (st->ramp_timer != NULL)
+            evtimer_del(st->ramp_timer);
+        return;
+    }
+    if (r->guard_held_ms != 0) {
+        adm_ramp_guard_release(st, now);
+        due = adm_ramp_steps_due(r, now);
+    }
     /* A step over what y can take now is not taken: the ramp pauses before it. */
     k = adm_ramp_fit(st, due, &cap, why, sizeof(why));
     if (k > r->done) {
         prev = r->done;
         r->done = k;
+        r->last_step_ms = now;
         /* The last step ends the ramp before it is published, so the file no longer holds it. */
         if (k == r->n_steps)
             r->state = ADM_RAMP_NONE;
@@ -287,20 +342,28 @@ adm_ramp_current(struct adm_state *st)
 /* Parses the words of `ramp TO over DURATION [step P] [force]`; returns 0, or an error reply. */
 static int
 adm_ramp_args(const struct adm_args *a, unsigned *to_bp, unsigned *duration_ms, unsigned *step_bp,
-              bool *force, struct adm_reply *r)
+              bool *force, bool *guarded, struct adm_reply *r)
 {
     char q[ADM_QUOTE_TEXT];
     struct xf_err err = {{0}};
     size_t n = a->n;
 
-    *force = n == 5 || n == 7;
-    if ((n != 4 && n != 6 && !*force) || (*force && !adm_span_is(a->v[n - 1], "force"))) {
-        adm_reply_error(r, "usage: ramp TO over DURATION [step P] [force] (or ramp pause, ramp "
-                           "resume, ramp cancel)");
+    *force = *guarded = false;
+    /* The flags come last, in either order, each once. */
+    while (n > 4) {
+        if (!*force && adm_span_is(a->v[n - 1], "force"))
+            *force = true;
+        else if (!*guarded && adm_span_is(a->v[n - 1], "guarded"))
+            *guarded = true;
+        else
+            break;
+        n--;
+    }
+    if (n != 4 && n != 6) {
+        adm_reply_error(r, "usage: ramp TO over DURATION [step P] [guarded] [force] (or ramp "
+                           "pause, ramp resume, ramp cancel)");
         return -1;
     }
-    if (*force)
-        n--;
     if (adm_weight_parse(a->v[1].ptr, a->v[1].len, to_bp) == -1) {
         adm_reply_error(r,
                         "the target must be a weight from 0 to 100 with at most two decimals "
@@ -345,10 +408,15 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
     struct bal_snapshot *snap;
     struct adm_ramp ramp;
     int64_t now = adm_ramp_now(st);
-    bool force, over;
+    bool force, guarded, over;
 
-    if (adm_ramp_args(a, &to_bp, &duration_ms, &step_bp, &force, r) == -1)
+    if (adm_ramp_args(a, &to_bp, &duration_ms, &step_bp, &force, &guarded, r) == -1)
         return ADM_ERROR;
+    if (guarded && !adm_guard_is_on(st))
+        return adm_reply_error(r, "a guarded ramp needs the guard: %s",
+                               st->cfg->guard.configured
+                                   ? "it is off (\"guard on\" starts it)"
+                                   : "the configuration has no guard section");
     if (st->ramp.state != ADM_RAMP_NONE)
         return adm_reply_error(r,
                                "a ramp to %s is already %s (step %u of %u); \"ramp cancel\" "
@@ -365,7 +433,11 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
     /* Checked once here; each step is checked again when it comes, unless forced. */
     if (over && !force)
         return adm_reply_error(r, "%s; add \"force\" to do it anyway", why);
+    if (to_bp > from_bp && adm_guard_refuses_up(st, r))
+        return ADM_ERROR;
     ramp.uid = peer->uid;
+    ramp.guarded = guarded;
+    ramp.last_step_ms = now;
     ramp.pid = peer->pid;
     ramp.force = force;
     adm_command_text(a, ramp.command, sizeof(ramp.command));
@@ -404,24 +476,15 @@ adm_cmd_ramp_pause(struct adm_state *st, const struct adm_peer *peer, const stru
                    struct adm_reply *r)
 {
     struct adm_ramp *ramp = &st->ramp;
-    char cmd[96], was[64], now_text[64], w[ADM_WEIGHT_TEXT];
+    char cmd[96], w[ADM_WEIGHT_TEXT];
 
     if (ramp->state == ADM_RAMP_NONE)
         return adm_ramp_none(r);
     if (ramp->state == ADM_RAMP_PAUSED)
         return adm_reply_error(r, "the ramp is already paused (\"ramp resume\" goes on)");
     adm_command_text(a, cmd, sizeof(cmd));
-    adm_ramp_text(ramp, was, sizeof(was));
-    ramp->state = ADM_RAMP_PAUSED;
-    ramp->paused_ms = adm_ramp_now(st);
-    if (st->ramp_timer != NULL)
-        evtimer_del(st->ramp_timer);
+    adm_ramp_pause(st, peer->uid, peer->pid, cmd);
     adm_weight_text(adm_ramp_current(st), w);
-    adm_events_add(&st->events, peer->uid, peer->pid, cmd, "ramp", was,
-                   adm_ramp_text(ramp, now_text, sizeof(now_text)));
-    XF_LOG(XF_LOG_INFO, "admin", "event=ramp_paused weight=%s step=%u/%u uid=%ld pid=%ld", w,
-           ramp->done, ramp->n_steps, peer->uid, peer->pid);
-    st->dirty = true;
     adm_reply_line(r, "ok: ramp paused at weight y %s (step %u of %u); \"ramp resume\" goes on", w,
                    ramp->done, ramp->n_steps);
     return ADM_OK;

@@ -141,6 +141,7 @@ adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapsho
     const struct adm_peer *p = st->reload_peer;
 
     st->cfg = cfg;
+    adm_guard_reconfigure(st);
     adm_publish(st, next);
     st->reloads++;
     st->reloaded = time(NULL);

@@ -49,6 +49,7 @@ struct adm_server {
     dev_t dev;
     ino_t ino;
     struct evconnlistener *listener;  /* owned; owns the listening socket */
+    struct adm_http *http;            /* owned: admin.http; NULL when off */
     struct event *ev_relisten;        /* owned */
     TAILQ_HEAD(, adm_client) clients; /* owned */
     unsigned n_clients;
@@ -988,6 +989,9 @@ adm_server_new_takeover(struct event_base *base, const struct cfg *cfg, struct b
         xf_err_set(err, "admin: out of memory");
         goto fail;
     }
+    if (cfg->admin_http != NULL &&
+        (s->http = adm_http_new(base, &s->state, cfg->admin_http, err)) == NULL)
+        goto fail;
     if (s->state.saver != NULL) {
         s->ev_saved = event_new(base, adm_saver_event_fd(s->state.saver), EV_READ | EV_PERSIST,
                                 adm_server_on_saved, s);
@@ -1037,6 +1041,12 @@ adm_server_set_stats(struct adm_server *s, adm_stats_fn fn, void *arg)
 {
     s->state.stats = fn;
     s->state.stats_arg = arg;
+}
+
+void
+adm_server_set_monitor(struct adm_server *s, const struct adm_monitor *m)
+{
+    s->state.monitor = *m;
 }
 
 void
@@ -1144,6 +1154,7 @@ adm_server_free(struct adm_server *s)
             (void)evbuffer_write(out, bufferevent_getfd(c->bev));
         adm_client_free(c, "shutdown");
     }
+    adm_http_free(s->http);
     /* A bufferevent freed while one of its deferred callbacks waits (clients that hung up just
      * before the loop stopped: libevent runs 32 deferred callbacks per turn, the rest next turn)
      * is released by that callback only: one more turn of the loop lets them run (with no

@@ -188,11 +188,14 @@ adm_split_set(struct adm_state *st, const struct adm_peer *peer, const struct ad
     char from[ADM_WEIGHT_TEXT], to[ADM_WEIGHT_TEXT], ramp_to[ADM_WEIGHT_TEXT], cmd[96];
     char cancelled[64] = "", why[ADM_WHY_SIZE] = "", logged[256], cap_text[ADM_WEIGHT_TEXT];
     struct bal_snapshot *snap = bal_router_acquire(st->router);
-    unsigned old, target, cap;
+    unsigned old, target, cap, cur;
     uint64_t y_tunnels;
     bool over = adm_capacity_check(st, snap, bp, &cap, why, sizeof(why)) == -1;
 
+    cur = snap->weight_bp;
     bal_snapshot_unref(snap);
+    if (bp > cur && adm_guard_refuses_up(st, r))
+        return ADM_ERROR;
     if (over && !force)
         return adm_reply_error(r, "%s; add \"force\" to do it anyway", why);
     adm_command_text(a, cmd, sizeof(cmd));

@@ -257,6 +257,11 @@ adm_state_init_from(struct adm_state *st, const struct cfg *cfg, struct bal_rout
         adm_state_fini(st);
         return -1;
     }
+    if (adm_guard_init(st) == -1) {
+        xf_err_set(err, "admin: out of memory starting the guard");
+        adm_state_fini(st);
+        return -1;
+    }
     snap = bal_router_acquire(router);
     adm_weight_text(snap->weight_bp, w);
     bal_snapshot_unref(snap);
@@ -292,6 +297,7 @@ adm_state_fini(struct adm_state *st)
     if (st->ramp_timer != NULL)
         event_free(st->ramp_timer);
     st->ramp_timer = NULL;
+    adm_guard_fini(st);
     adm_saver_free(st->saver); /* writes the last text first */
     st->saver = NULL;
     if (st->reply != NULL)

@@ -147,6 +147,7 @@ struct bal_choice {
     enum bal_override_use override; /* what became of an override it carried (bal_pick) */
     int key_index;  /* index in split.key of the key used; -1 when keyed by the client address */
     uint64_t khash; /* the key's node hash (bal_node_key_hash), kept for a retry */
+    uint64_t kid;   /* the key's hash under the seed (bucket = kid % BAL_BUCKETS); bal_pick only */
 };
 
 /*

@@ -126,7 +126,9 @@ bal_pick_side(const struct bal_snapshot *snap, const char *key, size_t len, stru
 {
     enum cfg_cluster_id side;
 
-    out->bucket = bal_bucket(key, len, snap->seed_hash);
+    /* The key's hash is its identity for `preview weight` (distinct keys); its bucket follows. */
+    out->kid = XXH3_64bits_withSeed(key, len, snap->seed_hash);
+    out->bucket = (uint32_t)(out->kid % BAL_BUCKETS);
     side = out->bucket < snap->weight_bp ? CFG_CLUSTER_Y : CFG_CLUSTER_X;
     out->reason = BAL_REASON_WEIGHT;
     if (snap->pins != NULL && bal_pins_find(snap->pins, key, len, &side) == 0)

@@ -2,6 +2,7 @@
 #ifndef XF_STATS_H
 #define XF_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +17,33 @@ enum xf_fail {
     XF_FAIL_COUNT,
 };
 
-/* Latency histogram: 8 sub-buckets per power of two of microseconds (at most 12.5 % apart). */
-#define XF_LAT_SUB     8u
-#define XF_LAT_BUCKETS (40u * XF_LAT_SUB)
-/* The latency window: one histogram per second over the last minute. */
-#define XF_LAT_SLOTS 60u
+/*
+ * Latency histogram, log-linear as HDR histograms are: 32 sub-buckets per power of two of
+ * microseconds, so a bucket is at most 1/32 (3.1 %) of its value wide and its middle within
+ * 1.6 % of any value in it; values up to 2^40 us (12 days), longer ones in the last bucket.
+ */
+#define XF_LAT_SUB_BITS 5u
+#define XF_LAT_SUB      (1u << XF_LAT_SUB_BITS)
+#define XF_LAT_BUCKETS  ((40u - XF_LAT_SUB_BITS + 1u) * XF_LAT_SUB)
+/* Each worker keeps the last few seconds, one histogram each; the control thread takes each
+ * second once it is over (xf_mon_harvest), long before its slot comes round again. */
+#define XF_SEC_SLOTS 8u
+
+/* One second of one cluster's completed requests in one worker; test traffic left out. */
+struct xf_sec {
+    uint64_t second;              /* monotonic second the slot holds; 0: none */
+    uint32_t requests;            /* completed: answered (by the node or the proxy) or cut */
+    uint32_t errors;              /* 5xx, and failures the proxy answered or cut */
+    uint32_t lat[XF_LAT_BUCKETS]; /* total response time of those answered */
+};
+
+/* Fixed buckets for Prometheus histograms, in microseconds (le 1ms .. 10s, then +Inf). */
+#define XF_FIX_BUCKETS 13u
+extern const uint64_t xf_fix_le_us[XF_FIX_BUCKETS];
+struct xf_fixhist {
+    uint64_t b[XF_FIX_BUCKETS + 1]; /* counts per bucket, not cumulative; the last is +Inf */
+    uint64_t sum_us;
+};
 
 struct xf_cluster_stats {
     uint64_t requests;     /* routed to this cluster */
@@ -36,8 +59,22 @@ struct xf_cluster_stats {
     uint64_t queue_full;             /* requests refused by a full queue (503) */
     uint64_t tunnels;                /* tunnels open now (after a 101): also in active */
     uint64_t tunnels_total;          /* tunnels opened */
-    uint32_t lat[XF_LAT_SLOTS][XF_LAT_BUCKETS]; /* response times, per second slot */
-    uint64_t lat_slot_second[XF_LAT_SLOTS];     /* the second (monotonic) each slot holds */
+    uint64_t bytes_in, bytes_out;    /* request bytes from clients, response bytes to them */
+    uint64_t test_requests;          /* test traffic (test_traffic): also in requests */
+    uint64_t test_errors;            /* ... answered with a 5xx or failed */
+    struct xf_fixhist ttfb;          /* time to the first byte of the node's response */
+    struct xf_fixhist total;         /* time to the whole response */
+    struct xf_sec sec[XF_SEC_SLOTS]; /* the last seconds, for the guard and the status page */
+};
+
+/* A node's counters in one worker (px_usage), indexed by node id. */
+struct xf_node_stats {
+    uint64_t requests; /* attempts sent to it (a retry counts on each node it tried) */
+    uint64_t responses[6];
+    uint64_t failures[XF_FAIL_COUNT];
+    uint64_t retries; /* attempts that failed on it and were retried elsewhere */
+    uint64_t bytes_in, bytes_out;
+    struct xf_fixhist ttfb, total;
 };
 
 /*
@@ -69,22 +106,102 @@ struct xf_stats {
 #define XF_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 /* Adds what `src` (another thread's, being written) holds to `dst` (the reader's own): counters
- * summed, latency slots of the same second summed, newer slots replacing older ones. */
+ * summed; the seconds ring is left out (xf_mon_harvest reads it). */
 void xf_stats_merge(struct xf_stats *dst, const struct xf_stats *src);
+void xf_node_stats_merge(struct xf_node_stats *dst, const struct xf_node_stats *src);
+/* Zeroes a node's counters (its writer only; a reader sees each value whole). */
+void xf_node_stats_clear(struct xf_node_stats *ns);
 
-/* The bucket of a latency in microseconds, and the lower bound of a bucket. */
+/* The bucket of a latency in microseconds, and the lower bound and the middle of a bucket. */
 unsigned xf_lat_bucket(uint64_t us);
 uint64_t xf_lat_bucket_low(unsigned bucket);
+uint64_t xf_lat_bucket_mid(unsigned bucket);
 
-/* Counts a response time at monotonic second `now_s`. */
-void xf_stats_latency(struct xf_cluster_stats *cs, uint64_t us, uint64_t now_s);
+/* Counts a time in a fixed-bucket histogram. */
+void xf_fixhist_add(struct xf_fixhist *h, uint64_t us);
+void xf_fixhist_merge(struct xf_fixhist *dst, const struct xf_fixhist *src);
 
 /*
- * Percentiles (q in 0..1, e.g. 0.5, 0.9, 0.99) of the response times of the last 60 seconds
- * before `now_s`; writes n values in microseconds (the bucket's lower bound) and returns how many
- * responses the window holds (0: the values are 0).
+ * Counts a completed request of monotonic second `now_s` in the seconds ring: `error` for a 5xx
+ * or a failure, `us` its response time (UINT64_MAX: none, it was cut).
  */
-uint64_t xf_stats_percentiles(const struct xf_cluster_stats *cs, uint64_t now_s, const double *q,
-                              size_t n, uint64_t *out_us);
+void xf_stats_second(struct xf_cluster_stats *cs, uint64_t now_s, bool error, uint64_t us);
+
+/* ------------------------------------------------------------------ windows (control thread) */
+
+/* Some seconds of one cluster summed. */
+struct xf_win {
+    uint64_t requests, errors;
+    uint64_t n;                   /* responses in lat */
+    uint64_t lat[XF_LAT_BUCKETS]; /* response times */
+};
+
+/* Percentiles (q ascending in 0..1) of a window's response times: n values in microseconds (the
+ * middle of the bucket); 0 for each when the window holds none. Returns w->n. */
+uint64_t xf_win_percentiles(const struct xf_win *w, const double *q, size_t n, uint64_t *out_us);
+
+/*
+ * The seconds the control thread took from the workers: XF_MON_SECONDS of them, each the sum of
+ * every worker's second, with its p50 and p99 worked out once for the history.
+ */
+#define XF_MON_SECONDS 300u
+struct xf_mon_sec {
+    uint64_t second; /* 0: none */
+    int64_t wall_ms; /* when it was taken */
+    unsigned weight_bp;
+    uint32_t requests[2], errors[2];
+    uint32_t p50_us[2], p99_us[2];
+    uint32_t lat[2][XF_LAT_BUCKETS];
+};
+struct xf_mon {
+    struct xf_mon_sec sec[XF_MON_SECONDS];
+    uint64_t last; /* the last second taken; 0: none yet */
+};
+
+/*
+ * Takes every second before `now_s` not taken yet (at most XF_SEC_SLOTS back) from the n
+ * workers' counters; weight_bp and wall_ms label them. Call at least every few seconds.
+ */
+void xf_mon_harvest(struct xf_mon *m, const struct xf_stats *const *workers, size_t n,
+                    uint64_t now_s, unsigned weight_bp, int64_t wall_ms);
+/* Sums cluster c's seconds [now_s - seconds, now_s) into *out (zeroed first). */
+void xf_mon_window(const struct xf_mon *m, int c, uint64_t now_s, unsigned seconds,
+                   struct xf_win *out);
+
+/* ------------------------------------------------------------------ preview (split buckets) */
+
+/*
+ * What `preview weight W` reads: per split bucket the requests of the last few minutes, and the
+ * distinct keys seen, each with its bucket. Only requests the weight decided count (not pinned,
+ * not overridden, not test traffic). One per worker; the control thread reads them all.
+ */
+#define XF_PREVIEW_BUCKETS  10000u
+#define XF_PREVIEW_SLOT_S   30u
+#define XF_PREVIEW_SLOTS    10u /* 5 minutes, in slots of 30 seconds */
+#define XF_PREVIEW_WINDOW_S (XF_PREVIEW_SLOT_S * XF_PREVIEW_SLOTS)
+#define XF_PREVIEW_KEYS     (1u << 16) /* keys kept per worker */
+#define XF_PREVIEW_PROBE    16u
+struct xf_preview {
+    uint64_t slot_epoch[XF_PREVIEW_SLOTS]; /* second / XF_PREVIEW_SLOT_S + 1 the slot holds */
+    uint32_t req[XF_PREVIEW_SLOTS][XF_PREVIEW_BUCKETS];
+    uint64_t key[XF_PREVIEW_KEYS];   /* a key's identity (its 64-bit hash); 0: empty */
+    uint32_t key_s[XF_PREVIEW_KEYS]; /* the monotonic second it was last seen */
+    uint16_t key_bucket[XF_PREVIEW_KEYS];
+    uint64_t keys_lost; /* keys not kept: the table's place for them held recent ones */
+};
+
+/* Counts a request of key `kid` in `bucket` at monotonic second now_s. */
+void xf_preview_count(struct xf_preview *p, uint64_t kid, uint32_t bucket, uint64_t now_s);
+
+struct xf_preview_sum {
+    uint64_t requests, requests_moved; /* in the window; of them in the buckets that move */
+    uint64_t keys, keys_moved;         /* distinct keys, every worker's together */
+    uint64_t keys_lost;                /* keys left out (a full table): the key share is a guess */
+    unsigned window_s;                 /* the seconds the window covers now */
+};
+/* What would move if the weight went from `from_bp` to `to_bp`: buckets in [lo, hi) change
+ * side. Reads n workers' previews; returns -1 when out of memory. */
+int xf_preview_sum(const struct xf_preview *const *p, size_t n, uint64_t now_s, unsigned from_bp,
+                   unsigned to_bp, struct xf_preview_sum *out);
 
 #endif

@@ -199,6 +199,34 @@ struct cfg_split {
     char *expose;      /* owned; response header naming cluster and node; NULL (default) when off */
 };
 
+/* What the guard does when y fails against x (docs/monitoring.md). */
+enum cfg_guard_action {
+    CFG_GUARD_ROLLBACK = 0, /* everything back to x (the default) */
+    CFG_GUARD_PAUSE,        /* the ramp pauses where it is */
+    CFG_GUARD_STEP_DOWN,    /* the weight goes down by a step */
+};
+
+/* guard: y judged against x over a sliding window, every second (admin/adm_guard.c). */
+struct cfg_guard {
+    bool configured;             /* the section is there: the guard starts on */
+    unsigned window_s;           /* 30: the seconds compared side by side (5..300) */
+    unsigned min_requests;       /* 200: per side in the window, below it: inconclusive */
+    unsigned max_error_delta_bp; /* 100 (1 %): y's error rate minus x's, in hundredths of % */
+    double max_latency_ratio;    /* 1.5: y's p99 over x's p99 */
+    double confidence;           /* 0.99: a difference counts when p < 1 - confidence */
+    enum cfg_guard_action action;
+    unsigned
+        step_down_bp; /* 500: what step_down takes off the weight (a ramp's step when one runs) */
+};
+
+/* test_traffic: requests marked as tests are routed as usual, counted apart, kept out of the
+ * guard. */
+struct cfg_test_traffic {
+    char *header;             /* owned; a request with this header is a test; NULL: none */
+    struct cfg_cidr *sources; /* owned; requests from these networks are tests */
+    size_t n_sources;
+};
+
 /* Every duration in milliseconds. */
 struct cfg_timeouts {
     unsigned connect_ms;           /* 3s */
@@ -231,13 +259,16 @@ struct cfg {
     char *path;    /* owned: the file it was read from */
     struct cfg_listener *listeners; /* owned, n_listeners >= 1 */
     size_t n_listeners;
-    char *admin_socket; /* owned; default "/run/crossfade/admin.sock" */
-    char *admin_group;  /* owned; admin.group as written; NULL (default): the user only */
-    gid_t admin_gid;    /* admin.group's id, resolved at load */
+    char *admin_socket;          /* owned; default "/run/crossfade/admin.sock" */
+    char *admin_group;           /* owned; admin.group as written; NULL (default): the user only */
+    gid_t admin_gid;             /* admin.group's id, resolved at load */
+    struct cfg_addr *admin_http; /* owned; the read-only HTTP listener (admin.http); NULL: off */
     struct cfg_split split;
     struct cfg_cluster clusters[CFG_CLUSTER_COUNT]; /* x and y, both required */
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
+    struct cfg_guard guard;
+    struct cfg_test_traffic test_traffic;
     unsigned retries; /* 2: further attempts on other nodes for a request that failed before any
                          response byte (0..10) */
     char *access_log; /* owned; "-" for stdout, a path, or NULL when off */
@@ -269,6 +300,7 @@ struct cfg_diff {
     bool split_changed;                        /* keys, seed, proxies, overrides, expose */
     bool weight_in_file_changed; /* split.weight: not applied, the weight in force is kept */
     bool timeouts_changed, limits_changed, retries_changed, access_log_changed, log_level_changed;
+    bool guard_changed, test_traffic_changed;
     bool tls_reread; /* the new file has TLS somewhere: its certificate files are read again */
 };
 /* Fills *d; returns 0, or -1 when the reload must be refused (d->refused says why). */

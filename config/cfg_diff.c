@@ -106,6 +106,11 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
         snprintf(d->refused, sizeof(d->refused),
                  "admin.group changed: the admin socket's group is set when it is created; "
                  "restart to apply it");
+    else if ((old->admin_http == NULL) != (new->admin_http == NULL) ||
+             (old->admin_http != NULL && strcmp(old->admin_http->text, new->admin_http->text) != 0))
+        snprintf(d->refused, sizeof(d->refused),
+                 "admin.http changed: the status listener is opened at start-up; restart, or "
+                 "start the new one with --takeover");
     else if (old->workers != new->workers)
         snprintf(d->refused, sizeof(d->refused),
                  "workers changed: the worker threads are started once; restart to apply it");
@@ -157,6 +162,11 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
     d->retries_changed = old->retries != new->retries;
     d->access_log_changed = !cfg_diff_str_eq(old->access_log, new->access_log);
     d->log_level_changed = old->log_level != new->log_level;
+    d->guard_changed = memcmp(&old->guard, &new->guard, sizeof(old->guard)) != 0;
+    d->test_traffic_changed =
+        !cfg_diff_str_eq(old->test_traffic.header, new->test_traffic.header) ||
+        !cfg_diff_cidrs_eq(old->test_traffic.sources, old->test_traffic.n_sources,
+                           new->test_traffic.sources, new->test_traffic.n_sources);
     for (size_t i = 0; i < new->n_listeners; i++)
         d->tls_reread |= new->listeners[i].tls != NULL;
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++)
@@ -207,6 +217,8 @@ cfg_diff_text(const struct cfg_diff *d, char *buf, size_t size)
     cfg_diff_add(buf, size, &off, d->retries_changed, "retries changed");
     cfg_diff_add(buf, size, &off, d->access_log_changed, "access_log changed");
     cfg_diff_add(buf, size, &off, d->log_level_changed, "log_level changed");
+    cfg_diff_add(buf, size, &off, d->guard_changed, "guard changed");
+    cfg_diff_add(buf, size, &off, d->test_traffic_changed, "test_traffic changed");
     cfg_diff_add(buf, size, &off, d->tls_reread, "certificates read again");
     cfg_diff_add(buf, size, &off, d->weight_in_file_changed,
                  "split.weight in the file not applied (the weight in force is kept)");

@@ -45,11 +45,14 @@ enum cfg_root_key {
     CFG_ROOT_WORKERS,
     CFG_ROOT_TLS,
     CFG_ROOT_TUNNELS,
+    CFG_ROOT_GUARD,
+    CFG_ROOT_TEST_TRAFFIC,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen",     "admin",     "split",      "clusters", "timeouts", "limits",  "retries",
-    "access_log", "log_level", "state_file", "workers",  "tls",      "tunnels",
+    "listen",  "admin",   "split",      "clusters",  "timeouts",
+    "limits",  "retries", "access_log", "log_level", "state_file",
+    "workers", "tls",     "tunnels",    "guard",     "test_traffic",
 };
 
 enum cfg_listen_key {
@@ -71,9 +74,10 @@ static const char *const cfg_l4_key_names[] = {"ip", "sni"};        /* by enum c
 enum cfg_admin_key {
     CFG_ADMIN_SOCKET = 0,
     CFG_ADMIN_GROUP,
+    CFG_ADMIN_HTTP,
     CFG_ADMIN_COUNT,
 };
-static const char *const cfg_admin_keys[CFG_ADMIN_COUNT] = {"socket", "group"};
+static const char *const cfg_admin_keys[CFG_ADMIN_COUNT] = {"socket", "group", "http"};
 
 enum cfg_split_field {
     CFG_SPLIT_WEIGHT = 0,
@@ -789,6 +793,14 @@ cfg_walk_admin(const struct cfg_ctx *ctx, const yaml_node_t *node)
         return -1;
     if (v[CFG_ADMIN_GROUP] != NULL && cfg_walk_admin_group(ctx, v[CFG_ADMIN_GROUP]) == -1)
         return -1;
+    if (v[CFG_ADMIN_HTTP] != NULL && v[CFG_ADMIN_HTTP]->type == YAML_SCALAR_NODE &&
+        !cfg_is_off(v[CFG_ADMIN_HTTP], (const char *)v[CFG_ADMIN_HTTP]->data.scalar.value)) {
+        ctx->cfg->admin_http = calloc(1, sizeof(*ctx->cfg->admin_http));
+        if (ctx->cfg->admin_http == NULL)
+            return cfg_oom(ctx);
+        if (cfg_get_addr(ctx, v[CFG_ADMIN_HTTP], "admin.http", ctx->cfg->admin_http) == -1)
+            return -1;
+    }
     if (v[CFG_ADMIN_SOCKET] == NULL)
         return 0;
     snprintf(what, sizeof(what), "a socket path of 1 to %zu bytes", CFG_SOCKET_PATH_MAX);
@@ -1176,6 +1188,152 @@ cfg_walk_tunnels(const struct cfg_ctx *ctx, const yaml_node_t *node)
     return 0;
 }
 
+enum cfg_guard_key {
+    CFG_GUARD_WINDOW = 0,
+    CFG_GUARD_MIN_REQUESTS,
+    CFG_GUARD_MAX_ERROR,
+    CFG_GUARD_MAX_LATENCY,
+    CFG_GUARD_CONFIDENCE,
+    CFG_GUARD_ACTION,
+    CFG_GUARD_KEY_STEP_DOWN,
+    CFG_GUARD_COUNT,
+};
+static const char *const cfg_guard_keys[CFG_GUARD_COUNT] = {
+    "window", "min_requests", "max_error_rate_delta", "max_latency_ratio", "confidence",
+    "action", "step_down",
+};
+static const char *const cfg_guard_actions[] = {"rollback", "pause", "step_down"};
+
+/* A percentage with an optional % sign ("1%", "0.5", "12.5%") into hundredths; 0 or -1. */
+static int
+cfg_get_percent(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                unsigned min_bp, unsigned max_bp, unsigned *out_bp)
+{
+    char shown[CFG_SHOW_SIZE], num[32];
+    const char *text = cfg_scalar(ctx, node, path, "a percentage such as 1% or 0.5%");
+    size_t len;
+
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    if (len > 0 && text[len - 1] == '%')
+        len--;
+    if (len == 0 || len >= sizeof(num))
+        return cfg_fail(ctx, node, path, "expected a percentage such as 1%% or 0.5%%, got %s",
+                        cfg_show_str(shown, text));
+    memcpy(num, text, len);
+    num[len] = '\0';
+    if (cfg_percent_parse(num, out_bp) == -1 || *out_bp < min_bp || *out_bp > max_bp)
+        return cfg_fail(ctx, node, path,
+                        "expected a percentage from %u.%02u%% to %u%% with at most two "
+                        "decimals, got %s",
+                        min_bp / 100, min_bp % 100, max_bp / 100, cfg_show_str(shown, text));
+    return 0;
+}
+
+/* A decimal number in [min, max] ("1.5", "2"); 0 or -1. */
+static int
+cfg_get_ratio(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path, double min,
+              double max, double *out)
+{
+    char shown[CFG_SHOW_SIZE];
+    const char *text = cfg_scalar(ctx, node, path, "a number such as 1.5");
+    char *end = NULL;
+    double d;
+
+    if (text == NULL)
+        return -1;
+    errno = 0;
+    d = text[0] >= '0' && text[0] <= '9' ? strtod(text, &end) : -1.0;
+    if (end == NULL || *end != '\0' || errno != 0 || !(d >= min && d <= max))
+        return cfg_fail(ctx, node, path, "expected a number from %g to %g, got %s", min, max,
+                        cfg_show_str(shown, text));
+    *out = d;
+    return 0;
+}
+
+/* guard: the thresholds y is judged by against x, and what happens when it fails them. */
+static int
+cfg_walk_guard(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    struct cfg_guard *g = &ctx->cfg->guard;
+    yaml_node_t *v[CFG_GUARD_COUNT];
+    unsigned ms, action, conf_bp;
+
+    if (node == NULL)
+        return 0;
+    if (cfg_map_lookup(ctx, node, "guard", cfg_guard_keys, CFG_GUARD_COUNT, v) == -1)
+        return -1;
+    g->configured = true;
+    if (v[CFG_GUARD_WINDOW] != NULL) {
+        if (cfg_get_timeout(ctx, v[CFG_GUARD_WINDOW], "guard.window", &ms) == -1)
+            return -1;
+        if (ms < 5000 || ms > 300000 || ms % 1000 != 0)
+            return cfg_fail(ctx, v[CFG_GUARD_WINDOW], "guard.window",
+                            "expected whole seconds from 5s to 5m, got %ums", ms);
+        g->window_s = ms / 1000;
+    }
+    if (v[CFG_GUARD_MIN_REQUESTS] != NULL &&
+        cfg_get_unsigned(ctx, v[CFG_GUARD_MIN_REQUESTS], "guard.min_requests", 10, 10000000,
+                         &g->min_requests) == -1)
+        return -1;
+    if (v[CFG_GUARD_MAX_ERROR] != NULL &&
+        cfg_get_percent(ctx, v[CFG_GUARD_MAX_ERROR], "guard.max_error_rate_delta", 1, 10000,
+                        &g->max_error_delta_bp) == -1)
+        return -1;
+    if (v[CFG_GUARD_MAX_LATENCY] != NULL &&
+        cfg_get_ratio(ctx, v[CFG_GUARD_MAX_LATENCY], "guard.max_latency_ratio", 1.0, 1000.0,
+                      &g->max_latency_ratio) == -1)
+        return -1;
+    if (v[CFG_GUARD_CONFIDENCE] != NULL) {
+        if (cfg_get_percent(ctx, v[CFG_GUARD_CONFIDENCE], "guard.confidence", 5000, 9999,
+                            &conf_bp) == -1)
+            return -1;
+        g->confidence = conf_bp / 10000.0;
+    }
+    if (v[CFG_GUARD_ACTION] != NULL) {
+        if (cfg_get_choice(ctx, v[CFG_GUARD_ACTION], "guard.action", cfg_guard_actions,
+                           XF_ARRAY_LEN(cfg_guard_actions), "rollback, pause or step_down",
+                           &action) == -1)
+            return -1;
+        g->action = (enum cfg_guard_action)action;
+    }
+    if (v[CFG_GUARD_KEY_STEP_DOWN] != NULL &&
+        cfg_get_percent(ctx, v[CFG_GUARD_KEY_STEP_DOWN], "guard.step_down", 1, 10000,
+                        &g->step_down_bp) == -1)
+        return -1;
+    return 0;
+}
+
+enum cfg_test_key {
+    CFG_TEST_HEADER = 0,
+    CFG_TEST_SOURCES,
+    CFG_TEST_COUNT,
+};
+static const char *const cfg_test_keys[CFG_TEST_COUNT] = {"header", "sources"};
+
+/* test_traffic: {header, sources}: what marks a request as a test. */
+static int
+cfg_walk_test_traffic(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    struct cfg_test_traffic *tt = &ctx->cfg->test_traffic;
+    yaml_node_t *v[CFG_TEST_COUNT];
+
+    if (node == NULL)
+        return 0;
+    if (cfg_map_lookup(ctx, node, "test_traffic", cfg_test_keys, CFG_TEST_COUNT, v) == -1)
+        return -1;
+    if (v[CFG_TEST_HEADER] != NULL &&
+        cfg_get_name_or_off(ctx, v[CFG_TEST_HEADER], "test_traffic.header", true, &tt->header) ==
+            -1)
+        return -1;
+    if (v[CFG_TEST_SOURCES] != NULL &&
+        cfg_get_cidrs(ctx, v[CFG_TEST_SOURCES], "test_traffic.sources", &tt->sources,
+                      &tt->n_sources) == -1)
+        return -1;
+    return 0;
+}
+
 static int
 cfg_walk_limits(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
@@ -1370,7 +1528,9 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1 ||
         cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1 ||
         cfg_walk_tls(ctx, v[CFG_ROOT_TLS]) == -1 ||
-        cfg_walk_tunnels(ctx, v[CFG_ROOT_TUNNELS]) == -1)
+        cfg_walk_tunnels(ctx, v[CFG_ROOT_TUNNELS]) == -1 ||
+        cfg_walk_guard(ctx, v[CFG_ROOT_GUARD]) == -1 ||
+        cfg_walk_test_traffic(ctx, v[CFG_ROOT_TEST_TRAFFIC]) == -1)
         return -1;
     return 0;
 }
@@ -1398,6 +1558,13 @@ cfg_new_defaults(const char *name)
         return NULL;
     }
     cfg->split.n_keys = 1;
+    cfg->guard.window_s = 30;
+    cfg->guard.min_requests = 200;
+    cfg->guard.max_error_delta_bp = 100;
+    cfg->guard.max_latency_ratio = 1.5;
+    cfg->guard.confidence = 0.99;
+    cfg->guard.action = CFG_GUARD_ROLLBACK;
+    cfg->guard.step_down_bp = 500;
     cfg->split.keys[0].kind = CFG_KEY_IP;
     /* Tester overrides from this machine only, until the operator names the testers' networks. */
     cfg->split.override_from = calloc(2, sizeof(*cfg->split.override_from));
@@ -1679,6 +1846,9 @@ cfg_free(const struct cfg *cfg_const)
     free(cfg->listeners);
     free(cfg->admin_socket);
     free(cfg->admin_group);
+    free(cfg->admin_http);
+    free(cfg->test_traffic.header);
+    free(cfg->test_traffic.sources);
     cfg_split_keys_free(&cfg->split);
     free(cfg->split.seed);
     free(cfg->split.trusted_proxies);

@@ -384,12 +384,13 @@ struct px_snap {
  * so a reader never sees freed memory.
  */
 struct px_usage {
-    size_t n;               /* ids 0..n-1 */
-    uint32_t *active;       /* requests in flight (least_conn reads it too) */
-    uint32_t *idle;         /* idle pooled connections */
-    uint32_t *tunnels;      /* tunnels open (WebSocket): also counted in active */
-    uint8_t *held;          /* 1: the worker has a pool under the id (connections may remain) */
-    struct px_usage *older; /* owned: the one this replaced */
+    size_t n;                 /* ids 0..n-1 */
+    struct xf_node_stats *ns; /* each node's counters (the control thread sums the workers') */
+    uint32_t *active;         /* requests in flight (least_conn reads it too) */
+    uint32_t *idle;           /* idle pooled connections */
+    uint32_t *tunnels;        /* tunnels open (WebSocket): also counted in active */
+    uint8_t *held;            /* 1: the worker has a pool under the id (connections may remain) */
+    struct px_usage *older;   /* owned: the one this replaced */
 };
 
 /*
@@ -558,6 +559,7 @@ struct px_worker {
     size_t resp_hdrs_cap;
     struct px_alog alog;
     struct xf_stats *stats;                 /* owned: this worker's counters */
+    struct xf_preview *preview;             /* owned: requests and keys per split bucket */
     struct px_txn *txn_cache[PX_TXN_CACHE]; /* owned: freed transactions for the next requests */
     unsigned n_txn_cache;
     char why_buf[192]; /* a formatted error text, used at once */
@@ -623,6 +625,8 @@ struct px_ctl {
     int efd;                              /* owned: eventfd the workers poke */
     struct event *ev_efd;                 /* owned */
     struct xf_stats *stats;               /* owned: the health checks' counters */
+    struct xf_mon *mon;                   /* owned: the seconds taken from the workers */
+    struct event *ev_mon;                 /* owned: takes them each second (px_mon.c) */
     struct px_health *health;             /* borrowed */
     struct adm_server *adm;               /* borrowed; NULL without an admin socket */
     struct px_node_share **shares; /* owned: PX_SHARE_CHUNKS chunks, allocated on first use */
@@ -754,6 +758,14 @@ void px_worker_hold(struct px_worker *w, struct px_client *c);
 /* adm callbacks: the sum of the workers' counters, of their usage of a node id, whether any still
  * holds the id, the router version every worker has taken, and the proxy's status. */
 void px_ctl_stats(void *arg, struct xf_stats *out);
+/* The seconds kept of the workers' counters (px_mon.c): started with the control thread, taken
+ * each second; px_ctl_mon takes the latest first (adm_monitor's functions, on the control
+ * thread). */
+int px_mon_start(struct px_ctl *ctl, struct xf_err *err);
+void px_mon_stop(struct px_ctl *ctl);
+const struct xf_mon *px_ctl_mon(void *arg);
+int px_ctl_preview(void *arg, unsigned from_bp, unsigned to_bp, struct xf_preview_sum *out);
+int px_ctl_node_stats(void *arg, uint32_t id, struct xf_node_stats *out);
 int px_ctl_node_info(void *arg, uint32_t id, unsigned *active, unsigned *idle, unsigned *tunnels);
 bool px_ctl_id_busy(void *arg, uint32_t id);
 uint64_t px_ctl_applied(void *arg);

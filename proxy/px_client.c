@@ -690,6 +690,24 @@ px_req_keep_upgrade(struct px_txn *t, const struct px_req_out *res, const struct
     return 0;
 }
 
+/* Whether a request is test traffic (test_traffic): from one of its sources, or carrying its
+ * header (whatever the value). */
+static bool
+px_req_is_test(const struct cfg_test_traffic *tt, const struct bal_request *req)
+{
+    if (tt->n_sources > 0 && bal_addr_in(&req->peer, tt->sources, tt->n_sources))
+        return true;
+    if (tt->header != NULL) {
+        size_t len = strlen(tt->header);
+
+        for (size_t i = 0; i < req->n_hdrs; i++)
+            if (req->hdrs[i].name_len == len &&
+                strncasecmp(req->hdrs[i].name, tt->header, len) == 0)
+                return true;
+    }
+    return false;
+}
+
 /* Runs inside on_headers_complete: checks the head, picks a node and queues the request. */
 static int
 px_req_on_headers_complete(llhttp_t *p)
@@ -757,6 +775,8 @@ px_req_on_headers_complete(llhttp_t *p)
         bal_pick(t->snap->s, &breq, &w->bal, &choice);
     t->cluster = choice.cluster;
     t->node = choice.node;
+    if (XF_UNLIKELY(w->cfg->test_traffic.header != NULL || w->cfg->test_traffic.n_sources > 0))
+        t->test = px_req_is_test(&w->cfg->test_traffic, &breq);
     if (XF_UNLIKELY(choice.override > BAL_OVERRIDE_HONOURED)) {
         /* Said in the access log and counted: a tester whose override is ignored should know. */
         t->override = (uint8_t)choice.override;
@@ -810,6 +830,7 @@ px_req_on_headers_complete(llhttp_t *p)
     px_client_read_on(c);
     t->t_up_start_us = xf_now_us();
     XF_STAT_INC(w->active[t->node->id]);
+    XF_STAT_INC(w->usage->ns[t->node->id].requests);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
     /* An idempotent request keeps its head for a replay on another node (until a body byte goes
@@ -1023,8 +1044,55 @@ px_txn_fail(struct px_txn *t, int status, const char *why, enum xf_fail kind)
     if (t->counted && !t->failed) {
         t->failed = true;
         XF_STAT_INC(t->c->w->stats->cluster[t->cluster].failures[kind]);
+        if (t->node != NULL && t->dispatched)
+            XF_STAT_INC(t->c->w->usage->ns[t->node->id].failures[kind]);
     }
     return px_txn_error(t, status, why);
+}
+
+/*
+ * Counts a transaction that ends: its cluster's and its node's counters and latencies, and the
+ * second the guard reads (test traffic apart; tunnels are not responses to time).
+ */
+static void
+px_txn_count(struct px_worker *w, const struct px_txn *t)
+{
+    struct xf_cluster_stats *cs = &w->stats->cluster[t->cluster];
+    struct xf_node_stats *ns = t->node != NULL && t->dispatched ? &w->usage->ns[t->node->id] : NULL;
+    bool answered = t->status >= 100 && t->status < 600 && t->resp_done;
+    bool error = t->failed || (answered && t->status >= 500);
+    uint64_t now = xf_now_us(), total = now - t->t_start_us;
+
+    XF_STAT_DEC(cs->active);
+    XF_STAT_ADD(cs->bytes_in, t->bytes_in);
+    XF_STAT_ADD(cs->bytes_out, t->bytes_out);
+    if (ns != NULL) {
+        XF_STAT_ADD(ns->bytes_in, t->bytes_in);
+        XF_STAT_ADD(ns->bytes_out, t->bytes_out);
+    }
+    if (answered)
+        XF_STAT_INC(cs->responses[t->status / 100]);
+    if (XF_UNLIKELY(t->test)) {
+        XF_STAT_INC(cs->test_requests);
+        if (error)
+            XF_STAT_INC(cs->test_errors);
+    }
+    if (t->tunnel || t->raw)
+        return;
+    if (answered) {
+        xf_fixhist_add(&cs->total, total);
+        if (t->t_head_us != 0)
+            xf_fixhist_add(&cs->ttfb, t->t_head_us - t->t_start_us);
+        if (ns != NULL && t->t_head_us != 0) {
+            /* The node's own answer (the proxy's errors are the node's failures). */
+            XF_STAT_INC(ns->responses[t->status / 100]);
+            xf_fixhist_add(&ns->total, total);
+            xf_fixhist_add(&ns->ttfb, t->t_head_us - t->t_start_us);
+        }
+    }
+    /* A client that went away before its answer tells nothing of the side. */
+    if (!t->test && (answered || t->failed))
+        xf_stats_second(cs, now / 1000000u, error, answered ? total : UINT64_MAX);
 }
 
 /* Frees a transaction (its node connection already released) and lets go of its snapshot. */
@@ -1033,17 +1101,8 @@ px_txn_free(struct px_txn *t)
 {
     struct px_worker *w = t->c->w;
 
-    if (t->counted) {
-        struct xf_cluster_stats *cs = &w->stats->cluster[t->cluster];
-        uint64_t now = xf_now_us();
-        XF_STAT_DEC(cs->active);
-        if (t->status >= 100 && t->status < 600 && t->resp_done) {
-            XF_STAT_INC(cs->responses[t->status / 100]);
-            /* A tunnel's life is not a response time. */
-            if (!t->tunnel)
-                xf_stats_latency(cs, now - t->t_start_us, now / 1000000u);
-        }
-    }
+    if (t->counted)
+        px_txn_count(w, t);
     if (XF_UNLIKELY(t->key != NULL)) {
         XF_FREE(t->upgrade);
         XF_FREE(t->key);

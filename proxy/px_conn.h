@@ -154,12 +154,14 @@ struct px_txn {
     bool failed;     /* counted as a failure */
     bool dispatched; /* counted in w->active[node->id] */
     bool up_close;   /* the client sent Connection: close: so does the node request */
+    bool test;       /* test traffic (test_traffic): counted apart, kept out of the guard */
     int status;
     uint64_t req_body;  /* request payload bytes seen */
     uint64_t bytes_in;  /* request bytes received from the client */
     uint64_t bytes_out; /* response bytes queued for the client (set when it ends) */
     uint64_t out_mark;  /* sent_total + queued output when the transaction began */
     uint64_t t_start_us, t_up_start_us, t_up_end_us;
+    uint64_t t_head_us; /* when the node's final response head was read (time to first byte) */
     size_t target_len;
     char target[384]; /* "METHOD target HTTP/1.x" for the access log, truncated */
     char *upgrade;    /* owned: the protocols offered to the node (Upgrade); NULL: none */

@@ -390,7 +390,7 @@ px_ctl_new(const struct cfg *cfg, struct bal_router *router, struct xf_err *err)
         xf_err_set(err, "out of memory setting up the control thread");
         goto fail;
     }
-    if (px_reexec_init(ctl, err) == -1)
+    if (px_reexec_init(ctl, err) == -1 || px_mon_start(ctl, err) == -1)
         goto fail;
     for (unsigned i = 0; i < ctl->n_workers; i++) {
         ctl->workers[i] = px_worker_new(ctl, i, err);
@@ -471,6 +471,7 @@ px_ctl_free(struct px_ctl *ctl)
     if (ctl->ev_tls_tick != NULL)
         event_free(ctl->ev_tls_tick);
     px_reexec_fini(ctl);
+    px_mon_stop(ctl);
     for (size_t i = 0; i < PX_SIGNALS; i++)
         if (ctl->ev_signals[i] != NULL)
             event_free(ctl->ev_signals[i]);

@@ -202,6 +202,9 @@ px_txn_route(struct px_txn *t, const struct bal_choice *ch)
         XF_STAT_INC(w->stats->cluster[ch->assigned].requests);
     XF_STAT_INC(w->stats->cluster[t->cluster].requests);
     XF_STAT_INC(w->stats->cluster[t->cluster].active);
+    /* What `preview weight` reads: requests the weight itself decided. */
+    if (ch->reason == BAL_REASON_WEIGHT && !t->test && !t->x_only)
+        xf_preview_count(w->preview, ch->kid, ch->bucket, t->t_start_us / 1000000u);
     if (ch->failover) {
         XF_STAT_INC(w->stats->cluster[ch->assigned].failovers);
         px_txn_note_failover(w, ch->assigned, ch->cluster);
@@ -234,8 +237,11 @@ px_txn_next_node(struct px_txn *t, bool counted)
     if (t->x_only && ch.cluster != CFG_CLUSTER_X)
         return false;
     /* The old node's count goes before its snapshot may: t->node points into it. */
-    if (t->dispatched)
+    if (t->dispatched) {
         XF_STAT_DEC(w->active[t->node->id]);
+        if (counted)
+            XF_STAT_INC(w->usage->ns[t->node->id].retries);
+    }
     if (ps != t->snap) {
         ps->inflight++;
         px_worker_snapshot_done(w, t->snap);
@@ -244,6 +250,7 @@ px_txn_next_node(struct px_txn *t, bool counted)
     t->choice = ch;
     t->node = ch.node;
     XF_STAT_INC(w->active[t->node->id]);
+    XF_STAT_INC(w->usage->ns[t->node->id].requests);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
     if (counted) {

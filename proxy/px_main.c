@@ -298,6 +298,10 @@ main(int argc, char **argv)
     px_ctl_wire(ctl, adm, health);
     if (adm != NULL) {
         adm_server_set_stats(adm, px_ctl_stats, ctl);
+        adm_server_set_monitor(adm, &(struct adm_monitor){.mon = px_ctl_mon,
+                                                          .preview = px_ctl_preview,
+                                                          .node_stats = px_ctl_node_stats,
+                                                          .arg = ctl});
         adm_server_set_node_info(adm, px_ctl_node_info, ctl);
         adm_server_set_id_busy(adm, px_ctl_id_busy, ctl);
         adm_server_set_applied(adm, px_ctl_applied, ctl);

@@ -180,6 +180,7 @@ px_tcp_route(struct px_client *c, const char *key, size_t key_len, bool sni)
     }
     t->t_up_start_us = xf_now_us();
     XF_STAT_INC(w->active[t->node->id]);
+    XF_STAT_INC(w->usage->ns[t->node->id].requests);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
     t->bytes_in = px_buf_len(&c->in);

@@ -140,6 +140,7 @@ px_resp_on_headers_complete(llhttp_t *p)
     t->resp_close_out = res.close_out;
     t->ka = res.ka;
     t->resp_started = true;
+    t->t_head_us = xf_now_us();
     u->head_done = true;
     if (XF_UNLIKELY(res.upgrade)) {
         t->tunnel = true; /* what follows the head is the new protocol's: px_upstream_feed */

@@ -76,6 +76,8 @@ px_worker_pool_reap(struct px_worker *w, uint32_t id)
         return false;
     px_pool_free(pool);
     w->pools[id] = NULL;
+    /* A node added later may take the id: it starts its counters from zero. */
+    xf_node_stats_clear(&w->usage->ns[id]);
     __atomic_store_n(&w->usage->held[id], 0, __ATOMIC_RELEASE);
     return true;
 }
@@ -152,12 +154,14 @@ px_worker_pools_follow(struct px_worker *w, const struct bal_snapshot *s)
 static struct px_usage *
 px_usage_new(size_t n, const struct px_usage *old)
 {
-    struct px_usage *u = calloc(1, sizeof(*u) + n * (3 * sizeof(uint32_t) + 1));
+    struct px_usage *u =
+        calloc(1, sizeof(*u) + n * (sizeof(struct xf_node_stats) + 3 * sizeof(uint32_t) + 1));
 
     if (u == NULL)
         return NULL;
     u->n = n;
-    u->active = (uint32_t *)(u + 1);
+    u->ns = (struct xf_node_stats *)(u + 1);
+    u->active = (uint32_t *)(u->ns + n);
     u->idle = u->active + n;
     u->tunnels = u->idle + n;
     u->held = (uint8_t *)(u->tunnels + n);
@@ -167,6 +171,7 @@ px_usage_new(size_t n, const struct px_usage *old)
             u->idle[i] = XF_STAT_GET(old->idle[i]);
             u->tunnels[i] = XF_STAT_GET(old->tunnels[i]);
             u->held[i] = XF_STAT_GET(old->held[i]);
+            xf_node_stats_merge(&u->ns[i], &old->ns[i]);
         }
     }
     return u;
@@ -541,6 +546,7 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
     w->resp_hdrs = calloc(w->resp_hdrs_cap, sizeof(*w->resp_hdrs));
     w->snap = calloc(1, sizeof(*w->snap));
     w->stats = calloc(1, sizeof(*w->stats));
+    w->preview = calloc(1, sizeof(*w->preview));
     w->usage = px_usage_new(0, NULL);
     w->usage_pub = w->usage;
     w->active = w->usage != NULL ? w->usage->active : NULL;
@@ -557,9 +563,10 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
             w->ev_msg = event_new(w->base, w->efd, EV_READ | EV_PERSIST, px_worker_on_msg, w);
     }
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
-        w->snap == NULL || w->stats == NULL || w->usage == NULL || w->ev_accept_retry == NULL ||
-        w->ev_trim == NULL || w->ev_reap == NULL || w->ev_msg == NULL ||
-        event_add(w->ev_msg, NULL) == -1 || event_add(w->ev_reap, &second) == -1) {
+        w->snap == NULL || w->stats == NULL || w->preview == NULL || w->usage == NULL ||
+        w->ev_accept_retry == NULL || w->ev_trim == NULL || w->ev_reap == NULL ||
+        w->ev_msg == NULL || event_add(w->ev_msg, NULL) == -1 ||
+        event_add(w->ev_reap, &second) == -1) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
@@ -1183,6 +1190,7 @@ px_worker_free(struct px_worker *w)
         free(w->txn_cache[--w->n_txn_cache]);
     px_usage_free(w->usage);
     free(w->stats);
+    free(w->preview);
     free(w->hdrs);
     free(w->resp_hdrs);
     free(w->rbuf);

@@ -156,12 +156,14 @@ Test(adm_capacity, a_ramp_over_capacity_is_refused_unless_forced)
         "error: y can take at most 50.00% of clients now (capacity: healthy weight 1 of y against "
         "2 of x); 60.00% would overload it; add \"force\" to do it anyway"));
     cr_assert(eq(int, fx_st.ramp.state, ADM_RAMP_NONE));
-    cr_assert(eq(str, (char *)run_error("ramp 60 over 10s please"),
-                 "error: usage: ramp TO over DURATION [step P] [force] (or ramp pause, ramp "
-                 "resume, ramp cancel)"));
-    cr_assert(eq(str, (char *)run_error("ramp 60 over 10s force step 5"),
-                 "error: usage: ramp TO over DURATION [step P] [force] (or ramp pause, ramp "
-                 "resume, ramp cancel)"));
+    cr_assert(
+        eq(str, (char *)run_error("ramp 60 over 10s please"),
+           "error: usage: ramp TO over DURATION [step P] [guarded] [force] (or ramp pause, ramp "
+           "resume, ramp cancel)"));
+    cr_assert(
+        eq(str, (char *)run_error("ramp 60 over 10s force step 5"),
+           "error: usage: ramp TO over DURATION [step P] [guarded] [force] (or ramp pause, ramp "
+           "resume, ramp cancel)"));
     /* The plan's own errors come first. */
     cr_assert(eq(str, (char *)run_error("ramp 60 over 0s"),
                  "error: the duration must be more than 0 (such as 30s, 10m or 1h)"));

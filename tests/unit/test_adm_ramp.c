@@ -427,12 +427,13 @@ Test(adm_ramp, bad_arguments_get_a_clear_error_and_start_nothing)
                  "error: expected \"step\" after the duration, got \"by\""));
     cr_assert(eq(str, (char *)run_error("ramp 0 over 10m"),
                  "error: the weight is already 0.00; nothing to ramp"));
-    cr_assert(eq(str, (char *)run_error("ramp 50 over"),
-                 "error: usage: ramp TO over DURATION [step P] [force] (or ramp pause, ramp "
-                 "resume, "
-                 "ramp cancel)"));
     cr_assert(
-        eq(str, (char *)run_error("ramp"), "error: usage: ramp TO over DURATION [step P] [force]"));
+        eq(str, (char *)run_error("ramp 50 over"),
+           "error: usage: ramp TO over DURATION [step P] [guarded] [force] (or ramp pause, ramp "
+           "resume, "
+           "ramp cancel)"));
+    cr_assert(eq(str, (char *)run_error("ramp"),
+                 "error: usage: ramp TO over DURATION [step P] [guarded] [force]"));
     cr_assert(eq(int, fx_st.ramp.state, ADM_RAMP_NONE));
 }
 

@@ -25,6 +25,30 @@ fx_stats_sum(void *arg, struct xf_stats *out)
     xf_stats_merge(out, arg);
 }
 
+/* The seconds the proxy keeps: filled by hand, against the real clock (adm_window reads it). */
+static struct xf_mon *fx_mon;
+
+static const struct xf_mon *
+fx_mon_get(void *arg)
+{
+    return arg;
+}
+
+/* Counts a response time of `us` in cluster c, `ago` seconds before the current one. */
+static void
+fx_latency(int c, uint64_t us, uint64_t ago)
+{
+    uint64_t sec = xf_now_ms() / 1000u - ago;
+    struct xf_mon_sec *ms = &fx_mon->sec[sec % XF_MON_SECONDS];
+
+    if (ms->second != sec) {
+        memset(ms, 0, sizeof(*ms));
+        ms->second = sec;
+    }
+    ms->requests[c]++;
+    ms->lat[c][xf_lat_bucket(us)]++;
+}
+
 static uint64_t
 fx_clock(void)
 {
@@ -44,12 +68,14 @@ fx_setup(void)
     fx_st.mono_ms = fx_clock;
     fx_out = evbuffer_new();
     fx_stats = calloc(1, sizeof(*fx_stats));
+    fx_mon = calloc(1, sizeof(*fx_mon));
 }
 
 static void
 fx_teardown(void)
 {
     free(fx_stats);
+    free(fx_mon);
     free(fx_reply);
     evbuffer_free(fx_out);
     adm_state_fini(&fx_st);
@@ -98,9 +124,14 @@ fx_fill(void)
     x->queue_full = 18;
     x->tunnels = 27;
     x->tunnels_total = 28;
+    x->bytes_in = 32;
+    x->bytes_out = 33;
+    x->test_requests = 34;
+    x->test_errors = 35;
     for (uint64_t i = 1; i <= 100; i++)
-        xf_stats_latency(x, i * 1000, 450 + i % 50);
-    xf_stats_latency(x, 9000000, 380);
+        fx_latency(0, i * 1000, 1 + i % 50);
+    fx_latency(0, 9000000, 120);
+    fx_st.monitor = (struct adm_monitor){.mon = fx_mon_get, .arg = fx_mon};
     fx_stats->client_connections = 7;
     fx_stats->override_invalid = 19;
     fx_stats->override_not_allowed = 20;
@@ -133,12 +164,14 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "x active 3\n"
                  "x responses 1xx=0 2xx=90 3xx=0 4xx=5 5xx=5\n"
                  "x failures connect=2 timeout=0 reset=0 invalid=0 no_node=0 queue=1\n"
-                 "x latency_1m p50=49.15ms p90=81.92ms p99=98.30ms responses=100\n"
+                 "x latency_1m p50=49.66ms p90=89.08ms p99=99.32ms responses=100\n"
                  "x failovers 11\n"
                  "x retries 12\n"
                  "x health down=13 up=14 ejected=15\n"
                  "x queue waiting=16 timeouts=17 full=18\n"
                  "x tunnels open=27 total=28\n"
+                 "x bytes in=32 out=33\n"
+                 "x test requests=34 errors=35\n"
                  "y requests 0\n"
                  "y active 0\n"
                  "y responses 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0\n"
@@ -149,6 +182,8 @@ Test(adm_stats, the_text_form_has_one_line_per_figure_prefixed_by_the_cluster)
                  "y health down=0 up=0 ejected=0\n"
                  "y queue waiting=0 timeouts=0 full=0\n"
                  "y tunnels open=0 total=0\n"
+                 "y bytes in=0 out=0\n"
+                 "y test requests=0 errors=0\n"
                  "client_connections 7\n"
                  "override_ignored invalid=19 not_allowed=20\n"
                  "tls_handshakes completed=21 resumed=22 failed=23\n"
@@ -163,16 +198,18 @@ Test(adm_stats, the_json_form_is_one_object_on_one_line)
                  "{\"clusters\":{\"x\":{\"requests\":100,\"active\":3,\"responses\":{\"1xx\":0,"
                  "\"2xx\":90,\"3xx\":0,\"4xx\":5,\"5xx\":5},\"failures\":{\"connect\":2,"
                  "\"timeout\":0,\"reset\":0,\"invalid\":0,\"no_node\":0,\"queue\":1},"
-                 "\"latency_1m\":{\"responses\":100,\"p50_us\":49152,\"p90_us\":81920,"
-                 "\"p99_us\":98304},\"failovers\":11,\"retries\":12,\"health\":{\"down\":13,"
+                 "\"latency_1m\":{\"responses\":100,\"p50_us\":49664,\"p90_us\":89088,"
+                 "\"p99_us\":99328},\"failovers\":11,\"retries\":12,\"health\":{\"down\":13,"
                  "\"up\":14,\"ejected\":15},\"queue\":{\"waiting\":16,\"timeouts\":17,"
-                 "\"full\":18},\"tunnels\":{\"open\":27,\"total\":28}},"
+                 "\"full\":18},\"tunnels\":{\"open\":27,\"total\":28},"
+                 "\"bytes\":{\"in\":32,\"out\":33},\"test\":{\"requests\":34,\"errors\":35}},"
                  "\"y\":{\"requests\":0,\"active\":0,\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,"
                  "\"4xx\":0,\"5xx\":0},\"failures\":{\"connect\":0,\"timeout\":0,\"reset\":0,"
                  "\"invalid\":0,\"no_node\":0,\"queue\":0},\"latency_1m\":{\"responses\":0,"
                  "\"p50_us\":0,\"p90_us\":0,\"p99_us\":0},\"failovers\":0,\"retries\":0,"
                  "\"health\":{\"down\":0,\"up\":0,\"ejected\":0},\"queue\":{\"waiting\":0,"
-                 "\"timeouts\":0,\"full\":0},\"tunnels\":{\"open\":0,\"total\":0}}},"
+                 "\"timeouts\":0,\"full\":0},\"tunnels\":{\"open\":0,\"total\":0},"
+                 "\"bytes\":{\"in\":0,\"out\":0},\"test\":{\"requests\":0,\"errors\":0}}},"
                  "\"client_connections\":7,"
                  "\"override_ignored\":{\"invalid\":19,\"not_allowed\":20},"
                  "\"tls_handshakes\":{\"completed\":21,\"resumed\":22,\"failed\":23},"
@@ -192,6 +229,7 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
         cs->health_down = cs->health_up = cs->ejections = UINT64_MAX;
         cs->queue_waiting = cs->queue_timeouts = cs->queue_full = UINT64_MAX;
         cs->tunnels = cs->tunnels_total = UINT64_MAX;
+        cs->bytes_in = cs->bytes_out = cs->test_requests = cs->test_errors = UINT64_MAX;
         for (int k = 0; k < 6; k++)
             cs->responses[k] = UINT64_MAX;
         for (int f = 0; f < XF_FAIL_COUNT; f++)
@@ -210,7 +248,11 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
                  strstr(reply, "\"queue\":{\"waiting\":18446744073709551615,\"timeouts\":"
                                "18446744073709551615,\"full\":18446744073709551615},"
                                "\"tunnels\":{\"open\":18446744073709551615,"
-                               "\"total\":18446744073709551615}}},"
+                               "\"total\":18446744073709551615},"
+                               "\"bytes\":{\"in\":18446744073709551615,"
+                               "\"out\":18446744073709551615},"
+                               "\"test\":{\"requests\":18446744073709551615,"
+                               "\"errors\":18446744073709551615}}},"
                                "\"client_connections\":18446744073709551615,"
                                "\"override_ignored\":{\"invalid\":18446744073709551615,"
                                "\"not_allowed\":18446744073709551615},"
