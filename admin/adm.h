@@ -430,6 +430,9 @@ struct adm_persist {
     size_t n_nodes;
     struct adm_event *events; /* owned: the audit trail, oldest first (at most ADM_EVENTS_MAX) */
     size_t n_events;
+    bool have_guard;    /* a guard line was read (files before issue 14 have none) */
+    bool guard_on;      /* `guard on|off` */
+    bool guard_tripped; /* it tripped and nobody typed `guard reset` */
 };
 
 /*

@@ -116,8 +116,12 @@ adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct
     }
     unsure |= err_over;
     p_mw = xf_mann_whitney_p(wx->lat, wy->lat, XF_LAT_BUCKETS, &auc);
-    p99_over = wx->n > 0 && wy->n > 0 && (double)py[1] > g->max_latency_ratio * (double)px[1];
-    p50_over = wx->n > 0 && wy->n > 0 && (double)py[0] > g->max_latency_ratio * (double)px[0];
+    /* Over the ratio, and by more than min_latency_delta: jitter of a few hundred microseconds
+     * on a fast path is not a slower y. */
+    p99_over = wx->n > 0 && wy->n > 0 && (double)py[1] > g->max_latency_ratio * (double)px[1] &&
+               py[1] >= px[1] + g->min_latency_delta_us;
+    p50_over = wx->n > 0 && wy->n > 0 && (double)py[0] > g->max_latency_ratio * (double)px[0] &&
+               py[0] >= px[0] + g->min_latency_delta_us;
     p_tail = 1.0;
     if (p99_over) {
         uint64_t limit = (uint64_t)(g->max_latency_ratio * (double)px[1]);
@@ -323,11 +327,12 @@ adm_guard_show(struct adm_state *st, struct adm_reply *r)
 
     adm_reply_line(r,
                    "guard %s verdict=%s tripped=%s action=%s window=%us min_requests=%u "
-                   "max_error_rate_delta=%u.%02u%% max_latency_ratio=%.2f confidence=%.2f%%",
+                   "max_error_rate_delta=%u.%02u%% max_latency_ratio=%.2f "
+                   "min_latency_delta=%ums confidence=%.2f%%",
                    adm_guard_is_on(st) ? "on" : "off", adm_verdict_name(gd->verdict),
                    gd->tripped ? "yes" : "no", adm_guard_action_names[g->action], g->window_s,
                    g->min_requests, g->max_error_delta_bp / 100, g->max_error_delta_bp % 100,
-                   g->max_latency_ratio, g->confidence * 100.0);
+                   g->max_latency_ratio, g->min_latency_delta_us / 1000u, g->confidence * 100.0);
     adm_reply_line(r, "reason %s", gd->reason[0] != '\0' ? gd->reason : "-");
     if (gd->tripped)
         adm_reply_line(r, "trip %s", gd->trip);

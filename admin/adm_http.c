@@ -629,9 +629,11 @@ adm_http_api_stats(struct adm_state *st, struct evbuffer *b, const struct adm_ht
     evbuffer_add_printf(b,
                         ",\"verdict\":\"%s\",\"window_s\":%u,\"min_requests\":%u,"
                         "\"max_error_rate_delta\":%.2f,\"max_latency_ratio\":%.2f,"
-                        "\"confidence\":%.4f,\"action\":\"%s\",\"x\":",
+                        "\"min_latency_delta_us\":%u,\"confidence\":%.4f,\"action\":\"%s\","
+                        "\"x\":",
                         adm_verdict_name(g->verdict), gc->window_s, gc->min_requests,
-                        gc->max_error_delta_bp / 100.0, gc->max_latency_ratio, gc->confidence,
+                        gc->max_error_delta_bp / 100.0, gc->max_latency_ratio,
+                        gc->min_latency_delta_us, gc->confidence,
                         gc->action == CFG_GUARD_ROLLBACK ? "rollback"
                         : gc->action == CFG_GUARD_PAUSE  ? "pause"
                                                          : "step_down");
@@ -682,6 +684,14 @@ adm_http_on_request(struct evhttp_request *req, void *arg)
     }
     if (path == NULL || path[0] == '\0')
         path = "/";
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        evbuffer_add_printf(body, "read-only: GET or HEAD; changes go through the admin socket\n");
+        adm_http_send(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", body);
+        evbuffer_free(body);
+        return;
+    }
     if (strcmp(path, "/healthz") == 0) {
         const char *status = st->status != NULL ? st->status(st->status_arg) : "serving";
         bool ok = strcmp(status, "serving") == 0;
@@ -743,8 +753,12 @@ adm_http_new(struct event_base *base, struct adm_state *st, const struct cfg_add
     evhttp_set_timeout(h->http, ADM_HTTP_TIMEOUT_S);
     evhttp_set_max_headers_size(h->http, ADM_HTTP_HEADERS_MAX);
     evhttp_set_max_body_size(h->http, 0);
-    /* Read-only: any other method is answered 405 by evhttp itself. */
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    /* Read-only: every method reaches the handler, which answers 405 to all but GET and HEAD
+     * (evhttp's own refusal would be a 501). */
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
     evhttp_set_gencb(h->http, adm_http_on_request, h);
     XF_LOG(XF_LOG_INFO, "admin", "event=http_listening address=%s", addr->text);
     return h;

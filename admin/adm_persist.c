@@ -149,6 +149,10 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
                             adm_persist_id(r->uid, uid, sizeof(uid)),
                             adm_persist_id(r->pid, pid, sizeof(pid)),
                             r->command[0] != '\0' ? r->command : "-");
+    /* The guard: on or off, tripped or armed, and whether the ramp waits for it. */
+    evbuffer_add_printf(out, "guard %s %s%s\n", p->guard_on ? "on" : "off",
+                        p->guard_tripped ? "tripped" : "armed",
+                        r->state != ADM_RAMP_NONE && r->guarded ? " guarded_ramp" : "");
     for (size_t i = 0; i < bal_pins_count(p->pins); i++) {
         const char *key;
         size_t len;
@@ -638,6 +642,23 @@ adm_persist_line_node(struct adm_persist_ctx *c, const struct adm_args *a, struc
     return 0;
 }
 
+/* "guard on|off armed|tripped [guarded_ramp]" (the ramp line comes first when there is one). */
+static int
+adm_persist_line_guard(struct adm_persist_ctx *c, const struct adm_args *a, struct adm_persist *p)
+{
+    if (p->have_guard)
+        return adm_persist_fail(c, "a second guard line");
+    if ((a->n != 3 && a->n != 4) || !(adm_span_is(a->v[1], "on") || adm_span_is(a->v[1], "off")) ||
+        !(adm_span_is(a->v[2], "armed") || adm_span_is(a->v[2], "tripped")) ||
+        (a->n == 4 && !adm_span_is(a->v[3], "guarded_ramp")))
+        return adm_persist_fail(c, "expected \"guard on|off armed|tripped [guarded_ramp]\"");
+    p->have_guard = true;
+    p->guard_on = adm_span_is(a->v[1], "on");
+    p->guard_tripped = adm_span_is(a->v[2], "tripped");
+    p->ramp.guarded = a->n == 4 && p->ramp.state != ADM_RAMP_NONE;
+    return 0;
+}
+
 /* One line that is neither blank nor a comment. */
 static int
 adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct adm_persist *p)
@@ -681,11 +702,13 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
         return adm_persist_line_ramp(c, &a, p);
     if (adm_span_is(a.v[0], "pin"))
         return adm_persist_line_pin(c, &a, p);
+    if (adm_span_is(a.v[0], "guard"))
+        return adm_persist_line_guard(c, &a, p);
     if (adm_span_is(a.v[0], "node"))
         return adm_persist_line_node(c, &a, p);
     return adm_persist_fail(c,
-                            "unknown line %s (expected layout, weight, freeze, ramp, pin, node or "
-                            "event)",
+                            "unknown line %s (expected layout, weight, freeze, ramp, guard, pin, "
+                            "node or event)",
                             adm_quote(line, len, q, sizeof(q)));
 }
 

@@ -602,9 +602,21 @@ adm_cmd_show_ramp(struct adm_state *st, const struct adm_peer *peer, const struc
     }
     /* While paused, the clock of the schedule stands at the moment of the pause. */
     ref = ramp->state == ADM_RAMP_PAUSED ? ramp->paused_ms : now;
-    adm_reply_line(r, "ramp %s", ramp->state == ADM_RAMP_PAUSED ? "paused" : "running");
+    adm_reply_line(r, "ramp %s%s",
+                   ramp->state == ADM_RAMP_PAUSED ? "paused"
+                   : ramp->guard_held_ms != 0     ? "held"
+                                                  : "running",
+                   ramp->guarded ? " guarded" : "");
     if (ramp->state == ADM_RAMP_PAUSED)
         adm_ramp_show_reason(st, r);
+    else if (ramp->guard_held_ms != 0 && st->guard.verdict == ADM_VERDICT_PASS && ramp->guarded)
+        adm_reply_line(r,
+                       "reason guard pass: a guarded step waits for a whole %us window at the "
+                       "weight of the step before",
+                       st->cfg->guard.window_s);
+    else if (ramp->guard_held_ms != 0)
+        adm_reply_line(r, "reason guard %s: %s (the step waits for a pass)",
+                       adm_verdict_name(st->guard.verdict), st->guard.reason);
     adm_reply_line(r, "from %s", adm_weight_text(ramp->from_bp, w));
     adm_reply_line(r, "to %s", adm_weight_text(ramp->to_bp, w));
     adm_reply_line(r, "step %s", adm_weight_text(ramp->step_bp, w));

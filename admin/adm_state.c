@@ -69,9 +69,18 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
     p->pins = NULL;
     bal_router_publish(st->router, next);
     ramp[0] = '\0';
+    if (p->have_guard && st->cfg->guard.configured) {
+        st->guard.on = p->guard_on;
+        st->guard.tripped = p->guard_tripped;
+        if (p->guard_tripped)
+            snprintf(st->guard.trip, sizeof(st->guard.trip),
+                     "tripped before the restart (show events has why)");
+    }
     if (p->ramp.state != ADM_RAMP_NONE) {
         st->ramp = p->ramp;
         adm_ramp_rebase(&st->ramp, st->wall_ms(), (int64_t)st->mono_ms());
+        st->ramp.last_step_ms = (int64_t)st->mono_ms();
+        st->ramp.guard_held_ms = 0;
         snprintf(ramp, sizeof(ramp), "%s to %s",
                  st->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
                  adm_weight_text(st->ramp.to_bp, w));
@@ -321,6 +330,8 @@ adm_state_text(struct adm_state *st, size_t *len)
     p.pins = snap->pins; /* borrowed for the formatting only */
     p.ramp = st->ramp;
     adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
+    p.guard_on = st->guard.on;
+    p.guard_tripped = st->guard.tripped;
     p.events = st->events.n > 0 ? calloc(st->events.n, sizeof(*p.events)) : NULL;
     if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
         (st->events.n > 0 && p.events == NULL)) {

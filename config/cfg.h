@@ -208,12 +208,13 @@ enum cfg_guard_action {
 
 /* guard: y judged against x over a sliding window, every second (admin/adm_guard.c). */
 struct cfg_guard {
-    bool configured;             /* the section is there: the guard starts on */
-    unsigned window_s;           /* 30: the seconds compared side by side (5..300) */
-    unsigned min_requests;       /* 200: per side in the window, below it: inconclusive */
-    unsigned max_error_delta_bp; /* 100 (1 %): y's error rate minus x's, in hundredths of % */
-    double max_latency_ratio;    /* 1.5: y's p99 over x's p99 */
-    double confidence;           /* 0.99: a difference counts when p < 1 - confidence */
+    bool configured;               /* the section is there: the guard starts on */
+    unsigned window_s;             /* 30: the seconds compared side by side (5..300) */
+    unsigned min_requests;         /* 200: per side in the window, below it: inconclusive */
+    unsigned max_error_delta_bp;   /* 100 (1 %): y's error rate minus x's, in hundredths of % */
+    double max_latency_ratio;      /* 1.5: y's p99 over x's p99 */
+    unsigned min_latency_delta_us; /* 1ms: a latency difference smaller than this never fails */
+    double confidence;             /* 0.99: a difference counts when p < 1 - confidence */
     enum cfg_guard_action action;
     unsigned
         step_down_bp; /* 500: what step_down takes off the weight (a ramp's step when one runs) */

@@ -1193,6 +1193,7 @@ enum cfg_guard_key {
     CFG_GUARD_MIN_REQUESTS,
     CFG_GUARD_MAX_ERROR,
     CFG_GUARD_MAX_LATENCY,
+    CFG_GUARD_MIN_LATENCY_DELTA,
     CFG_GUARD_CONFIDENCE,
     CFG_GUARD_ACTION,
     CFG_GUARD_KEY_STEP_DOWN,
@@ -1285,6 +1286,12 @@ cfg_walk_guard(const struct cfg_ctx *ctx, const yaml_node_t *node)
         cfg_get_ratio(ctx, v[CFG_GUARD_MAX_LATENCY], "guard.max_latency_ratio", 1.0, 1000.0,
                       &g->max_latency_ratio) == -1)
         return -1;
+    if (v[CFG_GUARD_MIN_LATENCY_DELTA] != NULL) {
+        if (cfg_get_timeout(ctx, v[CFG_GUARD_MIN_LATENCY_DELTA], "guard.min_latency_delta", &ms) ==
+            -1)
+            return -1;
+        g->min_latency_delta_us = ms * 1000u;
+    }
     if (v[CFG_GUARD_CONFIDENCE] != NULL) {
         if (cfg_get_percent(ctx, v[CFG_GUARD_CONFIDENCE], "guard.confidence", 5000, 9999,
                             &conf_bp) == -1)
@@ -1562,6 +1569,7 @@ cfg_new_defaults(const char *name)
     cfg->guard.min_requests = 200;
     cfg->guard.max_error_delta_bp = 100;
     cfg->guard.max_latency_ratio = 1.5;
+    cfg->guard.min_latency_delta_us = 1000;
     cfg->guard.confidence = 0.99;
     cfg->guard.action = CFG_GUARD_ROLLBACK;
     cfg->guard.step_down_bp = 500;

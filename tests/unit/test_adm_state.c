@@ -176,6 +176,7 @@ Test(adm_persist, the_text_has_one_line_per_setting)
                  "freeze on 1764470400\n"
                  "ramp paused 10.00 50.00 5.00 1764470400123 600000 3 1764470500000 1000 4242 "
                  "ramp 50 over 10m step 5\n"
+                 "guard off armed\n"
                  "pin alice y\n"
                  "pin 10.1.2.3 x\n"
                  "pin Jo\\x20\\x5cx\\x01\xc3\xa9 y\n"
@@ -248,6 +249,30 @@ Test(adm_persist, the_least_a_file_holds_is_its_version_and_the_weight)
     adm_persist_fini(&q);
 }
 
+static const char *parse_error(const char *text);
+
+/* The guard's line: on or off, tripped or armed, and a guarded ramp (after the ramp's line). */
+Test(adm_persist, the_guard_line_keeps_a_trip_and_a_guarded_ramp)
+{
+    static const char text[] =
+        "version 2\nlayout x=a y=b\nweight 20\nfreeze off\n"
+        "ramp running 10.00 50.00 5.00 1764470400123 600000 2 0 1000 42 ramp 50 over 10m guarded\n"
+        "guard on tripped guarded_ramp\n";
+    struct adm_persist q;
+    struct xf_err err = {{0}};
+
+    cr_assert(eq(int, adm_persist_parse(text, strlen(text), "state", &q, &err), 0), "%s", err.msg);
+    cr_assert(q.have_guard);
+    cr_assert(q.guard_on);
+    cr_assert(q.guard_tripped);
+    cr_assert(q.ramp.guarded);
+    adm_persist_fini(&q);
+    cr_assert(eq(str, (char *)parse_error("version 2\nweight 20\nguard maybe armed\n"),
+                 "/var/lib/xf/state:3: expected \"guard on|off armed|tripped [guarded_ramp]\""));
+    cr_assert(eq(str, (char *)parse_error("version 2\nweight 20\nguard on armed\nguard on armed\n"),
+                 "/var/lib/xf/state:4: a second guard line"));
+}
+
 /* Parses `text` and returns its error. */
 static const char *
 parse_error(const char *text)
@@ -275,7 +300,7 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "/var/lib/xf/state:2: expected \"layout x=ADDRESS,... y=ADDRESS,...\""));
     cr_assert(eq(str, (char *)parse_error("version 1\nlayout x=a y=b\nweight 20\n"),
                  "/var/lib/xf/state:2: unknown line \"layout x=a y=b\" (expected layout, weight, "
-                 "freeze, ramp, pin, node or event)"));
+                 "freeze, ramp, guard, pin, node or event)"));
     cr_assert(eq(str,
                  (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
                                      "event 2 1764470400000 - - weight 0.00 1.00 set weight 1\n"
@@ -303,7 +328,7 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "/var/lib/xf/state:3: a second weight line"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nwieght 30\n"),
                  "/var/lib/xf/state:3: unknown line \"wieght 30\" (expected layout, weight, "
-                 "freeze, ramp, pin, node or event)"));
+                 "freeze, ramp, guard, pin, node or event)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20"),
                  "/var/lib/xf/state:2: the last line has no end (was the file cut?)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nfreeze on\n"),
