@@ -3,6 +3,7 @@
 #define ADM_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -551,6 +552,24 @@ struct adm_guard {
     struct event *timer; /* owned: each second */
 };
 
+/* One stretch of the upgrade at one weight (the rollout report, adm_report.c). */
+struct adm_segment {
+    int64_t start_ms, end_ms; /* wall clock */
+    unsigned weight_bp;
+    unsigned seconds;
+    uint64_t requests[2], errors[2]; /* x, y (test traffic left out) */
+    uint64_t p50_us[2], p99_us[2];
+    uint64_t verdicts[ADM_VERDICT_COUNT]; /* the guard's, one per second */
+};
+#define ADM_REPORT_SEGMENTS 512
+struct adm_report {
+    struct adm_segment seg[ADM_REPORT_SEGMENTS]; /* a ring of the closed ones */
+    size_t first, n;
+    struct adm_segment cur; /* the one in progress */
+    struct xf_win lat[2];   /* its response times */
+    uint64_t last;          /* the last second taken from the history */
+};
+
 /* What the proxy keeps of its counters (all on the admin's thread): the seconds (after taking the
  * latest), the preview, each node's counters. */
 struct adm_monitor {
@@ -581,6 +600,7 @@ struct adm_state {
     adm_stats_fn stats; /* NULL until adm_server_set_stats */
     struct adm_monitor monitor; /* all NULL until adm_server_set_monitor */
     struct adm_guard guard;
+    struct adm_report *report;        /* owned: the rollout report's segments */
     void *stats_arg;                  /* borrowed */
     uint64_t (*applied)(void *arg);   /* NULL until adm_server_set_applied */
     void *applied_arg;                /* borrowed */
@@ -832,6 +852,8 @@ enum adm_result adm_cmd_preview_weight(struct adm_state *, const struct adm_peer
                                        const struct adm_args *, struct adm_reply *);
 enum adm_result adm_cmd_guard(struct adm_state *, const struct adm_peer *, const struct adm_args *,
                               struct adm_reply *);
+enum adm_result adm_cmd_report(struct adm_state *, const struct adm_peer *, const struct adm_args *,
+                               struct adm_reply *);
 enum adm_result adm_cmd_show_stats(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);
 
@@ -904,6 +926,20 @@ struct adm_http *adm_http_new(struct event_base *base, struct adm_state *st,
                               const struct cfg_addr *addr, struct xf_err *err);
 /* Closes the listener and its connections. NULL is a no-op. */
 void adm_http_free(struct adm_http *h);
+/* Appends s as a JSON string: quoted, control bytes, bytes from 0x80, <, > and & as \u00XX (so
+ * that it may also stand inside an HTML script element). */
+void adm_json_str(struct evbuffer *b, const char *s);
+/* Appends an event of the audit trail as a JSON object {seq, time_ms, who, command, what, from,
+ * to}; who is "crossfade" for crossfade's own. */
+void adm_json_event(struct evbuffer *b, const struct adm_event *e);
+/* n of all as "12.34%" ("-" when all is 0) in buf; returns buf. */
+const char *adm_share_text(uint64_t n, uint64_t all, char *buf, size_t size);
+/* Writes the HTML rollout report around `json` (the reply of `report json`) to f: 0, or -1 when
+ * the write failed or the JSON could end the script element it goes in. */
+int adm_report_html(FILE *f, const char *json, size_t len);
+/* Takes the seconds the history gained into the report's segments (each second, and before a
+ * report is read). */
+void adm_report_tick(struct adm_state *st);
 
 /* ------------------------------------------------------------------ the guard (adm_guard.c) */
 

@@ -215,6 +215,7 @@ adm_guard_tick(struct adm_state *st)
     struct xf_win *w;
     enum adm_verdict v;
 
+    adm_report_tick(st);
     if (!adm_guard_is_on(st)) {
         gd->verdict = ADM_VERDICT_OFF;
         gd->pass_since_ms = 0;

@@ -35,15 +35,37 @@ static const char *const adm_http_json_fail[XF_FAIL_COUNT] = {
 
 /* ------------------------------------------------------------------ text helpers */
 
-/* Appends s as a JSON string (quoted; control bytes and bytes from 0x80 as \u00XX). */
-static void
-adm_http_json_str(struct evbuffer *b, const char *s)
+void
+adm_json_event(struct evbuffer *b, const struct adm_event *e)
+{
+    char who[64];
+
+    if (e->uid < 0)
+        snprintf(who, sizeof(who), "crossfade");
+    else
+        snprintf(who, sizeof(who), "uid=%ld pid=%ld", e->uid, e->pid);
+    evbuffer_add_printf(b, "{\"seq\":%llu,\"time_ms\":%lld,\"who\":", (unsigned long long)e->seq,
+                        (long long)e->time_ms);
+    adm_json_str(b, who);
+    evbuffer_add_printf(b, ",\"command\":");
+    adm_json_str(b, e->command);
+    evbuffer_add_printf(b, ",\"what\":");
+    adm_json_str(b, e->what);
+    evbuffer_add_printf(b, ",\"from\":");
+    adm_json_str(b, e->old_value);
+    evbuffer_add_printf(b, ",\"to\":");
+    adm_json_str(b, e->new_value);
+    evbuffer_add(b, "}", 1);
+}
+
+void
+adm_json_str(struct evbuffer *b, const char *s)
 {
     evbuffer_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
         if (*p == '"' || *p == '\\')
             evbuffer_add_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
+        else if (*p < 0x20 || *p >= 0x7f || *p == '<' || *p == '>' || *p == '&')
             evbuffer_add_printf(b, "\\u%04x", *p);
         else
             evbuffer_add(b, p, 1);
@@ -197,23 +219,21 @@ adm_http_metrics_cluster(struct evbuffer *b, const struct xf_stats *s)
             evbuffer_add_printf(b, "crossfade_errors_total{cluster=\"%s\",kind=\"%s\"} %llu\n",
                                 cfg_cluster_name((enum cfg_cluster_id)c), adm_http_fail_kinds[f],
                                 (unsigned long long)s->cluster[c].failures[f]);
-    adm_http_family(b, "request_duration_seconds", "histogram",
-                    "Time from the request's first byte to the whole response.");
-    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
-        char labels[32];
+    for (int k = 0; k < 2; k++) {
+        static const char *const names[2] = {"request_duration_seconds", "first_byte_seconds"};
+        static const char *const helps[2] = {
+            "Time from the request's first byte to the whole response.",
+            "Time from the request's first byte to the node's response head."};
 
-        snprintf(labels, sizeof(labels), "cluster=\"%s\"",
-                 cfg_cluster_name((enum cfg_cluster_id)c));
-        adm_http_histogram(b, "request_duration_seconds", labels, &s->cluster[c].total);
-    }
-    adm_http_family(b, "first_byte_seconds", "histogram",
-                    "Time from the request's first byte to the node's response head.");
-    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
-        char labels[32];
+        adm_http_family(b, names[k], "histogram", helps[k]);
+        for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+            char labels[32];
 
-        snprintf(labels, sizeof(labels), "cluster=\"%s\"",
-                 cfg_cluster_name((enum cfg_cluster_id)c));
-        adm_http_histogram(b, "first_byte_seconds", labels, &s->cluster[c].ttfb);
+            snprintf(labels, sizeof(labels), "cluster=\"%s\"",
+                     cfg_cluster_name((enum cfg_cluster_id)c));
+            adm_http_histogram(b, names[k], labels,
+                               k == 0 ? &s->cluster[c].total : &s->cluster[c].ttfb);
+        }
     }
 }
 
@@ -495,12 +515,12 @@ adm_http_json_nodes(struct adm_state *st, struct evbuffer *b, const struct adm_h
                 st->health_info(st->health_info_arg, n->id, &h);
             evbuffer_add_printf(b, "%s{\"cluster\":\"%s\",\"address\":", first ? "" : ",",
                                 cfg_cluster_name((enum cfg_cluster_id)c));
-            adm_http_json_str(b, n->addr.text);
+            adm_json_str(b, n->addr.text);
             evbuffer_add_printf(b,
                                 ",\"state\":\"%s\",\"weight\":%u,\"active\":%u,\"idle\":%u,"
                                 "\"check\":",
                                 bal_node_status_name(n), n->weight, active, idle);
-            adm_http_json_str(b, h.check);
+            adm_json_str(b, h.check);
             evbuffer_add_printf(
                 b, ",\"requests\":%llu,\"responses\":", (unsigned long long)ns->requests);
             adm_http_json_counts(b, ns->responses);
@@ -562,25 +582,9 @@ adm_http_json_events(struct adm_state *st, struct evbuffer *b)
 
     evbuffer_add_printf(b, "\"events\":[");
     for (size_t i = from; i < n; i++) {
-        const struct adm_event *e = adm_events_get(&st->events, i);
-        char who[64];
-
-        if (e->uid < 0)
-            snprintf(who, sizeof(who), "crossfade");
-        else
-            snprintf(who, sizeof(who), "uid=%ld pid=%ld", e->uid, e->pid);
-        evbuffer_add_printf(b, "%s{\"time_ms\":%lld,\"who\":", i > from ? "," : "",
-                            (long long)e->time_ms);
-        adm_http_json_str(b, who);
-        evbuffer_add_printf(b, ",\"command\":");
-        adm_http_json_str(b, e->command);
-        evbuffer_add_printf(b, ",\"what\":");
-        adm_http_json_str(b, e->what);
-        evbuffer_add_printf(b, ",\"from\":");
-        adm_http_json_str(b, e->old_value);
-        evbuffer_add_printf(b, ",\"to\":");
-        adm_http_json_str(b, e->new_value);
-        evbuffer_add_printf(b, "}");
+        if (i > from)
+            evbuffer_add(b, ",", 1);
+        adm_json_event(b, adm_events_get(&st->events, i));
     }
     evbuffer_add_printf(b, "],");
 }
@@ -625,7 +629,7 @@ adm_http_api_stats(struct adm_state *st, struct evbuffer *b, const struct adm_ht
                         adm_guard_is_on(st) ? "true" : "false", gc->configured ? "true" : "false",
                         g->tripped ? "tripped" : adm_verdict_name(g->verdict),
                         g->tripped ? "true" : "false");
-    adm_http_json_str(b, g->tripped ? g->trip : g->reason);
+    adm_json_str(b, g->tripped ? g->trip : g->reason);
     evbuffer_add_printf(b,
                         ",\"verdict\":\"%s\",\"window_s\":%u,\"min_requests\":%u,"
                         "\"max_error_rate_delta\":%.2f,\"max_latency_ratio\":%.2f,"

@@ -266,7 +266,8 @@ adm_state_init_from(struct adm_state *st, const struct cfg *cfg, struct bal_rout
         adm_state_fini(st);
         return -1;
     }
-    if (adm_guard_init(st) == -1) {
+    st->report = calloc(1, sizeof(*st->report));
+    if (st->report == NULL || adm_guard_init(st) == -1) {
         xf_err_set(err, "admin: out of memory starting the guard");
         adm_state_fini(st);
         return -1;
@@ -307,6 +308,8 @@ adm_state_fini(struct adm_state *st)
         event_free(st->ramp_timer);
     st->ramp_timer = NULL;
     adm_guard_fini(st);
+    free(st->report);
+    st->report = NULL;
     adm_saver_free(st->saver); /* writes the last text first */
     st->saver = NULL;
     if (st->reply != NULL)

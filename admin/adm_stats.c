@@ -197,9 +197,8 @@ adm_cmd_show_stats(struct adm_state *st, const struct adm_peer *peer, const stru
     return ADM_OK;
 }
 
-/* The share of n in all, as "12.34%" ("-" when all is 0). */
-static const char *
-adm_stats_share(uint64_t n, uint64_t all, char *buf, size_t size)
+const char *
+adm_share_text(uint64_t n, uint64_t all, char *buf, size_t size)
 {
     if (all == 0)
         snprintf(buf, size, "-");
@@ -245,10 +244,10 @@ adm_cmd_preview_weight(struct adm_state *st, const struct adm_peer *peer, const 
                        XF_MIN(cur, to_bp), XF_MAX(cur, to_bp), way);
     adm_reply_line(r, "keys %llu of %llu would move (%s)", (unsigned long long)sum.keys_moved,
                    (unsigned long long)sum.keys,
-                   adm_stats_share(sum.keys_moved, sum.keys, sh[0], 16));
+                   adm_share_text(sum.keys_moved, sum.keys, sh[0], 16));
     adm_reply_line(r, "requests %llu of %llu would move (%s)",
                    (unsigned long long)sum.requests_moved, (unsigned long long)sum.requests,
-                   adm_stats_share(sum.requests_moved, sum.requests, sh[1], 16));
+                   adm_share_text(sum.requests_moved, sum.requests, sh[1], 16));
     adm_reply_line(r,
                    "window %us (requests split by the weight: pinned, overridden and test "
                    "traffic left out)",

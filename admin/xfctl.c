@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin/adm.h"
 #include "common/xf.h"
 
 #define XFCTL_DEFAULT_SOCKET "/run/crossfade/admin.sock"
@@ -58,6 +59,7 @@ xfctl_usage(FILE *f)
                "  -h, --help         show this help and exit\n"
                "  -V, --version      show the version and exit\n"
                "\n"
+               "\"xfctl report --html FILE\" writes the rollout report as one HTML page.\n"
                "Examples: xfctl show weight; xfctl set weight 25; xfctl rollback; xfctl watch\n"
                "\n"
                "Exit status: 0 success, 1 the reply was an error (printed on stderr),\n"
@@ -190,7 +192,8 @@ xfctl_is_word(const char *line, const char *word)
  * With `busy` not NULL, a refusal for want of admin slots is not printed: *busy says it came.
  */
 static int
-xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr, bool *busy)
+xfctl_command_to(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr,
+                 bool *busy, FILE *out)
 {
     size_t len = strlen(line), end;
     char *msg = malloc(len + 7);
@@ -237,11 +240,58 @@ xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_
         c->len = 0;
         return XFCTL_ERROR;
     }
-    fwrite(c->buf, 1, end - 1, failed && errors_to_stderr ? stderr : stdout);
-    fflush(stdout);
+    fwrite(c->buf, 1, end - 1, failed && errors_to_stderr ? stderr : out);
+    fflush(out);
     memmove(c->buf, c->buf + end, c->len - end);
     c->len -= end;
     return failed ? XFCTL_ERROR : XFCTL_OK;
+}
+
+static int
+xfctl_command(struct xfctl_conn *c, const char *line, bool json, bool errors_to_stderr, bool *busy)
+{
+    return xfctl_command_to(c, line, json, errors_to_stderr, busy, stdout);
+}
+
+/*
+ * `xfctl report --html FILE`: asks for `report json` and writes it into the HTML document
+ * (adm_report_html) at `path`, "-" for standard output. Returns an enum xfctl_exit.
+ */
+static int
+xfctl_report_html(struct xfctl_conn *c, const char *path)
+{
+    char *json = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&json, &len), *f;
+    int rc;
+
+    if (mem == NULL) {
+        fprintf(stderr, "xfctl: out of memory\n");
+        return XFCTL_NO_SERVER;
+    }
+    rc = xfctl_command_to(c, "report json", false, true, NULL, mem);
+    fclose(mem);
+    if (rc != XFCTL_OK) {
+        free(json);
+        return rc;
+    }
+    while (len > 0 && (json[len - 1] == '\n' || json[len - 1] == '\r'))
+        len--;
+    f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "xfctl: cannot write %s: %s\n", path, strerror(errno));
+        free(json);
+        return XFCTL_ERROR;
+    }
+    rc = adm_report_html(f, json, len) == 0 ? XFCTL_OK : XFCTL_ERROR;
+    if ((f != stdout && fclose(f) != 0) || rc != XFCTL_OK) {
+        fprintf(stderr, "xfctl: cannot write %s\n", path);
+        rc = XFCTL_ERROR;
+    } else if (f != stdout) {
+        fprintf(stderr, "xfctl: report written to %s\n", path);
+    }
+    free(json);
+    return rc;
 }
 
 /*
@@ -470,6 +520,9 @@ main(int argc, char **argv)
         }
         if (xfctl_is_watch(line)) {
             rc = xfctl_watch(&c, line);
+        } else if (argc - optind == 3 && strcmp(argv[optind], "report") == 0 &&
+                   strcmp(argv[optind + 1], "--html") == 0) {
+            rc = xfctl_report_html(&c, argv[optind + 2]);
         } else {
             /* Every slot taken: crossfade closes the longest idle admin connection for a new
              * one within a few seconds, so a rollback gets through; try again meanwhile. */

@@ -84,6 +84,7 @@ fx_teardown(void)
 }
 
 TestSuite(adm_stats, .init = fx_setup, .fini = fx_teardown);
+TestSuite(adm_guard, .init = fx_setup, .fini = fx_teardown);
 
 static const char *
 run(const char *line, enum adm_result want)
@@ -265,4 +266,139 @@ Test(adm_stats, the_json_line_holds_every_counter_at_its_largest)
                                "\"proxy_refused\":18446744073709551615}}"),
                  NULL),
               "%s", reply);
+}
+
+/* Seconds at two weights make two segments, each with its own sums; the audit trail follows. */
+Test(adm_stats, the_report_has_a_segment_per_weight_with_x_against_y)
+{
+    const char *reply;
+    uint64_t now_s = xf_now_ms() / 1000u;
+
+    for (uint64_t ago = 6; ago >= 1; ago--) {
+        struct xf_mon_sec *ms = &fx_mon->sec[(now_s - ago) % XF_MON_SECONDS];
+
+        memset(ms, 0, sizeof(*ms));
+        ms->second = now_s - ago;
+        ms->wall_ms = 1796540000000 + (int64_t)(6 - ago) * 1000;
+        ms->weight_bp = ago > 3 ? 1000 : 2500;
+        ms->requests[0] = 90;
+        ms->requests[1] = ago > 3 ? 10 : 30;
+        ms->errors[1] = ago > 3 ? 0 : 3;
+        ms->lat[1][xf_lat_bucket(2000)] = ms->requests[1];
+    }
+    fx_mon->last = now_s - 1;
+    fx_st.monitor = (struct adm_monitor){.mon = fx_mon_get, .arg = fx_mon};
+    reply = run("report", ADM_OK);
+    cr_assert(ne(ptr, strstr(reply, "(2 segments, one per weight in force; x | y)"), NULL), "%s",
+              reply);
+    cr_assert(ne(ptr,
+                 strstr(reply, "weight 10.00 requests 270 | 30 (y share 10.00%) errors "
+                               "0.00% | 0.00%"),
+                 NULL),
+              "%s", reply);
+    cr_assert(ne(ptr,
+                 strstr(reply, "weight 25.00 requests 270 | 90 (y share 25.00%) errors "
+                               "0.00% | 10.00%"),
+                 NULL),
+              "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\nevent #"), NULL), "%s", reply);
+    reply = run("report json", ADM_OK);
+    cr_assert(
+        ne(ptr, strstr(reply, "\"weight\":25.00,\"x\":{\"requests\":270,\"errors\":0,"), NULL),
+        "%s", reply);
+    cr_assert(eq(str, (char *)run("report yaml", ADM_ERROR), "error: usage: report [json]"));
+}
+
+/* Fills the last `n` seconds: x with `ex` errors in `rx` requests at `us_x`, y likewise. */
+static void
+fx_window(unsigned n, uint32_t rx, uint32_t ex, uint64_t us_x, uint32_t ry, uint32_t ey,
+          uint64_t us_y)
+{
+    uint64_t now_s = xf_now_ms() / 1000u;
+
+    for (uint64_t ago = n; ago >= 1; ago--) {
+        struct xf_mon_sec *ms = &fx_mon->sec[(now_s - ago) % XF_MON_SECONDS];
+
+        memset(ms, 0, sizeof(*ms));
+        ms->second = now_s - ago;
+        ms->requests[0] = rx;
+        ms->errors[0] = ex;
+        ms->requests[1] = ry;
+        ms->errors[1] = ey;
+        /* Spread over a few buckets around the value, as real times are. */
+        for (uint32_t i = 0; i < rx; i++)
+            ms->lat[0][xf_lat_bucket(us_x + us_x * (i % 10) / 50)]++;
+        for (uint32_t i = 0; i < ry; i++)
+            ms->lat[1][xf_lat_bucket(us_y + us_y * (i % 10) / 50)]++;
+    }
+    fx_mon->last = now_s - 1;
+}
+
+static void
+fx_guard(void)
+{
+    fx_cfg->guard.configured = true;
+    fx_cfg->guard.window_s = 10;
+    fx_st.guard.on = true;
+    fx_st.monitor = (struct adm_monitor){.mon = fx_mon_get, .arg = fx_mon};
+}
+
+Test(adm_guard, ten_percent_errors_on_y_roll_back_and_hold_the_weight_down_until_reset)
+{
+    fx_guard();
+    run("set weight 50", ADM_OK);
+    fx_window(10, 100, 0, 2000, 100, 10, 2000);
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(int, fx_st.guard.verdict, ADM_VERDICT_FAIL));
+    cr_assert(fx_st.guard.tripped);
+    cr_assert(eq(str, (char *)run("show weight", ADM_OK), "x 100.00\ny 0.00"));
+    cr_assert(ne(ptr,
+                 strstr(run("show events", ADM_OK),
+                        "guard armed -> guard: y error rate 10.0% vs x 0.0% over 10s "
+                        "(p < 0.001): rolled back"),
+                 NULL),
+              "%s", fx_reply);
+    cr_assert(ne(ptr, strstr(run("set weight 10", ADM_ERROR), "\"guard reset\" first"), NULL));
+    cr_assert(ne(ptr, strstr(run("promote", ADM_ERROR), "\"guard reset\" first"), NULL));
+    /* Acts once: the next failing second changes nothing more. */
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(u64, fx_st.guard.trips, 1));
+    run("guard reset", ADM_OK);
+    cr_assert(eq(str, (char *)run("set weight 10", ADM_OK), "ok: weight y 10.00 (was 0.00)"));
+}
+
+Test(adm_guard, a_twice_slower_y_fails_a_healthy_one_passes_and_few_requests_are_inconclusive)
+{
+    fx_guard();
+    fx_cfg->guard.action = CFG_GUARD_PAUSE;
+    run("set weight 50", ADM_OK);
+    fx_window(10, 100, 0, 20000, 100, 0, 40000);
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(int, fx_st.guard.verdict, ADM_VERDICT_FAIL), "%s", fx_st.guard.reason);
+    cr_assert(ne(ptr, strstr(fx_st.guard.reason, "y p99"), NULL), "%s", fx_st.guard.reason);
+    /* pause: the weight stays. */
+    cr_assert(eq(str, (char *)run("show weight", ADM_OK), "x 50.00\ny 50.00"));
+    run("guard reset", ADM_OK);
+    fx_window(10, 100, 1, 20000, 100, 1, 20500);
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(int, fx_st.guard.verdict, ADM_VERDICT_PASS), "%s", fx_st.guard.reason);
+    fx_window(10, 100, 0, 20000, 5, 5, 80000);
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(int, fx_st.guard.verdict, ADM_VERDICT_INCONCLUSIVE), "%s", fx_st.guard.reason);
+    cr_assert(not(fx_st.guard.tripped));
+    cr_assert(ne(ptr, strstr(fx_st.guard.reason, "too few requests"), NULL));
+}
+
+Test(adm_guard, off_and_unconfigured_guards_do_nothing)
+{
+    cr_assert(eq(str, (char *)run("guard on", ADM_ERROR),
+                 "error: no guard is configured (add a guard section and reload)"));
+    fx_guard();
+    run("guard off", ADM_OK);
+    run("set weight 50", ADM_OK);
+    fx_window(10, 100, 0, 2000, 100, 50, 2000);
+    adm_guard_tick(&fx_st);
+    cr_assert(eq(int, fx_st.guard.verdict, ADM_VERDICT_OFF));
+    cr_assert(eq(str, (char *)run("show weight", ADM_OK), "x 50.00\ny 50.00"));
+    cr_assert(ne(ptr, strstr(run("ramp 60 over 10s guarded", ADM_ERROR), "needs the guard"), NULL));
 }
