@@ -542,6 +542,7 @@ struct adm_guard_side {
 struct adm_guard {
     bool on;                    /* judging (starts on when the configuration has a guard) */
     bool tripped;               /* it failed y and acted: upward changes wait for `guard reset` */
+    bool configured;            /* the configuration in force has a guard section */
     enum adm_verdict verdict;   /* the latest */
     char reason[320];           /* the latest verdict in words */
     char trip[ADM_EVENT_VALUE]; /* what the trip said, while tripped */

@@ -292,6 +292,7 @@ adm_guard_init(struct adm_state *st)
     struct timeval second = {1, 0};
 
     st->guard.on = st->cfg->guard.configured;
+    st->guard.configured = st->cfg->guard.configured;
     st->guard.verdict = ADM_VERDICT_OFF;
     if (st->base == NULL)
         return 0;
@@ -312,10 +313,12 @@ adm_guard_fini(struct adm_state *st)
 void
 adm_guard_reconfigure(struct adm_state *st)
 {
+    /* A guard section added by a reload starts the guard; one that stays keeps `guard off`. */
     if (!st->cfg->guard.configured)
         st->guard.on = false;
-    else if (st->guard.verdict == ADM_VERDICT_OFF && !st->guard.on)
+    else if (!st->guard.configured)
         st->guard.on = true;
+    st->guard.configured = st->cfg->guard.configured;
 }
 
 /* The guard's settings and latest verdict, a line each. */

@@ -306,31 +306,30 @@ adm_http_metrics_nodes(struct adm_state *st, struct evbuffer *b, const struct ad
         snprintf(extra, sizeof(extra), ",kind=\"%s\"", adm_http_fail_kinds[f]);
         adm_http_node_lines(b, v, "node_errors_total", adm_http_ns_field, &off, extra);
     }
-    adm_http_family(b, "node_up", "gauge",
-                    "1 when the node takes new requests (in service and healthy), else 0.");
-    adm_http_family(b, "node_active_requests", "gauge", "Requests in flight on the node.");
-    adm_http_family(b, "node_idle_connections", "gauge", "Idle pooled connections to the node.");
-    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
-        const struct bal_cluster *cl = &v->snap->clusters[c];
+    /* Each family's lines together, as the text format wants them. */
+    for (int k = 0; k < 4; k++) {
+        static const char *const names[4] = {"node_up", "node_active_requests",
+                                             "node_idle_connections", "node_tunnels_open"};
+        static const char *const helps[4] = {
+            "1 when the node takes new requests (in service and healthy), else 0.",
+            "Requests in flight on the node.", "Idle pooled connections to the node.",
+            "Tunnels (WebSocket, TCP) open to the node."};
 
-        for (size_t i = 0; i < cl->n_nodes; i++) {
-            const struct bal_node *n = &cl->nodes[i];
-            unsigned active = 0, idle = 0, tunnels = 0;
+        adm_http_family(b, names[k], "gauge", helps[k]);
+        for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+            const struct bal_cluster *cl = &v->snap->clusters[c];
 
-            if (st->node_info != NULL)
-                st->node_info(st->node_info_arg, n->id, &active, &idle, &tunnels);
-            evbuffer_add_printf(b, "crossfade_node_up{cluster=\"%s\",node=",
-                                cfg_cluster_name((enum cfg_cluster_id)c));
-            adm_http_label(b, n->addr.text);
-            evbuffer_add_printf(b, "} %d\n", bal_node_takes(n) ? 1 : 0);
-            evbuffer_add_printf(b, "crossfade_node_active_requests{cluster=\"%s\",node=",
-                                cfg_cluster_name((enum cfg_cluster_id)c));
-            adm_http_label(b, n->addr.text);
-            evbuffer_add_printf(b, "} %u\n", active);
-            evbuffer_add_printf(b, "crossfade_node_idle_connections{cluster=\"%s\",node=",
-                                cfg_cluster_name((enum cfg_cluster_id)c));
-            adm_http_label(b, n->addr.text);
-            evbuffer_add_printf(b, "} %u\n", idle);
+            for (size_t i = 0; i < cl->n_nodes; i++) {
+                const struct bal_node *n = &cl->nodes[i];
+                unsigned val[4] = {bal_node_takes(n) ? 1u : 0u, 0, 0, 0};
+
+                if (k > 0 && st->node_info != NULL)
+                    st->node_info(st->node_info_arg, n->id, &val[1], &val[2], &val[3]);
+                evbuffer_add_printf(b, "crossfade_%s{cluster=\"%s\",node=", names[k],
+                                    cfg_cluster_name((enum cfg_cluster_id)c));
+                adm_http_label(b, n->addr.text);
+                evbuffer_add_printf(b, "} %u\n", val[k]);
+            }
         }
     }
     adm_http_family(b, "node_request_duration_seconds", "histogram",
