@@ -548,6 +548,7 @@ struct adm_guard {
     char trip[ADM_EVENT_VALUE]; /* what the trip said, while tripped */
     struct adm_guard_side x, y; /* the latest window's numbers */
     int64_t pass_since_ms;      /* mono ms since when every verdict passed; 0: the last did not */
+    uint64_t since_s; /* the first second judged after a trip, a reset or `guard on`; 0: any */
     uint64_t verdicts[ADM_VERDICT_COUNT]; /* how many of each since the start */
     uint64_t trips;
     struct event *timer; /* owned: each second */

@@ -79,8 +79,9 @@ adm_guard_above(const struct xf_win *w, uint64_t limit)
  * inconclusive. Writes the reason in words.
  */
 static enum adm_verdict
-adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct xf_win *wy,
-                struct adm_guard_side *sx, struct adm_guard_side *sy, char *why, size_t size)
+adm_guard_judge(const struct cfg_guard *g, unsigned secs, const struct xf_win *wx,
+                const struct xf_win *wy, struct adm_guard_side *sx, struct adm_guard_side *sy,
+                char *why, size_t size)
 {
     static const double q[2] = {0.5, 0.99};
     double alpha = 1.0 - g->confidence, rx, ry, p_err, auc, p_mw, p_tail;
@@ -100,8 +101,8 @@ adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct
     sy->p50_us = py[0];
     sy->p99_us = py[1];
     if (wx->requests < g->min_requests || wy->requests < g->min_requests) {
-        snprintf(why, size, "too few requests over %us: y %llu, x %llu (min_requests %u)",
-                 g->window_s, (unsigned long long)wy->requests, (unsigned long long)wx->requests,
+        snprintf(why, size, "too few requests over %us: y %llu, x %llu (min_requests %u)", secs,
+                 (unsigned long long)wy->requests, (unsigned long long)wx->requests,
                  g->min_requests);
         return ADM_VERDICT_INCONCLUSIVE;
     }
@@ -111,7 +112,7 @@ adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct
     err_over = (ry - rx) * 10000.0 > (double)g->max_error_delta_bp;
     if (err_over && p_err < alpha) {
         snprintf(why, size, "y error rate %.1f%% vs x %.1f%% over %us (%s)", ry * 100.0, rx * 100.0,
-                 g->window_s, adm_guard_p(p_err, pe, sizeof(pe)));
+                 secs, adm_guard_p(p_err, pe, sizeof(pe)));
         return ADM_VERDICT_FAIL;
     }
     unsure |= err_over;
@@ -136,11 +137,11 @@ adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct
     if ((p99_over && p_tail < alpha) || (p50_over && p_mw < alpha)) {
         if (p99_over && p_tail < alpha)
             snprintf(why, size, "y p99 %s vs x %s over %us, ratio %.2f > %.2f (%s)", a[0], a[1],
-                     g->window_s, px[1] ? (double)py[1] / (double)px[1] : 0.0, g->max_latency_ratio,
+                     secs, px[1] ? (double)py[1] / (double)px[1] : 0.0, g->max_latency_ratio,
                      adm_guard_p(p_tail, pt, sizeof(pt)));
         else
             snprintf(why, size, "y median %s vs x %s over %us, ratio %.2f > %.2f (rank test %s)",
-                     b[0], b[1], g->window_s, px[0] ? (double)py[0] / (double)px[0] : 0.0,
+                     b[0], b[1], secs, px[0] ? (double)py[0] / (double)px[0] : 0.0,
                      g->max_latency_ratio, adm_guard_p(p_mw, pm, sizeof(pm)));
         return ADM_VERDICT_FAIL;
     }
@@ -149,9 +150,29 @@ adm_guard_judge(const struct cfg_guard *g, const struct xf_win *wx, const struct
                          rx * 100.0, adm_guard_p(p_err, pe, sizeof(pe)));
     if (o < size)
         snprintf(why + o, size - o, "y p99 %s vs x %s, median %s vs %s (rank test %s); over %us%s",
-                 a[0], a[1], b[0], b[1], adm_guard_p(p_mw, pm, sizeof(pm)), g->window_s,
+                 a[0], a[1], b[0], b[1], adm_guard_p(p_mw, pm, sizeof(pm)), secs,
                  unsure ? ": over a limit, not significant yet" : "");
     return unsure ? ADM_VERDICT_INCONCLUSIVE : ADM_VERDICT_PASS;
+}
+
+/* The seconds the window covers now: guard.window, but none from before the last trip, reset
+ * or `guard on` (the requests a verdict already acted on are not judged again). */
+static unsigned
+adm_guard_seconds(const struct adm_state *st)
+{
+    uint64_t now_s = xf_now_ms() / 1000u, since = st->guard.since_s;
+    unsigned w = st->cfg->guard.window_s;
+
+    if (since != 0 && now_s > since && now_s - since < w)
+        return (unsigned)(now_s - since);
+    return since != 0 && now_s <= since ? 0 : w;
+}
+
+/* Judging starts afresh from the next whole second. */
+static void
+adm_guard_restart(struct adm_guard *gd)
+{
+    gd->since_s = xf_now_ms() / 1000u + 1u;
 }
 
 /* Acts on a failure: the configured action, recorded with the verdict's words. */
@@ -167,6 +188,7 @@ adm_guard_act(struct adm_state *st)
     bal_snapshot_unref(snap);
     gd->tripped = true;
     gd->trips++;
+    adm_guard_restart(gd);
     switch (g->action) {
     case CFG_GUARD_ROLLBACK:
         adm_ramp_stop(st, -1, -1, "guard", &target);
@@ -214,6 +236,7 @@ adm_guard_tick(struct adm_state *st)
     struct adm_guard *gd = &st->guard;
     struct xf_win *w;
     enum adm_verdict v;
+    unsigned secs;
 
     adm_report_tick(st);
     if (!adm_guard_is_on(st)) {
@@ -227,9 +250,10 @@ adm_guard_tick(struct adm_state *st)
     w = calloc(2, sizeof(*w));
     if (w == NULL)
         return;
-    adm_window(st, CFG_CLUSTER_X, g->window_s, &w[0]);
-    adm_window(st, CFG_CLUSTER_Y, g->window_s, &w[1]);
-    v = adm_guard_judge(g, &w[0], &w[1], &gd->x, &gd->y, gd->reason, sizeof(gd->reason));
+    secs = adm_guard_seconds(st);
+    adm_window(st, CFG_CLUSTER_X, secs, &w[0]);
+    adm_window(st, CFG_CLUSTER_Y, secs, &w[1]);
+    v = adm_guard_judge(g, secs, &w[0], &w[1], &gd->x, &gd->y, gd->reason, sizeof(gd->reason));
     free(w);
     if (v != gd->verdict)
         XF_LOG(v == ADM_VERDICT_FAIL ? XF_LOG_WARN : XF_LOG_INFO, "admin",
@@ -373,6 +397,7 @@ adm_cmd_guard(struct adm_state *st, const struct adm_peer *peer, const struct ad
         }
         gd->on = on;
         gd->verdict = on ? ADM_VERDICT_INCONCLUSIVE : ADM_VERDICT_OFF;
+        adm_guard_restart(gd);
         gd->pass_since_ms = 0;
         adm_events_add(&st->events, peer->uid, peer->pid, cmd, "guard", on ? "off" : "on",
                        on ? "on" : "off");
@@ -390,6 +415,7 @@ adm_cmd_guard(struct adm_state *st, const struct adm_peer *peer, const struct ad
         }
         gd->tripped = false;
         gd->trip[0] = '\0';
+        adm_guard_restart(gd);
         adm_events_add(&st->events, peer->uid, peer->pid, cmd, "guard", "tripped", "armed");
         XF_LOG(XF_LOG_INFO, "admin", "event=guard_reset uid=%ld pid=%ld", peer->uid, peer->pid);
         adm_reply_line(r, "ok: guard reset: the weight may go up again");

@@ -668,6 +668,15 @@ adm_http_send(struct evhttp_request *req, int code, const char *reason, const ch
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* The length GET would have, and no body: evhttp would send it (a keep-alive client
+         * would read it as the start of the next response). */
+        char len[24];
+
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+        evhttp_add_header(h, "Content-Length", len);
+        evbuffer_drain(body, evbuffer_get_length(body));
+    }
     evhttp_send_reply(req, code, reason, body);
 }
 

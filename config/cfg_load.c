@@ -793,8 +793,10 @@ cfg_walk_admin(const struct cfg_ctx *ctx, const yaml_node_t *node)
         return -1;
     if (v[CFG_ADMIN_GROUP] != NULL && cfg_walk_admin_group(ctx, v[CFG_ADMIN_GROUP]) == -1)
         return -1;
-    if (v[CFG_ADMIN_HTTP] != NULL && v[CFG_ADMIN_HTTP]->type == YAML_SCALAR_NODE &&
-        !cfg_is_off(v[CFG_ADMIN_HTTP], (const char *)v[CFG_ADMIN_HTTP]->data.scalar.value)) {
+    /* A list or a mapping falls through to cfg_get_addr, which refuses it by line and key. */
+    if (v[CFG_ADMIN_HTTP] != NULL &&
+        !(v[CFG_ADMIN_HTTP]->type == YAML_SCALAR_NODE &&
+          cfg_is_off(v[CFG_ADMIN_HTTP], (const char *)v[CFG_ADMIN_HTTP]->data.scalar.value))) {
         ctx->cfg->admin_http = calloc(1, sizeof(*ctx->cfg->admin_http));
         if (ctx->cfg->admin_http == NULL)
             return cfg_oom(ctx);
@@ -1226,9 +1228,10 @@ cfg_get_percent(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *
     num[len] = '\0';
     if (cfg_percent_parse(num, out_bp) == -1 || *out_bp < min_bp || *out_bp > max_bp)
         return cfg_fail(ctx, node, path,
-                        "expected a percentage from %u.%02u%% to %u%% with at most two "
+                        "expected a percentage from %u.%02u%% to %u.%02u%% with at most two "
                         "decimals, got %s",
-                        min_bp / 100, min_bp % 100, max_bp / 100, cfg_show_str(shown, text));
+                        min_bp / 100, min_bp % 100, max_bp / 100, max_bp % 100,
+                        cfg_show_str(shown, text));
     return 0;
 }
 
