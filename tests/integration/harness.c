@@ -1146,6 +1146,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "%s"
         "admin:\n"
         "  socket: \"%s\"\n"
+        "%s"
         "split:\n"
         "  weight: %s\n"
         "%s"
@@ -1170,12 +1171,14 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
                                        o->admin_api_port, o->admin_api_extra != NULL ? ", " : "",
                                        o->admin_api_extra != NULL ? o->admin_api_extra : "")
                                : "",
-        h_path("admin.sock"), o->weight != NULL ? o->weight : "0",
-        o->split_extra != NULL ? o->split_extra : "", o->balance_x != NULL ? o->balance_x : "hash",
-        o->x_extra != NULL ? o->x_extra : "", h_nodes_yaml(o->x),
-        o->balance_y != NULL ? o->balance_y : "hash", o->y_extra != NULL ? o->y_extra : "",
-        h_nodes_yaml(o->y[0].port != 0 ? o->y : no_y), h_duration(h_or(o->connect_ms, 3000)),
-        h_duration(h_or(o->client_header_ms, 10000)), h_duration(h_or(o->client_idle_ms, 60000)),
+        h_path("admin.sock"),
+        o->admin_http_port != 0 ? h_fmt("  http: \"127.0.0.1:%d\"\n", o->admin_http_port) : "",
+        o->weight != NULL ? o->weight : "0", o->split_extra != NULL ? o->split_extra : "",
+        o->balance_x != NULL ? o->balance_x : "hash", o->x_extra != NULL ? o->x_extra : "",
+        h_nodes_yaml(o->x), o->balance_y != NULL ? o->balance_y : "hash",
+        o->y_extra != NULL ? o->y_extra : "", h_nodes_yaml(o->y[0].port != 0 ? o->y : no_y),
+        h_duration(h_or(o->connect_ms, 3000)), h_duration(h_or(o->client_header_ms, 10000)),
+        h_duration(h_or(o->client_idle_ms, 60000)),
         h_duration(h_or(o->upstream_response_ms, 60000)),
         h_duration(h_or(o->upstream_idle_ms, 30000)), h_duration(h_or(o->shutdown_ms, 5000)),
         o->queue_ms != 0 ? h_fmt(", queue: %s", h_duration(o->queue_ms)) : "",
@@ -1231,7 +1234,8 @@ h_proxy_start(const struct h_proxy_opts *o)
         /* Listeners open one after another: wait for the last one too. Then for the end of
          * start-up (the first health checks), after which crossfade accepts. */
         if (h_wait_ready(p->proc, p->port, 10000) == 0 &&
-            (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0)) {
+            (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0) &&
+            (o->admin_http_port == 0 || h_wait_ready(p->proc, o->admin_http_port, 10000) == 0)) {
             h_proxy_wait_serving(p);
             return p;
         }

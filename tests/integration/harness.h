@@ -180,6 +180,7 @@ struct h_proxy_opts {
     const char *split_extra; /* more lines under split:, each indented two spaces */
     const char *balance_x, *balance_y; /* clusters.NAME.balance; default hash */
     int admin_api_port;                /* when set: a second listener there, role admin_api */
+    int admin_http_port;               /* when set: admin.http, on 127.0.0.1 there */
     const char *extra_yaml;            /* top-level lines appended at the end of the config */
     const char *x_extra, *y_extra; /* more lines under clusters.x / clusters.y, each indented four
                                       spaces ("    failover: true\n") */
