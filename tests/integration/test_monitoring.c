@@ -27,30 +27,31 @@ TestSuite(monitoring, .init = h_setup, .fini = h_teardown);
 #define MON_TEST_HEADER "test_traffic: {header: X-Crossfade-Test}\n"
 /* A short window: each second the guard judges the last five. */
 #define MON_GUARD(min) "guard: {window: 5s, min_requests: " min "}\n"
-#define MON_MIN        100 /* min_requests of MON_GUARD("100") */
+/* The error rule alone (the latency rules cannot fire first on a stall of the machine), and
+ * enough requests that 10 % of 500s is beyond doubt at the first verdict that counts. */
+#define MON_GUARD_ERRORS "guard: {window: 5s, min_requests: 200, max_latency_ratio: 100}\n"
+#define MON_ERRORS_MIN   200
 /* No passive ejection: a y that answers 500s stays in service, for the guard to judge. */
 #define MON_NO_EJECTION "    outlier: {failures: 0}\n"
 
 /* One crossfade with admin.http, its upstreams "x1" and "y1", and an admin connection. */
 struct mon {
     struct h_proxy *p;
-    struct h_upstream *x, *y;
-    int http; /* admin.http's port */
-    int fd;   /* the admin socket */
+    struct h_upstream *x, *y; /* NULL for twins (mon_start_twins) */
+    int http;                 /* admin.http's port */
+    int fd;                   /* the admin socket */
     unsigned n_loads;
 };
 
+/* crossfade with x on 127.0.0.1:xport and y on yport. */
 static struct mon *
-mon_start(const struct h_upstream_opts *xo, const struct h_upstream_opts *yo, const char *weight,
-          const char *extra_yaml)
+mon_start_ports(int xport, int yport, const char *weight, const char *extra_yaml)
 {
     struct mon *m = h_alloc(sizeof(*m));
 
-    m->x = h_upstream_start("x1", xo);
-    m->y = h_upstream_start("y1", yo);
     m->http = h_free_port();
-    m->p = h_proxy_start(&(struct h_proxy_opts){.x = {{m->x->port}},
-                                                .y = {{m->y->port}},
+    m->p = h_proxy_start(&(struct h_proxy_opts){.x = {{xport}},
+                                                .y = {{yport}},
                                                 .weight = weight,
                                                 .split_extra = MON_KEYS,
                                                 .admin_http_port = m->http,
@@ -59,6 +60,46 @@ mon_start(const struct h_upstream_opts *xo, const struct h_upstream_opts *yo, co
                                                 .extra_yaml = extra_yaml});
     m->fd = h_admin_connect(m->p);
     return m;
+}
+
+static struct mon *
+mon_start(const struct h_upstream_opts *xo, const struct h_upstream_opts *yo, const char *weight,
+          const char *extra_yaml)
+{
+    struct h_upstream *x = h_upstream_start("x1", xo);
+    struct h_upstream *y = h_upstream_start("y1", yo);
+    struct mon *m = mon_start_ports(x->port, y->port, weight, extra_yaml);
+
+    m->x = x;
+    m->y = y;
+    return m;
+}
+
+/*
+ * x and y served by one xf-upstream process ("xy") listening on two ports, answering after
+ * `delay_ms`: a y that is x. A stall of the machine (a busy CI host) delays both sides alike, so
+ * any difference the guard sees is its own doing.
+ */
+static struct mon *
+mon_start_twins(unsigned delay_ms, const char *weight, const char *extra_yaml)
+{
+    int xport = h_free_port(), yport = h_free_port();
+    struct h_proc *u;
+    uint64_t deadline = h_now_ms() + 10000;
+
+    u = h_spawn("xf-upstream",
+                (char *[]){(char *)h_bin("xf-upstream"), "--listen",
+                           (char *)h_fmt("127.0.0.1:%d", xport), "--listen",
+                           (char *)h_fmt("127.0.0.1:%d", yport), "--name", "xy", "--delay",
+                           (char *)h_fmt("%u", delay_ms), "--quiet", NULL},
+                h_path("upstream-xy.log"), NULL);
+    while (h_try_connect(xport, 500) != 0 || h_try_connect(yport, 500) != 0) {
+        cr_assert(h_proc_alive(u), "xf-upstream xy exited: %s",
+                  h_read_file(h_path("upstream-xy.log"), NULL));
+        cr_assert(lt(u64, h_now_ms(), deadline), "xf-upstream xy did not listen");
+        h_sleep_ms(10);
+    }
+    return mon_start_ports(xport, yport, weight, extra_yaml);
 }
 
 /* ------------------------------------------------------------------ admin.http */
@@ -201,8 +242,8 @@ mon_weight(const struct mon *m)
 
 /* What `guard show` says now. */
 struct mon_guard_view {
-    const char *text;     /* the whole reply */
-    const char *verdict;  /* off, inconclusive, pass, fail */
+    const char *text;    /* the whole reply */
+    const char *verdict; /* off, inconclusive, pass, fail */
     bool on, tripped;
     long long req[2], err[2]; /* x and y over the guard's last window */
 };
@@ -279,8 +320,8 @@ mon_wait_weight(const struct mon *m, const char *want, int timeout_ms)
 static struct h_proc *
 mon_load(struct mon *m, const char *rate, const char *duration, const char *path, ...)
 {
-    char *argv[40] = {(char *)h_bin("xfbench"), "-q", "-R", (char *)rate, "-d", (char *)duration,
-                      "--timeout", "5s", "--key-header", "X-User"};
+    char *argv[40] = {(char *)h_bin("xfbench"), "-q",        "-R", (char *)rate,   "-d",
+                      (char *)duration,         "--timeout", "5s", "--key-header", "X-User"};
     size_t n = 10;
     const char *a;
     va_list ap;
@@ -327,10 +368,11 @@ mon_send_to(int port, const char *side, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         struct h_msg r;
 
-        cr_assert(eq(int,
-                     h_sendf(c, "GET / HTTP/1.1\r\nHost: " H_HOST "\r\nX-Crossfade-Target: %s\r\n\r\n",
-                             side),
-                     0));
+        cr_assert(
+            eq(int,
+               h_sendf(c, "GET / HTTP/1.1\r\nHost: " H_HOST "\r\nX-Crossfade-Target: %s\r\n\r\n",
+                       side),
+               0));
         cr_assert(eq(int, h_read_response(c, &r), 0), "%s", r.error);
         cr_assert(eq(int, r.status, 200));
         cr_assert(eq(str, (char *)h_header(&r, "X-Upstream"), h_fmt("%s1", side)));
@@ -350,6 +392,9 @@ Test(monitoring, metrics_count_known_traffic_exactly_and_pass_promtool, .timeout
 
     mon_send_to(m->p->port, "x", 20);
     mon_send_to(m->p->port, "y", 10);
+    /* A transaction is counted as it ends, a moment after its response went out. */
+    h_await_stat(m->fd, "x responses", "2xx", 20);
+    h_await_stat(m->fd, "y responses", "2xx", 10);
     text = mon_get(m, "/metrics");
     mon_expect_metric(text, "crossfade_requests_total{cluster=\"x\"}", 20);
     mon_expect_metric(text, "crossfade_requests_total{cluster=\"y\"}", 10);
@@ -409,8 +454,8 @@ Test(monitoring, each_metric_family_is_one_group_after_its_help_and_type, .timeo
     char *seen = h_alloc(strlen(text) + 2);
 
     /* The text format: "All lines for a given metric must be provided as one single group, with
-     * the optional HELP and TYPE lines first". promtool accepts interleaved families; scrapers
-     * that stream the text need them grouped. */
+     * the optional HELP and TYPE lines first". promtool 2.42 lets interleaved families through;
+     * the format does not, and stricter parsers (OpenMetrics') refuse them. */
     seen[0] = '\n';
     for (const char *line = text; *line != '\0';) {
         size_t len = strcspn(line, "\n");
@@ -418,16 +463,16 @@ Test(monitoring, each_metric_family_is_one_group_after_its_help_and_type, .timeo
 
         if (strncmp(line, "# TYPE ", 7) == 0) {
             name = h_fmt("%.*s", (int)strcspn(line + 7, " "), line + 7);
-            cr_assert(eq(ptr, strstr(seen, h_fmt("\n%s\n", name)), NULL),
-                      "%s: a second TYPE line, or its samples came before it", name);
+            cr_assert(eq(ptr, strstr(seen, h_fmt("\n%s\n", name)), NULL), "%s: a second TYPE line",
+                      name);
             strcat(seen, h_fmt("%s\n", name));
             current = name;
         } else if (line[0] != '#' && len > 0) {
             name = h_fmt("%.*s", (int)strcspn(line, "{ "), line);
-            if (!mon_in_family(name, current))
-                cr_assert_fail("the sample \"%.*s\" is not in the group of its family: it comes "
-                               "after \"# TYPE %s\"",
-                               (int)len, line, current);
+            cr_assert(mon_in_family(name, current),
+                      "the sample \"%.*s\" is not in the group of its family: it comes after "
+                      "\"# TYPE %s\"",
+                      (int)len, line, current);
         }
         line += len + (line[len] == '\n');
     }
@@ -444,20 +489,23 @@ Test(monitoring, api_stats_is_json_with_the_weight_and_known_counts, .timeout = 
 
     mon_send_to(m->p->port, "x", 20);
     mon_send_to(m->p->port, "y", 10);
+    h_await_stat(m->fd, "x responses", "2xx", 20);
+    h_await_stat(m->fd, "y responses", "2xx", 10);
     cr_assert(eq(str, h_admin_cmd(m->fd, "set weight 25"), "ok: weight y 25.00 (was 10.00)\n"));
     /* A key with a quote and a backslash: the events' strings must stay valid JSON. */
     cr_assert(eq(str, h_admin_cmd(m->fd, "pin header:X-User=a\"b\\c y"),
                  "ok: pinned \"a\\\"b\\\\c\" to y\n"));
-    got = mon_json(mon_get(m, "/api/stats"), "d['status']", "d['generation']", "d['weight']",
-                   "d['ramp']", "[d['guard'][k] for k in ('configured', 'enabled', 'state')]",
-                   "[d['clusters'][c]['requests'] for c in 'xy']",
-                   "[d['clusters'][c]['responses']['2xx'] for c in 'xy']",
-                   "[d['clusters'][c]['test_requests'] for c in 'xy']",
-                   "[[n['cluster'], n['address'], n['requests'], n['responses']['2xx']] for n in "
-                   "d['nodes']]",
-                   "len(set(len(a) for a in [d['history']['weight'], d['history']['x']['requests'], "
-                   "d['history']['y']['p99_us']]))",
-                   "[e['command'] for e in d['events']][:2]", "d['events'][-1]['what']", NULL);
+    got =
+        mon_json(mon_get(m, "/api/stats"), "d['status']", "d['generation']", "d['weight']",
+                 "d['ramp']", "[d['guard'][k] for k in ('configured', 'enabled', 'state')]",
+                 "[d['clusters'][c]['requests'] for c in 'xy']",
+                 "[d['clusters'][c]['responses']['2xx'] for c in 'xy']",
+                 "[d['clusters'][c]['test_requests'] for c in 'xy']",
+                 "[[n['cluster'], n['address'], n['requests'], n['responses']['2xx']] for n in "
+                 "d['nodes']]",
+                 "len(set(len(a) for a in [d['history']['weight'], d['history']['x']['requests'], "
+                 "d['history']['y']['p99_us']]))",
+                 "[e['command'] for e in d['events']][:2]", "d['events'][-1]['what']", NULL);
     want = h_fmt("\"serving\"\n1\n25.0\nnull\n[false, false, \"off\"]\n[20, 10]\n[20, 10]\n[0, 0]\n"
                  "[[\"x\", \"127.0.0.1:%d\", 20, 20], [\"y\", \"127.0.0.1:%d\", 10, 10]]\n1\n"
                  "[\"start\", \"set weight 25\"]\n\"pin\"\n",
@@ -473,8 +521,7 @@ Test(monitoring, healthz_answers_200_serving, .timeout = H_TEST_TIMEOUT)
 
     cr_assert(eq(int, mon_http(m->http, "GET", "/healthz", NULL, NULL, &r), 200));
     cr_assert(eq(str, r.body, "serving\n"));
-    cr_assert(eq(int, mon_http(m->http, "HEAD", "/healthz", NULL, NULL, &r), 200));
-    cr_assert(eq(sz, r.body_len, (size_t)0));
+    cr_assert(ne(ptr, (void *)strstr(h_header(&r, "Content-Type"), "text/plain"), NULL));
     h_proxy_finish(m->p);
 }
 
@@ -490,34 +537,52 @@ Test(monitoring, the_status_page_is_one_html_document_without_external_assets,
     cr_assert(ne(ptr, (void *)h_memcasemem(r.body, r.body_len, "<html"), NULL), "%s", r.body);
     /* It works with no network access: nothing is loaded from elsewhere. */
     cr_assert(eq(ptr, (void *)h_memcasemem(r.body, r.body_len, "src=\"http"), NULL), "%s", r.body);
-    cr_assert(eq(ptr, (void *)h_memcasemem(r.body, r.body_len, "href=\"http"), NULL), "%s",
-              r.body);
+    cr_assert(eq(ptr, (void *)h_memcasemem(r.body, r.body_len, "href=\"http"), NULL), "%s", r.body);
     cr_assert(eq(ptr, (void *)h_memcasemem(r.body, r.body_len, "src=\"//"), NULL), "%s", r.body);
     h_proxy_finish(m->p);
 }
 
-Test(monitoring, unknown_paths_get_404_and_head_gets_the_head_alone, .timeout = H_TEST_TIMEOUT)
+Test(monitoring, unknown_paths_get_404, .timeout = H_TEST_TIMEOUT)
 {
     struct mon *m = mon_start(NULL, NULL, "0", NULL);
-    struct h_conn *c;
     struct h_msg r;
 
     cr_assert(eq(int, mon_http(m->http, "GET", "/nope", NULL, NULL, &r), 404));
     cr_assert(eq(int, mon_http(m->http, "GET", "/metrics/../healthz", NULL, NULL, &r), 404));
     cr_assert(eq(int, mon_http(m->http, "GET", "/api/stats/x", NULL, NULL, &r), 404));
-    /* HEAD, then GET on the same connection: a body after the HEAD's head would be read as the
-     * next response. */
-    c = h_connect(m->http);
-    cr_assert(eq(int, h_send_str(c, "HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0));
-    cr_assert(eq(int, h_read_response_ex(c, &r, H_NO_BODY, H_IO_TIMEOUT_MS, NULL, NULL), 0), "%s",
-              r.error);
-    cr_assert(eq(int, r.status, 200));
-    cr_assert(ne(ptr, (void *)h_header(&r, "Content-Length"), NULL), "HEAD /metrics: no length");
-    cr_assert(gt(long, atol(h_header(&r, "Content-Length")), 0L));
-    cr_assert(eq(int, h_send_str(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0));
-    cr_assert(eq(int, h_read_response(c, &r), 0), "%s", r.error);
-    cr_assert(eq(int, r.status, 200));
-    cr_assert(eq(str, r.body, "serving\n"));
+    cr_assert(eq(int, mon_http(m->http, "GET", "/metricsx", NULL, NULL, &r), 404));
+    cr_assert(eq(int, mon_http(m->http, "GET", "/healthz", NULL, NULL, &r), 200));
+    h_proxy_finish(m->p);
+}
+
+Test(monitoring, head_gets_the_head_alone, .timeout = H_TEST_TIMEOUT)
+{
+    static const char *const paths[] = {"/healthz", "/metrics", "/api/stats", "/"};
+    struct mon *m = mon_start(NULL, NULL, "0", NULL);
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct h_conn *c = h_connect(m->http);
+        struct h_msg r;
+
+        /* HEAD, then GET on the same connection: a body sent after the HEAD's head would be
+         * read as the start of the next response. */
+        cr_assert(eq(int,
+                     h_sendf(c,
+                             "HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                             paths[i]),
+                     0));
+        cr_assert(eq(int, h_read_response_ex(c, &r, H_NO_BODY, H_IO_TIMEOUT_MS, NULL, NULL), 0),
+                  "HEAD %s: %s", paths[i], r.error);
+        cr_assert(eq(int, r.status, 200), "HEAD %s", paths[i]);
+        cr_assert(eq(int, h_read_response(c, &r), 0),
+                  "HEAD %s: the next response cannot be read (%s): the HEAD's answer carried a "
+                  "body?",
+                  paths[i], r.error);
+        cr_assert(eq(int, r.status, 200), "HEAD %s", paths[i]);
+        cr_assert(eq(str, r.body, "serving\n"), "HEAD %s", paths[i]);
+        h_close(c);
+    }
     h_proxy_finish(m->p);
 }
 
@@ -553,8 +618,8 @@ Test(monitoring, writes_to_admin_http_change_nothing, .timeout = H_TEST_TIMEOUT)
     int status;
 
     status = mon_http(m->http, "POST", "/api/stats",
-                      "Content-Type: application/json\r\nContent-Length: 14\r\n", "{\"weight\": 90}",
-                      &r);
+                      "Content-Type: application/json\r\nContent-Length: 14\r\n",
+                      "{\"weight\": 90}", &r);
     cr_assert(ge(int, status, 400), "POST /api/stats: %d", status);
     status = mon_http(m->http, "PUT", "/api/stats", "Content-Length: 2\r\n", "90", &r);
     cr_assert(ge(int, status, 400), "PUT /api/stats: %d", status);
@@ -580,33 +645,37 @@ Test(monitoring, garbage_gets_400_or_a_close_and_admin_http_goes_on, .timeout = 
         "GET /metrics HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n", /* cut short, then closed */
+        NULL, /* a request line of 20,000 bytes */
     };
     struct mon *m = mon_start(NULL, NULL, "0", NULL);
-    char *big = h_alloc(20000);
+    char *big = h_alloc(20001);
+    struct h_conn *c;
     struct h_msg r;
 
-    memset(big, 'a', 19999);
+    memset(big, 'a', 20000);
     memcpy(big, "GET /", 5);
-    for (size_t i = 0; i <= sizeof(garbage) / sizeof(garbage[0]); i++) {
-        const char *bytes = i < sizeof(garbage) / sizeof(garbage[0]) ? garbage[i] : big;
-        struct h_conn *c = h_connect(m->http);
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        const char *bytes = garbage[i] != NULL ? garbage[i] : big;
         char *out;
         size_t len;
 
+        c = h_connect(m->http);
         (void)h_send(c, bytes, strlen(bytes));
-        if (i == 7) {
-            h_close(c);
-            continue;
-        }
-        /* A 4xx answer and a close, or a close at once (a reset counts). */
-        if (h_read_until_close(c, &out, &len, 12000) == 0 && len > 0)
+        /* A 4xx answer and a close, or a close (a reset counts): never a wait for more. */
+        cr_assert(eq(int, h_read_until_close(c, &out, &len, 3000), 0),
+                  "request %zu: neither answered nor closed in 3 s", i);
+        if (len > 0)
             cr_assert(eq(int, strncmp(out, "HTTP/1.1 4", 10), 0), "request %zu got: %.200s", i,
                       out);
         h_close(c);
         cr_assert(h_proc_alive(m->p->proc), "crossfade died of request %zu", i);
     }
+    /* Cut short, then gone. */
+    c = h_connect(m->http);
+    cr_assert(eq(int, h_send_str(c, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"), 0));
+    h_abort(c);
     cr_assert(eq(int, mon_http(m->http, "GET", "/healthz", NULL, NULL, &r), 200));
+    cr_assert(h_proc_alive(m->p->proc));
     mon_send_to(m->p->port, "x", 1);
     h_proxy_finish(m->p);
 }
@@ -614,28 +683,27 @@ Test(monitoring, garbage_gets_400_or_a_close_and_admin_http_goes_on, .timeout = 
 /* ------------------------------------------------------------------ the guard */
 
 /* The upstream options of a y (or x) that answers after `delay_ms`, with `error_rate` % 500s. */
-#define MON_UP(delay_ms, error_rate)                                                              \
-    (&(struct h_upstream_opts){.delay_ms = (delay_ms), .error_rate = (error_rate)})
+#define MON_UP(d, e) (&(struct h_upstream_opts){.delay_ms = (d), .error_rate = (e)})
 
 /* Asserts that upward weight changes are refused, naming the trip. */
 static void
 mon_expect_refused_up(const struct mon *m, const char *reason)
 {
-    static const char *const commands[] = {"set weight 10", "ramp 50 over 10s", "promote force"};
+    static const char *const commands[] = {"set weight 40", "ramp 50 over 10s", "promote force"};
 
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         const char *reply = h_admin_cmd(m->fd, commands[i]);
         const char *want = h_fmt("error: the guard tripped (guard: %s", reason);
 
         cr_assert(eq(int, strncmp(reply, want, strlen(want)), 0), "%s: %s", commands[i], reply);
-        cr_assert(ne(ptr, strstr(reply, "); \"guard reset\" first\n"), NULL), "%s: %s",
-                  commands[i], reply);
+        cr_assert(ne(ptr, strstr(reply, "); \"guard reset\" first\n"), NULL), "%s: %s", commands[i],
+                  reply);
     }
 }
 
 Test(monitoring, guard_trips_on_a_y_that_answers_ten_percent_500s, .timeout = H_TEST_TIMEOUT)
 {
-    struct mon *m = mon_start(NULL, MON_UP(0, 10), "50", MON_GUARD("100"));
+    struct mon *m = mon_start(NULL, MON_UP(0, 10), "50", MON_GUARD_ERRORS);
     struct h_proc *load = mon_load(m, "300", "8s", "/", NULL);
     uint64_t deadline = h_now_ms() + 10000;
     double measurable = -1.0, tripped;
@@ -649,7 +717,7 @@ Test(monitoring, guard_trips_on_a_y_that_answers_ten_percent_500s, .timeout = H_
 
         mon_guard_read(m, &g);
         n = mon_verdicts(m);
-        if (measurable < 0 && g.req[0] >= MON_MIN && g.req[1] >= MON_MIN)
+        if (measurable < 0 && g.req[0] >= MON_ERRORS_MIN && g.req[1] >= MON_ERRORS_MIN)
             measurable = n;
         if (g.tripped) {
             tripped = n;
@@ -660,17 +728,21 @@ Test(monitoring, guard_trips_on_a_y_that_answers_ten_percent_500s, .timeout = H_
         h_sleep_ms(20);
     }
     cr_assert(ge(dbl, measurable, 0.0), "tripped before its window held %d requests a side:\n%s",
-              MON_MIN, g.text);
+              MON_ERRORS_MIN, g.text);
     cr_assert(le(dbl, tripped - measurable, 2.0),
-              "the guard tripped %g verdicts after the breach was measurable", tripped - measurable);
+              "the guard tripped %g verdicts after the breach was measurable",
+              tripped - measurable);
     cr_assert(eq(str, (char *)mon_weight(m), "0.00"), "tripped, not rolled back:\n%s", g.text);
-    cr_assert(ne(ptr, (void *)mon_event(m, "\"guard\" guard armed -> guard: y error rate ",
-                                        ": rolled back"),
-                 NULL),
-              "%s", h_admin_cmd(m->fd, "show events"));
+    cr_assert(
+        ne(ptr,
+           (void *)mon_event(m, "\"guard\" guard armed -> guard: y error rate ", ": rolled back"),
+           NULL),
+        "%s", h_admin_cmd(m->fd, "show events"));
     cr_assert(ne(ptr, (void *)mon_event(m, "\"guard\" weight 50.00 -> 0.00", ""), NULL), "%s",
               h_admin_cmd(m->fd, "show events"));
-    cr_assert(ne(ptr, h_log_line(m->p->proc->log_path, "event=guard_tripped action=rollback"), NULL));
+    cr_assert(ne(ptr,
+                 (void *)h_log_line(m->p->proc->log_path, "event=guard_tripped action=rollback"),
+                 NULL));
     text = mon_get(m, "/metrics");
     mon_expect_metric(text, "crossfade_guard_tripped", 1);
     mon_expect_metric(text, "crossfade_guard_trips_total", 1);
@@ -687,7 +759,7 @@ Test(monitoring, guard_trips_on_a_y_that_answers_ten_percent_500s, .timeout = H_
 Test(monitoring, after_guard_reset_the_guard_does_not_act_again_on_the_requests_it_acted_on,
      .timeout = H_TEST_TIMEOUT)
 {
-    struct mon *m = mon_start(NULL, MON_UP(0, 10), "50", MON_GUARD("100"));
+    struct mon *m = mon_start(NULL, MON_UP(0, 10), "50", MON_GUARD_ERRORS);
     struct h_proc *load = mon_load(m, "300", "6s", "/", NULL);
     struct mon_guard_view g;
 
@@ -708,6 +780,80 @@ Test(monitoring, after_guard_reset_the_guard_does_not_act_again_on_the_requests_
     h_proxy_finish(m->p);
 }
 
+Test(monitoring, guard_step_down_lowers_the_weight_by_its_step, .timeout = H_TEST_TIMEOUT)
+{
+    struct mon *m =
+        mon_start(NULL, MON_UP(0, 10), "50",
+                  "guard: {window: 5s, min_requests: 200, max_latency_ratio: 100, action: "
+                  "step_down, step_down: 20%}\n");
+
+    mon_load(m, "300", "8s", "/", NULL);
+    cr_assert(mon_wait_weight(m, "30.00", 10000), "no step down on y's 10%% errors:\n%s",
+              h_admin_cmd(m->fd, "guard show"));
+    cr_assert(
+        ne(ptr, (void *)mon_event(m, "guard: y error rate ", ": stepped down to 30.00"), NULL),
+        "%s", h_admin_cmd(m->fd, "show events"));
+    /* Once: the next failing verdicts do not step it down again before a reset. */
+    mon_await_verdicts(m, mon_verdicts(m), 2);
+    cr_assert(eq(str, (char *)mon_weight(m), "30.00"));
+    mon_expect_refused_up(m, "y error rate ");
+    h_proxy_finish(m->p);
+}
+
+Test(monitoring, guard_off_judges_nothing_and_guard_on_judges_again, .timeout = H_TEST_TIMEOUT)
+{
+    struct mon *m = mon_start(NULL, MON_UP(0, 10), "50", MON_GUARD_ERRORS);
+    uint64_t deadline = h_now_ms() + 8000;
+    struct mon_guard_view g;
+    const char *reply;
+
+    cr_assert(eq(str, h_admin_cmd(m->fd, "guard off"),
+                 "ok: guard off: nothing is judged, nothing acts\n"));
+    reply = h_admin_cmd(m->fd, "ramp 60 over 10s guarded");
+    cr_assert(eq(int, strncmp(reply, "error: a guarded ramp needs the guard", 37), 0), "%s", reply);
+    mon_load(m, "300", "8s", "/", NULL);
+    /* Twice what would have tripped it, on each side, within the window. */
+    while (h_admin_stat(m->fd, "y responses", "5xx") < 20 ||
+           h_admin_stat(m->fd, "y requests", NULL) < 2 * MON_ERRORS_MIN ||
+           h_admin_stat(m->fd, "x requests", NULL) < 2 * MON_ERRORS_MIN) {
+        cr_assert(lt(u64, h_now_ms(), deadline), "the load did not come");
+        h_sleep_ms(50);
+    }
+    mon_guard_read(m, &g);
+    cr_assert(not(g.on), "%s", g.text);
+    cr_assert(eq(str, (char *)g.verdict, "off"), "%s", g.text);
+    cr_assert(not(g.tripped), "%s", g.text);
+    cr_assert(eq(str, (char *)mon_weight(m), "50.00"));
+    cr_assert(eq(str, h_admin_cmd(m->fd, "guard on"),
+                 "ok: guard on: y is judged against x each second\n"));
+    cr_assert(mon_wait_weight(m, "0.00", 4000), "guard on did not trip on the window:\n%s",
+              h_admin_cmd(m->fd, "guard show"));
+    h_proxy_finish(m->p);
+}
+
+/* A slow request in flight keeps crossfade draining after SIGTERM. */
+Test(monitoring, healthz_answers_503_stopping_while_crossfade_drains, .timeout = H_TEST_TIMEOUT)
+{
+    struct mon *m = mon_start(NULL, NULL, "0", NULL);
+    struct h_conn *slow = h_connect(m->p->port);
+    uint64_t deadline;
+    struct h_msg r;
+
+    cr_assert(eq(int, h_send_str(slow, "GET /delay/3000 HTTP/1.1\r\nHost: " H_HOST "\r\n\r\n"), 0));
+    cr_assert(h_upstream_wait_requests(m->x, 1, H_IO_TIMEOUT_MS));
+    cr_assert(eq(int, kill(m->p->proc->pid, SIGTERM), 0));
+    deadline = h_now_ms() + 2000;
+    while (mon_http(m->http, "GET", "/healthz", NULL, NULL, &r) != 503) {
+        cr_assert(lt(u64, h_now_ms(), deadline), "/healthz still says %d %s after SIGTERM",
+                  r.status, r.body);
+        h_sleep_ms(20);
+    }
+    cr_assert(eq(str, r.body, "stopping\n"));
+    cr_assert(eq(int, h_read_response(slow, &r), 0), "%s", r.error);
+    cr_assert(eq(int, r.status, 200), "the request in flight was not served whole");
+    cr_assert(eq(int, h_proc_wait(m->p->proc, 10000), 0), "crossfade did not exit 0");
+}
+
 Test(monitoring, guard_trips_on_a_twice_slower_y, .timeout = H_TEST_TIMEOUT)
 {
     struct mon *m = mon_start(MON_UP(5, 0), MON_UP(12, 0), "50", MON_GUARD("100"));
@@ -726,8 +872,8 @@ Test(monitoring, guard_trips_on_a_twice_slower_y, .timeout = H_TEST_TIMEOUT)
 
 Test(monitoring, guard_does_not_trip_on_a_healthy_y, .timeout = H_TEST_TIMEOUT)
 {
-    struct mon *m = mon_start(MON_UP(5, 0), MON_UP(5, 0), "50", MON_GUARD("100"));
-    struct h_proc *load = mon_load(m, "300", "6s", "/", NULL);
+    struct mon *m = mon_start_twins(5, "50", MON_GUARD("100"));
+    struct h_proc *load = mon_load(m, "200", "6s", "/", NULL);
     struct mon_guard_view g;
     const char *text;
 
@@ -757,16 +903,17 @@ Test(monitoring, guard_is_inconclusive_below_min_requests_and_does_not_act,
 
         on[strcmp(mon_send(m->p->port, h_fmt("few-%d", i), NULL, &status), "y1") == 0]++;
     }
-    cr_assert(gt(ll, on[0], 0LL));
-    cr_assert(gt(ll, on[1], 0LL));
+    cr_assert(gt(i64, on[0], (int64_t)0));
+    cr_assert(gt(i64, on[1], (int64_t)0));
     /* Once the second of those requests is over, the guard's window holds them all. */
     do {
-        cr_assert(lt(u64, h_now_ms(), deadline), "the guard never saw the %lld + %lld requests:\n%s",
-                  on[0], on[1], h_admin_cmd(m->fd, "guard show"));
+        cr_assert(lt(u64, h_now_ms(), deadline),
+                  "the guard never saw the %lld + %lld requests:\n%s", on[0], on[1],
+                  h_admin_cmd(m->fd, "guard show"));
         h_sleep_ms(50);
         mon_guard_read(m, &g);
     } while (g.req[0] != on[0] || g.req[1] != on[1]);
-    cr_assert(gt(ll, g.err[1], 0LL), "y answered no 500 of %lld: %s", on[1], g.text);
+    cr_assert(gt(i64, g.err[1], (int64_t)0), "y answered no 500 of %lld: %s", on[1], g.text);
     cr_assert(eq(str, (char *)g.verdict, "inconclusive"), "%s", g.text);
     cr_assert(ne(ptr,
                  strstr(g.text, h_fmt("\nreason too few requests over 5s: y %lld, x %lld "
@@ -781,14 +928,14 @@ Test(monitoring, guard_is_inconclusive_below_min_requests_and_does_not_act,
 
 Test(monitoring, guard_leaves_test_traffic_out, .timeout = H_TEST_TIMEOUT)
 {
-    struct mon *m =
-        mon_start(MON_UP(5, 0), MON_UP(5, 0), "50",
-                  "guard: {window: 5s, min_requests: 100, max_latency_ratio: 3}\n" MON_TEST_HEADER);
-    struct h_proc *load = mon_load(m, "300", "7s", "/", NULL);
+    struct mon *m = mon_start_twins(
+        5, "50",
+        /* Errors are the point: the latency rules are left out. */
+        "guard: {window: 5s, min_requests: 100, max_latency_ratio: 100}\n" MON_TEST_HEADER);
+    struct h_proc *load = mon_load(m, "200", "7s", "/", NULL);
     /* Test traffic sent to y alone, every request of it answered 500. */
-    struct h_proc *tests =
-        mon_load(m, "200", "7s", "/status/500", "--keys", "0", "-H", "X-Crossfade-Test: 1", "-H",
-                 "X-Crossfade-Target: y", NULL);
+    struct h_proc *tests = mon_load(m, "150", "7s", "/status/500", "--keys", "0", "-H",
+                                    "X-Crossfade-Test: 1", "-H", "X-Crossfade-Target: y", NULL);
     uint64_t deadline = h_now_ms() + 10000;
     struct mon_guard_view g;
     const char *text;
@@ -801,11 +948,11 @@ Test(monitoring, guard_leaves_test_traffic_out, .timeout = H_TEST_TIMEOUT)
         tested = mon_now_metric(m, "crossfade_test_requests_total{cluster=\"y\"}");
         if (strcmp(g.verdict, "pass") == 0 && tested >= 600)
             break;
-        cr_assert(lt(u64, h_now_ms(), deadline),
-                  "no pass after %g failed test requests on y:\n%s", tested, g.text);
+        cr_assert(lt(u64, h_now_ms(), deadline), "no pass after %g failed test requests on y:\n%s",
+                  tested, g.text);
         h_sleep_ms(100);
     }
-    cr_assert(eq(ll, g.err[1], 0LL), "%s", g.text);
+    cr_assert(eq(i64, g.err[1], (int64_t)0), "%s", g.text);
     cr_assert(ne(int, h_proc_wait(load, 10000), -1), "xfbench did not end");
     cr_assert(ne(int, h_proc_wait(tests, 10000), -1), "xfbench did not end");
     mon_guard_read(m, &g);
@@ -813,7 +960,7 @@ Test(monitoring, guard_leaves_test_traffic_out, .timeout = H_TEST_TIMEOUT)
     cr_assert(eq(str, (char *)mon_weight(m), "50.00"));
     text = mon_get(m, "/metrics");
     tested = mon_metric(text, "crossfade_test_requests_total{cluster=\"y\"}");
-    cr_assert(ge(dbl, tested, 1000.0), "%s", text);
+    cr_assert(ge(dbl, tested, 600.0), "%s", text);
     mon_expect_metric(text, "crossfade_test_errors_total{cluster=\"y\"}", tested);
     mon_expect_metric(text, "crossfade_test_requests_total{cluster=\"x\"}", 0);
     mon_expect_metric(text, "crossfade_guard_trips_total", 0);
@@ -859,6 +1006,7 @@ Test(monitoring, requests_from_a_test_source_network_are_counted_apart, .timeout
     }
     h_close(c);
     mon_send_to(m->p->port, "y", 3);
+    h_await_stat(m->fd, "y responses", "2xx", 7);
     text = mon_get(m, "/metrics");
     mon_expect_metric(text, "crossfade_requests_total{cluster=\"y\"}", 7);
     mon_expect_metric(text, "crossfade_test_requests_total{cluster=\"y\"}", 4);
@@ -876,8 +1024,9 @@ Test(monitoring, a_guarded_ramp_holds_while_the_verdict_is_inconclusive, .timeou
     uint64_t deadline = h_now_ms() + 5000;
     const char *held;
 
-    cr_assert(eq(str, h_admin_cmd(m->fd, "ramp 50 over 6s step 10 guarded"),
-                 "ok: ramping y from 10.00 to 50.00 over 6s: 4 steps of 10.00, one every 1s500ms\n"));
+    cr_assert(
+        eq(str, h_admin_cmd(m->fd, "ramp 50 over 6s step 10 guarded"),
+           "ok: ramping y from 10.00 to 50.00 over 6s: 4 steps of 10.00, one every 1s500ms\n"));
     /* The first step is due after 1.5 s; with no traffic the guard cannot say pass. */
     while (strstr(mon_get(m, "/api/stats"), "\"ramp\":{\"state\":\"held\"") == NULL) {
         cr_assert(lt(u64, h_now_ms(), deadline), "the ramp was not held within 5 s:\n%s",
@@ -900,7 +1049,7 @@ Test(monitoring, a_guarded_ramp_holds_while_the_verdict_is_inconclusive, .timeou
 
 Test(monitoring, a_guarded_ramp_steps_after_a_pass_over_a_whole_window, .timeout = H_TEST_TIMEOUT)
 {
-    struct mon *m = mon_start(MON_UP(5, 0), MON_UP(5, 0), "10", MON_GUARD("50"));
+    struct mon *m = mon_start_twins(5, "10", MON_GUARD("50"));
     uint64_t start;
     const char *reply;
 
@@ -968,8 +1117,8 @@ Test(monitoring, preview_weight_counts_a_known_mix_of_keys_and_requests, .timeou
     cr_assert(eq(int, strncmp(reply, "ok: pinned", 10), 0), "%s", reply);
     for (int i = 0; i < 5; i++) {
         cr_assert(eq(str, (char *)mon_send(m->p->port, moving[4], NULL, NULL), "y1"));
-        cr_assert(eq(str, (char *)mon_send(m->p->port, moving[5], "X-Crossfade-Target: y\r\n", NULL),
-                     "y1"));
+        cr_assert(eq(
+            str, (char *)mon_send(m->p->port, moving[5], "X-Crossfade-Target: y\r\n", NULL), "y1"));
         cr_assert(eq(str, (char *)mon_send(m->p->port, moving[6], "X-Crossfade-Test: 1\r\n", NULL),
                      "x1"));
     }
@@ -1046,13 +1195,13 @@ Test(monitoring, the_status_page_shows_the_weight_and_both_clusters_in_chromium,
     mon_send_to(m->p->port, "y", 2);
     /* Its own profile and HOME in the scratch directory; the page's script runs for 5 s of
      * virtual time, enough to fetch /api/stats and draw. */
-    code = h_run(
-        (char *[]){"/usr/bin/env", (char *)h_fmt("HOME=%s", h_dir()), MON_CHROMIUM, "--headless",
-                   "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                   (char *)h_fmt("--user-data-dir=%s", h_path("chromium")),
-                   "--virtual-time-budget=5000", "--dump-dom",
-                   (char *)h_fmt("http://127.0.0.1:%d/", m->http), NULL},
-        20000, &dom, &err);
+    code = h_run((char *[]){"/usr/bin/env", (char *)h_fmt("HOME=%s", h_dir()), MON_CHROMIUM,
+                            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-extensions",
+                            (char *)h_fmt("--user-data-dir=%s", h_path("chromium")),
+                            "--virtual-time-budget=5000", "--dump-dom",
+                            (char *)h_fmt("http://127.0.0.1:%d/", m->http), NULL},
+                 20000, &dom, &err);
     cr_assert(eq(int, code, 0), "chromium exited %d:\n%s", code, err);
     weight = mon_element_text(dom, "weight");
     cr_assert(ne(ptr, (void *)weight, NULL), "no id=\"weight\" in the page:\n%s", dom);
@@ -1073,9 +1222,8 @@ mon_check_config(const char *extra, const char *from, const char *to, int *line,
 {
     const char *cfg = h_read_file(
         h_proxy_write_config("bad.yaml",
-                             &(struct h_proxy_opts){.x = {{h_free_port()}},
-                                                    .admin_http_port = 1,
-                                                    .extra_yaml = extra},
+                             &(struct h_proxy_opts){
+                                 .x = {{h_free_port()}}, .admin_http_port = 1, .extra_yaml = extra},
                              h_free_port()),
         NULL);
     const char *at = from != NULL ? strstr(cfg, from) : strstr(cfg, extra);
@@ -1125,8 +1273,8 @@ Test(monitoring, an_admin_http_that_is_not_an_address_is_refused_by_line_and_key
      .timeout = H_TEST_TIMEOUT)
 {
     char *err;
-    int line, code =
-                  mon_check_config(NULL, "http: \"127.0.0.1:1\"", "http: \"nonsense\"", &line, &err);
+    int line,
+        code = mon_check_config(NULL, "http: \"127.0.0.1:1\"", "http: \"nonsense\"", &line, &err);
     const char *want = h_fmt("bad.yaml:%d:9: admin.http: expected host:port", line);
 
     cr_assert(eq(int, code, 2), "crossfade -t exited %d", code);
