@@ -1202,8 +1202,14 @@ enum cfg_guard_key {
     CFG_GUARD_COUNT,
 };
 static const char *const cfg_guard_keys[CFG_GUARD_COUNT] = {
-    "window", "min_requests", "max_error_rate_delta", "max_latency_ratio", "confidence",
-    "action", "step_down",
+    [CFG_GUARD_WINDOW] = "window",
+    [CFG_GUARD_MIN_REQUESTS] = "min_requests",
+    [CFG_GUARD_MAX_ERROR] = "max_error_rate_delta",
+    [CFG_GUARD_MAX_LATENCY] = "max_latency_ratio",
+    [CFG_GUARD_MIN_LATENCY_DELTA] = "min_latency_delta",
+    [CFG_GUARD_CONFIDENCE] = "confidence",
+    [CFG_GUARD_ACTION] = "action",
+    [CFG_GUARD_KEY_STEP_DOWN] = "step_down",
 };
 static const char *const cfg_guard_actions[] = {"rollback", "pause", "step_down"};
 
