@@ -169,6 +169,7 @@ bench: deps
 	bench/bench_tls.sh
 	bench/bench_tunnels.sh
 	bench/bench_tcp.sh
+	bench/bench_counters.sh
 
 # The split's decision alone: nanoseconds per bal_pick, per key source.
 $(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a
