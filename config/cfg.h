@@ -228,6 +228,12 @@ struct cfg_test_traffic {
     size_t n_sources;
 };
 
+/* access_log_format: the layout of an access log line (docs/config.md, "access_log_format"). */
+enum cfg_alog_format {
+    CFG_ALOG_TEXT = 0, /* TIME CLIENT CLUSTER NODE "REQUEST" STATUS ... (the default) */
+    CFG_ALOG_JSON,     /* one JSON object per line, fixed fields */
+};
+
 /* Every duration in milliseconds. */
 struct cfg_timeouts {
     unsigned connect_ms;           /* 3s */
@@ -273,7 +279,11 @@ struct cfg {
     unsigned retries; /* 2: further attempts on other nodes for a request that failed before any
                          response byte (0..10) */
     char *access_log; /* owned; "-" for stdout, a path, or NULL when off */
-    char *state_file; /* owned; where the admin socket keeps its changes; NULL: off */
+    enum cfg_alog_format access_log_format; /* text (default) or json */
+    /* access_log_sample: the share of requests logged, 0 < F <= 1 (default 1); errors are always
+     * logged (proxy/px_alog.c). */
+    double access_log_sample;
+    char *state_file;            /* owned; where the admin socket keeps its changes; NULL: off */
     enum xf_log_level log_level; /* log_level: debug | info | warn | error (default info) */
     unsigned workers;            /* worker threads, 1..CFG_WORKERS_MAX; 0: auto (the online CPUs) */
     unsigned tls_ticket_rotation_ms; /* tls.ticket_rotation: 1h; a session ticket key's life */
@@ -367,5 +377,7 @@ int cfg_cidr_parse(const char *text, struct cfg_cidr *out, struct xf_err *err);
 
 /* "x" or "y" for a cluster id. */
 const char *cfg_cluster_name(enum cfg_cluster_id id);
+/* "header", "cookie", "ip"... for a split key kind, as split.key writes it before the colon. */
+const char *cfg_key_kind_name(enum cfg_key_kind kind);
 
 #endif

@@ -160,7 +160,10 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
     d->timeouts_changed = memcmp(&old->timeouts, &new->timeouts, sizeof(old->timeouts)) != 0;
     d->limits_changed = memcmp(&old->limits, &new->limits, sizeof(old->limits)) != 0;
     d->retries_changed = old->retries != new->retries;
-    d->access_log_changed = !cfg_diff_str_eq(old->access_log, new->access_log);
+    /* The format and the sample count as the log's: a reload applies them as it does a path. */
+    d->access_log_changed = !cfg_diff_str_eq(old->access_log, new->access_log) ||
+                            old->access_log_format != new->access_log_format ||
+                            old->access_log_sample != new->access_log_sample;
     d->log_level_changed = old->log_level != new->log_level;
     d->guard_changed = memcmp(&old->guard, &new->guard, sizeof(old->guard)) != 0;
     d->test_traffic_changed =

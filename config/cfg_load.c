@@ -40,6 +40,8 @@ enum cfg_root_key {
     CFG_ROOT_LIMITS,
     CFG_ROOT_RETRIES,
     CFG_ROOT_ACCESS_LOG,
+    CFG_ROOT_ACCESS_LOG_FORMAT,
+    CFG_ROOT_ACCESS_LOG_SAMPLE,
     CFG_ROOT_LOG_LEVEL,
     CFG_ROOT_STATE_FILE,
     CFG_ROOT_WORKERS,
@@ -50,10 +52,25 @@ enum cfg_root_key {
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
-    "listen",  "admin",   "split",      "clusters",  "timeouts",
-    "limits",  "retries", "access_log", "log_level", "state_file",
-    "workers", "tls",     "tunnels",    "guard",     "test_traffic",
+    "listen",
+    "admin",
+    "split",
+    "clusters",
+    "timeouts",
+    "limits",
+    "retries",
+    "access_log",
+    "access_log_format",
+    "access_log_sample",
+    "log_level",
+    "state_file",
+    "workers",
+    "tls",
+    "tunnels",
+    "guard",
+    "test_traffic",
 };
+static const char *const cfg_alog_formats[] = {"text", "json"}; /* by enum cfg_alog_format */
 
 enum cfg_listen_key {
     CFG_LISTEN_ADDRESS = 0,
@@ -144,6 +161,15 @@ static const char *const cfg_key_kind_args[XF_ARRAY_LEN(cfg_key_kind_names)] = {
     [CFG_KEY_JWT_SUB] = "a header name",
     [CFG_KEY_CERT] = "subject, san or fingerprint",
 };
+
+const char *
+cfg_key_kind_name(enum cfg_key_kind kind)
+{
+    if ((size_t)kind < XF_ARRAY_LEN(cfg_key_kind_names) && cfg_key_kind_names[kind] != NULL)
+        return cfg_key_kind_names[kind];
+    return "unknown";
+}
+
 #define CFG_KEY_KINDS_TEXT                                                                         \
     "header:NAME, cookie:NAME, query:NAME, ip, jwt_sub:HEADER, basic_user, random or "             \
     "cert:subject|san|fingerprint"
@@ -1418,6 +1444,64 @@ cfg_walk_access_log(const struct cfg_ctx *ctx, const yaml_node_t *node)
     return cfg_set_string(ctx, &ctx->cfg->access_log, text);
 }
 
+/* access_log_format: text (the default) or json. */
+static int
+cfg_walk_access_log_format(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    unsigned format;
+
+    if (node == NULL)
+        return 0;
+    if (cfg_get_choice(ctx, node, "access_log_format", cfg_alog_formats,
+                       XF_ARRAY_LEN(cfg_alog_formats), "text or json", &format) == -1)
+        return -1;
+    ctx->cfg->access_log_format = (enum cfg_alog_format)format;
+    return 0;
+}
+
+/*
+ * access_log_sample: the share of requests logged, as a fraction ("0.01") or a percentage ("1%"),
+ * above 0 and at most 1. Plain decimals only: "1e-3" or a hex float is more likely a slip than a
+ * rate anyone means, and the message can then show both forms that work.
+ */
+static int
+cfg_walk_access_log_sample(const struct cfg_ctx *ctx, const yaml_node_t *node)
+{
+    static const char what[] =
+        "a share above 0 and at most 1, as a fraction (0.01) or a percentage (1%)";
+    char shown[CFG_SHOW_SIZE], num[32];
+    const char *text;
+    size_t len, digits;
+    bool pct;
+    double d;
+
+    if (node == NULL)
+        return 0;
+    text = cfg_scalar(ctx, node, "access_log_sample", what);
+    if (text == NULL)
+        return -1;
+    len = strlen(text);
+    pct = len > 0 && text[len - 1] == '%';
+    if (pct)
+        len--;
+    digits = strspn(text, "0123456789");
+    if (len == 0 || len >= sizeof(num) || digits == 0 ||
+        !(digits == len || (text[digits] == '.' && digits + 1 < len &&
+                            strspn(text + digits + 1, "0123456789") == len - digits - 1)))
+        return cfg_fail(ctx, node, "access_log_sample", "expected %s, got %s", what,
+                        cfg_show_str(shown, text));
+    memcpy(num, text, len);
+    num[len] = '\0';
+    d = strtod(num, NULL);
+    if (pct)
+        d /= 100.0;
+    if (!(d > 0.0 && d <= 1.0))
+        return cfg_fail(ctx, node, "access_log_sample", "expected %s, got %s", what,
+                        cfg_show_str(shown, text));
+    ctx->cfg->access_log_sample = d;
+    return 0;
+}
+
 static int
 cfg_walk_log_level(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
@@ -1540,6 +1624,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
          cfg_get_unsigned(ctx, v[CFG_ROOT_RETRIES], "retries", 0, CFG_RETRIES_MAX,
                           &ctx->cfg->retries) == -1) ||
         cfg_walk_access_log(ctx, v[CFG_ROOT_ACCESS_LOG]) == -1 ||
+        cfg_walk_access_log_format(ctx, v[CFG_ROOT_ACCESS_LOG_FORMAT]) == -1 ||
+        cfg_walk_access_log_sample(ctx, v[CFG_ROOT_ACCESS_LOG_SAMPLE]) == -1 ||
         cfg_walk_log_level(ctx, v[CFG_ROOT_LOG_LEVEL]) == -1 ||
         cfg_walk_state_file(ctx, v[CFG_ROOT_STATE_FILE]) == -1 ||
         cfg_walk_workers(ctx, v[CFG_ROOT_WORKERS]) == -1 ||
@@ -1574,6 +1660,7 @@ cfg_new_defaults(const char *name)
         return NULL;
     }
     cfg->split.n_keys = 1;
+    cfg->access_log_sample = 1.0;
     cfg->guard.window_s = 30;
     cfg->guard.min_requests = 200;
     cfg->guard.max_error_delta_bp = 100;

@@ -112,6 +112,29 @@ Test(cfg_diff, names_a_node_whose_weight_or_limits_changed_and_every_part_that_d
                  "log_level changed"));
 }
 
+/* The workers apply them at a reload as they do a new path (proxy/px_reload.c). */
+Test(cfg_diff, counts_a_new_access_log_format_or_sample_as_an_access_log_change)
+{
+    static const char *const changed[] = {
+        BASE "access_log_format: json\n",
+        BASE "access_log_sample: 0.5\n",
+        BASE "access_log_sample: 1%\n",
+    };
+
+    for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
+        cr_assert(eq(str, (char *)diff_text(BASE, changed[i]),
+                     "listeners +0 -0; x nodes +0 -0; y nodes +0 -0; access_log changed"),
+                  "%s", changed[i]);
+    cr_assert(eq(str,
+                 (char *)diff_text(BASE, BASE "access_log_format: text\naccess_log_sample: 1\n"),
+                 "listeners +0 -0; x nodes +0 -0; y nodes +0 -0"),
+              "the defaults written out change nothing");
+    cr_assert(
+        eq(str, (char *)diff_text(BASE "access_log_sample: 1%\n", BASE "access_log_sample: 0.01\n"),
+           "listeners +0 -0; x nodes +0 -0; y nodes +0 -0"),
+        "the same share written another way changes nothing");
+}
+
 Test(cfg_diff, the_weight_in_the_file_is_not_applied_and_says_so)
 {
     cr_assert(eq(str, (char *)diff_text(BASE, BASE "split: {weight: 30}\n"),

@@ -145,8 +145,8 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
     expect_message(
         BASE "frobnicate: 1\n",
         "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls, "
-        "tunnels, guard, test_traffic");
+        "clusters, timeouts, limits, retries, access_log, access_log_format, access_log_sample, "
+        "log_level, state_file, workers, tls, tunnels, guard, test_traffic");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -160,8 +160,8 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
     expect_message(
         BASE "loglvl: info\n",
         "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
-        "clusters, timeouts, limits, retries, access_log, log_level, state_file, workers, tls, "
-        "tunnels, guard, test_traffic");
+        "clusters, timeouts, limits, retries, access_log, access_log_format, access_log_sample, "
+        "log_level, state_file, workers, tls, tunnels, guard, test_traffic");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
@@ -1219,6 +1219,35 @@ Test(cfg_access_log, refuses_true_and_an_empty_path)
     expect_message(BASE "access_log:\n",
                    "t.yaml:8:12: access_log: expected a path, \"-\" for stdout, or off, got "
                    "nothing");
+}
+
+Test(cfg_access_log, refuses_a_format_other_than_text_or_json_and_suggests_the_closest)
+{
+    expect_message(BASE "access_log_format: jsn\n",
+                   "t.yaml:8:20: access_log_format: expected text or json, got \"jsn\" (did you "
+                   "mean \"json\"?)");
+    expect_message(BASE "access_log_format: JSON\n",
+                   "t.yaml:8:20: access_log_format: expected text or json, got \"JSON\"");
+    expect_error(BASE "access_log_format: [json]\n",
+                 "t.yaml:8:20: access_log_format: ", "got a sequence");
+}
+
+/* Each value here is a slip an operator could make; the message shows both forms that work. */
+Test(cfg_access_log, refuses_a_sample_outside_0_to_1_or_not_a_plain_decimal)
+{
+    static const char *const bad[] = {"0",  "0%", "0.0",  "1.5",    "101%", "-0.1", "abc",
+                                      ".5", "1.", "1e-3", "0x1p-3", "1%%",  "\"\"", "1 %"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char yaml[256], want[512];
+
+        snprintf(yaml, sizeof(yaml), BASE "access_log_sample: %s\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "t.yaml:8:20: access_log_sample: expected a share above 0 and at most 1, as a "
+                 "fraction (0.01) or a percentage (1%%), got \"%s\"",
+                 strcmp(bad[i], "\"\"") == 0 ? "" : bad[i]);
+        expect_message(yaml, want);
+    }
 }
 
 Test(cfg_admin, refuses_a_group_that_does_not_exist)

@@ -791,6 +791,49 @@ Test(cfg_access_log, keeps_a_quoted_false_as_a_path_and_dash_as_stdout)
     cfg_free(cfg);
 }
 
+Test(cfg_access_log, is_text_and_whole_by_default)
+{
+    struct cfg *cfg = parse_ok(BASE);
+
+    cr_assert(eq(int, cfg->access_log_format, CFG_ALOG_TEXT));
+    cr_assert(eq(dbl, cfg->access_log_sample, 1.0));
+    cfg_free(cfg);
+}
+
+Test(cfg_access_log, takes_the_json_format)
+{
+    struct cfg *cfg = parse_ok(BASE "access_log_format: json\n");
+
+    cr_assert(eq(int, cfg->access_log_format, CFG_ALOG_JSON));
+    cfg_free(cfg);
+    cfg = parse_ok(BASE "access_log_format: text\n");
+    cr_assert(eq(int, cfg->access_log_format, CFG_ALOG_TEXT));
+    cfg_free(cfg);
+}
+
+Test(cfg_access_log, takes_a_sample_as_a_fraction_or_a_percentage)
+{
+    static const struct {
+        const char *text;
+        double want;
+    } cases[] = {
+        {"0.01", 0.01},   {"1", 1.0},         {"1.0", 1.0},        {"0.5", 0.5},
+        {"1%", 0.01},     {"100%", 1.0},      {"0.5%", 0.005},     {"12.5%", 0.125},
+        {"\"1%\"", 0.01}, {"0.0001", 0.0001}, {"0.001%", 0.00001},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        struct cfg *cfg;
+
+        snprintf(yaml, sizeof(yaml), BASE "access_log_sample: %s\n", cases[i].text);
+        cfg = parse_ok(yaml);
+        cr_assert(ieee_ulp_eq(dbl, cfg->access_log_sample, cases[i].want, 4),
+                  "access_log_sample: %s gave %g", cases[i].text, cfg->access_log_sample);
+        cfg_free(cfg);
+    }
+}
+
 Test(cfg_admin, takes_a_group_by_name_or_by_number)
 {
     struct group *g = getgrgid(getgid());
