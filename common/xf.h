@@ -107,6 +107,18 @@ int xf_resolve(const char *host, const char *port, int passive, struct sockaddr_
  */
 const char *xf_quote(char *buf, const char *s, size_t len);
 
+/* The most bytes xf_json_escape writes for `len` bytes (each may become \u00XX). */
+#define XF_JSON_ESCAPED_MAX(len) ((len)*6)
+
+/*
+ * Writes the `len` bytes at `s` into `dst` (XF_JSON_ESCAPED_MAX(len) bytes at least) as the inside
+ * of a JSON string, without the quotes: `"` and `\` behind a backslash, control bytes and DEL as
+ * \u00XX, and every byte from 0x80 as \u00XX too. Those bytes come from clients and need not be
+ * UTF-8: taken one by one as U+0080..U+00FF, any input makes valid JSON and the bytes received
+ * can be told from the text. Returns the bytes written (no NUL).
+ */
+size_t xf_json_escape(char *dst, const char *s, size_t len);
+
 /*
  * Descriptors running out (common/xf_util.c). The admin socket keeps a spare descriptor to take
  * the operator's connection when every other is used; it closes it and accepts at once. With

@@ -135,6 +135,30 @@ xf_quote(char *buf, const char *s, size_t len)
     return buf;
 }
 
+size_t
+xf_json_escape(char *dst, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            memcpy(dst + n, "\\u00", 4);
+            dst[n + 4] = hex[c >> 4];
+            dst[n + 5] = hex[c & 0xf];
+            n += 6;
+        } else {
+            dst[n++] = (char)c;
+        }
+    }
+    return n;
+}
+
 int
 xf_resolve(const char *host, const char *port, int passive, struct sockaddr_storage *out,
            unsigned *out_len, const char **why)
