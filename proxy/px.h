@@ -340,7 +340,11 @@ struct px_listener {
 struct px_alog {
     int fd; /* -1 when off */
     bool owns_fd;
-    bool pipe; /* not a regular file: written in whole lines of at most PIPE_BUF bytes */
+    bool pipe;           /* not a regular file: written in whole lines of at most PIPE_BUF bytes */
+    bool json;           /* access_log_format: json */
+    bool sampled;        /* access_log_sample < 1: a line that is no error is kept at random */
+    uint64_t keep_below; /* ... when the next random number is below this (sample x 2^64) */
+    uint64_t rng;        /* xorshift64* state, seeded per worker; never 0 */
     struct px_buf buf;
     struct event *timer; /* owned */
     uint64_t dropped;
@@ -851,7 +855,12 @@ void px_health_observe(struct px_health *h, uint32_t id, bool ok);
 int px_health_info(void *arg, uint32_t id, struct adm_node_health *out);
 
 void px_alog_init(struct px_alog *a);
+/* Opens `target` (the config's access_log: a path, "-", or NULL when off) and takes the config's
+ * format and sample (px_alog_configure). 0, or -1 with err. */
 int px_alog_open(struct px_worker *w, const char *target, struct xf_err *err);
+/* Takes access_log_format and access_log_sample from w->cfg: at the open, and at a reload that
+ * keeps the path (the next line is written the new way). */
+void px_alog_configure(struct px_worker *w);
 void px_alog_flush(struct px_alog *a);
 /* Opens the access log's file again (SIGUSR1, after logrotate moved it); the old one stays in use
  * when the new one cannot be opened (logged). */

@@ -601,7 +601,7 @@ static size_t
 px_req_line_copy(char *dst, size_t cap, const char *method, const char *url, size_t url_len,
                  int minor)
 {
-    size_t m = strlen(method), u = XF_MIN(url_len, (size_t)300), n = 0;
+    size_t m = strlen(method), u = XF_MIN(url_len, (size_t)PX_TARGET_URL_MAX), n = 0;
 
     if (m + u + 11 > cap)
         return 0;
@@ -763,6 +763,14 @@ px_req_on_headers_complete(llhttp_t *p)
     t->client_ka = px_req_keep_alive(c);
     t->target_len = px_req_line_copy(t->target, sizeof(t->target), llhttp_method_name(p->method),
                                      h->url, h->url_len, p->http_minor);
+    if (XF_UNLIKELY(h->url_len > PX_TARGET_URL_MAX) && w->alog.json && w->alog.fd != -1) {
+        /* Rare enough to allocate for: the json log shows more of it than `target` holds. A
+         * failure only cuts the path in its line. */
+        t->url_long_len = XF_MIN(h->url_len, (size_t)PX_ALOG_PATH_MAX);
+        t->url_long = malloc(t->url_long_len);
+        if (t->url_long != NULL)
+            memcpy(t->url_long, h->url, t->url_long_len);
+    }
 
     /* The node is chosen first (bal_pick does no I/O); nothing is sent before the head passed. */
     t->snap = px_worker_snapshot(w);
@@ -1107,6 +1115,8 @@ px_txn_free(struct px_txn *t)
         XF_FREE(t->upgrade);
         XF_FREE(t->key);
     }
+    if (XF_UNLIKELY(t->url_long != NULL)) /* most have none: no call on the common path */
+        XF_FREE(t->url_long);
 
     px_txn_dequeue(t);
     px_buf_free(&t->held);

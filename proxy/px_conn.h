@@ -111,6 +111,11 @@ struct px_upstream {
 /* A run of faults of a node ends after this long without one. */
 #define PX_FAULT_QUIET_MS 10000u
 
+/* The access log keeps this much of a request target in the transaction's `target` (the text
+ * format's cut), and up to PX_ALOG_PATH_MAX of a longer one in `url_long` for the json format. */
+#define PX_TARGET_URL_MAX 300
+#define PX_ALOG_PATH_MAX  2048
+
 /* At most this many nodes are tried for one request (cfg retries is at most 10). */
 #define PX_TRIES_MAX 12
 
@@ -167,6 +172,10 @@ struct px_txn {
     char *upgrade;    /* owned: the protocols offered to the node (Upgrade); NULL: none */
     char *key;        /* owned with upgrade: its split key's bytes (NUL-terminated) */
     size_t key_len;
+    /* owned: a target longer than PX_TARGET_URL_MAX, cut at PX_ALOG_PATH_MAX, for the json access
+     * log (not NUL-terminated); NULL when `target` holds it whole or the log is text */
+    char *url_long;
+    size_t url_long_len;
     bool raw;              /* a tcp-mode connection: relayed as a tunnel once connected */
     bool tunnel;           /* a 101 turned it into a tunnel: logged when the tunnel closes */
     bool websocket;        /* ... a WebSocket */

@@ -152,6 +152,8 @@ px_worker_reload(struct px_worker *w)
         if (px_alog_open(w, cfg->access_log, &err) == -1)
             XF_LOG(XF_LOG_ERR, "alog", "event=reopen_failed worker=%u error=\"%s\"", w->index,
                    err.msg);
+    } else {
+        px_alog_configure(w); /* the same file: only the format and the sample can change */
     }
     cfg_free(old);
     if (w->draining)
