@@ -49,7 +49,9 @@ adm_report_tick(struct adm_state *st)
         const struct xf_mon_sec *ms = &m->sec[sec % XF_MON_SECONDS];
         struct adm_segment *s = &rp->cur;
 
-        if (ms->second != sec)
+        /* Seconds before the admin started (the proxy counts from a moment earlier) are not
+         * part of the upgrade it reports. */
+        if (ms->second != sec || ms->wall_ms + 1000 < (int64_t)st->started * 1000)
             continue;
         if (s->seconds > 0 && ms->weight_bp != s->weight_bp)
             adm_report_close(rp);
