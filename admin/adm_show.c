@@ -182,6 +182,34 @@ adm_show_outlier(struct adm_reply *r, const char *name, const struct cfg_outlier
                    adm_duration_text(o->max_ejection_ms, d, sizeof(d)));
 }
 
+/* guard and test_traffic as the file set them (`guard show` tells the guard's state now). */
+static void
+adm_show_guard(struct adm_reply *r, const struct cfg *cfg)
+{
+    static const char *const actions[] = {[CFG_GUARD_ROLLBACK] = "rollback",
+                                          [CFG_GUARD_PAUSE] = "pause",
+                                          [CFG_GUARD_STEP_DOWN] = "step_down"};
+    const struct cfg_guard *g = &cfg->guard;
+    char a[ADM_WEIGHT_TEXT], d[32];
+
+    adm_reply_line(r, "test_traffic.header %s", adm_show_or_dash(cfg->test_traffic.header));
+    adm_show_cidrs(r, "test_traffic.sources", cfg->test_traffic.sources,
+                   cfg->test_traffic.n_sources);
+    if (!g->configured) {
+        adm_reply_line(r, "guard off");
+        return;
+    }
+    adm_reply_line(r, "guard.window %s", adm_duration_text(g->window_s * 1000u, d, sizeof(d)));
+    adm_reply_line(r, "guard.min_requests %u", g->min_requests);
+    adm_reply_line(r, "guard.max_error_rate_delta %s%%", adm_weight_text(g->max_error_delta_bp, a));
+    adm_reply_line(r, "guard.max_latency_ratio %g", g->max_latency_ratio);
+    adm_reply_line(r, "guard.min_latency_delta %s",
+                   adm_duration_text(g->min_latency_delta_us / 1000u, d, sizeof(d)));
+    adm_reply_line(r, "guard.confidence %g%%", g->confidence * 100.0);
+    adm_reply_line(r, "guard.action %s", actions[g->action]);
+    adm_reply_line(r, "guard.step_down %s%%", adm_weight_text(g->step_down_bp, a));
+}
+
 /*
  * A node as it is now (the snapshot's), with its own limits when they are not its cluster's, and
  * what the admin socket changed: "(added at run time)", "(config: weight 1)", its operator state.
@@ -248,6 +276,7 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     }
     adm_reply_line(r, "admin.socket %s", cfg->admin_socket);
     adm_reply_line(r, "admin.group %s", adm_show_or_dash(cfg->admin_group));
+    adm_reply_line(r, "admin.http %s", cfg->admin_http != NULL ? cfg->admin_http->text : "off");
     adm_show_split(st, r);
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *cl = &cfg->clusters[c];
@@ -292,8 +321,12 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
     adm_reply_line(r, "retries %u", cfg->retries);
     adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
+    adm_reply_line(r, "access_log_format %s",
+                   cfg->access_log_format == CFG_ALOG_JSON ? "json" : "text");
+    adm_reply_line(r, "access_log_sample %g", cfg->access_log_sample);
     adm_reply_line(r, "log_level %s", levels[cfg->log_level]);
     adm_reply_line(r, "state_file %s", cfg->state_file != NULL ? cfg->state_file : "off");
+    adm_show_guard(r, cfg);
     return ADM_OK;
 }
 

@@ -591,6 +591,50 @@ Test(adm_config, show_config_lists_the_nodes_as_they_are_now)
     cr_assert(eq(ptr, strstr(reply, "10.0.0.2:8000"), NULL), "a deleted node is listed: %s", reply);
 }
 
+/* The monitoring keys: off by default (above), and as the file set them. */
+Test(adm_config, show_config_gives_the_guard_test_traffic_and_access_log_format)
+{
+    static const char yaml[] = "listen:\n"
+                               "  - address: \"127.0.0.1:8000\"\n"
+                               "clusters:\n"
+                               "  x: {nodes: [\"10.0.0.1:8000\"]}\n"
+                               "  y: {nodes: [\"10.0.1.1:8000\"]}\n"
+                               "access_log_format: json\n"
+                               "access_log_sample: 1%\n"
+                               "test_traffic: {header: X-Test, sources: [10.9.0.0/16]}\n"
+                               "guard: {window: 1m, min_requests: 50, max_error_rate_delta: 2.5%,\n"
+                               "        max_latency_ratio: 2, min_latency_delta: 20ms,\n"
+                               "        confidence: 95%, action: step_down, step_down: 10}\n";
+    const char *reply;
+
+    fx_setup();
+    reply = run_ok("show config");
+    cr_assert(ne(ptr, strstr(reply, "\nadmin.http off\n"), NULL), "%s", reply);
+    cr_assert(ne(ptr, strstr(reply, "\naccess_log_format text\naccess_log_sample 1\n"), NULL), "%s",
+              reply);
+    cr_assert(
+        ne(ptr, strstr(reply, "\ntest_traffic.header -\ntest_traffic.sources -\nguard off"), NULL),
+        "%s", reply);
+    fx_teardown();
+    fx_setup_yaml(yaml);
+    reply = run_ok("show config");
+    cr_assert(ne(ptr, strstr(reply, "\naccess_log_format json\naccess_log_sample 0.01\n"), NULL),
+              "%s", reply);
+    cr_assert(ne(ptr,
+                 strstr(reply, "\ntest_traffic.header X-Test\n"
+                               "test_traffic.sources 10.9.0.0/16\n"
+                               "guard.window 1m\n"
+                               "guard.min_requests 50\n"
+                               "guard.max_error_rate_delta 2.50%\n"
+                               "guard.max_latency_ratio 2\n"
+                               "guard.min_latency_delta 20ms\n"
+                               "guard.confidence 95%\n"
+                               "guard.action step_down\n"
+                               "guard.step_down 10.00%"),
+                 NULL),
+              "%s", reply);
+}
+
 /* adm_cmd_check's verdict on a line and its reason ("" when it passes). */
 static int
 check_line(const char *line, char *why, size_t size)

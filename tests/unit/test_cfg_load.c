@@ -1051,6 +1051,17 @@ Test(cfg_file, loads_the_documented_example)
     cr_assert(eq(str, cfg->split.expose, "X-Crossfade-Route"));
     cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_X].balance, CFG_BALANCE_HASH));
     cr_assert(eq(int, cfg->clusters[CFG_CLUSTER_Y].balance, CFG_BALANCE_LEAST_CONN));
+    cr_assert(not(eq(ptr, cfg->admin_http, NULL)));
+    cr_assert(eq(int, cfg->access_log_format, CFG_ALOG_TEXT));
+    cr_assert(eq(dbl, cfg->access_log_sample, 1.0));
+    cr_assert(eq(str, cfg->test_traffic.header, "X-Crossfade-Test"));
+    cr_assert(eq(sz, cfg->test_traffic.n_sources, 1));
+    cr_assert(cfg->guard.configured);
+    cr_assert(eq(uint, cfg->guard.window_s, 30));
+    cr_assert(eq(uint, cfg->guard.min_requests, 200));
+    cr_assert(eq(uint, cfg->guard.max_error_delta_bp, 100));
+    cr_assert(eq(int, cfg->guard.action, CFG_GUARD_ROLLBACK));
+    cr_assert(eq(uint, cfg->guard.step_down_bp, 500));
     cfg_free(cfg);
 }
 
