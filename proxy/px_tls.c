@@ -38,6 +38,9 @@ struct px_tls_tkey {
     unsigned char name[16], aes[32], hmac[32];
 };
 static _Thread_local struct px_tls_tkey px_tls_tkeys[2]; /* this thread's last derivations */
+/* Fetched once: EVP_aes_256_cbc() would make OpenSSL 3 look the cipher up by name, under a lock,
+ * for each ticket (two per full handshake). */
+static EVP_CIPHER *px_tls_tcipher;
 
 static int
 px_tls_derive(uint64_t epoch, const char *label, unsigned char *out, size_t len)
@@ -83,7 +86,7 @@ px_tls_tkey_use(const struct px_tls_tkey *k, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *
         OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac));
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
-    if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv, enc) != 1 ||
+    if (EVP_CipherInit_ex(cctx, px_tls_tcipher, NULL, k->aes, iv, enc) != 1 ||
         EVP_MAC_CTX_set_params(hctx, params) != 1)
         return -1;
     return 0;
@@ -732,10 +735,12 @@ fail:
 int
 px_tls_init(struct xf_err *err)
 {
-    if (px_tls_sni_index != -1)
+    if (px_tls_tcipher != NULL)
         return 0;
-    px_tls_sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, px_tls_sni_ex_free);
-    if (px_tls_sni_index == -1 || RAND_bytes(px_tls_master, sizeof(px_tls_master)) != 1) {
+    if (px_tls_sni_index == -1)
+        px_tls_sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, px_tls_sni_ex_free);
+    if (px_tls_sni_index == -1 || RAND_bytes(px_tls_master, sizeof(px_tls_master)) != 1 ||
+        (px_tls_tcipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL) {
         xf_err_set(err, "cannot set up TLS: %s", px_tls_reason());
         return -1;
     }
