@@ -314,11 +314,16 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
                    adm_duration_text(t->upstream_idle_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.shutdown %s", adm_duration_text(t->shutdown_ms, d, sizeof(d)));
     adm_reply_line(r, "timeouts.queue %s", adm_duration_text(t->queue_ms, d, sizeof(d)));
+    adm_reply_line(r, "timeouts.client_request %s",
+                   t->client_request_ms != 0 ? adm_duration_text(t->client_request_ms, d, sizeof(d))
+                                             : "off");
     adm_reply_line(r, "limits.max_connections %u", cfg->limits.max_connections);
     adm_reply_line(r, "limits.max_request_line_bytes %u", cfg->limits.max_request_line_bytes);
     adm_reply_line(r, "limits.max_header_bytes %u", cfg->limits.max_header_bytes);
     adm_reply_line(r, "limits.max_headers %u", cfg->limits.max_headers);
     adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
+    adm_reply_line(r, "limits.max_requests_per_connection %u",
+                   cfg->limits.max_requests_per_connection);
     adm_reply_line(r, "retries %u", cfg->retries);
     adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
     adm_reply_line(r, "access_log_format %s",

@@ -246,14 +246,16 @@ struct cfg_timeouts {
     unsigned tls_handshake_ms;     /* 10s: a client's TLS handshake, from its connection */
     unsigned tunnel_idle_ms;       /* 1h: a tunnel (WebSocket) with no byte either way */
     unsigned tcp_hello_ms; /* 5s: a tcp-mode sni listener waits this long for the ClientHello */
+    unsigned client_request_ms; /* 0 (off): a whole request, head and body, from its first byte */
 };
 
 struct cfg_limits {
-    unsigned max_connections;        /* 20000 client connections */
-    unsigned max_request_line_bytes; /* 8192; longer request line -> 414 */
-    unsigned max_header_bytes;       /* 16384; the whole head, request line included -> 431 */
-    unsigned max_headers;            /* 100 -> 431 */
-    uint64_t max_body_bytes;         /* 0 = no limit -> 413 */
+    unsigned max_connections;             /* 20000 client connections */
+    unsigned max_request_line_bytes;      /* 8192; longer request line -> 414 */
+    unsigned max_header_bytes;            /* 16384; the whole head, request line included -> 431 */
+    unsigned max_headers;                 /* 100 -> 431 */
+    uint64_t max_body_bytes;              /* 0 = no limit -> 413 */
+    unsigned max_requests_per_connection; /* 0 = no limit; the last one's response closes */
 };
 
 /*

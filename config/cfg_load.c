@@ -123,11 +123,12 @@ enum cfg_timeout_key {
     CFG_TIMEOUT_TLS_HANDSHAKE,
     CFG_TIMEOUT_TUNNEL_IDLE,
     CFG_TIMEOUT_TCP_HELLO,
+    CFG_TIMEOUT_CLIENT_REQUEST,
     CFG_TIMEOUT_COUNT,
 };
 static const char *const cfg_timeout_keys[CFG_TIMEOUT_COUNT] = {
-    "connect",  "client_header", "client_idle",   "upstream_response", "upstream_idle",
-    "shutdown", "queue",         "tls_handshake", "tunnel_idle",       "tcp_hello",
+    "connect", "client_header", "client_idle", "upstream_response", "upstream_idle",  "shutdown",
+    "queue",   "tls_handshake", "tunnel_idle", "tcp_hello",         "client_request",
 };
 
 enum cfg_limit_key {
@@ -136,16 +137,17 @@ enum cfg_limit_key {
     CFG_LIMIT_MAX_HEADER_BYTES,
     CFG_LIMIT_MAX_HEADERS,
     CFG_LIMIT_MAX_BODY_BYTES,
+    CFG_LIMIT_MAX_REQUESTS_PER_CONNECTION,
     CFG_LIMIT_COUNT,
 };
 static const char *const cfg_limit_keys[CFG_LIMIT_COUNT] = {
     "max_connections", "max_request_line_bytes", "max_header_bytes",
-    "max_headers",     "max_body_bytes",
+    "max_headers",     "max_body_bytes",         "max_requests_per_connection",
 };
 static const struct cfg_limit_range {
     uint64_t min, max;
 } cfg_limit_ranges[CFG_LIMIT_COUNT] = {
-    {1, 1000000}, {256, 1048576}, {1024, 1048576}, {1, 10000}, {0, UINT64_MAX},
+    {1, 1000000}, {256, 1048576}, {1024, 1048576}, {1, 10000}, {0, UINT64_MAX}, {0, UINT32_MAX},
 };
 
 /* The split key kinds by enum cfg_key_kind, and what follows the colon (NULL: nothing may). */
@@ -1168,9 +1170,9 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
 {
     struct cfg_timeouts *t = &ctx->cfg->timeouts;
     unsigned *const dst[CFG_TIMEOUT_COUNT] = {
-        &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms, &t->upstream_response_ms,
-        &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,       &t->tls_handshake_ms,
-        &t->tunnel_idle_ms,   &t->tcp_hello_ms,
+        &t->connect_ms,       &t->client_header_ms, &t->client_idle_ms,    &t->upstream_response_ms,
+        &t->upstream_idle_ms, &t->shutdown_ms,      &t->queue_ms,          &t->tls_handshake_ms,
+        &t->tunnel_idle_ms,   &t->tcp_hello_ms,     &t->client_request_ms,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_TIMEOUT_COUNT];
@@ -1180,9 +1182,14 @@ cfg_walk_timeouts(const struct cfg_ctx *ctx, const yaml_node_t *node)
     if (cfg_map_lookup(ctx, node, "timeouts", cfg_timeout_keys, CFG_TIMEOUT_COUNT, v) == -1)
         return -1;
     for (size_t i = 0; i < CFG_TIMEOUT_COUNT; i++) {
-        if (v[i] != NULL &&
-            cfg_get_timeout(ctx, v[i], cfg_path_key(path, "timeouts", cfg_timeout_keys[i]),
-                            dst[i]) == -1)
+        if (v[i] == NULL)
+            continue;
+        cfg_path_key(path, "timeouts", cfg_timeout_keys[i]);
+        /* client_request alone may be off (its default): a large upload has no natural bound. */
+        if (i == CFG_TIMEOUT_CLIENT_REQUEST && v[i]->type == YAML_SCALAR_NODE &&
+            cfg_is_off(v[i], (const char *)v[i]->data.scalar.value))
+            *dst[i] = 0;
+        else if (cfg_get_timeout(ctx, v[i], path, dst[i]) == -1)
             return -1;
     }
     return 0;
@@ -1386,6 +1393,7 @@ cfg_walk_limits(const struct cfg_ctx *ctx, const yaml_node_t *node)
         &l->max_header_bytes,
         &l->max_headers,
         NULL, /* max_body_bytes is 64-bit */
+        &l->max_requests_per_connection,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_LIMIT_COUNT];

@@ -143,7 +143,9 @@ px_client_read_on(struct px_client *c)
         tv = &rem;
     } else if (c->state == PX_C_HEAD) {
         if (c->head_start_ms != 0) {
-            rem = px_tv_until(c->head_start_ms + c->w->cfg->timeouts.client_header_ms);
+            uint64_t end = c->head_start_ms + c->w->cfg->timeouts.client_header_ms;
+
+            rem = px_tv_until(c->req_end_ms != 0 ? XF_MIN(end, c->req_end_ms) : end);
             tv = &rem;
         } else if (px_buf_len(&c->out) == 0) {
             tv = c->first ? c->w->tv_client_header : c->w->tv_client_idle;
@@ -152,6 +154,12 @@ px_client_read_on(struct px_client *c)
         } /* else: a response is still being written; the write timeout governs */
     } else if (c->state == PX_C_BODY) {
         tv = c->w->tv_client_idle;
+        if (c->req_end_ms != 0) {
+            /* The whole request's deadline, when it comes before the next byte's. */
+            rem = px_tv_until(c->req_end_ms);
+            if (evutil_timercmp(&rem, tv, <))
+                tv = &rem;
+        }
     }
     px_ev_arm(&c->rev, tv);
     c->read_off = false;
@@ -311,8 +319,12 @@ px_client_feed(struct px_client *c, const char *p, size_t n, size_t *consumed)
                 px_worker_hold(c->w, c); /* a failure reported a moment ago: its verdict first */
                 break;
             }
-            if (c->head_start_ms == 0)
+            if (c->head_start_ms == 0) {
+                unsigned whole = c->w->cfg->timeouts.client_request_ms;
+
                 c->head_start_ms = xf_now_ms();
+                c->req_end_ms = whole != 0 ? c->head_start_ms + whole : 0;
+            }
             rc = px_client_head(c, p, n, &used);
             if (rc == PX_AGAIN) {
                 rc = PX_OK;
@@ -420,8 +432,9 @@ fed:
     /* Bound what a client may queue ahead of its responses (pipelining, slow nodes). */
     if (px_buf_len(&c->in) > c->w->cfg->limits.max_header_bytes * 2u + 65536u)
         px_client_read_off(c);
-    else if (c->state == PX_C_HEAD && px_buf_len(&c->in) > 0 && c->head_start_ms != 0)
-        px_client_read_on(c); /* re-arm the header deadline */
+    else if ((c->state == PX_C_HEAD && px_buf_len(&c->in) > 0 && c->head_start_ms != 0) ||
+             (c->state == PX_C_BODY && c->req_end_ms != 0))
+        px_client_read_on(c); /* re-arm the head's or the whole request's deadline */
     else if (XF_UNLIKELY(c->ssl != NULL) && !c->read_off && px_tls_pending(c))
         event_active(&c->rev, EV_READ, 1);
     return rc;
@@ -760,7 +773,11 @@ px_req_on_headers_complete(llhttp_t *p)
     t->method = p->method;
     t->idempotent = px_req_is_idempotent(p->method);
     t->minor = p->http_minor;
-    t->client_ka = px_req_keep_alive(c);
+    /* The connection's last request (limits.max_requests_per_connection): its response closes. */
+    c->n_requests++;
+    t->client_ka =
+        px_req_keep_alive(c) && (c->w->cfg->limits.max_requests_per_connection == 0 ||
+                                 c->n_requests < c->w->cfg->limits.max_requests_per_connection);
     t->target_len = px_req_line_copy(t->target, sizeof(t->target), llhttp_method_name(p->method),
                                      h->url, h->url_len, p->http_minor);
     if (XF_UNLIKELY(h->url_len > PX_TARGET_URL_MAX) && w->alog.json && w->alog.fd != -1) {

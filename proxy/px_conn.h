@@ -39,6 +39,9 @@ struct px_client {
     bool abort;             /* close with a reset: the response was cut */
     bool in_feed;           /* inside px_client_feed: answers wait for it to finish them */
     uint64_t head_start_ms; /* when the partial head being read began; 0 when none */
+    uint64_t req_end_ms;    /* when the request being read must be whole (client_request); 0: no
+                               such limit */
+    uint32_t n_requests;    /* requests read on this connection (max_requests_per_connection) */
     uint64_t linger_end_ms;
     uint64_t sent_total; /* bytes written to the client over the connection's life */
     struct event rev, wev;

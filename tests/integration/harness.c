@@ -1160,9 +1160,9 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "%s"
         "    nodes: %s\n"
         "timeouts: {connect: %s, client_header: %s, client_idle: %s, upstream_response: %s, "
-        "upstream_idle: %s, shutdown: %s%s%s}\n"
+        "upstream_idle: %s, shutdown: %s%s%s%s}\n"
         "limits: {max_connections: %u, max_request_line_bytes: %u, max_header_bytes: %u, "
-        "max_headers: %u, max_body_bytes: %llu}\n"
+        "max_headers: %u, max_body_bytes: %llu%s}\n"
         "access_log: \"%s\"\n"
         "log_level: %s\n"
         "%s",
@@ -1183,10 +1183,15 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         h_duration(h_or(o->upstream_idle_ms, 30000)), h_duration(h_or(o->shutdown_ms, 5000)),
         o->queue_ms != 0 ? h_fmt(", queue: %s", h_duration(o->queue_ms)) : "",
         o->tunnel_idle_ms != 0 ? h_fmt(", tunnel_idle: %s", h_duration(o->tunnel_idle_ms)) : "",
+        o->client_request_ms != 0 ? h_fmt(", client_request: %s", h_duration(o->client_request_ms))
+                                  : "",
         h_or(o->max_connections, 20000), h_or(o->max_request_line_bytes, 8192),
         h_or(o->max_header_bytes, 16384), h_or(o->max_headers, 100),
-        (unsigned long long)o->max_body_bytes, h_path("access.log"),
-        o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
+        (unsigned long long)o->max_body_bytes,
+        o->max_requests_per_connection != 0
+            ? h_fmt(", max_requests_per_connection: %u", o->max_requests_per_connection)
+            : "",
+        h_path("access.log"), o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
 }
 
 struct h_proxy *

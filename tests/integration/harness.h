@@ -186,6 +186,8 @@ struct h_proxy_opts {
                                       spaces ("    failover: true\n") */
     unsigned queue_ms;             /* timeouts.queue; 0: not written */
     unsigned tunnel_idle_ms;       /* timeouts.tunnel_idle; 0: not written */
+    unsigned client_request_ms;    /* timeouts.client_request; 0: not written (off) */
+    unsigned max_requests_per_connection; /* limits.max_requests_per_connection; 0: not written */
     /* More keys of the admin_api listener's mapping ("node_port: 9001"); NULL: none. Needs
      * admin_api_port. */
     const char *admin_api_extra;

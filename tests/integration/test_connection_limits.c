@@ -3,6 +3,7 @@
 #include <criterion/new/assert.h>
 
 #include <string.h>
+#include <strings.h>
 
 #include "tests/integration/harness.h"
 
@@ -38,5 +39,108 @@ Test(connection_limits, a_client_over_max_connections_is_served_only_once_anothe
     cr_assert(eq(int, h_read_response(c3, &m), 0), "the third client was not served: %s", m.error);
     cr_assert(eq(int, m.status, 200));
     get_ok(c2, "client 2 again");
+    h_proxy_finish(p);
+}
+
+/* limits.max_requests_per_connection: 3 -- the third response says Connection: close and the
+ * connection closes after it; a new connection starts its own count. */
+Test(connection_limits, the_last_request_allowed_on_a_connection_gets_its_answer_and_a_close,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .max_requests_per_connection = 3});
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+
+    for (int i = 1; i <= 3; i++) {
+        const char *conn;
+
+        cr_assert(eq(int, h_get(c, "/", &m), 0), "request %d: %s", i, m.error);
+        cr_assert(eq(int, m.status, 200), "request %d", i);
+        conn = h_header(&m, "Connection");
+        if (i < 3)
+            cr_assert(conn == NULL || strcasecmp(conn, "close") != 0,
+                      "request %d of 3 was told to close", i);
+        else
+            cr_assert(conn != NULL && strcasecmp(conn, "close") == 0,
+                      "the third response has no Connection: close");
+    }
+    cr_assert(eq(int, h_conn_wait(c, 2000), H_CLOSED), "the connection stayed open");
+    h_close(c);
+    c = h_connect(p->port);
+    get_ok(c, "a new connection");
+    h_close(c);
+    h_proxy_finish(p);
+}
+
+/* Pipelined past the limit: the first two are answered, the rest is not read. */
+Test(connection_limits, requests_pipelined_past_the_limit_are_not_answered,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .max_requests_per_connection = 2});
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+
+    for (int i = 0; i < 5; i++)
+        h_sendf(c, "GET /%d HTTP/1.1\r\nHost: %s\r\n\r\n", i, H_HOST);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(eq(int, h_read_response(c, &m), 0), "response %d: %s", i, m.error);
+        cr_assert(eq(int, m.status, 200));
+    }
+    cr_assert(eq(int, h_conn_wait(c, 2000), H_CLOSED), "a third response came, or no close");
+    h_close(c);
+    h_proxy_finish(p);
+}
+
+/* timeouts.client_request bounds the whole request: a body trickled a byte every 200 ms never
+ * trips client_idle (10 s) but gets a 408 once the request is 1 s old. */
+Test(connection_limits, a_request_body_trickled_past_client_request_gets_a_408,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{u->port}}, .client_idle_ms = 10000, .client_request_ms = 1000});
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+    uint64_t start = h_now_ms();
+    int sent = 0;
+
+    h_sendf(c, "POST /slow HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n", H_HOST);
+    while (sent < 100 && h_conn_wait(c, 200) == H_OPEN) {
+        h_send_str(c, "x");
+        sent++;
+    }
+    cr_assert(lt(int, sent, 20), "the body trickled on for %d bytes", sent);
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 408));
+    cr_assert(ge(u64, h_now_ms() - start, 900));
+    cr_assert(eq(int, h_conn_wait(c, 2000), H_CLOSED));
+    h_close(c);
+    h_proxy_finish(p);
+}
+
+/* The same deadline for a head sent a byte at a time (client_header is 10 s). */
+Test(connection_limits, a_head_trickled_past_client_request_gets_a_408, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{u->port}}, .client_header_ms = 10000, .client_request_ms = 1000});
+    struct h_conn *c = h_connect(p->port);
+    const char *head =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    struct h_msg m;
+    size_t i = 0;
+
+    while (head[i] != '\0' && h_conn_wait(c, 100) == H_OPEN) {
+        cr_assert(eq(int, h_send(c, head + i, 1), 0));
+        i++;
+    }
+    cr_assert(lt(sz, i, strlen(head)), "the whole head went through");
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 408));
+    h_close(c);
     h_proxy_finish(p);
 }

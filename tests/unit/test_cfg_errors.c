@@ -1073,8 +1073,8 @@ Test(cfg_timeouts, refuse_a_bad_duration_with_examples)
 Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
 {
     static const char *const names[] = {
-        "connect",       "client_header", "client_idle", "upstream_response",
-        "upstream_idle", "shutdown",      "queue",       "tunnel_idle"};
+        "connect",  "client_header", "client_idle", "upstream_response", "upstream_idle",
+        "shutdown", "queue",         "tunnel_idle", "client_request"};
     static const char *const bad[] = {"0", "0s", "0ms", "25h", "24h1ms"};
 
     for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
@@ -1089,6 +1089,28 @@ Test(cfg_timeouts, must_be_above_zero_and_at_most_a_day)
             expect_error(yaml, prefix, fragment);
         }
     }
+}
+
+/* client_request alone may be off; the limit per connection is a count, 0 for none. */
+Test(cfg_timeouts, client_request_is_a_duration_or_off_and_requests_per_connection_a_count)
+{
+    static const char yaml[] = BASE "timeouts: {client_request: 2m}\n"
+                                    "limits: {max_requests_per_connection: 1000}\n";
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+
+    cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
+    cr_assert(eq(uint, cfg->timeouts.client_request_ms, 120000));
+    cr_assert(eq(uint, cfg->limits.max_requests_per_connection, 1000));
+    cfg_free(cfg);
+    cfg = cfg_parse(BASE "timeouts: {client_request: off}\n",
+                    strlen(BASE "timeouts: {client_request: off}\n"), "t.yaml", &err);
+    cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
+    cr_assert(eq(uint, cfg->timeouts.client_request_ms, 0));
+    cfg_free(cfg);
+    expect_message(BASE "limits:\n  max_requests_per_connection: -1\n",
+                   "t.yaml:9:32: limits.max_requests_per_connection: expected an integer from 0 "
+                   "to 4294967295, got \"-1\"");
 }
 
 /* ---- tunnels -------------------------------------------------------------------------------- */

@@ -358,6 +358,8 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(uint, cfg->timeouts.shutdown_ms, 10000));
     cr_assert(eq(uint, cfg->timeouts.queue_ms, 5000));
     cr_assert(eq(uint, cfg->timeouts.tunnel_idle_ms, 3600000));
+    cr_assert(eq(uint, cfg->timeouts.client_request_ms, 0), "client_request is off by default");
+    cr_assert(eq(uint, cfg->limits.max_requests_per_connection, 0));
     cr_assert(eq(uint, cfg->tunnels.close_rate, 200));
     cr_assert(not(cfg->tunnels.follow_weight));
     cr_assert(eq(uint, cfg->retries, 2));
