@@ -286,6 +286,10 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
         adm_reply_line(r, "clusters.%s.failover %s", name, cl->failover ? "true" : "false");
         adm_reply_line(r, "clusters.%s.max_connections %u", name, cl->max_connections);
         adm_reply_line(r, "clusters.%s.max_pending %u", name, cl->max_pending);
+        if (cl->max_idle == CFG_MAX_IDLE_AUTO)
+            adm_reply_line(r, "clusters.%s.max_idle auto", name);
+        else
+            adm_reply_line(r, "clusters.%s.max_idle %u", name, cl->max_idle);
         adm_show_health(r, name, &cl->health);
         adm_show_outlier(r, name, &cl->outlier);
         if (cl->slow_start_ms != 0)

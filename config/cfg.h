@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -154,7 +155,11 @@ struct cfg_cluster {
                                      0: only at start-up and add node (default) */
     struct cfg_tls_node *tls;     /* owned; NULL: plain HTTP to the nodes (default) */
     unsigned proxy_protocol;      /* PROXY header version sent to the nodes: 1 or 2; 0: none */
+    /* Idle keep-alive connections kept per node, all workers together (each keeps its share);
+     * CFG_MAX_IDLE_AUTO (default): as many as were in use at once lately. */
+    unsigned max_idle;
 };
+#define CFG_MAX_IDLE_AUTO UINT_MAX
 
 enum cfg_key_kind {
     CFG_KEY_HEADER = 0, /* header:NAME */

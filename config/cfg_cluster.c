@@ -32,12 +32,13 @@ enum cfg_cluster_key {
     CFG_CLUSTER_RESOLVE_INTERVAL,
     CFG_CLUSTER_TLS,
     CFG_CLUSTER_PROXY_PROTOCOL,
+    CFG_CLUSTER_MAX_IDLE,
     CFG_CLUSTER_KEY_COUNT,
 };
 static const char *const cfg_cluster_keys[CFG_CLUSTER_KEY_COUNT] = {
-    "nodes",          "balance", "failover",   "max_connections",  "max_pending",
-    "health",         "outlier", "slow_start", "resolve_interval", "tls",
-    "proxy_protocol",
+    "nodes",          "balance",  "failover",   "max_connections",  "max_pending",
+    "health",         "outlier",  "slow_start", "resolve_interval", "tls",
+    "proxy_protocol", "max_idle",
 };
 static const char *const cfg_balance_names[] = {"hash", "round_robin", "least_conn"}; /* by enum */
 static const char *const cfg_pp_names[] = {"off", "v1", "v2"}; /* by version */
@@ -439,6 +440,22 @@ cfg_walk_cluster(const struct cfg_ctx *ctx, const yaml_node_t *node, enum cfg_cl
         return -1;
     if (cfg_walk_nodes(ctx, node, v[CFG_CLUSTER_NODES], path, id) == -1)
         return -1;
+    if (v[CFG_CLUSTER_MAX_IDLE] != NULL) {
+        const yaml_node_t *m = v[CFG_CLUSTER_MAX_IDLE];
+        const char *text = m->type == YAML_SCALAR_NODE ? (const char *)m->data.scalar.value : "";
+        char shown[CFG_SHOW_SIZE];
+
+        cfg_path_key(sub, path, "max_idle");
+        if (strcmp(text, "auto") == 0)
+            cluster->max_idle = CFG_MAX_IDLE_AUTO;
+        else if (text[0] < '0' || text[0] > '9')
+            return cfg_fail(
+                ctx, m, sub, "expected auto or a number of connections from 0 to %u, got %s",
+                CFG_NODE_LIMIT_MAX,
+                m->type == YAML_SCALAR_NODE ? cfg_show_str(shown, text) : "a collection");
+        else if (cfg_get_unsigned(ctx, m, sub, 0, CFG_NODE_LIMIT_MAX, &cluster->max_idle) == -1)
+            return -1;
+    }
     if (v[CFG_CLUSTER_BALANCE] != NULL) {
         unsigned b;
 

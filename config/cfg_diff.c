@@ -57,7 +57,7 @@ cfg_diff_cluster_eq(const struct cfg_cluster *a, const struct cfg_cluster *b)
            a->failover == b->failover && a->max_connections == b->max_connections &&
            a->max_pending == b->max_pending && a->slow_start_ms == b->slow_start_ms &&
            a->resolve_interval_ms == b->resolve_interval_ms &&
-           a->proxy_protocol == b->proxy_protocol;
+           a->proxy_protocol == b->proxy_protocol && a->max_idle == b->max_idle;
 }
 
 static bool

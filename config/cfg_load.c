@@ -1723,6 +1723,7 @@ cfg_new_defaults(const char *name)
             .failover = id == CFG_CLUSTER_Y,
             .max_connections = 0,
             .max_pending = 100,
+            .max_idle = CFG_MAX_IDLE_AUTO,
         };
     cfg->log_level = XF_LOG_INFO;
     return cfg;

@@ -280,7 +280,7 @@ struct px_tunnel;
 #define PX_TLS_NODE_SESSIONS 2
 struct px_pool_target {
     struct cfg_addr addr; /* the node's address, or its host at the target's port */
-    TAILQ_HEAD(, px_upstream) idle;
+    TAILQ_HEAD(px_upstream_list, px_upstream) idle;
     unsigned n_idle;
     /* Owned: the last TLS sessions the node gave, newest last, to resume. A TLS 1.3 session is
      * offered once (RFC 8446 C.4: OpenSSL resumes it once), and a node gives two tickets after a
@@ -309,7 +309,12 @@ struct px_pool {
                            its connections close instead of going back to the pool */
     bool removed;       /* its node is not in the current snapshot: freed once quiet */
     unsigned max_conns; /* busy connections (0: no limit), from the node */
-    unsigned max_pending;         /* transactions that may wait for one */
+    unsigned max_pending; /* transactions that may wait for one */
+    /* Idle connections this worker keeps: its share of clusters.*.max_idle; UINT_MAX: auto, the
+     * most busy at once in this period or the last (each upstream_idle long). */
+    unsigned max_idle;
+    unsigned peak_busy, peak_prev;
+    uint64_t peak_since_ms;
     TAILQ_HEAD(, px_txn) waiting; /* borrowed: transactions waiting for a connection, FIFO */
     unsigned n_waiting;
     /* A run of faults of the node seen by this worker (docs/architecture.md, "Logs"). */

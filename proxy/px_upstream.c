@@ -262,6 +262,34 @@ px_pool_on_fault_quiet(evutil_socket_t fd, short what, void *arg)
 
 /* --- pool and connections --- */
 
+/* One more connection busy; the most at once is what the pool keeps idle under max_idle: auto. */
+static inline void
+px_pool_busy_add(struct px_pool *pool)
+{
+    if (++pool->n_busy > pool->peak_busy)
+        pool->peak_busy = pool->n_busy;
+}
+
+/* Whether an idle connection may be kept: under the worker's share of max_idle, or for auto
+ * under the most that were busy at once in this period or the last. */
+static bool
+px_pool_keeps_idle(struct px_pool *pool)
+{
+    uint64_t now;
+    unsigned cap = pool->max_idle;
+
+    if (cap == UINT_MAX) {
+        now = xf_now_ms();
+        if (now - pool->peak_since_ms >= pool->w->cfg->timeouts.upstream_idle_ms) {
+            pool->peak_prev = pool->peak_busy;
+            pool->peak_busy = pool->n_busy; /* the one being released still counts */
+            pool->peak_since_ms = now;
+        }
+        cap = XF_MAX(pool->peak_busy, pool->peak_prev);
+    }
+    return pool->n_idle < cap;
+}
+
 void
 px_upstream_free(struct px_upstream *u)
 {
@@ -326,7 +354,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
         TAILQ_REMOVE(&pt->idle, u, link);
         pt->n_idle--;
         px_pool_idle_add(pool, -1);
-        pool->n_busy++;
+        px_pool_busy_add(pool);
         u->state = PX_U_BUSY;
         u->reused = true;
         px_ev_arm(&u->rev, NULL); /* the idle timeout no longer applies */
@@ -353,7 +381,7 @@ px_upstream_get(struct px_worker *w, struct px_pool *pool, unsigned target,
     u->fd = fd;
     event_assign(&u->rev, w->base, fd, EV_READ | EV_PERSIST, px_upstream_on_read, u);
     event_assign(&u->wev, w->base, fd, EV_WRITE | EV_PERSIST, px_upstream_on_write, u);
-    pool->n_busy++;
+    px_pool_busy_add(pool);
     if (tls != NULL && px_tls_upstream_start(u, tls, w->cfg->clusters[cluster].tls->sni) == -1) {
         u->state = PX_U_BUSY;
         px_upstream_free(u);
@@ -391,6 +419,17 @@ px_upstream_release(struct px_upstream *u, bool reuse)
         (u->ssl != NULL && SSL_has_pending(u->ssl))) {
         px_upstream_free(u);
         return;
+    }
+    if (!px_pool_keeps_idle(u->pool)) {
+        /* The pool is full: the least recently used idle connection makes room, or this one
+         * closes when the others are to other ports of the node. */
+        struct px_upstream *old = TAILQ_LAST(&u->pool->t[u->target].idle, px_upstream_list);
+
+        if (old == NULL) {
+            px_upstream_free(u);
+            return;
+        }
+        px_upstream_free(old);
     }
     u->pool->n_busy--;
     px_pool_idle_add(u->pool, +1);

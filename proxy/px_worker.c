@@ -58,9 +58,13 @@ static void px_pool_set_addr(const struct px_worker *w, struct px_pool *pool,
 static void
 px_pool_set_limits(struct px_worker *w, struct px_pool *pool, const struct bal_node *node)
 {
-    XF_UNUSED(w);
+    unsigned idle = w->cfg->clusters[node->cluster].max_idle;
+    unsigned n = w->ctl->n_workers > 0 ? w->ctl->n_workers : 1;
+
     pool->max_conns = node->max_conns;
     pool->max_pending = node->max_pending;
+    /* Each worker's share, rounded up: a node given 1 keeps one connection in every worker. */
+    pool->max_idle = idle == CFG_MAX_IDLE_AUTO ? UINT_MAX : (idle + n - 1) / n;
 }
 static void px_pool_free(struct px_pool *pool);
 

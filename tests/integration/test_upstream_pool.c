@@ -4,6 +4,7 @@
 #include <criterion/new/assert.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
@@ -180,4 +181,50 @@ Test(upstream_pool, an_upstream_connection_is_closed_after_a_request_from_a_clie
     cr_assert(h_fake_wait_peer_closed(f, 0, 5000),
               "the upstream connection of a client that asked to close stayed open");
     h_proxy_finish(p);
+}
+
+/* Five requests at once on five node connections, then each back to the pool: a node's pool keeps
+ * `max_idle` of them (here 2, with one worker) and closes the others, or all five with auto. */
+static void
+five_at_once_then_idle(const char *x_extra, const char *want_idle)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(
+        &(struct h_proxy_opts){.x = {{u->port}}, .x_extra = x_extra, .extra_yaml = "workers: 1\n"});
+    int adm = h_admin_connect(p);
+    const char *addr = h_fmt("127.0.0.1:%d", u->port);
+    struct h_conn *c[5];
+    struct h_msg m;
+
+    for (int i = 0; i < 5; i++) {
+        c[i] = h_connect(p->port);
+        h_sendf(c[i], "GET /delay/300 HTTP/1.1\r\nHost: %s\r\n\r\n", H_HOST);
+    }
+    for (int i = 0; i < 5; i++) {
+        cr_assert(eq(int, h_read_response(c[i], &m), 0), "client %d: %s", i, m.error);
+        cr_assert(eq(int, m.status, 200));
+    }
+    cr_assert(h_admin_wait_node(adm, "x", addr, H_NODE_IDLE, want_idle, H_IO_TIMEOUT_MS),
+              "not %s idle:\n%s", want_idle, h_admin_cmd(adm, "show nodes"));
+    usleep(300000);
+    cr_assert(h_admin_wait_node(adm, "x", addr, H_NODE_IDLE, want_idle, 100), "%s",
+              h_admin_cmd(adm, "show nodes"));
+    for (int i = 0; i < 5; i++)
+        h_close(c[i]);
+    h_proxy_finish(p);
+}
+
+Test(upstream_pool, max_idle_bounds_the_idle_connections_kept_for_a_node, .timeout = H_TEST_TIMEOUT)
+{
+    five_at_once_then_idle("    max_idle: 2\n", "2");
+}
+
+Test(upstream_pool, max_idle_auto_keeps_as_many_as_were_busy_at_once, .timeout = H_TEST_TIMEOUT)
+{
+    five_at_once_then_idle(NULL, "5");
+}
+
+Test(upstream_pool, max_idle_0_keeps_no_idle_connection, .timeout = H_TEST_TIMEOUT)
+{
+    five_at_once_then_idle("    max_idle: 0\n", "0");
 }

@@ -236,7 +236,7 @@ Test(cfg_keys, names_the_closest_key_of_a_cluster)
                           "    algorithm: hash\n",
                    "t.yaml:8:5: clusters.y: unknown key \"algorithm\", expected one of: nodes, "
                    "balance, failover, max_connections, max_pending, health, outlier, slow_start, "
-                   "resolve_interval, tls, proxy_protocol");
+                   "resolve_interval, tls, proxy_protocol, max_idle");
 }
 
 Test(cfg_keys, refuses_a_duplicate_key_at_the_top)
@@ -1111,6 +1111,30 @@ Test(cfg_timeouts, client_request_is_a_duration_or_off_and_requests_per_connecti
     expect_message(BASE "limits:\n  max_requests_per_connection: -1\n",
                    "t.yaml:9:32: limits.max_requests_per_connection: expected an integer from 0 "
                    "to 4294967295, got \"-1\"");
+}
+
+/* clusters.*.max_idle: auto (the default), or a count, 0 keeping none. */
+Test(cfg_clusters, max_idle_is_auto_or_a_count)
+{
+    static const char yaml[] = LISTEN "clusters:\n"
+                                      "  x: {nodes: [\"10.0.0.1:8000\"], max_idle: 0}\n"
+                                      "  y: {nodes: [\"10.0.1.1:8000\"], max_idle: 64}\n";
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(BASE, strlen(BASE), "t.yaml", &err);
+
+    cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].max_idle, CFG_MAX_IDLE_AUTO));
+    cfg_free(cfg);
+    cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+    cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_X].max_idle, 0));
+    cr_assert(eq(uint, cfg->clusters[CFG_CLUSTER_Y].max_idle, 64));
+    cfg_free(cfg);
+    expect_error(LISTEN "clusters:\n"
+                        "  x: {nodes: [\"10.0.0.1:8000\"], max_idle: many}\n"
+                        "  y: {nodes: [\"10.0.1.1:8000\"]}\n",
+                 "t.yaml:4:43: clusters.x.max_idle: ",
+                 "expected auto or a number of connections from 0 to 1000000, got \"many\"");
 }
 
 /* ---- tunnels -------------------------------------------------------------------------------- */
