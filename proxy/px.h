@@ -36,6 +36,7 @@ struct px_buf {
     char *data; /* owned, NULL while nothing was ever stored */
     size_t start, end, cap;
     bool failed; /* an append or a reservation failed: nothing more is taken or sent */
+    bool block;  /* data is a first block (px_buf.c): given back to the blocks, not free()d */
 };
 
 static inline size_t
@@ -74,6 +75,9 @@ int px_buf_move(struct px_buf *dst, struct px_buf *src);
 void px_buf_free(struct px_buf *b);
 /* Frees the blocks the calling thread kept (at the end of a worker thread, and of main). */
 void px_buf_cache_drain(void);
+/* Gives back to the kernel the memory of this thread's free first blocks but the `keep` most
+ * recently used (after a burst). */
+void px_buf_trim(size_t keep);
 
 /*
  * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the
@@ -495,6 +499,7 @@ bool px_tls_name_match(const char *pattern, const char *host);
 
 struct px_ctl;
 
+#define PX_BUF_KEEP  8u    /* first blocks a worker keeps in memory after a burst (px_buf_trim) */
 #define PX_TXN_CACHE 64u   /* transactions a worker keeps for reuse */
 #define PX_OBS_RING  4096u /* a power of two */
 /* A worker tells the health checks of a success at most this often per node, of every failure,

@@ -4,45 +4,143 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #define PX_BUF_MIN   16384u /* the first block of an output: a head and some body */
 #define PX_BUF_SMALL 1024u  /* the first block of a partial request head, as nginx's */
 
 /*
- * A few first blocks of PX_BUF_MIN bytes kept per thread: a keep-alive request takes one for the
- * head it sends the node and one for the response head it sends the client, and gives both back
- * within microseconds. glibc serves blocks this large outside its per-thread cache, so keeping
- * them here saves two malloc/free pairs per request and keeps the same hot memory in use. Each
- * worker thread has its own (no lock); px_buf_cache_drain empties it when the thread ends.
+ * First blocks of PX_BUF_MIN bytes: a keep-alive request takes one for the head it sends the node
+ * and one for the response head it sends the client, and gives both back within microseconds.
+ * Each thread keeps its own free ones (no lock), the most recently used on top.
+ *
+ * They are carved from page-aligned regions of their own, outside malloc's heap, so that the
+ * memory of a burst comes back: in the heap, each freed block would sit between small blocks that
+ * outlive it (libevent's entry for each descriptor number), and malloc_trim could only give back
+ * the whole pages inside it. px_buf_trim gives back all but the few on top with madvise; the
+ * regions stay mapped (their address space is the peak's) and a block given back is faulted in
+ * again when next used. Under the sanitizers blocks come from malloc, so that they see each one.
  */
-#define PX_BUF_CACHE 8u
-static __thread char *px_buf_cache[PX_BUF_CACHE];
-static __thread unsigned px_buf_cached;
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PX_BUF_MALLOC_BLOCKS 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PX_BUF_MALLOC_BLOCKS 1
+#endif
+
+#define PX_BUF_REGION 64u /* blocks per region: 1 MiB */
+
+struct px_blocks {
+    char **free; /* owned: the free blocks; [0, cold) given back to the kernel, the rest hot */
+    size_t n;    /* free blocks */
+    size_t cold; /* of which given back (the bottom ones) */
+    size_t cap;  /* room in `free`: at least the blocks this thread carved */
+    char *carve; /* the next block of the current region */
+    size_t carve_left;
+};
+static __thread struct px_blocks px_blk;
+
+/* Room for `more` blocks in this thread's free list. */
+static int
+px_blocks_room(struct px_blocks *k, size_t more)
+{
+    char **f;
+
+    if (k->cap - k->n >= more)
+        return 0;
+    f = realloc(k->free, (k->cap + XF_MAX(more, PX_BUF_REGION)) * sizeof(*f));
+    if (f == NULL)
+        return -1;
+    k->free = f;
+    k->cap += XF_MAX(more, PX_BUF_REGION);
+    return 0;
+}
 
 static char *
 px_buf_block_get(void)
 {
-    if (px_buf_cached > 0)
-        return px_buf_cache[--px_buf_cached];
+    struct px_blocks *k = &px_blk;
+
+    if (k->n > 0) {
+        char *p = k->free[--k->n];
+
+        if (k->n < k->cold)
+            k->cold = k->n;
+        return p;
+    }
+#ifdef PX_BUF_MALLOC_BLOCKS
     return malloc(PX_BUF_MIN);
+#else
+    if (k->carve_left == 0) {
+        void *r = mmap(NULL, (size_t)PX_BUF_REGION * PX_BUF_MIN, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (r == MAP_FAILED)
+            return NULL;
+        /* Room to give back every block of the region, taken now so that a put never fails. */
+        if (px_blocks_room(k, k->n + PX_BUF_REGION) == -1) {
+            munmap(r, (size_t)PX_BUF_REGION * PX_BUF_MIN);
+            return NULL;
+        }
+        k->carve = r;
+        k->carve_left = PX_BUF_REGION;
+    }
+    k->carve_left--;
+    k->carve += PX_BUF_MIN;
+    return k->carve - PX_BUF_MIN;
+#endif
 }
 
-/* Frees a block of `cap` bytes, or keeps it for the next buffer when it is a first block. */
+/* A first block comes back to this thread's free list (another thread's blocks too). */
 static void
-px_buf_block_put(char *p, size_t cap)
+px_buf_block_put(char *p)
 {
-    if (cap == PX_BUF_MIN && p != NULL && px_buf_cached < PX_BUF_CACHE)
-        px_buf_cache[px_buf_cached++] = p;
-    else
+    struct px_blocks *k = &px_blk;
+
+    if (p == NULL)
+        return;
+    if (px_blocks_room(k, 1) == -1) {
+#ifdef PX_BUF_MALLOC_BLOCKS
         free(p);
+#else
+        madvise(p, PX_BUF_MIN, MADV_DONTNEED); /* its address space stays lost, not its memory */
+#endif
+        return;
+    }
+    k->free[k->n++] = p;
+}
+
+void
+px_buf_trim(size_t keep)
+{
+    struct px_blocks *k = &px_blk;
+
+    if (k->n <= k->cold + keep)
+        return;
+#ifdef PX_BUF_MALLOC_BLOCKS
+    /* malloc'd blocks: freed, the list closing over them (the cold part stays empty). */
+    for (size_t i = k->cold; i < k->n - keep; i++)
+        free(k->free[i]);
+    memmove(k->free + k->cold, k->free + (k->n - keep), keep * sizeof(*k->free));
+    k->n = k->cold + keep;
+#else
+    for (size_t i = k->cold; i < k->n - keep; i++)
+        madvise(k->free[i], PX_BUF_MIN, MADV_DONTNEED);
+    k->cold = k->n - keep;
+#endif
 }
 
 void
 px_buf_cache_drain(void)
 {
-    while (px_buf_cached > 0)
-        free(px_buf_cache[--px_buf_cached]);
+    px_buf_trim(0);
+#ifdef PX_BUF_MALLOC_BLOCKS
+    free(px_blk.free);
+    px_blk = (struct px_blocks){0};
+#endif
 }
 
 /* px_buf_reserve with the size of the first block: a buffer grows from `first` bytes, doubling. */
@@ -76,12 +174,17 @@ px_buf_grow(struct px_buf *b, size_t n, size_t first)
         p = px_buf_block_get();
         if (p == NULL)
             goto fail;
-    } else if (b->start > 0) {
+        b->block = true;
+    } else if (b->start > 0 || b->block) {
         p = malloc(cap);
         if (p == NULL)
             goto fail;
         memcpy(p, b->data + b->start, len);
-        px_buf_block_put(b->data, b->cap);
+        if (b->block)
+            px_buf_block_put(b->data);
+        else
+            free(b->data);
+        b->block = false;
     } else {
         p = realloc(b->data, cap);
         if (p == NULL)
@@ -226,10 +329,14 @@ px_buf_move(struct px_buf *dst, struct px_buf *src)
 void
 px_buf_free(struct px_buf *b)
 {
-    px_buf_block_put(b->data, b->cap);
+    if (b->block)
+        px_buf_block_put(b->data);
+    else
+        free(b->data);
     b->data = NULL;
     b->start = b->end = b->cap = 0;
     b->failed = false;
+    b->block = false;
 }
 
 enum px_rc

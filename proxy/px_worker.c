@@ -619,6 +619,7 @@ px_worker_on_trim(evutil_socket_t fd, short what, void *arg)
 
     XF_UNUSED(fd);
     XF_UNUSED(what);
+    px_buf_trim(PX_BUF_KEEP);
     malloc_trim(0);
     w->clients_peak = w->n_clients;
 }

@@ -194,3 +194,41 @@ Test(px_buf, a_first_block_given_back_is_taken_by_the_next_buffer_of_the_thread)
     px_buf_free(&b);
     px_buf_cache_drain();
 }
+
+/* After a burst, px_buf_trim keeps the `keep` blocks used last and gives the others' memory back
+ * to the kernel: a block given back reads as zeros when next taken (the pages were dropped), a
+ * block kept still holds what it held. Under the sanitizers blocks are malloc'd and the trimmed
+ * ones freed instead, so only the kept ones are checked there. */
+Test(px_buf, trim_keeps_the_last_blocks_and_gives_the_others_back)
+{
+    struct px_buf b[6] = {{0}};
+    char *data[6];
+
+    px_buf_cache_drain();
+    for (int i = 0; i < 6; i++) {
+        cr_assert(eq(int, px_buf_append(&b[i], "burst", 5), 0));
+        data[i] = b[i].data;
+    }
+    for (int i = 0; i < 6; i++)
+        px_buf_free(&b[i]); /* b[5]'s block is on top */
+    px_buf_trim(2);
+    for (int i = 5; i >= 0; i--) {
+        cr_assert(eq(int, px_buf_append(&b[i], "x", 1), 0));
+        if (i >= 4) {
+            cr_assert(eq(ptr, b[i].data, data[i]), "a kept block was not reused first");
+            cr_assert(eq(int, memcmp(b[i].data + 1, "urst", 4), 0), "a kept block was dropped");
+        }
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+        else {
+            static const char zeros[4] = {0};
+
+            cr_assert(eq(ptr, b[i].data, data[i]));
+            cr_assert(eq(int, memcmp(b[i].data + 1, zeros, 4), 0),
+                      "block %d still holds its bytes: not given back", i);
+        }
+#endif
+    }
+    for (int i = 0; i < 6; i++)
+        px_buf_free(&b[i]);
+    px_buf_cache_drain();
+}
