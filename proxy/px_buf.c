@@ -133,14 +133,14 @@ px_buf_trim(size_t keep)
 #endif
 }
 
+/* The thread ends: its free blocks' memory goes back, and its list (the regions' address space
+ * stays: a block another thread still holds comes back to that thread's list). */
 void
 px_buf_cache_drain(void)
 {
     px_buf_trim(0);
-#ifdef PX_BUF_MALLOC_BLOCKS
     free(px_blk.free);
     px_blk = (struct px_blocks){0};
-#endif
 }
 
 /* px_buf_reserve with the size of the first block: a buffer grows from `first` bytes, doubling. */
