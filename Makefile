@@ -3,6 +3,7 @@
 #   make test         unit and integration suites (Criterion)
 #   make test SAN=address,undefined   the same suites under ASan and UBSan (alias: make asan)
 #   make tsan         the same suites under ThreadSanitizer (the workers and the control thread)
+#   make valgrind     the unit tests and most integration suites under valgrind's memcheck (slow)
 #   make demo         build, then run the demo (scripts in bench/)
 #   make bench        wrk against xf-upstream, crossfade and HAProxy in one run, plain and HTTPS
 #   make deps         install the Debian packages the build needs
@@ -77,7 +78,7 @@ INTEG_SRCS := $(wildcard tests/integration/*.c)
 PROGS := $(BIN)/crossfade $(BIN)/xf-upstream $(BIN)/xfctl
 PROGS += $(BIN)/xfbench
 
-.PHONY: all test unit integration asan tsan demo bench bench-decision deps format format-check clean help
+.PHONY: all test unit integration asan tsan valgrind demo bench bench-decision deps format format-check clean help
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -159,6 +160,24 @@ tsan: deps
 	$(MAKE) --no-print-directory build/tests/integration_tests build/tests/libfakedns.so
 	set -o pipefail; { $(TSAN_ENV) build/tests/integration_tests $(CRIT_OPTS) 2>&1 | tee build/tsan/integration.log && ! grep -nE 'ThreadSanitizer' build/tsan/integration.log; } || $(call FAIL_SUMMARY,build/tsan/integration.log)
 
+# valgrind's memcheck, a nightly-style run (about an hour; not in .ci/run): the unit tests, then
+# the integration suites of VALGRIND_SUITES with crossfade under memcheck (through the wrapper
+# build/valgrind/bin/crossfade; the other programs as built). A leak or a memory error makes
+# crossfade exit 99, which fails its test; the report is in the log the failed test prints.
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+VALGRIND_SUITES ?= request_rejection|http_semantics|routing|split|upstream_pool|tls|streaming|reload|admin_nodes|upstream_faults|hostile|connection_lifecycle|tunnels
+valgrind: deps
+	$(MAKE) --no-print-directory all build/tests/unit_tests build/tests/integration_tests build/tests/libfakedns.so
+	mkdir -p build/valgrind/bin
+	for p in xfctl xfbench xf-upstream; do ln -sf $(abspath bin)/$$p build/valgrind/bin/$$p; done
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(VALGRIND)" "$(abspath bin/crossfade)" >build/valgrind/bin/crossfade
+	chmod +x build/valgrind/bin/crossfade
+	set -o pipefail; { XF_BIN=$(abspath bin) XF_SRC=$(abspath .) XF_FAKE_DNS_LIB=$(abspath build/tests/libfakedns.so) \
+		$(VALGRIND) --trace-children=yes build/tests/unit_tests $(CRIT_OPTS) 2>&1 | tee build/valgrind/unit.log; } || $(call FAIL_SUMMARY,build/valgrind/unit.log)
+	set -o pipefail; { XF_BIN=$(abspath build/valgrind/bin) XF_SRC=$(abspath .) XF_FAKE_DNS_LIB=$(abspath build/tests/libfakedns.so) \
+		build/tests/integration_tests --filter '@($(VALGRIND_SUITES))/*' $(CRIT_OPTS) 2>&1 | tee build/valgrind/integration.log; } || $(call FAIL_SUMMARY,build/valgrind/integration.log)
+
 demo: deps
 	$(MAKE) --no-print-directory all
 	bench/demo.sh
@@ -179,7 +198,7 @@ bench-decision: deps-check $(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl openssl python3 python3-websockets clang-format \
-	strace
+	strace valgrind
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
