@@ -208,7 +208,7 @@ deps-check:
 
 # libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/; docs/fuzzing.md). What
 # they find goes under build/fuzz: the corpus they grow, and the inputs that failed (artifacts).
-FUZZ_NAMES := cfg adm pp sni
+FUZZ_NAMES := cfg adm pp sni req
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # getaddrinfo is wrapped: a fuzzed host name must not ask the network (fuzz_common.c).
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -Wl,--wrap=getaddrinfo
@@ -218,11 +218,11 @@ FUZZ_OPTS ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o build/fuzz/tests/fuzz/fuzz_common.o build/fuzz/libxf.a
-	$(call say,LD,$@)$(CC) $(FUZZ_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-build/fuzz/fuzz_req build/fuzz/fuzz_resp: build/fuzz/tests/fuzz/fuzz_px.o
+	$(call say,LD,$@)$(CC) $(FUZZ_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
+build/fuzz/fuzz_req build/fuzz/fuzz_resp: build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o
 # Kept: make would delete them as intermediate files and rebuild them each time.
 .SECONDARY: $(FUZZ_NAMES:%=build/fuzz/tests/fuzz/fuzz_%.o) build/fuzz/tests/fuzz/fuzz_common.o \
-	build/fuzz/tests/fuzz/fuzz_px.o
+	build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o
 
 fuzz: deps-check
 	$(MAKE) --no-print-directory FUZZ=1 fuzz-build
