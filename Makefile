@@ -208,7 +208,7 @@ deps-check:
 
 # libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/; docs/fuzzing.md). What
 # they find goes under build/fuzz: the corpus they grow, and the inputs that failed (artifacts).
-FUZZ_NAMES := cfg adm pp sni req
+FUZZ_NAMES := cfg adm pp sni req resp
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # getaddrinfo is wrapped: a fuzzed host name must not ask the network (fuzz_common.c).
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -Wl,--wrap=getaddrinfo
