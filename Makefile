@@ -7,6 +7,8 @@
 #   make demo         build, then run the demo (scripts in bench/)
 #   make bench        wrk against xf-upstream, crossfade and HAProxy in one run, plain and HTTPS
 #   make deps         install the Debian packages the build needs
+#   make fuzz         the libFuzzer harnesses (clang), under build/fuzz (docs/fuzzing.md)
+#   make fuzz-run SECONDS=60   each harness for SECONDS from its seeds; fuzz-ci: 15 s each
 #   make format / format-check, V=1 for full command lines, WERROR=0 for packagers
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -18,8 +20,17 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 PKGS := libevent libevent_openssl libevent_pthreads openssl yaml-0.1 libxxhash
 WERROR ?= 1
 SAN ?=
+FUZZ ?=
 
-ifeq ($(SAN),)
+ifneq ($(FUZZ),)
+# The harnesses' build (make fuzz sets FUZZ=1): everything with clang, coverage for libFuzzer and
+# ASan+UBSan; the harnesses link libFuzzer's main.
+BUILD := build/fuzz
+BIN := build/fuzz/bin
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(SAN),)
 BUILD := build
 BIN := bin
 OPT := -O2 -g
@@ -79,6 +90,7 @@ PROGS := $(BIN)/crossfade $(BIN)/xf-upstream $(BIN)/xfctl
 PROGS += $(BIN)/xfbench
 
 .PHONY: all test unit integration asan tsan valgrind demo bench bench-decision deps format format-check clean help
+.PHONY: fuzz fuzz-build fuzz-run fuzz-ci
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -198,7 +210,7 @@ bench-decision: deps-check $(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl openssl python3 python3-websockets clang-format \
-	strace valgrind
+	strace valgrind clang libclang-rt-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -212,6 +224,48 @@ deps:
 deps-check:
 	@$(PKG_CONFIG) --exists $(PKGS) criterion && test -f $(LLHTTP_DIR)/llhttp.c || { echo "missing libraries: run make deps"; exit 1; }
 .PHONY: deps-check
+
+# libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/; docs/fuzzing.md). What
+# they find goes under build/fuzz: the corpus they grow, and the inputs that failed (artifacts).
+FUZZ_NAMES := cfg adm pp sni req resp
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+# getaddrinfo is wrapped: a fuzzed host name must not ask the network (fuzz_common.c).
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -Wl,--wrap=getaddrinfo
+SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 15
+FUZZ_OPTS ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o build/fuzz/tests/fuzz/fuzz_common.o build/fuzz/libxf.a
+	$(call say,LD,$@)$(CC) $(FUZZ_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
+build/fuzz/fuzz_req build/fuzz/fuzz_resp: build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o
+# Kept: make would delete them as intermediate files and rebuild them each time.
+.SECONDARY: $(FUZZ_NAMES:%=build/fuzz/tests/fuzz/fuzz_%.o) build/fuzz/tests/fuzz/fuzz_common.o \
+	build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o
+
+fuzz: deps-check
+	$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+# Runs each harness for $(1) seconds from its seeds; a corpus of $(2) under build/fuzz. Every
+# harness runs even when one fails; the run fails when any did (its input is in artifacts/NAME/).
+FUZZ_LOOP = failed=; for n in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/$(2)/$$n build/fuzz/artifacts/$$n; \
+	  echo "==== fuzz_$$n: $(1) s"; \
+	  $(FUZZ_ENV) build/fuzz/fuzz_$$n -max_total_time=$(1) $(FUZZ_OPTS) \
+	    -artifact_prefix=build/fuzz/artifacts/$$n/ build/fuzz/$(2)/$$n tests/fuzz/$$n \
+	    > build/fuzz/$$n.log 2>&1 || failed="$$failed $$n"; \
+	  grep -E '^(Done [0-9]+ runs|stat::peak_rss_mb)' build/fuzz/$$n.log; \
+	done; \
+	if [ -n "$$failed" ]; then for n in $$failed; do echo "==== fuzz_$$n failed (build/fuzz/$$n.log):"; \
+	  grep -E -A30 'ERROR|property violated|runtime error' build/fuzz/$$n.log | head -60; done; exit 1; fi
+
+fuzz-run: fuzz
+	@$(call FUZZ_LOOP,$(SECONDS),corpus)
+
+# CI: a bounded run (about 15 s a harness) from the seeds alone, so that it is the same each time.
+fuzz-ci: fuzz
+	@rm -rf build/fuzz/ci-corpus; $(call FUZZ_LOOP,$(FUZZ_CI_SECONDS),ci-corpus)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

@@ -267,6 +267,9 @@ adm_reply_append(struct evbuffer *buf, const char *s, size_t len)
     evbuffer_add(buf, "\n", 1);
 }
 
+static void adm_reply_vline(struct evbuffer *buf, const char *prefix, const char *fmt, va_list ap)
+    XF_PRINTF(3, 0);
+
 static void
 adm_reply_vline(struct evbuffer *buf, const char *prefix, const char *fmt, va_list ap)
 {

@@ -186,18 +186,22 @@ px_client_read_off(struct px_client *c)
     }
 }
 
-/* Sends a complete response of the proxy's own, short and plain. */
+/* Sends a complete response of the proxy's own, short and plain. A response to HEAD has no
+ * content (RFC 9110 9.3.2): its text would be read as the next response on a kept connection. */
 static void
-px_client_simple_response(struct px_client *c, int status, const char *why, bool close, int minor)
+px_client_simple_response(struct px_client *c, int status, const char *why, bool close, int minor,
+                          bool head)
 {
+    const char *reason = px_http_reason(status);
+
     px_buf_printf(&c->out,
-                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n"
-                  "%d %s: %s\n",
-                  status, px_http_reason(status), strlen(why) + strlen(px_http_reason(status)) + 7,
+                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
+                  status, reason, strlen(why) + strlen(reason) + 7,
                   close        ? "Connection: close\r\n"
                   : minor == 0 ? "Connection: keep-alive\r\n"
-                               : "",
-                  status, px_http_reason(status), why);
+                               : "");
+    if (!head)
+        px_buf_printf(&c->out, "%d %s: %s\n", status, reason, why);
 }
 
 /* Refuses a request that never reached a node: the status, Connection: close, then close. */
@@ -206,7 +210,9 @@ px_client_reject(struct px_client *c, int status, const char *why)
 {
     XF_LOG(XF_LOG_DEBUG, "proxy", "event=reject client=%s status=%d reason=\"%s\"", c->ip, status,
            why);
-    px_client_simple_response(c, status, why, true, 1);
+    /* The text goes even to a HEAD (its method may not be read yet): the connection closes
+     * after it, so no later response can be mistaken for it. */
+    px_client_simple_response(c, status, why, true, 1, false);
     c->closing = true;
     c->linger = true;
     px_client_read_off(c);
@@ -989,7 +995,7 @@ px_txn_error(struct px_txn *t, int status, const char *why)
     }
     /* After a node fault the connection can go on; after a refused request body it cannot. */
     t->ka = t->client_ka && status >= 500 && !c->w->draining;
-    px_client_simple_response(c, status, why, !t->ka, t->minor);
+    px_client_simple_response(c, status, why, !t->ka, t->minor, t->method == HTTP_HEAD);
     t->resp_started = true;
     t->resp_done = true;
     if (c->in_feed)

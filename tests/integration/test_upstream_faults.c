@@ -159,3 +159,29 @@ Test(upstream_faults, bytes_after_a_complete_response_are_dropped_and_end_that_c
               "the connection that sent extra bytes was reused");
     h_proxy_finish(p);
 }
+
+/* Found by fuzz_resp (tests/fuzz/): the proxy's own 502 to a HEAD request carried its text body,
+ * which a client reads as the start of the next response on a kept connection (RFC 9110 9.3.2:
+ * no content in a response to HEAD). */
+Test(upstream_faults, a_502_to_a_head_request_has_no_body_and_the_connection_goes_on,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_fake_reply replies[] = {
+        {.bytes = "THIS IS NOT HTTP\r\n\r\n", .action = H_FAKE_CLOSE},
+        {.bytes = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfresh\n", .action = H_FAKE_KEEP},
+    };
+    struct h_fake *f = h_fake_start(replies, 2);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{h_fake_port(f)}}});
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+
+    cr_assert(eq(int, h_send_str(c, "HEAD /first HTTP/1.1\r\nHost: " H_HOST "\r\n\r\n"), 0));
+    cr_assert(eq(int, h_read_response_ex(c, &m, H_NO_BODY, 5000, NULL, NULL), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 502));
+    cr_assert(eq(int, h_conn_wait(c, 300), H_OPEN), "bytes followed the 502 to HEAD: \"%.*s\"",
+              (int)h_pending(c), c->buf + c->off);
+    cr_assert(eq(int, h_get(c, "/second", &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(str, m.body, "fresh\n"), "the second request read what followed the 502");
+    h_proxy_finish(p);
+}
