@@ -133,7 +133,7 @@ bool px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, c
 enum px_te {
     PX_TE_NONE = 0, /* no Transfer-Encoding */
     PX_TE_CHUNKED,  /* exactly "chunked" */
-    PX_TE_BAD,      /* malformed, or chunked not last, or chunked twice */
+    PX_TE_BAD,      /* malformed, chunked not last, twice or with a parameter */
     PX_TE_UNKNOWN,  /* a well-formed list ending in chunked with other codings too */
 };
 /* Classifies the combined Transfer-Encoding values. */
