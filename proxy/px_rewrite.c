@@ -207,6 +207,10 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
         return *why = "CONNECT is not supported", 501;
     if (in->url_len == 0)
         return *why = "empty request target", 400;
+    /* No form of request-target has a fragment (RFC 9112 3.2): nodes would disagree on where
+     * the path ends, so it is refused rather than forwarded or cut. */
+    if (memchr(in->url, '#', in->url_len) != NULL)
+        return *why = "fragment in the request target", 400;
     for (size_t i = 0; i < in->n_hdrs; i++)
         if (!px_http_token_ok(hdrs[i].name, hdrs[i].name_len))
             return *why = "invalid header name", 400;

@@ -229,6 +229,9 @@ Test(px_rewrite_request, refuses_connect_and_bad_targets)
     cr_assert(eq(int, req_status(HTTP_GET, 1, "*", "Host: a"), 400));
     cr_assert(eq(int, req_status(HTTP_OPTIONS, 1, "*", "Host: a"), 0));
     cr_assert(eq(int, req_status(HTTP_GET, 1, "a/b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "/a#b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "/a?q#b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "http://a/b#c", "Host: a"), 400));
     cr_assert(eq(int, req_status(HTTP_GET, 1, "/", "Host: a\nBad Name: x"), 400));
 }
 
