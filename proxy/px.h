@@ -207,6 +207,9 @@ struct px_req_in {
     const char *proto;         /* X-Forwarded-Proto: "http" */
     const char *fallback_host; /* Host for an HTTP/1.0 request without one (the node) */
     uint64_t max_body;         /* 0: no limit */
+    /* llhttp saw a Transfer-Encoding whose last coding it does not take for chunked: its framing
+     * wins, so a value px_http_te_classify calls chunked is refused (see px_rewrite_request). */
+    bool parser_te_other;
 };
 
 /* What the rewrite decided about the request's framing. */
@@ -244,6 +247,7 @@ struct px_resp_in {
     const char *expose_name;   /* split.expose: a header naming the route; NULL when off */
     const char *expose_value;  /* its value: "CLUSTER NODE" */
     const char *upgrade_offer; /* the protocols the request offered (px_req_out); NULL: none */
+    bool parser_te_other;      /* as in px_req_in */
 };
 
 struct px_resp_out {
