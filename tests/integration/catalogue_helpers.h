@@ -75,6 +75,7 @@ struct cat_resp {
     enum h_fake_action action; /* after the reply */
     unsigned flags;            /* h_read_response_ex's (H_NO_BODY for HEAD) */
     int status;                /* the status the client gets; 0: the response is cut */
+    const char *status_line;   /* how the client's head starts; NULL: not checked */
     const char *body;          /* the exact body the client gets; NULL: not checked */
     const char *why;           /* a piece of a 502's body; NULL: not checked */
     bool closed;               /* crossfade closes the client connection after the response */
