@@ -137,7 +137,7 @@ bool px_http_conn_names(const struct xf_hdr *const conn_hdrs[], size_t n_conn, c
 enum px_te {
     PX_TE_NONE = 0, /* no Transfer-Encoding */
     PX_TE_CHUNKED,  /* exactly "chunked" */
-    PX_TE_BAD,      /* malformed, or chunked not last, or chunked twice */
+    PX_TE_BAD,      /* malformed, chunked not last, twice or with a parameter */
     PX_TE_UNKNOWN,  /* a well-formed list ending in chunked with other codings too */
 };
 /* Classifies the combined Transfer-Encoding values. */
@@ -211,6 +211,9 @@ struct px_req_in {
     const char *proto;         /* X-Forwarded-Proto: "http" */
     const char *fallback_host; /* Host for an HTTP/1.0 request without one (the node) */
     uint64_t max_body;         /* 0: no limit */
+    /* llhttp saw a Transfer-Encoding whose last coding it does not take for chunked: its framing
+     * wins, so a value px_http_te_classify calls chunked is refused (see px_rewrite_request). */
+    bool parser_te_other;
 };
 
 /* What the rewrite decided about the request's framing. */
@@ -248,6 +251,7 @@ struct px_resp_in {
     const char *expose_name;   /* split.expose: a header naming the route; NULL when off */
     const char *expose_value;  /* its value: "CLUSTER NODE" */
     const char *upgrade_offer; /* the protocols the request offered (px_req_out); NULL: none */
+    bool parser_te_other;      /* as in px_req_in */
 };
 
 struct px_resp_out {

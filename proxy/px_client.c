@@ -760,7 +760,9 @@ px_req_on_headers_complete(llhttp_t *p)
                            .n_hdrs = h->n_hdrs,
                            .client_ip = c->ip,
                            .proto = c->ssl != NULL ? "https" : "http",
-                           .max_body = w->cfg->limits.max_body_bytes};
+                           .max_body = w->cfg->limits.max_body_bytes,
+                           .parser_te_other = (p->flags & F_TRANSFER_ENCODING) != 0 &&
+                                              (p->flags & F_CHUNKED) == 0};
 
     h->complete = true;
     if (h->url_len > 0 && !(h->url[h->url_len] == ' ' && h->url[h->url_len + 1] == 'H')) {

@@ -193,6 +193,11 @@ px_http_te_classify(const struct xf_hdr *te[], size_t n)
                 return PX_TE_BAD;
             codings++;
             if (xf_span_ieq(v + s, name_end - s, "chunked")) {
+                /* chunked defines no parameter (RFC 9112 7), and llhttp does not take
+                 * "chunked;x=1" for chunked: refused, so the two can never frame one message
+                 * differently. */
+                if (name_end != e)
+                    return PX_TE_BAD;
                 n_chunked++;
                 chunked_at = codings;
             }

@@ -207,6 +207,10 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
         return *why = "CONNECT is not supported", 501;
     if (in->url_len == 0)
         return *why = "empty request target", 400;
+    /* No form of request-target has a fragment (RFC 9112 3.2): nodes would disagree on where
+     * the path ends, so it is refused rather than forwarded or cut. */
+    if (memchr(in->url, '#', in->url_len) != NULL)
+        return *why = "fragment in the request target", 400;
     for (size_t i = 0; i < in->n_hdrs; i++)
         if (!px_http_token_ok(hdrs[i].name, hdrs[i].name_len))
             return *why = "invalid header name", 400;
@@ -245,6 +249,10 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
         return *why = "invalid Transfer-Encoding (the last coding must be chunked)", 400;
     if (te == PX_TE_UNKNOWN)
         return *why = "unsupported transfer coding", 501;
+    /* llhttp frames the body; where it does not read chunked ("chunked<HTAB>" in llhttp 8.1),
+     * forwarding the message as chunked would give the node another body than ours. */
+    if (te == PX_TE_CHUNKED && in->parser_te_other)
+        return *why = "invalid Transfer-Encoding (whitespace the parser does not take)", 400;
     if (v.n_cl > 0 && px_http_cl_parse(v.cl, v.n_cl, &cl) == -1)
         return *why = "invalid or conflicting Content-Length", 400;
     if (in->max_body > 0 && cl > in->max_body)
@@ -445,6 +453,10 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
     }
     tek = px_http_te_classify(te, n_te);
     if (tek != PX_TE_NONE && tek != PX_TE_CHUNKED)
+        return *why = "invalid Transfer-Encoding in the response", -1;
+    /* As for requests: llhttp would read the body until close and hand the client the raw
+     * chunk framing as its content. */
+    if (tek == PX_TE_CHUNKED && in->parser_te_other)
         return *why = "invalid Transfer-Encoding in the response", -1;
     if (tek != PX_TE_NONE && n_cl > 0)
         return *why = "both Content-Length and Transfer-Encoding in the response", -1;

@@ -111,7 +111,9 @@ px_resp_on_headers_complete(llhttp_t *p)
                             .req_method = t->method,
                             .client_minor = t->minor,
                             .client_ka = t->client_ka && !c->w->draining,
-                            .upgrade_offer = t->upgrade};
+                            .upgrade_offer = t->upgrade,
+                            .parser_te_other = (p->flags & F_TRANSFER_ENCODING) != 0 &&
+                                               (p->flags & F_CHUNKED) == 0};
     struct px_resp_out res;
     const char *why = NULL;
     char route[sizeof(t->node->addr.text) + 4];

@@ -120,6 +120,14 @@ Test(px_http_te, chunked_not_last_or_twice_or_malformed_is_bad)
     cr_assert(eq(int, te_of("ch unked", NULL), PX_TE_BAD));
 }
 
+Test(px_http_te, chunked_with_a_parameter_is_bad)
+{
+    cr_assert(eq(int, te_of("chunked;x=1", NULL), PX_TE_BAD));
+    cr_assert(eq(int, te_of("chunked ;x=1", NULL), PX_TE_BAD));
+    cr_assert(eq(int, te_of("gzip, chunked;q=1", NULL), PX_TE_BAD));
+    cr_assert(eq(int, te_of("gzip;q=1, chunked", NULL), PX_TE_UNKNOWN));
+}
+
 Test(px_http_te, other_codings_before_chunked_are_unknown)
 {
     cr_assert(eq(int, te_of("gzip, chunked", NULL), PX_TE_UNKNOWN));

@@ -208,6 +208,26 @@ Test(px_rewrite_request, refuses_framing_conflicts_with_400)
     cr_assert(eq(int, req_status(HTTP_POST, 1, "/", "Host: h\nContent-Length: -1"), 400));
 }
 
+Test(px_rewrite_request, refuses_chunked_that_the_parser_does_not_frame_as_chunked)
+{
+    struct req_case k;
+
+    hset_parse(&k.hs, "Host: a\nTransfer-Encoding: chunked");
+    k.in = (struct px_req_in){.method = HTTP_POST,
+                              .minor = 1,
+                              .url = "/",
+                              .url_len = 1,
+                              .hdrs = k.hs.h,
+                              .n_hdrs = k.hs.n,
+                              .client_ip = "192.0.2.7",
+                              .proto = "http",
+                              .fallback_host = "n",
+                              .parser_te_other = true};
+    memset(&k.out, 0, sizeof(k.out));
+    cr_assert(eq(int, px_rewrite_request(&k.in, &k.out, &k.res, &k.why), 400));
+    px_buf_free(&k.out);
+}
+
 Test(px_rewrite_request, answers_unknown_transfer_codings_with_501)
 {
     cr_assert(
@@ -229,6 +249,9 @@ Test(px_rewrite_request, refuses_connect_and_bad_targets)
     cr_assert(eq(int, req_status(HTTP_GET, 1, "*", "Host: a"), 400));
     cr_assert(eq(int, req_status(HTTP_OPTIONS, 1, "*", "Host: a"), 0));
     cr_assert(eq(int, req_status(HTTP_GET, 1, "a/b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "/a#b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "/a?q#b", "Host: a"), 400));
+    cr_assert(eq(int, req_status(HTTP_GET, 1, "http://a/b#c", "Host: a"), 400));
     cr_assert(eq(int, req_status(HTTP_GET, 1, "/", "Host: a\nBad Name: x"), 400));
 }
 
@@ -510,6 +533,29 @@ Test(px_rewrite_response, forwards_1xx_to_http_1_1_clients_only)
     cr_assert(k.res.interim);
     cr_assert(eq(str, out, ""));
     px_buf_free(&k.out);
+}
+
+Test(px_rewrite_response, refuses_chunked_that_the_parser_does_not_frame_as_chunked)
+{
+    struct hset hs;
+    struct px_buf out = {0};
+    struct px_resp_out res;
+    const char *why = NULL;
+    struct px_resp_in in;
+
+    hset_parse(&hs, "Transfer-Encoding: chunked");
+    in = (struct px_resp_in){.status = 200,
+                             .reason = "R",
+                             .reason_len = 1,
+                             .http_major = 1,
+                             .hdrs = hs.h,
+                             .n_hdrs = hs.n,
+                             .req_method = HTTP_GET,
+                             .client_minor = 1,
+                             .client_ka = true,
+                             .parser_te_other = true};
+    cr_assert(eq(int, px_rewrite_response(&in, &out, &res, &why), -1));
+    px_buf_free(&out);
 }
 
 Test(px_rewrite_response, refuses_bad_statuses_and_framing)
