@@ -223,13 +223,17 @@ fz_px_open(void)
     px_client_accept(fz.w, &fz.l, sv[1], (struct sockaddr *)&peer);
 }
 
-void
-fz_px_client_send(const void *data, size_t len)
+/*
+ * Sends `data` on `*fd` as the proxy takes it, running the loop whenever the socket is full; stops
+ * early when the proxy stops reading (back-pressure: the rest waits), closed, or `*stop` is set.
+ */
+static void
+fz_px_send(const int *fd, const bool *stop, const void *data, size_t len)
 {
     const char *p = data;
 
-    while (len > 0 && !fz.client_closed) {
-        ssize_t n = send(fz.cfd, p, len, MSG_NOSIGNAL);
+    while (len > 0 && *fd != -1 && !*stop) {
+        ssize_t n = send(*fd, p, len, MSG_NOSIGNAL);
 
         if (n > 0) {
             p += n;
@@ -239,12 +243,18 @@ fz_px_client_send(const void *data, size_t len)
 
             fz_px_settle();
             if (fz.progress == before)
-                break; /* the proxy stopped reading the client (back-pressure): the rest waits */
+                break;
         } else {
             break; /* the proxy closed: what is left is never read */
         }
     }
     fz_px_settle();
+}
+
+void
+fz_px_client_send(const void *data, size_t len)
+{
+    fz_px_send(&fz.cfd, &fz.client_closed, data, len);
 }
 
 void
@@ -257,25 +267,9 @@ fz_px_client_eof(void)
 void
 fz_px_node_send(struct fz_px_node_conn *nc, const void *data, size_t len)
 {
-    const char *p = data;
+    static const bool never;
 
-    while (len > 0 && nc->fd != -1) {
-        ssize_t n = send(nc->fd, p, len, MSG_NOSIGNAL);
-
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-        } else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            unsigned long before = fz.progress;
-
-            fz_px_settle();
-            if (fz.progress == before)
-                break; /* the proxy stopped reading the node (back-pressure): the rest waits */
-        } else {
-            break;
-        }
-    }
-    fz_px_settle();
+    fz_px_send(&nc->fd, &never, data, len);
 }
 
 void
