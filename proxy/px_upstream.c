@@ -272,10 +272,11 @@ px_pool_busy_add(struct px_pool *pool)
         pool->peak_busy = pool->n_busy;
 }
 
-/* Whether an idle connection may be kept: under the worker's share of max_idle, or for auto
- * under the most that were busy at once in this period or the last. */
+/* Whether an idle connection to `target` may be kept: under the worker's share of max_idle, or for
+ * auto under the most that were busy at once in this period or the last. Each port of the node
+ * (node_port listeners) has its own idle list and its own room: one must not push out another. */
 static bool
-px_pool_keeps_idle(struct px_pool *pool)
+px_pool_keeps_idle(struct px_pool *pool, unsigned target)
 {
     uint64_t now;
     unsigned cap = pool->max_idle;
@@ -289,7 +290,7 @@ px_pool_keeps_idle(struct px_pool *pool)
         }
         cap = XF_MAX(pool->peak_busy, pool->peak_prev);
     }
-    return pool->n_idle < cap;
+    return pool->t[target].n_idle < cap;
 }
 
 void
@@ -422,9 +423,9 @@ px_upstream_release(struct px_upstream *u, bool reuse)
         px_upstream_free(u);
         return;
     }
-    if (!px_pool_keeps_idle(u->pool)) {
-        /* The pool is full: the least recently used idle connection makes room, or this one
-         * closes when the others are to other ports of the node. */
+    if (!px_pool_keeps_idle(u->pool, u->target)) {
+        /* The pool is full: the least recently used idle connection makes room (none with
+         * max_idle 0: this one closes). */
         struct px_upstream *old = TAILQ_LAST(&u->pool->t[u->target].idle, px_upstream_list);
 
         if (old == NULL) {
