@@ -4,6 +4,12 @@
 
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
@@ -143,4 +149,75 @@ Test(connection_limits, a_head_trickled_past_client_request_gets_a_408, .timeout
     cr_assert(eq(int, m.status, 408));
     h_close(c);
     h_proxy_finish(p);
+}
+
+/* A TCP state of `fd` from TCP_INFO (TCP_CLOSE_WAIT: the peer closed). */
+static int
+tcp_state(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? ti.tcpi_state : -1;
+}
+
+/* A client that pipelines 10,000 requests and reads nothing (a small receive buffer, so that the
+ * responses back up): crossfade stops reading it, its memory stays bounded, and the connection is
+ * closed once its responses could not be written for client_idle; others are served meanwhile. */
+Test(connection_limits, a_client_pipelining_10000_requests_without_reading_is_bounded_then_closed,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .client_idle_ms = 1000});
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    const char *req = "GET /bytes/16384 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    size_t len = strlen(req), sent = 0, total = len * 10000;
+    long rss_before = h_rss_kib(p->proc->pid), rss_after;
+    uint64_t stalled = 0, until;
+    struct h_conn *other;
+    size_t log_len = 0, answered = 0;
+    char *log;
+
+    cr_assert(ne(int, fd, -1));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s", strerror(errno));
+    /* Send until everything went or crossfade stopped taking bytes for half a second. */
+    while (sent < total) {
+        ssize_t n = send(fd, req + sent % len, len - sent % len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n > 0) {
+            sent += (size_t)n;
+            stalled = 0;
+        } else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (stalled == 0)
+                stalled = h_now_ms();
+            else if (h_now_ms() - stalled > 500)
+                break;
+            h_sleep_ms(5);
+        } else {
+            break; /* closed already */
+        }
+    }
+    rss_after = h_rss_kib(p->proc->pid);
+    cr_assert(lt(long, rss_after - rss_before, 8192L), "RSS grew by %ld KiB",
+              rss_after - rss_before);
+    /* Others are served meanwhile. */
+    other = h_connect(p->port);
+    get_ok(other, "another client");
+    h_close(other);
+    /* Closed (FIN or reset) within client_idle and a margin. */
+    until = h_now_ms() + 5000;
+    while (h_now_ms() < until && tcp_state(fd) == TCP_ESTABLISHED)
+        h_sleep_ms(20);
+    cr_assert(ne(int, tcp_state(fd), TCP_ESTABLISHED), "the connection is still open");
+    close(fd);
+    h_proxy_finish(p);
+    /* What was answered is what the kernel's buffers took, not 10,000 (about 200 here). */
+    log = h_read_file(p->access_log, &log_len);
+    for (size_t i = 0; log != NULL && i < log_len; i++)
+        answered += log[i] == '\n';
+    cr_assert(lt(sz, answered, (size_t)2000), "%zu of the 10,000 requests were answered", answered);
 }
