@@ -221,3 +221,36 @@ Test(connection_limits, a_client_pipelining_10000_requests_without_reading_is_bo
         answered += log[i] == '\n';
     cr_assert(lt(sz, answered, (size_t)2000), "%zu of the 10,000 requests were answered", answered);
 }
+
+/* A node streams 1 GiB to a client that reads a byte at a time, five a second: crossfade pushes
+ * back on the node instead of buffering, so its memory stays flat. */
+Test(connection_limits, a_big_body_to_a_client_reading_a_byte_at_a_time_keeps_memory_flat,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *u = h_upstream_start("u1", NULL);
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    const char *req = "GET /bytes/1073741824 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    long rss_before = h_rss_kib(p->proc->pid), rss_max = rss_before;
+    char byte;
+
+    cr_assert(ne(int, fd, -1));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s", strerror(errno));
+    cr_assert(eq(long, (long)send(fd, req, strlen(req), MSG_NOSIGNAL), (long)strlen(req)));
+    for (int i = 0; i < 20; i++) {
+        long rss;
+
+        cr_assert(eq(long, (long)recv(fd, &byte, 1, 0), 1L), "the download stopped at byte %d", i);
+        rss = h_rss_kib(p->proc->pid);
+        rss_max = rss > rss_max ? rss : rss_max;
+        h_sleep_ms(200);
+    }
+    cr_assert(lt(long, rss_max - rss_before, 4096L),
+              "crossfade's RSS grew by %ld KiB while its client read 20 bytes",
+              rss_max - rss_before);
+    close(fd);
+    h_proxy_finish(p);
+}
