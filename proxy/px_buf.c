@@ -40,22 +40,24 @@ struct px_blocks {
     size_t cap;  /* room in `free`: at least the blocks this thread carved */
     char *carve; /* the next block of the current region */
     size_t carve_left;
+    size_t carved; /* blocks in this thread's regions */
 };
 static __thread struct px_blocks px_blk;
 
-/* Room for `more` blocks in this thread's free list. */
+/* Room for `want` blocks in this thread's free list. */
 static int
-px_blocks_room(struct px_blocks *k, size_t more)
+px_blocks_room(struct px_blocks *k, size_t want)
 {
     char **f;
 
-    if (k->cap - k->n >= more)
+    if (k->cap >= want)
         return 0;
-    f = realloc(k->free, (k->cap + XF_MAX(more, PX_BUF_REGION)) * sizeof(*f));
+    want = XF_MAX(want, k->cap + PX_BUF_REGION);
+    f = realloc(k->free, want * sizeof(*f));
     if (f == NULL)
         return -1;
     k->free = f;
-    k->cap += XF_MAX(more, PX_BUF_REGION);
+    k->cap = want;
     return 0;
 }
 
@@ -80,13 +82,15 @@ px_buf_block_get(void)
 
         if (r == MAP_FAILED)
             return NULL;
-        /* Room to give back every block of the region, taken now so that a put never fails. */
-        if (px_blocks_room(k, k->n + PX_BUF_REGION) == -1) {
+        /* Room for every block this thread carved, taken now so that putting back its own
+         * blocks never fails. */
+        if (px_blocks_room(k, k->carved + PX_BUF_REGION) == -1) {
             munmap(r, (size_t)PX_BUF_REGION * PX_BUF_MIN);
             return NULL;
         }
         k->carve = r;
         k->carve_left = PX_BUF_REGION;
+        k->carved += PX_BUF_REGION;
     }
     k->carve_left--;
     k->carve += PX_BUF_MIN;
@@ -102,7 +106,7 @@ px_buf_block_put(char *p)
 
     if (p == NULL)
         return;
-    if (px_blocks_room(k, 1) == -1) {
+    if (px_blocks_room(k, k->n + 1) == -1) {
 #ifdef PX_BUF_MALLOC_BLOCKS
         free(p);
 #else

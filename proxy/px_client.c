@@ -519,6 +519,9 @@ px_client_on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (what & EV_TIMEOUT) {
+        /* The client read nothing for client_idle: what is still queued for it would hold the
+         * kernel's buffers (and a FIN behind them) as long as it keeps its window shut. */
+        c->abort = true;
         px_client_free(c);
         return;
     }
