@@ -208,6 +208,8 @@ bench: deps
 	bench/bench_tunnels.sh
 	bench/bench_tcp.sh
 	bench/bench_counters.sh
+	bench/bench_memory.sh
+	bench/bench_slow.sh
 
 # The split's decision alone: nanoseconds per bal_pick, per key source.
 $(BUILD)/bench_decision: $(BUILD)/bench/bench_decision.o $(BUILD)/libxf.a
@@ -217,7 +219,7 @@ bench-decision: deps-check $(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl openssl python3 python3-websockets clang-format \
-	strace valgrind clang libclang-rt-14-dev
+	strace valgrind clang libclang-rt-14-dev slowhttptest
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
