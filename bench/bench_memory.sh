@@ -23,10 +23,7 @@ TMP=$(mktemp -d /tmp/crossfade-bench-memory.XXXXXX) || die "mktemp failed"
 NODE_PORT=$((BASE + 1))
 XF_PORT=$((BASE + 10))
 
-show "$BIN/xf-upstream --listen $HOST:$NODE_PORT --name x1 --quiet"
-"$BIN/xf-upstream" --listen "$HOST:$NODE_PORT" --name x1 --quiet 2>"$TMP/node.log" &
-pids+=("$!")
-wait_port "$NODE_PORT" || die "xf-upstream did not start"
+bench_start_node
 cat >"$TMP/crossfade.yaml" <<EOF
 listen: [{address: "$HOST:$XF_PORT"}]
 admin: {socket: "$TMP/admin.sock"}

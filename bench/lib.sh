@@ -46,14 +46,19 @@ median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (N
 # The order alternates from round to round, so that neither server always runs first.
 order() { if [ $(($1 % 2)) = 1 ]; then echo crossfade haproxy; else echo haproxy crossfade; fi; }
 
-# Starts one xf-upstream node on NODE_PORT, then crossfade ($TMP/crossfade.yaml, on XF_PORT) and
-# HAProxy ($TMP/haproxy.cfg, on HA_PORT), each config checked first; sets XF_PID, HA_PID and the
-# arrays PORT and PID keyed by crossfade and haproxy.
-bench_start_pair() {
+# Starts one xf-upstream node, x1, on NODE_PORT and waits until it listens.
+bench_start_node() {
     show "$BIN/xf-upstream --listen $HOST:$NODE_PORT --name x1 --quiet"
     "$BIN/xf-upstream" --listen "$HOST:$NODE_PORT" --name x1 --quiet 2>"$TMP/node.log" &
     pids+=("$!")
     wait_port "$NODE_PORT" || die "xf-upstream did not start"
+}
+
+# Starts one xf-upstream node on NODE_PORT, then crossfade ($TMP/crossfade.yaml, on XF_PORT) and
+# HAProxy ($TMP/haproxy.cfg, on HA_PORT), each config checked first; sets XF_PID, HA_PID and the
+# arrays PORT and PID keyed by crossfade and haproxy.
+bench_start_pair() {
+    bench_start_node
     "$BIN/crossfade" -t -c "$TMP/crossfade.yaml" >"$TMP/check.log" 2>&1 ||
         die "crossfade rejects its config: $(cat "$TMP/check.log")"
     show "$BIN/crossfade -c $TMP/crossfade.yaml"

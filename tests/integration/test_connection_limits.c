@@ -151,6 +151,21 @@ Test(connection_limits, a_head_trickled_past_client_request_gets_a_408, .timeout
     h_proxy_finish(p);
 }
 
+/* A connection to 127.0.0.1:port whose receive buffer is 4 KiB, set before the handshake so that
+ * the window stays small: a client that does not read backs the responses up at once. */
+static int
+connect_small_window(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+
+    cr_assert(ne(int, fd, -1));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s", strerror(errno));
+    return fd;
+}
+
 /* A TCP state of `fd` from TCP_INFO (TCP_CLOSE_WAIT: the peer closed). */
 static int
 tcp_state(int fd)
@@ -170,8 +185,7 @@ Test(connection_limits, a_client_pipelining_10000_requests_without_reading_is_bo
     struct h_upstream *u = h_upstream_start("u1", NULL);
     struct h_proxy *p =
         h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}, .client_idle_ms = 1000});
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    int fd = connect_small_window(p->port);
     const char *req = "GET /bytes/16384 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     size_t len = strlen(req), sent = 0, total = len * 10000;
     long rss_before = h_rss_kib(p->proc->pid), rss_after;
@@ -180,10 +194,6 @@ Test(connection_limits, a_client_pipelining_10000_requests_without_reading_is_bo
     size_t log_len = 0, answered = 0;
     char *log;
 
-    cr_assert(ne(int, fd, -1));
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s", strerror(errno));
     /* Send until everything went or crossfade stopped taking bytes for half a second. */
     while (sent < total) {
         ssize_t n = send(fd, req + sent % len, len - sent % len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -230,16 +240,11 @@ Test(connection_limits, a_big_body_to_a_client_reading_a_byte_at_a_time_keeps_me
 {
     struct h_upstream *u = h_upstream_start("u1", NULL);
     struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{u->port}}});
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    int fd = connect_small_window(p->port);
     const char *req = "GET /bytes/1073741824 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     long rss_before = h_rss_kib(p->proc->pid), rss_max = rss_before;
     char byte;
 
-    cr_assert(ne(int, fd, -1));
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s", strerror(errno));
     cr_assert(eq(long, (long)send(fd, req, strlen(req), MSG_NOSIGNAL), (long)strlen(req)));
     for (int i = 0; i < 20; i++) {
         long rss;
