@@ -282,6 +282,10 @@ px_pool_keeps_idle(struct px_pool *pool, unsigned target)
     unsigned cap = pool->max_idle;
 
     if (cap == UINT_MAX) {
+        /* Under this period's peak it is kept whatever the clock says (a new period keeps the
+         * last one's peak): the clock is read only near the bound, not for every request. */
+        if (pool->t[target].n_idle < pool->peak_busy)
+            return true;
         now = xf_now_ms();
         if (now - pool->peak_since_ms >= pool->w->cfg->timeouts.upstream_idle_ms) {
             pool->peak_prev = pool->peak_busy;
