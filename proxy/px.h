@@ -78,6 +78,8 @@ void px_buf_cache_drain(void);
 /* Gives back to the kernel the memory of this thread's free first blocks but the `keep` most
  * recently used (after a burst). */
 void px_buf_trim(size_t keep);
+/* px_buf_trim of the blocks none needed since the last call, all but `keep` (once a second). */
+void px_buf_trim_unused(size_t keep);
 
 /*
  * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the
@@ -537,7 +539,7 @@ struct px_worker {
     bool shutdown_seen;              /* a SHUTDOWN came before */
     struct px_usage *usage;          /* owned: published through usage_pub */
     struct px_usage *usage_pub;      /* the same, for the control thread (atomic) */
-    struct event *ev_reap;           /* owned: frees the pools of removed nodes once quiet */
+    struct event *ev_tick;           /* owned: each second, px_worker_on_tick */
     /* Observations for the health checks (id << 1 | ok), to the control thread: a ring with one
      * writer (this worker) and one reader (the control thread); head and tail are atomic. */
     uint32_t obs[PX_OBS_RING];

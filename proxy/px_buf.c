@@ -37,6 +37,7 @@ struct px_blocks {
     char **free; /* owned: the free blocks; [0, cold) given back to the kernel, the rest hot */
     size_t n;    /* free blocks */
     size_t cold; /* of which given back (the bottom ones) */
+    size_t low;  /* the fewest free since px_buf_trim_unused last ran */
     size_t cap;  /* room in `free`: at least the blocks this thread carved */
     char *carve; /* the next block of the current region */
     size_t carve_left;
@@ -71,6 +72,8 @@ px_buf_block_get(void)
 
         if (k->n < k->cold)
             k->cold = k->n;
+        if (k->n < k->low)
+            k->low = k->n;
         return p;
     }
 #ifdef PX_BUF_MALLOC_BLOCKS
@@ -135,6 +138,23 @@ px_buf_trim(size_t keep)
         madvise(k->free[i], PX_BUF_MIN, MADV_DONTNEED);
     k->cold = k->n - keep;
 #endif
+}
+
+/*
+ * The blocks that stayed free since the last call were not needed in that time: all of them but
+ * `keep` go back to the kernel. Run once a second, this returns what a past peak of concurrent
+ * requests left on the list even when no connection closes (keep-alive clients going idle).
+ */
+void
+px_buf_trim_unused(size_t keep)
+{
+    struct px_blocks *k = &px_blk;
+    size_t hot = k->n - k->cold;
+    size_t unused = k->low > k->cold ? k->low - k->cold : 0;
+
+    if (hot > keep && unused > 0)
+        px_buf_trim(hot - XF_MIN(unused, hot - keep));
+    k->low = k->n;
 }
 
 /* The thread ends: its free blocks' memory goes back, and its list (the regions' address space

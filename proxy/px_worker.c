@@ -253,10 +253,10 @@ px_worker_refresh(struct px_worker *w)
     __atomic_store_n(&w->applied, w->snap_version, __ATOMIC_RELEASE);
 }
 
-/* Every second while pools of removed nodes remain: those that went quiet are freed, so that
- * their ids may go to new nodes. */
+/* Every second: the pools of removed nodes that went quiet are freed, so that their ids may go to
+ * new nodes, and buffer blocks no request needed in that second go back to the kernel. */
 static void
-px_worker_on_reap(evutil_socket_t fd, short what, void *arg)
+px_worker_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
 
@@ -265,6 +265,7 @@ px_worker_on_reap(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < w->n_pools; i++)
         if (w->pools[i] != NULL && w->pools[i]->removed)
             px_worker_pool_reap(w, (uint32_t)i);
+    px_buf_trim_unused(PX_BUF_KEEP);
 }
 
 void
@@ -562,15 +563,15 @@ px_worker_new(struct px_ctl *ctl, unsigned index, struct xf_err *err)
     if (w->base != NULL) {
         w->ev_accept_retry = evtimer_new(w->base, px_worker_on_accept_retry, w);
         w->ev_trim = evtimer_new(w->base, px_worker_on_trim, w);
-        w->ev_reap = event_new(w->base, -1, EV_PERSIST, px_worker_on_reap, w);
+        w->ev_tick = event_new(w->base, -1, EV_PERSIST, px_worker_on_tick, w);
         if (w->efd != -1)
             w->ev_msg = event_new(w->base, w->efd, EV_READ | EV_PERSIST, px_worker_on_msg, w);
     }
     if (w->base == NULL || w->rbuf == NULL || w->hdrs == NULL || w->resp_hdrs == NULL ||
         w->snap == NULL || w->stats == NULL || w->preview == NULL || w->usage == NULL ||
-        w->ev_accept_retry == NULL || w->ev_trim == NULL || w->ev_reap == NULL ||
+        w->ev_accept_retry == NULL || w->ev_trim == NULL || w->ev_tick == NULL ||
         w->ev_msg == NULL || event_add(w->ev_msg, NULL) == -1 ||
-        event_add(w->ev_reap, &second) == -1) {
+        event_add(w->ev_tick, &second) == -1) {
         xf_err_set(err, "out of memory setting up the event loop");
         goto fail;
     }
@@ -1178,8 +1179,8 @@ px_worker_free(struct px_worker *w)
         event_free(w->ev_accept_retry);
     if (w->ev_trim != NULL)
         event_free(w->ev_trim);
-    if (w->ev_reap != NULL)
-        event_free(w->ev_reap);
+    if (w->ev_tick != NULL)
+        event_free(w->ev_tick);
     if (w->ev_msg != NULL)
         event_free(w->ev_msg);
     if (w->efd != -1)
