@@ -81,6 +81,10 @@ void px_buf_trim(size_t keep);
 /* px_buf_trim of the blocks none needed since the last call, all but `keep` (once a second). */
 void px_buf_trim_unused(size_t keep);
 
+/* Gives libevent's small allocations a region outside malloc's heap (px_evmem.c); first thing in
+ * main, before libevent allocates anything. */
+void px_evmem_init(void);
+
 /*
  * Sends what `b` holds on `fd` without waiting. Returns PX_OK when all is sent, PX_AGAIN when the
  * socket would block (the rest stays in b), PX_CLOSE on a socket error (errno set) or when the

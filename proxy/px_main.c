@@ -165,6 +165,7 @@ main(int argc, char **argv)
     struct adm_takeover *tk = NULL;
     int opt, rc = 1;
 
+    px_evmem_init();
     while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
