@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """bench/bench_memory.py HOST PORT N BURST -- the clients of bench/bench_memory.sh.
 
+With BURST warm: N requests one after the other, each on its own connection, then exit (the
+warm-up before the baseline is read: crossfade has served, holds no connection).
 With BURST 1: N requests at once (GET /delay/300, each on its own connection, closed after its
 answer) first. Then N keep-alive connections, each with one request answered, kept open. Prints
 "ready" once all N are idle, then waits for a line on stdin before closing them.
@@ -8,7 +10,8 @@ answer) first. Then N keep-alive connections, each with one request answered, ke
 import asyncio
 import sys
 
-HOST, PORT, N, BURST = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+HOST, PORT, N, MODE = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+BURST = MODE == "1"
 
 
 async def request(path, close, sem=None):
@@ -37,6 +40,10 @@ async def request(path, close, sem=None):
 
 
 async def main():
+    if MODE == "warm":
+        for _ in range(N):
+            await request("/", True)
+        return
     if BURST:
         await asyncio.gather(*(request("/delay/300", True) for _ in range(N)))
     sem = asyncio.Semaphore(100)

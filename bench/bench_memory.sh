@@ -4,7 +4,8 @@
 # For each case, a fresh crossfade (one worker) in front of one xf-upstream node:
 #   idle:        N keep-alive client connections, one request each, then idle;
 #   after burst: N requests at once first (GET /delay/300, N connections), then the same.
-# Reported: crossfade's resident memory above its idle baseline, per idle connection.
+# Reported: crossfade's resident memory above its idle baseline (after a warm-up of 50 requests),
+# per idle connection.
 # Environment: BENCH_CONNS=5000 BENCH_WORKERS=1 BENCH_PORT=18600 XF_BIN=bin BENCH_KEEP=1
 set -u
 BENCH_NAME=bench_memory
@@ -44,12 +45,15 @@ for burst in 0 1; do
     xf=$!
     pids+=("$xf")
     wait_port "$XF_PORT" || die "crossfade did not start: $(tail -3 "$TMP/crossfade.$burst.log")"
-    sleep 0.5
+    # The baseline: crossfade idle, having served (its per-node statistics and the code of the
+    # request path are resident), with no connection open.
+    python3 "$(dirname "$0")/bench_memory.py" "$HOST" "$XF_PORT" 50 warm || die "the warm-up failed"
+    sleep 2.5 # the blocks of the warm-up are given back after a second without use
     base=$(rss_kib "$xf")
     coproc CLIENTS { python3 "$(dirname "$0")/bench_memory.py" "$HOST" "$XF_PORT" "$N" "$burst" 2>&1; }
     read -r line <&"${CLIENTS[0]}" || die "the clients failed"
     [ "$line" = ready ] || die "the clients: $line"
-    sleep 2 # let crossfade's periodic work (and any give-back) run
+    sleep 2.5 # let crossfade's periodic work (and any give-back) run
     idle=$(rss_kib "$xf")
     echo ok >&"${CLIENTS[1]}"
     wait "$CLIENTS_PID" 2>/dev/null
