@@ -185,7 +185,7 @@ tsan: deps
 # crossfade exit 99, which fails its test; the report is in the log the failed test prints.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-VALGRIND_SUITES ?= request_rejection|http_semantics|routing|split|upstream_pool|tls|streaming|reload|admin_nodes|upstream_faults|connection_lifecycle|tunnels
+VALGRIND_SUITES ?= request_rejection|http_semantics|routing|split|upstream_pool|tls|streaming|reload|admin_nodes|upstream_faults|connection_lifecycle|tunnels|catalogue_*
 valgrind: deps
 	$(MAKE) --no-print-directory all build/tests/unit_tests build/tests/integration_tests build/tests/libfakedns.so
 	mkdir -p build/valgrind/bin
