@@ -268,6 +268,27 @@ struct cfg_limits {
  * freed by the last of them (cfg_ref, cfg_free): a reload puts a new one in force while requests
  * routed with the old one finish with it.
  */
+/* fleet: the rollout state kept in etcd and shared with other instances (docs/fleet.md). */
+#define CFG_FLEET_ENDPOINTS_MAX  16
+#define CFG_FLEET_ENDPOINT_MAX   300 /* "http://HOST:PORT" and its NUL */
+#define CFG_FLEET_DEFAULT_PREFIX "/crossfade/"
+struct cfg_fleet {
+    bool configured;     /* the section is there: fleet mode */
+    char **etcd;         /* owned: n_etcd endpoints, each "http://HOST:PORT" */
+    size_t n_etcd;       /* 1..CFG_FLEET_ENDPOINTS_MAX */
+    char *prefix;        /* owned: the keys' prefix, ending in '/' ("/crossfade/") */
+    char *name;          /* owned: this instance's name (default: the host name) */
+    bool local_fallback; /* false: without etcd no change is accepted; true: rollback is, here */
+    unsigned timeout_ms; /* 2s: an etcd request's */
+    unsigned lease_ms;   /* 10s: how long this instance stays listed after it stops answering */
+};
+
+/*
+ * Checks an etcd endpoint, "http://HOST:PORT" (PORT 2379 when left out), and writes its normal
+ * form into out (CFG_FLEET_ENDPOINT_MAX). Returns NULL, or why it is not one.
+ */
+const char *cfg_fleet_endpoint_parse(const char *text, char *out, size_t size);
+
 struct cfg {
     unsigned refs; /* holders (atomic); 0 for a struct not made by cfg_parse: not counted */
     char *path;    /* owned: the file it was read from */
@@ -283,6 +304,7 @@ struct cfg {
     struct cfg_limits limits;
     struct cfg_guard guard;
     struct cfg_test_traffic test_traffic;
+    struct cfg_fleet fleet;
     unsigned retries; /* 2: further attempts on other nodes for a request that failed before any
                          response byte (0..10) */
     char *access_log; /* owned; "-" for stdout, a path, or NULL when off */

@@ -92,6 +92,21 @@ cfg_diff_split_eq(const struct cfg_split *a, const struct cfg_split *b)
     return true;
 }
 
+/* Whether two fleet sections are the same: endpoints (in order), prefix, name and settings. */
+static bool
+cfg_diff_fleet_eq(const struct cfg_fleet *a, const struct cfg_fleet *b)
+{
+    if (a->configured != b->configured || a->n_etcd != b->n_etcd ||
+        a->local_fallback != b->local_fallback || a->timeout_ms != b->timeout_ms ||
+        a->lease_ms != b->lease_ms || !cfg_diff_str_eq(a->prefix, b->prefix) ||
+        !cfg_diff_str_eq(a->name, b->name))
+        return false;
+    for (size_t i = 0; i < a->n_etcd; i++)
+        if (strcmp(a->etcd[i], b->etcd[i]) != 0)
+            return false;
+    return true;
+}
+
 int
 cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
 {
@@ -117,6 +132,10 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
     else if (!cfg_diff_str_eq(old->state_file, new->state_file))
         snprintf(d->refused, sizeof(d->refused),
                  "state_file changed: the state file is read at start-up; restart to move it");
+    else if (!cfg_diff_fleet_eq(&old->fleet, &new->fleet))
+        snprintf(d->refused, sizeof(d->refused),
+                 "fleet changed: the fleet's etcd and this instance's place in it are set at "
+                 "start-up; restart, or start the new one with --takeover");
     if (d->refused[0] != '\0')
         return -1;
     for (size_t i = 0; i < new->n_listeners; i++) {

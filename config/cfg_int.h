@@ -86,4 +86,11 @@ int cfg_walk_cluster_tls(const struct cfg_ctx *ctx, const yaml_node_t *node, con
                          struct cfg_cluster *c);
 void cfg_tls_node_free(struct cfg_tls_node *t);
 
+/* ---- Fleet (cfg_fleet.c) --------------------------------------------------------------------- */
+
+/* The fleet section (node may be NULL: not in fleet mode). 0, or -1 with a message. */
+int cfg_walk_fleet(const struct cfg_ctx *ctx, const yaml_node_t *node);
+/* Frees what the fleet section owns and clears it. */
+void cfg_fleet_free(struct cfg_fleet *f);
+
 #endif

@@ -49,6 +49,7 @@ enum cfg_root_key {
     CFG_ROOT_TUNNELS,
     CFG_ROOT_GUARD,
     CFG_ROOT_TEST_TRAFFIC,
+    CFG_ROOT_FLEET,
     CFG_ROOT_COUNT,
 };
 static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
@@ -69,6 +70,7 @@ static const char *const cfg_root_keys[CFG_ROOT_COUNT] = {
     "tunnels",
     "guard",
     "test_traffic",
+    "fleet",
 };
 static const char *const cfg_alog_formats[] = {"text", "json"}; /* by enum cfg_alog_format */
 
@@ -1640,7 +1642,8 @@ cfg_walk_root(const struct cfg_ctx *ctx, const yaml_node_t *root)
         cfg_walk_tls(ctx, v[CFG_ROOT_TLS]) == -1 ||
         cfg_walk_tunnels(ctx, v[CFG_ROOT_TUNNELS]) == -1 ||
         cfg_walk_guard(ctx, v[CFG_ROOT_GUARD]) == -1 ||
-        cfg_walk_test_traffic(ctx, v[CFG_ROOT_TEST_TRAFFIC]) == -1)
+        cfg_walk_test_traffic(ctx, v[CFG_ROOT_TEST_TRAFFIC]) == -1 ||
+        cfg_walk_fleet(ctx, v[CFG_ROOT_FLEET]) == -1)
         return -1;
     return 0;
 }
@@ -1677,6 +1680,8 @@ cfg_new_defaults(const char *name)
     cfg->guard.confidence = 0.99;
     cfg->guard.action = CFG_GUARD_ROLLBACK;
     cfg->guard.step_down_bp = 500;
+    cfg->fleet.timeout_ms = 2000;
+    cfg->fleet.lease_ms = 10000;
     cfg->split.keys[0].kind = CFG_KEY_IP;
     /* Tester overrides from this machine only, until the operator names the testers' networks. */
     cfg->split.override_from = calloc(2, sizeof(*cfg->split.override_from));
@@ -1977,5 +1982,6 @@ cfg_free(const struct cfg *cfg_const)
     }
     free(cfg->access_log);
     free(cfg->state_file);
+    cfg_fleet_free(&cfg->fleet);
     free(cfg);
 }

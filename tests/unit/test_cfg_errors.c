@@ -146,7 +146,7 @@ Test(cfg_keys, lists_the_valid_keys_when_nothing_is_close)
         BASE "frobnicate: 1\n",
         "t.yaml:8:1: unknown key \"frobnicate\", expected one of: listen, admin, split, "
         "clusters, timeouts, limits, retries, access_log, access_log_format, access_log_sample, "
-        "log_level, state_file, workers, tls, tunnels, guard, test_traffic");
+        "log_level, state_file, workers, tls, tunnels, guard, test_traffic, fleet");
 }
 
 Test(cfg_keys, hints_up_to_two_edits_away)
@@ -161,7 +161,7 @@ Test(cfg_keys, gives_no_hint_three_edits_away)
         BASE "loglvl: info\n",
         "t.yaml:8:1: unknown key \"loglvl\", expected one of: listen, admin, split, "
         "clusters, timeouts, limits, retries, access_log, access_log_format, access_log_sample, "
-        "log_level, state_file, workers, tls, tunnels, guard, test_traffic");
+        "log_level, state_file, workers, tls, tunnels, guard, test_traffic, fleet");
 }
 
 Test(cfg_keys, gives_no_hint_for_a_short_word_that_is_mostly_different)
