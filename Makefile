@@ -74,7 +74,7 @@ say :=
 endif
 
 # Module sources: every .c of a module folder goes into libxf.a except the programs' mains.
-MODULES := common config balancer admin proxy
+MODULES := common config balancer admin proxy fleet
 LIB_SRCS := $(filter-out proxy/px_main.c admin/xfctl.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/adm_page.o
 LLHTTP_SRCS := llhttp.c api.c http.c
