@@ -185,6 +185,7 @@ struct fl_buf {
 };
 
 void fl_buf_add(struct fl_buf *b, const void *s, size_t len);
+void fl_buf_str(struct fl_buf *b, const char *s);
 void fl_buf_printf(struct fl_buf *b, const char *fmt, ...) XF_PRINTF(2, 3);
 /* Appends "name":"<base64 of s>". */
 void fl_buf_b64_member(struct fl_buf *b, const char *name, const char *s, size_t len);
