@@ -74,7 +74,7 @@ say :=
 endif
 
 # Module sources: every .c of a module folder goes into libxf.a except the programs' mains.
-MODULES := common config balancer admin proxy
+MODULES := common config balancer admin proxy fleet
 LIB_SRCS := $(filter-out proxy/px_main.c admin/xfctl.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/adm_page.o
 LLHTTP_SRCS := llhttp.c api.c http.c
@@ -219,7 +219,7 @@ bench-decision: deps-check $(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl openssl python3 python3-websockets clang-format \
-	strace valgrind clang libclang-rt-14-dev slowhttptest
+	strace valgrind clang libclang-rt-14-dev slowhttptest etcd-server
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -236,7 +236,7 @@ deps-check:
 
 # libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/; docs/fuzzing.md). What
 # they find goes under build/fuzz: the corpus they grow, and the inputs that failed (artifacts).
-FUZZ_NAMES := cfg adm pp sni req resp
+FUZZ_NAMES := cfg adm pp sni req resp json
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # getaddrinfo is wrapped: a fuzzed host name must not ask the network (fuzz_common.c).
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -Wl,--wrap=getaddrinfo
