@@ -41,6 +41,7 @@
 
 struct adm_server;
 struct adm_monitor;
+struct adm_state;
 
 /*
  * Listens on cfg->admin_socket: creates the parent directory when missing (mode 0700), removes a
@@ -456,6 +457,14 @@ int adm_node_diff(const struct cfg *cfg, const struct bal_snapshot *s, struct ad
  * (an unknown node, a duplicate) is logged and skipped. Returns how many were applied, or -1
  * when out of memory. */
 int adm_node_apply(struct bal_snapshot *s, const struct adm_node_op *ops, size_t n);
+/*
+ * Makes the nodes of `next` (a snapshot not published yet, copied from the one in force) those of
+ * the config with `ops` applied: nodes missing are added (a free id, as `add node`), nodes not
+ * wanted are deleted, weights and states set; health and ids of the others are kept. Returns how
+ * many nodes changed, or -1 when out of memory.
+ */
+int adm_node_apply_to(struct adm_state *st, struct bal_snapshot *next,
+                      const struct adm_node_op *ops, size_t n);
 
 /* Writes the file's text for `p` to out. */
 void adm_persist_format(const struct adm_persist *p, struct evbuffer *out);
@@ -652,6 +661,13 @@ struct adm_state {
      * named when the command returned ADM_PENDING. */
     void (*job_done)(void *arg, void *job, struct evbuffer *reply);
     void *job_done_arg;
+    /* Fleet mode (adm_fleet.c); NULL outside it. */
+    struct adm_fleet *fleet;     /* owned */
+    uint64_t fleet_gen;          /* the fleet change the last adm_exec waits for; 0: none */
+    int64_t ramp_wall_off;       /* wall minus monotonic ms when the ramp was planned or taken */
+    bool applying;               /* adm_state_apply is running: its changes are not new ones */
+    void (*released)(void *arg); /* a held reply may go now (a fleet change's outcome came) */
+    void *released_arg;
 };
 
 enum adm_result {
@@ -734,6 +750,7 @@ enum adm_cmd_flag {
     ADM_CMD_JSON = 1u << 0,     /* takes a trailing "json" (xfctl -j); the handler checks it */
     ADM_CMD_RAW_ARGS = 1u << 1, /* takes the rest of the line as typed: no word count check */
     ADM_CMD_CHANGES = 1u << 2,  /* changes the state: refused while it is being handed over */
+    ADM_CMD_ROLLOUT = 1u << 3,  /* changes the rollout the fleet shares (adm_fleet.c) */
 };
 
 /* One entry of the command table (admin/adm_cmd.c). */
@@ -841,12 +858,55 @@ int adm_takeover_send(struct adm_state *st, const struct adm_peer *peer, int fd,
 void adm_takeover_abandon(struct adm_state *st, const char *why);
 /* The state as the state file holds it (malloc'd, *len bytes), or NULL when out of memory. */
 char *adm_state_text(struct adm_state *st, size_t *len);
+enum adm_text_form {
+    ADM_TEXT_FILE = 0, /* the state file's: the audit trail, the ramp's progress */
+    ADM_TEXT_FLEET,    /* the fleet's (adm_fleet.c): neither; a ramp's times as it was planned */
+};
+char *adm_state_text_for(struct adm_state *st, enum adm_text_form form, size_t *len);
+/* Wall-clock minus monotonic ms, read once: the fleet's ramp times convert with it both ways. */
+int64_t adm_state_wall_off(struct adm_state *st);
+/*
+ * Applies a state from elsewhere while running (the fleet's, from etcd): the weight, the freeze,
+ * the pins, the ramp on its schedule, the guard's switch and trip, and the node changes when `p`
+ * was written for this config's layout. Each change is recorded as made by `who` ("fleet:
+ * edge-2 at ..."). Takes p's pins. 0, or -1 when out of memory (nothing changed).
+ */
+int adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who);
+/* adm_state_apply of a state file's text; -1 also when it cannot be read (logged). */
+int adm_state_apply_text(struct adm_state *st, const char *text, size_t len, const char *who);
+/* What `rollback` does, for `who`: the ramp cancelled, the weight 0. */
+void adm_state_rollback(struct adm_state *st, const char *who);
+
+/* ------------------------------------------------------------------ fleet mode (adm_fleet.c) */
+
+/* Starts fleet mode when st->cfg->fleet is configured (else nothing): the etcd client on `base`,
+ * the first read of the fleet's state, the watch, this instance's member key. 0, or -1 with err. */
+int adm_fleet_start(struct adm_state *st, struct event_base *base, struct xf_err *err);
+/* Stops it: the member key goes (its lease revoked), the client is freed. */
+void adm_fleet_stop(struct adm_state *st);
+/* After a change (adm_state_changed): a state that differs from the fleet's goes to etcd. */
+void adm_fleet_changed(struct adm_state *st);
+/* Why a command that changes the rollout may not run now (etcd unreachable, the first read not
+ * done), or NULL. `rollback`: the command is rollback (fleet.local_fallback accepts it). */
+const char *adm_fleet_refuse(struct adm_state *st, bool rollback);
+/* A command that changes the rollout is about to run: the generation its reply waits for (0
+ * outside fleet mode). */
+uint64_t adm_fleet_begin(struct adm_state *st);
+/* Whether generation `gen`'s change has its outcome from etcd; *error: why it was refused (the
+ * change was undone), or NULL. True for 0 and outside fleet mode. */
+bool adm_fleet_done(const struct adm_state *st, uint64_t gen, const char **error);
+/* The routing epoch of `s` (the snapshot in force): 16 hex digits of a hash of the seed, the
+ * weight (a running ramp's schedule instead), the key rules and the pins. Instances with the same
+ * epoch send every client to the same side. */
+void adm_fleet_epoch(struct adm_state *st, const struct bal_snapshot *s, char out[17]);
 
 /* adm_reload.c: */
 /* adm_server_reload on the state: publishes, swaps the config, records, saves. */
 void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,
                       const char *text);
 /* adm_state.c: */
+enum adm_result adm_cmd_show_fleet(struct adm_state *st, const struct adm_peer *peer,
+                                   const struct adm_args *a, struct adm_reply *r);
 enum adm_result adm_cmd_show_state(struct adm_state *, const struct adm_peer *,
                                    const struct adm_args *, struct adm_reply *);
 /* adm_stats.c: */

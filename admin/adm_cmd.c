@@ -15,26 +15,26 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_weight},
     {"set weight", "set weight P [force]",
      "send P percent of clients to y (0 to 100, two decimals; force: past y's capacity)", 1, 2,
-     ADM_CMD_CHANGES, adm_cmd_set_weight},
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_set_weight},
     {"rollback", "rollback", "send every client to x at once (weight 0); cancels a ramp", 0, 0,
-     ADM_CMD_CHANGES, adm_cmd_rollback},
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_rollback},
     {"promote", "promote [force]", "send every client to y (weight 100; force: past y's capacity)",
-     0, 1, ADM_CMD_CHANGES, adm_cmd_promote},
+     0, 1, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_promote},
     {"ramp", "ramp TO over DURATION [step P] [guarded] [force]",
      "move the weight to TO in even steps (default 1 point) over DURATION; pauses at y's capacity",
-     1, 7, ADM_CMD_CHANGES, adm_cmd_ramp},
-    {"ramp pause", "ramp pause", "hold the ramp at its current step", 0, 0, ADM_CMD_CHANGES,
+     1, 7, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_ramp},
+    {"ramp pause", "ramp pause", "hold the ramp at its current step", 0, 0, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT,
      adm_cmd_ramp_pause},
     {"ramp resume", "ramp resume", "go on with a paused ramp at the same pace", 0, 0,
-     ADM_CMD_CHANGES, adm_cmd_ramp_resume},
-    {"ramp cancel", "ramp cancel", "stop the ramp where it is", 0, 0, ADM_CMD_CHANGES,
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_ramp_resume},
+    {"ramp cancel", "ramp cancel", "stop the ramp where it is", 0, 0, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT,
      adm_cmd_ramp_cancel},
     {"show ramp", "show ramp", "the ramp's progress, its next step and when", 0, 0, 0,
      adm_cmd_show_ramp},
     {"pin", "pin KEY x|y", "send a split key to x or to y whatever the weight", 2, ADM_MAX_ARGS,
-     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES, adm_cmd_pin},
+     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_pin},
     {"unpin", "unpin KEY", "let a pinned key follow the weight again", 1, ADM_MAX_ARGS,
-     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES, adm_cmd_unpin},
+     ADM_CMD_RAW_ARGS | ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_unpin},
     {"show pins", "show pins", "the pinned keys and their side", 0, 0, 0, adm_cmd_show_pins},
     {"show nodes", "show nodes",
      "each node: weight, state, requests in flight, idle connections, last check, ejections", 0, 0,
@@ -43,19 +43,19 @@ static const struct adm_cmd adm_cmds[] = {
      "tunnels open (WebSocket and other upgrades) per node, and per cluster", 0, 0, 0,
      adm_cmd_show_tunnels},
     {"add node", "add node CLUSTER ADDRESS [weight W]", "add a node to x or y (weight 0 to 1000)",
-     2, 4, ADM_CMD_CHANGES, adm_cmd_add_node},
+     2, 4, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_add_node},
     {"set node", "set node CLUSTER/ADDRESS weight W", "change a node's weight (0 to 1000)", 3, 3,
-     ADM_CMD_CHANGES, adm_cmd_set_node},
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_set_node},
     {"drain node", "drain node CLUSTER/ADDRESS",
-     "stop new requests to the node; idle pooled connections close", 1, 1, ADM_CMD_CHANGES,
+     "stop new requests to the node; idle pooled connections close", 1, 1, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT,
      adm_cmd_drain_node},
     {"enable node", "enable node CLUSTER/ADDRESS", "let a drained node take requests again", 1, 1,
-     ADM_CMD_CHANGES, adm_cmd_enable_node},
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_enable_node},
     {"del node", "del node CLUSTER/ADDRESS [force]",
-     "remove a node (force: even the last one of its cluster)", 1, 2, ADM_CMD_CHANGES,
+     "remove a node (force: even the last one of its cluster)", 1, 2, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT,
      adm_cmd_del_node},
     {"freeze", "freeze on|off|show",
-     "the upgrade freeze: 423 for writes through admin_api listeners", 1, 1, ADM_CMD_CHANGES,
+     "the upgrade freeze: 423 for writes through admin_api listeners", 1, 1, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT,
      adm_cmd_freeze},
     {"which", "which KEY", "where a key goes now: KIND:NAME=VALUE, ip=ADDRESS or a bare value", 1,
      ADM_MAX_ARGS, ADM_CMD_RAW_ARGS, adm_cmd_which},
@@ -68,7 +68,7 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_preview_weight},
     {"guard", "guard on|off|show|reset",
      "the guard that judges y against x: start, stop, show its verdict, clear a trip", 1, 1,
-     ADM_CMD_CHANGES, adm_cmd_guard},
+     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_guard},
     {"report", "report [json]",
      "the rollout so far: a segment per weight with x against y, the guard, every change", 0, 0,
      ADM_CMD_JSON, adm_cmd_report},
@@ -76,6 +76,9 @@ static const struct adm_cmd adm_cmds[] = {
      adm_cmd_show_events},
     {"show state", "show state", "the state file: what start-up found, the last write", 0, 0, 0,
      adm_cmd_show_state},
+    {"show fleet", "show fleet",
+     "fleet mode: etcd, the state's revision and writer, each instance's revision and epoch", 0,
+     0, 0, adm_cmd_show_fleet},
     {"show config", "show config", "the settings crossfade started with", 0, 0, 0,
      adm_cmd_show_config},
     {"show version", "show version", "crossfade's version, pid and uptime", 0, 0, 0,
@@ -382,6 +385,16 @@ adm_dispatch(struct adm_state *st, const struct adm_peer *peer, const struct adm
                                "crossfade pid %ld, which takes over in a moment; run the command "
                                "again then",
                                st->handover_pid);
+    /* Fleet mode: a change of the rollout needs etcd, and its reply waits for etcd's answer. */
+    if ((c->flags & ADM_CMD_ROLLOUT) && st->fleet != NULL &&
+        !((c->fn == adm_cmd_freeze || c->fn == adm_cmd_guard) &&
+          adm_span_is(a->v[a->n - 1], "show"))) {
+        const char *why = adm_fleet_refuse(st, c->fn == adm_cmd_rollback);
+
+        if (why != NULL)
+            return adm_reply_error(r, "%s", why);
+        st->fleet_gen = adm_fleet_begin(st);
+    }
     return c->fn(st, peer, a, r);
 }
 
@@ -442,6 +455,7 @@ adm_exec(struct adm_state *st, const struct adm_peer *peer, const char *line, si
 
     evbuffer_drain(st->reply, evbuffer_get_length(st->reply));
     st->exec_gen = 0;
+    st->fleet_gen = 0;
     res = adm_precheck(line, len, &a, &r);
     if (res == ADM_SILENT)
         return ADM_SILENT;

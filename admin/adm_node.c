@@ -656,3 +656,63 @@ adm_node_apply(struct bal_snapshot *s, const struct adm_node_op *ops, size_t n)
         return -1;
     return applied;
 }
+
+int
+adm_node_apply_to(struct adm_state *st, struct bal_snapshot *next, const struct adm_node_op *ops,
+                  size_t n)
+{
+    struct xf_err err = {{0}};
+    struct bal_snapshot *want = bal_snapshot_new(st->cfg, next, 0, &err);
+    int changes = 0;
+
+    /* What the nodes should be: the config's with the changes applied, ids aside. */
+    if (want == NULL || adm_node_apply(want, ops, n) == -1) {
+        bal_snapshot_unref(want);
+        return -1;
+    }
+    for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
+        size_t k;
+
+        /* Gone from the wanted set: deleted (from the end, so that indices hold). */
+        for (size_t i = next->clusters[c].n_nodes; i-- > 0;) {
+            if (adm_node_index(want, c, next->clusters[c].nodes[i].addr.text, &k) == 0)
+                continue;
+            if (bal_snapshot_del_node(next, c, i, &err) == -1)
+                goto fail;
+            changes++;
+        }
+        for (size_t i = 0; i < want->clusters[c].n_nodes; i++) {
+            const struct bal_node *wn = &want->clusters[c].nodes[i];
+            struct bal_node *nn;
+
+            if (adm_node_index(next, c, wn->addr.text, &k) == -1) {
+                enum cfg_cluster_id other;
+                size_t j;
+
+                /* Moved from the other cluster: leaves it first. */
+                if (bal_snapshot_find(next, wn->addr.text, &other, &j) == 0 &&
+                    bal_snapshot_del_node(next, other, j, &err) == -1)
+                    goto fail;
+                if (bal_snapshot_add_node(next, c, &wn->addr, wn->weight,
+                                          bal_snapshot_free_id(next, st->id_busy, st->id_busy_arg),
+                                          &err) == -1)
+                    goto fail;
+                k = next->clusters[c].n_nodes - 1;
+                changes++;
+            }
+            nn = &next->clusters[c].nodes[k];
+            if (nn->weight != wn->weight || nn->state != wn->state) {
+                nn->weight = wn->weight;
+                nn->state = wn->state;
+                changes++;
+            }
+        }
+    }
+    bal_snapshot_unref(want);
+    if (changes > 0 && bal_snapshot_rebuild(next, &err) == -1)
+        return -1;
+    return changes;
+fail:
+    bal_snapshot_unref(want);
+    return -1;
+}

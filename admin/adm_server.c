@@ -35,6 +35,7 @@ struct adm_client {
     struct evbuffer *held;     /* owned; NULL when no reply is held */
     uint64_t wait_gen;         /* UINT64_MAX while its command is still pending (job) */
     uint64_t wait_version;     /* ... and the router version every worker must have taken */
+    uint64_t wait_fleet;       /* ... and the fleet change etcd must have answered (0: none) */
     void *job;                 /* borrowed: the pending command's job (st->job_done names it) */
     struct adm_stream *stream; /* owned: the rest of a long reply, written as the client reads */
     TAILQ_ENTRY(adm_client) link;
@@ -177,9 +178,13 @@ static bool
 adm_client_may_go(const struct adm_server *s, const struct adm_client *c,
                   const struct adm_saver_status *st)
 {
+    const char *error;
+
     if (c->held == NULL || c->job != NULL)
         return false;
     if (s->state.saver != NULL && st->written < c->wait_gen && c->wait_gen != 0)
+        return false;
+    if (!adm_fleet_done(&s->state, c->wait_fleet, &error))
         return false;
     return c->wait_version == 0 || s->state.applied == NULL ||
            s->state.applied(s->state.applied_arg) >= c->wait_version;
@@ -248,12 +253,28 @@ adm_server_note_unsaved(struct evbuffer *held, const char *error)
     free(text);
 }
 
+/* A fleet change etcd refused was undone: its reply becomes the error that says why. True when
+ * it did. */
+static bool
+adm_server_fleet_refused(const struct adm_state *st, uint64_t gen, struct evbuffer *reply)
+{
+    const char *error = NULL;
+
+    if (gen == 0 || !adm_fleet_done(st, gen, &error) || error == NULL)
+        return false;
+    evbuffer_drain(reply, evbuffer_get_length(reply));
+    adm_write_error(reply, "%s", error);
+    return true;
+}
+
 /* Sends a held reply and goes on with the client's next commands. */
 static void
 adm_client_release(struct adm_client *c, const struct adm_saver_status *st)
 {
-    if (st != NULL && st->error_wall_ms != 0)
+    if (!adm_server_fleet_refused(&c->srv->state, c->wait_fleet, c->held) && st != NULL &&
+        st->error_wall_ms != 0)
         adm_server_note_unsaved(c->held, st->error);
+    c->wait_fleet = 0;
     evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held);
     evbuffer_free(c->held);
     c->held = NULL;
@@ -282,7 +303,8 @@ adm_server_job_done(void *arg, void *job, struct evbuffer *reply)
     evbuffer_add_buffer(c->held, reply);
     /* wait_version held the router version when the command began. */
     c->wait_version = adm_server_published_version(s, c->wait_version);
-    if (adm_server_must_wait(s, s->state.exec_gen, c->wait_version, &st)) {
+    if (adm_server_must_wait(s, s->state.exec_gen, c->wait_version, &st) ||
+        !adm_fleet_done(&s->state, c->wait_fleet, &(const char *){NULL})) {
         c->wait_gen = s->state.exec_gen;
         return;
     }
@@ -335,6 +357,13 @@ void
 adm_server_applied(struct adm_server *s)
 {
     adm_server_release_ready(s);
+}
+
+/* st->released: etcd answered a fleet change; the replies waiting for it may go. */
+static void
+adm_server_on_released(void *arg)
+{
+    adm_server_release_ready(arg);
 }
 
 /*
@@ -435,13 +464,16 @@ adm_client_process(struct adm_client *c)
                 c->job = st->pending;
                 st->pending = NULL;
                 c->wait_gen = UINT64_MAX;
+                c->wait_fleet = st->fleet_gen;
                 c->wait_version = before; /* what it publishes is known when it ends */
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
-            if (adm_server_must_wait(c->srv, st->exec_gen, version, &saved)) {
-                /* An "ok:" must survive a crash, and be in force on every worker: the reply
-                 * goes once the change is on disk and each worker routes by it. */
+            if (adm_server_must_wait(c->srv, st->exec_gen, version, &saved) ||
+                !adm_fleet_done(st, st->fleet_gen, &(const char *){NULL})) {
+                /* An "ok:" must survive a crash, and be in force on every worker (and, in fleet
+                 * mode, in etcd): the reply goes once the change is on disk, each worker routes
+                 * by it and etcd took it. */
                 c->held = evbuffer_new();
                 if (c->held == NULL || evbuffer_add_buffer(c->held, reply) == -1) {
                     adm_client_drop(c, "out_of_memory");
@@ -449,10 +481,12 @@ adm_client_process(struct adm_client *c)
                 }
                 c->wait_gen = st->exec_gen;
                 c->wait_version = version;
+                c->wait_fleet = st->fleet_gen;
                 evbuffer_drain(in, consumed);
                 return ADM_CLIENT_ALIVE;
             }
             adm_server_note_if_unsaved(reply, &saved);
+            adm_server_fleet_refused(st, st->fleet_gen, reply);
             evbuffer_add_buffer(out, reply);
             if (res == ADM_WATCH) {
                 c->watching = true;
@@ -984,6 +1018,10 @@ adm_server_new_takeover(struct event_base *base, const struct cfg *cfg, struct b
     s->state.events.notify_arg = s;
     s->state.job_done = adm_server_job_done;
     s->state.job_done_arg = s;
+    s->state.released = adm_server_on_released;
+    s->state.released_arg = s;
+    if (adm_fleet_start(&s->state, base, err) == -1)
+        goto fail;
     s->scratch = evbuffer_new();
     if (s->scratch == NULL) {
         xf_err_set(err, "admin: out of memory");

@@ -304,6 +304,7 @@ adm_state_init_from(struct adm_state *st, const struct cfg *cfg, struct bal_rout
 void
 adm_state_fini(struct adm_state *st)
 {
+    adm_fleet_stop(st);
     if (st->ramp_timer != NULL)
         event_free(st->ramp_timer);
     st->ramp_timer = NULL;
@@ -320,6 +321,22 @@ adm_state_fini(struct adm_state *st)
 char *
 adm_state_text(struct adm_state *st, size_t *len)
 {
+    return adm_state_text_for(st, ADM_TEXT_FILE, len);
+}
+
+/* wall minus monotonic ms, taken once: the fleet's ramp times convert with it both ways, so that
+ * writing the same ramp twice gives the same text. */
+int64_t
+adm_state_wall_off(struct adm_state *st)
+{
+    if (st->ramp_wall_off == 0)
+        st->ramp_wall_off = st->wall_ms() - (int64_t)st->mono_ms();
+    return st->ramp_wall_off;
+}
+
+char *
+adm_state_text_for(struct adm_state *st, enum adm_text_form form, size_t *len)
+{
     struct adm_persist p;
     struct bal_snapshot *snap = bal_router_acquire(st->router);
     struct evbuffer *buf;
@@ -332,18 +349,29 @@ adm_state_text(struct adm_state *st, size_t *len)
     p.freeze_since = snap->freeze_since;
     p.pins = snap->pins; /* borrowed for the formatting only */
     p.ramp = st->ramp;
-    adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
+    if (form == ADM_TEXT_FLEET) {
+        /* Each instance takes the steps by the schedule and its clock: the progress is not
+         * shared (a step would be a write). */
+        adm_ramp_rebase(&p.ramp, 0, adm_state_wall_off(st));
+        if (p.ramp.state == ADM_RAMP_RUNNING) {
+            p.ramp.done = 0;
+            p.weight_bp = adm_ramp_weight_at(&p.ramp, 0);
+        }
+    } else {
+        adm_ramp_rebase(&p.ramp, (int64_t)st->mono_ms(), st->wall_ms());
+    }
     p.guard_on = st->guard.on;
     p.guard_tripped = st->guard.tripped;
-    p.events = st->events.n > 0 ? calloc(st->events.n, sizeof(*p.events)) : NULL;
+    p.events = st->events.n > 0 && form == ADM_TEXT_FILE ? calloc(st->events.n, sizeof(*p.events))
+                                                          : NULL;
     if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
-        (st->events.n > 0 && p.events == NULL)) {
+        (st->events.n > 0 && form == ADM_TEXT_FILE && p.events == NULL)) {
         free(p.nodes);
         free(p.events);
         bal_snapshot_unref(snap);
         return NULL;
     }
-    for (size_t i = 0; i < st->events.n; i++)
+    for (size_t i = 0; p.events != NULL && i < st->events.n; i++)
         p.events[p.n_events++] = *adm_events_get(&st->events, i);
     buf = evbuffer_new();
     if (buf != NULL)
@@ -386,6 +414,133 @@ adm_state_changed(struct adm_state *st)
 {
     if (st->dirty || st->events.seq != st->saved_seq)
         adm_state_save(st);
+    if (!st->applying)
+        adm_fleet_changed(st);
+}
+
+/* The ramp of `p` (times on the wall clock) takes the place of the one in force. */
+static void
+adm_state_apply_ramp(struct adm_state *st, const struct adm_persist *p, const char *who)
+{
+    char was[64] = "-", now[64] = "-", w[ADM_WEIGHT_TEXT];
+
+    if (st->ramp.state != ADM_RAMP_NONE)
+        snprintf(was, sizeof(was), "%s to %s",
+                 st->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
+                 adm_weight_text(st->ramp.to_bp, w));
+    if (p->ramp.state != ADM_RAMP_NONE)
+        snprintf(now, sizeof(now), "%s to %s",
+                 p->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
+                 adm_weight_text(p->ramp.to_bp, w));
+    if (p->ramp.state == ADM_RAMP_NONE) {
+        if (st->ramp.state != ADM_RAMP_NONE) {
+            st->ramp.state = ADM_RAMP_NONE;
+            if (st->ramp_timer != NULL)
+                evtimer_del(st->ramp_timer);
+            adm_events_add(&st->events, -1, -1, who, "ramp", was, "none");
+        }
+        return;
+    }
+    if (strcmp(was, now) != 0)
+        adm_events_add(&st->events, -1, -1, who, "ramp", was, now);
+    st->ramp = p->ramp;
+    adm_ramp_rebase(&st->ramp, adm_state_wall_off(st), 0);
+    /* The steps due by now are taken from the weight the ramp started from: its progress is not
+     * in the fleet's text (0), and adm_ramp_tick catches up. */
+    st->ramp.last_step_ms = (int64_t)st->mono_ms();
+    st->ramp.guard_held_ms = 0;
+}
+
+int
+adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who)
+{
+    struct bal_snapshot *next = adm_snapshot_begin(st);
+    char a[64], b[64], layout[ADM_LAYOUT_MAX];
+    bool same_layout;
+    size_t pins_before;
+
+    if (next == NULL)
+        return -1;
+    same_layout = p->layout[0] != '\0' &&
+                  strcmp(p->layout, adm_layout(st->cfg, layout, sizeof(layout))) == 0;
+    if (same_layout) {
+        int changed = adm_node_apply_to(st, next, p->nodes, p->n_nodes);
+
+        if (changed == -1) {
+            bal_snapshot_unref(next);
+            return -1;
+        }
+        if (changed > 0) {
+            snprintf(b, sizeof(b), "%d nodes changed", changed);
+            adm_events_add(&st->events, -1, -1, who, "nodes", "-", b);
+        }
+    } else if (p->n_nodes > 0) {
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=fleet_nodes_skipped changes=%zu reason=\"written for another layout of the "
+               "clusters (the configs differ)\"",
+               p->n_nodes);
+    }
+    if (next->weight_bp != p->weight_bp)
+        adm_events_add(&st->events, -1, -1, who, "weight", adm_weight_text(next->weight_bp, a),
+                       adm_weight_text(p->weight_bp, b));
+    if (next->freeze != p->freeze)
+        adm_events_add(&st->events, -1, -1, who, "freeze",
+                       adm_state_freeze_text(next->freeze, next->freeze_since, a, sizeof(a)),
+                       adm_state_freeze_text(p->freeze, p->freeze_since, b, sizeof(b)));
+    pins_before = bal_pins_count(next->pins);
+    if (pins_before != bal_pins_count(p->pins) || bal_pins_count(p->pins) > 0) {
+        snprintf(a, sizeof(a), "%zu", pins_before);
+        snprintf(b, sizeof(b), "%zu", bal_pins_count(p->pins));
+        if (strcmp(a, b) != 0)
+            adm_events_add(&st->events, -1, -1, who, "pins", a, b);
+    }
+    next->weight_bp = p->weight_bp;
+    next->freeze = p->freeze;
+    next->freeze_since = p->freeze_since;
+    bal_pins_unref(next->pins);
+    next->pins = p->pins; /* the reference moves to the snapshot */
+    p->pins = NULL;
+    st->applying = true;
+    adm_publish(st, next);
+    adm_state_apply_ramp(st, p, who);
+    if (p->have_guard && st->cfg->guard.configured) {
+        if (p->guard_tripped && !st->guard.tripped)
+            snprintf(st->guard.trip, sizeof(st->guard.trip), "tripped on another instance (%s)",
+                     who);
+        st->guard.on = p->guard_on;
+        st->guard.tripped = p->guard_tripped;
+    }
+    adm_ramp_tick(st);
+    adm_state_changed(st); /* the state file gets it; not a change of this instance's own */
+    st->applying = false;
+    return 0;
+}
+
+int
+adm_state_apply_text(struct adm_state *st, const char *text, size_t len, const char *who)
+{
+    struct adm_persist p;
+    struct xf_err err = {{0}};
+    int rc;
+
+    if (adm_persist_parse(text, len, "state", &p, &err) == -1) {
+        XF_LOG(XF_LOG_ERR, "admin", "event=state_apply_failed error=\"%s\"", err.msg);
+        return -1;
+    }
+    rc = adm_state_apply(st, &p, who);
+    adm_persist_fini(&p);
+    return rc;
+}
+
+void
+adm_state_rollback(struct adm_state *st, const char *who)
+{
+    unsigned old, to;
+
+    (void)adm_ramp_stop(st, -1, -1, who, &to);
+    if (adm_weight_apply(st, -1, -1, who, 0, &old) == -1)
+        XF_LOG(XF_LOG_ERR, "admin", "event=rollback_failed reason=out_of_memory who=\"%s\"", who);
+    st->dirty = true;
 }
 
 enum adm_result
