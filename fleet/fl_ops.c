@@ -380,9 +380,12 @@ fl_result_parse(enum fl_op op, const char *body, size_t len, struct fl_result *r
             goto done;
         res->kvs = kvs;
         v = fl_json_member(&doc, root, "more");
-        if (fl_member_int(&doc, root, "count", &res->count, err) == -1 ||
-            (v != FL_JSON_NONE && fl_json_bool(&doc, v, &res->more) == -1))
+        if (fl_member_int(&doc, root, "count", &res->count, err) == -1)
             goto done;
+        if (v != FL_JSON_NONE && fl_json_bool(&doc, v, &res->more) == -1) {
+            xf_err_set(err, "etcd's answer: \"more\" is not a boolean");
+            goto done;
+        }
         break;
     case FL_OP_DEL:
         if (fl_member_int(&doc, root, "deleted", &res->deleted, err) == -1)

@@ -83,7 +83,7 @@ t_cluster_start(size_t n)
         struct t_member *m = &t_members[k];
 
         memset(m, 0, sizeof(*m));
-        snprintf(m->name, sizeof(m->name), "m%zu", k);
+        snprintf(m->name, sizeof(m->name), "m%d", (int)k);
         m->client_port = h_free_port();
         m->peer_port = h_free_port();
         snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->client_port);
