@@ -40,7 +40,7 @@ struct adm_fleet_member {
 };
 
 struct adm_fleet_result {
-    uint64_t gen;                 /* the commit covered the changes up to this generation */
+    uint64_t gen;                /* the commit covered the changes up to this generation */
     char error[ADM_FLEET_ERROR]; /* "" when it was written */
 };
 
@@ -61,20 +61,20 @@ struct adm_fleet {
     int64_t by_ms;
     char *mine;    /* owned; NULL before the first sync */
     char *pending; /* owned: the text of the commit in flight */
-    bool synced;  /* the first read of the prefix is done */
-    bool syncing; /* ... and under way */
+    bool synced;   /* the first read of the prefix is done */
+    bool syncing;  /* ... and under way */
     /* etcd's reachability as the client last said it. */
     bool up;
     int64_t down_ms; /* wall clock when it was lost; 0 while up */
     char down_why[160];
     /* The commit in flight (one at a time) and the changes since. */
     bool committing;
-    uint64_t gen;          /* the generation of the latest local change */
-    uint64_t commit_upto;  /* the generation the commit in flight covers */
-    uint64_t done_gen;     /* every change up to it has its outcome */
-    bool local_only;       /* a rollback made without etcd (local_fallback) waits to be written */
+    uint64_t gen;         /* the generation of the latest local change */
+    uint64_t commit_upto; /* the generation the commit in flight covers */
+    uint64_t done_gen;    /* every change up to it has its outcome */
+    bool local_only;      /* a rollback made without etcd (local_fallback) waits to be written */
     struct adm_fleet_result results[ADM_FLEET_RESULTS];
-    size_t n_results;      /* ring: the latest at (n_results - 1) % ADM_FLEET_RESULTS */
+    size_t n_results; /* ring: the latest at (n_results - 1) % ADM_FLEET_RESULTS */
     /* What the other instances say, from members/ (this one included). */
     struct adm_fleet_member *members;
     size_t n_members;
@@ -267,12 +267,12 @@ adm_fleet_adopt(struct adm_fleet *f, const char *v, size_t len, int64_t rev)
         return -1;
     if (adm_fleet_split(v, len, by, sizeof(by), &by_ms, &text, &text_len) == -1 ||
         adm_persist_parse(text, text_len, "the fleet's state", p, &err) == -1) {
-        XF_LOG(XF_LOG_ERR, "admin",
-               "event=fleet_state_unreadable key=%s revision=%lld error=\"%s\" note=\"kept the "
-               "state in force\"",
-               f->key_state, (long long)rev,
-               adm_log_text(err.msg[0] != '\0' ? err.msg : "no \"by\" line", logged,
-                            sizeof(logged)));
+        XF_LOG(
+            XF_LOG_ERR, "admin",
+            "event=fleet_state_unreadable key=%s revision=%lld error=\"%s\" note=\"kept the "
+            "state in force\"",
+            f->key_state, (long long)rev,
+            adm_log_text(err.msg[0] != '\0' ? err.msg : "no \"by\" line", logged, sizeof(logged)));
         free(p);
         return -1;
     }
@@ -304,15 +304,16 @@ static void
 adm_fleet_undo(struct adm_fleet *f)
 {
     if (f->mine != NULL)
-        (void)adm_state_apply_text(f->st, f->mine, strlen(f->mine), "fleet: undone, etcd did not "
-                                                                    "take it");
+        (void)adm_state_apply_text(f->st, f->mine, strlen(f->mine),
+                                   "fleet: undone, etcd did not "
+                                   "take it");
 }
 
 /* ------------------------------------------------------------------ members */
 
 static void
-adm_fleet_member_parse(struct adm_fleet_member *m, const char *name, size_t name_len,
-                       const char *v, size_t len)
+adm_fleet_member_parse(struct adm_fleet_member *m, const char *name, size_t name_len, const char *v,
+                       size_t len)
 {
     char text[256];
     long long rev = 0;
@@ -412,7 +413,8 @@ adm_fleet_on_events(void *arg, const struct fl_event *evs, size_t n, int64_t rev
     for (size_t i = 0; i < n; i++) {
         const struct fl_kv *kv = &evs[i].kv;
 
-        if (kv->key_len == strlen(f->key_state) && memcmp(kv->key, f->key_state, kv->key_len) == 0) {
+        if (kv->key_len == strlen(f->key_state) &&
+            memcmp(kv->key, f->key_state, kv->key_len) == 0) {
             /* While a commit is in flight, its answer says what etcd holds (its own write, or the
              * winner's): the event is not applied twice. */
             if (evs[i].type == FL_EVENT_PUT && kv->mod_revision > f->rev && !f->committing)
@@ -422,8 +424,7 @@ adm_fleet_on_events(void *arg, const struct fl_event *evs, size_t n, int64_t rev
         if (kv->key_len > f->key_members_len &&
             memcmp(kv->key, f->key_members, f->key_members_len) == 0)
             adm_fleet_member_update(f, kv->key, kv->key_len,
-                                    evs[i].type == FL_EVENT_PUT ? kv->value : NULL,
-                                    kv->value_len);
+                                    evs[i].type == FL_EVENT_PUT ? kv->value : NULL, kv->value_len);
     }
 }
 
@@ -508,8 +509,8 @@ adm_fleet_sync(struct adm_fleet *f)
     if (f->syncing || evtimer_pending(f->ev_retry, NULL))
         return;
     f->syncing = true;
-    if (fl_etcd_get(f->etcd, f->conf->prefix, strlen(f->conf->prefix), FL_PREFIX,
-                    adm_fleet_on_sync, f) == -1)
+    if (fl_etcd_get(f->etcd, f->conf->prefix, strlen(f->conf->prefix), FL_PREFIX, adm_fleet_on_sync,
+                    f) == -1)
         f->syncing = false;
 }
 
@@ -519,7 +520,9 @@ static void
 adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
 {
     struct adm_fleet *f = arg;
-    uint64_t upto = f->commit_upto;
+    /* A write that fails undoes every change made here since the state etcd had: those made
+     * while it was in flight too (they stood on it). */
+    uint64_t upto = f->commit_upto, all = f->gen;
     char msg[ADM_FLEET_ERROR], who[128];
 
     f->committing = false;
@@ -532,13 +535,13 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
                  error);
         XF_LOG(XF_LOG_WARN, "admin", "event=fleet_commit_failed error=\"%s\"", error);
         if (f->local_only) {
-            adm_fleet_outcome(f, upto, NULL);
+            adm_fleet_outcome(f, all, NULL);
             return;
         }
         free(f->pending);
         f->pending = NULL;
         adm_fleet_undo(f);
-        adm_fleet_outcome(f, upto, msg);
+        adm_fleet_outcome(f, all, msg);
         return;
     }
     if (res->succeeded) {
@@ -571,8 +574,8 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
         const char *text;
         size_t text_len;
 
-        if (adm_fleet_split(kv->value, kv->value_len, by, sizeof(by), &by_ms, &text,
-                            &text_len) == 0)
+        if (adm_fleet_split(kv->value, kv->value_len, by, sizeof(by), &by_ms, &text, &text_len) ==
+            0)
             adm_fleet_who(by, by_ms, who, sizeof(who));
         else
             snprintf(who, sizeof(who), "another instance");
@@ -588,12 +591,12 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
                "unreachable\"",
                who);
         adm_state_rollback(f->st, "fleet local_fallback");
-        adm_fleet_outcome(f, upto, NULL);
+        adm_fleet_outcome(f, all, NULL);
         adm_fleet_changed(f->st);
         return;
     }
     snprintf(msg, sizeof(msg), "changed by %s, retry", who);
-    adm_fleet_outcome(f, upto, msg);
+    adm_fleet_outcome(f, all, msg);
 }
 
 void

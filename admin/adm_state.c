@@ -362,8 +362,8 @@ adm_state_text_for(struct adm_state *st, enum adm_text_form form, size_t *len)
     }
     p.guard_on = st->guard.on;
     p.guard_tripped = st->guard.tripped;
-    p.events = st->events.n > 0 && form == ADM_TEXT_FILE ? calloc(st->events.n, sizeof(*p.events))
-                                                          : NULL;
+    p.events =
+        st->events.n > 0 && form == ADM_TEXT_FILE ? calloc(st->events.n, sizeof(*p.events)) : NULL;
     if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
         (st->events.n > 0 && form == ADM_TEXT_FILE && p.events == NULL)) {
         free(p.nodes);
@@ -461,8 +461,8 @@ adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who)
 
     if (next == NULL)
         return -1;
-    same_layout = p->layout[0] != '\0' &&
-                  strcmp(p->layout, adm_layout(st->cfg, layout, sizeof(layout))) == 0;
+    same_layout =
+        p->layout[0] != '\0' && strcmp(p->layout, adm_layout(st->cfg, layout, sizeof(layout))) == 0;
     if (same_layout) {
         int changed = adm_node_apply_to(st, next, p->nodes, p->n_nodes);
 

@@ -1171,7 +1171,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
                                        o->admin_api_port, o->admin_api_extra != NULL ? ", " : "",
                                        o->admin_api_extra != NULL ? o->admin_api_extra : "")
                                : "",
-        h_path("admin.sock"),
+        h_path(o->name != NULL ? h_fmt("%s.sock", o->name) : "admin.sock"),
         o->admin_http_port != 0 ? h_fmt("  http: \"127.0.0.1:%d\"\n", o->admin_http_port) : "",
         o->weight != NULL ? o->weight : "0", o->split_extra != NULL ? o->split_extra : "",
         o->balance_x != NULL ? o->balance_x : "hash", o->x_extra != NULL ? o->x_extra : "",
@@ -1191,14 +1191,15 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         o->max_requests_per_connection != 0
             ? h_fmt(", max_requests_per_connection: %u", o->max_requests_per_connection)
             : "",
-        h_path("access.log"), o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
+        h_path(o->name != NULL ? h_fmt("%s-access.log", o->name) : "access.log"),
+        o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
 }
 
 struct h_proxy *
 h_proxy_start(const struct h_proxy_opts *o)
 {
     struct h_proxy *p = h_alloc(sizeof(*p));
-    const char *log = h_path("crossfade.log");
+    const char *log = h_path(o->name != NULL ? h_fmt("%s.log", o->name) : "crossfade.log");
     char *env[5] = {NULL, NULL, NULL, NULL, NULL};
     const char *asan = getenv("ASAN_OPTIONS");
     size_t n_env = 0;
@@ -1223,19 +1224,21 @@ h_proxy_start(const struct h_proxy_opts *o)
     }
     if (o->notify_socket != NULL)
         env[n_env++] = h_fmt("NOTIFY_SOCKET=%s", o->notify_socket);
-    p->access_log = h_path("access.log");
-    p->admin_socket = h_path("admin.sock");
+    p->access_log = h_path(o->name != NULL ? h_fmt("%s-access.log", o->name) : "access.log");
+    p->admin_socket = h_path(o->name != NULL ? h_fmt("%s.sock", o->name) : "admin.sock");
     p->shutdown_ms = h_or(o->shutdown_ms, 5000);
     for (int attempt = 0; attempt < 3; attempt++) {
         char *argv[4];
 
         p->port = h_free_port();
-        p->cfg_path = h_proxy_write_config("crossfade.yaml", o, p->port);
+        p->cfg_path = h_proxy_write_config(
+            o->name != NULL ? h_fmt("%s.yaml", o->name) : "crossfade.yaml", o, p->port);
         argv[0] = (char *)(o->binary != NULL ? o->binary : h_bin("crossfade"));
         argv[1] = "-c";
         argv[2] = (char *)p->cfg_path;
         argv[3] = NULL;
-        p->proc = h_spawn_io("crossfade", argv, log, log, env, o->nofile);
+        p->proc =
+            h_spawn_io(o->name != NULL ? o->name : "crossfade", argv, log, log, env, o->nofile);
         /* Listeners open one after another: wait for the last one too. Then for the end of
          * start-up (the first health checks), after which crossfade accepts. */
         if (h_wait_ready(p->proc, p->port, 10000) == 0 &&

@@ -201,6 +201,9 @@ struct h_proxy_opts {
     const char *notify_socket;
     /* The crossfade binary to run; NULL: h_bin("crossfade"). */
     const char *binary;
+    /* Several crossfade processes in one test: each names its files (NAME.yaml, NAME.sock,
+     * NAME.log, NAME-access.log) and its process; NULL: crossfade.yaml, admin.sock, ... */
+    const char *name;
 };
 
 struct h_proxy {

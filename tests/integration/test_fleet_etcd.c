@@ -15,6 +15,7 @@
 
 #include "fleet/fl.h"
 #include "fleet/fl_int.h" /* the JSON reader, for answers the client does not ask for */
+#include "tests/integration/etcd_helpers.h"
 #include "tests/integration/harness.h"
 
 TestSuite(fleet_etcd, .init = h_setup, .fini = h_teardown);
@@ -23,128 +24,6 @@ TestSuite(fleet_etcd, .init = h_setup, .fini = h_teardown);
 #define T_WAIT_MS 20000 /* the longest wait for one outcome */
 #define T_MAX_KVS 64
 #define T_MAX_EVS 256
-
-/* ------------------------------------------------------------------ etcd members */
-
-struct t_member {
-    struct h_proc *proc;
-    int client_port;
-    int peer_port;
-    char name[8];
-    char url[40]; /* http://127.0.0.1:client_port */
-    char **argv;  /* kept to start it again with the same data */
-};
-
-static struct t_member t_members[3];
-static size_t t_n_members;
-
-/* The etcd binary ($XF_ETCD, else the first `etcd` on PATH), or NULL. */
-static const char *
-t_etcd_bin(void)
-{
-    const char *env = getenv("XF_ETCD"), *path = getenv("PATH");
-
-    if (env != NULL && *env != '\0')
-        return access(env, X_OK) == 0 ? env : NULL;
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t n = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        const char *cand = h_fmt("%.*s/etcd", (int)n, path);
-
-        if (n > 0 && access(cand, X_OK) == 0)
-            return cand;
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return NULL;
-}
-
-static void
-t_member_spawn(struct t_member *m)
-{
-    m->proc = h_spawn(m->name, m->argv, h_path(h_fmt("%s.log", m->name)), NULL);
-}
-
-/*
- * Starts n (1 or 3) members with fresh data directories in the test's scratch directory (removed
- * at teardown, the processes killed then) and waits until each answers on its client port.
- * Skips the test when etcd is not installed.
- */
-static void
-t_cluster_start(size_t n)
-{
-    const char *bin = t_etcd_bin();
-    char *initial = "";
-
-    if (bin == NULL)
-        cr_skip_test("etcd is not installed (make deps installs Debian's etcd-server; or set "
-                     "XF_ETCD to the binary)");
-    t_n_members = n;
-    for (size_t k = 0; k < n; k++) {
-        struct t_member *m = &t_members[k];
-
-        memset(m, 0, sizeof(*m));
-        snprintf(m->name, sizeof(m->name), "m%d", (int)k);
-        m->client_port = h_free_port();
-        m->peer_port = h_free_port();
-        snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->client_port);
-        initial = h_fmt("%s%sm%zu=http://127.0.0.1:%d", initial, k > 0 ? "," : "", k, m->peer_port);
-    }
-    for (size_t k = 0; k < n; k++) {
-        struct t_member *m = &t_members[k];
-        const char *peer = h_fmt("http://127.0.0.1:%d", m->peer_port);
-        char *argv[] = {
-            (char *)bin,
-            "--name",
-            m->name,
-            "--data-dir",
-            (char *)h_path(h_fmt("%s.etcd", m->name)),
-            "--listen-client-urls",
-            m->url,
-            "--advertise-client-urls",
-            m->url,
-            "--listen-peer-urls",
-            (char *)peer,
-            "--initial-advertise-peer-urls",
-            (char *)peer,
-            "--initial-cluster",
-            initial,
-            "--initial-cluster-state",
-            "new",
-            "--initial-cluster-token",
-            (char *)h_fmt("xf-%d", (int)getpid()),
-            /* Loopback: quick elections, so losing the leader costs a second, not several. */
-            "--heartbeat-interval",
-            "50",
-            "--election-timeout",
-            "500",
-            "--logger",
-            "zap",
-            "--log-outputs",
-            "stderr",
-            NULL,
-        };
-
-        m->argv = h_alloc(sizeof(argv));
-        memcpy(m->argv, argv, sizeof(argv));
-        t_member_spawn(m);
-    }
-    for (size_t k = 0; k < n; k++) {
-        uint64_t end = h_now_ms() + T_WAIT_MS;
-
-        while (h_try_connect(t_members[k].client_port, 200) != 0) {
-            cr_assert(h_proc_alive(t_members[k].proc), "etcd %s exited (its log is printed)",
-                      t_members[k].name);
-            cr_assert(lt(u64, h_now_ms(), end), "etcd %s does not listen", t_members[k].name);
-            h_sleep_ms(50);
-        }
-    }
-}
-
-static void
-t_member_kill(struct t_member *m)
-{
-    h_proc_stop(m->proc, SIGKILL, 5000);
-}
 
 /* ------------------------------------------------------------------ the event loop */
 
@@ -354,7 +233,7 @@ t_conn_is(const struct t_conn_log *log, const char *what, bool up)
 }
 
 static struct fl_etcd *
-t_client(const struct t_member *const *members, size_t n, unsigned timeout_ms,
+t_client(const struct h_etcd_member *const *members, size_t n, unsigned timeout_ms,
          struct t_conn_log *log)
 {
     const char *eps[3];
@@ -377,9 +256,9 @@ t_client(const struct t_member *const *members, size_t n, unsigned timeout_ms,
 static struct fl_etcd *
 t_client_all(unsigned timeout_ms, struct t_conn_log *log)
 {
-    const struct t_member *ms[3] = {&t_members[0], &t_members[1], &t_members[2]};
+    const struct h_etcd_member *ms[3] = {&h_etcd[0], &h_etcd[1], &h_etcd[2]};
 
-    return t_client(ms, t_n_members, timeout_ms, log);
+    return t_client(ms, h_etcd_n, timeout_ms, log);
 }
 
 /* Waits until the cluster takes writes (a leader was elected). */
@@ -459,7 +338,7 @@ Test(fleet_etcd, puts_and_gets_one_key_and_a_prefix, .timeout = T_TIMEOUT)
     struct fl_etcd *e;
     struct t_call *c, *g;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
@@ -530,7 +409,7 @@ Test(fleet_etcd, cas_succeeds_on_the_expected_revision_and_reports_the_current_v
     struct t_call *c, *g;
     int64_t rev;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
@@ -588,7 +467,7 @@ Test(fleet_etcd, a_watch_sees_puts_and_deletes_in_order, .timeout = T_TIMEOUT)
     struct fl_etcd *e;
     struct t_call *first, *c;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, log);
     t_wait_writable(e);
@@ -647,45 +526,12 @@ Test(fleet_etcd, a_watch_sees_puts_and_deletes_in_order, .timeout = T_TIMEOUT)
     t_loop_fini();
 }
 
-/* POSTs `body` to `path` on m over a raw connection (for what the client has no call for);
- * returns the 200's body (harness-owned). */
-static const char *
-t_raw_post(const struct t_member *m, const char *path, const char *body)
-{
-    struct h_conn *c = h_connect(m->client_port);
-    struct h_msg msg;
-
-    cr_assert(eq(int,
-                 h_sendf(c, "POST %s HTTP/1.1\r\nHost: etcd\r\nContent-Length: %zu\r\n\r\n%s", path,
-                         strlen(body), body),
-                 0));
-    cr_assert(eq(int, h_read_response(c, &msg), 0), "no answer to %s", path);
-    cr_assert(eq(int, msg.status, 200), "%s refused: %s", path, msg.body);
-    h_close(c);
-    return msg.body;
-}
-
 /* Compacts the store up to `rev` (etcd compacts by itself in production). */
 static void
-t_compact(const struct t_member *m, int64_t rev)
+t_compact(const struct h_etcd_member *m, int64_t rev)
 {
-    t_raw_post(m, "/v3/kv/compaction",
-               h_fmt("{\"revision\":\"%" PRId64 "\",\"physical\":true}", rev));
-}
-
-/* Whether m is the leader now (its status names itself). */
-static bool
-t_is_leader(const struct t_member *m)
-{
-    const char *body = t_raw_post(m, "/v3/maintenance/status", "{}");
-    struct fl_json doc;
-    int64_t self = 0, leader = -1;
-
-    cr_assert(eq(int, fl_json_parse(&doc, body, strlen(body), NULL), 0));
-    fl_json_int(&doc, fl_json_member(&doc, fl_json_member(&doc, 0, "header"), "member_id"), &self);
-    fl_json_int(&doc, fl_json_member(&doc, 0, "leader"), &leader);
-    fl_json_fini(&doc);
-    return self == leader;
+    h_etcd_post(m, "/v3/kv/compaction",
+                h_fmt("{\"revision\":\"%" PRId64 "\",\"physical\":true}", rev));
 }
 
 /*
@@ -724,14 +570,14 @@ Test(fleet_etcd, a_watch_from_a_compacted_revision_tells_the_owner_which_reads_a
     struct fl_etcd *e;
     struct t_call *a, *g;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
     a = t_put(e, "/c/a", "1", 0);
     t_put(e, "/c/a", "2", 0);
     t_put(e, "/c/b", "3", 0);
-    t_compact(&t_members[0], a->revision + 2);
+    t_compact(&h_etcd[0], a->revision + 2);
 
     w = fl_watch_new(e, "/c/", 3, FL_PREFIX, a->revision, &t_watch_cbs, te);
     T_RUN_UNTIL(te->compacted != 0, T_WAIT_MS);
@@ -757,27 +603,27 @@ Test(fleet_etcd, a_watch_resumes_without_gap_or_repeat_after_its_member_is_kille
 {
     struct t_conn_log *log = h_alloc(sizeof(*log));
     struct t_events *te = h_alloc(sizeof(*te));
-    const struct t_member *order[3], *others[2];
+    const struct h_etcd_member *order[3], *others[2];
     struct fl_etcd *watcher, *writer, *probe;
-    const struct t_member *victim = NULL;
+    const struct h_etcd_member *victim = NULL;
     struct fl_watch *w;
     const char *ep;
     bool up, saw_down = false;
-    size_t k, n = 0;
+    size_t k, n = 0, leader;
 
-    t_cluster_start(3);
+    h_etcd_start(3);
     t_loop_init();
     probe = t_client_all(5000, NULL);
     t_wait_writable(probe);
     fl_etcd_free(probe);
     /* The member the watch streams from is the leader: losing it also costs an election, the
      * harder case. The writer never uses it, so that no write of the test is lost with it. */
+    leader = h_etcd_leader();
     for (k = 0; k < 3; k++)
-        if (victim == NULL && t_is_leader(&t_members[k]))
-            victim = &t_members[k];
+        if (k == leader)
+            victim = &h_etcd[k];
         else
-            others[n++] = &t_members[k];
-    cr_assert(ne(ptr, (void *)victim, NULL), "no leader");
+            others[n++] = &h_etcd[k];
     cr_assert(eq(sz, n, 2));
     order[0] = victim;
     order[1] = others[0];
@@ -795,7 +641,7 @@ Test(fleet_etcd, a_watch_resumes_without_gap_or_repeat_after_its_member_is_kille
     T_RUN_UNTIL(te->n >= 10, T_WAIT_MS);
     cr_assert(eq(sz, te->n, 10));
 
-    t_member_kill((struct t_member *)victim);
+    h_etcd_kill((struct h_etcd_member *)victim);
     /* Writes go on while the watch is away (and the survivors elect a leader). */
     for (; k < 30; k++)
         t_create_surely(writer, h_fmt("/r/%02zu", k), h_fmt("v%zu", k));
@@ -852,7 +698,7 @@ Test(fleet_etcd, a_kept_lease_keeps_its_key_and_revoking_it_removes_the_key, .ti
     struct t_call *g;
     uint64_t end;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
@@ -891,7 +737,7 @@ Test(fleet_etcd, a_lease_revoked_behind_its_back_is_reported_lost_and_granted_ag
     struct t_call *c;
     int64_t first;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
@@ -932,15 +778,15 @@ Test(fleet_etcd, a_lease_revoked_behind_its_back_is_reported_lost_and_granted_ag
 Test(fleet_etcd, with_every_endpoint_down_requests_fail_in_time_then_recover, .timeout = T_TIMEOUT)
 {
     struct t_conn_log *log = h_alloc(sizeof(*log));
-    struct t_member dead = {0};
-    const struct t_member *ms[2] = {&dead, &t_members[0]};
+    struct h_etcd_member dead = {0};
+    const struct h_etcd_member *ms[2] = {&dead, &h_etcd[0]};
     struct fl_etcd *e;
     struct t_call *c;
     uint64_t start;
     const char *ep;
     bool up;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     /* The first endpoint refuses connections: the client moves to the second. */
     snprintf(dead.url, sizeof(dead.url), "http://127.0.0.1:%d", h_free_port());
@@ -950,9 +796,9 @@ Test(fleet_etcd, with_every_endpoint_down_requests_fail_in_time_then_recover, .t
     cr_assert(eq(str, log->ch[0].endpoint, dead.url));
     cr_assert(not(log->ch[0].up));
     cr_assert(t_conn_last(log, "kv", &up, &ep) && up);
-    cr_assert(eq(str, (char *)ep, t_members[0].url));
+    cr_assert(eq(str, (char *)ep, h_etcd[0].url));
 
-    t_member_kill(&t_members[0]);
+    h_etcd_kill(&h_etcd[0]);
     start = h_now_ms();
     c = t_call_new();
     cr_assert(eq(int, fl_etcd_get(e, "/k", 2, 0, t_on_result, c), 0));
@@ -968,7 +814,7 @@ Test(fleet_etcd, with_every_endpoint_down_requests_fail_in_time_then_recover, .t
     cr_assert(not(c->calls_after));
 
     /* The member comes back with its data: requests succeed again. */
-    t_member_spawn(&t_members[0]);
+    h_etcd_spawn(&h_etcd[0]);
     start = h_now_ms();
     t_wait_writable(e);
     cr_assert(t_conn_is(log, "kv", true));
@@ -1017,7 +863,7 @@ Test(fleet_etcd, freeing_the_client_with_everything_in_flight_calls_nothing_afte
     static const struct fl_watch_cbs cbs = {.events = t_on_events_flag};
     struct fl_etcd *e;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
     e = t_client_all(5000, NULL);
     t_wait_writable(e);
@@ -1068,7 +914,7 @@ Test(fleet_etcd, a_callback_may_free_the_client, .timeout = T_TIMEOUT)
     struct t_self_free *sf = h_alloc(sizeof(*sf));
     struct fl_etcd *e;
 
-    t_cluster_start(1);
+    h_etcd_start(1);
     t_loop_init();
 
     /* From a request's callback, with more requests queued behind it. */

@@ -1,0 +1,390 @@
+/* tests/integration/test_fleet.c -- fleet mode: three crossfade instances sharing one rollout
+ * through a real etcd cluster on loopback (docs/fleet.md). */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/etcd_helpers.h"
+#include "tests/integration/harness.h"
+
+TestSuite(fleet, .init = h_setup, .fini = h_teardown);
+
+#define F_TIMEOUT  90   /* seconds: each test's .timeout */
+#define F_APPLY_MS 3000 /* a change in force everywhere within this (the benchmark measures it) */
+#define F_N        3
+
+struct f_fleet {
+    struct h_upstream *x, *y;
+    struct h_proxy *p[F_N];
+    int admin[F_N];
+    const char *names[F_N];
+};
+
+/* The fleet section and state file of instance `name`, with `more` fleet lines. */
+static const char *
+f_yaml(const char *name, const char *more)
+{
+    return h_fmt("state_file: \"%s\"\n"
+                 "fleet:\n"
+                 "  etcd: %s\n"
+                 "  prefix: /crossfade/it/\n"
+                 "  name: %s\n"
+                 "  timeout: 1s\n"
+                 "  lease: 3s\n"
+                 "%s",
+                 h_path(h_fmt("%s.state", name)), h_etcd_endpoints_yaml(), name,
+                 more != NULL ? more : "");
+}
+
+static struct h_proxy *
+f_start_one(struct f_fleet *f, size_t i, const char *more)
+{
+    return h_proxy_start(&(struct h_proxy_opts){.x = {{f->x->port}},
+                                                .y = {{f->y->port}},
+                                                .name = f->names[i],
+                                                .split_extra = "  key: [\"header:X-Key\"]\n",
+                                                .extra_yaml = f_yaml(f->names[i], more)});
+}
+
+/* Waits until instance i has read the fleet's state (its first read of etcd is done). */
+static void
+f_wait_synced(const struct f_fleet *f, size_t i)
+{
+    uint64_t end = h_now_ms() + 10000;
+
+    while (strstr(h_admin_cmd(f->admin[i], "show fleet"), "state not read") != NULL) {
+        cr_assert(lt(u64, h_now_ms(), end), "%s did not read the fleet's state", f->names[i]);
+        h_sleep_ms(20);
+    }
+}
+
+/* "state revision N" of instance i's `show fleet`, or "". */
+static const char *
+f_revision(const struct f_fleet *f, size_t i)
+{
+    const char *r = strstr(h_admin_cmd(f->admin[i], "show fleet"), "\nstate revision ");
+
+    return r != NULL ? h_fmt("%.*s", (int)(strcspn(r + 16, " ") + 16), r + 1) : "";
+}
+
+/* Waits until the fleet has a state in etcd and every instance applied the same revision (the
+ * instances started at once race to write the first one; the losers take the winner's). */
+static void
+f_wait_same_revision(const struct f_fleet *f)
+{
+    uint64_t end = h_now_ms() + 10000;
+
+    for (;;) {
+        const char *a = f_revision(f, 0), *b = f_revision(f, 1), *c = f_revision(f, 2);
+
+        if (*a != '\0' && strcmp(a, b) == 0 && strcmp(b, c) == 0)
+            return;
+        cr_assert(lt(u64, h_now_ms(), end), "revisions: \"%s\" \"%s\" \"%s\"", a, b, c);
+        h_sleep_ms(20);
+    }
+}
+
+/* etcd (n members) and three instances edge-a, edge-b, edge-c in front of nodes x1 and y1. */
+static struct f_fleet *
+f_start(size_t members, const char *more)
+{
+    struct f_fleet *f = h_alloc(sizeof(*f));
+
+    h_etcd_start(members);
+    f->x = h_upstream_start("x1", NULL);
+    f->y = h_upstream_start("y1", NULL);
+    f->names[0] = "edge-a";
+    f->names[1] = "edge-b";
+    f->names[2] = "edge-c";
+    for (size_t i = 0; i < F_N; i++) {
+        f->p[i] = f_start_one(f, i, more);
+        f->admin[i] = h_admin_connect(f->p[i]);
+    }
+    for (size_t i = 0; i < F_N; i++)
+        f_wait_synced(f, i);
+    f_wait_same_revision(f);
+    return f;
+}
+
+/* "y 12.50" of instance i's `show weight`. */
+static const char *
+f_weight(const struct f_fleet *f, size_t i)
+{
+    const char *w = strstr(h_admin_cmd(f->admin[i], "show weight"), "y ");
+
+    return w != NULL ? h_fmt("%.*s", (int)strcspn(w, "\n"), w) : "?";
+}
+
+/* Polls every instance's weight until each says `want` ("y 0.00"), or asserts after ms. */
+static void
+f_wait_weight(const struct f_fleet *f, const char *want, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (size_t i = 0; i < F_N; i++) {
+        while (strcmp(f_weight(f, i), want) != 0) {
+            cr_assert(lt(u64, h_now_ms(), end), "%s has %s, not %s, after %u ms", f->names[i],
+                      f_weight(f, i), want, ms);
+            h_sleep_ms(20);
+        }
+    }
+}
+
+/* Polls until the three instances have the same weight; returns it. */
+static const char *
+f_wait_agree(const struct f_fleet *f, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (;;) {
+        const char *a = f_weight(f, 0), *b = f_weight(f, 1), *c = f_weight(f, 2);
+
+        if (strcmp(a, b) == 0 && strcmp(b, c) == 0)
+            return a;
+        cr_assert(lt(u64, h_now_ms(), end), "no agreement after %u ms: %s, %s, %s", ms, a, b, c);
+        h_sleep_ms(20);
+    }
+}
+
+/* Waits until instance i's `show fleet` has a line starting with `line`. */
+static void
+f_wait_fleet(const struct f_fleet *f, size_t i, const char *line, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (;;) {
+        const char *r = h_admin_cmd(f->admin[i], "show fleet");
+
+        if (strncmp(r, line, strlen(line)) == 0 || strstr(r, h_fmt("\n%s", line)) != NULL)
+            return;
+        cr_assert(lt(u64, h_now_ms(), end), "%s's show fleet has no \"%s\" after %u ms:\n%s",
+                  f->names[i], line, ms, r);
+        h_sleep_ms(50);
+    }
+}
+
+/* The node that answers key `key` through instance i ("x1" or "y1"). */
+static const char *
+f_side(const struct f_fleet *f, size_t i, const char *key)
+{
+    struct h_conn *c = h_connect(f->p[i]->port);
+    struct h_msg m;
+    const char *name;
+
+    cr_assert(
+        eq(int, h_sendf(c, "GET / HTTP/1.1\r\nHost: " H_HOST "\r\nX-Key: %s\r\n\r\n", key), 0));
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    name = h_header(&m, "X-Upstream");
+    cr_assert(ne(ptr, (void *)name, NULL));
+    name = h_fmt("%s", name);
+    h_close(c);
+    return name;
+}
+
+Test(fleet, a_rollback_typed_on_one_instance_is_in_force_on_all, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(3, NULL);
+    char *r;
+
+    r = h_admin_cmd(f->admin[0], "set weight 100");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 100.00", 19), 0), "%s", r);
+    f_wait_weight(f, "y 100.00", F_APPLY_MS);
+    for (size_t i = 0; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_side(f, i, "client-1"), "y1"), "%s", f->names[i]);
+    r = h_admin_cmd(f->admin[1], "rollback");
+    cr_assert(eq(int, strncmp(r, "ok: rolled back: weight y 0.00", 30), 0), "%s", r);
+    f_wait_weight(f, "y 0.00", F_APPLY_MS);
+    for (size_t i = 0; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_side(f, i, "client-1"), "x1"), "%s", f->names[i]);
+    /* Each instance says who wrote it, and every member is in step. */
+    for (size_t i = 0; i < F_N; i++) {
+        f_wait_fleet(f, i, "state revision", F_APPLY_MS);
+        r = h_admin_cmd(f->admin[i], "show fleet");
+        cr_assert(not(eq(ptr, strstr(r, "by edge-b at"), NULL)), "%s", r);
+        cr_assert(not(eq(ptr, strstr(r, "member edge-a"), NULL)), "%s", r);
+        cr_assert(not(eq(ptr, strstr(r, "member edge-c"), NULL)), "%s", r);
+    }
+    /* The audit trail of another instance names where the change came from. */
+    r = h_admin_cmd(f->admin[2], "show events");
+    cr_assert(not(eq(ptr, strstr(r, "fleet: edge-b at"), NULL)), "%s", r);
+}
+
+/* Two operators at once on two instances: one write wins, the other is told and undone. */
+Test(fleet, two_concurrent_changes_one_wins_and_the_other_is_told, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, NULL);
+    unsigned lost = 0;
+
+    for (int round = 0; round < 5; round++) {
+        const char *a = h_fmt("set weight %d", 10 + round), *b = h_fmt("set weight %d", 50 + round);
+        char *ra, *rb;
+        const char *won;
+
+        h_admin_send(f->admin[0], a);
+        h_admin_send(f->admin[1], b);
+        ra = h_admin_reply(f->admin[0], 10000);
+        rb = h_admin_reply(f->admin[1], 10000);
+        cr_assert(strncmp(ra, "ok:", 3) == 0 || strncmp(rb, "ok:", 3) == 0, "neither took: %s / %s",
+                  ra, rb);
+        if (strncmp(ra, "error:", 6) == 0) {
+            cr_assert(not(eq(ptr, strstr(ra, "changed by edge-b at"), NULL)), "%s", ra);
+            cr_assert(not(eq(ptr, strstr(ra, "retry"), NULL)), "%s", ra);
+            lost++;
+        }
+        if (strncmp(rb, "error:", 6) == 0) {
+            cr_assert(not(eq(ptr, strstr(rb, "changed by edge-a at"), NULL)), "%s", rb);
+            lost++;
+        }
+        /* Whatever the order, every instance ends on the same weight: the last written. */
+        won = f_wait_agree(f, F_APPLY_MS);
+        cr_assert(strcmp(won, h_fmt("y %d.00", 10 + round)) == 0 ||
+                      strcmp(won, h_fmt("y %d.00", 50 + round)) == 0,
+                  "weight %s", won);
+    }
+    /* Five rounds of two writes sent together: not every one can have been alone. A round where
+     * both took is one where the second read the first's revision: both replies are ok then. */
+    cr_log_info("%u of 10 writes lost a race", lost);
+}
+
+/* A ramp is a schedule: every instance takes each step from its own clock, with no write per
+ * step, and they agree at every moment. */
+Test(fleet, a_ramp_runs_on_every_instance_on_the_same_schedule, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, NULL);
+    const char *r = h_admin_cmd(f->admin[2], "ramp 40 over 4s step 10");
+    size_t writes = 0;
+
+    cr_assert(eq(int, strncmp(r, "ok: ramping y from 0.00 to 40.00", 32), 0), "%s", r);
+    f_wait_fleet(f, 0, "state revision", F_APPLY_MS);
+    /* Sampled four times a step: the three differ at most around a step's instant. */
+    for (int k = 0; k < 16; k++) {
+        const char *w[F_N];
+        uint64_t t0 = h_now_ms();
+
+        for (size_t i = 0; i < F_N; i++)
+            w[i] = f_weight(f, i);
+        if (h_now_ms() - t0 < 50 && (strcmp(w[0], w[1]) != 0 || strcmp(w[1], w[2]) != 0)) {
+            /* Read across a step: read again at once, the step is taken everywhere now. */
+            h_sleep_ms(60);
+            for (size_t i = 0; i < F_N; i++)
+                w[i] = f_weight(f, i);
+        }
+        cr_assert(eq(str, (char *)w[0], (char *)w[1]), "edge-a %s, edge-b %s", w[0], w[1]);
+        cr_assert(eq(str, (char *)w[1], (char *)w[2]), "edge-b %s, edge-c %s", w[1], w[2]);
+        h_sleep_ms(250);
+    }
+    f_wait_weight(f, "y 40.00", 3000);
+    h_sleep_ms(500);
+    /* The steps were not written: the ramp's start and its end were (the end by one instance,
+     * or by more when they finish at the same moment and all but one lose the race). */
+    for (size_t i = 0; i < F_N; i++)
+        writes += h_log_count(h_path(h_fmt("%s.log", f->names[i])), "event=fleet_state_written");
+    cr_assert(ge(sz, writes, 2), "the ramp's start and end");
+    cr_assert(le(sz, writes, 4), "%zu writes for a ramp of 4 steps", writes);
+}
+
+/* Without etcd, routing goes on with the last state, and changes are refused with a reason. */
+Test(fleet, without_etcd_changes_are_refused_and_traffic_goes_on, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, NULL);
+    char *r;
+
+    r = h_admin_cmd(f->admin[0], "set weight 100");
+    f_wait_weight(f, "y 100.00", F_APPLY_MS);
+    h_etcd_kill(&h_etcd[0]);
+    f_wait_fleet(f, 1, "etcd unreachable since", 10000);
+    r = h_admin_cmd(f->admin[1], "set weight 30");
+    cr_assert(eq(int, strncmp(r, "error: fleet mode: etcd is unreachable since", 44), 0), "%s", r);
+    r = h_admin_cmd(f->admin[1], "rollback");
+    cr_assert(not(eq(ptr, strstr(r, "fleet.local_fallback: true would accept rollback"), NULL)),
+              "%s", r);
+    for (size_t i = 0; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_side(f, i, "client-1"), "y1"), "%s", f->names[i]);
+    f_wait_weight(f, "y 100.00", 100);
+    /* etcd back: changes go through again, everywhere. */
+    h_etcd_restart(&h_etcd[0]);
+    f_wait_fleet(f, 1, "etcd up", 15000);
+    f_wait_synced(f, 1);
+    r = h_admin_cmd(f->admin[1], "set weight 30");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 30.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 30.00", F_APPLY_MS);
+}
+
+/* fleet.local_fallback: rollback is accepted without etcd (rollback must always be possible), and
+ * the fleet gets it once etcd is back. */
+Test(fleet, local_fallback_accepts_rollback_and_writes_it_when_etcd_is_back, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, "  local_fallback: true\n");
+    char *r;
+
+    r = h_admin_cmd(f->admin[0], "set weight 100");
+    f_wait_weight(f, "y 100.00", F_APPLY_MS);
+    h_etcd_kill(&h_etcd[0]);
+    f_wait_fleet(f, 2, "etcd unreachable since", 10000);
+    r = h_admin_cmd(f->admin[2], "set weight 50");
+    cr_assert(eq(int, strncmp(r, "error: fleet mode: etcd is unreachable", 38), 0), "%s", r);
+    r = h_admin_cmd(f->admin[2], "rollback");
+    cr_assert(eq(int, strncmp(r, "ok: rolled back: weight y 0.00", 30), 0), "%s", r);
+    cr_assert(eq(str, (char *)f_weight(f, 2), "y 0.00"));
+    cr_assert(eq(str, (char *)f_side(f, 2, "client-1"), "x1"));
+    cr_assert(eq(str, (char *)f_weight(f, 0), "y 100.00"), "the others cannot know yet");
+    h_etcd_restart(&h_etcd[0]);
+    f_wait_weight(f, "y 0.00", 15000);
+    for (size_t i = 0; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_side(f, i, "client-1"), "x1"), "%s", f->names[i]);
+}
+
+/* An instance that starts while etcd is down routes by its state file, then catches up. */
+Test(fleet, an_instance_started_while_etcd_is_down_catches_up, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, NULL);
+    char *r;
+
+    r = h_admin_cmd(f->admin[0], "set weight 20");
+    f_wait_weight(f, "y 20.00", F_APPLY_MS);
+    /* edge-c stops with 20 in its state file; etcd goes; edge-c starts again. */
+    h_proxy_finish(f->p[2]);
+    h_etcd_kill(&h_etcd[0]);
+    f->p[2] = f_start_one(f, 2, NULL);
+    f->admin[2] = h_admin_connect(f->p[2]);
+    cr_assert(eq(str, (char *)f_weight(f, 2), "y 20.00"), "from its state file");
+    /* Meanwhile the fleet moves on (etcd back: edge-a writes 60), and edge-c follows. */
+    h_etcd_restart(&h_etcd[0]);
+    f_wait_fleet(f, 0, "etcd up", 15000);
+    f_wait_synced(f, 0);
+    r = h_admin_cmd(f->admin[0], "set weight 60");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 60.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 60.00", 15000);
+}
+
+/* The etcd leader killed in the middle of a ramp: the ramp stays on schedule on every instance
+ * and no request fails. */
+Test(fleet, losing_the_etcd_leader_mid_ramp_keeps_the_schedule_and_the_traffic,
+     .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(3, NULL);
+    const char *r = h_admin_cmd(f->admin[0], "ramp 30 over 3s step 10");
+    uint64_t end;
+    unsigned served = 0;
+
+    cr_assert(eq(int, strncmp(r, "ok: ramping", 11), 0), "%s", r);
+    f_wait_fleet(f, 2, "state revision", F_APPLY_MS);
+    h_etcd_kill(&h_etcd[h_etcd_leader()]);
+    end = h_now_ms() + 4000;
+    while (h_now_ms() < end) {
+        for (size_t i = 0; i < F_N; i++) {
+            const char *side = f_side(f, i, h_fmt("client-%u", served));
+
+            cr_assert(strcmp(side, "x1") == 0 || strcmp(side, "y1") == 0);
+            served++;
+        }
+        h_sleep_ms(20);
+    }
+    f_wait_weight(f, "y 30.00", 1000);
+    cr_log_info("%u requests served while the leader was lost", served);
+}
