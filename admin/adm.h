@@ -383,6 +383,20 @@ struct adm_ramp {
  */
 int adm_ramp_plan(struct adm_ramp *r, unsigned from_bp, unsigned to_bp, unsigned step_bp,
                   uint64_t duration_ms, int64_t now_ms, struct xf_err *err);
+/* What starts a ramp (`ramp`, or `set weight P at TIME`: one step at TIME). */
+struct adm_ramp_args {
+    unsigned to_bp, duration_ms, step_bp;
+    bool force, guarded;
+    bool at; /* set weight P at TIME: one step, due at the end of duration_ms */
+};
+struct adm_state;
+struct adm_peer;
+struct adm_args;
+struct adm_reply;
+/* Plans and starts a ramp for `peer` (refused while another runs), and writes the reply. */
+enum adm_result adm_ramp_start(struct adm_state *st, const struct adm_peer *peer,
+                               const struct adm_args *a, struct adm_reply *r,
+                               const struct adm_ramp_args *ra);
 /* The weight once k steps are in force (k >= n_steps: to_bp). */
 unsigned adm_ramp_weight_at(const struct adm_ramp *r, unsigned k);
 /* When step k (1..n_steps) is due. */
@@ -895,6 +909,11 @@ uint64_t adm_fleet_begin(struct adm_state *st);
 /* Whether generation `gen`'s change has its outcome from etcd; *error: why it was refused (the
  * change was undone), or NULL. True for 0 and outside fleet mode. */
 bool adm_fleet_done(const struct adm_state *st, uint64_t gen, const char **error);
+/* Appends fleet mode's families to /metrics: crossfade_fleet_info{name,epoch} 1, the revision
+ * applied, whether etcd answers, members listed and how many are in step (nothing outside it). */
+void adm_fleet_metrics(struct adm_state *st, struct evbuffer *b);
+/* "# HELP crossfade_NAME HELP" and "# TYPE crossfade_NAME TYPE" (adm_http.c). */
+void adm_http_family(struct evbuffer *b, const char *name, const char *type, const char *help);
 /* The routing epoch of `s` (the snapshot in force): 16 hex digits of a hash of the seed, the
  * weight (a running ramp's schedule instead), the key rules and the pins. Instances with the same
  * epoch send every client to the same side. */

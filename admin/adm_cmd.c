@@ -13,9 +13,11 @@ static const struct adm_cmd adm_cmds[] = {
     {"help", "help", "list the commands", 0, 0, 0, adm_cmd_help},
     {"show weight", "show weight", "the share of clients on x and on y, in percent", 0, 0, 0,
      adm_cmd_show_weight},
-    {"set weight", "set weight P [force]",
-     "send P percent of clients to y (0 to 100, two decimals; force: past y's capacity)", 1, 2,
-     ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_set_weight},
+    {"set weight", "set weight P [at TIME] [force]",
+     "send P percent of clients to y (0 to 100, two decimals; at TIME: then, on every instance of "
+     "a "
+     "fleet at once; force: past y's capacity)",
+     1, 4, ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_set_weight},
     {"rollback", "rollback", "send every client to x at once (weight 0); cancels a ramp", 0, 0,
      ADM_CMD_CHANGES | ADM_CMD_ROLLOUT, adm_cmd_rollback},
     {"promote", "promote [force]", "send every client to y (weight 100; force: past y's capacity)",

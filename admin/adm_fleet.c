@@ -29,7 +29,10 @@
  */
 
 #define ADM_FLEET_RESULTS 32 /* commits whose outcome a held reply may still ask for */
-#define ADM_FLEET_ERROR   200
+/* An instance's member key is written at most this often: each change would otherwise cost one
+ * write per instance (50 for a fleet of 50) on top of its own, all at once. */
+#define ADM_FLEET_REGISTER_MS 500
+#define ADM_FLEET_ERROR       200
 
 struct adm_fleet_member {
     char name[64];
@@ -50,7 +53,8 @@ struct adm_fleet {
     struct fl_etcd *etcd;
     struct fl_watch *watch;
     struct fl_lease *lease;
-    struct event *ev_retry; /* owned: the first read again, a second after it failed */
+    struct event *ev_retry;    /* owned: the first read again, a second after it failed */
+    struct event *ev_register; /* owned: the member key written, ADM_FLEET_REGISTER_MS later */
     char *key_state, *key_members, *key_self; /* owned */
     size_t key_members_len;
     /* The state in etcd this instance applied: its revision (0: etcd has none yet), who wrote it,
@@ -372,7 +376,7 @@ adm_fleet_member_update(struct adm_fleet *f, const char *key, size_t key_len, co
 
 /* This instance's member key: what it applied and how it routes, under its lease. */
 static void
-adm_fleet_register(struct adm_fleet *f)
+adm_fleet_register_now(struct adm_fleet *f)
 {
     char v[256], epoch[17];
     int64_t lease = f->lease != NULL ? fl_lease_id(f->lease) : 0;
@@ -390,6 +394,24 @@ adm_fleet_register(struct adm_fleet *f)
 }
 
 static void
+adm_fleet_on_register(evutil_socket_t fd, short what, void *arg)
+{
+    XF_UNUSED(fd);
+    XF_UNUSED(what);
+    adm_fleet_register_now(arg);
+}
+
+/* The member key is written soon, once for the changes of the next ADM_FLEET_REGISTER_MS. */
+static void
+adm_fleet_register(struct adm_fleet *f)
+{
+    static const struct timeval soon = {0, ADM_FLEET_REGISTER_MS * 1000};
+
+    if (!evtimer_pending(f->ev_register, NULL))
+        evtimer_add(f->ev_register, &soon);
+}
+
+static void
 adm_fleet_on_lease(void *arg, enum fl_lease_state state, int64_t id, const char *why)
 {
     struct adm_fleet *f = arg;
@@ -399,7 +421,7 @@ adm_fleet_on_lease(void *arg, enum fl_lease_state state, int64_t id, const char 
                (long long)id, why != NULL ? why : "-");
         return;
     }
-    adm_fleet_register(f);
+    adm_fleet_register_now(f); /* a new lease: the key went with the old one */
 }
 
 /* ------------------------------------------------------------------ the watch */
@@ -761,7 +783,8 @@ adm_fleet_start(struct adm_state *st, struct event_base *base, struct xf_err *er
     }
     f->key_members_len = strlen(f->key_members);
     f->ev_retry = evtimer_new(base, adm_fleet_on_retry, f);
-    if (f->ev_retry == NULL) {
+    f->ev_register = evtimer_new(base, adm_fleet_on_register, f);
+    if (f->ev_retry == NULL || f->ev_register == NULL) {
         xf_err_set(err, "fleet: out of memory");
         goto fail;
     }
@@ -796,6 +819,8 @@ adm_fleet_stop(struct adm_state *st)
         return;
     if (f->ev_retry != NULL)
         event_free(f->ev_retry);
+    if (f->ev_register != NULL)
+        event_free(f->ev_register);
     fl_watch_free(f->watch);
     fl_lease_free(f->lease, true);
     fl_etcd_free(f->etcd);
@@ -807,6 +832,36 @@ adm_fleet_stop(struct adm_state *st)
     free(f->members);
     free(f);
     st->fleet = NULL;
+}
+
+/* ------------------------------------------------------------------ /metrics */
+
+void
+adm_fleet_metrics(struct adm_state *st, struct evbuffer *b)
+{
+    struct adm_fleet *f = st->fleet;
+    char epoch[17];
+    unsigned in_step = 0;
+
+    if (f == NULL)
+        return;
+    adm_fleet_epoch_now(f, epoch);
+    for (size_t i = 0; i < f->n_members; i++)
+        in_step += f->members[i].revision >= f->rev && strcmp(f->members[i].epoch, epoch) == 0;
+    adm_http_family(b, "fleet_info", "gauge",
+                    "Fleet mode: this instance's name and routing epoch (equal epochs route every "
+                    "client alike).");
+    evbuffer_add_printf(b, "crossfade_fleet_info{name=\"%s\",epoch=\"%s\"} 1\n", f->conf->name,
+                        epoch);
+    adm_http_family(b, "fleet_state_revision", "gauge",
+                    "The etcd revision of the shared state this instance applied (0: none yet).");
+    evbuffer_add_printf(b, "crossfade_fleet_state_revision %lld\n", (long long)f->rev);
+    adm_http_family(b, "fleet_etcd_up", "gauge", "1 while etcd answers this instance.");
+    evbuffer_add_printf(b, "crossfade_fleet_etcd_up %d\n", f->up && f->synced);
+    adm_http_family(b, "fleet_members", "gauge",
+                    "Instances listed under the prefix, and those in step with this one.");
+    evbuffer_add_printf(b, "crossfade_fleet_members{state=\"listed\"} %zu\n", f->n_members);
+    evbuffer_add_printf(b, "crossfade_fleet_members{state=\"in_step\"} %u\n", in_step);
 }
 
 /* ------------------------------------------------------------------ show fleet */

@@ -89,7 +89,7 @@ adm_http_label(struct evbuffer *b, const char *s)
     evbuffer_add(b, "\"", 1);
 }
 
-static void
+void
 adm_http_family(struct evbuffer *b, const char *name, const char *type, const char *help)
 {
     evbuffer_add_printf(b, "# HELP crossfade_%s %s\n# TYPE crossfade_%s %s\n", name, help, name,
@@ -407,6 +407,7 @@ adm_http_metrics(struct adm_state *st, struct evbuffer *b, const struct adm_http
                             (unsigned long long)g->verdicts[k]);
     adm_http_family(b, "guard_trips_total", "counter", "Times the guard acted on a failure.");
     evbuffer_add_printf(b, "crossfade_guard_trips_total %llu\n", (unsigned long long)g->trips);
+    adm_fleet_metrics(st, b);
     adm_http_metrics_cluster(b, s);
     adm_http_metrics_nodes(st, b, v);
     adm_http_family(b, "client_connections", "gauge", "Client connections open.");

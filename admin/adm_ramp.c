@@ -398,21 +398,43 @@ adm_ramp_args(const struct adm_args *a, unsigned *to_bp, unsigned *duration_ms, 
     return 0;
 }
 
-enum adm_result
-adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
-             struct adm_reply *r)
+/* The reply's first line for a ramp just planned: "ramping ..." or, for `set weight P at TIME`,
+ * when the one step comes. */
+static void
+adm_ramp_started_reply(struct adm_state *st, struct adm_reply *r, const struct adm_ramp *ramp,
+                       unsigned from_bp, bool at)
 {
-    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], next[64], why[ADM_WHY_SIZE] = "";
-    unsigned to_bp, duration_ms, step_bp, from_bp, cap;
+    char w[3][ADM_WEIGHT_TEXT], d[32], e[32], t[32];
+    int64_t at_ms = adm_ramp_due(ramp, 1) - (int64_t)st->mono_ms() + st->wall_ms();
+
+    adm_weight_text(ramp->to_bp, w[0]);
+    adm_weight_text(ramp->step_bp, w[1]);
+    adm_weight_text(from_bp, w[2]);
+    if (at)
+        adm_reply_line(r, "ok: weight y %s (now %s) at %s, in %s", w[0], w[2],
+                       adm_time_text((time_t)((at_ms + 500) / 1000), t, sizeof(t)),
+                       adm_duration_text(ramp->duration_ms, d, sizeof(d)));
+    else
+        adm_reply_line(
+            r, "ok: ramping y from %s to %s over %s: %u step%s of %s, one every %s", w[2], w[0],
+            adm_duration_text(ramp->duration_ms, d, sizeof(d)), ramp->n_steps,
+            ramp->n_steps == 1 ? "" : "s", w[1],
+            adm_duration_text((unsigned)(ramp->duration_ms / ramp->n_steps), e, sizeof(e)));
+}
+
+enum adm_result
+adm_ramp_start(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+               struct adm_reply *r, const struct adm_ramp_args *ra)
+{
+    char w[3][ADM_WEIGHT_TEXT], d[32], next[64], why[ADM_WHY_SIZE] = "";
+    unsigned from_bp, cap;
     struct xf_err err = {{0}};
     struct bal_snapshot *snap;
     struct adm_ramp ramp;
     int64_t now = adm_ramp_now(st);
-    bool force, guarded, over;
+    bool over;
 
-    if (adm_ramp_args(a, &to_bp, &duration_ms, &step_bp, &force, &guarded, r) == -1)
-        return ADM_ERROR;
-    if (guarded && !adm_guard_is_on(st))
+    if (ra->guarded && !adm_guard_is_on(st))
         return adm_reply_error(r, "a guarded ramp needs the guard: %s",
                                st->cfg->guard.configured
                                    ? "it is off (\"guard on\" starts it)"
@@ -426,35 +448,38 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
                                st->ramp.done, st->ramp.n_steps);
     snap = bal_router_acquire(st->router);
     from_bp = snap->weight_bp;
-    over = adm_capacity_check(st, snap, to_bp, &cap, why, sizeof(why)) == -1;
+    over = adm_capacity_check(st, snap, ra->to_bp, &cap, why, sizeof(why)) == -1;
     bal_snapshot_unref(snap);
-    if (adm_ramp_plan(&ramp, from_bp, to_bp, step_bp, duration_ms, now, &err) == -1)
+    if (ra->at && from_bp == ra->to_bp)
+        return adm_reply_error(r, "the weight is %s already", adm_weight_text(from_bp, w[0]));
+    if (adm_ramp_plan(&ramp, from_bp, ra->to_bp,
+                      ra->at ? (from_bp > ra->to_bp ? from_bp - ra->to_bp : ra->to_bp - from_bp)
+                             : ra->step_bp,
+                      ra->duration_ms, now, &err) == -1)
         return adm_reply_error(r, "%s", err.msg);
     /* Checked once here; each step is checked again when it comes, unless forced. */
-    if (over && !force)
+    if (over && !ra->force)
         return adm_reply_error(r, "%s; add \"force\" to do it anyway", why);
-    if (to_bp > from_bp && adm_guard_refuses_up(st, r))
+    if (ra->to_bp > from_bp && adm_guard_refuses_up(st, r))
         return ADM_ERROR;
     ramp.uid = peer->uid;
-    ramp.guarded = guarded;
+    ramp.guarded = ra->guarded;
     ramp.last_step_ms = now;
     ramp.pid = peer->pid;
-    ramp.force = force;
+    ramp.force = ra->force;
     adm_command_text(a, ramp.command, sizeof(ramp.command));
     st->ramp = ramp;
-    snprintf(next, sizeof(next), "to %s over %s step %s", adm_weight_text(to_bp, w[0]),
-             adm_duration_text(duration_ms, d, sizeof(d)), adm_weight_text(ramp.step_bp, w[1]));
+    snprintf(next, sizeof(next), "to %s over %s step %s", adm_weight_text(ra->to_bp, w[0]),
+             adm_duration_text(ra->duration_ms, d, sizeof(d)), adm_weight_text(ramp.step_bp, w[1]));
     adm_events_add(&st->events, peer->uid, peer->pid, ramp.command, "ramp", "-", next);
     adm_weight_text(from_bp, w[2]);
     XF_LOG(XF_LOG_INFO, "admin",
            "event=ramp_started from=%s to=%s step=%s steps=%u duration_ms=%u uid=%ld pid=%ld "
            "cmd=\"%s\"",
-           w[2], w[0], w[1], ramp.n_steps, duration_ms, peer->uid, peer->pid, ramp.command);
+           w[2], w[0], w[1], ramp.n_steps, ra->duration_ms, peer->uid, peer->pid, ramp.command);
     adm_ramp_arm(st, now);
     st->dirty = true;
-    adm_reply_line(r, "ok: ramping y from %s to %s over %s: %u step%s of %s, one every %s", w[2],
-                   w[0], d, ramp.n_steps, ramp.n_steps == 1 ? "" : "s", w[1],
-                   adm_duration_text(duration_ms / ramp.n_steps, e, sizeof(e)));
+    adm_ramp_started_reply(st, r, &ramp, from_bp, ra->at);
     if (over) {
         XF_LOG(XF_LOG_WARN, "admin",
                "event=capacity_forced weight=%s capacity=%s uid=%ld pid=%ld cmd=\"%s\"", w[0],
@@ -462,6 +487,17 @@ adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm
         adm_reply_line(r, "note: forced: %s", why);
     }
     return ADM_OK;
+}
+
+enum adm_result
+adm_cmd_ramp(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
+             struct adm_reply *r)
+{
+    struct adm_ramp_args ra = {0};
+
+    if (adm_ramp_args(a, &ra.to_bp, &ra.duration_ms, &ra.step_bp, &ra.force, &ra.guarded, r) == -1)
+        return ADM_ERROR;
+    return adm_ramp_start(st, peer, a, r, &ra);
 }
 
 /* The error for pause/resume/cancel without a ramp. */

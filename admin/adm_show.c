@@ -210,6 +210,27 @@ adm_show_guard(struct adm_reply *r, const struct cfg *cfg)
     adm_reply_line(r, "guard.step_down %s%%", adm_weight_text(g->step_down_bp, a));
 }
 
+/* fleet as the file set it (`show fleet` tells how it goes). */
+static void
+adm_show_fleet_config(struct adm_reply *r, const struct cfg *cfg)
+{
+    const struct cfg_fleet *f = &cfg->fleet;
+    char d[32], e[32];
+
+    if (!f->configured) {
+        adm_reply_line(r, "fleet off");
+        return;
+    }
+    for (size_t i = 0; i < f->n_etcd; i++)
+        adm_reply_line(r, "fleet.etcd[%zu] %s", i, f->etcd[i]);
+    adm_reply_line(r, "fleet.prefix %s", f->prefix);
+    adm_reply_line(r, "fleet.name %s", f->name);
+    adm_reply_line(r, "fleet.local_fallback %s", f->local_fallback ? "true" : "false");
+    adm_reply_line(r, "fleet.timeout %s fleet.lease %s",
+                   adm_duration_text(f->timeout_ms, d, sizeof(d)),
+                   adm_duration_text(f->lease_ms, e, sizeof(e)));
+}
+
 /*
  * A node as it is now (the snapshot's), with its own limits when they are not its cluster's, and
  * what the admin socket changed: "(added at run time)", "(config: weight 1)", its operator state.
@@ -336,6 +357,7 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "log_level %s", levels[cfg->log_level]);
     adm_reply_line(r, "state_file %s", cfg->state_file != NULL ? cfg->state_file : "off");
     adm_show_guard(r, cfg);
+    adm_show_fleet_config(r, cfg);
     return ADM_OK;
 }
 

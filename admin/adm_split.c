@@ -147,6 +147,43 @@ adm_split_force(const struct adm_args *a, size_t n_words, bool *force)
     return 0;
 }
 
+/*
+ * The TIME of `set weight P at TIME`: UTC as 2026-12-06T22:30:00Z (seconds may have a fraction),
+ * or +DURATION from now_ms (the wall clock, ms). 0 with *out in wall-clock ms, or -1.
+ */
+static int
+adm_split_time(struct adm_span s, int64_t now_ms, int64_t *out)
+{
+    char text[40], *end;
+    struct tm tm = {0};
+    unsigned ms = 0, rel;
+    time_t t;
+
+    if (s.len == 0 || s.len >= sizeof(text))
+        return -1;
+    if (s.ptr[0] == '+') {
+        if (adm_duration_parse(s.ptr + 1, s.len - 1, &rel, NULL) == -1)
+            return -1;
+        *out = now_ms + rel;
+        return 0;
+    }
+    memcpy(text, s.ptr, s.len);
+    text[s.len] = '\0';
+    end = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL)
+        return -1;
+    if (*end == '.') {
+        unsigned scale = 100;
+
+        for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10)
+            ms += (unsigned)(*end - '0') * scale;
+    }
+    if (strcmp(end, "Z") != 0 || (t = timegm(&tm)) == (time_t)-1)
+        return -1;
+    *out = (int64_t)t * 1000 + ms;
+    return 0;
+}
+
 /* y's tunnels (WebSocket) open now: counted before a rollback is published, since the workers
  * begin closing them at once. */
 static uint64_t
@@ -236,13 +273,33 @@ adm_cmd_set_weight(struct adm_state *st, const struct adm_peer *peer, const stru
     unsigned bp;
     bool force;
 
-    if (adm_split_force(a, 3, &force) == -1)
-        return adm_reply_error(r, "usage: set weight P [force]");
+    bool at = a->n >= 5 && adm_span_is(a->v[3], "at");
+
+    if (adm_split_force(a, at ? 5 : 3, &force) == -1)
+        return adm_reply_error(r, "usage: set weight P [at TIME] [force]");
     if (adm_weight_parse(p.ptr, p.len, &bp) == -1)
         return adm_reply_error(r,
                                "weight must be a number from 0 to 100 with at most two decimals, "
                                "got %s",
                                adm_quote(p.ptr, p.len, q, sizeof(q)));
+    if (at) {
+        struct adm_ramp_args ra = {.to_bp = bp, .force = force, .at = true};
+        int64_t when, wait;
+
+        if (adm_split_time(a->v[4], st->wall_ms(), &when) == -1)
+            return adm_reply_error(r,
+                                   "TIME must be UTC as 2026-12-06T22:30:00Z, or +DURATION such "
+                                   "as +30s, got %s",
+                                   adm_quote(a->v[4].ptr, a->v[4].len, q, sizeof(q)));
+        wait = when - st->wall_ms();
+        if (wait < 1000 || wait > 24 * 3600 * 1000)
+            return adm_reply_error(r,
+                                   "TIME must be from 1 second to 24 hours from now (it is %+.1f "
+                                   "s away)",
+                                   (double)wait / 1000);
+        ra.duration_ms = (unsigned)wait;
+        return adm_ramp_start(st, peer, a, r, &ra);
+    }
     return adm_split_set(st, peer, a, r, bp, force, "");
 }
 

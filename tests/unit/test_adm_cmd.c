@@ -67,10 +67,12 @@ Test(adm_cmd, a_bad_weight_is_refused_and_the_weight_stays)
 
 Test(adm_cmd, set_weight_with_0_or_2_values_gets_its_usage)
 {
-    cr_assert(eq(str, (char *)run_error("set weight"), "error: usage: set weight P [force]"));
-    cr_assert(eq(str, (char *)run_error("set weight 1 2"), "error: usage: set weight P [force]"));
     cr_assert(
-        eq(str, (char *)run_error("set weight 1 force 2"), "error: usage: set weight P [force]"));
+        eq(str, (char *)run_error("set weight"), "error: usage: set weight P [at TIME] [force]"));
+    cr_assert(eq(str, (char *)run_error("set weight 1 2"),
+                 "error: usage: set weight P [at TIME] [force]"));
+    cr_assert(eq(str, (char *)run_error("set weight 1 force 2"),
+                 "error: usage: set weight P [at TIME] [force]"));
 }
 
 Test(adm_cmd, rollback_sends_all_to_x_and_names_the_old_weight)
@@ -104,9 +106,9 @@ Test(adm_cmd, a_misspelt_command_gets_the_closest_one_as_a_hint)
                  "error: unknown command \"show wieght\"; did you mean \"show weight\"?"));
     cr_assert(eq(str, (char *)run_error("rolback"),
                  "error: unknown command \"rolback\"; did you mean \"rollback\"?"));
-    cr_assert(
-        eq(str, (char *)run_error("set wieght 5"),
-           "error: unknown command \"set wieght 5\"; did you mean \"set weight P [force]\"?"));
+    cr_assert(eq(str, (char *)run_error("set wieght 5"),
+                 "error: unknown command \"set wieght 5\"; did you mean \"set weight P [at TIME] "
+                 "[force]\"?"));
 }
 
 Test(adm_cmd, a_word_like_no_command_points_to_help)
@@ -656,9 +658,10 @@ Test(adm_cmd, a_line_is_checked_without_running_it_as_the_socket_would_answer)
     cr_assert(eq(int, check_line("ramp pause", why, sizeof(why)), 0), "%s", why);
     cr_assert(eq(int, check_line("sett weight 5", why, sizeof(why)), -1));
     cr_assert(
-        eq(str, why, "unknown command \"sett weight 5\"; did you mean \"set weight P [force]\"?"));
+        eq(str, why,
+           "unknown command \"sett weight 5\"; did you mean \"set weight P [at TIME] [force]\"?"));
     cr_assert(eq(int, check_line("set weight", why, sizeof(why)), -1));
-    cr_assert(eq(str, why, "usage: set weight P [force]"));
+    cr_assert(eq(str, why, "usage: set weight P [at TIME] [force]"));
     cr_assert(eq(int, check_line("show weight json", why, sizeof(why)), -1));
     cr_assert(eq(str, why, "\"show weight\" has no JSON form"));
     cr_assert(eq(int, check_line("  ", why, sizeof(why)), -1));

@@ -173,7 +173,7 @@ Test(bench_rollout, bad_offsets_and_unknown_commands_name_the_step)
     ASSERT_ERROR("1s rollback; soon promote", "rollout step 2: bad offset \"soon\"");
     /* The admin socket's own words, as xfctl would get them. */
     ASSERT_ERROR("10s sett weight 5", "rollout step 1: unknown command \"sett weight 5\"; did you "
-                                      "mean \"set weight P [force]\"?");
+                                      "mean \"set weight P [at TIME] [force]\"?");
     ASSERT_ERROR("10s admin shwo nodes", "rollout step 1: unknown command \"shwo nodes\"");
     ASSERT_ERROR("10s", "rollout step 1: \"10s\" has no command");
     ASSERT_ERROR("5s rollback; 2s promote", "rollout step 2: offset \"2s\" comes before step 1's");
@@ -185,7 +185,7 @@ Test(bench_rollout, bad_arguments_say_what_is_allowed)
 {
     ASSERT_ERROR("1s set weight 150", "rollout step 1: set weight: expected a number from 0 to "
                                       "100 with at most two decimals, got \"150\"");
-    ASSERT_ERROR("1s set weight", "rollout step 1: usage: set weight P [force]");
+    ASSERT_ERROR("1s set weight", "rollout step 1: usage: set weight P [at TIME] [force]");
     ASSERT_ERROR("1s set weight 5 now", "rollout step 1: usage: set weight P [force]");
     ASSERT_ERROR("1s ramp 50 over", "rollout step 1: usage: ramp P over DURATION [step P] [force]");
     ASSERT_ERROR("1s ramp 50 in 10s", "rollout step 1: usage: ramp P over DURATION [step P]");
