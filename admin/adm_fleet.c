@@ -278,6 +278,8 @@ adm_fleet_adopt(struct adm_fleet *f, const char *v, size_t len, int64_t rev)
             f->key_state, (long long)rev,
             adm_log_text(err.msg[0] != '\0' ? err.msg : "no \"by\" line", logged, sizeof(logged)));
         free(p);
+        /* The next change here is written over it (its compare-and-swap names this revision). */
+        f->rev = rev;
         return -1;
     }
     snprintf(who, sizeof(who), "fleet: ");
@@ -439,8 +441,19 @@ adm_fleet_on_events(void *arg, const struct fl_event *evs, size_t n, int64_t rev
             memcmp(kv->key, f->key_state, kv->key_len) == 0) {
             /* While a commit is in flight, its answer says what etcd holds (its own write, or the
              * winner's): the event is not applied twice. */
-            if (evs[i].type == FL_EVENT_PUT && kv->mod_revision > f->rev && !f->committing)
+            if (evs[i].type == FL_EVENT_PUT && kv->mod_revision > f->rev && !f->committing) {
                 adm_fleet_adopt(f, kv->value, kv->value_len, kv->mod_revision);
+            } else if (evs[i].type == FL_EVENT_DELETE && !f->committing) {
+                /* Deleted by hand: etcd has none; this instance's state is written again (the
+                 * instances race, the losers take the winner's). */
+                XF_LOG(XF_LOG_WARN, "admin",
+                       "event=fleet_state_deleted revision=%lld note=\"writing it again\"",
+                       (long long)kv->mod_revision);
+                f->rev = 0;
+                free(f->mine);
+                f->mine = NULL;
+                adm_fleet_changed(f->st);
+            }
             continue;
         }
         if (kv->key_len > f->key_members_len &&

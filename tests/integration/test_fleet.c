@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleet/fl_int.h" /* base64, to write etcd keys by hand */
 #include "tests/integration/etcd_helpers.h"
 #include "tests/integration/harness.h"
 
@@ -419,4 +420,47 @@ Test(fleet, set_weight_at_a_time_switches_every_instance_at_that_instant, .timeo
      * (sanitizer) builds. */
     cr_assert(le(u64, last - first, 250), "switched over %llu ms",
               (unsigned long long)(last - first));
+}
+
+/* base64 of a C string (harness-owned). */
+static const char *
+f_b64(const char *s)
+{
+    char *out = h_alloc(strlen(s) * 4 / 3 + 8);
+
+    out[fl_b64_encode(out, s, strlen(s))] = '\0';
+    return out;
+}
+
+/* What someone writes into etcd by hand: a state crossfade cannot read is not applied (each
+ * instance keeps its state and says why) and the next change replaces it; a state deleted is
+ * written again from the instances' own. */
+Test(fleet, a_state_written_or_deleted_by_hand_is_survived, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, NULL);
+    const char *key = f_b64("/crossfade/it/state");
+    char *r;
+
+    r = h_admin_cmd(f->admin[0], "set weight 40");
+    f_wait_weight(f, "y 40.00", F_APPLY_MS);
+    h_etcd_post(&h_etcd[0], "/v3/kv/put",
+                h_fmt("{\"key\":\"%s\",\"value\":\"%s\"}", key, f_b64("by hand\nweight 100\n")));
+    h_sleep_ms(300);
+    for (size_t i = 0; i < F_N; i++)
+        cr_assert(
+            ge(sz,
+               h_log_count(h_path(h_fmt("%s.log", f->names[i])), "event=fleet_state_unreadable"),
+               1),
+            "%s did not say it could not read it", f->names[i]);
+    f_wait_weight(f, "y 40.00", 100);
+    r = h_admin_cmd(f->admin[1], "set weight 20");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 20.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 20.00", F_APPLY_MS);
+    /* Deleted: written again, and changes go on. */
+    h_etcd_post(&h_etcd[0], "/v3/kv/deleterange", h_fmt("{\"key\":\"%s\"}", key));
+    f_wait_same_revision(f);
+    f_wait_weight(f, "y 20.00", 100);
+    r = h_admin_cmd(f->admin[2], "rollback");
+    cr_assert(eq(int, strncmp(r, "ok: rolled back", 15), 0), "%s", r);
+    f_wait_weight(f, "y 0.00", F_APPLY_MS);
 }
