@@ -3,9 +3,9 @@
 
   rollback SOCK1,SOCK2,SOCK3 TRIALS
       Each trial: `set weight 100` on the first instance, wait until all three say y 100.00; then
-      `rollback` on the first and poll the other two (one admin connection each, back to back)
-      until each says y 0.00. Prints each trial's time from sending `rollback` to the last
-      instance in force, then the median and the max, in ms.
+      `rollback` on the first, and the other two are heard through `watch` (a line for each
+      change applied there). Prints each trial's time from sending `rollback` to the last
+      instance's line, then the median and the max, in ms.
 
   ramp LOG1,LOG2,LOG3
       Reads each instance's log: the ramp's start (event=ramp_started on the one that started it,
@@ -59,7 +59,20 @@ def wait_weight(conns, want, limit=10.0):
 
 
 def rollback(socks, trials):
-    conns = [admin(p) for p in socks.split(",")]
+    paths = socks.split(",")
+    conns = [admin(p) for p in paths]
+    # The others are heard through `watch`: each change applied there is a line, pushed as it
+    # happens (polling them back to back would take the CPU etcd needs on this machine).
+    watchers = []
+    for p in paths[1:]:
+        w = admin(p)
+        w.sendall(b"watch\n")
+        w.recv(65536)  # "ok: watching ..."
+        watchers.append(w)
+    sel = selectors.DefaultSelector()
+    for w in watchers:
+        sel.register(w, selectors.EVENT_READ, {"buf": b""})
+    weight_to = re.compile(rb'" weight \S+ -> (\S+)')
     times = []
     for t in range(trials):
         r = cmd(conns[0], "set weight 100")
@@ -67,15 +80,22 @@ def rollback(socks, trials):
             raise RuntimeError(r)
         wait_weight(conns, "100.00")
         time.sleep(0.2)
+        for key, _ in sel.select(timeout=0):  # what the set weight left
+            key.fileobj.recv(65536)
         t0 = time.monotonic()
         conns[0].sendall(b"rollback\n")
-        pending = list(conns[1:])
+        pending = set(watchers)
         last = t0
         while pending:
-            for c in list(pending):
-                if weight(c) == "0.00":
+            ready = sel.select(timeout=5)
+            if not ready:
+                raise RuntimeError("an instance did not apply the rollback within 5 s")
+            for key, _ in ready:
+                key.data["buf"] += key.fileobj.recv(65536)
+                if any(m == b"0.00" for m in weight_to.findall(key.data["buf"])):
+                    key.data["buf"] = b""
+                    pending.discard(key.fileobj)
                     last = time.monotonic()
-                    pending.remove(c)
         reply = b""
         while not reply.endswith(b"\n\n"):
             reply += conns[0].recv(65536)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
@@ -417,9 +419,12 @@ fl_http_on_event(struct bufferevent *bev, short what, void *arg)
     struct fl_http *h = arg;
     char why[160];
 
-    XF_UNUSED(bev);
     if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+
         h->connected = true;
+        /* Small requests that wait for their answer: none may sit in Nagle's buffer. */
+        (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         return;
     }
     if (h->failed)
