@@ -146,14 +146,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                  "clusters:\n"
                  "  x: {nodes: [\"127.0.0.1:1\"]}\n"
                  "  y: {nodes: [\"127.0.0.1:2\"]}\n",
-                 fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir,
-                 fz_tls_dir, fz_tls_dir);
+                 fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir, fz_tls_dir,
+                 fz_tls_dir);
     fz_tls_cfg = cfg_parse(yaml, (size_t)n, "fuzz.yaml", &err);
     FZ_CHECK(fz_tls_cfg != NULL && fz_tls_cfg->listeners[0].tls != NULL, "config: %s", err.msg);
     FZ_CHECK(px_tls_ticket_secret_set(secret, sizeof(secret), &err) == 0, "%s", err.msg);
     px_tls_set_rotation(fz_tls_cfg->tls_ticket_rotation_ms);
-    fz_tls_ctx = px_tls_listen_new(fz_tls_cfg->listeners[0].tls,
-                                   fz_tls_cfg->tls_ticket_rotation_ms, &err);
+    fz_tls_ctx =
+        px_tls_listen_new(fz_tls_cfg->listeners[0].tls, fz_tls_cfg->tls_ticket_rotation_ms, &err);
     FZ_CHECK(fz_tls_ctx != NULL, "listener context: %s", err.msg);
     if (getenv("FZ_TLS_SEEDS") != NULL) {
         fz_tls_seeds(getenv("FZ_TLS_SEEDS"));
@@ -225,8 +225,8 @@ fz_tls_check_sni(SSL *ssl, const uint8_t *hello, size_t len)
         hl--;
     for (size_t i = 0; i < hl; i++)
         plain = plain && (host[i] == '.' || host[i] == '-' || host[i] == '_' ||
-                          (host[i] >= '0' && host[i] <= '9') || (host[i] >= 'a' && host[i] <= 'z') ||
-                          (host[i] >= 'A' && host[i] <= 'Z'));
+                          (host[i] >= '0' && host[i] <= '9') ||
+                          (host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z'));
     if (!plain || hl == 0 || hl > PX_SNI_MAX)
         return; /* a name px_sni_parse refuses to route by: its choice, not a disagreement */
     for (size_t i = 0; i < hl; i++)
@@ -278,7 +278,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ;
         }
     }
-    if (fz_tls_answered(wbio))
+    /* A TLS 1.2 session resumed keeps the name it was made for (OpenSSL's SSL_get_servername
+     * then says that one, whatever the ClientHello says): nothing to compare. */
+    if (fz_tls_answered(wbio) && !SSL_session_reused(ssl))
         fz_tls_check_sni(ssl, payload, len);
     fz_tls_frozen = false;
     SSL_free(ssl);
@@ -369,15 +371,15 @@ fz_tls_seeds(const char *dir)
                 NULL, false);
     fz_tls_seed(dir, "tls13_sni_wildcard", TLS1_3_VERSION, "X.Wild.Fuzz.Test", NULL, 0, NULL,
                 false);
-    fz_tls_seed(dir, "tls13_sni_by_config", TLS1_3_VERSION, "c.fuzz.test", h1, sizeof(h1) - 1,
-                NULL, false);
+    fz_tls_seed(dir, "tls13_sni_by_config", TLS1_3_VERSION, "c.fuzz.test", h1, sizeof(h1) - 1, NULL,
+                false);
     fz_tls_seed(dir, "tls12_sni_alpn_http11", TLS1_2_VERSION, "a.fuzz.test", h1, sizeof(h1) - 1,
                 NULL, false);
     fz_tls_seed(dir, "tls12_sni_unknown", TLS1_2_VERSION, "unknown.example", NULL, 0, NULL, false);
     t12 = fz_tls_seed(dir, "tls12_first", TLS1_2_VERSION, "a.fuzz.test", NULL, 0, NULL, true);
     fz_tls_seed(dir, "tls12_ticket", TLS1_2_VERSION, "a.fuzz.test", NULL, 0, t12, false);
-    t13 = fz_tls_seed(dir, "tls13_first", TLS1_3_VERSION, "default.fuzz", h2, sizeof(h2) - 1,
-                      NULL, true);
+    t13 = fz_tls_seed(dir, "tls13_first", TLS1_3_VERSION, "default.fuzz", h2, sizeof(h2) - 1, NULL,
+                      true);
     fz_tls_seed(dir, "tls13_ticket", TLS1_3_VERSION, "default.fuzz", h2, sizeof(h2) - 1, t13,
                 false);
     SSL_SESSION_free(t12);
