@@ -236,7 +236,7 @@ deps-check:
 
 # libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/; docs/fuzzing.md). What
 # they find goes under build/fuzz: the corpus they grow, and the inputs that failed (artifacts).
-FUZZ_NAMES := cfg adm pp sni req resp json
+FUZZ_NAMES := cfg adm state pp sni tls req resp json
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # getaddrinfo is wrapped: a fuzzed host name must not ask the network (fuzz_common.c).
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -Wl,--wrap=getaddrinfo
@@ -248,6 +248,10 @@ FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_sta
 build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o build/fuzz/tests/fuzz/fuzz_common.o build/fuzz/libxf.a
 	$(call say,LD,$@)$(CC) $(FUZZ_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
 build/fuzz/fuzz_req build/fuzz/fuzz_resp: build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o
+# A state file's ramp catches up with the clock: fuzz_state reads a fixed one while it runs.
+build/fuzz/fuzz_state: FUZZ_LDFLAGS += -Wl,--wrap=clock_gettime
+# The session tickets' keys follow time(): fuzz_tls reads a fixed one, so that seeds' tickets stay.
+build/fuzz/fuzz_tls: FUZZ_LDFLAGS += -Wl,--wrap=time
 # Kept: make would delete them as intermediate files and rebuild them each time.
 .SECONDARY: $(FUZZ_NAMES:%=build/fuzz/tests/fuzz/fuzz_%.o) build/fuzz/tests/fuzz/fuzz_common.o \
 	build/fuzz/tests/fuzz/fuzz_px.o build/fuzz/tests/fuzz/fuzz_http.o

@@ -118,6 +118,10 @@ fz_http_on_headers_complete(llhttp_t *p)
     m->minor = p->http_minor;
     if (m->url == NULL)
         fz_http_append(&m->url, &m->url_len, "", 0);
+    /* A 101 agreed to ends at its head (RFC 9112 6.3: no 1xx has content), whatever its framing
+     * fields say: llhttp would read a Content-Length body first. */
+    if (p->type == HTTP_RESPONSE && m->status == 101 && h->stop_upgrade)
+        return 2;
     if (p->type != HTTP_RESPONSE || h->is_head == NULL)
         return 0;
     /* The final response i answers request i; 1xx ones answer none. */
@@ -163,24 +167,33 @@ fz_http_init(struct fz_http *h, llhttp_type_t type)
 bool
 fz_http_feed(struct fz_http *h, const char *data, size_t len)
 {
-    while (!h->error && len > 0) {
+    while (!h->error && !h->upgraded && len > 0) {
         llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
         size_t used;
 
-        if (err == HPE_OK)
+        if (err == HPE_OK) {
+            h->fed += len;
             return true;
+        }
         if (err != HPE_PAUSED_UPGRADE) {
             h->error = true;
             h->reason = llhttp_get_error_reason(&h->parser);
             break;
         }
-        /* An upgrade the other side never agreed to (the harness's node answers 200): the
-         * connection goes on as HTTP. */
         used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
-        llhttp_resume_after_upgrade(&h->parser);
+        h->fed += used;
         data += used;
         len -= used;
+        if (h->stop_upgrade) {
+            h->upgraded = true;
+            h->upgraded_at = h->fed;
+            break;
+        }
+        /* An upgrade the other side never agreed to (the harness's node answers 200): the
+         * connection goes on as HTTP. */
+        llhttp_resume_after_upgrade(&h->parser);
     }
+    h->fed += len;
     return !h->error;
 }
 

@@ -39,14 +39,21 @@ struct fz_http {
     bool in_value; /* the last span was a value: a field span starts a new header */
     bool error;    /* sticky */
     const char *reason;
+    /* Set before feeding: an upgrade (a 101, or a request offering one) is agreed, and the
+     * stream is the new protocol's from there on. */
+    bool stop_upgrade;
+    bool upgraded;      /* the stream switched protocols ... */
+    size_t upgraded_at; /* ... at this offset: what follows is not HTTP */
+    size_t fed;         /* bytes fed so far */
     /* For responses: whether the request the next response answers was a HEAD. */
     bool (*is_head)(void *arg, size_t i);
     void *is_head_arg;
 };
 
 void fz_http_init(struct fz_http *h, llhttp_type_t type);
-/* Feeds bytes; an Upgrade pause is resumed (the harness's node never agrees to one). Returns false
- * once the stream is in error. */
+/* Feeds bytes; an Upgrade pause is resumed (the harness's node never agrees to one) unless
+ * stop_upgrade is set: then the rest is the new protocol's, not read. Returns false once the
+ * stream is in error. */
 bool fz_http_feed(struct fz_http *h, const char *data, size_t len);
 /* The messages completed so far. */
 size_t fz_http_complete(const struct fz_http *h);
