@@ -219,7 +219,7 @@ bench-decision: deps-check $(BUILD)/bench_decision
 
 DEB_PKGS := build-essential pkg-config libevent-dev libssl-dev libyaml-dev libxxhash-dev \
 	libcriterion-dev node-llhttp wrk haproxy curl openssl python3 python3-websockets clang-format \
-	strace valgrind clang libclang-rt-14-dev slowhttptest etcd-server
+	strace valgrind clang libclang-rt-14-dev slowhttptest etcd-server etcd-client
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
