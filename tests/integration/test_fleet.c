@@ -19,6 +19,8 @@ TestSuite(fleet, .init = h_setup, .fini = h_teardown);
 #define F_N        3
 
 struct f_fleet {
+    const char *top;     /* more top-level lines of each instance's config; NULL: none */
+    const char *y_extra; /* more lines under clusters.y; NULL: none */
     struct h_upstream *x, *y;
     struct h_proxy *p[F_N];
     int admin[F_N];
@@ -44,11 +46,13 @@ f_yaml(const char *name, const char *more)
 static struct h_proxy *
 f_start_one(struct f_fleet *f, size_t i, const char *more)
 {
-    return h_proxy_start(&(struct h_proxy_opts){.x = {{f->x->port}},
-                                                .y = {{f->y->port}},
-                                                .name = f->names[i],
-                                                .split_extra = "  key: [\"header:X-Key\"]\n",
-                                                .extra_yaml = f_yaml(f->names[i], more)});
+    return h_proxy_start(&(struct h_proxy_opts){
+        .x = {{f->x->port}},
+        .y = {{f->y->port}},
+        .name = f->names[i],
+        .split_extra = "  key: [\"header:X-Key\"]\n",
+        .y_extra = f->y_extra,
+        .extra_yaml = h_fmt("%s%s", f_yaml(f->names[i], more), f->top != NULL ? f->top : "")});
 }
 
 /* Waits until instance i has read the fleet's state (its first read of etcd is done). */
@@ -89,15 +93,19 @@ f_wait_same_revision(const struct f_fleet *f)
     }
 }
 
-/* etcd (n members) and three instances edge-a, edge-b, edge-c in front of nodes x1 and y1. */
+/* etcd (n members) and three instances edge-a, edge-b, edge-c in front of nodes x1 and y1 (y1
+ * started with `yo`, NULL: the defaults); `top` and `y_extra` go into each config. */
 static struct f_fleet *
-f_start(size_t members, const char *more)
+f_start_with(size_t members, const char *more, const struct h_upstream_opts *yo, const char *top,
+             const char *y_extra)
 {
     struct f_fleet *f = h_alloc(sizeof(*f));
 
     h_etcd_start(members);
+    f->top = top;
+    f->y_extra = y_extra;
     f->x = h_upstream_start("x1", NULL);
-    f->y = h_upstream_start("y1", NULL);
+    f->y = h_upstream_start("y1", yo);
     f->names[0] = "edge-a";
     f->names[1] = "edge-b";
     f->names[2] = "edge-c";
@@ -109,6 +117,12 @@ f_start(size_t members, const char *more)
         f_wait_synced(f, i);
     f_wait_same_revision(f);
     return f;
+}
+
+static struct f_fleet *
+f_start(size_t members, const char *more)
+{
+    return f_start_with(members, more, NULL, NULL, NULL);
 }
 
 /* "y 12.50" of instance i's `show weight`. */
@@ -463,4 +477,48 @@ Test(fleet, a_state_written_or_deleted_by_hand_is_survived, .timeout = F_TIMEOUT
     r = h_admin_cmd(f->admin[2], "rollback");
     cr_assert(eq(int, strncmp(r, "ok: rolled back", 15), 0), "%s", r);
     f_wait_weight(f, "y 0.00", F_APPLY_MS);
+}
+
+/* The guard of one instance trips on y's errors (only that instance carries traffic): its rollback
+ * and its trip are the fleet's, and an upward change is refused on every instance. */
+Test(fleet, a_guard_trip_on_one_instance_rolls_the_whole_fleet_back, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start_with(
+        1, NULL, &(struct h_upstream_opts){.error_rate = 10},
+        "guard: {window: 5s, min_requests: 200, max_latency_ratio: 100}\n",
+        "    outlier: {failures: 0}\n" /* y's 500s stay in service, for the guard to judge */);
+    char *argv[] = {(char *)h_bin("xfbench"),
+                    "-q",
+                    "-R",
+                    "300",
+                    "-d",
+                    "10s",
+                    "--timeout",
+                    "5s",
+                    "--key-header",
+                    "X-Key",
+                    (char *)h_fmt("http://127.0.0.1:%d/", f->p[0]->port),
+                    NULL};
+    struct h_proc *load;
+    char *r;
+
+    r = h_admin_cmd(f->admin[1], "set weight 50");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 50.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 50.00", F_APPLY_MS);
+    load = h_spawn("xfbench", argv, h_path("xfbench.log"), NULL);
+    f_wait_weight(f, "y 0.00", 15000);
+    cr_assert(ge(sz, h_log_count(h_path("edge-a.log"), "event=guard_tripped"), 1),
+              "edge-a's guard, which saw the traffic, tripped");
+    for (size_t i = 1; i < F_N; i++) {
+        r = h_admin_cmd(f->admin[i], "set weight 10");
+        cr_assert(eq(int, strncmp(r, "error: the guard tripped", 24), 0), "%s: %s", f->names[i], r);
+    }
+    cr_assert(ne(int, h_proc_stop(load, SIGINT, 5000), -1));
+    /* guard reset on any instance lets the fleet go up again. */
+    r = h_admin_cmd(f->admin[2], "guard reset");
+    cr_assert(eq(int, strncmp(r, "ok: guard reset", 15), 0), "%s", r);
+    f_wait_same_revision(f);
+    r = h_admin_cmd(f->admin[1], "set weight 10");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 10.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 10.00", F_APPLY_MS);
 }
