@@ -1298,7 +1298,7 @@ h_proxy_stop(struct h_proxy *p)
 }
 
 void
-h_proxy_finish(struct h_proxy *p)
+h_proxy_finish_open(struct h_proxy *p)
 {
     int code = h_proxy_stop(p);
 
@@ -1306,6 +1306,15 @@ h_proxy_finish(struct h_proxy *p)
               "crossfade exited with %d after SIGTERM (-1: still running %u ms later; >128: "
               "killed by signal code-128; non-zero under ASan: a leak or a memory error)",
               code, p->shutdown_ms + 5000);
+}
+
+void
+h_proxy_finish(struct h_proxy *p)
+{
+    for (struct h_conn *c = h_state.conns; c != NULL; c = c->next)
+        if (c->port == p->port)
+            h_close(c);
+    h_proxy_finish_open(p);
 }
 
 /* ------------------------------------------------------------------ HTTP messages */
@@ -1509,6 +1518,7 @@ h_connect(int port)
 
     c->fd = h_connect_fd(port, 5000);
     cr_assert(ge(int, c->fd, 0), "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+    c->port = port;
     c->next = h_state.conns;
     h_state.conns = c;
     return c;

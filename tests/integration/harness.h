@@ -224,9 +224,14 @@ struct h_proxy *h_proxy_start(const struct h_proxy_opts *o);
 void h_proxy_wait_serving(const struct h_proxy *p);
 /* SIGTERM, then the exit code (-1: still running after shutdown + 5 s, then killed). */
 int h_proxy_stop(struct h_proxy *p);
-/* Ends a test that started crossfade: SIGTERM, and asserts that it exits 0 (under ASan a leak
- * makes it exit non-zero). */
+/* Ends a test that started crossfade: closes the test's connections to its port (h_connect), as a
+ * client done with them does, then SIGTERM, and asserts that it exits 0 (under ASan a leak makes
+ * it exit non-zero). Left open, each would hold the stop for its drain: a second for an idle
+ * keep-alive connection, PX_LINGER_MS for a refused client. */
 void h_proxy_finish(struct h_proxy *p);
+/* h_proxy_finish with the test's connections left as they are: for a test of what a stop does to
+ * them (tested where it is the point, so that other tests need not wait for it). */
+void h_proxy_finish_open(struct h_proxy *p);
 
 /* --- HTTP messages --- */
 
@@ -265,6 +270,7 @@ int h_parse_request_head(const char *data, size_t len, struct h_msg *m);
 
 struct h_conn {
     int fd;    /* -1 once closed */
+    int port;  /* the port it connected to (0: unknown) */
     char *buf; /* received bytes not yet consumed: buf[off..len) */
     size_t off, len, cap;
     struct h_conn *next; /* the harness's list, closed at teardown */

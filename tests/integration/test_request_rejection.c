@@ -302,16 +302,40 @@ Test(request_rejection, a_client_too_slow_to_send_its_head_gets_408_and_is_close
 {
     struct h_fake *f;
     struct h_proxy *p =
-        proxy_for_fake(&f, (struct h_proxy_opts){.x = {{0}}, .client_header_ms = 1000});
+        proxy_for_fake(&f, (struct h_proxy_opts){.x = {{0}}, .client_header_ms = 300});
     struct h_conn *c = h_connect(p->port);
     struct h_msg m;
 
     h_send_str(c, "GET / HTTP/1.1\r\nHost: " H_HOST "\r\n");
     cr_assert(eq(int, h_read_response_ex(c, &m, 0, 3000, NULL, NULL), 0),
-              "no answer within 3 s to a head left unfinished (client_header: 1s): %s", m.error);
+              "no answer within 3 s to a head left unfinished (client_header: 300ms): %s", m.error);
     cr_assert(eq(int, m.status, 408));
     cr_assert(h_header_has_token(&m, "Connection", "close"), "no Connection: close in\n%s", m.head);
     cr_assert(eq(int, h_conn_wait(c, 3000), H_CLOSED), "not closed after the 408");
     cr_assert(eq(sz, h_fake_bytes(f), (size_t)0), "bytes reached the node");
     h_proxy_finish(p);
+}
+
+/*
+ * After a refusal crossfade shuts its side and reads what the client still sends, for at most
+ * PX_LINGER_MS (2 s): a client that neither sends nor closes cannot hold the connection longer.
+ * (The other tests close theirs once refused, as clients do, and so do not wait for it.)
+ */
+Test(request_rejection, a_refused_client_that_keeps_its_connection_open_is_let_go_after_the_linger,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_fake *f;
+    struct h_proxy *p = proxy_for_fake(&f, (struct h_proxy_opts){.x = {{0}}});
+    int adm = h_admin_connect(p);
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg m;
+
+    h_send_str(c, "GET /a b HTTP/1.1\r\nHost: " H_HOST "\r\n\r\n");
+    cr_assert(eq(int, h_read_response(c, &m), 0), "no response: %s", m.error);
+    cr_assert(eq(int, m.status, 400));
+    cr_assert(eq(int, h_conn_wait(c, 3000), H_CLOSED), "not closed after the 400");
+    /* Our side stays open: only the linger's end can close crossfade's. */
+    h_await_stat(adm, "client_connections", NULL, 0);
+    cr_assert(ge(int, c->fd, 0));
+    h_proxy_finish_open(p);
 }

@@ -723,7 +723,7 @@ Test(tunnels, a_tunnel_open_at_shutdown_is_closed_and_logged, .timeout = H_TEST_
     /* SIGTERM: the WebSocket gets a close frame (1001) at once; its client does not answer, so
      * crossfade closes the tunnel's connections at timeouts.shutdown, logs its request and exits
      * 0 (under ASan: with nothing leaked). */
-    h_proxy_finish(p);
+    h_proxy_finish_open(p);
     conn_expect(t.c, (const char *)going_away, sizeof(going_away));
     cr_assert(conn_eof(t.c, H_IO_TIMEOUT_MS), "the client's tunnel outlived crossfade");
     cr_assert(raw_wait_eof(t.node, H_IO_TIMEOUT_MS), "the node's tunnel outlived crossfade");
