@@ -102,11 +102,13 @@ h_etcd_start(size_t n)
             "new",
             "--initial-cluster-token",
             (char *)h_fmt("xf-%d", (int)getpid()),
-            /* Loopback: quick elections, so losing the leader costs a second, not several. */
+            /* Loopback: quick elections (losing the leader costs about a second), yet slow enough
+             * that a member starved of CPU (sanitizer builds, three tests at once on two cores)
+             * keeps its leader. */
             "--heartbeat-interval",
-            "50",
+            "100",
             "--election-timeout",
-            "500",
+            "1000",
             "--logger",
             "zap",
             "--log-outputs",

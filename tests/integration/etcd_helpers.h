@@ -25,7 +25,7 @@ extern size_t h_etcd_n;
 
 /*
  * Starts n (1 or 3) members with fresh data directories in the test's scratch directory (removed
- * at teardown, the processes killed then; quick elections: heartbeat 50 ms, election 500 ms) and
+ * at teardown, the processes killed then; heartbeat 100 ms, election 1 s) and
  * waits until each answers. Skips the test when etcd is not installed ($XF_ETCD, else PATH).
  */
 void h_etcd_start(size_t n);

@@ -36,7 +36,7 @@ f_yaml(const char *name, const char *more)
                  "  etcd: %s\n"
                  "  prefix: /crossfade/it/\n"
                  "  name: %s\n"
-                 "  timeout: 1s\n"
+                 "  timeout: 5s\n"
                  "  lease: 3s\n"
                  "%s",
                  h_path(h_fmt("%s.state", name)), h_etcd_endpoints_yaml(), name,
