@@ -29,6 +29,18 @@ adm_state_freeze_text(bool on, int64_t since, char *buf, size_t size)
     return buf;
 }
 
+/* The weight, the freeze and the pins of `p` into a snapshot not published yet (p's pins move). */
+static void
+adm_state_take(struct bal_snapshot *next, struct adm_persist *p)
+{
+    next->weight_bp = p->weight_bp;
+    next->freeze = p->freeze;
+    next->freeze_since = p->freeze_since;
+    bal_pins_unref(next->pins);
+    next->pins = p->pins; /* the reference moves to the snapshot */
+    p->pins = NULL;
+}
+
 /*
  * Publishes what a state file holds (weight, freeze, pins) and takes over its ramp, each change
  * recorded as made by "state file". Returns 0, or -1 when out of memory (nothing changed).
@@ -61,12 +73,7 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
         snprintf(b, sizeof(b), "%d of %zu applied", applied, p->n_nodes);
         adm_events_add(&st->events, -1, -1, "state file", "node changes", "-", b);
     }
-    next->weight_bp = p->weight_bp;
-    next->freeze = p->freeze;
-    next->freeze_since = p->freeze_since;
-    bal_pins_unref(next->pins);
-    next->pins = p->pins; /* the reference moves to the snapshot */
-    p->pins = NULL;
+    adm_state_take(next, p);
     bal_router_publish(st->router, next);
     ramp[0] = '\0';
     if (p->have_guard && st->cfg->guard.configured) {
@@ -488,18 +495,12 @@ adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who)
                        adm_state_freeze_text(next->freeze, next->freeze_since, a, sizeof(a)),
                        adm_state_freeze_text(p->freeze, p->freeze_since, b, sizeof(b)));
     pins_before = bal_pins_count(next->pins);
-    if (pins_before != bal_pins_count(p->pins) || bal_pins_count(p->pins) > 0) {
+    if (pins_before != bal_pins_count(p->pins)) {
         snprintf(a, sizeof(a), "%zu", pins_before);
         snprintf(b, sizeof(b), "%zu", bal_pins_count(p->pins));
-        if (strcmp(a, b) != 0)
-            adm_events_add(&st->events, -1, -1, who, "pins", a, b);
+        adm_events_add(&st->events, -1, -1, who, "pins", a, b);
     }
-    next->weight_bp = p->weight_bp;
-    next->freeze = p->freeze;
-    next->freeze_since = p->freeze_since;
-    bal_pins_unref(next->pins);
-    next->pins = p->pins; /* the reference moves to the snapshot */
-    p->pins = NULL;
+    adm_state_take(next, p);
     st->applying = true;
     adm_publish(st, next);
     adm_state_apply_ramp(st, p, who);

@@ -96,6 +96,15 @@ struct sockaddr_storage;
 int xf_resolve(const char *host, const char *port, int passive, struct sockaddr_storage *out,
                unsigned *out_len, const char **why);
 
+/*
+ * An http:// URL naming a server and nothing else: "http://HOST[:PORT][/]", HOST a name, an IPv4
+ * address or a bracketed IPv6 one (written to host without its brackets, host_size bytes),
+ * PORT from 1 to 65535, default_port when left out (0: it is required). 0 with *port, or -1 with
+ * err saying what is wrong (not quoting the URL: the caller names it).
+ */
+int xf_http_url_parse(const char *url, unsigned default_port, char *host, size_t host_size,
+                      unsigned *port, struct xf_err *err);
+
 /* Bytes of text xf_quote shows, and the buffer it needs. */
 #define XF_QUOTE_MAX  60
 #define XF_QUOTE_SIZE (XF_QUOTE_MAX * 4 + 8)

@@ -245,3 +245,80 @@ xf_notify_reloading(void)
              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
     return xf_notify(msg);
 }
+
+int
+xf_http_url_parse(const char *url, unsigned default_port, char *host, size_t host_size,
+                  unsigned *port, struct xf_err *err)
+{
+    const char *h, *end, *colon;
+    size_t host_len, port_len;
+    unsigned long n;
+    char *stop;
+
+    if (strncmp(url, "https://", 8) == 0) {
+        xf_err_set(err, "https is not supported (plain http only)");
+        return -1;
+    }
+    if (strncmp(url, "http://", 7) != 0) {
+        xf_err_set(err, "expected http://host:port");
+        return -1;
+    }
+    h = url + 7;
+    end = h + strlen(h);
+    if (end > h && end[-1] == '/')
+        end--;
+    if (*h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+
+        if (close == NULL || close == h + 1) {
+            xf_err_set(err, "an IPv6 address needs its closing ']'");
+            return -1;
+        }
+        host_len = (size_t)(close - h - 1);
+        h++;
+        colon = close + 1 < end ? close + 1 : NULL;
+        if (colon != NULL && *colon != ':') {
+            xf_err_set(err, "expected ':port' after the address");
+            return -1;
+        }
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        host_len = (size_t)((colon != NULL ? colon : end) - h);
+        if (host_len == 0) {
+            xf_err_set(err, "no host");
+            return -1;
+        }
+        for (size_t i = 0; i < host_len; i++)
+            if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+                  (h[i] >= '0' && h[i] <= '9') || h[i] == '.' || h[i] == '-' || h[i] == '_')) {
+                xf_err_set(err, "the host may hold letters, digits, '.', '-', '_' (no user, path "
+                                "or query)");
+                return -1;
+            }
+    }
+    if (host_len >= host_size) {
+        xf_err_set(err, "the host is too long");
+        return -1;
+    }
+    memcpy(host, h, host_len);
+    host[host_len] = '\0';
+    if (colon == NULL) {
+        if (default_port == 0) {
+            xf_err_set(err, "no port");
+            return -1;
+        }
+        *port = default_port;
+        return 0;
+    }
+    port_len = (size_t)(end - colon - 1);
+    errno = 0;
+    n = strtoul(colon + 1, &stop, 10);
+    if (port_len == 0 || port_len > 5 || stop != end || colon[1] < '0' || colon[1] > '9' ||
+        n == 0 || n > 65535) {
+        xf_err_set(err, "the port must be a number from 1 to 65535%s",
+                   memchr(colon + 1, '/', port_len) != NULL ? ", with no path after it" : "");
+        return -1;
+    }
+    *port = (unsigned)n;
+    return 0;
+}

@@ -285,9 +285,9 @@ struct cfg_fleet {
 
 /*
  * Checks an etcd endpoint, "http://HOST:PORT" (PORT 2379 when left out), and writes its normal
- * form into out (CFG_FLEET_ENDPOINT_MAX). Returns NULL, or why it is not one.
+ * form into out (CFG_FLEET_ENDPOINT_MAX). 0, or -1 with err saying why it is not one.
  */
-const char *cfg_fleet_endpoint_parse(const char *text, char *out, size_t size);
+int cfg_fleet_endpoint_parse(const char *text, char *out, size_t size, struct xf_err *err);
 
 struct cfg {
     unsigned refs; /* holders (atomic); 0 for a struct not made by cfg_parse: not counted */

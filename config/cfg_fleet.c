@@ -24,65 +24,25 @@ static const char *const cfg_fleet_keys[CFG_FLEET_COUNT] = {
 #define CFG_FLEET_PREFIX_MAX 200
 #define CFG_FLEET_NAME_MAX   63
 
-/*
- * Checks an etcd endpoint, "http://HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6
- * one; PORT 2379 when left out; a trailing "/" allowed), and writes its normal form
- * "http://HOST:PORT" into out. Returns NULL, or why it is not one.
- */
-const char *
-cfg_fleet_endpoint_parse(const char *text, char *out, size_t size)
+int
+cfg_fleet_endpoint_parse(const char *text, char *out, size_t size, struct xf_err *err)
 {
-    const char *host, *end, *colon;
-    size_t host_len;
-    unsigned long port = 2379;
+    char host[256];
+    unsigned port;
 
-    if (strncmp(text, "https://", 8) == 0)
-        return "https is not supported yet: crossfade talks to etcd's JSON gateway over plain "
-               "http (docs/fleet.md)";
-    if (strncmp(text, "http://", 7) != 0)
-        return "expected an etcd endpoint such as http://10.0.0.5:2379";
-    host = text + 7;
-    end = host + strlen(host);
-    if (end > host && end[-1] == '/')
-        end--;
-    if (host[0] == '[') {
-        const char *close = memchr(host, ']', (size_t)(end - host));
-
-        if (close == NULL || close == host + 1)
-            return "expected an IPv6 address in brackets, such as http://[::1]:2379";
-        colon = close + 1 < end ? close + 1 : NULL;
-        if (colon != NULL && *colon != ':')
-            return "expected :PORT after the bracketed address";
-        host_len = (size_t)(close + 1 - host);
-    } else {
-        colon = memchr(host, ':', (size_t)(end - host));
-        host_len = (size_t)((colon != NULL ? colon : end) - host);
-        if (host_len == 0)
-            return "expected a host after http://";
-        for (size_t i = 0; i < host_len; i++) {
-            char c = host[i];
-
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-' || c == '_'))
-                return "expected a host name or an address, with no path, user or query";
-        }
+    if (strncmp(text, "https://", 8) == 0) {
+        xf_err_set(err, "https is not supported yet: crossfade talks to etcd's JSON gateway over "
+                        "plain http (docs/fleet.md)");
+        return -1;
     }
-    if (colon != NULL) {
-        char digits[8];
-        size_t n = (size_t)(end - colon - 1);
-        char *stop;
-
-        if (n == 0 || n >= sizeof(digits) || strspn(colon + 1, "0123456789") < n)
-            return "expected a port from 1 to 65535 after the host";
-        memcpy(digits, colon + 1, n);
-        digits[n] = '\0';
-        port = strtoul(digits, &stop, 10);
-        if (*stop != '\0' || port == 0 || port > 65535)
-            return "expected a port from 1 to 65535 after the host";
+    if (xf_http_url_parse(text, 2379, host, sizeof(host), &port, err) == -1)
+        return -1;
+    if (snprintf(out, size, strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u", host,
+                 port) >= (int)size) {
+        xf_err_set(err, "the endpoint is too long");
+        return -1;
     }
-    if (snprintf(out, size, "http://%.*s:%lu", (int)host_len, host, port) >= (int)size)
-        return "the endpoint is too long";
-    return NULL;
+    return 0;
 }
 
 /* fleet.etcd: one endpoint or a sequence of them, each once. */
@@ -104,7 +64,8 @@ cfg_fleet_walk_etcd(const struct cfg_ctx *ctx, const yaml_node_t *node, struct c
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *item = one ? node : cfg_node(ctx, node->data.sequence.items.start[i]);
         char norm[CFG_FLEET_ENDPOINT_MAX];
-        const char *text, *why;
+        struct xf_err why = {{0}};
+        const char *text;
 
         if (one)
             snprintf(item_path, sizeof(item_path), "fleet.etcd");
@@ -113,9 +74,8 @@ cfg_fleet_walk_etcd(const struct cfg_ctx *ctx, const yaml_node_t *node, struct c
         text = cfg_scalar(ctx, item, item_path, what);
         if (text == NULL)
             return -1;
-        why = cfg_fleet_endpoint_parse(text, norm, sizeof(norm));
-        if (why != NULL)
-            return cfg_fail(ctx, item, item_path, "%s, got %s", why, cfg_show_str(shown, text));
+        if (cfg_fleet_endpoint_parse(text, norm, sizeof(norm), &why) == -1)
+            return cfg_fail(ctx, item, item_path, "%s, got %s", why.msg, cfg_show_str(shown, text));
         for (size_t j = 0; j < i; j++)
             if (strcmp(f->etcd[j], norm) == 0)
                 return cfg_fail(ctx, item, item_path,

@@ -16,75 +16,15 @@ int
 fl_endpoint_parse(struct fl_endpoint *ep, const char *url, struct xf_err *err)
 {
     char show[XF_QUOTE_SIZE];
-    const char *h, *end, *colon;
-    size_t host_len, port_len;
-    unsigned long port;
-    char *stop;
+    struct xf_err why = {{0}};
+    unsigned port;
 
     memset(ep, 0, sizeof(*ep));
-    xf_quote(show, url, strlen(url));
-    if (strncmp(url, "https://", 8) == 0) {
-        xf_err_set(err, "endpoint %s: https is not supported (etcd's gateway over plain http)",
-                   show);
+    if (xf_http_url_parse(url, 0, ep->host, sizeof(ep->host), &port, &why) == -1) {
+        xf_err_set(err, "endpoint %s: %s", xf_quote(show, url, strlen(url)), why.msg);
         return -1;
     }
-    if (strncmp(url, "http://", 7) != 0) {
-        xf_err_set(err, "endpoint %s: expected http://host:port", show);
-        return -1;
-    }
-    h = url + 7;
-    end = h + strlen(h);
-    if (end > h && end[-1] == '/')
-        end--;
-    if (*h == '[') {
-        const char *close = memchr(h, ']', (size_t)(end - h));
-
-        if (close == NULL || close == h + 1) {
-            xf_err_set(err, "endpoint %s: an IPv6 address needs its closing ']'", show);
-            return -1;
-        }
-        host_len = (size_t)(close - h - 1);
-        memcpy(ep->host, h + 1, XF_MIN(host_len, sizeof(ep->host) - 1));
-        colon = close + 1;
-        if (colon >= end || *colon != ':') {
-            xf_err_set(err, "endpoint %s: expected ':port' after the address", show);
-            return -1;
-        }
-    } else {
-        colon = memchr(h, ':', (size_t)(end - h));
-        if (colon == NULL) {
-            xf_err_set(err, "endpoint %s: no port (etcd's clients listen on 2379 by default)",
-                       show);
-            return -1;
-        }
-        host_len = (size_t)(colon - h);
-        if (host_len == 0) {
-            xf_err_set(err, "endpoint %s: no host", show);
-            return -1;
-        }
-        for (const char *c = h; c < colon; c++)
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_')) {
-                xf_err_set(err, "endpoint %s: the host may hold letters, digits, '.', '-', '_'",
-                           show);
-                return -1;
-            }
-        memcpy(ep->host, h, XF_MIN(host_len, sizeof(ep->host) - 1));
-    }
-    if (host_len >= sizeof(ep->host)) {
-        xf_err_set(err, "endpoint %s: the host is too long", show);
-        return -1;
-    }
-    port_len = (size_t)(end - colon - 1);
-    errno = 0;
-    port = strtoul(colon + 1, &stop, 10);
-    if (port_len == 0 || port_len > 5 || stop != end || colon[1] < '0' || colon[1] > '9' ||
-        port == 0 || port > 65535) {
-        xf_err_set(err, "endpoint %s: the port must be a number from 1 to 65535%s", show,
-                   memchr(colon + 1, '/', port_len) != NULL ? ", with no path after it" : "");
-        return -1;
-    }
-    snprintf(ep->port, sizeof(ep->port), "%lu", port);
+    snprintf(ep->port, sizeof(ep->port), "%u", port);
     if (strchr(ep->host, ':') != NULL)
         snprintf(ep->authority, sizeof(ep->authority), "[%s]:%s", ep->host, ep->port);
     else

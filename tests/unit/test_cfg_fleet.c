@@ -107,17 +107,17 @@ Test(cfg_fleet, refuses_endpoints_it_cannot_talk_to)
                            "talks to etcd's JSON gateway over plain http (docs/fleet.md), got "
                            "\"https://10.0.0.5:2379\"");
     test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"10.0.0.5:2379\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: expected an etcd endpoint such as "
-                           "http://10.0.0.5:2379, got \"10.0.0.5:2379\"");
+                           "t.yaml:9:10: fleet.etcd[0]: expected http://host:port, got "
+                           "\"10.0.0.5:2379\"");
     test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://10.0.0.5:70000\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: expected a port from 1 to 65535 after the "
-                           "host, got \"http://10.0.0.5:70000\"");
+                           "t.yaml:9:10: fleet.etcd[0]: the port must be a number from 1 to 65535, "
+                           "got \"http://10.0.0.5:70000\"");
     test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://10.0.0.5:2379/v3\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: expected a port from 1 to 65535 after the "
-                           "host, got \"http://10.0.0.5:2379/v3\"");
+                           "t.yaml:9:10: fleet.etcd[0]: the port must be a number from 1 to 65535, "
+                           "with no path after it, got \"http://10.0.0.5:2379/v3\"");
     test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://user@10.0.0.5\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: expected a host name or an address, with "
-                           "no path, user or query, got \"http://user@10.0.0.5\"");
+                           "t.yaml:9:10: fleet.etcd[0]: the host may hold letters, digits, '.', "
+                           "'-', '_' (no user, path or query), got \"http://user@10.0.0.5\"");
     test_cfg_fleet_rejects(
         BASE "fleet:\n  etcd: [\"http://10.0.0.5\", \"http://10.0.0.5:2379\"]\n",
         "t.yaml:9:29: fleet.etcd[1]: expected each endpoint once, got \"http://10.0.0.5:2379\" "

@@ -49,7 +49,8 @@ Test(fl_endpoint, refuses_what_it_cannot_use_and_says_why)
     endpoint_bad("http://127.0.0.1:2379/v3", "no path");
     endpoint_bad("http://127.0.0.1:", "from 1 to 65535");
     endpoint_bad("http://[::1:2379", "closing ']'");
-    endpoint_bad("http://[::1]", "':port'");
+    endpoint_bad("http://[::1]", "no port");
+    endpoint_bad("http://[::1]x:2379", "':port'");
     endpoint_bad("http://user@host:2379", "letters, digits");
     endpoint_bad("http://ho st:2379", "letters, digits");
 }
