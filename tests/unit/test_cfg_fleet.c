@@ -27,19 +27,6 @@ test_cfg_fleet_parse(const char *yaml)
     return cfg;
 }
 
-/* Asserts that `yaml` is rejected with exactly `message`. */
-static void
-test_cfg_fleet_rejects(const char *yaml, const char *message)
-{
-    struct xf_err err = {{0}};
-    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
-    bool rejected = cfg == NULL;
-
-    cfg_free(cfg);
-    cr_assert(rejected, "accepted:\n%s", yaml);
-    cr_assert(eq(str, err.msg, (char *)message));
-}
-
 Test(cfg_fleet, is_off_without_the_section)
 {
     struct cfg *cfg = test_cfg_fleet_parse(BASE);
@@ -87,57 +74,6 @@ Test(cfg_fleet, defaults_to_the_host_name_and_the_crossfade_prefix)
     cr_assert(eq(uint, cfg->fleet.timeout_ms, 2000));
     cr_assert(eq(uint, cfg->fleet.lease_ms, 10000));
     cfg_free(cfg);
-}
-
-Test(cfg_fleet, needs_the_endpoints)
-{
-    test_cfg_fleet_rejects(BASE "fleet:\n  name: edge-1\n",
-                           "t.yaml:9:3: fleet.etcd: missing: fleet needs the etcd endpoints, such "
-                           "as etcd: [\"http://10.0.0.5:2379\"]");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: []\n",
-                           "t.yaml:9:9: fleet.etcd: expected an etcd endpoint such as "
-                           "http://10.0.0.5:2379, or a sequence of 1 to 16 of them, got an empty "
-                           "sequence");
-}
-
-Test(cfg_fleet, refuses_endpoints_it_cannot_talk_to)
-{
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"https://10.0.0.5:2379\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: https is not supported yet: crossfade "
-                           "talks to etcd's JSON gateway over plain http (docs/fleet.md), got "
-                           "\"https://10.0.0.5:2379\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"10.0.0.5:2379\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: expected http://host:port, got "
-                           "\"10.0.0.5:2379\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://10.0.0.5:70000\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: the port must be a number from 1 to 65535, "
-                           "got \"http://10.0.0.5:70000\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://10.0.0.5:2379/v3\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: the port must be a number from 1 to 65535, "
-                           "with no path after it, got \"http://10.0.0.5:2379/v3\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: [\"http://user@10.0.0.5\"]\n",
-                           "t.yaml:9:10: fleet.etcd[0]: the host may hold letters, digits, '.', "
-                           "'-', '_' (no user, path or query), got \"http://user@10.0.0.5\"");
-    test_cfg_fleet_rejects(
-        BASE "fleet:\n  etcd: [\"http://10.0.0.5\", \"http://10.0.0.5:2379\"]\n",
-        "t.yaml:9:29: fleet.etcd[1]: expected each endpoint once, got \"http://10.0.0.5:2379\" "
-        "again (as fleet.etcd[0])");
-}
-
-Test(cfg_fleet, refuses_a_bad_name_prefix_or_lease)
-{
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: http://e:1\n  name: \"edge 1\"\n",
-                           "t.yaml:10:9: fleet.name: expected an instance name of 1 to 63 "
-                           "letters, digits, '.', '-' or '_', got \"edge 1\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: http://e:1\n  prefix: \"/a b/\"\n",
-                           "t.yaml:10:11: fleet.prefix: expected a key prefix such as "
-                           "/crossfade/kong-prod/, printable with no spaces, got \"/a b/\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: http://e:1\n  lease: 1s\n",
-                           "t.yaml:10:10: fleet.lease: expected a duration from 2s to 10m, got "
-                           "\"1s\"");
-    test_cfg_fleet_rejects(BASE "fleet:\n  etcd: http://e:1\n  local_fallback: maybe\n",
-                           "t.yaml:10:19: fleet.local_fallback: expected true or false, got "
-                           "\"maybe\"");
 }
 
 /* The fleet connection is made at start-up: a reload that changes it is refused, and says so. */
