@@ -1195,6 +1195,8 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
 }
 
+static bool h_proxy_alive_after_listen(const struct h_proxy *p);
+
 struct h_proxy *
 h_proxy_start(const struct h_proxy_opts *o)
 {
@@ -1243,7 +1245,8 @@ h_proxy_start(const struct h_proxy_opts *o)
          * start-up (the first health checks), after which crossfade accepts. */
         if (h_wait_ready(p->proc, p->port, 10000) == 0 &&
             (o->admin_api_port == 0 || h_wait_ready(p->proc, o->admin_api_port, 10000) == 0) &&
-            (o->admin_http_port == 0 || h_wait_ready(p->proc, o->admin_http_port, 10000) == 0)) {
+            (o->admin_http_port == 0 || h_wait_ready(p->proc, o->admin_http_port, 10000) == 0) &&
+            h_proxy_alive_after_listen(p)) {
             h_proxy_wait_serving(p);
             return p;
         }
@@ -1256,6 +1259,24 @@ h_proxy_start(const struct h_proxy_opts *o)
 }
 
 static void h_admin_cmd_buf(int fd, const char *line, char *buf, size_t cap);
+
+/*
+ * What answered on the port may be another test's process that took it between h_free_port and
+ * crossfade's bind: then crossfade exits ("Address already in use"). Whether crossfade is still
+ * there once its admin socket answers, or it has exited (false: the caller tries another port).
+ */
+static bool
+h_proxy_alive_after_listen(const struct h_proxy *p)
+{
+    uint64_t until = h_now_ms() + 15000;
+
+    while (access(p->admin_socket, F_OK) != 0 && h_now_ms() < until) {
+        if (!h_proc_alive(p->proc))
+            return false;
+        h_sleep_ms(10);
+    }
+    return h_proc_alive(p->proc);
+}
 
 void
 h_proxy_wait_serving(const struct h_proxy *p)
@@ -1274,6 +1295,9 @@ h_proxy_wait_serving(const struct h_proxy *p)
         if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
             break;
         close(fd);
+        if (!h_proc_alive(p->proc))
+            cr_fatal("crossfade exited before its admin socket answered; its log ends with:\n%s",
+                     h_log_tail(p->proc->log_path));
         if (h_now_ms() >= until)
             cr_fatal("cannot connect to %s: %s", p->admin_socket, strerror(errno));
         h_sleep_ms(10);
