@@ -634,6 +634,18 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
     adm_fleet_outcome(f, all, msg);
 }
 
+/* Out of memory before the write could go: the changes waiting are undone and told so (a
+ * reply must not wait for an answer that will never come). */
+static void
+adm_fleet_cannot_write(struct adm_fleet *f)
+{
+    XF_LOG(XF_LOG_ERR, "admin", "event=fleet_write_failed reason=out_of_memory");
+    if (f->gen > f->done_gen) {
+        adm_fleet_undo(f);
+        adm_fleet_outcome(f, f->gen, "out of memory writing to etcd: the change is undone");
+    }
+}
+
 void
 adm_fleet_changed(struct adm_state *st)
 {
@@ -661,8 +673,10 @@ adm_fleet_changed(struct adm_state *st)
         return;
     }
     text = adm_fleet_text(f, &len);
-    if (text == NULL)
+    if (text == NULL) {
+        adm_fleet_cannot_write(f);
         return;
+    }
     if (f->mine != NULL && strcmp(text, f->mine) == 0 && f->rev != 0) {
         free(text);
         if (f->gen > f->done_gen)
@@ -672,6 +686,7 @@ adm_fleet_changed(struct adm_state *st)
     value = adm_fleet_value(f, text, len, &vlen);
     if (value == NULL) {
         free(text);
+        adm_fleet_cannot_write(f);
         return;
     }
     put = (struct fl_put){f->key_state, strlen(f->key_state), value, vlen, 0};
@@ -681,6 +696,7 @@ adm_fleet_changed(struct adm_state *st)
     if (fl_etcd_cas(f->etcd, f->rev, &put, 1, adm_fleet_on_commit, f) == -1) {
         free(value);
         free(text);
+        adm_fleet_cannot_write(f);
         return;
     }
     free(value);

@@ -12,7 +12,7 @@
 
 #define TEST_PX_EVMEM_PAIRS 200
 
-static void
+static __attribute__((unused)) void
 test_px_evmem_on_event(evutil_socket_t fd, short what, void *arg)
 {
     XF_UNUSED(fd);
