@@ -640,6 +640,37 @@ Test(adm_config, show_config_gives_the_guard_test_traffic_and_access_log_format)
               "%s", reply);
 }
 
+Test(adm_config, show_config_gives_the_fleet_section_in_its_normal_form)
+{
+    static const char yaml[] = "listen:\n"
+                               "  - address: \"127.0.0.1:8000\"\n"
+                               "clusters:\n"
+                               "  x: {nodes: [\"10.0.0.1:8000\"]}\n"
+                               "  y: {nodes: [\"10.0.1.1:8000\"]}\n"
+                               "fleet:\n"
+                               "  etcd: [\"http://10.0.0.5\", \"http://[::1]:23790/\"]\n"
+                               "  prefix: /crossfade/kong-prod\n"
+                               "  name: edge-1\n"
+                               "  local_fallback: on\n";
+    const char *reply;
+
+    fx_setup();
+    reply = run_ok("show config");
+    cr_assert(ne(ptr, strstr(reply, "\nfleet off"), NULL), "%s", reply);
+    fx_teardown();
+    fx_setup_yaml(yaml);
+    reply = run_ok("show config");
+    cr_assert(ne(ptr,
+                 strstr(reply, "\nfleet.etcd[0] http://10.0.0.5:2379\n"
+                               "fleet.etcd[1] http://[::1]:23790\n"
+                               "fleet.prefix /crossfade/kong-prod/\n"
+                               "fleet.name edge-1\n"
+                               "fleet.local_fallback true\n"
+                               "fleet.timeout 2s fleet.lease 10s"),
+                 NULL),
+              "%s", reply);
+}
+
 /* adm_cmd_check's verdict on a line and its reason ("" when it passes). */
 static int
 check_line(const char *line, char *why, size_t size)
