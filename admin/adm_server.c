@@ -982,6 +982,10 @@ adm_socket_unlink(struct adm_server *s)
         return;
     s->bound = false;
     xf_fatal_forget();
+    /* Handed over: the path is the new process's (it renames its socket onto it at any moment;
+     * checking the inode first would leave a window in which its socket is the one removed). */
+    if (s->state.handed)
+        return;
     if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == s->ino &&
         st.st_dev == s->dev)
         unlink(s->path);

@@ -47,6 +47,7 @@ adm_cmd_takeover(struct adm_state *st, const struct adm_peer *peer, const struct
             return adm_reply_error(r, "this crossfade is %s: the takeover is off",
                                    st->status(st->status_arg));
         st->handed = true;
+        xf_fatal_forget(); /* a crash from now on must not remove the new process's socket */
         XF_LOG(XF_LOG_INFO, "admin",
                "event=takeover_done new_pid=%ld note=\"this process stops accepting and "
                "finishes its connections\"",
