@@ -397,6 +397,8 @@ struct adm_reply;
 enum adm_result adm_ramp_start(struct adm_state *st, const struct adm_peer *peer,
                                const struct adm_args *a, struct adm_reply *r,
                                const struct adm_ramp_args *ra);
+/* "running to 20.00" or "paused to 20.00" (the audit trail's view of a ramp) in buf; returns it. */
+const char *adm_ramp_text(const struct adm_ramp *r, char *buf, size_t size);
 /* The weight once k steps are in force (k >= n_steps: to_bp). */
 unsigned adm_ramp_weight_at(const struct adm_ramp *r, unsigned k);
 /* When step k (1..n_steps) is due. */

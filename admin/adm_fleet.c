@@ -82,7 +82,6 @@ struct adm_fleet {
     /* What the other instances say, from members/ (this one included). */
     struct adm_fleet_member *members;
     size_t n_members;
-    int64_t member_rev; /* the revision this instance last wrote into its member key */
 };
 
 static void adm_fleet_register(struct adm_fleet *f);
@@ -391,7 +390,6 @@ adm_fleet_register_now(struct adm_fleet *f)
                  (long long)f->rev, epoch,
                  f->local_only ? "local changes not in etcd" : (f->synced ? "ok" : "starting"),
                  (long)getpid(), XF_VERSION);
-    f->member_rev = f->rev;
     (void)fl_etcd_put(f->etcd, f->key_self, strlen(f->key_self), v, (size_t)n, lease, NULL, NULL);
 }
 
@@ -580,9 +578,6 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
         return;
     }
     if (res->succeeded) {
-        size_t len;
-        char *mine = adm_fleet_text(f, &len);
-
         f->rev = res->revision;
         snprintf(f->by, sizeof(f->by), "%s", f->conf->name);
         f->by_ms = adm_fleet_wall_ms(f);
@@ -592,7 +587,6 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
         free(f->mine);
         f->mine = f->pending;
         f->pending = NULL;
-        free(mine);
         XF_LOG(XF_LOG_INFO, "admin", "event=fleet_state_written revision=%lld", (long long)f->rev);
         adm_fleet_outcome(f, upto, NULL);
         adm_fleet_register(f);

@@ -133,8 +133,7 @@ adm_ramp_on_timer(evutil_socket_t fd, short what, void *arg)
     adm_ramp_tick(st);
 }
 
-/* "running to 20.00" or "paused to 20.00" (the audit trail's view of a ramp). */
-static const char *
+const char *
 adm_ramp_text(const struct adm_ramp *r, char *buf, size_t size)
 {
     char to[ADM_WEIGHT_TEXT];

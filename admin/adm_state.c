@@ -429,16 +429,12 @@ adm_state_changed(struct adm_state *st)
 static void
 adm_state_apply_ramp(struct adm_state *st, const struct adm_persist *p, const char *who)
 {
-    char was[64] = "-", now[64] = "-", w[ADM_WEIGHT_TEXT];
+    char was[64] = "-", now[64] = "-";
 
     if (st->ramp.state != ADM_RAMP_NONE)
-        snprintf(was, sizeof(was), "%s to %s",
-                 st->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
-                 adm_weight_text(st->ramp.to_bp, w));
+        adm_ramp_text(&st->ramp, was, sizeof(was));
     if (p->ramp.state != ADM_RAMP_NONE)
-        snprintf(now, sizeof(now), "%s to %s",
-                 p->ramp.state == ADM_RAMP_PAUSED ? "paused" : "running",
-                 adm_weight_text(p->ramp.to_bp, w));
+        adm_ramp_text(&p->ramp, now, sizeof(now));
     if (p->ramp.state == ADM_RAMP_NONE) {
         if (st->ramp.state != ADM_RAMP_NONE) {
             st->ramp.state = ADM_RAMP_NONE;
