@@ -140,10 +140,11 @@ long adm_server_handover_pid(const struct adm_server *s);
  * adm_server_free): `next` (from bal_snapshot_reload; taken) is published, commands and the
  * state file read cfg from now on, the audit trail records the reload with `text` (what changed)
  * in the name of the `reload` command that asked, or of SIGHUP, and the state goes to the state
- * file's writer.
+ * file's writer. In fleet mode a note on split.seed may be appended to `text` (a buffer of
+ * `size` bytes: the reply's text).
  */
 void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
-                       const char *text);
+                       char *text, size_t size);
 /*
  * Binary upgrade, the old process's side: `takeover` sends fn's listening sockets (SCM_RIGHTS) and
  * the state to the admin client that asks (crossfade --takeover), after which state changes are
@@ -451,6 +452,10 @@ struct adm_persist {
     bool have_guard;    /* a guard line was read (files before issue 14 have none) */
     bool guard_on;      /* `guard on|off` */
     bool guard_tripped; /* it tripped and nobody typed `guard reset` */
+    /* Fleet mode only: the seed in force, as its hash (bal_snapshot.seed_hash): the fleet's,
+     * which wins over split.seed (docs/fleet.md). "seed HEX" in the text. */
+    bool have_seed;
+    uint64_t seed_hash;
 };
 
 /*
@@ -905,6 +910,8 @@ void adm_fleet_changed(struct adm_state *st);
 /* Why a command that changes the rollout may not run now (etcd unreachable, the first read not
  * done), or NULL. `rollback`: the command is rollback (fleet.local_fallback accepts it). */
 const char *adm_fleet_refuse(struct adm_state *st, bool rollback);
+/* Whether a change made now can be written to etcd (true outside fleet mode). */
+bool adm_fleet_writable(const struct adm_state *st);
 /* A command that changes the rollout is about to run: the generation its reply waits for (0
  * outside fleet mode). */
 uint64_t adm_fleet_begin(struct adm_state *st);
@@ -924,7 +931,7 @@ void adm_fleet_epoch(struct adm_state *st, const struct bal_snapshot *s, char ou
 /* adm_reload.c: */
 /* adm_server_reload on the state: publishes, swaps the config, records, saves. */
 void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,
-                      const char *text);
+                      char *text, size_t size);
 /* adm_state.c: */
 enum adm_result adm_cmd_show_fleet(struct adm_state *st, const struct adm_peer *peer,
                                    const struct adm_args *a, struct adm_reply *r);

@@ -726,6 +726,12 @@ adm_fleet_refuse(struct adm_state *st, bool rollback)
     return why;
 }
 
+bool
+adm_fleet_writable(const struct adm_state *st)
+{
+    return st->fleet == NULL || (st->fleet->up && st->fleet->synced);
+}
+
 /* A command that changes the state is about to run: the generation its reply waits for. */
 uint64_t
 adm_fleet_begin(struct adm_state *st)
@@ -889,6 +895,23 @@ adm_fleet_metrics(struct adm_state *st, struct evbuffer *b)
 
 /* ------------------------------------------------------------------ show fleet */
 
+/* "seed HASH (split.seed here)" or "seed HASH (the fleet's: split.seed here differs, HASH)". */
+static void
+adm_fleet_seed_line(const struct adm_fleet *f, struct adm_reply *r)
+{
+    struct bal_snapshot *s = bal_router_acquire(f->st->router);
+    uint64_t mine = bal_seed_hash(f->st->cfg->split.seed);
+
+    if (s->seed_hash == mine)
+        adm_reply_line(r, "seed %016" PRIx64 " (split.seed here)", s->seed_hash);
+    else
+        adm_reply_line(r,
+                       "seed %016" PRIx64 " (the fleet's: split.seed here differs, %016" PRIx64
+                       "; a reload that changes it writes it for the fleet)",
+                       s->seed_hash, mine);
+    bal_snapshot_unref(s);
+}
+
 enum adm_result
 adm_cmd_show_fleet(struct adm_state *st, const struct adm_peer *peer, const struct adm_args *a,
                    struct adm_reply *r)
@@ -923,6 +946,7 @@ adm_cmd_show_fleet(struct adm_state *st, const struct adm_peer *peer, const stru
     if (f->committing)
         adm_reply_line(r, "writing a change to etcd");
     adm_reply_line(r, "epoch %s", epoch);
+    adm_fleet_seed_line(f, r);
     for (size_t i = 0; i < f->n_members; i++) {
         const struct adm_fleet_member *m = &f->members[i];
         const char *verdict = "in step";

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,6 +150,8 @@ adm_persist_format(const struct adm_persist *p, struct evbuffer *out)
                             adm_persist_id(r->uid, uid, sizeof(uid)),
                             adm_persist_id(r->pid, pid, sizeof(pid)),
                             r->command[0] != '\0' ? r->command : "-");
+    if (p->have_seed)
+        evbuffer_add_printf(out, "seed %016" PRIx64 "\n", p->seed_hash);
     /* The guard: on or off, tripped or armed, and whether the ramp waits for it. */
     evbuffer_add_printf(out, "guard %s %s%s\n", p->guard_on ? "on" : "off",
                         p->guard_tripped ? "tripped" : "armed",
@@ -659,6 +662,28 @@ adm_persist_line_guard(struct adm_persist_ctx *c, const struct adm_args *a, stru
     return 0;
 }
 
+/* "seed HEX": the hash of the fleet's split.seed, 16 hex digits. */
+static int
+adm_persist_line_seed(struct adm_persist_ctx *c, const struct adm_args *a, struct adm_persist *p)
+{
+    uint64_t v = 0;
+
+    if (p->have_seed)
+        return adm_persist_fail(c, "a second seed line");
+    if (a->n != 2 || a->v[1].len != 16)
+        return adm_persist_fail(c, "expected \"seed HASH\" (16 hex digits)");
+    for (size_t i = 0; i < 16; i++) {
+        int d = adm_persist_hex(a->v[1].ptr[i]);
+
+        if (d == -1)
+            return adm_persist_fail(c, "expected \"seed HASH\" (16 hex digits)");
+        v = v << 4 | (uint64_t)d;
+    }
+    p->have_seed = true;
+    p->seed_hash = v;
+    return 0;
+}
+
 /* One line that is neither blank nor a comment. */
 static int
 adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct adm_persist *p)
@@ -706,9 +731,11 @@ adm_persist_line(struct adm_persist_ctx *c, const char *line, size_t len, struct
         return adm_persist_line_guard(c, &a, p);
     if (adm_span_is(a.v[0], "node"))
         return adm_persist_line_node(c, &a, p);
+    if (c->version >= 2 && adm_span_is(a.v[0], "seed"))
+        return adm_persist_line_seed(c, &a, p);
     return adm_persist_fail(c,
                             "unknown line %s (expected layout, weight, freeze, ramp, guard, pin, "
-                            "node or event)",
+                            "node, seed or event)",
                             adm_quote(line, len, q, sizeof(q)));
 }
 

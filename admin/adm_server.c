@@ -1168,9 +1168,9 @@ adm_server_handover_pid(const struct adm_server *s)
 
 void
 adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
-                  const char *text)
+                  char *text, size_t size)
 {
-    adm_state_reload(&s->state, cfg, next, text);
+    adm_state_reload(&s->state, cfg, next, text, size);
 }
 
 void

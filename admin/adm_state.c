@@ -3,6 +3,7 @@
 #include "admin/adm.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +43,35 @@ adm_state_take(struct bal_snapshot *next, struct adm_persist *p)
 }
 
 /*
+ * Fleet mode: the seed `p` carries (the fleet's) into a snapshot not published yet, recorded as
+ * made by `who`. The fleet's seed wins over split.seed: a config that differs is said once, when
+ * the seed in force changes. Standalone, split.seed rules and `p`'s seed is not applied.
+ */
+static void
+adm_state_take_seed(struct adm_state *st, struct bal_snapshot *next, const struct adm_persist *p,
+                    const char *who)
+{
+    char a[20], b[20];
+    uint64_t mine;
+
+    if (!p->have_seed || !st->cfg->fleet.configured || next->seed_hash == p->seed_hash)
+        return;
+    snprintf(a, sizeof(a), "%016" PRIx64, next->seed_hash);
+    snprintf(b, sizeof(b), "%016" PRIx64, p->seed_hash);
+    adm_events_add(&st->events, -1, -1, who, "seed", a, b);
+    next->seed_hash = p->seed_hash;
+    mine = bal_seed_hash(st->cfg->split.seed);
+    if (mine != p->seed_hash)
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=fleet_seed_differs fleet_seed=%s config_seed=%016" PRIx64
+               " note=\"split.seed in this configuration differs from the fleet's: the fleet's is "
+               "in force; a reload that changes split.seed writes the new one for the fleet\"",
+               b, mine);
+    else
+        XF_LOG(XF_LOG_INFO, "admin", "event=fleet_seed_changed from=%s to=%s by=\"%s\"", a, b, who);
+}
+
+/*
  * Publishes what a state file holds (weight, freeze, pins) and takes over its ramp, each change
  * recorded as made by "state file". Returns 0, or -1 when out of memory (nothing changed).
  */
@@ -73,6 +103,7 @@ adm_state_restore(struct adm_state *st, struct adm_persist *p)
         snprintf(b, sizeof(b), "%d of %zu applied", applied, p->n_nodes);
         adm_events_add(&st->events, -1, -1, "state file", "node changes", "-", b);
     }
+    adm_state_take_seed(st, next, p, "state file");
     adm_state_take(next, p);
     bal_router_publish(st->router, next);
     ramp[0] = '\0';
@@ -369,6 +400,8 @@ adm_state_text_for(struct adm_state *st, enum adm_text_form form, size_t *len)
     }
     p.guard_on = st->guard.on;
     p.guard_tripped = st->guard.tripped;
+    p.have_seed = st->cfg->fleet.configured;
+    p.seed_hash = snap->seed_hash;
     p.events =
         st->events.n > 0 && form == ADM_TEXT_FILE ? calloc(st->events.n, sizeof(*p.events)) : NULL;
     if (adm_node_diff(st->cfg, snap, &p.nodes, &p.n_nodes) == -1 ||
@@ -496,6 +529,7 @@ adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who)
         snprintf(b, sizeof(b), "%zu", bal_pins_count(p->pins));
         adm_events_add(&st->events, -1, -1, who, "pins", a, b);
     }
+    adm_state_take_seed(st, next, p, who);
     adm_state_take(next, p);
     st->applying = true;
     adm_publish(st, next);

@@ -270,6 +270,9 @@ int bal_pick_key(const struct bal_snapshot *snap, const char *key, size_t len, s
 int bal_repick(const struct bal_snapshot *snap, struct bal_state *st, const uint32_t *tried,
                size_t n_tried, struct bal_choice *ch);
 
+/* The hash a seed text routes by (bal_snapshot.seed_hash): XXH3_64bits of split.seed. */
+uint64_t bal_seed_hash(const char *seed);
+
 /* The bucket (0..9999) of a key under a seed hash: XXH3_64bits_withSeed(key, seed_hash) % 10000. */
 uint32_t bal_bucket(const char *key, size_t len, uint64_t seed_hash);
 

@@ -149,7 +149,7 @@ bal_snapshot_reload(const struct bal_snapshot *cur, const struct cfg *old, const
     next->weight_bp = cur->weight_bp;
     next->cfg = cfg_ref(new);
     next->split = &new->split;
-    next->seed_hash = XXH3_64bits(new->split.seed, strlen(new->split.seed));
+    next->seed_hash = bal_seed_hash(new->split.seed);
     next->freeze = cur->freeze;
     next->freeze_since = cur->freeze_since;
     next->pins = bal_pins_ref(cur->pins);

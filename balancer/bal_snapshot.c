@@ -110,7 +110,7 @@ bal_snapshot_new(const struct cfg *cfg, const struct bal_snapshot *prev, uint64_
     snap->weight_bp = cfg->split.weight_bp;
     snap->cfg = cfg_ref(cfg);
     snap->split = &cfg->split;
-    snap->seed_hash = XXH3_64bits(cfg->split.seed, strlen(cfg->split.seed));
+    snap->seed_hash = bal_seed_hash(cfg->split.seed);
     for (int c = 0; c < CFG_CLUSTER_COUNT; c++) {
         const struct cfg_cluster *src = &cfg->clusters[c];
         struct bal_cluster *dst = &snap->clusters[c];

@@ -6,6 +6,12 @@
 
 #include <xxhash.h>
 
+uint64_t
+bal_seed_hash(const char *seed)
+{
+    return XXH3_64bits(seed, strlen(seed));
+}
+
 uint32_t
 bal_bucket(const char *key, size_t len, uint64_t seed_hash)
 {

@@ -417,7 +417,8 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
     if (ctl->health != NULL)
         px_health_reload(ctl->health, cfg);
     if (ctl->adm != NULL) {
-        adm_server_reload(ctl->adm, cfg, next, ctl->reload_text); /* publishes: workers told */
+        adm_server_reload(ctl->adm, cfg, next, ctl->reload_text,
+                          sizeof(ctl->reload_text)); /* publishes: workers told */
     } else {
         bal_router_publish(ctl->router, next);
         px_ctl_refresh(ctl);

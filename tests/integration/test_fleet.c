@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ struct f_fleet {
     struct h_proxy *p[F_N];
     int admin[F_N];
     const char *names[F_N];
+    const char *seeds[F_N]; /* each instance's split.seed; NULL: the default */
 };
 
 /* The fleet section and state file of instance `name`, with `more` fleet lines. */
@@ -43,16 +45,36 @@ f_yaml(const char *name, const char *more)
                  more != NULL ? more : "");
 }
 
-static struct h_proxy *
-f_start_one(struct f_fleet *f, size_t i, const char *more)
+/* Instance i's options (its config but the port). */
+static struct h_proxy_opts
+f_opts(const struct f_fleet *f, size_t i, const char *more)
 {
-    return h_proxy_start(&(struct h_proxy_opts){
+    return (struct h_proxy_opts){
         .x = {{f->x->port}},
         .y = {{f->y->port}},
         .name = f->names[i],
-        .split_extra = "  key: [\"header:X-Key\"]\n",
+        .split_extra = h_fmt("  key: [\"header:X-Key\"]\n%s",
+                             f->seeds[i] != NULL ? h_fmt("  seed: \"%s\"\n", f->seeds[i]) : ""),
         .y_extra = f->y_extra,
-        .extra_yaml = h_fmt("%s%s", f_yaml(f->names[i], more), f->top != NULL ? f->top : "")});
+        .extra_yaml = h_fmt("%s%s", f_yaml(f->names[i], more), f->top != NULL ? f->top : "")};
+}
+
+static struct h_proxy *
+f_start_one(struct f_fleet *f, size_t i, const char *more)
+{
+    struct h_proxy_opts o = f_opts(f, i, more);
+
+    return h_proxy_start(&o);
+}
+
+/* Instance i's config file written again from f (as an operator edits it), for a reload. */
+static void
+f_rewrite(const struct f_fleet *f, size_t i)
+{
+    struct h_proxy_opts o = f_opts(f, i, NULL);
+    const char *next = h_proxy_write_config(h_fmt("%s-next.yaml", f->names[i]), &o, f->p[i]->port);
+
+    cr_assert(eq(int, rename(next, f->p[i]->cfg_path), 0), "rename: %s", strerror(errno));
 }
 
 /* Waits until instance i has read the fleet's state (its first read of etcd is done). */
@@ -96,8 +118,8 @@ f_wait_same_revision(const struct f_fleet *f)
 /* etcd (n members) and three instances edge-a, edge-b, edge-c in front of nodes x1 and y1 (y1
  * started with `yo`, NULL: the defaults); `top` and `y_extra` go into each config. */
 static struct f_fleet *
-f_start_with(size_t members, const char *more, const struct h_upstream_opts *yo, const char *top,
-             const char *y_extra)
+f_start_seeded(size_t members, const char *more, const struct h_upstream_opts *yo, const char *top,
+               const char *y_extra, const char *const seeds[F_N])
 {
     struct f_fleet *f = h_alloc(sizeof(*f));
 
@@ -109,6 +131,8 @@ f_start_with(size_t members, const char *more, const struct h_upstream_opts *yo,
     f->names[0] = "edge-a";
     f->names[1] = "edge-b";
     f->names[2] = "edge-c";
+    for (size_t i = 0; seeds != NULL && i < F_N; i++)
+        f->seeds[i] = seeds[i];
     for (size_t i = 0; i < F_N; i++) {
         f->p[i] = f_start_one(f, i, more);
         f->admin[i] = h_admin_connect(f->p[i]);
@@ -117,6 +141,13 @@ f_start_with(size_t members, const char *more, const struct h_upstream_opts *yo,
         f_wait_synced(f, i);
     f_wait_same_revision(f);
     return f;
+}
+
+static struct f_fleet *
+f_start_with(size_t members, const char *more, const struct h_upstream_opts *yo, const char *top,
+             const char *y_extra)
+{
+    return f_start_seeded(members, more, yo, top, y_extra, NULL);
 }
 
 static struct f_fleet *
@@ -521,4 +552,108 @@ Test(fleet, a_guard_trip_on_one_instance_rolls_the_whole_fleet_back, .timeout = 
     r = h_admin_cmd(f->admin[1], "set weight 10");
     cr_assert(eq(int, strncmp(r, "ok: weight y 10.00", 18), 0), "%s", r);
     f_wait_weight(f, "y 10.00", F_APPLY_MS);
+}
+
+/* The line of instance i's `show fleet` that starts with `word` ("seed "), without its end. */
+static const char *
+f_fleet_line(const struct f_fleet *f, size_t i, const char *word)
+{
+    const char *r = strstr(h_admin_cmd(f->admin[i], "show fleet"), h_fmt("\n%s", word));
+
+    cr_assert(ne(ptr, (void *)r, NULL), "%s: no %s line", f->names[i], word);
+    return h_fmt("%.*s", (int)strcspn(r + 1, "\n"), r + 1);
+}
+
+/* The 16 hex digits of the seed instance i routes by. */
+static const char *
+f_seed(const struct f_fleet *f, size_t i)
+{
+    return h_fmt("%.16s", f_fleet_line(f, i, "seed ") + 5);
+}
+
+/* Waits until every instance routes by the same seed; returns it. */
+static const char *
+f_wait_same_seed(const struct f_fleet *f, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (;;) {
+        const char *a = f_seed(f, 0), *b = f_seed(f, 1), *c = f_seed(f, 2);
+
+        if (strcmp(a, b) == 0 && strcmp(b, c) == 0)
+            return a;
+        cr_assert(lt(u64, h_now_ms(), end), "seeds after %u ms: %s %s %s", ms, a, b, c);
+        h_sleep_ms(20);
+    }
+}
+
+/* Which of 40 clients instance i sends to y ("0110..."). */
+static const char *
+f_sides(const struct f_fleet *f, size_t i)
+{
+    char *out = h_alloc(41);
+
+    for (int k = 0; k < 40; k++)
+        out[k] = strcmp(f_side(f, i, h_fmt("client-%d", k)), "y1") == 0 ? '1' : '0';
+    return out;
+}
+
+/* The seed is the fleet's: instances whose split.seed differ route every client alike by the one
+ * in etcd; a reload that changes split.seed on one instance writes it for all (and, without etcd,
+ * is refused for the seed and says so); an instance restarted without etcd keeps the fleet's. */
+Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TIMEOUT)
+{
+    static const char *const seeds[F_N] = {"seed-a", "seed-b", "seed-c"};
+    struct f_fleet *f = f_start_seeded(1, NULL, NULL, NULL, NULL, seeds);
+    const char *seed, *before, *after, *epoch;
+    unsigned differ = 0;
+    char *r;
+
+    seed = f_wait_same_seed(f, F_APPLY_MS);
+    for (size_t i = 0; i < F_N; i++)
+        differ +=
+            strstr(f_fleet_line(f, i, "seed "), "the fleet's: split.seed here differs") != NULL;
+    cr_assert(eq(uint, differ, 2u), "one instance wrote its seed, the two others took it");
+    r = h_admin_cmd(f->admin[0], "set weight 50");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 50.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 50.00", F_APPLY_MS);
+    epoch = f_fleet_line(f, 0, "epoch ");
+    for (size_t i = 1; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_fleet_line(f, i, "epoch "), (char *)epoch), "%s", f->names[i]);
+    before = f_sides(f, 0);
+    for (size_t i = 1; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_sides(f, i), (char *)before), "%s", f->names[i]);
+
+    /* A new split.seed on edge-b, reloaded: the whole fleet routes by it. */
+    f->seeds[1] = "seed-new";
+    f_rewrite(f, 1);
+    r = h_admin_cmd(f->admin[1], "reload");
+    cr_assert(not(eq(ptr, strstr(r, "the new split.seed is written for the whole fleet"), NULL)),
+              "%s", r);
+    for (uint64_t end = h_now_ms() + F_APPLY_MS; strcmp(f_wait_same_seed(f, F_APPLY_MS), seed) == 0;
+         h_sleep_ms(20))
+        cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);
+    seed = f_seed(f, 0);
+    cr_assert(not(eq(ptr, strstr(f_fleet_line(f, 1, "seed "), "(split.seed here)"), NULL)));
+    after = f_sides(f, 0);
+    cr_assert(not(eq(str, (char *)after, (char *)before)), "the new seed moved clients");
+    for (size_t i = 1; i < F_N; i++)
+        cr_assert(eq(str, (char *)f_sides(f, i), (char *)after), "%s", f->names[i]);
+
+    /* Without etcd a new seed is not taken: the fleet's stays, and the reply says so. */
+    h_etcd_kill(&h_etcd[0]);
+    f_wait_fleet(f, 0, "etcd unreachable since", 10000);
+    f->seeds[0] = "seed-lonely";
+    f_rewrite(f, 0);
+    r = h_admin_cmd(f->admin[0], "reload");
+    cr_assert(not(eq(ptr, strstr(r, "the new split.seed is NOT in force"), NULL)), "%s", r);
+    cr_assert(eq(str, (char *)f_seed(f, 0), (char *)seed));
+    cr_assert(eq(str, (char *)f_sides(f, 0), (char *)after));
+
+    /* edge-c restarted while etcd is down: its state file holds the fleet's seed. */
+    h_proxy_finish(f->p[2]);
+    f->p[2] = f_start_one(f, 2, NULL);
+    f->admin[2] = h_admin_connect(f->p[2]);
+    cr_assert(eq(str, (char *)f_seed(f, 2), (char *)seed));
+    cr_assert(eq(str, (char *)f_sides(f, 2), (char *)after));
 }

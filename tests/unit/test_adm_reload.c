@@ -142,6 +142,7 @@ apply_reload(bool from_command)
     struct xf_err err = {{0}};
     struct cfg *cfg = cfg_parse(fx_yaml_reloaded, strlen(fx_yaml_reloaded), "t2.yaml", &err);
     struct bal_snapshot *cur, *next;
+    char text[128] = "listeners +0 -0; x nodes +0 -0; y nodes +1 -0";
 
     cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
     cur = bal_router_acquire(&fx_router);
@@ -152,7 +153,7 @@ apply_reload(bool from_command)
         fx_st.reload_peer = &fx_peer;
         snprintf(fx_st.reload_cmd, sizeof(fx_st.reload_cmd), "reload");
     }
-    adm_state_reload(&fx_st, cfg, next, "listeners +0 -0; x nodes +0 -0; y nodes +1 -0");
+    adm_state_reload(&fx_st, cfg, next, text, sizeof(text));
     fx_st.reload_peer = NULL;
     return cfg;
 }

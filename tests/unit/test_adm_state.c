@@ -300,7 +300,7 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "/var/lib/xf/state:2: expected \"layout x=ADDRESS,... y=ADDRESS,...\""));
     cr_assert(eq(str, (char *)parse_error("version 1\nlayout x=a y=b\nweight 20\n"),
                  "/var/lib/xf/state:2: unknown line \"layout x=a y=b\" (expected layout, weight, "
-                 "freeze, ramp, guard, pin, node or event)"));
+                 "freeze, ramp, guard, pin, node, seed or event)"));
     cr_assert(eq(str,
                  (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\n"
                                      "event 2 1764470400000 - - weight 0.00 1.00 set weight 1\n"
@@ -328,7 +328,7 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "/var/lib/xf/state:3: a second weight line"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nwieght 30\n"),
                  "/var/lib/xf/state:3: unknown line \"wieght 30\" (expected layout, weight, "
-                 "freeze, ramp, guard, pin, node or event)"));
+                 "freeze, ramp, guard, pin, node, seed or event)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20"),
                  "/var/lib/xf/state:2: the last line has no end (was the file cut?)"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\nfreeze on\n"),
@@ -343,6 +343,35 @@ Test(adm_persist, a_corrupt_file_is_reported_with_its_line_and_what_is_wrong)
                  "blanks, control bytes and the backslash"));
     cr_assert(eq(str, (char *)parse_error("version 1\nweight 20\n\x01\n"),
                  "/var/lib/xf/state:3: the control byte 0x01 at byte 1"));
+    cr_assert(eq(
+        str, (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nseed 0123456789abcdeg\n"),
+        "/var/lib/xf/state:4: expected \"seed HASH\" (16 hex digits)"));
+    cr_assert(eq(str, (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nseed 0123\n"),
+                 "/var/lib/xf/state:4: expected \"seed HASH\" (16 hex digits)"));
+    cr_assert(eq(str,
+                 (char *)parse_error("version 2\nlayout x=a y=b\nweight 20\nseed 0123456789abcdef\n"
+                                     "seed 0123456789abcdef\n"),
+                 "/var/lib/xf/state:5: a second seed line"));
+}
+
+Test(adm_persist, a_seed_line_reads_back_as_the_hash_it_names)
+{
+    static const char text[] = "version 2\nlayout x=a y=b\nweight 20\nseed 00f0e1d2c3b4a596\n";
+    struct adm_persist q;
+    struct xf_err err = {{0}};
+    struct evbuffer *out = evbuffer_new();
+
+    cr_assert(eq(int, adm_persist_parse(text, strlen(text), "state", &q, &err), 0), "%s", err.msg);
+    cr_assert(q.have_seed);
+    cr_assert(eq(u64, q.seed_hash, 0x00f0e1d2c3b4a596ull));
+    adm_persist_format(&q, out);
+    cr_assert(evbuffer_search(out, "\nseed 00f0e1d2c3b4a596\n", 23, NULL).pos != -1);
+    evbuffer_free(out);
+    adm_persist_fini(&q);
+    cr_assert(eq(int, adm_persist_parse(text, strlen(text) - 22, "state", &q, &err), 0), "%s",
+              err.msg);
+    cr_assert(not(q.have_seed), "a state without a seed line leaves the seed in force alone");
+    adm_persist_fini(&q);
 }
 
 Test(adm_persist, a_ramp_line_is_checked_field_by_field)
