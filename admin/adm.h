@@ -928,6 +928,10 @@ void adm_http_family(struct evbuffer *b, const char *name, const char *type, con
  * epoch send every client to the same side. */
 void adm_fleet_epoch(struct adm_state *st, const struct bal_snapshot *s, char out[17]);
 
+/* Fleet mode: publishes a snapshot whose routing epoch (the copy fleet.epoch_header sends) is
+ * the one in force, when it is not (a ramp's change alone publishes none; start-up). */
+void adm_state_epoch(struct adm_state *st);
+
 /* adm_reload.c: */
 /* adm_server_reload on the state: publishes, swaps the config, records, saves. */
 void adm_state_reload(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next,

@@ -829,6 +829,7 @@ adm_fleet_start(struct adm_state *st, struct event_base *base, struct xf_err *er
         goto fail;
     }
     st->fleet = f;
+    adm_state_epoch(st);
     adm_fleet_sync(f);
     XF_LOG(XF_LOG_INFO, "admin", "event=fleet_start name=%s prefix=%s etcd=%s", conf->name,
            conf->prefix, conf->etcd[0]);

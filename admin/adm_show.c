@@ -229,6 +229,7 @@ adm_show_fleet_config(struct adm_reply *r, const struct cfg *cfg)
     adm_reply_line(r, "fleet.timeout %s fleet.lease %s",
                    adm_duration_text(f->timeout_ms, d, sizeof(d)),
                    adm_duration_text(f->lease_ms, e, sizeof(e)));
+    adm_reply_line(r, "fleet.epoch_header %s", adm_show_or_dash(f->epoch_header));
 }
 
 /*

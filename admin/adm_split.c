@@ -37,6 +37,8 @@ adm_snapshot_begin(struct adm_state *st)
 void
 adm_publish(struct adm_state *st, struct bal_snapshot *next)
 {
+    if (st->cfg->fleet.configured)
+        adm_fleet_epoch(st, next, next->epoch); /* for fleet.epoch_header */
     bal_router_publish(st->router, next);
     if (st->published != NULL)
         st->published(st->published_arg);

@@ -450,8 +450,25 @@ adm_state_save(struct adm_state *st)
 }
 
 void
+adm_state_epoch(struct adm_state *st)
+{
+    struct bal_snapshot *cur, *next;
+    char epoch[17];
+
+    if (!st->cfg->fleet.configured)
+        return;
+    cur = bal_router_acquire(st->router);
+    adm_fleet_epoch(st, cur, epoch);
+    next = strcmp(epoch, cur->epoch) != 0 ? adm_snapshot_begin(st) : NULL;
+    bal_snapshot_unref(cur);
+    if (next != NULL)
+        adm_publish(st, next);
+}
+
+void
 adm_state_changed(struct adm_state *st)
 {
+    adm_state_epoch(st);
     if (st->dirty || st->events.seq != st->saved_seq)
         adm_state_save(st);
     if (!st->applying)

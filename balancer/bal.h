@@ -79,8 +79,11 @@ struct bal_cluster {
 struct bal_snapshot {
     atomic_uint refs;
     uint64_t version;
-    unsigned weight_bp;            /* percent of clients to y, in hundredths (0..10000) */
-    uint64_t seed_hash;            /* XXH3_64bits(split.seed) */
+    unsigned weight_bp; /* percent of clients to y, in hundredths (0..10000) */
+    uint64_t seed_hash; /* XXH3_64bits(split.seed); in fleet mode the fleet's */
+    /* Fleet mode: the routing epoch (16 hex digits; "" outside it), set by the admin side when it
+     * publishes, for fleet.epoch_header. */
+    char epoch[17];
     const struct cfg *cfg;         /* a hold on the config it was built from (cfg_ref) */
     const struct cfg_split *split; /* cfg's split: keys, overrides, trusted proxies */
     struct bal_cluster clusters[CFG_CLUSTER_COUNT];

@@ -150,6 +150,7 @@ bal_snapshot_reload(const struct bal_snapshot *cur, const struct cfg *old, const
     next->cfg = cfg_ref(new);
     next->split = &new->split;
     next->seed_hash = bal_seed_hash(new->split.seed);
+    memcpy(next->epoch, cur->epoch, sizeof(next->epoch));
     next->freeze = cur->freeze;
     next->freeze_since = cur->freeze_since;
     next->pins = bal_pins_ref(cur->pins);

@@ -163,6 +163,7 @@ bal_snapshot_copy(const struct bal_snapshot *s, uint64_t version)
     copy->version = version;
     copy->weight_bp = s->weight_bp;
     copy->seed_hash = s->seed_hash;
+    memcpy(copy->epoch, s->epoch, sizeof(copy->epoch));
     copy->cfg = cfg_ref(s->cfg);
     copy->split = s->split;
     copy->max_id = s->max_id;

@@ -281,6 +281,7 @@ struct cfg_fleet {
     bool local_fallback; /* false: without etcd no change is accepted; true: rollback is, here */
     unsigned timeout_ms; /* 2s: an etcd request's */
     unsigned lease_ms;   /* 10s: how long this instance stays listed after it stops answering */
+    char *epoch_header;  /* owned: response header carrying the routing epoch; NULL when off */
 };
 
 /*

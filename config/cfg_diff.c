@@ -92,7 +92,8 @@ cfg_diff_split_eq(const struct cfg_split *a, const struct cfg_split *b)
     return true;
 }
 
-/* Whether two fleet sections are the same: endpoints (in order), prefix, name and settings. */
+/* Whether two fleet sections are the same: endpoints (in order), prefix, name and settings
+ * (epoch_header aside: it applies to the next response, like split.expose). */
 static bool
 cfg_diff_fleet_eq(const struct cfg_fleet *a, const struct cfg_fleet *b)
 {

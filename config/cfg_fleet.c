@@ -13,12 +13,17 @@ enum cfg_fleet_key {
     CFG_FLEET_LOCAL_FALLBACK,
     CFG_FLEET_TIMEOUT,
     CFG_FLEET_LEASE,
+    CFG_FLEET_EPOCH_HEADER,
     CFG_FLEET_COUNT,
 };
 static const char *const cfg_fleet_keys[CFG_FLEET_COUNT] = {
-    [CFG_FLEET_ETCD] = "etcd",       [CFG_FLEET_PREFIX] = "prefix",
-    [CFG_FLEET_NAME] = "name",       [CFG_FLEET_LOCAL_FALLBACK] = "local_fallback",
-    [CFG_FLEET_TIMEOUT] = "timeout", [CFG_FLEET_LEASE] = "lease",
+    [CFG_FLEET_ETCD] = "etcd",
+    [CFG_FLEET_PREFIX] = "prefix",
+    [CFG_FLEET_NAME] = "name",
+    [CFG_FLEET_LOCAL_FALLBACK] = "local_fallback",
+    [CFG_FLEET_TIMEOUT] = "timeout",
+    [CFG_FLEET_LEASE] = "lease",
+    [CFG_FLEET_EPOCH_HEADER] = "epoch_header",
 };
 
 #define CFG_FLEET_PREFIX_MAX 200
@@ -200,6 +205,10 @@ cfg_walk_fleet(const struct cfg_ctx *ctx, const yaml_node_t *node)
                 "expected a duration from 2s to 10m, got %s",
                 cfg_show_str(shown, (const char *)v[CFG_FLEET_LEASE]->data.scalar.value));
     }
+    if (v[CFG_FLEET_EPOCH_HEADER] != NULL &&
+        cfg_get_name_or_off(ctx, v[CFG_FLEET_EPOCH_HEADER], "fleet.epoch_header", true,
+                            &f->epoch_header) == -1)
+        return -1;
     return 0;
 }
 
@@ -211,5 +220,6 @@ cfg_fleet_free(struct cfg_fleet *f)
     free(f->etcd);
     free(f->prefix);
     free(f->name);
+    free(f->epoch_header);
     memset(f, 0, sizeof(*f));
 }

@@ -89,6 +89,10 @@ void cfg_tls_node_free(struct cfg_tls_node *t);
 /* ---- Fleet (cfg_fleet.c) --------------------------------------------------------------------- */
 
 /* The fleet section (node may be NULL: not in fleet mode). 0, or -1 with a message. */
+/* A header name (`header`) or a cookie name kept as written, or off (NULL at `dst`); names that
+ * HTTP fixes for framing or one hop are refused for headers. */
+int cfg_get_name_or_off(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
+                        bool header, char **dst);
 int cfg_walk_fleet(const struct cfg_ctx *ctx, const yaml_node_t *node);
 /* Frees what the fleet section owns and clears it. */
 void cfg_fleet_free(struct cfg_fleet *f);

@@ -1074,7 +1074,7 @@ static const char *const cfg_reserved_headers[] = {
  * split.override_header, split.override_cookie and split.expose: a header name (`header`) or a
  * cookie name kept as written, or off (see cfg_is_off), which leaves NULL at `dst`.
  */
-static int
+int
 cfg_get_name_or_off(const struct cfg_ctx *ctx, const yaml_node_t *node, const char *path,
                     bool header, char **dst)
 {

@@ -256,6 +256,8 @@ struct px_resp_in {
     bool client_ka;            /* the client connection may stay open */
     const char *expose_name;   /* split.expose: a header naming the route; NULL when off */
     const char *expose_value;  /* its value: "CLUSTER NODE" */
+    const char *epoch_name;    /* fleet.epoch_header; NULL when off */
+    const char *epoch_value;   /* the routing epoch of the request's snapshot */
     const char *upgrade_offer; /* the protocols the request offered (px_req_out); NULL: none */
     bool parser_te_other;      /* as in px_req_in */
 };

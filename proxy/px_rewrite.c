@@ -359,6 +359,18 @@ px_upgrade_any(void *arg, const char *tok, size_t len)
     return true;
 }
 
+/* The headers crossfade adds to a node's response: split.expose and fleet.epoch_header. */
+static void
+px_resp_add_own(const struct px_resp_in *in, struct px_buf *out)
+{
+    if (in->expose_name != NULL)
+        px_add_field(out, in->expose_name, strlen(in->expose_name), in->expose_value,
+                     strlen(in->expose_value));
+    if (in->epoch_name != NULL)
+        px_add_field(out, in->epoch_name, strlen(in->epoch_name), in->epoch_value,
+                     strlen(in->epoch_value));
+}
+
 /*
  * A 101 (Switching Protocols): only for a request that offered an upgrade, and only to protocols
  * it offered (RFC 9110 15.2.2, 7.8); the client gets the head with Connection and Upgrade of the
@@ -380,9 +392,7 @@ px_rewrite_switch(const struct px_resp_in *in, struct px_buf *out, struct px_res
     px_add_status_line(out, 101, in->reason, in->reason_len);
     if (px_resp_copy_headers(out, in->hdrs, in->n_hdrs, conn, n_conn) == -1)
         return *why = "out of memory", -1;
-    if (in->expose_name != NULL)
-        px_add_field(out, in->expose_name, strlen(in->expose_name), in->expose_value,
-                     strlen(in->expose_value));
+    px_resp_add_own(in, out);
     px_buf_append(out, "Connection: upgrade\r\nUpgrade: ", 30);
     for (size_t i = 0; i < n_up; i++) {
         if (i > 0)
@@ -476,9 +486,7 @@ px_rewrite_response(const struct px_resp_in *in, struct px_buf *out, struct px_r
     px_add_status_line(out, status, in->reason, in->reason_len);
     if (px_resp_copy_headers(out, hdrs, in->n_hdrs, conn, n_conn) == -1)
         return *why = "out of memory", -1;
-    if (in->expose_name != NULL)
-        px_add_field(out, in->expose_name, strlen(in->expose_name), in->expose_value,
-                     strlen(in->expose_value));
+    px_resp_add_own(in, out);
     if (res->no_body) {
         /* Metadata of the representation is kept where it is allowed (RFC 9110 8.6, 6.4.1). */
         if (n_cl > 0 && status != 204)

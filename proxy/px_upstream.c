@@ -125,6 +125,10 @@ px_resp_on_headers_complete(llhttp_t *p)
         in.expose_name = c->w->cfg->split.expose;
         in.expose_value = route;
     }
+    if (c->w->cfg->fleet.epoch_header != NULL && t->snap->s->epoch[0] != '\0') {
+        in.epoch_name = c->w->cfg->fleet.epoch_header;
+        in.epoch_value = t->snap->s->epoch;
+    }
     if (px_rewrite_response(&in, &c->out, &res, &why) == -1)
         return px_resp_fail(p, why);
     if (res.interim) {

@@ -657,3 +657,72 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
     cr_assert(eq(str, (char *)f_seed(f, 2), (char *)seed));
     cr_assert(eq(str, (char *)f_sides(f, 2), (char *)after));
 }
+
+/* The routing epoch of the snapshot that routed a request through instance i, from its
+ * fleet.epoch_header. */
+static const char *
+f_epoch_header(const struct f_fleet *f, size_t i)
+{
+    struct h_conn *c = h_connect(f->p[i]->port);
+    struct h_msg m;
+    const char *v;
+
+    cr_assert(eq(int, h_sendf(c, "GET / HTTP/1.1\r\nHost: " H_HOST "\r\nX-Key: k\r\n\r\n"), 0));
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    v = h_header(&m, "X-Crossfade-Epoch");
+    cr_assert(ne(ptr, (void *)v, NULL), "%s: no X-Crossfade-Epoch", f->names[i]);
+    v = h_fmt("%s", v);
+    h_close(c);
+    return v;
+}
+
+/* Waits until every instance's responses carry the epoch its `show fleet` gives, the same on
+ * all; returns it. */
+static const char *
+f_wait_epoch_header(const struct f_fleet *f, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (;;) {
+        const char *e[F_N];
+        bool same = true;
+
+        for (size_t i = 0; i < F_N; i++) {
+            e[i] = f_epoch_header(f, i);
+            same = same && strcmp(e[i], e[0]) == 0 &&
+                   strcmp(h_fmt("epoch %s", e[i]), f_fleet_line(f, i, "epoch ")) == 0;
+        }
+        if (same)
+            return e[0];
+        cr_assert(lt(u64, h_now_ms(), end), "epochs after %u ms: %s %s %s", ms, e[0], e[1], e[2]);
+        h_sleep_ms(20);
+    }
+}
+
+/* fleet.epoch_header: every response says which routing it was routed by, so that an operator
+ * can prove from the outside that all instances route alike; a change gives a new epoch, and a
+ * ramp keeps one all along its schedule. */
+Test(fleet, responses_carry_the_routing_epoch_the_instances_share, .timeout = F_TIMEOUT)
+{
+    struct f_fleet *f = f_start(1, "  epoch_header: X-Crossfade-Epoch\n");
+    const char *first, *ramping;
+    char *r;
+
+    first = f_wait_epoch_header(f, F_APPLY_MS);
+    cr_assert(eq(sz, strlen(first), 16), "%s", first);
+    r = h_admin_cmd(f->admin[2], "set weight 30");
+    cr_assert(eq(int, strncmp(r, "ok: weight y 30.00", 18), 0), "%s", r);
+    f_wait_weight(f, "y 30.00", F_APPLY_MS);
+    cr_assert(not(eq(str, (char *)f_wait_epoch_header(f, F_APPLY_MS), (char *)first)));
+    r = h_admin_cmd(f->admin[0], "ramp 60 over 4s step 10");
+    cr_assert(eq(int, strncmp(r, "ok:", 3), 0), "%s", r);
+    ramping = f_wait_epoch_header(f, F_APPLY_MS);
+    f_wait_agree(f, F_APPLY_MS);
+    h_sleep_ms(1500); /* steps taken on every instance: the epoch stays */
+    cr_assert(not(eq(str, (char *)f_weight(f, 0), "y 30.00")), "the ramp stepped");
+    cr_assert(eq(str, (char *)f_wait_epoch_header(f, F_APPLY_MS), (char *)ramping));
+    f_wait_weight(f, "y 60.00", 8000);
+    cr_assert(not(eq(str, (char *)f_wait_epoch_header(f, F_APPLY_MS), (char *)ramping)),
+              "the ramp's end is a new epoch");
+}

@@ -666,7 +666,8 @@ Test(adm_config, show_config_gives_the_fleet_section_in_its_normal_form)
                                "fleet.prefix /crossfade/kong-prod/\n"
                                "fleet.name edge-1\n"
                                "fleet.local_fallback true\n"
-                               "fleet.timeout 2s fleet.lease 10s"),
+                               "fleet.timeout 2s fleet.lease 10s\n"
+                               "fleet.epoch_header -"),
                  NULL),
               "%s", reply);
 }

@@ -1403,4 +1403,11 @@ Test(cfg_fleet_errors, refuses_a_bad_name_prefix_or_lease)
     expect_message(BASE "fleet:\n  etcd: http://e:1\n  local_fallback: maybe\n",
                    "t.yaml:10:19: fleet.local_fallback: expected true or false, got "
                    "\"maybe\"");
+    expect_message(BASE "fleet:\n  etcd: http://e:1\n  epoch_header: Content-Length\n",
+                   "t.yaml:10:17: fleet.epoch_header: expected a header name other than "
+                   "Connection, Content-Length, Host, Keep-Alive, Proxy-Connection, TE, Trailer, "
+                   "Transfer-Encoding or Upgrade, got \"Content-Length\"");
+    expect_message(BASE "fleet:\n  etcd: http://e:1\n  epoch_header: \"X Epoch\"\n",
+                   "t.yaml:10:17: fleet.epoch_header: expected a header name made of letters, "
+                   "digits and !#$%&'*+-.^_`|~, got \"X Epoch\"");
 }

@@ -46,7 +46,8 @@ Test(cfg_fleet, reads_every_setting_in_its_normal_form)
         "  name: edge-1\n"
         "  local_fallback: true\n"
         "  timeout: 500ms\n"
-        "  lease: 5s\n");
+        "  lease: 5s\n"
+        "  epoch_header: X-Crossfade-Epoch\n");
 
     cr_assert(cfg->fleet.configured);
     cr_assert(eq(sz, cfg->fleet.n_etcd, 3));
@@ -58,6 +59,7 @@ Test(cfg_fleet, reads_every_setting_in_its_normal_form)
     cr_assert(cfg->fleet.local_fallback);
     cr_assert(eq(uint, cfg->fleet.timeout_ms, 500));
     cr_assert(eq(uint, cfg->fleet.lease_ms, 5000));
+    cr_assert(eq(str, cfg->fleet.epoch_header, "X-Crossfade-Epoch"));
     cfg_free(cfg);
 }
 
@@ -73,6 +75,7 @@ Test(cfg_fleet, defaults_to_the_host_name_and_the_crossfade_prefix)
     cr_assert(not(cfg->fleet.local_fallback));
     cr_assert(eq(uint, cfg->fleet.timeout_ms, 2000));
     cr_assert(eq(uint, cfg->fleet.lease_ms, 10000));
+    cr_assert(eq(ptr, cfg->fleet.epoch_header, NULL), "no epoch header unless asked");
     cfg_free(cfg);
 }
 
@@ -87,6 +90,23 @@ Test(cfg_fleet, a_reload_that_changes_it_is_refused)
     cr_assert(eq(int, cfg_diff(a, b, &d), -1));
     cr_assert(not(eq(ptr, strstr(d.refused, "fleet changed"), NULL)), "%s", d.refused);
     cr_assert(eq(int, cfg_diff(a, c, &d), 0), "%s", d.refused);
+    cfg_free(a);
+    cfg_free(b);
+    cfg_free(c);
+}
+
+/* The epoch header is a response's, like split.expose: a reload turns it on or off. */
+Test(cfg_fleet, a_reload_may_turn_the_epoch_header_on_or_off)
+{
+    struct cfg *a = test_cfg_fleet_parse(BASE "fleet:\n  etcd: http://e:1\n");
+    struct cfg *b =
+        test_cfg_fleet_parse(BASE "fleet:\n  etcd: http://e:1\n  epoch_header: X-Epoch\n");
+    struct cfg *c = test_cfg_fleet_parse(BASE "fleet:\n  etcd: http://e:1\n  epoch_header: off\n");
+    struct cfg_diff d;
+
+    cr_assert(eq(int, cfg_diff(a, b, &d), 0), "%s", d.refused);
+    cr_assert(eq(int, cfg_diff(b, c, &d), 0), "%s", d.refused);
+    cr_assert(eq(ptr, c->fleet.epoch_header, NULL));
     cfg_free(a);
     cfg_free(b);
     cfg_free(c);
