@@ -145,6 +145,9 @@ long adm_server_handover_pid(const struct adm_server *s);
  */
 void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
                        char *text, size_t size);
+/* crossfade begins to stop (its drain): in fleet mode this instance leaves the members at once
+ * (its lease revoked, so its member key goes), while the loop still runs to send it. */
+void adm_server_stopping(struct adm_server *s);
 /*
  * Binary upgrade, the old process's side: `takeover` sends fn's listening sockets (SCM_RIGHTS) and
  * the state to the admin client that asks (crossfade --takeover), after which state changes are
@@ -905,6 +908,8 @@ void adm_state_rollback(struct adm_state *st, const char *who);
 int adm_fleet_start(struct adm_state *st, struct event_base *base, struct xf_err *err);
 /* Stops it: the member key goes (its lease revoked), the client is freed. */
 void adm_fleet_stop(struct adm_state *st);
+/* This instance leaves the members now (its lease revoked); the state is still followed. */
+void adm_fleet_leave(struct adm_state *st);
 /* After a change (adm_state_changed): a state that differs from the fleet's goes to etcd. */
 void adm_fleet_changed(struct adm_state *st);
 /* Why a command that changes the rollout may not run now (etcd unreachable, the first read not

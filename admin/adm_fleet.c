@@ -841,6 +841,22 @@ fail:
 }
 
 void
+adm_fleet_leave(struct adm_state *st)
+{
+    struct adm_fleet *f = st->fleet;
+
+    if (f == NULL || f->lease == NULL)
+        return;
+    XF_LOG(XF_LOG_INFO, "admin",
+           "event=fleet_leave name=%s note=\"stopping: the member key goes "
+           "with the lease\"",
+           f->conf->name);
+    evtimer_del(f->ev_register);
+    fl_lease_free(f->lease, true);
+    f->lease = NULL; /* adm_fleet_register_now writes nothing without one */
+}
+
+void
 adm_fleet_stop(struct adm_state *st)
 {
     struct adm_fleet *f = st->fleet;

@@ -1174,6 +1174,12 @@ adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapsh
 }
 
 void
+adm_server_stopping(struct adm_server *s)
+{
+    adm_fleet_leave(&s->state);
+}
+
+void
 adm_server_set_published(struct adm_server *s, void (*fn)(void *arg), void *arg)
 {
     s->state.published = fn;

@@ -273,6 +273,8 @@ px_ctl_shutdown(struct px_ctl *ctl)
         if (!ctl->handed)
             xf_notify("STOPPING=1\nSTATUS=draining");
         px_reexec_stopping(ctl, "this crossfade is stopping");
+        if (ctl->adm != NULL)
+            adm_server_stopping(ctl->adm); /* fleet mode: leaves the members while the loop runs */
     }
     px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
 }

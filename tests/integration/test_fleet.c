@@ -258,6 +258,12 @@ Test(fleet, a_rollback_typed_on_one_instance_is_in_force_on_all, .timeout = F_TI
     /* The audit trail of another instance names where the change came from. */
     r = h_admin_cmd(f->admin[2], "show events");
     cr_assert(not(eq(ptr, strstr(r, "fleet: edge-b at"), NULL)), "%s", r);
+    /* An instance that stops leaves the members at once (its lease revoked), not when its lease
+     * (3 s here, kept alive every second) would have run out. */
+    h_proxy_finish(f->p[2]);
+    for (uint64_t end = h_now_ms() + 1500;
+         strstr(h_admin_cmd(f->admin[0], "show fleet"), "member edge-c") != NULL; h_sleep_ms(20))
+        cr_assert(lt(u64, h_now_ms(), end), "edge-c still listed 1.5 s after it stopped");
 }
 
 /* Two operators at once on two instances: one write wins, the other is told and undone. */
