@@ -686,10 +686,12 @@ struct adm_state {
     void (*job_done)(void *arg, void *job, struct evbuffer *reply);
     void *job_done_arg;
     /* Fleet mode (adm_fleet.c); NULL outside it. */
-    struct adm_fleet *fleet;     /* owned */
-    uint64_t fleet_gen;          /* the fleet change the last adm_exec waits for; 0: none */
-    int64_t ramp_wall_off;       /* wall minus monotonic ms when the ramp was planned or taken */
-    bool applying;               /* adm_state_apply is running: its changes are not new ones */
+    struct adm_fleet *fleet; /* owned */
+    uint64_t fleet_gen;      /* the fleet change the last adm_exec waits for; 0: none */
+    int64_t ramp_wall_off;   /* wall minus monotonic ms when the ramp was planned or taken */
+    bool applying;           /* adm_state_apply is running: its changes are not new ones */
+    bool seed_untaken; /* fleet mode: a reload's new split.seed was not taken (etcd unreachable):
+                        * the next reload takes it even if the file did not change again */
     void (*released)(void *arg); /* a held reply may go now (a fleet change's outcome came) */
     void *released_arg;
 };

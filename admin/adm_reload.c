@@ -136,9 +136,10 @@ adm_cmd_reexec(struct adm_state *st, const struct adm_peer *peer, const struct a
 
 /*
  * Fleet mode: the seed in force is the fleet's, whatever split.seed says (docs/fleet.md). A
- * reload that leaves split.seed as it was keeps it; one that changes it puts the new seed in
- * force here and writes it for the whole fleet -- or, while etcd cannot take it, keeps the
- * fleet's and says so in the reply (`text`, `size` bytes) and the log.
+ * reload that leaves split.seed as it was keeps it; one that changes it (or repeats a change
+ * that was not taken) puts the new seed in force here and writes it for the whole fleet -- or,
+ * while etcd cannot take it, keeps the fleet's and says so in the reply (`text`, `size` bytes)
+ * and the log.
  */
 static void
 adm_reload_seed(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot *next, char *text,
@@ -150,20 +151,23 @@ adm_reload_seed(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot
     if (st->fleet == NULL)
         return;
     cur = bal_router_acquire(st->router);
-    if (strcmp(st->cfg->split.seed, cfg->split.seed) == 0) {
+    if (strcmp(st->cfg->split.seed, cfg->split.seed) == 0 && !st->seed_untaken) {
         next->seed_hash = cur->seed_hash;
     } else if (!adm_fleet_writable(st)) {
         next->seed_hash = cur->seed_hash;
+        st->seed_untaken = true;
         snprintf(text + used, size - used,
                  "; the new split.seed is NOT in force: etcd cannot take it now, the fleet's seed "
                  "stays (reload again once etcd is back)");
         XF_LOG(XF_LOG_WARN, "admin",
                "event=fleet_seed_not_changed reason=\"etcd unreachable\" note=\"the fleet's seed "
                "stays in force; reload again once etcd is back\"");
-    } else if (next->seed_hash != cur->seed_hash) {
-        snprintf(text + used, size - used,
-                 "; the new split.seed is written for the whole fleet (clients move between x "
-                 "and y on every instance)");
+    } else {
+        st->seed_untaken = false;
+        if (next->seed_hash != cur->seed_hash)
+            snprintf(text + used, size - used,
+                     "; the new split.seed is written for the whole fleet (clients move between x "
+                     "and y on every instance)");
     }
     bal_snapshot_unref(cur);
 }

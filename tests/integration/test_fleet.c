@@ -662,6 +662,18 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
     f->admin[2] = h_admin_connect(f->p[2]);
     cr_assert(eq(str, (char *)f_seed(f, 2), (char *)seed));
     cr_assert(eq(str, (char *)f_sides(f, 2), (char *)after));
+
+    /* etcd back: the same file reloaded again is taken this time, by the whole fleet. */
+    h_etcd_restart(&h_etcd[0]);
+    f_wait_fleet(f, 0, "etcd up", 15000);
+    f_wait_synced(f, 0);
+    r = h_admin_cmd(f->admin[0], "reload");
+    cr_assert(not(eq(ptr, strstr(r, "the new split.seed is written for the whole fleet"), NULL)),
+              "%s", r);
+    for (uint64_t end = h_now_ms() + 15000; strcmp(f_wait_same_seed(f, 15000), seed) == 0;
+         h_sleep_ms(20))
+        cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);
+    cr_assert(not(eq(ptr, strstr(f_fleet_line(f, 0, "seed "), "(split.seed here)"), NULL)));
 }
 
 /* The routing epoch of the snapshot that routed a request through instance i, from its
