@@ -146,8 +146,11 @@ long adm_server_handover_pid(const struct adm_server *s);
 void adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapshot *next,
                        char *text, size_t size);
 /* crossfade begins to stop (its drain): in fleet mode this instance leaves the members at once
- * (its lease revoked, so its member key goes), while the loop still runs to send it. */
-void adm_server_stopping(struct adm_server *s);
+ * (its lease revoked, so its member key goes), while the loop still runs to send it; fn(arg) is
+ * called once etcd answered it (or the request failed). */
+void adm_server_stopping(struct adm_server *s, void (*fn)(void *arg), void *arg);
+/* Whether the revoke adm_server_stopping sent still waits for etcd's answer. */
+bool adm_server_leaving(const struct adm_server *s);
 /*
  * Binary upgrade, the old process's side: `takeover` sends fn's listening sockets (SCM_RIGHTS) and
  * the state to the admin client that asks (crossfade --takeover), after which state changes are
@@ -694,6 +697,8 @@ struct adm_state {
                         * the next reload takes it even if the file did not change again */
     void (*released)(void *arg); /* a held reply may go now (a fleet change's outcome came) */
     void *released_arg;
+    void (*left)(void *arg); /* fleet mode: the lease's revoke at stop was answered (or failed) */
+    void *left_arg;
 };
 
 enum adm_result {
@@ -910,8 +915,11 @@ void adm_state_rollback(struct adm_state *st, const char *who);
 int adm_fleet_start(struct adm_state *st, struct event_base *base, struct xf_err *err);
 /* Stops it: the member key goes (its lease revoked), the client is freed. */
 void adm_fleet_stop(struct adm_state *st);
-/* This instance leaves the members now (its lease revoked); the state is still followed. */
+/* This instance leaves the members now (its lease revoked); the state is still followed. When
+ * etcd answered the revoke, st->left is called. */
 void adm_fleet_leave(struct adm_state *st);
+/* Whether adm_fleet_leave's revoke still waits for its answer. */
+bool adm_fleet_leaving(const struct adm_state *st);
 /* After a change (adm_state_changed): a state that differs from the fleet's goes to etcd. */
 void adm_fleet_changed(struct adm_state *st);
 /* Why a command that changes the rollout may not run now (etcd unreachable, the first read not

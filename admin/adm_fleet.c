@@ -77,6 +77,7 @@ struct adm_fleet {
     uint64_t commit_upto; /* the generation the commit in flight covers */
     uint64_t done_gen;    /* every change up to it has its outcome */
     bool local_only;      /* a rollback made without etcd (local_fallback) waits to be written */
+    bool leaving;         /* stopping: the lease's revoke waits for its answer */
     struct adm_fleet_result results[ADM_FLEET_RESULTS];
     size_t n_results; /* ring: the latest at (n_results - 1) % ADM_FLEET_RESULTS */
     /* What the other instances say, from members/ (this one included). */
@@ -137,6 +138,17 @@ adm_fleet_epoch(struct adm_state *st, const struct bal_snapshot *s, char out[17]
     v = XXH3_64bits_digest(h);
     XXH3_freeState(h);
     snprintf(out, 17, "%016" PRIx64, v);
+}
+
+/* The seed hash in force. */
+static uint64_t
+adm_fleet_seed(const struct adm_fleet *f)
+{
+    struct bal_snapshot *s = bal_router_acquire(f->st->router);
+    uint64_t h = s->seed_hash;
+
+    bal_snapshot_unref(s);
+    return h;
 }
 
 static void
@@ -304,6 +316,27 @@ adm_fleet_adopt(struct adm_fleet *f, const char *v, size_t len, int64_t rev)
     return 0;
 }
 
+/*
+ * adm_fleet_adopt of a state another instance wrote (the watch, a catch-up; not the answer to
+ * this instance's own write). A new seed from another instance supersedes a reload's seed not
+ * taken here; a state without a seed line (written by hand) gets this instance's written.
+ */
+static void
+adm_fleet_adopt_theirs(struct adm_fleet *f, const char *v, size_t len, int64_t rev)
+{
+    uint64_t before = adm_fleet_seed(f);
+
+    if (adm_fleet_adopt(f, v, len, rev) == -1)
+        return;
+    if (adm_fleet_seed(f) != before)
+        f->st->seed_untaken = false;
+    if (memmem(v, len, "\nseed ", 6) == NULL) {
+        free(f->mine); /* differs from etcd's: the next look writes it */
+        f->mine = NULL;
+        adm_fleet_changed(f->st);
+    }
+}
+
 /* A change etcd did not take: the state this instance last had from etcd comes back. */
 static void
 adm_fleet_undo(struct adm_fleet *f)
@@ -362,6 +395,11 @@ adm_fleet_member_update(struct adm_fleet *f, const char *key, size_t key_len, co
             f->members[i] = f->members[f->n_members - 1];
             f->n_members--;
         }
+        /* This instance's own key gone while it runs (deleted by hand, or by the revoke of a
+         * process it took over from): it is written again. */
+        if (name_len == strlen(f->conf->name) && memcmp(name, f->conf->name, name_len) == 0 &&
+            f->lease != NULL)
+            adm_fleet_register(f);
         return;
     }
     adm_fleet_member_parse(&m, name, name_len, v, len);
@@ -440,7 +478,7 @@ adm_fleet_on_events(void *arg, const struct fl_event *evs, size_t n, int64_t rev
             /* While a commit is in flight, its answer says what etcd holds (its own write, or the
              * winner's): the event is not applied twice. */
             if (evs[i].type == FL_EVENT_PUT && kv->mod_revision > f->rev && !f->committing) {
-                adm_fleet_adopt(f, kv->value, kv->value_len, kv->mod_revision);
+                adm_fleet_adopt_theirs(f, kv->value, kv->value_len, kv->mod_revision);
             } else if (evs[i].type == FL_EVENT_DELETE && !f->committing) {
                 /* Deleted by hand: etcd has none; this instance's state is written again (the
                  * instances race, the losers take the winner's). */
@@ -507,7 +545,7 @@ adm_fleet_on_sync(void *arg, const struct fl_result *res, const char *error)
     }
     f->synced = true;
     if (state != NULL && state->mod_revision != f->rev) {
-        adm_fleet_adopt(f, state->value, state->value_len, state->mod_revision);
+        adm_fleet_adopt_theirs(f, state->value, state->value_len, state->mod_revision);
         if (f->local_only) /* a rollback made without etcd stands over what came meanwhile */
             adm_state_rollback(f->st, "fleet: rollback made while etcd was unreachable");
     } else if (state == NULL) {
@@ -588,6 +626,8 @@ adm_fleet_on_commit(void *arg, const struct fl_result *res, const char *error)
         f->mine = f->pending;
         f->pending = NULL;
         XF_LOG(XF_LOG_INFO, "admin", "event=fleet_state_written revision=%lld", (long long)f->rev);
+        if (f->st->seed_untaken && adm_fleet_seed(f) == bal_seed_hash(f->st->cfg->split.seed))
+            f->st->seed_untaken = false; /* the reload's new seed is the fleet's */
         adm_fleet_outcome(f, upto, NULL);
         adm_fleet_register(f);
         adm_fleet_changed(f->st); /* changes made while this one was in flight */
@@ -840,20 +880,45 @@ fail:
     return -1;
 }
 
+/* fl_result_fn of the revoke at stop. */
+static void
+adm_fleet_on_left(void *arg, const struct fl_result *res, const char *error)
+{
+    struct adm_fleet *f = arg;
+
+    if (res == NULL)
+        XF_LOG(XF_LOG_WARN, "admin",
+               "event=fleet_leave_failed error=\"%s\" note=\"the member key goes when its lease "
+               "runs out\"",
+               error != NULL ? error : "-");
+    f->leaving = false;
+    if (f->st->left != NULL)
+        f->st->left(f->st->left_arg);
+}
+
 void
 adm_fleet_leave(struct adm_state *st)
 {
     struct adm_fleet *f = st->fleet;
+    int64_t id;
 
     if (f == NULL || f->lease == NULL)
         return;
     XF_LOG(XF_LOG_INFO, "admin",
-           "event=fleet_leave name=%s note=\"stopping: the member key goes "
-           "with the lease\"",
+           "event=fleet_leave name=%s note=\"stopping: the member key goes with the lease\"",
            f->conf->name);
     evtimer_del(f->ev_register);
-    fl_lease_free(f->lease, true);
+    id = fl_lease_id(f->lease);
+    fl_lease_free(f->lease, false);
     f->lease = NULL; /* adm_fleet_register_now writes nothing without one */
+    if (id != 0 && fl_etcd_lease_revoke(f->etcd, id, adm_fleet_on_left, f) == 0)
+        f->leaving = true;
+}
+
+bool
+adm_fleet_leaving(const struct adm_state *st)
+{
+    return st->fleet != NULL && st->fleet->leaving;
 }
 
 void

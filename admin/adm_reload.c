@@ -153,21 +153,25 @@ adm_reload_seed(struct adm_state *st, const struct cfg *cfg, struct bal_snapshot
     cur = bal_router_acquire(st->router);
     if (strcmp(st->cfg->split.seed, cfg->split.seed) == 0 && !st->seed_untaken) {
         next->seed_hash = cur->seed_hash;
+    } else if (next->seed_hash == cur->seed_hash) {
+        st->seed_untaken = false; /* already the fleet's */
     } else if (!adm_fleet_writable(st)) {
         next->seed_hash = cur->seed_hash;
         st->seed_untaken = true;
         snprintf(text + used, size - used,
-                 "; the new split.seed is NOT in force: etcd cannot take it now, the fleet's seed "
-                 "stays (reload again once etcd is back)");
+                 "; the new split.seed is NOT in force: etcd cannot take it now (unreachable, or "
+                 "its state not read yet), the fleet's seed stays (reload again once etcd is "
+                 "back)");
         XF_LOG(XF_LOG_WARN, "admin",
-               "event=fleet_seed_not_changed reason=\"etcd unreachable\" note=\"the fleet's seed "
-               "stays in force; reload again once etcd is back\"");
+               "event=fleet_seed_not_changed reason=\"etcd unreachable or not read yet\" "
+               "note=\"the fleet's seed stays in force; reload again once etcd is back\"");
     } else {
-        st->seed_untaken = false;
-        if (next->seed_hash != cur->seed_hash)
-            snprintf(text + used, size - used,
-                     "; the new split.seed is written for the whole fleet (clients move between x "
-                     "and y on every instance)");
+        /* In force here now; kept as untaken until etcd took it (adm_fleet_on_commit), so that
+         * a write lost to another instance or to a timeout is tried again by the next reload. */
+        st->seed_untaken = true;
+        snprintf(text + used, size - used,
+                 "; the new split.seed goes to the whole fleet (clients move between x and y on "
+                 "every instance; show fleet tells when it is in force)");
     }
     bal_snapshot_unref(cur);
 }

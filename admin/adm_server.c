@@ -1174,9 +1174,17 @@ adm_server_reload(struct adm_server *s, const struct cfg *cfg, struct bal_snapsh
 }
 
 void
-adm_server_stopping(struct adm_server *s)
+adm_server_stopping(struct adm_server *s, void (*fn)(void *arg), void *arg)
 {
+    s->state.left = fn;
+    s->state.left_arg = arg;
     adm_fleet_leave(&s->state);
+}
+
+bool
+adm_server_leaving(const struct adm_server *s)
+{
+    return adm_fleet_leaving(&s->state);
 }
 
 void

@@ -549,8 +549,8 @@ adm_state_apply(struct adm_state *st, struct adm_persist *p, const char *who)
     adm_state_take_seed(st, next, p, who);
     adm_state_take(next, p);
     st->applying = true;
+    adm_state_apply_ramp(st, p, who); /* before the publish: the epoch it carries counts it */
     adm_publish(st, next);
-    adm_state_apply_ramp(st, p, who);
     if (p->have_guard && st->cfg->guard.configured) {
         if (p->guard_tripped && !st->guard.tripped)
             snprintf(st->guard.trip, sizeof(st->guard.trip), "tripped on another instance (%s)",

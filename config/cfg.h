@@ -342,6 +342,7 @@ struct cfg_diff {
     bool weight_in_file_changed; /* split.weight: not applied, the weight in force is kept */
     bool timeouts_changed, limits_changed, retries_changed, access_log_changed, log_level_changed;
     bool guard_changed, test_traffic_changed;
+    bool epoch_header_changed; /* fleet.epoch_header, the one fleet key a reload may change */
     bool tls_reread; /* the new file has TLS somewhere: its certificate files are read again */
 };
 /* Fills *d; returns 0, or -1 when the reload must be refused (d->refused says why). */

@@ -186,6 +186,7 @@ cfg_diff(const struct cfg *old, const struct cfg *new, struct cfg_diff *d)
                             old->access_log_sample != new->access_log_sample;
     d->log_level_changed = old->log_level != new->log_level;
     d->guard_changed = memcmp(&old->guard, &new->guard, sizeof(old->guard)) != 0;
+    d->epoch_header_changed = !cfg_diff_str_eq(old->fleet.epoch_header, new->fleet.epoch_header);
     d->test_traffic_changed =
         !cfg_diff_str_eq(old->test_traffic.header, new->test_traffic.header) ||
         !cfg_diff_cidrs_eq(old->test_traffic.sources, old->test_traffic.n_sources,
@@ -242,6 +243,7 @@ cfg_diff_text(const struct cfg_diff *d, char *buf, size_t size)
     cfg_diff_add(buf, size, &off, d->log_level_changed, "log_level changed");
     cfg_diff_add(buf, size, &off, d->guard_changed, "guard changed");
     cfg_diff_add(buf, size, &off, d->test_traffic_changed, "test_traffic changed");
+    cfg_diff_add(buf, size, &off, d->epoch_header_changed, "fleet.epoch_header changed");
     cfg_diff_add(buf, size, &off, d->tls_reread, "certificates read again");
     cfg_diff_add(buf, size, &off, d->weight_in_file_changed,
                  "split.weight in the file not applied (the weight in force is kept)");

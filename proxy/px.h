@@ -655,6 +655,7 @@ struct px_ctl {
     struct event *ev_mon;                 /* owned: takes them each second (px_mon.c) */
     struct px_health *health;             /* borrowed */
     struct adm_server *adm;               /* borrowed; NULL without an admin socket */
+    bool workers_done;                    /* every worker's loop ended: the control loop ends */
     struct px_node_share **shares; /* owned: PX_SHARE_CHUNKS chunks, allocated on first use */
     struct event *ev_signals[PX_SIGNALS]; /* owned */
     unsigned clients;                     /* client connections open in every worker (atomic) */

@@ -97,7 +97,24 @@ px_ctl_on_poke(evutil_socket_t fd, short what, void *arg)
     px_reload_check(ctl);
     if (ctl->adm != NULL)
         adm_server_applied(ctl->adm);
-    if (done == ctl->n_workers)
+    if (done == ctl->n_workers) {
+        /* Fleet mode: the revoke of this instance's lease may still be on its way (at most a
+         * second more), else its member key would stay until the lease runs out. */
+        static const struct timeval grace = {1, 0};
+
+        ctl->workers_done = true;
+        event_base_loopexit(ctl->base,
+                            ctl->adm != NULL && adm_server_leaving(ctl->adm) ? &grace : NULL);
+    }
+}
+
+/* The fleet's revoke at stop was answered: the loop ends now if the workers are done. */
+static void
+px_ctl_left(void *arg)
+{
+    struct px_ctl *ctl = arg;
+
+    if (ctl->workers_done)
         event_base_loopexit(ctl->base, NULL);
 }
 
@@ -274,7 +291,7 @@ px_ctl_shutdown(struct px_ctl *ctl)
             xf_notify("STOPPING=1\nSTATUS=draining");
         px_reexec_stopping(ctl, "this crossfade is stopping");
         if (ctl->adm != NULL)
-            adm_server_stopping(ctl->adm); /* fleet mode: leaves the members while the loop runs */
+            adm_server_stopping(ctl->adm, px_ctl_left, ctl); /* fleet mode: leaves the members */
     }
     px_ctl_post_all(ctl, PX_MSG_SHUTDOWN);
 }

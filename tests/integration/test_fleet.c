@@ -474,6 +474,39 @@ Test(fleet, set_weight_at_a_time_switches_every_instance_at_that_instant, .timeo
 }
 
 /* base64 of a C string (harness-owned). */
+/* The line of instance i's `show fleet` that starts with `word` ("seed "), without its end. */
+static const char *
+f_fleet_line(const struct f_fleet *f, size_t i, const char *word)
+{
+    const char *r = strstr(h_admin_cmd(f->admin[i], "show fleet"), h_fmt("\n%s", word));
+
+    cr_assert(ne(ptr, (void *)r, NULL), "%s: no %s line", f->names[i], word);
+    return h_fmt("%.*s", (int)strcspn(r + 1, "\n"), r + 1);
+}
+
+/* The 16 hex digits of the seed instance i routes by. */
+static const char *
+f_seed(const struct f_fleet *f, size_t i)
+{
+    return h_fmt("%.16s", f_fleet_line(f, i, "seed ") + 5);
+}
+
+/* Waits until every instance routes by the same seed; returns it. */
+static const char *
+f_wait_same_seed(const struct f_fleet *f, unsigned ms)
+{
+    uint64_t end = h_now_ms() + ms;
+
+    for (;;) {
+        const char *a = f_seed(f, 0), *b = f_seed(f, 1), *c = f_seed(f, 2);
+
+        if (strcmp(a, b) == 0 && strcmp(b, c) == 0)
+            return a;
+        cr_assert(lt(u64, h_now_ms(), end), "seeds after %u ms: %s %s %s", ms, a, b, c);
+        h_sleep_ms(20);
+    }
+}
+
 static const char *
 f_b64(const char *s)
 {
@@ -514,6 +547,17 @@ Test(fleet, a_state_written_or_deleted_by_hand_is_survived, .timeout = F_TIMEOUT
     r = h_admin_cmd(f->admin[2], "rollback");
     cr_assert(eq(int, strncmp(r, "ok: rolled back", 15), 0), "%s", r);
     f_wait_weight(f, "y 0.00", F_APPLY_MS);
+    /* A readable state without the seed: applied, then written again with the seed in force. */
+    h_etcd_post(&h_etcd[0], "/v3/kv/put",
+                h_fmt("{\"key\":\"%s\",\"value\":\"%s\"}", key,
+                      f_b64("by hand 1796600000000\nversion 2\nlayout x=a y=b\nweight 35.00\n")));
+    f_wait_weight(f, "y 35.00", F_APPLY_MS);
+    for (size_t i = 0; i < F_N; i++)
+        for (uint64_t end = h_now_ms() + F_APPLY_MS;
+             strstr(f_fleet_line(f, i, "state "), "by hand") != NULL; h_sleep_ms(20))
+            cr_assert(lt(u64, h_now_ms(), end), "%s: not written again with the seed", f->names[i]);
+    f_wait_same_seed(f, F_APPLY_MS);
+    f_wait_weight(f, "y 35.00", 100);
 }
 
 /* The guard of one instance trips on y's errors (only that instance carries traffic): its rollback
@@ -560,39 +604,6 @@ Test(fleet, a_guard_trip_on_one_instance_rolls_the_whole_fleet_back, .timeout = 
     f_wait_weight(f, "y 10.00", F_APPLY_MS);
 }
 
-/* The line of instance i's `show fleet` that starts with `word` ("seed "), without its end. */
-static const char *
-f_fleet_line(const struct f_fleet *f, size_t i, const char *word)
-{
-    const char *r = strstr(h_admin_cmd(f->admin[i], "show fleet"), h_fmt("\n%s", word));
-
-    cr_assert(ne(ptr, (void *)r, NULL), "%s: no %s line", f->names[i], word);
-    return h_fmt("%.*s", (int)strcspn(r + 1, "\n"), r + 1);
-}
-
-/* The 16 hex digits of the seed instance i routes by. */
-static const char *
-f_seed(const struct f_fleet *f, size_t i)
-{
-    return h_fmt("%.16s", f_fleet_line(f, i, "seed ") + 5);
-}
-
-/* Waits until every instance routes by the same seed; returns it. */
-static const char *
-f_wait_same_seed(const struct f_fleet *f, unsigned ms)
-{
-    uint64_t end = h_now_ms() + ms;
-
-    for (;;) {
-        const char *a = f_seed(f, 0), *b = f_seed(f, 1), *c = f_seed(f, 2);
-
-        if (strcmp(a, b) == 0 && strcmp(b, c) == 0)
-            return a;
-        cr_assert(lt(u64, h_now_ms(), end), "seeds after %u ms: %s %s %s", ms, a, b, c);
-        h_sleep_ms(20);
-    }
-}
-
 /* Which of 40 clients instance i sends to y ("0110..."). */
 static const char *
 f_sides(const struct f_fleet *f, size_t i)
@@ -634,8 +645,7 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
     f->seeds[1] = "seed-new";
     f_rewrite(f, 1);
     r = h_admin_cmd(f->admin[1], "reload");
-    cr_assert(not(eq(ptr, strstr(r, "the new split.seed is written for the whole fleet"), NULL)),
-              "%s", r);
+    cr_assert(not(eq(ptr, strstr(r, "the new split.seed goes to the whole fleet"), NULL)), "%s", r);
     for (uint64_t end = h_now_ms() + F_APPLY_MS; strcmp(f_wait_same_seed(f, F_APPLY_MS), seed) == 0;
          h_sleep_ms(20))
         cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);
@@ -668,8 +678,7 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
     f_wait_fleet(f, 0, "etcd up", 15000);
     f_wait_synced(f, 0);
     r = h_admin_cmd(f->admin[0], "reload");
-    cr_assert(not(eq(ptr, strstr(r, "the new split.seed is written for the whole fleet"), NULL)),
-              "%s", r);
+    cr_assert(not(eq(ptr, strstr(r, "the new split.seed goes to the whole fleet"), NULL)), "%s", r);
     for (uint64_t end = h_now_ms() + 15000; strcmp(f_wait_same_seed(f, 15000), seed) == 0;
          h_sleep_ms(20))
         cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);

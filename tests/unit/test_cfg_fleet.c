@@ -104,9 +104,16 @@ Test(cfg_fleet, a_reload_may_turn_the_epoch_header_on_or_off)
     struct cfg *c = test_cfg_fleet_parse(BASE "fleet:\n  etcd: http://e:1\n  epoch_header: off\n");
     struct cfg_diff d;
 
+    char text[256];
+
     cr_assert(eq(int, cfg_diff(a, b, &d), 0), "%s", d.refused);
+    cfg_diff_text(&d, text, sizeof(text));
+    cr_assert(not(eq(ptr, strstr(text, "fleet.epoch_header changed"), NULL)), "%s", text);
     cr_assert(eq(int, cfg_diff(b, c, &d), 0), "%s", d.refused);
     cr_assert(eq(ptr, c->fleet.epoch_header, NULL));
+    cr_assert(eq(int, cfg_diff(a, c, &d), 0), "%s", d.refused);
+    cfg_diff_text(&d, text, sizeof(text));
+    cr_assert(eq(ptr, strstr(text, "epoch_header"), NULL), "off both times: %s", text);
     cfg_free(a);
     cfg_free(b);
     cfg_free(c);
