@@ -265,17 +265,36 @@ fail:
     return -1;
 }
 
-/* Whether a split's seed or keys changed: the same client may then hash to the other side. */
+/* Whether the seed in force (its hash: in fleet mode the fleet's, not always split.seed) or the
+ * keys changed: the same client may then hash to the other side. */
 static bool
-px_reload_moves_clients(const struct cfg_split *a, const struct cfg_split *b)
+px_reload_moves_clients(uint64_t seed_a, const struct cfg_split *a, uint64_t seed_b,
+                        const struct cfg_split *b)
 {
-    if (strcmp(a->seed, b->seed) != 0 || a->n_keys != b->n_keys)
+    if (seed_a != seed_b || a->n_keys != b->n_keys)
         return true;
     for (size_t i = 0; i < a->n_keys; i++)
         if (a->keys[i].kind != b->keys[i].kind ||
             !px_reload_str_eq(a->keys[i].name, b->keys[i].name))
             return true;
     return false;
+}
+
+/* Warns when the reload moved clients between x and y: the seed in force (seed_before before it)
+ * or the keys changed while both sides take clients. */
+static void
+px_reload_warn_moves(struct px_ctl *ctl, uint64_t seed_before, const struct cfg_split *old,
+                     const struct cfg_split *new)
+{
+    struct bal_snapshot *now = bal_router_acquire(ctl->router);
+
+    if (now->weight_bp > 0 && now->weight_bp < BAL_BUCKETS &&
+        px_reload_moves_clients(seed_before, old, now->seed_hash, new))
+        XF_LOG(XF_LOG_WARN, "proxy",
+               "event=reload_split_changed weight_bp=%u note=\"the split's seed or keys changed "
+               "while both sides take clients: clients move between x and y\"",
+               now->weight_bp);
+    bal_snapshot_unref(now);
 }
 
 /* A new access log must open before anything changes: the workers open it in turn. */
@@ -363,6 +382,7 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
 {
     struct xf_err err = {{0}};
     struct bal_snapshot *cur, *next;
+    uint64_t seed_before;
     const struct cfg *old = ctl->cfg;
     struct cfg *cfg = NULL;
     SSL_CTX **tls = NULL, *node_tls[CFG_CLUSTER_COUNT] = {NULL};
@@ -403,6 +423,7 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
         goto fail;
     }
     cur = bal_router_acquire(ctl->router);
+    seed_before = cur->seed_hash;
     next = bal_snapshot_reload(cur, old, cfg, px_ctl_id_busy, ctl, cur->version + 1, &err);
     bal_snapshot_unref(cur);
     if (next == NULL) {
@@ -425,17 +446,7 @@ px_ctl_reload(struct px_ctl *ctl, void (*done)(void *arg, bool ok, const char *t
         if (ctl->health != NULL)
             px_health_refresh(ctl->health);
     }
-    if (d.split_changed) {
-        struct bal_snapshot *now = bal_router_acquire(ctl->router);
-
-        if (now->weight_bp > 0 && now->weight_bp < BAL_BUCKETS &&
-            px_reload_moves_clients(&old->split, &cfg->split))
-            XF_LOG(XF_LOG_WARN, "proxy",
-                   "event=reload_split_changed weight_bp=%u note=\"the split's seed or keys "
-                   "changed while both sides take clients: clients move between x and y\"",
-                   now->weight_bp);
-        bal_snapshot_unref(now);
-    }
+    px_reload_warn_moves(ctl, seed_before, &old->split, &cfg->split);
     px_tls_set_free(ctl->tls, old->n_listeners);
     ctl->tls = tls;
     tls = NULL;

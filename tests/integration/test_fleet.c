@@ -651,6 +651,8 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
         cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);
     seed = f_seed(f, 0);
     cr_assert(not(eq(ptr, strstr(f_fleet_line(f, 1, "seed "), "(split.seed here)"), NULL)));
+    cr_assert(eq(sz, h_log_count(h_path("edge-b.log"), "event=reload_split_changed"), 1),
+              "clients moved: the log says so");
     after = f_sides(f, 0);
     cr_assert(not(eq(str, (char *)after, (char *)before)), "the new seed moved clients");
     for (size_t i = 1; i < F_N; i++)
@@ -665,6 +667,8 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
     cr_assert(not(eq(ptr, strstr(r, "the new split.seed is NOT in force"), NULL)), "%s", r);
     cr_assert(eq(str, (char *)f_seed(f, 0), (char *)seed));
     cr_assert(eq(str, (char *)f_sides(f, 0), (char *)after));
+    cr_assert(eq(sz, h_log_count(h_path("edge-a.log"), "event=reload_split_changed"), 0),
+              "no client moved: no warning");
 
     /* edge-c restarted while etcd is down: its state file holds the fleet's seed. */
     h_proxy_finish(f->p[2]);
@@ -683,6 +687,8 @@ Test(fleet, the_fleets_seed_wins_over_each_instances_split_seed, .timeout = F_TI
          h_sleep_ms(20))
         cr_assert(lt(u64, h_now_ms(), end), "the fleet still routes by %s", seed);
     cr_assert(not(eq(ptr, strstr(f_fleet_line(f, 0, "seed "), "(split.seed here)"), NULL)));
+    cr_assert(eq(sz, h_log_count(h_path("edge-a.log"), "event=reload_split_changed"), 1),
+              "the same file taken the second time moved clients: the log says so");
 }
 
 /* The routing epoch of the snapshot that routed a request through instance i, from its
