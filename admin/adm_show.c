@@ -350,6 +350,7 @@ adm_cmd_show_config(struct adm_state *st, const struct adm_peer *peer, const str
     adm_reply_line(r, "limits.max_body_bytes %llu", (unsigned long long)cfg->limits.max_body_bytes);
     adm_reply_line(r, "limits.max_requests_per_connection %u",
                    cfg->limits.max_requests_per_connection);
+    adm_reply_line(r, "limits.request_buffer_bytes %u", cfg->limits.request_buffer_bytes);
     adm_reply_line(r, "retries %u", cfg->retries);
     adm_reply_line(r, "access_log %s", cfg->access_log != NULL ? cfg->access_log : "off");
     adm_reply_line(r, "access_log_format %s",

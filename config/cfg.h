@@ -261,7 +261,12 @@ struct cfg_limits {
     unsigned max_headers;                 /* 100 -> 431 */
     uint64_t max_body_bytes;              /* 0 = no limit -> 413 */
     unsigned max_requests_per_connection; /* 0 = no limit; the last one's response closes */
+    /* A request body up to this size is read whole before it goes to a node (a slow client
+     * holds no node connection meanwhile); larger ones, and those sent after `Expect:
+     * 100-continue`, stream as they come. 0: every body streams. */
+    unsigned request_buffer_bytes;
 };
+#define CFG_DEFAULT_REQUEST_BUFFER 16384
 
 /*
  * A configuration is immutable once loaded; it is shared by whatever routes or serves with it and

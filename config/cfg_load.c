@@ -140,16 +140,18 @@ enum cfg_limit_key {
     CFG_LIMIT_MAX_HEADERS,
     CFG_LIMIT_MAX_BODY_BYTES,
     CFG_LIMIT_MAX_REQUESTS_PER_CONNECTION,
+    CFG_LIMIT_REQUEST_BUFFER_BYTES,
     CFG_LIMIT_COUNT,
 };
 static const char *const cfg_limit_keys[CFG_LIMIT_COUNT] = {
-    "max_connections", "max_request_line_bytes", "max_header_bytes",
-    "max_headers",     "max_body_bytes",         "max_requests_per_connection",
+    "max_connections", "max_request_line_bytes",      "max_header_bytes",     "max_headers",
+    "max_body_bytes",  "max_requests_per_connection", "request_buffer_bytes",
 };
 static const struct cfg_limit_range {
     uint64_t min, max;
 } cfg_limit_ranges[CFG_LIMIT_COUNT] = {
-    {1, 1000000}, {256, 1048576}, {1024, 1048576}, {1, 10000}, {0, UINT64_MAX}, {0, UINT32_MAX},
+    {1, 1000000},    {256, 1048576},  {1024, 1048576}, {1, 10000},
+    {0, UINT64_MAX}, {0, UINT32_MAX}, {0, 16777216},
 };
 
 /* The split key kinds by enum cfg_key_kind, and what follows the colon (NULL: nothing may). */
@@ -1396,6 +1398,7 @@ cfg_walk_limits(const struct cfg_ctx *ctx, const yaml_node_t *node)
         &l->max_headers,
         NULL, /* max_body_bytes is 64-bit */
         &l->max_requests_per_connection,
+        &l->request_buffer_bytes,
     };
     char path[CFG_PATH_MAX];
     yaml_node_t *v[CFG_LIMIT_COUNT];
@@ -1710,6 +1713,7 @@ cfg_new_defaults(const char *name)
         .max_connections = 20000,
         .max_request_line_bytes = 8192,
         .max_header_bytes = 16384,
+        .request_buffer_bytes = CFG_DEFAULT_REQUEST_BUFFER,
         .max_headers = 100,
         .max_body_bytes = 0,
     };

@@ -227,7 +227,8 @@ struct px_req_out {
     bool chunked;    /* the body goes to the node chunked */
     bool has_length; /* ... or with this Content-Length */
     uint64_t content_length;
-    bool close; /* the client sent Connection: close (forwarded, node conn not reused) */
+    bool close;      /* the client sent Connection: close (forwarded, node conn not reused) */
+    bool expect_100; /* the client waits for 100 Continue before it sends the body */
     /* The protocols offered to the node (Upgrade minus h2c, comma-joined); length 0: no
      * upgrade, the Upgrade fields were dropped. */
     char upgrade[128];

@@ -111,6 +111,9 @@ px_req_on_url_complete(llhttp_t *p)
 
 static int px_req_on_headers_complete(llhttp_t *p);
 static int px_req_on_body(llhttp_t *p, const char *at, size_t len);
+static bool px_req_buffers(const struct px_worker *w, const llhttp_t *p,
+                           const struct px_req_out *res);
+static void px_req_send(struct px_txn *t, struct px_buf *data);
 static int px_req_on_message_complete(llhttp_t *p);
 
 static const llhttp_settings_t px_req_settings = {
@@ -864,17 +867,62 @@ px_req_on_headers_complete(llhttp_t *p)
     c->state = PX_C_BODY;
     c->head_start_ms = 0;
     px_client_read_on(c);
+    if (px_req_buffers(w, p, &res)) {
+        /* The body is read whole first: a slow client holds no node connection meanwhile. */
+        t->buffering = true;
+        t->held = head; /* moved: the body is appended to it (px_txn_sink) */
+        return 0;
+    }
+    px_req_send(t, &head); /* an error is answered there; px_client_feed finishes it */
+    return 0;
+}
+
+/*
+ * Whether the body of a request is read whole before it goes to a node
+ * (limits.request_buffer_bytes): there is one, not known to be larger than the buffer (a chunked
+ * one goes as soon as it outgrows it), and the client does not wait for 100 Continue (the node
+ * says it, once it has the head).
+ */
+static bool
+px_req_buffers(const struct px_worker *w, const llhttp_t *p, const struct px_req_out *res)
+{
+    unsigned max = w->cfg->limits.request_buffer_bytes;
+
+    if (max == 0 || res->expect_100 || res->upgrade_len > 0)
+        return false;
+    if (res->chunked)
+        return true;
+    return res->has_length && p->content_length > 0 && p->content_length <= max;
+}
+
+/* The request goes to its node (chosen with its head): `data` (taken) is its head, and the body
+ * read so far. */
+static void
+px_req_send(struct px_txn *t, struct px_buf *data)
+{
+    struct px_worker *w = t->c->w;
+
     t->t_up_start_us = xf_now_us();
     XF_STAT_INC(w->active[t->node->id]);
     XF_STAT_INC(w->usage->ns[t->node->id].requests);
     t->dispatched = true;
     t->tried[t->n_tried++] = t->node->id;
-    /* An idempotent request keeps its head for a replay on another node (until a body byte goes
-     * out); the built head itself is handed over without a copy. */
+    /* An idempotent request keeps what it sends for a replay on another node (until a body byte
+     * read later goes out: px_req_on_body); `data` itself is handed over without a copy. */
     if (t->idempotent)
-        px_buf_dup(&t->replay, px_buf_head(&head), px_buf_len(&head));
-    px_txn_dispatch(t, &head); /* an error is answered there; px_client_feed finishes it */
-    return 0;
+        px_buf_dup(&t->replay, px_buf_head(data), px_buf_len(data));
+    px_txn_dispatch(t, data);
+}
+
+/* A buffered body is complete, or outgrew the buffer: what was read goes to the node. */
+static void
+px_req_send_held(struct px_txn *t)
+{
+    struct px_buf data = t->held;
+
+    memset(&t->held, 0, sizeof(t->held));
+    t->buffering = false;
+    px_req_send(t, &data);
 }
 
 static int
@@ -901,9 +949,15 @@ px_req_on_body(llhttp_t *p, const char *at, size_t len)
         int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
         px_buf_append(sink, sz, (size_t)n);
         px_buf_append(sink, at, len);
-        return px_buf_append(sink, "\r\n", 2);
+        if (px_buf_append(sink, "\r\n", 2) == -1)
+            return -1;
+    } else if (px_buf_append(sink, at, len) == -1) {
+        return -1;
     }
-    return px_buf_append(sink, at, len);
+    /* A chunked body that outgrew the buffer streams from here on. */
+    if (t->buffering && t->req_body > c->w->cfg->limits.request_buffer_bytes)
+        px_req_send_held(t);
+    return 0;
 }
 
 static int
@@ -922,6 +976,8 @@ px_req_on_message_complete(llhttp_t *p)
         if (px_buf_len(&t->replay) > 0 && px_buf_append(&t->replay, "0\r\n\r\n", 5) == -1)
             px_buf_free(&t->replay);
     }
+    if (t->buffering)
+        px_req_send_held(t); /* the whole request, at once */
     if (t->u != NULL && !t->resp_done)
         px_upstream_arm_response_timeout(t->u);
     px_client_read_on(c);

@@ -152,6 +152,7 @@ struct px_txn {
     bool client_ka;        /* the client wants the connection kept open */
     bool req_chunked;      /* the body goes to the node chunked */
     bool req_done;         /* the whole request was received */
+    bool buffering;        /* the body is read into `held` before the request goes to a node */
     bool resp_started;     /* the final response head went to the client */
     bool resp_done;        /* the whole response is in the client's output */
     bool resp_chunked_out; /* the proxy chunks the body to the client */

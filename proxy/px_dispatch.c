@@ -63,7 +63,7 @@ px_txn_sink(struct px_txn *t)
 {
     if (t->u != NULL)
         return &t->u->out;
-    if (t->queued)
+    if (t->queued || t->buffering)
         return &t->held;
     return NULL;
 }

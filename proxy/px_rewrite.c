@@ -260,6 +260,7 @@ px_rewrite_request(const struct px_req_in *in, struct px_buf *out, struct px_req
     res->chunked = te == PX_TE_CHUNKED;
     res->has_length = v.n_cl > 0;
     res->content_length = cl;
+    res->expect_100 = v.expect_100 && !http10;
 
     /* The request line: always HTTP/1.1 towards the node, so the connection can be kept. */
     if (px_add(out, llhttp_method_name((llhttp_method_t)in->method)) == -1 ||

@@ -49,8 +49,9 @@ cat_req_run(const struct cat_req *k)
 {
     struct h_fake *f = h_fake_start1(k->reply != NULL ? k->reply : CAT_OK,
                                      k->silent ? H_FAKE_SILENT : H_FAKE_KEEP);
-    struct h_proxy *p = h_proxy_start(
-        &(struct h_proxy_opts){.x = {{h_fake_port(f)}}, .max_body_bytes = k->max_body_bytes});
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{h_fake_port(f)}},
+                                                             .max_body_bytes = k->max_body_bytes,
+                                                             .request_buffer = k->request_buffer});
     struct h_conn *c = h_connect(p->port);
     const char *raw = k->raw;
     size_t len = k->raw_len;

@@ -54,6 +54,8 @@ struct cat_req {
     const char *reply;       /* the node's answer; NULL: CAT_OK */
     bool silent;             /* the node never answers (its answer would end the request) */
     uint64_t max_body_bytes; /* limits.max_body_bytes; 0: unlimited */
+    /* limits.request_buffer_bytes as written ("0": every body streams); NULL: the default. */
+    const char *request_buffer;
     /* Pipelined after `raw` in the same write: must never reach the node (closed cases). */
     const char *pipelined;
 };

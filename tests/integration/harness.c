@@ -1162,7 +1162,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         "timeouts: {connect: %s, client_header: %s, client_idle: %s, upstream_response: %s, "
         "upstream_idle: %s, shutdown: %s%s%s%s}\n"
         "limits: {max_connections: %u, max_request_line_bytes: %u, max_header_bytes: %u, "
-        "max_headers: %u, max_body_bytes: %llu%s}\n"
+        "max_headers: %u, max_body_bytes: %llu%s%s}\n"
         "access_log: \"%s\"\n"
         "log_level: %s\n"
         "%s",
@@ -1191,6 +1191,7 @@ h_proxy_write_config(const char *file, const struct h_proxy_opts *o, int port)
         o->max_requests_per_connection != 0
             ? h_fmt(", max_requests_per_connection: %u", o->max_requests_per_connection)
             : "",
+        o->request_buffer != NULL ? h_fmt(", request_buffer_bytes: %s", o->request_buffer) : "",
         h_path(o->name != NULL ? h_fmt("%s-access.log", o->name) : "access.log"),
         o->log_level != NULL ? o->log_level : "info", h_extra_yaml(o));
 }

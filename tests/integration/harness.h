@@ -188,6 +188,8 @@ struct h_proxy_opts {
     unsigned tunnel_idle_ms;       /* timeouts.tunnel_idle; 0: not written */
     unsigned client_request_ms;    /* timeouts.client_request; 0: not written (off) */
     unsigned max_requests_per_connection; /* limits.max_requests_per_connection; 0: not written */
+    /* limits.request_buffer_bytes as written ("0", "1024"); NULL: not written (the default). */
+    const char *request_buffer;
     /* More keys of the admin_api listener's mapping ("node_port: 9001"); NULL: none. Needs
      * admin_api_port. */
     const char *admin_api_extra;

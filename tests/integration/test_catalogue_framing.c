@@ -23,17 +23,21 @@ TestSuite(catalogue_framing, .init = h_setup, .fini = h_teardown);
     }
 
 /*
- * A chunked body that goes wrong after its head went on: the node gets the head and the chunks
- * before the fault (`good`, as crossfade re-frames them), never a last chunk, and its connection
- * is closed; the client gets 400 and a close. The node stays silent: an answer of its own would
- * end the exchange before the fault arrives.
+ * A chunked body that goes wrong. Buffered (the default: limits.request_buffer_bytes), nothing of
+ * it reaches the node; the client gets 400 and a close. Streamed (a buffer of 0, or a body that
+ * outgrew it), the node gets the head and the chunks before the fault (`good`, as crossfade
+ * re-frames them), never a last chunk, and its connection is closed; the client gets the same.
+ * The node stays silent: an answer of its own would end the exchange before the fault arrives.
  */
 #define CHUNK_CUT(name, good_in, good_out, bad)                                                    \
     Test(catalogue_framing, name, .timeout = H_TEST_TIMEOUT)                                       \
     {                                                                                              \
-        cat_req_run(&(struct cat_req){                                                             \
-            CAT_BYTES(CAT_POST CAT_TE "\r\n" good_in), .rest = bad, .status = 400, .closed = true, \
-            .node = CAT_FWD_POST(CAT_TE) good_out, .node_closed = true, .silent = true});          \
+        cat_req_run(&(struct cat_req){CAT_BYTES(CAT_POST CAT_TE "\r\n" good_in bad),               \
+                                      .status = 400, .closed = true});                             \
+        cat_req_run(&(struct cat_req){CAT_BYTES(CAT_POST CAT_TE "\r\n" good_in), .rest = bad,      \
+                                      .status = 400, .closed = true,                               \
+                                      .node = CAT_FWD_POST(CAT_TE) good_out, .node_closed = true,  \
+                                      .silent = true, .request_buffer = "0"});                     \
     }
 
 #define TE_ONLY CAT_FWD_POST(CAT_TE)

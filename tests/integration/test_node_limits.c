@@ -364,8 +364,11 @@ Test(node_limits, x_capacity_counts_in_service_nodes_down_or_not, .timeout = H_T
 Test(node_limits, a_woken_request_that_leaves_passes_its_turn_on, .timeout = H_TEST_TIMEOUT)
 {
     struct h_upstream *x1 = h_upstream_start("x1", NULL);
-    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
-        .x = {{x1->port}}, .x_extra = "    max_connections: 1\n", .queue_ms = 3000});
+    /* b's unfinished POST must wait in the queue, not in crossfade's request buffer. */
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){.x = {{x1->port}},
+                                                             .x_extra = "    max_connections: 1\n",
+                                                             .queue_ms = 3000,
+                                                             .request_buffer = "0"});
     int adm = h_admin_connect(p);
     struct h_conn *a = h_connect(p->port), *b = h_connect(p->port), *c = h_connect(p->port);
     struct h_msg *m;

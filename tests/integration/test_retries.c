@@ -115,14 +115,18 @@ closers_got(const struct h_proxy *p, int adm, struct h_fake *const *f, size_t n,
     return others;
 }
 
-/* Two closers in x: wherever a request goes first, a retry would reach a node again. */
+/* Two closers in x: wherever a request goes first, a retry would reach a node again.
+ * `request_buffer`: limits.request_buffer_bytes as written (NULL: the default). */
 static void
-check_body_not_replayed(const char *method)
+check_body_not_replayed(const char *method, const char *request_buffer)
 {
     struct h_fake *c1 = closer(), *c2 = closer();
     struct h_fake *both[2] = {c1, c2};
-    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
-        .x = {{h_fake_port(c1)}, {h_fake_port(c2)}}, .split_extra = SPLIT, .x_extra = NO_OUTLIER});
+    struct h_proxy *p =
+        h_proxy_start(&(struct h_proxy_opts){.x = {{h_fake_port(c1)}, {h_fake_port(c2)}},
+                                             .split_extra = SPLIT,
+                                             .x_extra = NO_OUTLIER,
+                                             .request_buffer = request_buffer});
     int adm = h_admin_connect(p);
     struct h_conn *c = h_connect(p->port);
     struct h_msg *m = request(c, method, "/echo", "k1", "name=value&x=1");
@@ -142,12 +146,35 @@ check_body_not_replayed(const char *method)
 
 Test(retries, a_post_whose_body_was_sent_gets_502_not_a_retry, .timeout = H_TEST_TIMEOUT)
 {
-    check_body_not_replayed("POST");
+    check_body_not_replayed("POST", NULL);
 }
 
 Test(retries, a_put_whose_body_was_streamed_is_not_replayed, .timeout = H_TEST_TIMEOUT)
 {
-    check_body_not_replayed("PUT");
+    check_body_not_replayed("PUT", "0");
+}
+
+/* A PUT whose body crossfade buffered whole (limits.request_buffer_bytes) is idempotent and
+ * still all here: it is sent again, body included, to the other node. */
+Test(retries, a_put_whose_body_was_buffered_is_replayed_whole, .timeout = H_TEST_TIMEOUT)
+{
+    struct h_fake *c1 = closer(), *c2 = closer();
+    struct h_fake *both[2] = {c1, c2};
+    struct h_proxy *p = h_proxy_start(&(struct h_proxy_opts){
+        .x = {{h_fake_port(c1)}, {h_fake_port(c2)}}, .split_extra = SPLIT, .x_extra = NO_OUTLIER});
+    int adm = h_admin_connect(p);
+    struct h_conn *c = h_connect(p->port);
+    struct h_msg *m = request(c, "PUT", "/echo", "k1", "name=value&x=1");
+
+    cr_assert(eq(int, m->status, 502), "both nodes close: status %d", m->status);
+    h_assert_stat(adm, "x retries", NULL, 1);
+    cr_assert(eq(sz, closers_got(p, adm, both, 2, "k1"), (size_t)2), "not sent to both nodes");
+    for (size_t i = 0; i < 2; i++)
+        cr_assert(
+            ne(ptr, strstr(h_fake_received(both[i], 0, NULL), "\r\n\r\nname=value&x=1"), NULL),
+            "node %zu did not get the whole body", i + 1);
+    h_close(c);
+    h_proxy_finish(p);
 }
 
 Test(retries, a_get_closed_before_any_byte_is_retried_elsewhere, .timeout = H_TEST_TIMEOUT)

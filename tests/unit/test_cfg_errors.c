@@ -1113,6 +1113,24 @@ Test(cfg_timeouts, client_request_is_a_duration_or_off_and_requests_per_connecti
                    "to 4294967295, got \"-1\"");
 }
 
+/* limits.request_buffer_bytes: 0 (every body streams) to 16 MiB. */
+Test(cfg_timeouts, request_buffer_bytes_is_a_size_up_to_16_mib)
+{
+    static const char yaml[] = BASE "limits: {request_buffer_bytes: 0}\n";
+    struct xf_err err = {{0}};
+    struct cfg *cfg = cfg_parse(yaml, strlen(yaml), "t.yaml", &err);
+
+    cr_assert(ne(ptr, cfg, NULL), "%s", err.msg);
+    cr_assert(eq(uint, cfg->limits.request_buffer_bytes, 0));
+    cfg_free(cfg);
+    expect_message(BASE "limits:\n  request_buffer_bytes: 16777217\n",
+                   "t.yaml:9:25: limits.request_buffer_bytes: expected an integer from 0 to "
+                   "16777216, got \"16777217\"");
+    expect_message(BASE "limits:\n  request_buffer_bytes: 16k\n",
+                   "t.yaml:9:25: limits.request_buffer_bytes: expected an integer from 0 to "
+                   "16777216, got \"16k\"");
+}
+
 /* clusters.*.max_idle: auto (the default), or a count, 0 keeping none. */
 Test(cfg_clusters, max_idle_is_auto_or_a_count)
 {

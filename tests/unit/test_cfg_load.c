@@ -360,6 +360,7 @@ Test(cfg_defaults, fill_every_key_left_out)
     cr_assert(eq(uint, cfg->timeouts.tunnel_idle_ms, 3600000));
     cr_assert(eq(uint, cfg->timeouts.client_request_ms, 0), "client_request is off by default");
     cr_assert(eq(uint, cfg->limits.max_requests_per_connection, 0));
+    cr_assert(eq(uint, cfg->limits.request_buffer_bytes, 16384), "bodies up to 16 KiB buffered");
     cr_assert(eq(uint, cfg->tunnels.close_rate, 200));
     cr_assert(not(cfg->tunnels.follow_weight));
     cr_assert(eq(uint, cfg->retries, 2));

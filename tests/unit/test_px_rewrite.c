@@ -170,6 +170,7 @@ Test(px_rewrite_request, gives_an_http_1_0_request_without_host_the_node_as_host
     cr_assert(eq(int, k.status, 0));
     cr_assert(eq(int, strncmp(out, "GET / HTTP/1.1\r\nHost: 10.0.0.1:8000\r\n", 37), 0), "%s", out);
     cr_assert(eq(ptr, strstr(out, "Expect"), NULL), "a 1.0 request's Expect was forwarded");
+    cr_assert(not(k.res.expect_100), "nobody waits for a 100 in HTTP/1.0");
     px_buf_free(&k.out);
 }
 
@@ -179,6 +180,10 @@ Test(px_rewrite_request, keeps_expect_100_continue_of_http_1_1)
     char *out = req_run(&k, HTTP_PUT, 1, "/", "Host: h\nExpect: 100-continue\nContent-Length: 3");
 
     cr_assert(ne(ptr, strstr(out, "Expect: 100-continue\r\n"), NULL));
+    cr_assert(k.res.expect_100, "the client waits for the node's 100: its body is not buffered");
+    px_buf_free(&k.out);
+    out = req_run(&k, HTTP_PUT, 1, "/", "Host: h\nContent-Length: 3");
+    cr_assert(not(k.res.expect_100));
     px_buf_free(&k.out);
 }
 
