@@ -5,7 +5,8 @@
 # For each case a fresh crossfade (the default workers) in front of one xf-upstream node:
 #   baseline:  xfbench at a fixed rate (open loop), nothing else;
 #   slowloris: slowhttptest -H keeps ATTACK connections sending a head a few bytes at a time;
-#   slow POST: slowhttptest -B sends bodies a few bytes at a time (timeouts.client_request set).
+#   slow POST: slowhttptest -B sends bodies a few bytes at a time (timeouts.client_request set),
+#              64 KiB ones (they stream to the node) and 8 KiB ones (buffered in crossfade).
 # xfbench runs while the attack holds its connections; its p50/p99 and errors are printed.
 # Environment: BENCH_ATTACK=2000 BENCH_RATE=500 BENCH_SECONDS=15 BENCH_PORT=18700 XF_BIN=bin
 set -u
@@ -73,3 +74,5 @@ run_case() {
 run_case baseline
 run_case slowloris -H -t GET
 run_case slow-post -B -t POST -s 65536
+# Bodies within limits.request_buffer_bytes (16 KiB): read whole before a node is connected.
+run_case slow-post-8k -B -t POST -s 8192
