@@ -867,9 +867,19 @@ px_req_on_headers_complete(llhttp_t *p)
     c->state = PX_C_BODY;
     c->head_start_ms = 0;
     px_client_read_on(c);
+    /* The node counts the request from now on, its body buffered or not: least_conn sees it,
+     * and the node's id stays busy (a reload that removes the node cannot hand the id on). */
+    XF_STAT_INC(w->active[t->node->id]);
+    XF_STAT_INC(w->usage->ns[t->node->id].requests);
+    t->dispatched = true;
+    t->tried[t->n_tried++] = t->node->id;
     if (px_req_buffers(w, p, &res)) {
         /* The body is read whole first: a slow client holds no node connection meanwhile. */
         t->buffering = true;
+        /* Its pool exists from now on, so that a reload or a drain meanwhile marks it (the
+         * request then moves to another node: px_txn_dispatch). */
+        px_worker_pool(w, t->node);
+        t->held_head = (uint32_t)px_buf_len(&head);
         t->held = head; /* moved: the body is appended to it (px_txn_sink) */
         return 0;
     }
@@ -900,13 +910,7 @@ px_req_buffers(const struct px_worker *w, const llhttp_t *p, const struct px_req
 static void
 px_req_send(struct px_txn *t, struct px_buf *data)
 {
-    struct px_worker *w = t->c->w;
-
     t->t_up_start_us = xf_now_us();
-    XF_STAT_INC(w->active[t->node->id]);
-    XF_STAT_INC(w->usage->ns[t->node->id].requests);
-    t->dispatched = true;
-    t->tried[t->n_tried++] = t->node->id;
     /* An idempotent request keeps what it sends for a replay on another node (until a body byte
      * read later goes out: px_req_on_body); `data` itself is handed over without a copy. */
     if (t->idempotent)
@@ -954,8 +958,10 @@ px_req_on_body(llhttp_t *p, const char *at, size_t len)
     } else if (px_buf_append(sink, at, len) == -1) {
         return -1;
     }
-    /* A chunked body that outgrew the buffer streams from here on. */
-    if (t->buffering && t->req_body > c->w->cfg->limits.request_buffer_bytes)
+    /* A chunked body that outgrew the buffer streams from here on. What is held counts, chunk
+     * framing included: one-byte chunks cannot hold six times the buffer. */
+    if (t->buffering &&
+        px_buf_len(&t->held) - t->held_head > c->w->cfg->limits.request_buffer_bytes)
         px_req_send_held(t);
     return 0;
 }

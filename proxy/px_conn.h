@@ -129,10 +129,13 @@ struct px_txn {
     const struct bal_node *node; /* borrowed from snap */
     enum cfg_cluster_id cluster; /* the cluster serving it (counted there) */
     struct bal_choice choice;    /* the routing decision, kept for a retry (node: see above) */
-    /* Request bytes for the node while no connection holds them (queued): head, then body. */
+    /* Request bytes for the node while no connection holds them (queued, or its body buffered:
+     * limits.request_buffer_bytes): head, then body. */
     struct px_buf held;
-    /* A copy of the head for a replay: idempotent requests until a body byte went to a node. */
+    /* A copy of what went to the first node for a replay (the head, and a buffered body):
+     * idempotent requests, until a body byte read later went out or the node began to answer. */
     struct px_buf replay;
+    uint32_t held_head;           /* while buffering: the head's length at the start of `held` */
     uint32_t tried[PX_TRIES_MAX]; /* ids of the nodes tried, the current one last */
     uint8_t n_tried;
     uint8_t n_retries;         /* retries counted against cfg retries */

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/integration/harness.h"
@@ -192,4 +193,36 @@ Test(request_buffering, expect_100_continue_and_a_buffer_of_0_stream, .timeout =
     cr_assert(eq(int, strncmp(m.body, "bytes=10 ", 9), 0), "%s", m.body);
     h_close(c);
     h_proxy_finish(q);
+}
+
+/* The node a buffered request was routed to is removed by a reload while its body trickles in:
+ * once whole, the request goes to a node the new configuration has, not to the removed one. */
+Test(request_buffering, a_node_removed_while_a_body_is_read_gets_no_request,
+     .timeout = H_TEST_TIMEOUT)
+{
+    struct h_upstream *x1 = h_upstream_start("x1", NULL), *x2 = h_upstream_start("x2", NULL);
+    struct h_proxy_opts o = {.x = {{x1->port}}};
+    struct h_proxy *p = h_proxy_start(&o);
+    int adm = h_admin_connect(p);
+    struct h_conn *c = h_connect(p->port);
+    const char *next, *r;
+    struct h_msg m;
+
+    cr_assert(
+        eq(int,
+           h_sendf(c, "POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 10\r\n\r\n01234", H_HOST),
+           0));
+    h_sleep_ms(200);
+    o.x[0].port = x2->port;
+    next = h_proxy_write_config("next.yaml", &o, p->port);
+    cr_assert(eq(int, rename(next, p->cfg_path), 0));
+    r = h_admin_cmd(adm, "reload");
+    cr_assert(eq(int, strncmp(r, "ok:", 3), 0), "%s", r);
+    cr_assert(eq(int, h_send_str(c, "56789"), 0));
+    cr_assert(eq(int, h_read_response(c, &m), 0), "%s", m.error);
+    cr_assert(eq(int, m.status, 200));
+    cr_assert(eq(str, (char *)h_header(&m, "X-Upstream"), "x2"), "went to the removed node");
+    cr_assert(ne(ptr, strstr(m.body, "\r\n\r\n0123456789"), NULL), "%s", m.body);
+    h_close(c);
+    h_proxy_finish(p);
 }
