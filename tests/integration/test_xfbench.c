@@ -294,7 +294,10 @@ Test(xfbench, a_rollout_takes_force_and_any_admin_command_as_xfctl_does, .timeou
     char *out, *err, *json;
     int code = xfbench(&out, &err, "-t", "1", "-c", "4", "-d", "3s", "-s", (char *)p->admin_socket,
                        "--rollout", "500ms set weight 80 force; 1s freeze on; 1.5s promote force",
-                       "--check", "--settle", "500ms", "--json", json_path,
+                       /* What this test checks is that every step succeeds; the share's accuracy
+                        * is the rollback test's. A loaded machine (CI) once put the first second
+                        * 7 pp off its window: the tolerance is wider here. */
+                       "--check", "--tolerance", "10", "--settle", "500ms", "--json", json_path,
                        (char *)url_of(p->port, "/"), NULL);
     int fd = h_admin_connect(p);
 
