@@ -39,6 +39,9 @@ fz_resp_check_tunnel(const struct fz_http *client, struct evbuffer *got, const u
 
     fz_http_init(&node, HTTP_RESPONSE);
     node.stop_upgrade = true;
+    /* An interim response labelled HTTP/1.0 (a 100 before the 101) does not end the connection:
+     * the final response's version and fields say that, as crossfade reads it. */
+    llhttp_set_lenient_keep_alive(&node.parser, 1);
     fz_http_feed(&node, (const char *)node_bytes, node_len);
     FZ_CHECK(node.upgraded, "the client switched protocols, the node never sent a 101");
     ntail = node_len - node.upgraded_at;
