@@ -78,6 +78,7 @@ struct adm_fleet {
     uint64_t done_gen;    /* every change up to it has its outcome */
     bool local_only;      /* a rollback made without etcd (local_fallback) waits to be written */
     bool leaving;         /* stopping: the lease's revoke waits for its answer */
+    bool adopted_seed;    /* the state adm_fleet_adopt applied last had a seed line */
     struct adm_fleet_result results[ADM_FLEET_RESULTS];
     size_t n_results; /* ring: the latest at (n_results - 1) % ADM_FLEET_RESULTS */
     /* What the other instances say, from members/ (this one included). */
@@ -300,6 +301,7 @@ adm_fleet_adopt(struct adm_fleet *f, const char *v, size_t len, int64_t rev)
         free(p);
         return -1;
     }
+    f->adopted_seed = p->have_seed;
     adm_persist_fini(p);
     free(p);
     f->rev = rev;
@@ -330,7 +332,7 @@ adm_fleet_adopt_theirs(struct adm_fleet *f, const char *v, size_t len, int64_t r
         return;
     if (adm_fleet_seed(f) != before)
         f->st->seed_untaken = false;
-    if (memmem(v, len, "\nseed ", 6) == NULL) {
+    if (!f->adopted_seed) {
         free(f->mine); /* differs from etcd's: the next look writes it */
         f->mine = NULL;
         adm_fleet_changed(f->st);

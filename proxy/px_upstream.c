@@ -775,7 +775,7 @@ px_upstream_read(struct px_upstream *u)
         n = px_upstream_recv(u, w->rbuf, w->rbuf_cap);
         if (n > 0) {
             u->got_bytes = true;
-            if (XF_UNLIKELY(t != NULL && px_buf_len(&t->replay) > 0))
+            if (t != NULL && px_buf_len(&t->replay) > 0)
                 px_buf_free(&t->replay); /* no retry once the node began to answer */
             rc = px_upstream_feed(u, w->rbuf, (size_t)n, &consumed);
             if (rc == PX_OK && consumed < (size_t)n &&
